@@ -1,0 +1,81 @@
+"""The ``crmsync`` command line.
+
+Exit codes: 0 ok, 1 failed, 2 usage error. Every command accepts the global ``--config FILE``;
+commands that print results accept ``--json`` for scripting.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crmsync.errors import CrmsyncError
+from crmsync.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="crmsync",
+    help="Marketing database with a native two-way Microsoft Dynamics 365 sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML configuration file (default: ./crmsync.toml)."),
+    ] = None,
+) -> None:
+    """Load settings once; sub-commands read them from the context."""
+    ctx.obj = config
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Return the settings for this invocation (built lazily so --help never needs a config)."""
+    root = ctx.find_root()
+    cached = root.meta.get("crmsync.settings")
+    if isinstance(cached, Settings):
+        return cached
+    config = root.obj if isinstance(root.obj, Path) else None
+    settings = load_settings(config)
+    root.meta["crmsync.settings"] = settings
+    return settings
+
+
+def _register() -> None:
+    # Imported here so that each sub-command module can import ``app`` helpers from this one.
+    from crmsync.cli import commands
+
+    commands.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, mapping crmsync errors to exit code 1."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except CrmsyncError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

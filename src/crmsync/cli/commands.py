@@ -1,0 +1,21 @@
+"""Registration of every sub-command group; each group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# (module, attribute, name) — a module exposes either a Typer group or a plain command function.
+_GROUPS: tuple[tuple[str, str, str], ...] = ()
+_COMMANDS: tuple[tuple[str, str, str], ...] = ()
+
+
+def register(app: typer.Typer) -> None:
+    """Attach every command group and command to the root app."""
+    for module_name, attribute, name in _GROUPS:
+        module = importlib.import_module(module_name)
+        app.add_typer(getattr(module, attribute), name=name)
+    for module_name, attribute, name in _COMMANDS:
+        module = importlib.import_module(module_name)
+        app.command(name=name)(getattr(module, attribute))

@@ -1,0 +1,195 @@
+"""Settings: one frozen value built at the edge (CLI / tests) and passed down.
+
+Sources, later ones winning: built-in defaults, a TOML file (``crmsync.toml`` in the working
+directory, or the path in ``CRMSYNC_CONFIG``), then ``CRMSYNC_*`` environment variables.
+TOML keys are grouped in tables (``[database] url = ...``); the matching environment variable
+joins table and key with an underscore (``CRMSYNC_DATABASE_URL``).
+
+Secrets are held in :class:`Secret`, whose ``repr``/``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crmsync.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret string that never shows itself in logs, reprs or tracebacks."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        """Return the secret; call only where it is sent to its destination."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "********" if self._value else ""
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///crmsync.db"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicsSettings:
+    """How to reach Dynamics. ``auth_mode`` is ``client_credentials``, ``password`` or ``adfs``."""
+
+    url: str = ""
+    tenant: str = ""
+    authority: str = "https://login.microsoftonline.com"
+    auth_mode: str = "client_credentials"
+    client_id: str = ""
+    client_secret: Secret = Secret("")
+    username: str = ""
+    password: Secret = Secret("")
+    api_version: str = "v9.2"
+    ca_bundle: str = ""
+    page_size: int = 5000
+    batch_size: int = 500
+    concurrency: int = 4
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    pause_seconds: float = 30.0
+    lease_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    calls_per_window: int = 100
+    window_seconds: float = 20.0
+    max_concurrent_calls: int = 10
+    token_lifetime_seconds: int = 3600
+    session_secret: Secret = Secret("")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str = ""
+    port: int = 25
+    username: str = ""
+    password: Secret = Secret("")
+    sender: str = "crmsync@localhost"
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All of crmsync's configuration."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    dynamics: DynamicsSettings = DynamicsSettings()
+    sync: SyncSettings = SyncSettings()
+    web: WebSettings = WebSettings()
+    smtp: SmtpSettings = SmtpSettings()
+
+    def with_database(self, url: str) -> Settings:
+        """Return a copy pointing at another database URL."""
+        return dataclasses.replace(self, database=DatabaseSettings(url=url))
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseSettings,
+    "dynamics": DynamicsSettings,
+    "sync": SyncSettings,
+    "web": WebSettings,
+    "smtp": SmtpSettings,
+}
+
+
+def _coerce(section: str, name: str, current: object, raw: object) -> object:
+    where = f"{section}.{name}"
+    try:
+        if isinstance(current, Secret):
+            return Secret(str(raw))
+        if isinstance(current, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(current, int):
+            return int(str(raw))
+        if isinstance(current, float):
+            return float(str(raw))
+        if isinstance(current, tuple):
+            if isinstance(raw, list | tuple):
+                return tuple(str(item) for item in raw)
+            return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"setting {where} has an invalid value") from exc
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from defaults, a TOML file, the environment and overrides."""
+    env = os.environ if environ is None else environ
+    path: Path | None = None
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigurationError(f"configuration file {path} not found")
+    elif env.get("CRMSYNC_CONFIG"):
+        path = Path(env["CRMSYNC_CONFIG"])
+        if not path.is_file():
+            raise ConfigurationError(f"configuration file {path} (CRMSYNC_CONFIG) not found")
+    elif Path("crmsync.toml").is_file():
+        path = Path("crmsync.toml")
+
+    layered: dict[str, dict[str, object]] = {name: {} for name in _SECTIONS}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"configuration file {path} is not valid TOML: {exc}") from exc
+        for section, values in document.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigurationError(f"unknown section [{section}] in {path}")
+            layered[section].update(values)
+    for section, cls in _SECTIONS.items():
+        for fld in dataclasses.fields(cls):
+            key = f"CRMSYNC_{section.upper()}_{fld.name.upper()}"
+            if key in env:
+                layered[section][fld.name] = env[key]
+    for section, values in (overrides or {}).items():
+        layered[section].update(values)
+
+    built: dict[str, object] = {}
+    for section, cls in _SECTIONS.items():
+        defaults = cls()
+        known = {fld.name for fld in dataclasses.fields(cls)}
+        kwargs: dict[str, object] = {}
+        for name, raw in layered[section].items():
+            if name not in known:
+                raise ConfigurationError(f"unknown setting {section}.{name}")
+            kwargs[name] = _coerce(section, name, getattr(defaults, name), raw)
+        built[section] = cls(**kwargs)
+    return Settings(**built)  # type: ignore[arg-type]
