@@ -1,0 +1,1 @@
+"""The Dataverse Web API client: the only code in crmsync that talks to Dynamics."""
