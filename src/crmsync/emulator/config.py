@@ -1,0 +1,579 @@
+"""Configuration of the Dataverse Web API emulator: tenant, users, limits, faults.
+
+The configuration is one frozen :class:`EmulatorConfig`, built either by :func:`default_config`
+or from a TOML file by :func:`load_emulator_config`. Everything that varies while the emulator
+runs (fault knobs changed through the admin API, token and delta-token epochs, counters) lives
+in :class:`crmsync.emulator.runtime.EmulatorRuntime`, never here.
+
+TOML format (every key optional; unknown keys are refused)::
+
+    tenant = "5c7d...-..."              # tenant id used in the token endpoint path
+    seed = 42                            # makes ids, faults and seeded data deterministic
+    token_lifetime_seconds = 3600
+    request_limit = 6000                 # per user, per sliding window (spec §8)
+    request_window_seconds = 300
+    execution_time_limit_ms = 1200000    # combined execution time per user per window
+    concurrency_limit = 52
+    delta_token_max_age_days = 7
+    max_page_size = 5000
+    admin_key = "..."                    # key for the /_emulator/ admin API
+    secured_attributes = ["lead.revenue"]
+
+    [change_tracking]
+    task = true
+
+    [faults]
+    error_rate = 0.0                     # see FaultSettings
+
+    [[users]]                            # when present, replaces the default users
+    fullname = "crmsync sync"
+    kind = "application"                 # or "user"
+    client_id = "..."                    # application users
+    client_secret = "..."
+    # upn = "alex@contoso.example"       # ordinary users
+    # password = "..."
+    privileges = { "*" = ["create", "read", "write", "delete", "append", "appendto"] }
+    readable_secured = ["lead.revenue"]
+    updatable_secured = ["lead.revenue"]
+
+    [[plugin_rules]]
+    entity = "lead"
+    attribute = "telephone1"
+    kind = "regex"                       # or "required_on_create"
+    pattern = "^\\+?[0-9 ()-]+$"
+    message = "Business phone must contain digits only."
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from crmsync.errors import ConfigurationError
+from crmsync.settings import Secret
+
+PRIVILEGES: frozenset[str] = frozenset({"create", "read", "write", "delete", "append", "appendto"})
+USER_KINDS: frozenset[str] = frozenset({"application", "user"})
+PLUGIN_RULE_KINDS: frozenset[str] = frozenset({"regex", "required_on_create"})
+FAULT_ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
+
+# Change tracking is a per-table switch in Dataverse (spec §4); these are on by default.
+DEFAULT_CHANGE_TRACKING: Mapping[str, bool] = MappingProxyType(
+    {
+        "lead": True,
+        "contact": True,
+        "account": True,
+        "systemuser": True,
+        "team": True,
+        "opportunity": True,
+        "campaign": False,
+        "list": False,
+        "task": False,
+    }
+)
+
+_ID_NAMESPACE = uuid.UUID("8a4c3f5e-2d71-4b0e-9c6a-1f3e5d7b9a20")
+
+
+def stable_id(*parts: object) -> str:
+    """Return a GUID string determined only by ``parts`` (used for every emulator id)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(str(part) for part in parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorUser:
+    """A Dataverse user the emulator knows: an application user or an ordinary (licensed) user.
+
+    ``privileges`` maps an entity logical name (or ``"*"`` for every entity without its own
+    entry) to the privileges held on it; an entity's own entry replaces ``"*"``, it does not
+    add to it. Secrets are held in :attr:`EmulatorConfig.secrets`, never here.
+    """
+
+    systemuserid: str
+    fullname: str
+    kind: str
+    client_id: str | None
+    upn: str | None
+    privileges: Mapping[str, frozenset[str]]
+    readable_secured: frozenset[tuple[str, str]] = frozenset()
+    updatable_secured: frozenset[tuple[str, str]] = frozenset()
+
+    def can(self, entity: str, privilege: str) -> bool:
+        """Whether the user holds ``privilege`` (create, read, ...) on ``entity``."""
+        held = self.privileges.get(entity)
+        if held is None:
+            held = self.privileges.get("*", frozenset())
+        return privilege in held
+
+    def can_read_secured(self, entity: str, attribute: str) -> bool:
+        """Whether the user's field-security profile lets it read a secured column."""
+        return (entity, attribute) in self.readable_secured
+
+    def can_update_secured(self, entity: str, attribute: str) -> bool:
+        """Whether the user's field-security profile lets it create/update a secured column."""
+        return (entity, attribute) in self.updatable_secured
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRule:
+    """A simulated server-side plug-in that rejects writes (spec §10, error 0x80040265).
+
+    ``kind`` is ``"regex"`` (a non-null value of ``attribute`` must match ``pattern`` in full)
+    or ``"required_on_create"`` (``attribute`` must be present and not empty on create).
+    """
+
+    entity: str
+    attribute: str
+    kind: str
+    pattern: str
+    message: str
+
+    def violated_by(self, values: Mapping[str, object], *, creating: bool) -> bool:
+        """Whether a create/update carrying ``values`` breaks this rule."""
+        if self.kind == "required_on_create":
+            if not creating:
+                return self.attribute in values and values[self.attribute] in (None, "")
+            return values.get(self.attribute) in (None, "")
+        if self.attribute not in values or values[self.attribute] is None:
+            return False
+        return re.fullmatch(self.pattern, str(values[self.attribute])) is None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSettings:
+    """Fault-injection knobs applied to ``/api/data/*`` requests (changeable at run time).
+
+    ``error_rate``: fraction (0..1) of requests answered with ``error_status`` (5xx).
+    ``latency_ms``: delay added before every request is handled.
+    ``throttle_burst``: the next N requests are refused with 429 and ``Retry-After:
+    throttle_retry_after_seconds`` (the counter goes down as they are served).
+    ``drop_rate``: fraction (0..1) of requests whose connection is closed with no response.
+    Random draws come from the runtime's seeded generator, so a run is reproducible.
+    """
+
+    error_rate: float = 0.0
+    error_status: int = 503
+    latency_ms: float = 0.0
+    throttle_burst: int = 0
+    throttle_retry_after_seconds: int = 5
+    drop_rate: float = 0.0
+
+    def validated(self) -> FaultSettings:
+        """Return self, or raise :class:`ConfigurationError` naming the bad knob."""
+        for name in ("error_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigurationError(f"fault {name} must be between 0 and 1, got {value}")
+        if self.error_status not in FAULT_ERROR_STATUSES:
+            allowed = ", ".join(str(s) for s in sorted(FAULT_ERROR_STATUSES))
+            raise ConfigurationError(f"fault error_status must be one of {allowed}")
+        if self.latency_ms < 0 or self.throttle_burst < 0:
+            raise ConfigurationError("fault latency_ms and throttle_burst must not be negative")
+        if self.throttle_retry_after_seconds < 1:
+            raise ConfigurationError("fault throttle_retry_after_seconds must be at least 1")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """The knobs as a JSON-ready mapping (the admin API's representation)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """Everything fixed for one emulator instance. Secrets are excluded from the repr."""
+
+    tenant: str
+    users: tuple[EmulatorUser, ...]
+    secured_attributes: frozenset[tuple[str, str]] = frozenset()
+    plugin_rules: tuple[PluginRule, ...] = ()
+    change_tracking: Mapping[str, bool] = field(default_factory=lambda: DEFAULT_CHANGE_TRACKING)
+    delta_token_max_age_days: float = 7.0
+    max_page_size: int = 5000
+    token_lifetime_seconds: int = 3600
+    request_limit: int = 6000
+    request_window_seconds: float = 300.0
+    execution_time_limit_ms: float = 1_200_000.0
+    concurrency_limit: int = 52
+    faults: FaultSettings = FaultSettings()
+    seed: int = 42
+    organization_id: str = stable_id("organization")
+    business_unit_id: str = stable_id("businessunit")
+    public_client_id: str = stable_id("client", "public")
+    secrets: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    admin_key: Secret = field(default=Secret("emulator-admin-key"), repr=False)
+
+    def user_by_client_id(self, client_id: str) -> EmulatorUser | None:
+        """The application user bound to an app registration's client id."""
+        wanted = client_id.lower()
+        for user in self.users:
+            if user.client_id is not None and user.client_id.lower() == wanted:
+                return user
+        return None
+
+    def user_by_upn(self, upn: str) -> EmulatorUser | None:
+        """The ordinary user with this user principal name (case-insensitive)."""
+        wanted = upn.lower()
+        for user in self.users:
+            if user.upn is not None and user.upn.lower() == wanted:
+                return user
+        return None
+
+    def user_by_id(self, systemuserid: str) -> EmulatorUser | None:
+        """The user with this systemuserid."""
+        wanted = systemuserid.lower()
+        for user in self.users:
+            if user.systemuserid.lower() == wanted:
+                return user
+        return None
+
+    def secret_for(self, user: EmulatorUser) -> Secret:
+        """The user's client secret (application) or password (user)."""
+        return self.secrets.get(user.systemuserid, Secret(""))
+
+    def is_tracked(self, entity: str) -> bool:
+        """Whether change tracking is enabled for ``entity``."""
+        return bool(self.change_tracking.get(entity, False))
+
+    def is_secured(self, entity: str, attribute: str) -> bool:
+        """Whether a column is protected by field-level security."""
+        return (entity, attribute) in self.secured_attributes
+
+
+ALL_PRIVILEGES: frozenset[str] = PRIVILEGES
+_SALES_ENTITIES = ("lead", "contact", "account", "opportunity", "task")
+_SALES_PRIVILEGES = frozenset({"create", "read", "write", "append", "appendto"})
+
+DEFAULT_APP_CLIENT_ID = stable_id("client", "crmsync-sync")
+DEFAULT_APP_SECRET = "crmsync-emulator-secret"  # noqa: S105 - a published test credential
+DEFAULT_TENANT = stable_id("tenant")
+DEFAULT_DOMAIN = "contoso.example"
+
+
+def _sales_privileges() -> Mapping[str, frozenset[str]]:
+    granted: dict[str, frozenset[str]] = {name: _SALES_PRIVILEGES for name in _SALES_ENTITIES}
+    granted["*"] = frozenset({"read"})
+    return MappingProxyType(granted)
+
+
+def default_config() -> EmulatorConfig:
+    """The out-of-the-box configuration: one sync application user and two salespeople.
+
+    Ids, client id and credentials are fixed, so the demo and tests can rely on them. The
+    application user holds every privilege and may read and update every secured column;
+    the salespeople may create/read/write (not delete) sales records, read everything else,
+    and cannot see the secured ``lead.revenue`` column.
+    """
+    secured = frozenset({("lead", "revenue")})
+    app_user = EmulatorUser(
+        systemuserid=stable_id("systemuser", "crmsync-sync"),
+        fullname="crmsync sync",
+        kind="application",
+        client_id=DEFAULT_APP_CLIENT_ID,
+        upn=None,
+        privileges=MappingProxyType({"*": ALL_PRIVILEGES}),
+        readable_secured=secured,
+        updatable_secured=secured,
+    )
+    salespeople = tuple(
+        EmulatorUser(
+            systemuserid=stable_id("systemuser", login),
+            fullname=name,
+            kind="user",
+            client_id=None,
+            upn=f"{login}@{DEFAULT_DOMAIN}",
+            privileges=_sales_privileges(),
+        )
+        for login, name in (("alex.morgan", "Alex Morgan"), ("sam.patel", "Sam Patel"))
+    )
+    secrets = {
+        app_user.systemuserid: Secret(DEFAULT_APP_SECRET),
+        salespeople[0].systemuserid: Secret("alex-password-1"),
+        salespeople[1].systemuserid: Secret("sam-password-1"),
+    }
+    return EmulatorConfig(
+        tenant=DEFAULT_TENANT,
+        users=(app_user, *salespeople),
+        secured_attributes=secured,
+        secrets=MappingProxyType(secrets),
+    )
+
+
+def load_emulator_config(path: str | Path | None) -> EmulatorConfig:
+    """Read an emulator TOML file; ``None`` gives :func:`default_config`.
+
+    Raises :class:`ConfigurationError` with the file and key named for any missing file,
+    invalid TOML, unknown key, wrong type or inconsistent value.
+    """
+    if path is None:
+        return default_config()
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigurationError(f"emulator configuration file {source} not found")
+    try:
+        document = tomllib.loads(source.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{source} is not valid TOML: {exc}") from exc
+    try:
+        return config_from_document(document)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{source}: {exc.message}") from exc
+
+
+_TOP_LEVEL_SCALARS: dict[str, type] = {
+    "tenant": str,
+    "seed": int,
+    "token_lifetime_seconds": int,
+    "request_limit": int,
+    "request_window_seconds": float,
+    "execution_time_limit_ms": float,
+    "concurrency_limit": int,
+    "delta_token_max_age_days": float,
+    "max_page_size": int,
+    "organization_id": str,
+    "business_unit_id": str,
+    "public_client_id": str,
+}
+_TOP_LEVEL_OTHER = frozenset(
+    {"admin_key", "secured_attributes", "change_tracking", "faults", "users", "plugin_rules"}
+)
+_USER_KEYS = frozenset(
+    {
+        "systemuserid",
+        "fullname",
+        "kind",
+        "client_id",
+        "client_secret",
+        "upn",
+        "password",
+        "privileges",
+        "readable_secured",
+        "updatable_secured",
+    }
+)
+_RULE_KEYS = frozenset({"entity", "attribute", "kind", "pattern", "message"})
+
+
+def _typed(where: str, raw: object, wanted: type) -> Any:
+    if wanted is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    if not isinstance(raw, wanted) or (wanted is not bool and isinstance(raw, bool)):
+        raise ConfigurationError(f"{where} must be a {wanted.__name__}, got {raw!r}")
+    return raw
+
+
+def _string_list(where: str, raw: object) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ConfigurationError(f"{where} must be a list of strings")
+    return list(raw)
+
+
+def _column_refs(where: str, raw: object) -> frozenset[tuple[str, str]]:
+    refs: set[tuple[str, str]] = set()
+    for item in _string_list(where, raw):
+        entity, dot, attribute = item.strip().lower().partition(".")
+        if not dot or not entity or not attribute:
+            raise ConfigurationError(f"{where}: {item!r} must look like 'entity.attribute'")
+        refs.add((entity, attribute))
+    return frozenset(refs)
+
+
+def _unknown(where: str, given: Mapping[str, object], known: frozenset[str]) -> None:
+    extra = sorted(set(given) - known)
+    if extra:
+        raise ConfigurationError(f"unknown key(s) in {where}: {', '.join(extra)}")
+
+
+def _privileges(where: str, raw: object) -> Mapping[str, frozenset[str]]:
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{where} must be a table of entity = [privileges]")
+    granted: dict[str, frozenset[str]] = {}
+    for entity, names in raw.items():
+        values = frozenset(name.lower() for name in _string_list(f"{where}.{entity}", names))
+        bad = sorted(values - PRIVILEGES)
+        if bad:
+            allowed = ", ".join(sorted(PRIVILEGES))
+            raise ConfigurationError(
+                f"{where}.{entity}: unknown privilege(s) {', '.join(bad)} (allowed: {allowed})"
+            )
+        granted[entity.lower()] = values
+    return MappingProxyType(granted)
+
+
+def _user_from(
+    index: int, raw: object, secured: frozenset[tuple[str, str]]
+) -> tuple[EmulatorUser, Secret]:
+    where = f"users[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{where} must be a table")
+    _unknown(where, raw, _USER_KEYS)
+    fullname = _typed(f"{where}.fullname", raw.get("fullname", ""), str)
+    if not fullname:
+        raise ConfigurationError(f"{where}.fullname is required")
+    kind = _typed(f"{where}.kind", raw.get("kind", "user"), str)
+    if kind not in USER_KINDS:
+        raise ConfigurationError(f"{where}.kind must be 'application' or 'user', got {kind!r}")
+    if kind == "application":
+        client_id = _typed(f"{where}.client_id", raw.get("client_id", ""), str)
+        secret = _typed(f"{where}.client_secret", raw.get("client_secret", ""), str)
+        if not client_id or not secret:
+            raise ConfigurationError(
+                f"{where}: an application user needs client_id and client_secret"
+            )
+        upn = None
+        identity = f"app:{client_id.lower()}"
+    else:
+        upn = _typed(f"{where}.upn", raw.get("upn", ""), str)
+        secret = _typed(f"{where}.password", raw.get("password", ""), str)
+        if not upn or "@" not in upn or not secret:
+            raise ConfigurationError(f"{where}: a user needs a upn (name@domain) and a password")
+        client_id = None
+        identity = f"user:{upn.lower()}"
+    systemuserid = _typed(
+        f"{where}.systemuserid", raw.get("systemuserid", stable_id("systemuser", identity)), str
+    )
+    try:
+        systemuserid = str(uuid.UUID(systemuserid))
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}.systemuserid must be a GUID") from exc
+    readable = _column_refs(f"{where}.readable_secured", raw.get("readable_secured", []))
+    updatable = _column_refs(f"{where}.updatable_secured", raw.get("updatable_secured", []))
+    for ref in sorted((readable | updatable) - secured):
+        raise ConfigurationError(f"{where}: {ref[0]}.{ref[1]} is not listed in secured_attributes")
+    user = EmulatorUser(
+        systemuserid=systemuserid,
+        fullname=fullname,
+        kind=kind,
+        client_id=client_id,
+        upn=upn,
+        privileges=_privileges(f"{where}.privileges", raw.get("privileges", {})),
+        readable_secured=readable,
+        updatable_secured=updatable,
+    )
+    return user, Secret(secret)
+
+
+def _rule_from(index: int, raw: object) -> PluginRule:
+    where = f"plugin_rules[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{where} must be a table")
+    _unknown(where, raw, _RULE_KEYS)
+    values = {key: _typed(f"{where}.{key}", raw.get(key, ""), str) for key in _RULE_KEYS}
+    if not values["entity"] or not values["attribute"] or not values["message"]:
+        raise ConfigurationError(f"{where} needs entity, attribute and message")
+    if values["kind"] not in PLUGIN_RULE_KINDS:
+        raise ConfigurationError(f"{where}.kind must be 'regex' or 'required_on_create'")
+    if values["kind"] == "regex":
+        try:
+            re.compile(values["pattern"])
+        except re.error as exc:
+            raise ConfigurationError(
+                f"{where}.pattern is not a valid regular expression: {exc}"
+            ) from exc
+    return PluginRule(
+        entity=values["entity"].lower(),
+        attribute=values["attribute"].lower(),
+        kind=values["kind"],
+        pattern=values["pattern"],
+        message=values["message"],
+    )
+
+
+def faults_from_mapping(
+    raw: Mapping[str, object], base: FaultSettings | None = None
+) -> FaultSettings:
+    """Build validated :class:`FaultSettings` from a mapping, starting from ``base``.
+
+    Used for the ``[faults]`` table and for the admin API's ``PUT /_emulator/faults`` body.
+    """
+    current = base or FaultSettings()
+    known = {f.name: f.type for f in dataclasses.fields(FaultSettings)}
+    _unknown("faults", raw, frozenset(known))
+    changes: dict[str, Any] = {}
+    for name, value in raw.items():
+        wanted = float if known[name] in ("float", float) else int
+        changes[name] = _typed(f"faults.{name}", value, wanted)
+    return dataclasses.replace(current, **changes).validated()
+
+
+def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
+    """Build an :class:`EmulatorConfig` from a parsed TOML document, on top of the defaults."""
+    defaults = default_config()
+    _unknown("the top level", document, frozenset(_TOP_LEVEL_SCALARS) | _TOP_LEVEL_OTHER)
+    changes: dict[str, Any] = {}
+    for name, wanted in _TOP_LEVEL_SCALARS.items():
+        if name in document:
+            changes[name] = _typed(name, document[name], wanted)
+    for name in ("token_lifetime_seconds", "request_limit", "concurrency_limit", "max_page_size"):
+        if name in changes and changes[name] < 1:
+            raise ConfigurationError(f"{name} must be at least 1")
+    for name in ("request_window_seconds", "execution_time_limit_ms", "delta_token_max_age_days"):
+        if name in changes and changes[name] <= 0:
+            raise ConfigurationError(f"{name} must be positive")
+    if changes.get("max_page_size", 1) > 5000:
+        raise ConfigurationError("max_page_size cannot exceed 5000 (the Dataverse cap)")
+    if "admin_key" in document:
+        key = _typed("admin_key", document["admin_key"], str)
+        if len(key) < 8:
+            raise ConfigurationError("admin_key must be at least 8 characters")
+        changes["admin_key"] = Secret(key)
+    secured = defaults.secured_attributes
+    if "secured_attributes" in document:
+        secured = _column_refs("secured_attributes", document["secured_attributes"])
+        changes["secured_attributes"] = secured
+    if "change_tracking" in document:
+        raw_tracking = document["change_tracking"]
+        if not isinstance(raw_tracking, dict):
+            raise ConfigurationError("change_tracking must be a table of entity = true/false")
+        tracking = dict(DEFAULT_CHANGE_TRACKING)
+        for entity, enabled in raw_tracking.items():
+            tracking[entity.lower()] = _typed(f"change_tracking.{entity}", enabled, bool)
+        changes["change_tracking"] = MappingProxyType(tracking)
+    if "faults" in document:
+        raw_faults = document["faults"]
+        if not isinstance(raw_faults, dict):
+            raise ConfigurationError("faults must be a table")
+        changes["faults"] = faults_from_mapping(raw_faults)
+    if "users" in document:
+        raw_users = document["users"]
+        if not isinstance(raw_users, list) or not raw_users:
+            raise ConfigurationError("users must be a non-empty array of tables ([[users]])")
+        parsed = [_user_from(i, raw, secured) for i, raw in enumerate(raw_users)]
+        users = tuple(user for user, _ in parsed)
+        _check_unique(users)
+        changes["users"] = users
+        changes["secrets"] = MappingProxyType({u.systemuserid: s for u, s in parsed})
+    elif "secured_attributes" in changes:
+        # The default application user keeps access to every secured column, whatever they are.
+        changes["users"] = tuple(
+            dataclasses.replace(user, readable_secured=secured, updatable_secured=secured)
+            if user.kind == "application"
+            else user
+            for user in defaults.users
+        )
+    if "plugin_rules" in document:
+        raw_rules = document["plugin_rules"]
+        if not isinstance(raw_rules, list):
+            raise ConfigurationError("plugin_rules must be an array of tables ([[plugin_rules]])")
+        changes["plugin_rules"] = tuple(_rule_from(i, raw) for i, raw in enumerate(raw_rules))
+    return dataclasses.replace(defaults, **changes)
+
+
+def _check_unique(users: tuple[EmulatorUser, ...]) -> None:
+    seen: set[str] = set()
+    for user in users:
+        keys = [f"systemuserid {user.systemuserid}"]
+        if user.client_id:
+            keys.append(f"client_id {user.client_id.lower()}")
+        if user.upn:
+            keys.append(f"upn {user.upn.lower()}")
+        for key in keys:
+            if key in seen:
+                raise ConfigurationError(f"users: {key} appears more than once")
+            seen.add(key)
