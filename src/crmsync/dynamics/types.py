@@ -58,6 +58,149 @@ class DeltaCursor:
     delta_link: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One page of a change-tracking read; ``cursor`` is set only on the last page."""
+
+    entity: str
+    items: tuple[CrmChange | CrmDelete, ...]
+    cursor: DeltaCursor | None = None
+
+    @property
+    def last(self) -> bool:
+        return self.cursor is not None
+
+
+class WriteKind(Enum):
+    """What one :class:`WriteRequest` does in Dynamics."""
+
+    CREATE = "create"  # POST with a client-chosen primary key: retries never create twice (B33)
+    UPDATE = "update"  # PATCH with If-Match: the ETag read, or * (update only, never create)
+    UPSERT = "upsert"  # PATCH without If-Match: create or update
+    DELETE = "delete"
+    ASSOCIATE = "associate"  # add a relationship ($ref)
+    DISASSOCIATE = "disassociate"  # remove a relationship ($ref)
+    QUALIFY_LEAD = "qualify_lead"  # the QualifyLead action
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One write to Dynamics, built with the class methods below.
+
+    ``entity`` is the table's logical name; ``values`` are keyed by logical column names, and a
+    :class:`LookupValue` (or ``None`` for a lookup column) is sent as ``@odata.bind``.
+    ``request_id`` keys the :class:`WriteResult` back to the caller (default
+    ``"<kind>:<entity>:<record_id>"``).
+    """
+
+    kind: WriteKind
+    entity: str
+    record_id: str
+    values: Mapping[str, CrmValue] = field(default_factory=dict)
+    etag: str | None = None
+    request_id: str = ""
+    relationship: str = ""
+    target: LookupValue | None = None
+    options: Mapping[str, CrmValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.request_id:
+            object.__setattr__(
+                self, "request_id", f"{self.kind.value}:{self.entity}:{self.record_id}"
+            )
+
+    @classmethod
+    def create(
+        cls, entity: str, record_id: str, values: Mapping[str, CrmValue], request_id: str = ""
+    ) -> WriteRequest:
+        """Create a record whose primary key the caller chose (and stored) beforehand."""
+        return cls(WriteKind.CREATE, entity, record_id, dict(values), request_id=request_id)
+
+    @classmethod
+    def update(
+        cls,
+        entity: str,
+        record_id: str,
+        values: Mapping[str, CrmValue],
+        etag: str | None = None,
+        request_id: str = "",
+    ) -> WriteRequest:
+        """Update an existing record, conditional on ``etag`` when given (B25)."""
+        return cls(WriteKind.UPDATE, entity, record_id, dict(values), etag, request_id)
+
+    @classmethod
+    def upsert(
+        cls, entity: str, record_id: str, values: Mapping[str, CrmValue], request_id: str = ""
+    ) -> WriteRequest:
+        """Create or update the record with this primary key."""
+        return cls(WriteKind.UPSERT, entity, record_id, dict(values), request_id=request_id)
+
+    @classmethod
+    def delete(
+        cls, entity: str, record_id: str, etag: str | None = None, request_id: str = ""
+    ) -> WriteRequest:
+        """Delete a record, conditional on ``etag`` when given."""
+        return cls(WriteKind.DELETE, entity, record_id, etag=etag, request_id=request_id)
+
+    @classmethod
+    def associate(
+        cls,
+        entity: str,
+        record_id: str,
+        relationship: str,
+        target: LookupValue,
+        request_id: str = "",
+    ) -> WriteRequest:
+        """Relate ``target`` to the record through navigation property ``relationship``."""
+        return cls(
+            WriteKind.ASSOCIATE,
+            entity,
+            record_id,
+            request_id=request_id,
+            relationship=relationship,
+            target=target,
+        )
+
+    @classmethod
+    def disassociate(
+        cls,
+        entity: str,
+        record_id: str,
+        relationship: str,
+        target: LookupValue | None = None,
+        request_id: str = "",
+    ) -> WriteRequest:
+        """Remove a relationship (``target`` for collection-valued navigation properties)."""
+        return cls(
+            WriteKind.DISASSOCIATE,
+            entity,
+            record_id,
+            request_id=request_id,
+            relationship=relationship,
+            target=target,
+        )
+
+    @classmethod
+    def qualify_lead(
+        cls,
+        lead_id: str,
+        *,
+        create_contact: bool = True,
+        create_account: bool = False,
+        create_opportunity: bool = False,
+        status: int = 3,
+        request_id: str = "",
+    ) -> WriteRequest:
+        """Qualify a lead (statuscode ``status``, 3 = Qualified), creating the chosen records."""
+        options: dict[str, CrmValue] = {
+            "CreateAccount": create_account,
+            "CreateContact": create_contact,
+            "CreateOpportunity": create_opportunity,
+            "Status": status,
+        }
+        return cls(WriteKind.QUALIFY_LEAD, "lead", lead_id, request_id=request_id, options=options)
+
+
 class WriteStatus(Enum):
     """Outcome of one write inside a batch."""
 
@@ -85,6 +228,7 @@ class WriteResult:
     error_code: str | None = None
     message: str | None = None
     retry_after: float | None = None
+    created: tuple[LookupValue, ...] = ()  # records an action created (QualifyLead's contact, ...)
 
     @property
     def ok(self) -> bool:
