@@ -1,0 +1,363 @@
+"""Which Dynamics column syncs with which marketing field, which way, and how it converts.
+
+The **default mapping** is Marketo's (``marketo-dynamics-docs.md`` Appendix A), restricted to
+the columns that exist in the org's metadata and that the sync user can read (B8, B9): a
+secured column the sync user cannot read is never mapped, because its nulls would look like
+cleared values. Columns "for internal use" (``createdon``, ``ownerid``, a contact's
+``parentcustomerid``, an opportunity's ``customerid``, primary ids) and every column of a
+one-way entity (account, systemuser, team, opportunity, custom entities; B2) sync from Dynamics
+only, as does any column the sync user may not update.
+
+Custom and other non-default columns get a marketing field whose REST name is derived by
+:func:`rest_name_for` (B11): the logical name split at underscores, the first part kept and
+every later part capitalised, e.g. ``new_favouritecolour`` → ``newFavouritecolour``,
+``mkt_lead_grade`` → ``mktLeadGrade``. A lead column and a contact column with the same logical
+name therefore share one person field. A derived name that would clash with a standard
+marketing field or another mapped field is prefixed with ``crm`` (``company`` →
+``crmCompany``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, EntitySchema
+from crmsync.errors import InvalidValueError
+from crmsync.sync.convert import (
+    SUPPORTED_TYPES,
+    ColumnConverter,
+    DateOnlyConverter,
+    LinkConverter,
+    ValueConverter,
+)
+from crmsync.sync.policy import TWO_WAY_ENTITIES
+
+
+class Direction(Enum):
+    """Which way a field syncs."""
+
+    BOTH = "both"
+    CRM_TO_MARKETING = "crm_to_marketing"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """One Dynamics column ``attribute`` of ``entity`` synced with marketing field ``field``."""
+
+    entity: str
+    attribute: str
+    field: str
+    direction: Direction
+    converter: ValueConverter
+
+    @property
+    def two_way(self) -> bool:
+        """Whether marketing-side edits of this field are sent to Dynamics."""
+        return self.direction is Direction.BOTH
+
+
+# How a default entry converts: the column's own type, a date-only value, or a link that only
+# counts when it points at one table.
+_PLAIN = "plain"
+_READ = "read"  # internal: Dynamics → marketing only
+_DATE = "date"
+_LINK_USER = "link:systemuser"
+_LINK_ACCOUNT = "link:account"
+
+_PERSON_COMMON: tuple[tuple[str, str, str], ...] = (
+    ("createdon", "crmCreatedAt", _READ),
+    ("ownerid", "externalSalesPersonId", _LINK_USER),
+    ("salutation", "salutation", _PLAIN),
+    ("firstname", "firstName", _PLAIN),
+    ("middlename", "middleName", _PLAIN),
+    ("lastname", "lastName", _PLAIN),
+    ("emailaddress1", "email", _PLAIN),
+    ("jobtitle", "title", _PLAIN),
+    ("telephone1", "phone", _PLAIN),
+    ("mobilephone", "mobilePhone", _PLAIN),
+    ("fax", "fax", _PLAIN),
+    ("address1_line1", "address", _PLAIN),
+    ("address1_line2", "microsoftAddress2", _PLAIN),
+    ("address1_line3", "microsoftAddress3", _PLAIN),
+    ("address1_city", "city", _PLAIN),
+    ("address1_stateorprovince", "state", _PLAIN),
+    ("address1_country", "country", _PLAIN),
+    ("address1_postalcode", "postalCode", _PLAIN),
+    ("statecode", "leadStatus", _PLAIN),
+    ("statuscode", "statusReason", _PLAIN),
+    ("description", "personNotes", _PLAIN),
+    ("donotphone", "doNotCall", _PLAIN),
+    ("donotbulkemail", "unsubscribed", _PLAIN),
+    ("donotemail", "microsoftDoNotEmail", _PLAIN),
+    ("donotfax", "microsoftDoNotFax", _PLAIN),
+    ("donotsendmm", "microsoftDoNotSendMarketingMaterial", _PLAIN),
+    ("telephone2", "microsoftHomePhone", _PLAIN),
+    ("preferredcontactmethodcode", "microsoftPreferredMethodOfContact", _PLAIN),
+    ("mkt_lastinterestingmomentdate", "lastInterestingMomentDate", _PLAIN),
+    ("mkt_lastinterestingmomentdesc", "lastInterestingMomentDesc", _PLAIN),
+    ("mkt_leadinterestingmomentsource", "lastInterestingMomentSource", _PLAIN),
+    ("mkt_lastinterestingmomenttype", "lastInterestingMomentType", _PLAIN),
+    ("mkt_relativescore", "relativeScore", _PLAIN),
+    ("mkt_priority", "priority", _PLAIN),
+    ("mkt_urgency", "urgency", _PLAIN),
+)
+
+DEFAULT_MAPPING: Mapping[str, tuple[tuple[str, str, str], ...]] = MappingProxyType(
+    {
+        "lead": (
+            ("leadid", "crmLeadId", _READ),
+            *_PERSON_COMMON,
+            ("leadsourcecode", "leadSource", _PLAIN),
+            ("leadqualitycode", "rating", _PLAIN),
+            ("subject", "microsoftTopic", _PLAIN),
+            ("companyname", "company", _PLAIN),
+            ("revenue", "annualRevenue", _PLAIN),
+        ),
+        "contact": (
+            ("contactid", "crmContactId", _READ),
+            *_PERSON_COMMON,
+            ("parentcustomerid", "externalCompanyId", _LINK_ACCOUNT),
+            ("mkt_leadscore", "leadScore", _PLAIN),
+        ),
+        "account": (
+            ("accountid", "externalCompanyId", _READ),
+            ("name", "company", _PLAIN),
+            ("ownerid", "externalSalesPersonId", _LINK_USER),
+            ("address1_line1", "billingStreet", _PLAIN),
+            ("address1_line2", "microsoftBillingAddress2", _PLAIN),
+            ("address1_line3", "microsoftBillingAddress3", _PLAIN),
+            ("address1_city", "billingCity", _PLAIN),
+            # Not in Appendix A; the company has a billing state and this is its column.
+            ("address1_stateorprovince", "billingState", _PLAIN),
+            ("address1_country", "billingCountry", _PLAIN),
+            ("address1_postalcode", "billingPostalCode", _PLAIN),
+            ("telephone1", "mainPhone", _PLAIN),
+            ("businesstypecode", "businessType", _PLAIN),
+            ("accountnumber", "microsoftAccountNumber", _PLAIN),
+            ("statecode", "microsoftCompanyStatus", _PLAIN),
+            ("revenue", "annualRevenue", _PLAIN),
+            ("description", "companyNotes", _PLAIN),
+            ("industrycode", "industry", _PLAIN),
+            ("sic", "sicCode", _PLAIN),
+            ("websiteurl", "website", _PLAIN),
+            ("numberofemployees", "numberOfEmployees", _PLAIN),
+        ),
+        "opportunity": (
+            ("opportunityid", "externalOpportunityId", _READ),
+            ("name", "name", _PLAIN),
+            ("description", "description", _PLAIN),
+            ("statecode", "stage", _PLAIN),
+            ("estimatedvalue", "amount", _PLAIN),
+            ("closeprobability", "probability", _PLAIN),
+            ("actualclosedate", "closeDate", _DATE),
+            # B6: an account customer is the company; a contact customer is resolved to the
+            # contact's account (and an opportunity role) by the engine, which can look it up.
+            ("customerid", "externalCompanyId", _LINK_ACCOUNT),
+            ("ownerid", "externalSalesPersonId", _LINK_USER),
+        ),
+        # Sales users and teams carry the store's sales-person and team fields.
+        "systemuser": (
+            ("systemuserid", "externalSalesPersonId", _READ),
+            ("internalemailaddress", "email", _PLAIN),
+            ("firstname", "firstName", _PLAIN),
+            ("lastname", "lastName", _PLAIN),
+        ),
+        "team": (
+            ("teamid", "externalTeamId", _READ),
+            ("name", "name", _PLAIN),
+        ),
+    }
+)
+
+RESERVED_FIELDS = frozenset(
+    {name for entries in DEFAULT_MAPPING.values() for _, name, _ in entries}
+    | {"id", "createdAt", "updatedAt", "crmType", "crmIsDeleted", "marketoGUID", "leadId"}
+    | {"website", "annualRevenue", "numberOfEmployees", "industry", "leadSource", "rating"}
+    | {"leadScore", "company", "microsoftTopic", "externalCompanyId", "externalSalesPersonId"}
+)
+"""Marketing field names a derived custom-field name must not take."""
+
+
+def rest_name_for(logical_name: str) -> str:
+    """The marketing REST name derived from a Dynamics logical name (B11).
+
+    ``new_favouritecolour`` → ``newFavouritecolour``; ``cr5a1_lead_grade`` → ``cr5a1LeadGrade``.
+    """
+    parts = [part for part in logical_name.strip().lower().split("_") if part]
+    if not parts:
+        raise InvalidValueError(f"{logical_name!r} is not a column name")
+    return parts[0] + "".join(part[:1].upper() + part[1:] for part in parts[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class EntityMapping:
+    """All mapped fields of one Dynamics entity, plus what was left out and why.
+
+    ``missing`` lists selected columns absent from the metadata (deleted in Dynamics, B14);
+    ``unreadable`` lists columns the sync user cannot read (B8) or whose type is not synced.
+    """
+
+    entity: str
+    two_way: bool
+    fields: tuple[FieldMapping, ...]
+    missing: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
+    _by_field: Mapping[str, FieldMapping] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_field: dict[str, FieldMapping] = {}
+        for mapped in self.fields:
+            if mapped.field in by_field:
+                raise InvalidValueError(
+                    f"{self.entity}: field {mapped.field!r} is mapped from both "
+                    f"{by_field[mapped.field].attribute!r} and {mapped.attribute!r}",
+                    entity=self.entity,
+                )
+            by_field[mapped.field] = mapped
+        object.__setattr__(self, "_by_field", MappingProxyType(by_field))
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Every mapped marketing field, in mapping order (the ``fields`` of a merge)."""
+        return tuple(mapped.field for mapped in self.fields)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Every mapped Dynamics column (what to ``$select``)."""
+        return tuple(mapped.attribute for mapped in self.fields)
+
+    @property
+    def crm_only_fields(self) -> frozenset[str]:
+        """Fields that sync from Dynamics only (the merge's ``one_way_fields``)."""
+        return frozenset(m.field for m in self.fields if m.direction is Direction.CRM_TO_MARKETING)
+
+    def for_field(self, name: str) -> FieldMapping:
+        """The mapping of marketing field ``name``."""
+        try:
+            return self._by_field[name]
+        except KeyError:
+            raise InvalidValueError(
+                f"{self.entity}: no mapped field {name!r}", entity=self.entity
+            ) from None
+
+    def to_marketing(self, values: Mapping[str, CrmValue]) -> dict[str, object]:
+        """Convert a Dynamics row's column values to marketing field values.
+
+        Every mapped field is present in the result; a column absent from ``values`` reads as
+        empty (Dataverse returns every selected column, nulls included).
+        """
+        return {m.field: m.converter.to_marketing(values.get(m.attribute)) for m in self.fields}
+
+    def to_crm(self, writes: Mapping[str, object]) -> dict[str, CrmValue]:
+        """Convert marketing-keyed writes (a merge's ``crm_writes``) to Dynamics columns.
+
+        Refuses a field that syncs from Dynamics only, so a one-way value can never be sent.
+        Raises :class:`~crmsync.errors.ValidationFailedError` for a value Dynamics would reject.
+        """
+        result: dict[str, CrmValue] = {}
+        for name, value in writes.items():
+            mapped = self.for_field(name)
+            if not mapped.two_way:
+                raise InvalidValueError(
+                    f"{self.entity}: {name!r} syncs from Dynamics only and is never written",
+                    entity=self.entity,
+                )
+            result[mapped.attribute] = mapped.converter.to_crm(value)
+        return result
+
+
+def _readable(attr: AttributeSchema) -> bool:
+    return attr.can_read and attr.valid_for_read and attr.type in SUPPORTED_TYPES
+
+
+def _converter(attr: AttributeSchema, kind: str) -> ValueConverter:
+    if kind == _DATE:
+        return DateOnlyConverter(attr)
+    if kind.startswith("link:"):
+        return LinkConverter(attr, kind.removeprefix("link:"))
+    return ColumnConverter(attr)
+
+
+def _direction(entity_two_way: bool, attr: AttributeSchema, kind: str) -> Direction:
+    writable = attr.valid_for_update and attr.can_update and kind == _PLAIN
+    # An id alone cannot say which table a multi-table lookup points at, so those only read.
+    id_only = attr.type in (
+        AttributeType.UNIQUEIDENTIFIER,
+        AttributeType.OWNER,
+        AttributeType.CUSTOMER,
+    ) or (attr.type is AttributeType.LOOKUP and len(attr.targets) != 1)
+    if entity_two_way and writable and not id_only:
+        return Direction.BOTH
+    return Direction.CRM_TO_MARKETING
+
+
+def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
+    """Map the ``wanted`` columns that exist and are readable."""
+    entity = schema.logical_name
+    two_way = entity in TWO_WAY_ENTITIES
+    defaults = {attr: (name, kind) for attr, name, kind in DEFAULT_MAPPING.get(entity, ())}
+    taken = {name for name, _ in defaults.values()}
+    fields: list[FieldMapping] = []
+    used_fields: set[str] = set()
+    missing: list[str] = []
+    unreadable: list[str] = []
+    for attribute in wanted:
+        attr = schema.attributes.get(attribute)
+        if attr is None:
+            missing.append(attribute)
+            continue
+        if not _readable(attr):
+            unreadable.append(attribute)
+            continue
+        if attribute in defaults:
+            name, kind = defaults[attribute]
+        else:
+            name, kind = rest_name_for(attribute), _PLAIN
+            if name in RESERVED_FIELDS or name in taken or name in used_fields:
+                name = "crm" + name[:1].upper() + name[1:]
+        if name in used_fields:
+            raise InvalidValueError(
+                f"{entity}: two columns map to the marketing field {name!r}", entity=entity
+            )
+        used_fields.add(name)
+        fields.append(
+            FieldMapping(
+                entity, attribute, name, _direction(two_way, attr, kind), _converter(attr, kind)
+            )
+        )
+    return EntityMapping(entity, two_way, tuple(fields), tuple(missing), tuple(unreadable))
+
+
+def default_mapping(schema: EntitySchema) -> EntityMapping:
+    """The default mapping of ``schema``'s entity (Appendix A), restricted to readable columns.
+
+    Default columns absent from this org are simply not mapped (they are not reported as
+    missing: nobody selected them). An entity with no default mapping (a custom entity) maps
+    nothing until columns are selected.
+    """
+    entries = DEFAULT_MAPPING.get(schema.logical_name, ())
+    return _build(schema, [attr for attr, _, _ in entries if attr in schema.attributes])
+
+
+def default_selection(schema: EntitySchema) -> tuple[str, ...]:
+    """The columns selected by default (B9): the default mapping's readable columns."""
+    return default_mapping(schema).attributes
+
+
+def mapping_for_selection(
+    schema: EntitySchema, selected_attributes: Iterable[str]
+) -> EntityMapping:
+    """The mapping of the admin's selected columns (B9, B11), in selection order.
+
+    Default columns keep their Appendix A field; any other column (custom ones included) gets
+    the field :func:`rest_name_for` derives. Selected columns that no longer exist are listed
+    in ``missing`` (B14) and unreadable ones in ``unreadable`` (B8); neither stops the rest.
+    Duplicates in the selection are ignored.
+    """
+    seen: dict[str, None] = {}
+    for attribute in selected_attributes:
+        seen.setdefault(attribute.strip().lower(), None)
+    return _build(schema, seen)
