@@ -295,3 +295,4 @@ class EntitySchema:
     is_custom: bool
     attributes: Mapping[str, AttributeSchema]
     display_name: str = ""
+    schema_name: str = ""  # e.g. "Lead": privilege names are built from it (prvReadLead)

@@ -1,0 +1,179 @@
+"""Errors as data: decide what to do with a Dataverse answer before raising anything.
+
+:func:`classify` turns one HTTP response (or a transport failure) into a :class:`Resolution`:
+retry it, fail this record and carry on, fail the whole cycle, or reconcile the entity because a
+change-tracking token was rejected. Rules follow spec §7 (status first, hex code second, because
+the documented examples often carry an empty ``code``) and §8 (429 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import httpx
+
+from crmsync.dynamics.retry import parse_retry_after
+from crmsync.errors import (
+    AuthenticationError,
+    CrmsyncError,
+    DeltaTokenExpiredError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    RecordNotFoundError,
+    RetryLaterError,
+    ThrottledError,
+    TransientServerError,
+    ValidationFailedError,
+)
+
+# Dataverse error codes the client reacts to (spec §7, §8).
+CODE_EXPIRED_VERSION_STAMP = "0x80044352"
+CODE_DUPLICATE_RECORD = "0x80040237"
+CODE_DUPLICATE_ENTITY_KEY = "0x80060892"
+CODE_CONCURRENCY_MISMATCH = "0x80060882"
+CODE_UNKNOWN_PROPERTY = "0x80048d19"
+CODE_DUPLICATE_DETECTED = "0x80040333"
+CODE_PLUGIN_ABORTED = "0x80040265"
+CODE_LOCK_NOT_OBTAINED = "0x80044339"
+CODE_OBJECT_DOES_NOT_EXIST = "0x80040217"
+FIELD_SECURITY_CODES = frozenset({"0x8004f502", "0x8004f507", "0x8004f506"})
+SQL_TRANSIENT_CODES = frozenset({"-2147204784", "-2147204783", "0x80044150", "0x80044151"})
+THROTTLE_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326"})
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class Action(Enum):
+    """What the caller does next."""
+
+    SUCCESS = "success"
+    RETRY = "retry"  # transient: same request again after ``retry_after`` / backoff
+    FAIL_RECORD = "fail_record"  # this record failed; record it and carry on (B37)
+    FAIL_CYCLE = "fail_cycle"  # nothing will work until a human acts (auth, privileges)
+    RECONCILE = "reconcile"  # delta token rejected: full reconciliation of the entity (B17)
+
+
+@dataclass(frozen=True, slots=True)
+class DataverseError:
+    """The ``{"error": {"code", "message"}}`` body of a failed Dataverse request."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The classification of one answer: the action, the pause asked for, and the error."""
+
+    action: Action
+    retry_after: float | None = None
+    error: CrmsyncError | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.action is Action.RETRY
+
+
+def parse_error_body(content: bytes | str) -> DataverseError:
+    """Read Dataverse's JSON error body; tolerate empty or non-JSON bodies."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    try:
+        document = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return DataverseError(code="", message=text.strip()[:500])
+    if isinstance(document, Mapping):
+        error = document.get("error")
+        if isinstance(error, Mapping):
+            return DataverseError(
+                code=str(error.get("code") or ""), message=str(error.get("message") or "")
+            )
+        if "error_description" in document:  # OAuth2 token endpoint shape
+            return DataverseError(
+                code=str(document.get("error") or ""),
+                message=str(document.get("error_description") or ""),
+            )
+    return DataverseError(code="", message=text.strip()[:500])
+
+
+def classify_status(
+    status: int,
+    error: DataverseError,
+    retry_after: float | None = None,
+    *,
+    entity: str | None = None,
+    record_id: str | None = None,
+) -> Resolution:
+    """Classify a status code and error body (shared by whole responses and batch parts)."""
+    if status < 400:
+        return Resolution(Action.SUCCESS)
+    code = error.code.lower()
+    message = error.message or f"Dynamics answered HTTP {status}"
+    hex_code = error.code or None
+
+    def fail(action: Action, error_type: type[CrmsyncError]) -> Resolution:
+        built = error_type(
+            message, entity=entity, record_id=record_id, status=status, code=hex_code
+        )
+        return Resolution(action, None, built)
+
+    def retry(error_type: type[RetryLaterError]) -> Resolution:
+        built = error_type(
+            message,
+            retry_after=retry_after,
+            entity=entity,
+            record_id=record_id,
+            status=status,
+            code=hex_code,
+        )
+        return Resolution(Action.RETRY, retry_after, built)
+
+    if status == 429 or code in THROTTLE_CODES:
+        return retry(ThrottledError)
+    if code == CODE_EXPIRED_VERSION_STAMP:
+        return fail(Action.RECONCILE, DeltaTokenExpiredError)
+    if status == 401:
+        return fail(Action.FAIL_CYCLE, AuthenticationError)
+    if status == 403:
+        if code in FIELD_SECURITY_CODES:
+            return fail(Action.FAIL_RECORD, PermissionDeniedError)
+        return fail(Action.FAIL_CYCLE, PermissionDeniedError)
+    if status == 404:
+        return fail(Action.FAIL_RECORD, RecordNotFoundError)
+    if status == 412:
+        return fail(Action.FAIL_RECORD, PreconditionFailedError)
+    if code in (CODE_DUPLICATE_DETECTED, CODE_PLUGIN_ABORTED):
+        return fail(Action.FAIL_RECORD, ValidationFailedError)
+    if (
+        status in RETRYABLE_STATUSES
+        or code == CODE_LOCK_NOT_OBTAINED
+        or code in SQL_TRANSIENT_CODES
+    ):
+        return retry(TransientServerError)
+    return fail(Action.FAIL_RECORD, ValidationFailedError)
+
+
+def classify(
+    response: httpx.Response, *, entity: str | None = None, record_id: str | None = None
+) -> Resolution:
+    """Classify one Dataverse HTTP response: success, retry, fail record, fail cycle, reconcile."""
+    if response.status_code < 400:
+        return Resolution(Action.SUCCESS)
+    error = parse_error_body(response.content)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return classify_status(
+        response.status_code, error, retry_after, entity=entity, record_id=record_id
+    )
+
+
+def classify_transport_error(
+    exc: httpx.TransportError, *, entity: str | None = None, record_id: str | None = None
+) -> Resolution:
+    """Timeouts and dropped connections are transient (B38)."""
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    message = f"request to Dynamics {kind}: {type(exc).__name__}"
+    return Resolution(
+        Action.RETRY, None, TransientServerError(message, entity=entity, record_id=record_id)
+    )

@@ -1,0 +1,225 @@
+"""The write loop behind :meth:`DynamicsClient.write_batch`.
+
+Requests are chunked into ``$batch`` requests of ``batch_size`` with
+``Prefer: odata.continue-on-error`` (spec §6), sent with bounded concurrency, and every part is
+parsed into a :class:`WriteResult`. Only what is retryable is retried, per part: throttled and
+transient parts (and whole batches that timed out or dropped) go round again after the pause the
+server asked for; everything else is final. A create refused as a duplicate is checked with a GET:
+the record with the client-chosen key exists, so it was created by an earlier attempt (B33).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from crmsync.dynamics.batch import (
+    EncodedRequest,
+    Target,
+    encode_batch,
+    encode_request,
+    is_duplicate_create,
+    parse_batch_response,
+    result_from_part,
+)
+from crmsync.dynamics.types import WriteRequest, WriteResult, WriteStatus
+from crmsync.errors import (
+    CrmsyncError,
+    FatalError,
+    RetryLaterError,
+    ThrottledError,
+)
+
+if TYPE_CHECKING:
+    from crmsync.dynamics.client import DynamicsClient
+
+RETRYABLE = frozenset({WriteStatus.THROTTLED, WriteStatus.TRANSIENT})
+
+
+class BatchWriter:
+    """One ``write_batch`` call: chunk, send, parse, retry per part, verify duplicates."""
+
+    def __init__(
+        self,
+        client: DynamicsClient,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._policy = client.retry_policy
+        self._targets: dict[str, Target] = {}
+
+    def _target(self, entity: str) -> Target:
+        if entity not in self._targets:
+            self._targets[entity] = self._client.target(entity)
+        return self._targets[entity]
+
+    def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Every request's final result, in the order given."""
+        results: list[WriteResult | None] = [None] * len(requests)
+        encoded: dict[int, EncodedRequest] = {}
+        for index, request in enumerate(requests):
+            target = self._target(request.entity)
+            try:
+                encoded[index] = encode_request(
+                    request, target, self._client.service_root, self._client.entity_set_of
+                )
+            except (ValueError, CrmsyncError) as exc:
+                results[index] = WriteResult(
+                    request_id=request.request_id,
+                    entity=request.entity,
+                    record_id=request.record_id,
+                    status=WriteStatus.VALIDATION_ERROR,
+                    message=str(exc),
+                )
+        pending = sorted(encoded)
+        started = self._clock()
+        attempt = 0
+        while pending:
+            attempt += 1
+            chunk_size = self._client.batch_size
+            chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
+            outcomes = self._send_chunks(chunks, requests, encoded)
+            retry: list[int] = []
+            pause: float | None = None
+            for index, result in outcomes:
+                if result.status in RETRYABLE:
+                    retry.append(index)
+                    if result.retry_after is not None:
+                        pause = max(pause or 0.0, result.retry_after)
+                results[index] = result
+            if not retry:
+                break
+            delay = self._policy.delay(attempt, pause, self._rng)
+            if not self._policy.should_retry(attempt, self._clock() - started, delay):
+                break
+            for _ in retry:
+                self._client.budget.record_retry()
+            self._sleep(delay)
+            pending = sorted(retry)
+        final: list[WriteResult] = []
+        for index, request in enumerate(requests):
+            outcome = results[index]
+            assert outcome is not None
+            if outcome.status is not WriteStatus.OK and is_duplicate_create(request, outcome):
+                outcome = self._verify_created(request, outcome)
+            final.append(outcome)
+        return final
+
+    def _send_chunks(
+        self,
+        chunks: list[list[int]],
+        requests: Sequence[WriteRequest],
+        encoded: dict[int, EncodedRequest],
+    ) -> list[tuple[int, WriteResult]]:
+        if len(chunks) == 1:
+            return self._send_chunk(chunks[0], requests, encoded)
+        workers = min(len(chunks), self._client.budget.snapshot().max_concurrency)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(self._send_chunk, chunk, requests, encoded) for chunk in chunks]
+            outcomes: list[tuple[int, WriteResult]] = []
+            for future in futures:
+                outcomes.extend(future.result())
+        return outcomes
+
+    def _send_chunk(
+        self,
+        chunk: list[int],
+        requests: Sequence[WriteRequest],
+        encoded: dict[int, EncodedRequest],
+    ) -> list[tuple[int, WriteResult]]:
+        boundary, body = encode_batch([encoded[index] for index in chunk])
+        try:
+            response = self._client.send(
+                "POST",
+                "$batch",
+                kind="batch",
+                headers={
+                    "Content-Type": f'multipart/mixed; boundary="{boundary}"',
+                    "Prefer": "odata.continue-on-error",
+                },
+                content=body,
+                # A batch without continue-on-error answers 400 with the failing part inside.
+                accept_statuses=frozenset({400}),
+                # Retries happen here, per part, so that finished parts are never re-sent.
+                no_retry=True,
+            )
+        except FatalError:
+            raise
+        except RetryLaterError as exc:
+            return [(index, self._whole_batch_failure(requests[index], exc)) for index in chunk]
+        except CrmsyncError as exc:
+            status = WriteStatus.VALIDATION_ERROR
+            return [
+                (index, self._whole_batch_failure(requests[index], exc, status)) for index in chunk
+            ]
+        try:
+            parts = parse_batch_response(response.headers.get("Content-Type", ""), response.content)
+        except ValueError as exc:
+            error = RetryLaterError(f"unreadable $batch response: {exc}")
+            return [(index, self._whole_batch_failure(requests[index], error)) for index in chunk]
+        by_content_id = {part.content_id: part for part in parts if part.content_id}
+        outcomes: list[tuple[int, WriteResult]] = []
+        for position, index in enumerate(chunk):
+            request = requests[index]
+            part = by_content_id.get(str(position + 1))
+            if part is None and len(by_content_id) < len(parts):
+                part = parts[position] if position < len(parts) else None
+            if part is None:
+                missing = RetryLaterError("no answer for this request in the $batch response")
+                outcomes.append((index, self._whole_batch_failure(request, missing)))
+                continue
+            result = result_from_part(request, self._target(request.entity), part)
+            if result.status is WriteStatus.THROTTLED:
+                self._client.budget.record_throttled()
+            outcomes.append((index, result))
+        return outcomes
+
+    @staticmethod
+    def _whole_batch_failure(
+        request: WriteRequest,
+        error: CrmsyncError,
+        status: WriteStatus | None = None,
+    ) -> WriteResult:
+        if status is None:
+            status = (
+                WriteStatus.THROTTLED
+                if isinstance(error, ThrottledError)
+                else WriteStatus.TRANSIENT
+            )
+        retry_after = error.retry_after if isinstance(error, RetryLaterError) else None
+        return WriteResult(
+            request_id=request.request_id,
+            entity=request.entity,
+            record_id=request.record_id,
+            status=status,
+            http_status=error.status,
+            error_code=error.code,
+            message=error.message,
+            retry_after=retry_after,
+        )
+
+    def _verify_created(self, request: WriteRequest, refused: WriteResult) -> WriteResult:
+        """A duplicate-key answer to a create: the record exists if a GET finds it (B33)."""
+        try:
+            found = self._client.exists(request.entity, request.record_id)
+        except CrmsyncError:
+            return refused
+        if found is None:
+            return refused
+        return WriteResult(
+            request_id=request.request_id,
+            entity=request.entity,
+            record_id=request.record_id,
+            status=WriteStatus.CREATED_ALREADY,
+            etag=found.etag,
+            http_status=refused.http_status,
+            error_code=refused.error_code,
+            message=refused.message,
+        )
