@@ -1,0 +1,1 @@
+"""The marketing database: persons, companies, lists, activities and the field catalog."""

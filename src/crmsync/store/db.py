@@ -1,0 +1,129 @@
+"""Engines from one database URL, and the Alembic migrations that shape the database.
+
+``sqlite:///path`` gets WAL, foreign keys, a busy timeout and ``synchronous=NORMAL``;
+``postgresql+psycopg://...`` is used as is. :func:`open_database` refuses a database whose
+schema is missing or older than this code (:class:`DatabaseNotMigratedError`), naming the
+command that fixes it; :func:`upgrade_database` runs ``alembic upgrade head`` programmatically.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from crmsync.errors import ConfigurationError, DatabaseNotMigratedError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPGRADE_COMMAND = "crmsync db upgrade"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_database_engine(url: str) -> Engine:
+    """Build an engine for ``url`` with crmsync's connection settings; the schema is not checked."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"database URL is not valid: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise ConfigurationError(
+            f"unsupported database {backend!r}: use sqlite:///path or postgresql+psycopg://..."
+        )
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if backend == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+    except NoSuchModuleError as exc:
+        raise ConfigurationError(f"database driver not available: {exc}") from exc
+    return engine
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    location = resources.files("crmsync.store") / "migrations"
+    config.set_main_option("script_location", str(location))
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration revision this code expects."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found in crmsync.store.migrations")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration revision the database is at, or ``None`` when it was never migrated."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        raise ConfigurationError(f"cannot open database: {exc.orig}") from exc
+
+
+def check_migrated(engine: Engine) -> None:
+    """Raise :class:`DatabaseNotMigratedError` unless the schema is at the head revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        state = "has no crmsync schema"
+    else:
+        state = f"is at schema revision {current}, this version needs {head}"
+    raise DatabaseNotMigratedError(
+        f"the database {engine.url.render_as_string(hide_password=True)} {state}; "
+        f"run `{UPGRADE_COMMAND}` first"
+    )
+
+
+def open_database(url: str, *, require_migrated: bool = True) -> Engine:
+    """Return an engine for ``url``; by default refuse a database that is not fully migrated."""
+    engine = create_database_engine(url)
+    if require_migrated:
+        try:
+            check_migrated(engine)
+        except Exception:
+            engine.dispose()
+            raise
+    return engine
+
+
+def upgrade_database(url: str) -> None:
+    """Migrate the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
+    engine = create_database_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise ConfigurationError(f"cannot open database: {exc.orig}") from exc
+    finally:
+        engine.dispose()

@@ -1,0 +1,47 @@
+"""Small key/value sync settings (``sync_settings``), starting with the global sync switch.
+
+``sync_enabled`` is false until an admin enables sync (B44); while it is true the REST API
+refuses company/opportunity/sales-person writes with 1018 (spec marketo-rest §7.2).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from crmsync.store.tables import sync_settings
+
+SYNC_ENABLED = "sync_enabled"
+
+JsonValue = str | int | float | bool | None | list[object] | dict[str, object]
+
+
+def get_setting(conn: Connection, key: str, default: JsonValue = None) -> JsonValue:
+    """Return the stored value of ``key``, or ``default`` when it was never set."""
+    row = conn.execute(select(sync_settings.c.value).where(sync_settings.c.key == key)).first()
+    if row is None:
+        return default
+    value: JsonValue = row[0]
+    return value
+
+
+def set_setting(conn: Connection, key: str, value: JsonValue) -> None:
+    """Store ``value`` under ``key`` (insert or replace) in the caller's transaction."""
+    now = datetime.now(UTC)
+    changed = conn.execute(
+        update(sync_settings).where(sync_settings.c.key == key).values(value=value, updated_at=now)
+    ).rowcount
+    if not changed:
+        conn.execute(insert(sync_settings).values(key=key, value=value, updated_at=now))
+
+
+def get_sync_enabled(conn: Connection) -> bool:
+    """True while the background Dynamics sync is enabled."""
+    return get_setting(conn, SYNC_ENABLED, False) is True
+
+
+def set_sync_enabled(conn: Connection, enabled: bool) -> None:
+    """Turn the background Dynamics sync on or off."""
+    set_setting(conn, SYNC_ENABLED, bool(enabled))

@@ -1,0 +1,414 @@
+"""SQLAlchemy Core tables of crmsync: marketing data, sync state and REST API clients.
+
+Marketing object tables have one column per standard field of :mod:`crmsync.store.field_specs`,
+named in snake_case and keyed by the REST name, so ``persons.c.firstName`` is the
+``first_name`` column and bulk parameter dictionaries use REST names directly. Custom fields
+live in the ``custom`` JSON column.
+
+Changing anything here needs a new Alembic revision in ``crmsync/store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
+
+from crmsync.store.field_specs import (
+    COMPANY_FIELDS,
+    OPPORTUNITY_FIELDS,
+    OPPORTUNITY_ROLE_FIELDS,
+    PERSON_FIELDS,
+    SALES_PERSON_FIELDS,
+    TEAM_FIELDS,
+    FieldSpec,
+    column_name,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT identity on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores it naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sql_type(spec: FieldSpec) -> TypeEngine[Any]:
+    if spec.data_type in {"integer", "score"}:
+        return Integer()
+    if spec.data_type in {"float", "currency", "percent"}:
+        return Float()
+    if spec.data_type == "boolean":
+        return Boolean()
+    if spec.data_type == "text":
+        return Text()
+    if spec.data_type == "date":
+        return String(10)
+    if spec.data_type == "datetime":
+        return String(20)
+    return String(spec.length or 255)
+
+
+def _field_columns(specs: tuple[FieldSpec, ...], skip: frozenset[str]) -> list[Column[Any]]:
+    return [
+        Column(
+            column_name(spec.rest_name),
+            _sql_type(spec),
+            key=spec.rest_name,
+            default=_PYTHON_DEFAULTS.get(
+                spec.rest_name, False if spec.data_type == "boolean" else None
+            ),
+        )
+        for spec in specs
+        if spec.rest_name not in skip
+    ]
+
+
+# Inserted when a row leaves the field out (booleans default to false, as in Marketo).
+_PYTHON_DEFAULTS: dict[str, object] = {"leadPartitionId": 1}
+
+
+_ID = frozenset({"id"})
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(COMPANY_FIELDS, _ID),
+    Column("custom", JSON, nullable=True),
+    UniqueConstraint("externalCompanyId", name="uq_companies_external_company_id"),
+)
+
+sales_persons = Table(
+    "sales_persons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(SALES_PERSON_FIELDS, _ID),
+    UniqueConstraint("externalSalesPersonId", name="uq_sales_persons_external_sales_person_id"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(TEAM_FIELDS, _ID),
+    UniqueConstraint("externalTeamId", name="uq_teams_external_team_id"),
+)
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(PERSON_FIELDS, _ID),
+    # lower-cased, trimmed email: the case-insensitive lookup key (spec marketo-rest §4.4)
+    Column("email_key", String(255), nullable=True),
+    Column("custom", JSON, nullable=True),
+    Column("company_id", Id, ForeignKey("companies.id", ondelete="SET NULL"), nullable=True),
+    Column(
+        "sales_person_id",
+        Id,
+        ForeignKey("sales_persons.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Index("ix_persons_email_key", "email_key"),
+    Index("ix_persons_crm_lead_id", "crmLeadId"),
+    Index("ix_persons_crm_contact_id", "crmContactId"),
+    Index("ix_persons_updated_at", "updatedAt"),
+    Index("ix_persons_company_id", "company_id"),
+)
+
+opportunities = Table(
+    "opportunities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(OPPORTUNITY_FIELDS, frozenset()),
+    Column("company_id", Id, ForeignKey("companies.id", ondelete="SET NULL"), nullable=True),
+    UniqueConstraint("marketoGUID", name="uq_opportunities_marketo_guid"),
+    UniqueConstraint("externalOpportunityId", name="uq_opportunities_external_opportunity_id"),
+)
+
+opportunity_roles = Table(
+    "opportunity_roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_field_columns(OPPORTUNITY_ROLE_FIELDS, frozenset()),
+    UniqueConstraint("marketoGUID", name="uq_opportunity_roles_marketo_guid"),
+    UniqueConstraint("externalOpportunityId", "leadId", "role", name="uq_opportunity_roles_dedupe"),
+    Index("ix_opportunity_roles_lead_id", "leadId"),
+)
+
+custom_object_rows = Table(
+    "custom_object_rows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("crm_id", String(64), nullable=False),
+    Column("person_id", Id, ForeignKey("persons.id", ondelete="SET NULL"), nullable=True),
+    Column("company_id", Id, ForeignKey("companies.id", ondelete="SET NULL"), nullable=True),
+    Column("values", JSON, nullable=False),
+    Column("crm_is_deleted", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("entity", "crm_id", name="uq_custom_object_rows_entity_crm_id"),
+)
+
+# Custom (non-standard) fields of any object: marketing-only ("local") or created in Dynamics
+# and selected for sync ("crm"). Field id = CUSTOM_FIELD_ID_BASE + id.
+field_definitions = Table(
+    "field_definitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("object_type", String(32), nullable=False),
+    Column("rest_name", String(100), nullable=False),
+    Column("name_key", String(100), nullable=False),
+    Column("display_name", String(255), nullable=False),
+    Column("data_type", String(20), nullable=False),
+    Column("length", Integer, nullable=True),
+    Column("origin", String(10), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("object_type", "name_key", name="uq_field_definitions_object_name"),
+)
+
+static_lists = Table(
+    "static_lists",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("program_name", String(255), nullable=True),
+    Column("workspace_name", String(255), nullable=False, default="Default"),
+    Column("created_at", String(20), nullable=False),
+    Column("updated_at", String(20), nullable=False),
+    UniqueConstraint("name", name="uq_static_lists_name"),
+)
+
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("list_id", Id, ForeignKey("static_lists.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", Id, ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", String(20), nullable=False),
+    Index("ix_list_members_person_id", "person_id"),
+)
+
+# The activity log. person_id deliberately has no foreign key: a Delete Lead activity outlives
+# its person (deleted leads, spec marketo-rest §5.5). Dates are wire-format UTC text.
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("person_id", Id, nullable=False),
+    Column("type_id", Integer, nullable=False),
+    Column("activity_date", String(20), nullable=False),
+    Column("primary_value_id", BigInteger, nullable=True),
+    Column("primary_value", String(2000), nullable=True),
+    Column("field_name", String(100), nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Column("campaign_id", BigInteger, nullable=True),
+    Index("ix_activities_person_id", "person_id", "id"),
+    Index("ix_activities_type_id", "type_id", "id"),
+    Index("ix_activities_activity_date", "activity_date"),
+)
+
+# ---- sync state ---------------------------------------------------------------------------
+
+crm_links = Table(
+    "crm_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("crm_id", String(64), nullable=False),
+    Column("local_kind", String(32), nullable=False),
+    Column("local_id", BigInteger, nullable=False),
+    Column("etag", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("entity", "crm_id", name="uq_crm_links_entity_crm_id"),
+    Index("ix_crm_links_local", "local_kind", "local_id"),
+)
+
+sync_baselines = Table(
+    "sync_baselines",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("crm_id", String(64), primary_key=True),
+    Column("values", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+delta_cursors = Table(
+    "delta_cursors",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("delta_link", Text, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+sync_outbox = Table(
+    "sync_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("person_id", BigInteger, nullable=False),
+    Column("operation", String(10), nullable=False),  # create | update | delete
+    Column("changed_fields", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("source", String(255), nullable=False),
+    Index("ix_sync_outbox_person_id", "person_id"),
+)
+
+sync_errors = Table(
+    "sync_errors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("direction", String(16), nullable=False),  # to_crm | to_marketing
+    Column("operation", String(16), nullable=False),
+    Column("local_kind", String(32), nullable=True),
+    Column("local_id", BigInteger, nullable=True),
+    Column("crm_id", String(64), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Index("ix_sync_errors_open", "resolved_at", "entity"),
+    Index("ix_sync_errors_local", "local_kind", "local_id"),
+)
+
+sync_history = Table(
+    "sync_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # cycle | initial_sync | quick_sync | collision ...
+    Column("entity", String(128), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("local_id", BigInteger, nullable=True),
+    Column("crm_id", String(64), nullable=True),
+    Column("api_calls", Integer, nullable=False, default=0),
+    Column("details", JSON, nullable=True),
+    Index("ix_sync_history_started_at", "started_at"),
+    Index("ix_sync_history_kind", "kind", "started_at"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("severity", String(16), nullable=False),  # info | warning | critical
+    Column("kind", String(64), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("dedupe_key", String(255), nullable=True),
+    Column("read_at", UtcDateTime, nullable=True),
+    Column("emailed_at", UtcDateTime, nullable=True),
+    Index("ix_notifications_created_at", "created_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("details", JSON, nullable=True),
+    Index("ix_audit_log_occurred_at", "occurred_at"),
+)
+
+sync_lease = Table(
+    "sync_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+sync_settings = Table(
+    "sync_settings",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", JSON, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+field_selection = Table(
+    "field_selection",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("attribute", String(128), primary_key=True),
+    Column("marketing_field", String(100), nullable=True),
+    Column("status", String(16), nullable=False),  # selected | quick_sync | missing
+    Column("selected_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# ---- REST API clients --------------------------------------------------------------------
+
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("client_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("secret_hash", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("client_id", name="uq_api_clients_client_id"),
+)
+
+api_access_tokens = Table(
+    "api_access_tokens",
+    metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_api_access_tokens_client_id", "client_id"),
+)

@@ -1,0 +1,78 @@
+"""The store opens one URL, migrates with Alembic and refuses an unmigrated database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from crmsync.errors import ConfigurationError, DatabaseNotMigratedError
+from crmsync.store.db import current_revision, head_revision, open_database, upgrade_database
+from crmsync.store.tables import metadata
+
+
+def test_unmigrated_database_is_refused_naming_the_upgrade_command(
+    unmigrated_database_url: str,
+) -> None:
+    """Issue 2 §2: every command refuses an unmigrated database, naming `crmsync db upgrade`."""
+    with pytest.raises(DatabaseNotMigratedError, match="crmsync db upgrade"):
+        open_database(unmigrated_database_url)
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(unmigrated_database_url: str) -> None:
+    """One Alembic upgrade creates the whole schema; running it again changes nothing."""
+    upgrade_database(unmigrated_database_url)
+    upgrade_database(unmigrated_database_url)
+    engine = open_database(unmigrated_database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        names = set(inspect(engine).get_table_names())
+        assert set(metadata.tables) <= names
+        for required in ("crm_links", "sync_outbox", "api_clients", "api_access_tokens"):
+            assert required in names
+    finally:
+        engine.dispose()
+
+
+def test_outdated_database_is_refused(database_url: str) -> None:
+    """A schema at another revision than this code's head is refused too."""
+    engine = open_database(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    engine.dispose()
+    with pytest.raises(DatabaseNotMigratedError, match="crmsync db upgrade"):
+        open_database(database_url)
+
+
+def test_open_without_check_returns_an_engine(unmigrated_database_url: str) -> None:
+    """``require_migrated=False`` is for the upgrade command itself."""
+    engine = open_database(unmigrated_database_url, require_migrated=False)
+    try:
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(sqlite_database_url: str) -> None:
+    """SQLite runs in WAL mode with foreign keys on, a busy timeout and synchronous=NORMAL."""
+    engine = open_database(sqlite_database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "oracle+cx://u@h/d"])
+def test_unsupported_urls_are_configuration_errors(url: str) -> None:
+    """Only SQLite and PostgreSQL are supported; anything else is a clear error."""
+    with pytest.raises(ConfigurationError):
+        open_database(url)
+
+
+def test_migrated_engine_fixture_is_usable(migrated_engine: Engine) -> None:
+    """The shared fixture yields an engine on a migrated database."""
+    with migrated_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM persons")).scalar() == 0
