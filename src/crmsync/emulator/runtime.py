@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crmsync.emulator.config import EmulatorConfig, FaultSettings
+from crmsync.emulator.protection import ServiceProtection
 
 Clock = Callable[[], datetime]
 
@@ -96,6 +97,7 @@ class EmulatorRuntime:
         self.faults: FaultSettings = config.faults
         self.rng = random.Random(config.seed)
         self.stats = EmulatorStats(started=self._clock())
+        self.protection = ServiceProtection(config, self.clock)
         # Guards counters touched from the event loop and from worker threads alike.
         self.lock = threading.Lock()
         # Key for signing access tokens: fixed by seed and tenant, so tokens survive a restart

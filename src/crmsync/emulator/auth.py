@@ -1,0 +1,612 @@
+"""The emulator's identity provider: token endpoint, OpenID discovery and bearer-token checks.
+
+It plays Microsoft Entra ID for the users in :class:`~crmsync.emulator.config.EmulatorConfig`
+(spec §1): ``POST /{tenant}/oauth2/v2.0/token`` with the ``client_credentials``, ``password``
+and ``refresh_token`` grants, errors in the AADSTS JSON shape, and the documents MSAL fetches
+before asking for a token — ``/{tenant}/v2.0/.well-known/openid-configuration`` (tenant
+discovery), ``/common/discovery/instance`` (instance discovery, for clients that point
+``instance_discovery`` at the emulator) and ``/common/userrealm/{upn}`` (asked before ROPC).
+
+Access tokens are JWT-shaped values signed with HMAC-SHA256 under a key fixed by the seed and
+tenant. They carry the user, the expiry and the runtime's ``token_epoch``; bumping the epoch
+(``POST /_emulator/expire-tokens``) invalidates every token issued before. Where Entra's
+behaviour for an input is not documented, the nearest documented AADSTS error is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from crmsync.emulator.config import EmulatorConfig, EmulatorUser
+from crmsync.emulator.runtime import EmulatorRuntime
+
+_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+_REFRESH_LIFETIME = timedelta(days=90)
+ORGANIZATIONS = "organizations"
+
+
+class TokenRequestError(Exception):
+    """A refused token request, rendered as Entra's error JSON (never carries a secret)."""
+
+    def __init__(self, status: int, error: str, code: int, description: str) -> None:
+        super().__init__(f"AADSTS{code}: {description}")
+        self.status = status
+        self.error = error
+        self.code = code
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """Outcome of checking a bearer token: the user, or why there is none.
+
+    ``reason`` is ``"ok"``, ``"missing"``, ``"invalid"``, ``"expired"`` or ``"unknown_user"``.
+    """
+
+    reason: str
+    user: EmulatorUser | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(runtime: EmulatorRuntime, claims: Mapping[str, Any]) -> str:
+    header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def _verified_claims(runtime: EmulatorRuntime, token: str) -> dict[str, Any] | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
+    expected = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
+    try:
+        if not hmac.compare_digest(expected, _unb64(parts[2])):
+            return None
+        claims = json.loads(_unb64(parts[1]))
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _unique_id(runtime: EmulatorRuntime) -> str:
+    with runtime.lock:
+        return str(uuid.UUID(int=runtime.rng.getrandbits(128), version=4))
+
+
+def issue_access_token(
+    config: EmulatorConfig, runtime: EmulatorRuntime, user: EmulatorUser, audience: str
+) -> tuple[str, int]:
+    """Sign an access token for ``user`` valid for the configured lifetime; (token, expires_in)."""
+    now = int(runtime.timestamp())
+    lifetime = config.token_lifetime_seconds
+    claims: dict[str, Any] = {
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{config.tenant}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "tid": config.tenant,
+        "oid": user.systemuserid,
+        "ep": runtime.token_epoch,
+        "uti": _unique_id(runtime),
+        "ver": "1.0",
+    }
+    if user.client_id:
+        claims["appid"] = user.client_id
+    if user.upn:
+        claims["upn"] = user.upn
+    with runtime.lock:
+        runtime.stats.tokens_issued += 1
+    return _sign(runtime, claims), lifetime
+
+
+def check_bearer(
+    config: EmulatorConfig, runtime: EmulatorRuntime, authorization: str | None
+) -> TokenCheck:
+    """Resolve an ``Authorization`` header to the emulator user it was issued to."""
+    if not authorization:
+        return TokenCheck("missing")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return TokenCheck("invalid")
+    claims = _verified_claims(runtime, token.strip())
+    if (
+        claims is None
+        or claims.get("ver") != "1.0"  # refresh and ID tokens are not access tokens
+        or not isinstance(claims.get("ep"), int)
+        or claims.get("tid") != config.tenant
+    ):
+        return TokenCheck("invalid")
+    now = runtime.timestamp()
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= now or claims.get("ep") != runtime.token_epoch:
+        return TokenCheck("expired")
+    user = config.user_by_id(str(claims.get("oid", "")))
+    if user is None:
+        return TokenCheck("unknown_user")
+    return TokenCheck("ok", user)
+
+
+# ---------------------------------------------------------------- token endpoint
+
+
+def _aad_error(
+    runtime: EmulatorRuntime, request: Request, failure: TokenRequestError
+) -> JSONResponse:
+    now: datetime = runtime.clock()
+    stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
+    trace_id = _unique_id(runtime)
+    correlation_id = request.headers.get("client-request-id") or _unique_id(runtime)
+    description = (
+        f"AADSTS{failure.code}: {failure.description} Trace ID: {trace_id} "
+        f"Correlation ID: {correlation_id} Timestamp: {stamp}"
+    )
+    with runtime.lock:
+        runtime.stats.token_failures += 1
+    return JSONResponse(
+        {
+            "error": failure.error,
+            "error_description": description,
+            "error_codes": [failure.code],
+            "timestamp": stamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": f"{_base_url(request)}/error?code={failure.code}",
+        },
+        status_code=failure.status,
+        headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
+    )
+
+
+def _base_url(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def _resource_of(config: EmulatorConfig, scopes: list[str], *, confidential_only: bool) -> str:
+    if not scopes:
+        raise TokenRequestError(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        )
+    resources: set[str] = set()
+    for scope in scopes:
+        if scope.lower() in _RESERVED_SCOPES and not confidential_only:
+            continue
+        resource, slash, permission = scope.rpartition("/")
+        allowed = {".default"} if confidential_only else {".default", "user_impersonation"}
+        if not slash or permission not in allowed:
+            if confidential_only:
+                raise TokenRequestError(
+                    400,
+                    "invalid_scope",
+                    1002012,
+                    f"The provided value for scope {scope} is not valid. Client credential "
+                    "flows must have a scope value with /.default suffixed to the resource "
+                    "identifier (application ID URI).",
+                )
+            raise TokenRequestError(
+                400,
+                "invalid_scope",
+                70011,
+                f"The provided request must include a 'scope' input parameter. The provided "
+                f"value for the input parameter 'scope' is not valid. The scope {scope} is "
+                "not valid.",
+            )
+        parts = urlsplit(resource)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise TokenRequestError(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {resource} was not found in the tenant named "
+                f"{config.tenant}. This can happen if the application has not been installed "
+                "by the administrator of the tenant or consented to by any user in the tenant.",
+            )
+        resources.add(resource.rstrip("/"))
+    if len(resources) != 1:
+        raise TokenRequestError(
+            400,
+            "invalid_scope",
+            28000 if resources else 70011,
+            "Provided value for the input parameter scope is not valid because it contains "
+            "more than one resource."
+            if resources
+            else "The provided value for the input parameter 'scope' is not valid.",
+        )
+    return resources.pop()
+
+
+def _client_secret(request: Request, form: Mapping[str, str]) -> tuple[str, str | None]:
+    """(client_id, secret) from the form, or from HTTP Basic client authentication."""
+    client_id = form.get("client_id", "")
+    secret = form.get("client_secret")
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:].strip()).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        basic_id, sep, basic_secret = decoded.partition(":")
+        if sep:
+            client_id = client_id or basic_id
+            secret = secret if secret is not None else basic_secret
+    return client_id, secret
+
+
+def _secret_matches(config: EmulatorConfig, user: EmulatorUser, given: str) -> bool:
+    expected = config.secret_for(user).reveal()
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _unknown_client(config: EmulatorConfig, client_id: str) -> TokenRequestError:
+    return TokenRequestError(
+        400,
+        "unauthorized_client",
+        700016,
+        f"Application with identifier '{client_id}' was not found in the directory "
+        f"'{config.tenant}'. This can happen if the application has not been installed by "
+        "the administrator of the tenant or consented to by any user in the tenant.",
+    )
+
+
+def _confidential_user(
+    config: EmulatorConfig, client_id: str, secret: str | None
+) -> EmulatorUser | None:
+    """The application user behind a confidential client, after checking its secret."""
+    app_user = config.user_by_client_id(client_id) if client_id else None
+    if app_user is None:
+        return None
+    if not secret:
+        raise TokenRequestError(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or "
+            "'client_secret'.",
+        )
+    if not _secret_matches(config, app_user, secret):
+        raise TokenRequestError(
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is "
+            f"the client secret value, not the client secret ID, for a secret added to app "
+            f"'{client_id}'.",
+        )
+    return app_user
+
+
+def _grant(
+    config: EmulatorConfig,
+    runtime: EmulatorRuntime,
+    request: Request,
+    form: Mapping[str, str],
+    tenant: str,
+) -> dict[str, Any]:
+    grant_type = form.get("grant_type", "")
+    if not grant_type:
+        raise TokenRequestError(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        )
+    if grant_type not in ("client_credentials", "password", "refresh_token"):
+        raise TokenRequestError(
+            400,
+            "unsupported_grant_type",
+            70003,
+            f"The app requested an unsupported grant type '{grant_type}'.",
+        )
+    if tenant == ORGANIZATIONS and grant_type == "client_credentials":
+        raise TokenRequestError(
+            400,
+            "invalid_request",
+            1002014,
+            "The 'organizations' authority cannot be used for the client credentials flow; "
+            "use a tenant-specific authority.",
+        )
+    client_id, secret = _client_secret(request, form)
+    if not client_id:
+        raise TokenRequestError(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        )
+    scopes = form.get("scope", "").split()
+    if grant_type == "client_credentials":
+        resource = _resource_of(config, scopes, confidential_only=True)
+        user = _confidential_user(config, client_id, secret)
+        if user is None:
+            raise _unknown_client(config, client_id)
+        token, expires_in = issue_access_token(config, runtime, user, resource)
+        return {
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": token,
+        }
+    app_user = _confidential_user(config, client_id, secret)
+    if app_user is None:
+        if client_id.lower() != config.public_client_id.lower():
+            raise _unknown_client(config, client_id)
+        if secret:
+            raise TokenRequestError(
+                401,
+                "invalid_client",
+                700025,
+                "Client is public so neither 'client_assertion' nor 'client_secret' should "
+                "be presented.",
+            )
+    if grant_type == "refresh_token":
+        user, resource, scopes = _redeem_refresh_token(config, runtime, form, client_id)
+    else:
+        resource = _resource_of(config, scopes, confidential_only=False)
+        user = _password_user(config, form)
+    return _user_token_response(config, runtime, user, client_id, resource, scopes)
+
+
+def _password_user(config: EmulatorConfig, form: Mapping[str, str]) -> EmulatorUser:
+    username = form.get("username", "")
+    password = form.get("password", "")
+    if not username or not password:
+        missing = "username" if not username else "password"
+        raise TokenRequestError(
+            400,
+            "invalid_request",
+            900144,
+            f"The request body must contain the following parameter: '{missing}'.",
+        )
+    user = config.user_by_upn(username)
+    if user is None:
+        raise TokenRequestError(
+            400,
+            "invalid_grant",
+            50034,
+            f"The user account {username} does not exist in the {config.tenant} directory. To "
+            "sign into this application, the account must be added to the directory.",
+        )
+    if not _secret_matches(config, user, password):
+        raise TokenRequestError(
+            400,
+            "invalid_grant",
+            50126,
+            "Error validating credentials due to invalid username or password.",
+        )
+    return user
+
+
+def _redeem_refresh_token(
+    config: EmulatorConfig, runtime: EmulatorRuntime, form: Mapping[str, str], client_id: str
+) -> tuple[EmulatorUser, str, list[str]]:
+    claims = _verified_claims(runtime, form.get("refresh_token", ""))
+    user = config.user_by_id(str(claims.get("oid", ""))) if claims else None
+    if claims is None or claims.get("typ") != "refresh" or user is None:
+        raise TokenRequestError(
+            400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+        )
+    if str(claims.get("azp", "")).lower() != client_id.lower():
+        raise TokenRequestError(
+            400,
+            "invalid_grant",
+            70000,
+            "Provided grant is invalid or malformed. The refresh token was issued to a "
+            "different client.",
+        )
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or exp <= runtime.timestamp():
+        raise TokenRequestError(
+            400,
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity.",
+        )
+    requested = form.get("scope", "").split()
+    resource = str(claims.get("aud", ""))
+    if requested:
+        resource = _resource_of(config, requested, confidential_only=False)
+    return user, resource, requested or list(claims.get("scp", []))
+
+
+def _user_token_response(
+    config: EmulatorConfig,
+    runtime: EmulatorRuntime,
+    user: EmulatorUser,
+    client_id: str,
+    resource: str,
+    scopes: list[str],
+) -> dict[str, Any]:
+    token, expires_in = issue_access_token(config, runtime, user, resource)
+    lowered = {scope.lower() for scope in scopes}
+    body: dict[str, Any] = {
+        "token_type": "Bearer",
+        "scope": f"{resource}/user_impersonation",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": token,
+    }
+    now = int(runtime.timestamp())
+    if "offline_access" in lowered:
+        body["refresh_token"] = _sign(
+            runtime,
+            {
+                "typ": "refresh",
+                "oid": user.systemuserid,
+                "azp": client_id,
+                "aud": resource,
+                "scp": scopes,
+                "iat": now,
+                "exp": now + int(_REFRESH_LIFETIME.total_seconds()),
+                "uti": _unique_id(runtime),
+            },
+        )
+    if "openid" in lowered:
+        # ID tokens are read by MSAL for the account cache; it does not check their signature.
+        body["id_token"] = _sign(
+            runtime,
+            {
+                "aud": client_id,
+                "iss": f"https://login.microsoftonline.com/{config.tenant}/v2.0",
+                "iat": now,
+                "nbf": now,
+                "exp": now + expires_in,
+                "oid": user.systemuserid,
+                "sub": user.systemuserid,
+                "tid": config.tenant,
+                "name": user.fullname,
+                "preferred_username": user.upn or "",
+                "ver": "2.0",
+            },
+        )
+        client_info = {"uid": user.systemuserid, "utid": config.tenant}
+        body["client_info"] = _b64(json.dumps(client_info).encode())
+    return body
+
+
+def _tenant_known(config: EmulatorConfig, tenant: str) -> bool:
+    return tenant.lower() in (config.tenant.lower(), ORGANIZATIONS)
+
+
+def _tenant_not_found(tenant: str) -> TokenRequestError:
+    return TokenRequestError(
+        400,
+        "invalid_request",
+        90002,
+        f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and "
+        "are signing into the correct cloud.",
+    )
+
+
+def identity_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseRoute]:
+    """Routes of the emulated identity provider (token endpoint and discovery documents)."""
+
+    async def token(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        try:
+            if not _tenant_known(config, tenant):
+                raise _tenant_not_found(tenant)
+            content_type = request.headers.get("content-type", "")
+            if not content_type.startswith("application/x-www-form-urlencoded"):
+                raise TokenRequestError(
+                    400,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'grant_type'.",
+                )
+            raw_form = await request.form()
+            form = {key: str(value) for key, value in raw_form.items()}
+            body = _grant(config, runtime, request, form, tenant.lower())
+        except TokenRequestError as failure:
+            return _aad_error(runtime, request, failure)
+        return JSONResponse(
+            body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+        )
+
+    async def openid_configuration(request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        if not _tenant_known(config, tenant):
+            return _aad_error(runtime, request, _tenant_not_found(tenant))
+        return JSONResponse(openid_document(_base_url(request), config, tenant))
+
+    async def instance_discovery(request: Request) -> Response:
+        base = _base_url(request)
+        endpoint = request.query_params.get("authorization_endpoint", "")
+        path = urlsplit(endpoint).path.strip("/").split("/")
+        tenant = path[0] if path and path[0] else config.tenant
+        netloc = request.url.netloc
+        return JSONResponse(
+            {
+                "tenant_discovery_endpoint": (
+                    f"{base}/{tenant}/v2.0/.well-known/openid-configuration"
+                ),
+                "api-version": "1.1",
+                "metadata": [
+                    {"preferred_network": netloc, "preferred_cache": netloc, "aliases": [netloc]}
+                ],
+            }
+        )
+
+    async def user_realm(request: Request) -> Response:
+        username = request.path_params["username"]
+        domain = username.rpartition("@")[2]
+        known = config.user_by_upn(username) is not None or any(
+            (user.upn or "").lower().endswith("@" + domain.lower()) for user in config.users
+        )
+        return JSONResponse(
+            {
+                "ver": "1.0",
+                "account_type": "Managed" if known else "Unknown",
+                "domain_name": domain,
+                "cloud_instance_name": "microsoftonline.com",
+                "cloud_audience_urn": "urn:federation:MicrosoftOnline",
+            }
+        )
+
+    async def keys(request: Request) -> Response:
+        # Tokens are HMAC-signed: there is no public key to publish.
+        return JSONResponse({"keys": []})
+
+    return [
+        Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration),
+        Route("/{tenant}/discovery/v2.0/keys", keys),
+        Route("/common/discovery/instance", instance_discovery),
+        Route("/common/userrealm/{username}", user_realm),
+    ]
+
+
+def openid_document(base: str, config: EmulatorConfig, tenant: str) -> dict[str, Any]:
+    """The OpenID Connect discovery document for ``tenant`` served from ``base``."""
+    issuer_tenant = "{tenantid}" if tenant.lower() == ORGANIZATIONS else config.tenant
+    prefix = f"{base}/{tenant}"
+    return {
+        "token_endpoint": f"{prefix}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "jwks_uri": f"{prefix}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{base}/{issuer_tenant}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{base}/oidc/userinfo",
+        "authorization_endpoint": f"{prefix}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{prefix}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{prefix}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid"],
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+    }
