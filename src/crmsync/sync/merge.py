@@ -1,0 +1,211 @@
+"""The per-field three-way merge of a record (B22–B24). Pure: no I/O, no clock, no globals.
+
+All three inputs are keyed by **marketing field name** and hold **marketing values**: the
+caller converts the Dynamics row with :meth:`~crmsync.sync.mapping.EntityMapping.to_marketing`
+first, and converts ``crm_writes`` back with :meth:`~crmsync.sync.mapping.EntityMapping.to_crm`.
+A field absent from a mapping reads as empty.
+
+Per field, against the baseline (the values both sides agreed on at the last sync):
+
+* unchanged on both sides → nothing;
+* changed on one side only → that side's value wins and is written to the other side;
+* changed on both sides to the same value → no write and no collision;
+* changed on both sides to different values → a :class:`Collision`, won as the policy says
+  (B23), and recorded with its rule (B24).
+
+Fields that sync from Dynamics only (every field of a one-way entity, and a two-way entity's
+read-only fields) always end with the Dynamics value: a marketing-side edit is local and is
+overwritten whenever the record is merged (B3, R40); they never produce a Dynamics write.
+
+**First link (no baseline).** The Dynamics value wins for every field, because an initial
+sync, like Marketo's, runs Dynamics → marketing: the CRM record is the existing system of
+record and the person is being created or attached for it. The exception is a record the
+marketing side created itself (Sync Person to Microsoft, B31; ``origin=Side.MARKETING``): there
+the person's non-empty values win and Dynamics only fills what the person left empty (such as
+a defaulted rating or status). A field missing from an existing baseline (newly selected, B12)
+is treated the same way as a first link. No collisions are reported without a baseline,
+since neither side can be said to have changed.
+
+**Normalisation** before comparing, and in every write and baseline: surrounding whitespace
+is stripped from text and empty text is ``None`` (Dataverse stores no empty strings, and a
+trailing space is not an edit anyone means to sync). Case is kept and compared exactly, for
+emails too: a salesperson correcting ``Bob@X.com`` to ``bob@x.com`` made an edit that should
+reach the other side. Numbers compare by value (``5 == 5.0``) but never equal a boolean.
+Type-specific canonical forms (date-time offsets, option-label spelling) are the converters'
+job (:func:`crmsync.sync.convert.normalize_marketing`).
+
+**Echo suppression** (B19) follows: a value we wrote comes back equal to the new baseline, so
+it is not a change and produces no write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from crmsync.sync.policy import CollisionPolicy, CollisionRule, Side
+
+
+@dataclass(frozen=True, slots=True)
+class Collision:
+    """One field changed on both sides to different values, and how it was decided (B24)."""
+
+    field: str
+    baseline_value: object
+    crm_value: object
+    marketing_value: object
+    winner: Side
+    rule: CollisionRule
+
+    @property
+    def winning_value(self) -> object:
+        """The value both sides hold after the merge."""
+        return self.crm_value if self.winner is Side.CRM else self.marketing_value
+
+    @property
+    def losing_value(self) -> object:
+        """The value that was overwritten."""
+        return self.marketing_value if self.winner is Side.CRM else self.crm_value
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """What to write to each side, the new baseline, and the collisions decided."""
+
+    crm_writes: dict[str, object]
+    marketing_writes: dict[str, object]
+    new_baseline: dict[str, object]
+    collisions: tuple[Collision, ...]
+
+    @property
+    def has_writes(self) -> bool:
+        """Whether either side needs a write."""
+        return bool(self.crm_writes or self.marketing_writes)
+
+
+def normalize_value(value: object) -> object:
+    """The comparison form of a marketing value: stripped text, ``None`` for empty text."""
+    if value.__class__ is str:
+        return value.strip() or None
+    return value
+
+
+def same_value(left: object, right: object) -> bool:
+    """Whether two normalised values are equal (numbers by value, never equal to a bool)."""
+    if left is right:
+        return True
+    return bool(left == right) and ((left.__class__ is bool) is (right.__class__ is bool))
+
+
+_NO_BASELINE: Mapping[str, object] = {}
+
+
+def merge_record(
+    baseline: Mapping[str, object] | None,
+    crm: Mapping[str, object],
+    marketing: Mapping[str, object],
+    policy: CollisionPolicy,
+    fields: Collection[str],
+    *,
+    one_way_fields: Collection[str] = frozenset(),
+    origin: Side = Side.CRM,
+) -> MergeResult:
+    """Merge one record's synced ``fields`` three ways against ``baseline`` (B22, B23).
+
+    ``one_way_fields`` are fields that sync from Dynamics only within a two-way entity (see
+    :attr:`~crmsync.sync.mapping.EntityMapping.crm_only_fields`); for a one-way policy every
+    field is. ``origin`` says who created the link when there is no baseline: ``Side.CRM``
+    (the default) for records arriving from Dynamics, ``Side.MARKETING`` for a record the
+    marketing side just created in Dynamics.
+
+    Returns the writes for each side (normalised values keyed by field), the new baseline
+    (the agreed value of every field) and the collisions, in ``fields`` order.
+    """
+    base = _NO_BASELINE if baseline is None else baseline
+    two_way = policy.two_way
+    winner = policy.winner
+    one_way_rule = (
+        CollisionRule.DYNAMICS_WINS_READ_ONLY_FIELD
+        if two_way
+        else CollisionRule.DYNAMICS_WINS_ONE_WAY_ENTITY
+    )
+    marketing_created = origin is Side.MARKETING
+    crm_only = (
+        one_way_fields if isinstance(one_way_fields, set | frozenset) else frozenset(one_way_fields)
+    )
+    crm_writes: dict[str, object] = {}
+    marketing_writes: dict[str, object] = {}
+    new_baseline: dict[str, object] = {}
+    collisions: list[Collision] = []
+
+    for name in fields:
+        crm_value = crm.get(name)
+        if crm_value.__class__ is str:
+            crm_value = crm_value.strip() or None
+        marketing_value = marketing.get(name)
+        if marketing_value.__class__ is str:
+            marketing_value = marketing_value.strip() or None
+        has_baseline = name in base
+        if has_baseline:
+            base_value = base[name]
+            if base_value.__class__ is str:
+                base_value = base_value.strip() or None
+        else:
+            base_value = None
+
+        if not two_way or name in crm_only:
+            # Dynamics only: its value always stands.
+            final = crm_value
+            if not same_value(marketing_value, crm_value):
+                marketing_writes[name] = crm_value
+                if (
+                    has_baseline
+                    and not same_value(marketing_value, base_value)
+                    and not same_value(crm_value, base_value)
+                ):
+                    collisions.append(
+                        Collision(
+                            name,
+                            base_value,
+                            crm_value,
+                            marketing_value,
+                            Side.CRM,
+                            one_way_rule,
+                        )
+                    )
+        elif not has_baseline:
+            if marketing_created and marketing_value is not None:
+                final = marketing_value
+                if not same_value(crm_value, marketing_value):
+                    crm_writes[name] = marketing_value
+            else:
+                final = crm_value
+                if not same_value(marketing_value, crm_value):
+                    marketing_writes[name] = crm_value
+        else:
+            crm_changed = not same_value(crm_value, base_value)
+            marketing_changed = not same_value(marketing_value, base_value)
+            if not crm_changed:
+                final = marketing_value
+                if marketing_changed:
+                    crm_writes[name] = marketing_value
+            elif not marketing_changed:
+                final = crm_value
+                marketing_writes[name] = crm_value
+            elif same_value(crm_value, marketing_value):
+                final = crm_value
+            elif winner is Side.CRM:
+                final = crm_value
+                marketing_writes[name] = crm_value
+                collisions.append(
+                    Collision(name, base_value, crm_value, marketing_value, winner, policy.rule)
+                )
+            else:
+                final = marketing_value
+                crm_writes[name] = marketing_value
+                collisions.append(
+                    Collision(name, base_value, crm_value, marketing_value, winner, policy.rule)
+                )
+        new_baseline[name] = final
+
+    return MergeResult(crm_writes, marketing_writes, new_baseline, tuple(collisions))
