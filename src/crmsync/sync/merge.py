@@ -183,8 +183,19 @@ def merge_record(
                 if not same_value(marketing_value, crm_value):
                     marketing_writes[name] = crm_value
         else:
-            crm_changed = not same_value(crm_value, base_value)
-            marketing_changed = not same_value(marketing_value, base_value)
+            # same_value(), inlined: this is the hot path of every continuous-sync merge.
+            crm_is_bool = crm_value.__class__ is bool
+            base_is_bool = base_value.__class__ is bool
+            crm_changed = not (
+                crm_value is base_value or (crm_value == base_value and crm_is_bool is base_is_bool)
+            )
+            marketing_changed = not (
+                marketing_value is base_value
+                or (
+                    marketing_value == base_value
+                    and (marketing_value.__class__ is bool) is base_is_bool
+                )
+            )
             if not crm_changed:
                 final = marketing_value
                 if marketing_changed:
