@@ -85,11 +85,13 @@ def _state_from_row(row: RowMapping) -> State:
     return state
 
 
-def _encode_position(last_id: int) -> str:
+def encode_position(last_id: int) -> str:
+    """A position-based ``nextPageToken`` (spec marketo-rest §1.2): resume after ``last_id``."""
     return base64.urlsafe_b64encode(f"p:{last_id}".encode()).decode("ascii").rstrip("=")
 
 
-def _decode_position(token: str) -> int:
+def decode_position(token: str) -> int:
+    """The id a position token resumes after; raise :class:`InvalidValueError` (1003)."""
     try:
         padded = token + "=" * (-len(token) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
@@ -164,9 +166,9 @@ class PersonService:
 
     # ---- reads ----------------------------------------------------------------------------
 
-    def _resolve_fields(
-        self, catalog: FieldCatalog, fields: Sequence[str] | None
-    ) -> list[FieldDef]:
+    def resolve_fields(self, catalog: FieldCatalog, fields: Sequence[str] | None) -> list[FieldDef]:
+        """The catalog fields named in ``fields`` (default :data:`DEFAULT_FIELDS`), deduplicated;
+        raise :class:`UnknownFieldError` (1006) for an unknown name."""
         names = fields if fields else DEFAULT_FIELDS
         resolved: list[FieldDef] = []
         seen: set[str] = set()
@@ -182,13 +184,14 @@ class PersonService:
                 resolved.append(found)
         return resolved
 
-    def _read(
+    def read_rows(
         self,
         conn: Connection,
         wanted: list[FieldDef],
         condition: ColumnElement[bool],
         limit: int | None = None,
     ) -> list[dict[str, object]]:
+        """Persons matching ``condition`` in id order, as dicts of ``wanted`` plus ``id``."""
         columns: list[ColumnElement[Any]] = [persons.c.id]
         columns += [
             persons.c[f.rest_name].label(f.rest_name)
@@ -219,11 +222,11 @@ class PersonService:
         the requested fields (default: id, email, firstName, lastName, updatedAt, createdAt);
         null values are present as ``None``. Raises :class:`UnknownFieldError`."""
         with self._engine.connect() as conn:
-            wanted = self._resolve_fields(load_catalog(conn), fields)
+            wanted = self.resolve_fields(load_catalog(conn), fields)
             wanted_ids = list(dict.fromkeys(int(i) for i in ids))
             if not wanted_ids:
                 return []
-            found = self._read(conn, wanted, persons.c.id.in_(wanted_ids))
+            found = self.read_rows(conn, wanted, persons.c.id.in_(wanted_ids))
         by_id = {item["id"]: item for item in found}
         return [by_id[i] for i in wanted_ids if i in by_id]
 
@@ -279,7 +282,7 @@ class PersonService:
         filter, 1003 bad value or token).
         """
         size = max(1, min(int(batch_size), MAX_BATCH_SIZE))
-        after = _decode_position(next_page_token) if next_page_token else 0
+        after = decode_position(next_page_token) if next_page_token else 0
         with self._engine.connect() as conn:
             catalog = load_catalog(conn)
             field = catalog.get(filter_field.strip())
@@ -295,16 +298,16 @@ class PersonService:
                     if k is not None
                 )
             )
-            wanted = self._resolve_fields(catalog, fields)
+            wanted = self.resolve_fields(catalog, fields)
             if not keys:
                 return [], None
             condition = column.in_(keys) & (persons.c.id > after)
-            found = self._read(conn, wanted, condition, limit=size + 1)
+            found = self.read_rows(conn, wanted, condition, limit=size + 1)
         if len(found) > size:
             found = found[:size]
             last = found[-1]["id"]
             assert isinstance(last, int)
-            return found, _encode_position(last)
+            return found, encode_position(last)
         return found, None
 
     # ---- writes ---------------------------------------------------------------------------
