@@ -7,7 +7,10 @@ import importlib
 import typer
 
 # (module, attribute, name) — a module exposes either a Typer group or a plain command function.
-_GROUPS: tuple[tuple[str, str, str], ...] = ()
+_GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("crmsync.cli.db", "app", "db"),
+    ("crmsync.cli.fields", "app", "fields"),
+)
 _COMMANDS: tuple[tuple[str, str, str], ...] = ()
 
 
