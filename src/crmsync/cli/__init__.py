@@ -61,7 +61,10 @@ def main() -> None:
     """Console-script entry point: run the CLI, mapping crmsync errors to exit code 1."""
     _register()
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns (not raises) the code of a typer.Exit.
+        exit_code = app(standalone_mode=False)
+        if isinstance(exit_code, int) and exit_code:
+            sys.exit(exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -73,9 +76,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # typer may vendor its own click: recognise a usage error by its interface.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
