@@ -10,8 +10,12 @@ import typer
 _GROUPS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.db", "app", "db"),
     ("crmsync.cli.fields", "app", "fields"),
+    ("crmsync.cli.api_clients", "app", "api-client"),
 )
-_COMMANDS: tuple[tuple[str, str, str], ...] = ()
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("crmsync.cli.serve", "serve", "serve"),
+    ("crmsync.cli.demo", "demo", "demo"),
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,61 @@
+"""``crmsync serve``: run the web application (Marketo-compatible REST API) with uvicorn."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from crmsync.cli import settings_from
+from crmsync.errors import ConfigurationError
+from crmsync.web.app import create_app
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to listen on (default from settings).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="TCP port (default from settings; 0 picks a free one)."),
+    ] = None,
+) -> None:
+    """Serve the REST API until interrupted; refuses an unmigrated database."""
+    settings = settings_from(ctx)
+    app = create_app(settings)  # raises DatabaseNotMigratedError naming `crmsync db upgrade`
+    bind_host = host if host is not None else settings.web.host
+    bind_port = port if port is not None else settings.web.port
+    run_server(app, bind_host, bind_port)
+
+
+def run_server(
+    app: FastAPI, host: str, port: int, *, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Bind ``host:port`` (port 0 picks a free one), print the URL, serve until interrupted.
+
+    ``on_ready`` receives the base URL once the socket is bound, before serving starts.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+    url = f"http://{shown_host}:{bound_port}"
+    print(f"crmsync: serving on {url} (Ctrl-C stops)", flush=True)
+    if on_ready is not None:
+        on_ready(url)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

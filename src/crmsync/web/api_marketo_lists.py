@@ -1,0 +1,176 @@
+"""Static lists and their members (spec marketo-rest.md §6.4, §4.12).
+
+* ``GET /rest/v1/lists.json`` and ``GET /rest/v1/lists/{listId}.json``
+* ``POST /rest/v1/lists/{listId}/leads.json`` — add (ids in the query or a JSON ``input``)
+* ``DELETE /rest/v1/lists/{listId}/leads.json`` — remove
+* ``GET /rest/v1/lists/{listId}/leads/ismember.json`` — membership check
+* ``GET /rest/v1/lists/{listId}/leads.json`` and the legacy ``/list/{listId}/leads.json`` —
+  the list's leads, paged
+* ``POST /rest/asset/v1/staticLists.json`` — create a list (the asset API form that Marketo
+  clients use; form fields ``name``, ``folder``, ``description``)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crmsync.errors import InputError, RecordError
+from crmsync.marketing.outcomes import RecordOutcome
+from crmsync.web.api_marketo_leads import outcome_json
+from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
+from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
+
+MEMBERSHIP_STATUSES = frozenset({"added", "removed", "memberof", "notmemberof"})
+
+
+def _service_error(exc: InputError | RecordError) -> ApiError:
+    if isinstance(exc, RecordError):
+        return ApiError(exc.code or "1013", exc.message)
+    return ApiError(exc.code or "1003", exc.message)
+
+
+def _member_ids(call: ApiCall) -> list[object]:
+    """Ids from a JSON ``input`` body, or else from repeated ``id`` parameters (§6.4)."""
+    if call.has_body():
+        return [
+            record.get("id") if isinstance(record, dict) else None for record in call.input_list()
+        ]
+    ids: list[object] = list(call.params.get_list("id"))
+    if not ids:
+        raise blank("id")
+    if len(ids) > MAX_RECORDS_PER_CALL:
+        raise invalid_parameter(
+            f"Batch size of {len(ids)} exceeds the maximum of {MAX_RECORDS_PER_CALL}"
+        )
+    return ids
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
+    list_id = call.path_int("listId")
+    raw_ids = _member_ids(call)
+    results: list[dict[str, Any] | None] = [None] * len(raw_ids)
+    ids: list[int] = []
+    positions: list[int] = []
+    for index, raw in enumerate(raw_ids):
+        person_id = _as_int(raw)
+        if person_id is None:
+            results[index] = skipped([Reason("1003", "Invalid data")])
+        else:
+            ids.append(person_id)
+            positions.append(index)
+    lists = call.services.lists
+    source = call.services.source
+    outcomes: list[RecordOutcome] = []
+    try:
+        if operation == "add":
+            outcomes = lists.add_members(list_id, ids, source=source) if ids else []
+        elif operation == "remove":
+            outcomes = lists.remove_members(list_id, ids, source=source) if ids else []
+        else:
+            outcomes = lists.is_member(list_id, ids) if ids else []
+    except (InputError, RecordError) as exc:
+        raise _service_error(exc) from exc
+    for position, outcome in zip(positions, outcomes, strict=True):
+        results[position] = outcome_json(outcome)
+    return success([item for item in results if item is not None])
+
+
+def add_to_list(call: ApiCall) -> dict[str, Any]:
+    """Add leads to a static list: ``added`` or skipped 1004 per id."""
+    return _membership_call(call, "add")
+
+
+def remove_from_list(call: ApiCall) -> dict[str, Any]:
+    """Remove leads from a static list: ``removed`` or skipped 1004/1015 per id."""
+    return _membership_call(call, "remove")
+
+
+def member_of_list(call: ApiCall) -> dict[str, Any]:
+    """Membership check: ``memberof``, ``notmemberof`` or skipped 1004 per id."""
+    return _membership_call(call, "ismember")
+
+
+def get_lists(call: ApiCall) -> dict[str, Any]:
+    """Static lists filtered by ``id`` and/or ``name``, paged."""
+    try:
+        items, token = call.services.lists.query(
+            call.params.get_int_list("id") or None,
+            call.params.get_list("name") or None,
+            call.params.batch_size(),
+            call.params.get("nextPageToken") or None,
+        )
+    except InputError as exc:
+        raise _service_error(exc) from exc
+    return success(list(items), next_page_token=token)
+
+
+def get_list(call: ApiCall) -> dict[str, Any]:
+    """One static list; an unknown id is 1013 Object not found."""
+    item = call.services.lists.get(call.path_int("listId"))
+    if item is None:
+        raise ApiError("1013", "Object not found")
+    return success([item])
+
+
+def get_list_leads(call: ApiCall) -> dict[str, Any]:
+    """The leads of a static list with the requested ``fields``, paged (§4.12)."""
+    try:
+        items, token = call.services.lists.members(
+            call.path_int("listId"),
+            call.params.get_list("fields") or None,
+            call.params.batch_size(),
+            call.params.get("nextPageToken") or None,
+        )
+    except (InputError, RecordError) as exc:
+        raise _service_error(exc) from exc
+    return success(list(items), next_page_token=token)
+
+
+def create_static_list(call: ApiCall) -> dict[str, Any]:
+    """Asset API: create a static list from form fields ``name``, ``folder``, ``description``."""
+    name = call.params.require("name")
+    description = call.params.get("description") or ""
+    folder: dict[str, Any] = {"id": 1, "type": "Folder"}
+    raw_folder = call.params.get("folder")
+    if raw_folder:
+        try:
+            parsed = json.loads(raw_folder)
+        except ValueError as exc:
+            raise invalid_parameter("Invalid value for 'folder'") from exc
+        if isinstance(parsed, dict):
+            folder = {"id": parsed.get("id", 1), "type": parsed.get("type", "Folder")}
+    try:
+        list_id = call.services.lists.create(name, description)
+    except InputError as exc:
+        if exc.code == "1017":
+            raise ApiError("709", f"Static List with name '{name}' already exists") from exc
+        raise _service_error(exc) from exc
+    item = call.services.lists.get(list_id) or {"id": list_id, "name": name}
+    item = {**item, "folder": folder}
+    document = success([item])
+    document["errors"] = []
+    document["warnings"] = []
+    return document
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/rest/v1/lists.json", get_lists),
+    Route("GET", "/rest/v1/lists/{listId}.json", get_list),
+    Route("POST", "/rest/v1/lists/{listId}/leads.json", add_to_list),
+    Route("DELETE", "/rest/v1/lists/{listId}/leads.json", remove_from_list),
+    Route("GET", "/rest/v1/lists/{listId}/leads/ismember.json", member_of_list),
+    Route("GET", "/rest/v1/lists/{listId}/leads.json", get_list_leads),
+    Route("GET", "/rest/v1/list/{listId}/leads.json", get_list_leads),
+    Route("POST", "/rest/asset/v1/staticLists.json", create_static_list),
+)

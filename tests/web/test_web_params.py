@@ -1,0 +1,80 @@
+"""Parameter parsing of the Marketo API: the shapes Marketo clients send (spec marketo-rest §1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from crmsync.web.envelope import ApiError
+from crmsync.web.params import ApiParams, media_type, parse_datetime
+
+
+def test_array_parameters_accept_repeated_keys_commas_and_both() -> None:
+    """§1 "Array parameters": repeated keys, comma-separated values, and the two combined."""
+    params = ApiParams.from_query("fields=email&fields=firstName%2ClastName&id=1,2&id=3")
+    assert params.get_list("fields") == ["email", "firstName", "lastName"]
+    assert params.get_int_list("id") == [1, 2, 3]
+
+
+def test_form_body_and_json_object_merge_with_the_query() -> None:
+    """§10.3: ``_method=GET`` tunnelling merges query, form body and JSON body."""
+    params = ApiParams.from_query("_method=GET")
+    params.add_form(b"filterType=email&filterValues=a%40b.com%2Cc%40d.com&batchSize=10")
+    params.add_json_object({"fields": ["email", "id"], "input": [{"id": 1}], "flag": True})
+    assert params.get("_method") == "GET"
+    assert params.get_list("filterValues") == ["a@b.com", "c@d.com"]
+    assert params.batch_size() == 10
+    assert params.get_list("fields") == ["email", "id"]
+    assert params.get("flag") == "true"
+    assert "input" not in params
+
+
+def test_booleans_are_case_insensitive() -> None:
+    """§1: clients send Python's ``False``."""
+    params = ApiParams.from_query("mergeInCRM=False&other=TRUE")
+    assert params.get_bool("mergeInCRM", default=True) is False
+    assert params.get_bool("other") is True
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [("batchSize=301", "1003"), ("batchSize=0", "1003"), ("batchSize=x", "1003"), ("", "701")],
+)
+def test_bad_parameters_give_marketo_codes(query: str, code: str) -> None:
+    """§3: a bad batch size is 1003, a missing required parameter 701."""
+    params = ApiParams.from_query(query)
+    with pytest.raises(ApiError) as caught:
+        if code == "701":
+            params.require("filterType")
+        else:
+            params.batch_size()
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-01", dt.datetime(2024, 1, 1, tzinfo=dt.UTC)),
+        ("2015-10-06T13:22:17-08:00", dt.datetime(2015, 10, 6, 21, 22, 17, tzinfo=dt.UTC)),
+        ("2015-10-06T13:22-0700", dt.datetime(2015, 10, 6, 20, 22, tzinfo=dt.UTC)),
+        ("2024-03-01T10:00:00Z", dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)),
+        ("2024-03-01T10:00:00 01:00", dt.datetime(2024, 3, 1, 9, tzinfo=dt.UTC)),
+    ],
+)
+def test_since_datetime_accepts_the_documented_forms(text: str, expected: dt.datetime) -> None:
+    """§5.2: bare dates, offsets with or without a colon, ``Z``, and an unencoded ``+``."""
+    assert parse_datetime(text) == expected
+
+
+def test_since_datetime_rejects_garbage_with_704() -> None:
+    """§5.2: anything else is 704 Invalid date format."""
+    with pytest.raises(ApiError) as caught:
+        parse_datetime("yesterday")
+    assert caught.value.code == "704"
+
+
+def test_media_type_ignores_charset() -> None:
+    """§1 Content-Type: clients add ``; charset=utf-8``."""
+    assert media_type("Application/JSON; charset=utf-8") == "application/json"
+    assert media_type(None) == ""
