@@ -394,3 +394,12 @@ class LinkConverter:
     def to_crm(self, value: object) -> CrmValue:
         """A lookup to :attr:`target` with the given id."""
         return lookup_for(self.attribute, value, self.target)
+
+
+def canonical_value(converter: ValueConverter, value: object) -> object:
+    """The canonical marketing form of ``value`` through ``converter`` (see
+    :func:`normalize_marketing`); a value that does not convert is returned unchanged."""
+    try:
+        return converter.to_marketing(converter.to_crm(value))
+    except ValidationFailedError:
+        return value

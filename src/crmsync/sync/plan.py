@@ -1,0 +1,437 @@
+"""Planning what one page of Dynamics changes does on the marketing side. Pure: no I/O.
+
+The cycle runner reads a page of :class:`~crmsync.dynamics.types.CrmChange` /
+:class:`~crmsync.dynamics.types.CrmDelete`, loads the links, baselines and local records of the
+ids on it, and calls :func:`plan_page`. The plan says, per record:
+
+* **create** a local record (a person, company, …) for a Dynamics record with no link — never
+  de-duplicated against existing persons (B4) — or whose local record was deleted (B27);
+* **update** a linked record: the merge's writes for both sides, the new baseline and the
+  collisions (B22–B24); Dynamics writes carry the ETag they were merged against (B25);
+* **flag deleted**: a Dynamics delete only sets the CRM is-deleted flag (B26, B29);
+* **skip**: the sync filter says No (B20), or the change has nothing to act on;
+* **fail**: a value that does not convert fails that record alone, with a code and message for
+  the activity log and the sync-errors table (B37); a marketing value Dynamics would reject
+  stays unsent and out of the baseline, so it is retried (B38).
+
+Lead qualification (B30, R76): a new contact whose originating lead is linked to a person
+continues that person (history and id kept) as a Contact, merged against the lead's baseline;
+otherwise the contact gets a new person. A contact the sync filter excludes is not synced, and
+later changes of a lead whose person continues as a contact are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from crmsync.dynamics.types import CrmChange, CrmDelete, CrmRecord, CrmValue, LookupValue
+from crmsync.errors import ValidationFailedError
+from crmsync.sync.convert import canonical_value
+from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.merge import Collision, merge_record, normalize_value
+from crmsync.sync.policy import CollisionPolicy, Side, policy_for
+
+SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
+"""The Dynamics boolean that excludes a record when explicitly No (B20, R62)."""
+
+ORIGINATING_LEAD_ATTRIBUTE = "originatingleadid"
+"""A contact's lookup to the lead it was qualified from (select it to follow B30)."""
+
+CRM_TYPES = {"lead": "Lead", "contact": "Contact"}
+"""The person's CRM type for each two-way entity (B7)."""
+
+LOCAL_KINDS = {
+    "lead": "person",
+    "contact": "person",
+    "account": "company",
+    "opportunity": "opportunity",
+    "systemuser": "salesperson",
+    "team": "team",
+}
+
+
+def local_kind_for(entity: str) -> str:
+    """The kind of local record a Dynamics entity syncs into (custom entities: ``custom``)."""
+    return LOCAL_KINDS.get(entity, "custom")
+
+
+def passes_sync_filter(values: Mapping[str, CrmValue], filter_selected: bool) -> bool:
+    """Whether a Dynamics record syncs under the ``new_synctomkto`` filter (B20, R63).
+
+    The filter only takes effect when the column is selected (R33). Then absent, empty or Yes
+    → sync; only an explicit No skips the record.
+    """
+    if not filter_selected:
+        return True
+    return values.get(SYNC_FILTER_ATTRIBUTE) is not False
+
+
+class QualifyOutcome(Enum):
+    """What qualifying a lead into a contact does on the marketing side (B30, R76)."""
+
+    NOTHING = "nothing"  # lead filtered out, contact filtered out
+    CONTINUE_AS_CONTACT = "continue_as_contact"  # both synced: the same person continues
+    NEW_PERSON_FOR_CONTACT = "new_person_for_contact"  # lead was not synced, contact is
+    LEAD_ONLY = "lead_only"  # the lead's person stays; the contact is not synced
+
+
+def qualify_outcome(lead_synced: bool, contact_passes: bool) -> QualifyOutcome:
+    """The R76 table: lead F/contact F → nothing; T/T → continue; F/T → new; T/F → lead only."""
+    if contact_passes:
+        return (
+            QualifyOutcome.CONTINUE_AS_CONTACT
+            if lead_synced
+            else QualifyOutcome.NEW_PERSON_FOR_CONTACT
+        )
+    return QualifyOutcome.LEAD_ONLY if lead_synced else QualifyOutcome.NOTHING
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRecord:
+    """The marketing side of a link: the local record's id, values and (persons) CRM type."""
+
+    local_id: int
+    values: Mapping[str, object]
+    crm_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """What the store knows about one Dynamics id: its local record (``None`` once deleted
+    locally, B27) and the baseline of the last sync."""
+
+    local: LocalRecord | None
+    baseline: Mapping[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCreate:
+    """A new local record for a Dynamics record (B4, B27, B30 F/T)."""
+
+    entity: str
+    crm_id: str
+    values: dict[str, object]
+    baseline: dict[str, object]
+    crm_type: str | None
+    etag: str | None
+    replaces_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedUpdate:
+    """Writes for a linked record; ``crm_writes`` are Dynamics columns, sent with ``etag``.
+
+    ``relinked_from`` is set when a contact continues the person of the lead it was qualified
+    from (B30); ``crm_type`` is the person's CRM type after the update. Store ``new_baseline``
+    once Dynamics accepted ``crm_writes``; if Dynamics rejects them, store
+    ``baseline_if_rejected`` instead, which leaves the unsent fields changed so that they are
+    retried (B38).
+    """
+
+    entity: str
+    crm_id: str
+    local_id: int
+    marketing_writes: dict[str, object]
+    crm_writes: dict[str, CrmValue]
+    new_baseline: dict[str, object]
+    collisions: tuple[Collision, ...]
+    etag: str | None
+    crm_type: str | None = None
+    relinked_from: str | None = None
+    baseline_if_rejected: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDeleteFlag:
+    """Set the CRM is-deleted flag of a local record; nothing is deleted (B26, B29)."""
+
+    entity: str
+    crm_id: str
+    local_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRecord:
+    """A change deliberately not applied, and why."""
+
+    entity: str
+    crm_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """A record that failed alone (B37): ``direction`` is ``to_marketing`` or ``to_crm``."""
+
+    entity: str
+    crm_id: str
+    local_id: int | None
+    direction: str
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """Everything one page of changes does, grouped by kind of work."""
+
+    entity: str
+    creates: tuple[PlannedCreate, ...] = ()
+    updates: tuple[PlannedUpdate, ...] = ()
+    delete_flags: tuple[PlannedDeleteFlag, ...] = ()
+    skipped: tuple[SkippedRecord, ...] = ()
+    failures: tuple[RecordFailure, ...] = ()
+
+    @property
+    def collisions(self) -> tuple[Collision, ...]:
+        """Every collision decided on this page (B24)."""
+        return tuple(c for update in self.updates for c in update.collisions)
+
+
+@dataclass(slots=True)
+class _Builder:
+    entity: str
+    creates: list[PlannedCreate] = field(default_factory=list)
+    updates: list[PlannedUpdate] = field(default_factory=list)
+    delete_flags: list[PlannedDeleteFlag] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    failures: list[RecordFailure] = field(default_factory=list)
+
+    def build(self) -> PagePlan:
+        return PagePlan(
+            self.entity,
+            tuple(self.creates),
+            tuple(self.updates),
+            tuple(self.delete_flags),
+            tuple(self.skipped),
+            tuple(self.failures),
+        )
+
+
+def originating_lead_ids(items: Iterable[CrmChange | CrmDelete]) -> tuple[str, ...]:
+    """The lead ids a page of contact changes was qualified from (to load their links)."""
+    ids: dict[str, None] = {}
+    for item in items:
+        if isinstance(item, CrmChange):
+            origin = item.record.values.get(ORIGINATING_LEAD_ATTRIBUTE)
+            if isinstance(origin, LookupValue):
+                ids.setdefault(origin.id, None)
+    return tuple(ids)
+
+
+def _latest_per_record(
+    items: Iterable[CrmChange | CrmDelete],
+) -> list[CrmChange | CrmDelete]:
+    """One item per record id, the latest one, in first-seen order."""
+    latest: dict[str, CrmChange | CrmDelete] = {}
+    for item in items:
+        record_id = item.record.id if isinstance(item, CrmChange) else item.id
+        latest.pop(record_id, None)
+        latest[record_id] = item
+    return list(latest.values())
+
+
+def plan_page(
+    mapping: EntityMapping,
+    items: Iterable[CrmChange | CrmDelete],
+    links: Mapping[str, LinkState],
+    *,
+    originating_leads: Mapping[str, LinkState] | None = None,
+    filter_selected: bool | None = None,
+) -> PagePlan:
+    """Plan a page of changes of ``mapping.entity`` against the stored ``links``.
+
+    ``links`` holds the link state of every linked id on the page (absent = never linked).
+    ``originating_leads`` holds the link state of the leads returned by
+    :func:`originating_lead_ids` (contacts only). ``filter_selected`` defaults to whether the
+    sync-filter column is in the mapping (R33).
+    """
+    entity = mapping.entity
+    if filter_selected is None:
+        filter_selected = SYNC_FILTER_ATTRIBUTE in mapping.attributes
+    leads = originating_leads or {}
+    plan = _Builder(entity)
+    for item in _latest_per_record(items):
+        if isinstance(item, CrmDelete):
+            _plan_delete(plan, item, links.get(item.id))
+            continue
+        record = item.record
+        if not passes_sync_filter(record.values, filter_selected):
+            plan.skipped.append(
+                SkippedRecord(entity, record.id, "the sync filter new_synctomkto is No (B20)")
+            )
+            continue
+        try:
+            crm_values = mapping.to_marketing(record.values)
+        except ValidationFailedError as exc:
+            state = links.get(record.id)
+            local_id = state.local.local_id if state and state.local else None
+            plan.failures.append(
+                RecordFailure(entity, record.id, local_id, "to_marketing", exc.code, exc.message)
+            )
+            continue
+        state = links.get(record.id)
+        if state is not None and state.local is not None:
+            _plan_linked(plan, mapping, record, crm_values, state)
+            continue
+        continued = _continued_lead(entity, record, leads)
+        if continued is not None:
+            _plan_continuation(plan, mapping, record, crm_values, continued)
+            continue
+        _plan_create(plan, mapping, record, crm_values, replaces_deleted=state is not None)
+    return plan.build()
+
+
+def _plan_delete(plan: _Builder, item: CrmDelete, state: LinkState | None) -> None:
+    if state is None or state.local is None:
+        plan.skipped.append(
+            SkippedRecord(plan.entity, item.id, "deleted in Dynamics; no local record to flag")
+        )
+        return
+    plan.delete_flags.append(PlannedDeleteFlag(plan.entity, item.id, state.local.local_id))
+
+
+def _continued_lead(
+    entity: str, record: CrmRecord, leads: Mapping[str, LinkState]
+) -> tuple[str, LinkState] | None:
+    """The linked lead a new contact was qualified from, when it continues its person."""
+    if entity != "contact":
+        return None
+    origin = record.values.get(ORIGINATING_LEAD_ATTRIBUTE)
+    if not isinstance(origin, LookupValue):
+        return None
+    state = leads.get(origin.id)
+    if state is None or state.local is None:
+        return None  # R76 F/T: the lead never synced (or its person is gone): a new person
+    return origin.id, state
+
+
+def _plan_create(
+    plan: _Builder,
+    mapping: EntityMapping,
+    record: CrmRecord,
+    crm_values: dict[str, object],
+    *,
+    replaces_deleted: bool,
+) -> None:
+    crm_type = CRM_TYPES.get(plan.entity)
+    baseline = {name: normalize_value(value) for name, value in crm_values.items()}
+    values = dict(baseline)
+    if crm_type is not None:
+        values["crmType"] = crm_type
+    values["crmIsDeleted"] = False
+    plan.creates.append(
+        PlannedCreate(
+            plan.entity, record.id, values, baseline, crm_type, record.etag, replaces_deleted
+        )
+    )
+
+
+def _policy(entity: str, crm_type: str | None) -> CollisionPolicy:
+    if entity in CRM_TYPES:
+        return policy_for(entity, crm_type or CRM_TYPES[entity])
+    return policy_for(entity)
+
+
+def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
+    return {
+        m.field: canonical_value(m.converter, local.values.get(m.field)) for m in mapping.fields
+    }
+
+
+def _plan_linked(
+    plan: _Builder,
+    mapping: EntityMapping,
+    record: CrmRecord,
+    crm_values: dict[str, object],
+    state: LinkState,
+) -> None:
+    local = state.local
+    if local is None:
+        return
+    if plan.entity == "lead" and local.crm_type == CRM_TYPES["contact"]:
+        plan.skipped.append(
+            SkippedRecord(
+                plan.entity, record.id, "the person continues as a contact since qualify (B30)"
+            )
+        )
+        return
+    _plan_merge(plan, mapping, record, crm_values, local, state.baseline, local.crm_type, None)
+
+
+def _plan_continuation(
+    plan: _Builder,
+    mapping: EntityMapping,
+    record: CrmRecord,
+    crm_values: dict[str, object],
+    continued: tuple[str, LinkState],
+) -> None:
+    lead_id, lead_state = continued
+    local = lead_state.local
+    if local is None:
+        return
+    fields = set(mapping.field_names)
+    baseline = {k: v for k, v in (lead_state.baseline or {}).items() if k in fields}
+    contact = CRM_TYPES["contact"]
+    _plan_merge(plan, mapping, record, crm_values, local, baseline, contact, lead_id)
+
+
+def _plan_merge(
+    plan: _Builder,
+    mapping: EntityMapping,
+    record: CrmRecord,
+    crm_values: dict[str, object],
+    local: LocalRecord,
+    baseline: Mapping[str, object] | None,
+    crm_type: str | None,
+    relinked_from: str | None,
+) -> None:
+    result = merge_record(
+        baseline,
+        crm_values,
+        _marketing_values(mapping, local),
+        _policy(plan.entity, crm_type),
+        mapping.field_names,
+        one_way_fields=mapping.crm_only_fields,
+        origin=Side.CRM,
+    )
+    # Fields sent to Dynamics are only agreed once it accepts them (B38).
+    old = baseline or {}
+    unsent_baseline = dict(result.new_baseline)
+    for name in result.crm_writes:
+        if name in old:
+            unsent_baseline[name] = normalize_value(old[name])
+        else:
+            unsent_baseline.pop(name, None)
+    new_baseline = result.new_baseline
+    crm_writes: dict[str, CrmValue] = {}
+    if result.crm_writes:
+        try:
+            crm_writes = mapping.to_crm(result.crm_writes)
+        except ValidationFailedError as exc:
+            new_baseline = unsent_baseline
+            plan.failures.append(
+                RecordFailure(
+                    plan.entity, record.id, local.local_id, "to_crm", exc.code, exc.message
+                )
+            )
+    marketing_writes = dict(result.marketing_writes)
+    if relinked_from is not None:
+        marketing_writes["crmType"] = crm_type
+    plan.updates.append(
+        PlannedUpdate(
+            plan.entity,
+            record.id,
+            local.local_id,
+            marketing_writes,
+            crm_writes,
+            new_baseline,
+            result.collisions,
+            record.etag,
+            crm_type,
+            relinked_from,
+            unsent_baseline,
+        )
+    )
