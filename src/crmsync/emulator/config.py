@@ -568,11 +568,12 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
 def _check_unique(users: tuple[EmulatorUser, ...]) -> None:
     seen: set[str] = set()
     for user in users:
-        keys = [f"systemuserid {user.systemuserid}"]
+        keys = []
         if user.client_id:
             keys.append(f"client_id {user.client_id.lower()}")
         if user.upn:
             keys.append(f"upn {user.upn.lower()}")
+        keys.append(f"systemuserid {user.systemuserid}")
         for key in keys:
             if key in seen:
                 raise ConfigurationError(f"users: {key} appears more than once")

@@ -1,0 +1,173 @@
+"""Loading the emulator's TOML configuration (issue 3 'Users and security', spec §8, §9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crmsync.emulator.config import (
+    DEFAULT_APP_CLIENT_ID,
+    FaultSettings,
+    default_config,
+    load_emulator_config,
+)
+from crmsync.errors import ConfigurationError
+
+FULL = """
+tenant = "11111111-2222-3333-4444-555555555555"
+seed = 9
+token_lifetime_seconds = 120
+request_limit = 50
+request_window_seconds = 10
+concurrency_limit = 4
+delta_token_max_age_days = 0.5
+max_page_size = 500
+admin_key = "a-long-admin-key"
+secured_attributes = ["lead.revenue", "contact.mobilephone"]
+
+[change_tracking]
+task = true
+team = false
+
+[faults]
+error_rate = 0.25
+latency_ms = 10
+
+[[users]]
+fullname = "Sync App"
+kind = "application"
+client_id = "AAAAAAAA-0000-0000-0000-000000000001"
+client_secret = "top-secret-value"
+privileges = { "*" = ["read", "create", "write"], lead = ["read"] }
+readable_secured = ["lead.revenue"]
+
+[[users]]
+fullname = "Dana Seller"
+upn = "dana@sales.example"
+password = "dana-pw-123"
+privileges = { lead = ["read", "write"] }
+updatable_secured = ["contact.mobilephone"]
+
+[[plugin_rules]]
+entity = "lead"
+attribute = "telephone1"
+kind = "regex"
+pattern = "^[0-9 +()-]+$"
+message = "Phone numbers may contain digits only."
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "emulator.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_none_gives_defaults_with_app_user_and_two_salespeople() -> None:
+    """The default org: one application user with every privilege, two salespeople (§9)."""
+    config = load_emulator_config(None)
+    assert config == default_config()
+    kinds = [user.kind for user in config.users]
+    assert kinds == ["application", "user", "user"]
+    app_user = config.user_by_client_id(DEFAULT_APP_CLIENT_ID.upper())
+    assert app_user is not None and app_user.can("lead", "delete")
+    seller = config.user_by_upn("ALEX.MORGAN@contoso.example")
+    assert seller is not None
+    assert seller.can("lead", "write") and not seller.can("lead", "delete")
+    assert seller.can("systemuser", "read") and not seller.can("systemuser", "write")
+    assert not seller.can_read_secured("lead", "revenue")
+    assert config.user_by_id(seller.systemuserid.upper()) == seller
+    assert (config.request_limit, config.request_window_seconds, config.concurrency_limit) == (
+        6000,
+        300.0,
+        52,
+    )
+    assert config.is_tracked("lead") and not config.is_tracked("task")
+
+
+def test_full_file_is_loaded(tmp_path: Path) -> None:
+    """Every documented key is read; entity entries replace '*' for that entity."""
+    config = load_emulator_config(write(tmp_path, FULL))
+    assert config.tenant == "11111111-2222-3333-4444-555555555555"
+    assert (config.request_limit, config.concurrency_limit, config.max_page_size) == (50, 4, 500)
+    assert config.faults == FaultSettings(error_rate=0.25, latency_ms=10.0)
+    assert config.is_tracked("task") and not config.is_tracked("team") and config.is_tracked("lead")
+    app_user, dana = config.users
+    assert app_user.can("account", "create") and not app_user.can("lead", "write")
+    assert dana.can("lead", "write") and not dana.can("contact", "read")
+    assert dana.can_update_secured("contact", "mobilephone")
+    assert config.secret_for(dana).reveal() == "dana-pw-123"
+    assert config.plugin_rules[0].violated_by({"telephone1": "call me"}, creating=True)
+    assert not config.plugin_rules[0].violated_by({"telephone1": "+1 555 0100"}, creating=False)
+    assert config.admin_key.reveal() == "a-long-admin-key"
+
+
+def test_secrets_never_appear_in_reprs(tmp_path: Path) -> None:
+    """Secrets stay out of reprs and error messages."""
+    config = load_emulator_config(write(tmp_path, FULL))
+    text = repr(config)
+    assert "top-secret-value" not in text and "dana-pw-123" not in text
+    assert "a-long-admin-key" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("tenant = [", "not valid TOML"),
+        ("colour = 'blue'", "unknown key(s) in the top level: colour"),
+        ("request_limit = 'many'", "request_limit must be a int"),
+        ("request_limit = 0", "request_limit must be at least 1"),
+        ("max_page_size = 9000", "cannot exceed 5000"),
+        ("admin_key = 'short'", "at least 8"),
+        ("secured_attributes = ['revenue']", "'entity.attribute'"),
+        ("[faults]\nerror_rate = 1.5", "between 0 and 1"),
+        ("[faults]\nerror_status = 404", "error_status"),
+        ("[faults]\nsurprise = 1", "surprise"),
+        ("[[users]]\nfullname = 'X'\nkind = 'robot'", "kind must be"),
+        ("[[users]]\nfullname = 'X'\nkind = 'application'", "client_id and client_secret"),
+        ("[[users]]\nfullname = 'X'\nupn = 'nodomain'\npassword = 'p'", "upn (name@domain)"),
+        (
+            "[[users]]\nfullname = 'X'\nupn = 'x@y.z'\npassword = 'p'\nprivileges = {lead=['fly']}",
+            "unknown privilege(s) fly",
+        ),
+        (
+            "[[users]]\nfullname = 'X'\nupn = 'x@y.z'\npassword = 'p'\nreadable_secured = ['a.b']",
+            "a.b is not listed in secured_attributes",
+        ),
+        (
+            "[[users]]\nfullname = 'X'\nupn = 'x@y.z'\npassword = 'p'\n"
+            "[[users]]\nfullname = 'Y'\nupn = 'X@y.z'\npassword = 'q'",
+            "upn x@y.z appears more than once",
+        ),
+        (
+            "[[plugin_rules]]\nentity='lead'\nattribute='a'\nkind='regex'\npattern='('\n"
+            "message='m'",
+            "not a valid regular expression",
+        ),
+        ("[[plugin_rules]]\nentity='lead'\nattribute='a'\nkind='maybe'\nmessage='m'", "kind"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
+    """Each mistake gives a ConfigurationError naming the file and the key."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as caught:
+        load_emulator_config(path)
+    assert fragment in caught.value.message
+    assert str(path) in caught.value.message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    """A missing file is a clear error, not a crash."""
+    with pytest.raises(ConfigurationError, match="not found"):
+        load_emulator_config(tmp_path / "absent.toml")
+
+
+def test_secured_columns_without_users_keep_the_app_user_allowed(tmp_path: Path) -> None:
+    """Changing secured_attributes alone still lets the sync user read and write them."""
+    config = load_emulator_config(write(tmp_path, "secured_attributes = ['contact.jobtitle']"))
+    app_user = config.users[0]
+    assert app_user.can_read_secured("contact", "jobtitle")
+    assert app_user.can_update_secured("contact", "jobtitle")
+    assert not app_user.can_read_secured("lead", "revenue")
+    assert not config.is_secured("lead", "revenue")
