@@ -170,3 +170,38 @@ def test_writes_give_back_throttled_results_when_retries_are_exhausted() -> None
     assert result.retry_after == 5.0
     assert not result.ok
     assert org.leads == {}
+
+
+def test_update_applied_before_a_dropped_connection_is_verified_not_reported_as_conflict() -> None:
+    """B25/B38: the retry's 412 only says our own earlier attempt landed; a GET confirms it."""
+    org = FakeOrg()
+    ids = _ids(3)
+    for i in ids:
+        org.leads[i] = {"leadid": i, "lastname": "old", "versionnumber": 7}
+    org.drop_after_batch = lambda number: number == 1
+    client = make_client(org)
+    requests = [WriteRequest.update("lead", i, {"lastname": "new"}, etag='W/"7"') for i in ids]
+    results = client.write_batch(requests)
+    assert [r.status for r in results] == [WriteStatus.OK] * 3
+    assert all(r.etag == org.etag(i) for r, i in zip(results, ids, strict=True))
+    assert {lead["lastname"] for lead in org.leads.values()} == {"new"}
+
+
+def test_update_overtaken_by_someone_else_is_still_a_conflict_after_a_drop() -> None:
+    """B25: if the record now holds other values, the 412 stands: re-read and re-merge."""
+    org = FakeOrg()
+    lead = _ids(1)[0]
+    org.leads[lead] = {"leadid": lead, "lastname": "old", "versionnumber": 7}
+
+    def drop_then_someone_edits(number: int) -> bool:
+        if number == 1:
+            org.leads[lead]["lastname"] = "edited in Dynamics"
+            org.leads[lead]["versionnumber"] = 99
+            return True
+        return False
+
+    org.drop_after_batch = drop_then_someone_edits
+    (result,) = make_client(org).write_batch(
+        [WriteRequest.update("lead", lead, {"lastname": "new"}, etag='W/"7"')]
+    )
+    assert result.status is WriteStatus.PRECONDITION_FAILED

@@ -24,7 +24,7 @@ from crmsync.dynamics.batch import (
     parse_batch_response,
     result_from_part,
 )
-from crmsync.dynamics.types import WriteRequest, WriteResult, WriteStatus
+from crmsync.dynamics.types import LookupValue, WriteKind, WriteRequest, WriteResult, WriteStatus
 from crmsync.errors import (
     CrmsyncError,
     FatalError,
@@ -79,6 +79,7 @@ class BatchWriter:
                     message=str(exc),
                 )
         pending = sorted(encoded)
+        unknown_outcome: set[int] = set()
         started = self._clock()
         attempt = 0
         while pending:
@@ -93,6 +94,9 @@ class BatchWriter:
                     retry.append(index)
                     if result.retry_after is not None:
                         pause = max(pause or 0.0, result.retry_after)
+                    if result.http_status is None:
+                        # Timed out or dropped: the server may have applied it (B33).
+                        unknown_outcome.add(index)
                 results[index] = result
             if not retry:
                 break
@@ -109,6 +113,8 @@ class BatchWriter:
             assert outcome is not None
             if outcome.status is not WriteStatus.OK and is_duplicate_create(request, outcome):
                 outcome = self._verify_created(request, outcome)
+            elif index in unknown_outcome:
+                outcome = self._verify_applied(request, outcome)
             final.append(outcome)
         return final
 
@@ -205,6 +211,28 @@ class BatchWriter:
             retry_after=retry_after,
         )
 
+    def _verify_applied(self, request: WriteRequest, refused: WriteResult) -> WriteResult:
+        """After an attempt with an unknown outcome, a 412 on an update or a 404 on a delete
+        may only mean the earlier attempt landed: check the record before reporting failure.
+        """
+        kind = request.kind
+        if kind is WriteKind.DELETE and refused.status is WriteStatus.NOT_FOUND:
+            return _ok(request, refused, etag=None)
+        if kind is not WriteKind.UPDATE or refused.status is not WriteStatus.PRECONDITION_FAILED:
+            return refused
+        try:
+            current = self._client.get(request.entity, request.record_id, list(request.values))
+        except CrmsyncError:
+            return refused
+        for name, wanted in request.values.items():
+            have = current.values.get(name)
+            if isinstance(wanted, LookupValue) and isinstance(have, LookupValue):
+                if wanted.id.lower() != have.id.lower():
+                    return refused
+            elif have != wanted:
+                return refused
+        return _ok(request, refused, etag=current.etag)
+
     def _verify_created(self, request: WriteRequest, refused: WriteResult) -> WriteResult:
         """A duplicate-key answer to a create: the record exists if a GET finds it (B33)."""
         try:
@@ -223,3 +251,15 @@ class BatchWriter:
             error_code=refused.error_code,
             message=refused.message,
         )
+
+
+def _ok(request: WriteRequest, verified: WriteResult, *, etag: str | None) -> WriteResult:
+    return WriteResult(
+        request_id=request.request_id,
+        entity=request.entity,
+        record_id=request.record_id,
+        status=WriteStatus.OK,
+        etag=etag,
+        http_status=verified.http_status,
+        message="applied by an earlier attempt whose answer was lost",
+    )
