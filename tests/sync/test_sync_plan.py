@@ -21,7 +21,9 @@ from crmsync.sync.mapping import default_mapping, mapping_for_selection
 from crmsync.sync.plan import (
     LinkState,
     LocalRecord,
+    PlannedRole,
     QualifyOutcome,
+    customer_contact_ids,
     local_kind_for,
     originating_lead_ids,
     passes_sync_filter,
@@ -316,3 +318,49 @@ def test_one_way_records_take_dynamics_values_and_never_write_back() -> None:
     assert local_kind_for("account") == "company"
     assert local_kind_for("lead") == local_kind_for("contact") == "person"
     assert local_kind_for("new_project") == "custom"
+
+
+OPPORTUNITY_SCHEMA = EntitySchema(
+    "opportunity",
+    "opportunities",
+    "opportunityid",
+    "name",
+    True,
+    False,
+    {
+        "opportunityid": AttributeSchema("opportunityid", T.UNIQUEIDENTIFIER),
+        "name": AttributeSchema("name", T.STRING, max_length=300),
+        "customerid": AttributeSchema("customerid", T.CUSTOMER, targets=("account", "contact")),
+    },
+)
+OPP_1 = "55555555-5555-4555-8555-555555555555"
+OPP_2 = "66666666-6666-4666-8666-666666666666"
+
+
+def _opportunity(record_id: str, customer: LookupValue) -> CrmChange:
+    row: dict[str, CrmValue] = {"opportunityid": record_id, "name": "Deal", "customerid": customer}
+    return CrmChange(CrmRecord("opportunity", record_id, row))
+
+
+def test_opportunity_customer_gives_company_and_role() -> None:
+    """B6/R42: a contact customer → a role for that contact, the company is the contact's
+    account; an account customer → the company only."""
+    page = [
+        _opportunity(OPP_1, LookupValue(CONTACT_ID, "contact")),
+        _opportunity(OPP_2, LookupValue(ACCOUNT_ID, "account")),
+    ]
+    assert customer_contact_ids(page) == (CONTACT_ID,)
+    plan = plan_page(
+        default_mapping(OPPORTUNITY_SCHEMA),
+        page,
+        {},
+        contact_companies={CONTACT_ID: ACCOUNT_ID},
+    )
+    by_id = {c.crm_id: c for c in plan.creates}
+    assert by_id[OPP_1].values["externalCompanyId"] == ACCOUNT_ID
+    assert by_id[OPP_2].values["externalCompanyId"] == ACCOUNT_ID
+    assert "crmType" not in by_id[OPP_1].values
+    assert plan.roles == (PlannedRole(OPP_1, CONTACT_ID),)
+    # A contact with no account leaves the opportunity without a company.
+    alone = plan_page(default_mapping(OPPORTUNITY_SCHEMA), page[:1], {})
+    assert alone.creates[0].values["externalCompanyId"] is None

@@ -39,6 +39,9 @@ SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
 ORIGINATING_LEAD_ATTRIBUTE = "originatingleadid"
 """A contact's lookup to the lead it was qualified from (select it to follow B30)."""
 
+CUSTOMER_ATTRIBUTE = "customerid"
+"""An opportunity's potential customer: an account or a contact (B6, R42)."""
+
 CRM_TYPES = {"lead": "Lead", "contact": "Contact"}
 """The person's CRM type for each two-way entity (B7)."""
 
@@ -174,6 +177,14 @@ class RecordFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedRole:
+    """An opportunity role for the person linked to ``contact_crm_id`` (B6, R42)."""
+
+    opportunity_crm_id: str
+    contact_crm_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PagePlan:
     """Everything one page of changes does, grouped by kind of work."""
 
@@ -183,6 +194,7 @@ class PagePlan:
     delete_flags: tuple[PlannedDeleteFlag, ...] = ()
     skipped: tuple[SkippedRecord, ...] = ()
     failures: tuple[RecordFailure, ...] = ()
+    roles: tuple[PlannedRole, ...] = ()
 
     @property
     def collisions(self) -> tuple[Collision, ...]:
@@ -198,6 +210,7 @@ class _Builder:
     delete_flags: list[PlannedDeleteFlag] = field(default_factory=list)
     skipped: list[SkippedRecord] = field(default_factory=list)
     failures: list[RecordFailure] = field(default_factory=list)
+    roles: list[PlannedRole] = field(default_factory=list)
 
     def build(self) -> PagePlan:
         return PagePlan(
@@ -207,6 +220,7 @@ class _Builder:
             tuple(self.delete_flags),
             tuple(self.skipped),
             tuple(self.failures),
+            tuple(self.roles),
         )
 
 
@@ -219,6 +233,33 @@ def originating_lead_ids(items: Iterable[CrmChange | CrmDelete]) -> tuple[str, .
             if isinstance(origin, LookupValue):
                 ids.setdefault(origin.id, None)
     return tuple(ids)
+
+
+def customer_contact_ids(items: Iterable[CrmChange | CrmDelete]) -> tuple[str, ...]:
+    """The contacts a page of opportunities names as potential customer (to load their
+    companies for B6)."""
+    ids: dict[str, None] = {}
+    for item in items:
+        if isinstance(item, CrmChange):
+            customer = item.record.values.get(CUSTOMER_ATTRIBUTE)
+            if isinstance(customer, LookupValue) and customer.entity == "contact":
+                ids.setdefault(customer.id, None)
+    return tuple(ids)
+
+
+def _apply_customer(
+    plan: _Builder,
+    record: CrmRecord,
+    crm_values: dict[str, object],
+    contact_companies: Mapping[str, str | None],
+) -> None:
+    """B6/R42: a contact customer gives a role, and the company is the contact's account."""
+    customer = record.values.get(CUSTOMER_ATTRIBUTE)
+    if not isinstance(customer, LookupValue) or customer.entity != "contact":
+        return
+    plan.roles.append(PlannedRole(record.id, customer.id))
+    if "externalCompanyId" in crm_values:
+        crm_values["externalCompanyId"] = contact_companies.get(customer.id)
 
 
 def _latest_per_record(
@@ -239,14 +280,16 @@ def plan_page(
     links: Mapping[str, LinkState],
     *,
     originating_leads: Mapping[str, LinkState] | None = None,
+    contact_companies: Mapping[str, str | None] | None = None,
     filter_selected: bool | None = None,
 ) -> PagePlan:
     """Plan a page of changes of ``mapping.entity`` against the stored ``links``.
 
     ``links`` holds the link state of every linked id on the page (absent = never linked).
     ``originating_leads`` holds the link state of the leads returned by
-    :func:`originating_lead_ids` (contacts only). ``filter_selected`` defaults to whether the
-    sync-filter column is in the mapping (R33).
+    :func:`originating_lead_ids` (contacts only). ``contact_companies`` maps the contacts
+    returned by :func:`customer_contact_ids` to their account id (opportunities only; B6).
+    ``filter_selected`` defaults to whether the sync-filter column is in the mapping (R33).
     """
     entity = mapping.entity
     if filter_selected is None:
@@ -272,6 +315,8 @@ def plan_page(
                 RecordFailure(entity, record.id, local_id, "to_marketing", exc.code, exc.message)
             )
             continue
+        if entity == "opportunity":
+            _apply_customer(plan, record, crm_values, contact_companies or {})
         state = links.get(record.id)
         if state is not None and state.local is not None:
             _plan_linked(plan, mapping, record, crm_values, state)
