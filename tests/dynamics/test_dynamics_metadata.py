@@ -316,3 +316,35 @@ def test_missing_field_permission_function_hides_secured_columns() -> None:
     assert schema.attributes["new_salary"].can_read is False
     assert schema.attributes["lastname"].can_read is True
     assert ORG in make_client(handler).service_root
+
+
+def test_connection_check_lists_identity_privileges_tracking_and_hidden_columns() -> None:
+    """B43: the checklist: WhoAmI, privileges per table (Global read), change tracking, B8."""
+    from crmsync.dynamics.check import check_connection
+
+    report = check_connection(make_client(metadata_handler([])), ["lead", "nothing"])
+    by_name = {item.name: item for item in report.items}
+    assert by_name["connect and authenticate (WhoAmI)"].ok
+    assert USER in by_name["connect and authenticate (WhoAmI)"].detail
+    assert not by_name["lead: privileges"].ok  # no prvCreateLead
+    assert "prvCreateLead" in by_name["lead: privileges"].detail
+    assert by_name["lead: change tracking"].ok
+    assert "new_secret" in by_name["lead: secured columns"].detail
+    assert "new_salary" not in by_name["lead: secured columns"].detail
+    assert not by_name["nothing: metadata"].ok
+    assert not report.ok
+
+
+def test_connection_check_reports_refused_credentials_without_raising() -> None:
+    """B43: a refused token is one failed line of the checklist, not a crash."""
+    from crmsync.dynamics.check import check_connection
+
+    client = make_client(
+        lambda request: error_response(
+            401, "0x8005F101", "The requested resource requires authentication."
+        )
+    )
+    report = check_connection(client)
+    assert [(item.name, item.ok) for item in report.items] == [
+        ("connect and authenticate (WhoAmI)", False)
+    ]
