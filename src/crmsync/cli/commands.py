@@ -16,6 +16,7 @@ _GROUPS: tuple[tuple[str, str, str], ...] = (
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.serve", "serve", "serve"),
     ("crmsync.cli.demo", "demo", "demo"),
+    ("crmsync.cli.emulator", "emulator", "emulator"),
 )
 
 
