@@ -1,0 +1,179 @@
+"""The emulator as a real HTTPS server: MSAL signs in against it, then the Web API answers.
+
+``crmsync emulator --port 0 --https --json`` runs as a subprocess; its first output line is the
+connection details. MSAL's ``ConfidentialClientApplication`` acquires a token over TLS
+verified with the printed CA bundle, with instance discovery pointed at the emulator itself
+(spec §1a, §1d), and the token is used for ``WhoAmI``; the password grant (§1b) is exercised
+with a plain form POST.
+
+MSAL detail: its ``verify=`` lands on a ``requests.Session`` whose per-request environment
+lookup lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` win over it, so the CA bundle is given
+through ``http_client=`` a session with ``trust_env = False``. And MSAL's password grant first
+asks ``https://<host>/common/userrealm/...`` with the port dropped, so it only works with
+MSAL when the emulator listens on 443.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msal
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+CRMSYNC = str(Path(sys.executable).parent / "crmsync")
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("emulator")
+    stderr = (work / "stderr.txt").open("w")
+    process = subprocess.Popen(
+        [
+            CRMSYNC,
+            "emulator",
+            "--port",
+            "0",
+            "--https",
+            "--json",
+            "--db",
+            str(work / "org.db"),
+            "--seed",
+            "30",
+        ],
+        cwd=work,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=10)
+            pytest.fail("emulator exited: " + (work / "stderr.txt").read_text())
+        details = json.loads(line)
+        yield details
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        stderr.close()
+
+
+def msal_session(details: dict[str, Any]) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = details["ca_bundle"]
+    return session
+
+
+def whoami(details: dict[str, Any], token: str) -> httpx.Response:
+    return httpx.get(
+        details["web_api_url"] + "WhoAmI",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        verify=details["ca_bundle"],
+        timeout=10,
+    )
+
+
+def test_details_line_describes_an_https_endpoint(running: dict[str, Any]) -> None:
+    """--json: base URL with the real port, Web API root, tenant, credentials, CA bundle."""
+    assert running["base_url"].startswith("https://127.0.0.1:")
+    assert not running["base_url"].endswith(":0")
+    assert running["web_api_url"] == running["base_url"] + "/api/data/v9.2/"
+    assert Path(running["ca_bundle"]).is_file()
+    assert running["client_id"] and running["client_secret"] and running["tenant"]
+    assert len(running["users"]) == 2
+    assert running["seeded"]["lead"] == 30
+
+
+def test_msal_confidential_client_gets_a_token_and_whoami_answers(
+    running: dict[str, Any],
+) -> None:
+    """§1d: MSAL client credentials over HTTPS against the emulator's authority."""
+    app = msal.ConfidentialClientApplication(
+        running["client_id"],
+        authority=running["authority"],
+        client_credential=running["client_secret"],
+        http_client=msal_session(running),
+        instance_discovery=running["base_url"] + "/common/discovery/instance",
+    )
+    result = app.acquire_token_for_client(scopes=[running["scope"]])
+    assert "access_token" in result, result
+    response = whoami(running, result["access_token"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["UserId"]
+    assert body["OrganizationId"] and body["BusinessUnitId"]
+
+
+def test_msal_refuses_a_wrong_secret_with_the_aadsts_error(running: dict[str, Any]) -> None:
+    """§1a errors reach MSAL callers as error/error_description."""
+    app = msal.ConfidentialClientApplication(
+        running["client_id"],
+        authority=running["authority"],
+        client_credential="not-the-secret",
+        http_client=msal_session(running),
+        instance_discovery=False,
+    )
+    result = app.acquire_token_for_client(scopes=[running["scope"]])
+    assert result.get("error") == "invalid_client"
+    assert "AADSTS7000215" in result.get("error_description", "")
+
+
+def test_password_grant_acts_as_a_salesperson(running: dict[str, Any]) -> None:
+    """§1b: ROPC at the printed token URL; WhoAmI then names the salesperson."""
+    person = running["users"][0]
+    response = httpx.post(
+        running["token_url"],
+        data={
+            "grant_type": "password",
+            "client_id": running["public_client_id"],
+            "username": person["upn"],
+            "password": person["password"],
+            "scope": running["scope"],
+        },
+        verify=running["ca_bundle"],
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert whoami(running, token).json()["UserId"] == person["systemuserid"]
+
+
+def test_dropped_connection_is_seen_by_a_real_client(running: dict[str, Any]) -> None:
+    """Fault knob drop_rate over a real socket: the client sees the peer hang up."""
+    admin = {"X-Emulator-Key": running["admin_key"]}
+    verify = running["ca_bundle"]
+    faults_url = running["base_url"] + "/_emulator/faults"
+    app = msal.ConfidentialClientApplication(
+        running["client_id"],
+        authority=running["authority"],
+        client_credential=running["client_secret"],
+        http_client=msal_session(running),
+        instance_discovery=False,
+    )
+    token = app.acquire_token_for_client(scopes=[running["scope"]])["access_token"]
+    set_to = httpx.put(faults_url, json={"drop_rate": 1.0}, headers=admin, verify=verify)
+    assert set_to.status_code == 200
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):
+            whoami(running, token)
+    finally:
+        httpx.put(faults_url, json={}, headers=admin, verify=verify)
+    assert whoami(running, token).status_code == 200
