@@ -205,3 +205,16 @@ def test_update_overtaken_by_someone_else_is_still_a_conflict_after_a_drop() -> 
         [WriteRequest.update("lead", lead, {"lastname": "new"}, etag='W/"7"')]
     )
     assert result.status is WriteStatus.PRECONDITION_FAILED
+
+
+def test_cut_off_page_is_fetched_again_not_taken_as_empty() -> None:
+    """B38: a connection closed mid-body leaves a 200 with a partial body: retry, never skip."""
+    answers = [
+        httpx.Response(200, content=b'{"value":[{"leadid":"00000000-0000-0000-0000-0000000'),
+        httpx.Response(200, content=b""),
+        json_response(200, {"value": [{"leadid": "00000000-0000-0000-0000-000000000001"}]}),
+    ]
+    client = make_client(lambda request: answers.pop(0))
+    records = list(client.iter_records("leads", []))
+    assert [r.id for r in records] == ["00000000-0000-0000-0000-000000000001"]
+    assert client.stats().retries == 2

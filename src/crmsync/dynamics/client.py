@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -62,6 +62,7 @@ from crmsync.errors import (
     TransientServerError,
 )
 
+_T = TypeVar("_T")
 MAX_PAGE_SIZE = 5000
 BASE_HEADERS = {
     "Accept": "application/json",
@@ -168,6 +169,38 @@ class DynamicsClient:
         ``on_failure`` may re-classify a failed response (e.g. a rejected delta token);
         ``no_retry`` hands retryable failures straight back (as :class:`RetryLaterError`).
         """
+        return self._exchange(
+            method,
+            url,
+            lambda response: response,
+            kind=kind,
+            headers=headers,
+            content=content,
+            entity=entity,
+            record_id=record_id,
+            accept_statuses=accept_statuses,
+            on_failure=on_failure,
+            no_retry=no_retry,
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        interpret: Callable[[httpx.Response], _T],
+        *,
+        kind: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        entity: str | None = None,
+        record_id: str | None = None,
+        accept_statuses: frozenset[int] = frozenset(),
+        on_failure: Callable[[httpx.Response, Resolution], Resolution] | None = None,
+        no_retry: bool = False,
+    ) -> _T:
+        """The retry loop. ``interpret`` turns a successful response into the result; if it
+        raises :class:`TransientServerError` (a truncated body) the request is retried.
+        """
         request_headers = dict(BASE_HEADERS)
         if method == "GET":
             request_headers["If-None-Match"] = "null"
@@ -189,13 +222,20 @@ class DynamicsClient:
             else:
                 self.budget.record_bytes(len(content or b""), len(response.content))
                 if response.status_code < 400 or response.status_code in accept_statuses:
-                    self.budget.record_success()
-                    return response
-                if response.status_code == 429:
-                    self.budget.record_throttled()
-                resolution = classify(response, entity=entity, record_id=record_id)
-                if on_failure is not None:
-                    resolution = on_failure(response, resolution)
+                    try:
+                        result = interpret(response)
+                    except TransientServerError as exc:
+                        self.budget.record_transport_error()
+                        resolution = Resolution(Action.RETRY, None, exc)
+                    else:
+                        self.budget.record_success()
+                        return result
+                else:
+                    if response.status_code == 429:
+                        self.budget.record_throttled()
+                    resolution = classify(response, entity=entity, record_id=record_id)
+                    if on_failure is not None:
+                        resolution = on_failure(response, resolution)
             if resolution.action is Action.RETRY and not no_retry:
                 delay = self.retry_policy.delay(attempt, resolution.retry_after, self._rng)
                 if self.retry_policy.should_retry(attempt, self._clock() - started, delay):
@@ -215,17 +255,17 @@ class DynamicsClient:
         record_id: str | None = None,
         on_failure: Callable[[httpx.Response, Resolution], Resolution] | None = None,
     ) -> dict[str, Any]:
-        """GET a JSON document (retrying what is retryable)."""
-        response = self.send(
+        """GET a JSON document (retrying what is retryable, truncated bodies included)."""
+        return self._exchange(
             "GET",
             url,
+            _json_object,
             kind=kind,
             headers=headers,
             entity=entity,
             record_id=record_id,
             on_failure=on_failure,
         )
-        return _json_object(response)
 
     # -- entity addressing -------------------------------------------------------------------
 
@@ -410,10 +450,12 @@ class DynamicsClient:
     # -- metadata and permissions ------------------------------------------------------------
 
     def _fetch_metadata(self, url: str) -> Mapping[str, Any] | None:
-        response = self.send("GET", url, kind="metadata", accept_statuses=frozenset({400, 404}))
-        if response.status_code in (400, 404):
-            return None
-        return _json_object(response)
+        def interpret(response: httpx.Response) -> Mapping[str, Any] | None:
+            return None if response.status_code in (400, 404) else _json_object(response)
+
+        return self._exchange(
+            "GET", url, interpret, kind="metadata", accept_statuses=frozenset({400, 404})
+        )
 
     def who_am_i(self) -> Identity:
         """The sync user's identity (``WhoAmI``): the cheapest connectivity and auth check."""
@@ -463,8 +505,9 @@ class DynamicsClient:
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object in a successful response; an empty or cut-off body is transient."""
     try:
-        document = json.loads(response.content) if response.content else {}
+        document = json.loads(response.content)
     except ValueError:
         raise TransientServerError(
             f"Dynamics answered HTTP {response.status_code} with a body that is not JSON",
