@@ -1,0 +1,537 @@
+"""The metadata Web API: ``EntityDefinitions`` (+ ``Attributes``, type casts, ``$select``,
+``$filter``, ``$expand``), creating and deleting custom columns and tables, and lookups through
+``RelationshipDefinitions`` (spec §9).
+
+Base ``AttributeMetadata`` properties are selectable on ``Attributes``; type-specific ones
+(``MaxLength``, ``Targets``, ``MinValue`` ...) need the cast segment, as in Dataverse. Without
+``$select`` every property of the row's own type is returned. Metadata is never paged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
+from crmsync.emulator.errors import INVALID_ARGUMENT, ODATA_URI_ERROR, bad_request, segment_not_found
+from crmsync.emulator.metadata import (
+    SAFE_NAME,
+    TYPE_NAMES,
+    AttributeDef,
+    EntityDef,
+    OptionDef,
+    metadata_id,
+    plural,
+)
+from crmsync.emulator.odata import evaluate, parse_filter, parse_select
+
+_KEY = re.compile(r"^LogicalName='([^']*)'$")
+_CASTS = {f"Microsoft.Dynamics.CRM.{derived}" for _, derived in TYPE_NAMES.values()}
+_CREATABLE = {
+    "StringAttributeMetadata": "String",
+    "MemoAttributeMetadata": "Memo",
+    "IntegerAttributeMetadata": "Integer",
+    "BigIntAttributeMetadata": "BigInt",
+    "DecimalAttributeMetadata": "Decimal",
+    "DoubleAttributeMetadata": "Double",
+    "MoneyAttributeMetadata": "Money",
+    "BooleanAttributeMetadata": "Boolean",
+    "DateTimeAttributeMetadata": "DateTime",
+    "PicklistAttributeMetadata": "Picklist",
+}
+_DERIVED_PROPERTIES = {
+    "String": ("MaxLength", "FormatName", "Format", "DatabaseLength"),
+    "Memo": ("MaxLength", "FormatName", "Format"),
+    "Integer": ("MinValue", "MaxValue", "Format"),
+    "BigInt": ("MinValue", "MaxValue"),
+    "Decimal": ("MinValue", "MaxValue", "Precision"),
+    "Double": ("MinValue", "MaxValue", "Precision"),
+    "Money": ("MinValue", "MaxValue", "Precision", "PrecisionSource"),
+    "DateTime": ("Format", "DateTimeBehavior"),
+    "Boolean": ("DefaultValue",),
+    "Picklist": ("DefaultFormValue",),
+    "State": ("DefaultFormValue",),
+    "Status": ("DefaultFormValue",),
+    "Lookup": ("Targets",),
+    "Customer": ("Targets",),
+    "Owner": ("Targets",),
+}
+
+
+def label(text: str, owner: str = "") -> dict[str, Any]:
+    """A ``Label`` complex value in language 1033."""
+    localized = {
+        "Label": text,
+        "LanguageCode": 1033,
+        "IsManaged": False,
+        "MetadataId": metadata_id("label", owner, text),
+        "HasChanged": None,
+    }
+    return {"LocalizedLabels": [localized], "UserLocalizedLabel": localized}
+
+
+def _managed(value: bool, name: str) -> dict[str, Any]:
+    return {"Value": value, "CanBeChanged": True, "ManagedPropertyLogicalName": name}
+
+
+def entity_document(ctx: RequestContext, entity: EntityDef) -> dict[str, Any]:
+    """Every property of an EntityDefinition the emulator knows."""
+    return {
+        "MetadataId": entity.meta_id,
+        "LogicalName": entity.logical_name,
+        "SchemaName": entity.schema_name,
+        "EntitySetName": entity.entity_set_name,
+        "LogicalCollectionName": entity.entity_set_name,
+        "CollectionSchemaName": plural(entity.schema_name),
+        "PrimaryIdAttribute": entity.primary_id,
+        "PrimaryNameAttribute": entity.primary_name or None,
+        "ChangeTrackingEnabled": entity.change_tracking,
+        "CanChangeTrackingBeEnabled": _managed(True, "canchangetrackingbeenabled"),
+        "IsOptimisticConcurrencyEnabled": True,
+        "OwnershipType": entity.ownership,
+        "ObjectTypeCode": entity.object_type_code,
+        "IsCustomEntity": entity.is_custom,
+        "IsManaged": not entity.is_custom,
+        "IsActivity": entity.logical_name == "task",
+        "IsIntersect": entity.logical_name == "listmember",
+        "CanCreateAttributes": _managed(True, "cancreateattributes"),
+        "DisplayName": label(entity.display_name, entity.meta_id),
+        "DisplayCollectionName": label(entity.display_collection_name, entity.meta_id),
+    }
+
+
+def attribute_document(
+    ctx: RequestContext, entity: EntityDef, attribute: AttributeDef, *, derived: bool
+) -> dict[str, Any]:
+    """An AttributeMetadata (with its type-specific properties when ``derived``)."""
+    type_name, derived_type = TYPE_NAMES.get(attribute.attribute_type, ("StringType", "AttributeMetadata"))
+    document: dict[str, Any] = {
+        "@odata.type": f"#Microsoft.Dynamics.CRM.{derived_type}",
+        "MetadataId": attribute.meta_id,
+        "LogicalName": attribute.logical_name,
+        "SchemaName": attribute.schema_name,
+        "EntityLogicalName": entity.logical_name,
+        "AttributeType": attribute.attribute_type,
+        "AttributeTypeName": {"Value": type_name},
+        "AttributeOf": None,
+        "RequiredLevel": _managed(False, "canmodifyrequirementlevelsettings")
+        | {"Value": attribute.required_level},
+        "IsValidForCreate": attribute.valid_for_create,
+        "IsValidForUpdate": attribute.valid_for_update,
+        "IsValidForRead": attribute.valid_for_read,
+        "IsCustomAttribute": attribute.is_custom,
+        "IsManaged": not attribute.is_custom,
+        "IsSecured": ctx.config.is_secured(entity.logical_name, attribute.logical_name),
+        "CanBeSecuredForRead": not attribute.is_primary_id,
+        "CanBeSecuredForCreate": not attribute.is_primary_id,
+        "CanBeSecuredForUpdate": not attribute.is_primary_id,
+        "IsPrimaryId": attribute.is_primary_id,
+        "IsPrimaryName": attribute.is_primary_name,
+        "DisplayName": label(attribute.display_name, attribute.meta_id),
+    }
+    document["RequiredLevel"]["CanBeChanged"] = attribute.required_level != "SystemRequired"
+    if derived:
+        document.update(_derived(attribute))
+    return document
+
+
+def _derived(attribute: AttributeDef) -> dict[str, Any]:
+    kind = attribute.attribute_type
+    if kind in ("String", "Memo"):
+        fmt = attribute.format_name or ("TextArea" if kind == "Memo" else "Text")
+        values: dict[str, Any] = {"MaxLength": attribute.max_length, "FormatName": {"Value": fmt}, "Format": fmt}
+        if kind == "String":
+            values["DatabaseLength"] = (attribute.max_length or 0) * 2
+        return values
+    if kind in ("Integer", "BigInt"):
+        return {"MinValue": int(attribute.min_value or 0), "MaxValue": int(attribute.max_value or 0),
+                "Format": "None"} if kind == "Integer" else {
+                    "MinValue": -9223372036854775808, "MaxValue": 9223372036854775807}
+    if kind in ("Decimal", "Double", "Money"):
+        values = {"MinValue": attribute.min_value, "MaxValue": attribute.max_value,
+                  "Precision": attribute.precision}
+        if kind == "Money":
+            values["PrecisionSource"] = 2
+        return values
+    if kind == "DateTime":
+        fmt = attribute.format_name or "DateAndTime"
+        behaviour = "DateOnly" if fmt == "DateOnly" else "UserLocal"
+        return {"Format": fmt, "DateTimeBehavior": {"Value": behaviour}}
+    if kind == "Boolean":
+        return {"DefaultValue": bool(attribute.default_value)}
+    if kind in ("Picklist", "State", "Status"):
+        return {"DefaultFormValue": attribute.default_value if attribute.default_value is not None else -1}
+    if attribute.is_lookup:
+        return {"Targets": list(attribute.targets)}
+    return {}
+
+
+def option_set(entity: EntityDef, attribute: AttributeDef) -> dict[str, Any] | None:
+    """The ``OptionSet`` navigation target of a choice or Boolean column."""
+    kind = attribute.attribute_type
+    base = {
+        "MetadataId": metadata_id("optionset", entity.logical_name, attribute.logical_name),
+        "Name": f"{entity.logical_name}_{attribute.logical_name}",
+        "IsGlobal": False,
+        "IsCustomOptionSet": attribute.is_custom,
+    }
+    if kind == "Boolean":
+        return base | {
+            "OptionSetType": "Boolean",
+            "TrueOption": {"Value": 1, "Label": label(attribute.true_label, attribute.meta_id)},
+            "FalseOption": {"Value": 0, "Label": label(attribute.false_label, attribute.meta_id)},
+        }
+    if kind not in ("Picklist", "State", "Status"):
+        return None
+    options = []
+    for option in attribute.options:
+        entry: dict[str, Any] = {"Value": option.value, "Label": label(option.label, attribute.meta_id)}
+        if kind == "Status":
+            entry["State"] = option.state
+        if kind == "State":
+            entry["DefaultStatus"] = option.default_status
+        options.append(entry)
+    return base | {"OptionSetType": kind, "Options": options}
+
+
+def _project(document: dict[str, Any], select: str | None, allowed: set[str], type_name: str) -> dict[str, Any]:
+    if select is None:
+        return document
+    names = parse_select(select)
+    for name in names:
+        if name not in allowed:
+            raise bad_request(
+                ODATA_URI_ERROR,
+                f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'.",
+            )
+    keep = {"MetadataId", "@odata.type", *names}
+    return {k: v for k, v in document.items() if k in keep}
+
+
+def _split_options(text: str) -> list[tuple[str, dict[str, str]]]:
+    """``A($select=x;$filter=y),B`` -> [("A", {"$select": "x", "$filter": "y"}), ("B", {})]."""
+    items: list[tuple[str, dict[str, str]]] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text + ","):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            piece = text[start:index].strip()
+            start = index + 1
+            if not piece:
+                continue
+            name, _, rest = piece.partition("(")
+            options: dict[str, str] = {}
+            if rest:
+                for part in _split_semicolons(rest[:-1]):
+                    key, _, value = part.partition("=")
+                    options[key.strip()] = value
+            items.append((name.strip(), options))
+    return items
+
+
+def _split_semicolons(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text + ";"):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == ";" and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [p for p in parts if p.strip()]
+
+
+class MetadataApi:
+    """Answers ``EntityDefinitions`` and ``RelationshipDefinitions`` requests."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def entity_by_key(self, key: str) -> EntityDef:
+        """``LogicalName='lead'`` or a MetadataId."""
+        match = _KEY.match(key)
+        entity = (
+            self.ctx.catalog.get(match.group(1)) if match else self.ctx.catalog.by_meta_id(key.strip())
+        )
+        if entity is None:
+            raise segment_not_found(f"EntityDefinitions({key})")
+        return entity
+
+    @staticmethod
+    def attribute_by_key(entity: EntityDef, key: str) -> AttributeDef:
+        """``LogicalName='firstname'`` or a MetadataId."""
+        match = _KEY.match(key)
+        if match:
+            found = entity.attributes.get(match.group(1))
+        else:
+            found = next((a for a in entity.attributes.values() if a.meta_id == key.strip().lower()), None)
+        if found is None:
+            raise segment_not_found(f"Attributes({key})")
+        return found
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def entity_json(self, entity: EntityDef, query: Mapping[str, str]) -> dict[str, Any]:
+        """One EntityDefinition with ``$select`` and ``$expand`` applied."""
+        document = entity_document(self.ctx, entity)
+        projected = _project(document, query.get("$select"), set(document), "EntityMetadata")
+        for name, options in _split_options(query.get("$expand", "")):
+            if name == "Attributes":
+                projected["Attributes"] = self.attributes_json(entity, None, options)
+            elif name == "Keys":
+                projected["Keys"] = []
+            else:
+                raise bad_request(ODATA_URI_ERROR, f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.")
+        return projected
+
+    def attributes_json(
+        self, entity: EntityDef, cast: str | None, query: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """The Attributes collection, optionally cast to one derived type."""
+        node = parse_filter(query["$filter"]) if query.get("$filter") else None
+        results = []
+        for attribute in entity.attributes.values():
+            if cast is not None and f"Microsoft.Dynamics.CRM.{TYPE_NAMES[attribute.attribute_type][1]}" != cast:
+                continue
+            document = attribute_document(self.ctx, entity, attribute, derived=True)
+            if node is not None and not evaluate(node, document):
+                continue
+            results.append(self._attribute_view(entity, attribute, document, cast, query))
+        return results
+
+    def _attribute_view(
+        self, entity: EntityDef, attribute: AttributeDef, document: dict[str, Any],
+        cast: str | None, query: Mapping[str, str],
+    ) -> dict[str, Any]:
+        base = set(attribute_document(self.ctx, entity, attribute, derived=False))
+        allowed = base | set(_DERIVED_PROPERTIES.get(attribute.attribute_type, ())) if cast else base
+        type_name = cast.rsplit(".", 1)[1] if cast else "AttributeMetadata"
+        projected = _project(document, query.get("$select"), allowed, type_name)
+        for name, _ in _split_options(query.get("$expand", "")):
+            if name == "OptionSet":
+                projected["OptionSet"] = option_set(entity, attribute)
+            elif name == "GlobalOptionSet":
+                projected["GlobalOptionSet"] = None
+            else:
+                raise bad_request(ODATA_URI_ERROR, f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'.")
+        return projected
+
+    def get(self, segments: list[str], query: Mapping[str, str]) -> ApiResponse:
+        """Dispatch a GET below ``EntityDefinitions``."""
+        base = f"{self.ctx.base_url}/$metadata#EntityDefinitions"
+        if len(segments) == 1 and segments[0] == "EntityDefinitions":
+            node = parse_filter(query["$filter"]) if query.get("$filter") else None
+            values = []
+            for entity in self.ctx.catalog:
+                if node is not None and not evaluate(node, entity_document(self.ctx, entity)):
+                    continue
+                values.append(self.entity_json(entity, query))
+            return json_response(200, {"@odata.context": base, "value": values})
+        entity = self.entity_by_key(_key_of(segments[0]))
+        if len(segments) == 1:
+            return json_response(200, {"@odata.context": f"{base}/$entity", **self.entity_json(entity, query)})
+        head, *rest = segments[1:]
+        cast = rest[0] if rest else None
+        if cast is not None and cast not in _CASTS:
+            raise segment_not_found(cast)
+        if head == "Attributes":
+            values = self.attributes_json(entity, cast, query)
+            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Attributes", "value": values})
+        if head.startswith("Attributes("):
+            attribute = self.attribute_by_key(entity, _key_of(head))
+            derived = TYPE_NAMES[attribute.attribute_type][1]
+            if cast is not None and cast != f"Microsoft.Dynamics.CRM.{derived}":
+                raise segment_not_found(cast)
+            document = attribute_document(self.ctx, entity, attribute, derived=True)
+            view = self._attribute_view(entity, attribute, document, cast, query)
+            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Attributes/$entity", **view})
+        if head == "Keys":
+            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": []})
+        raise segment_not_found(head)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def post(self, segments: list[str], body: bytes) -> ApiResponse:
+        """Create a custom table (``POST EntityDefinitions``) or column (``.../Attributes``)."""
+        payload = _json(body)
+        if segments == ["EntityDefinitions"]:
+            return self._create_entity(payload)
+        if len(segments) == 2 and segments[1] == "Attributes":
+            entity = self.entity_by_key(_key_of(segments[0]))
+            attribute = self._new_attribute(entity, payload)
+            created = self.ctx.storage.add_attribute(entity.logical_name, attribute)
+            url = f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})/Attributes({created.meta_id})"
+            return empty_response(204, [("OData-EntityId", url)])
+        raise segment_not_found("/".join(segments))
+
+    def delete(self, segments: list[str]) -> ApiResponse:
+        """Delete a custom table or a custom column."""
+        entity = self.entity_by_key(_key_of(segments[0]))
+        if len(segments) == 1:
+            if not entity.is_custom:
+                raise bad_request(INVALID_ARGUMENT, f"The entity '{entity.logical_name}' is not a custom entity and cannot be deleted.")
+            self.ctx.storage.drop_entity(entity)
+            return empty_response(204)
+        if len(segments) == 2 and segments[1].startswith("Attributes("):
+            attribute = self.attribute_by_key(entity, _key_of(segments[1]))
+            if not attribute.is_custom or attribute.is_primary_name:
+                raise bad_request(INVALID_ARGUMENT, f"The attribute '{attribute.logical_name}' is not a custom attribute and cannot be deleted.")
+            self.ctx.storage.remove_attribute(entity.logical_name, attribute.logical_name)
+            return empty_response(204)
+        raise segment_not_found("/".join(segments))
+
+    def create_relationship(self, body: bytes) -> ApiResponse:
+        """``POST RelationshipDefinitions`` (one-to-many): adds the lookup column."""
+        payload = _json(body)
+        kind = str(payload.get("@odata.type", "")).lstrip("#")
+        if kind != "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata":
+            raise bad_request(INVALID_ARGUMENT, "Only OneToManyRelationshipMetadata can be created.")
+        referenced = self.ctx.catalog.get(str(payload.get("ReferencedEntity", "")))
+        referencing = self.ctx.catalog.get(str(payload.get("ReferencingEntity", "")))
+        lookup = payload.get("Lookup")
+        if referenced is None or referencing is None or not isinstance(lookup, dict):
+            raise bad_request(INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required.")
+        name = self._check_new_name(referencing, lookup)
+        attribute = AttributeDef(
+            name, "Lookup", _label_text(lookup.get("DisplayName"), name),
+            schema_name=str(lookup["SchemaName"]), targets=(referenced.logical_name,),
+            required_level=_required_level(lookup), is_custom=True,
+        )
+        self.ctx.storage.add_attribute(referencing.logical_name, attribute)
+        relationship_id = metadata_id("relationship", str(payload.get("SchemaName", name)))
+        return empty_response(204, [("OData-EntityId", f"{self.ctx.base_url}/RelationshipDefinitions({relationship_id})")])
+
+    def _create_entity(self, payload: dict[str, Any]) -> ApiResponse:
+        schema = payload.get("SchemaName")
+        if not isinstance(schema, str) or not SAFE_NAME.match(schema.lower()) or "_" not in schema:
+            raise bad_request(INVALID_ARGUMENT, "SchemaName must start with a customization prefix, e.g. new_BankAccount.")
+        logical = schema.lower()
+        if self.ctx.catalog.get(logical) is not None:
+            raise bad_request(INVALID_ARGUMENT, f"An entity with the name {logical} already exists.")
+        attributes = payload.get("Attributes") or []
+        primary_body = next((a for a in attributes if isinstance(a, dict) and a.get("IsPrimaryName")), None)
+        if primary_body is None:
+            raise bad_request(INVALID_ARGUMENT, "A new entity needs one primary name attribute (IsPrimaryName: true).")
+        set_name = str(payload.get("EntitySetName") or plural(logical))
+        if self.ctx.catalog.by_set(set_name) is not None or not SAFE_NAME.match(set_name):
+            raise bad_request(INVALID_ARGUMENT, f"The entity set name {set_name} is not available.")
+        codes = [e.object_type_code for e in self.ctx.catalog]
+        primary = self._new_attribute(None, primary_body)
+        header = {
+            "logical_name": logical,
+            "schema_name": schema,
+            "entity_set_name": set_name,
+            "primary_name": primary.logical_name,
+            "display_name": _label_text(payload.get("DisplayName"), schema),
+            "display_collection_name": _label_text(payload.get("DisplayCollectionName"), plural(schema)),
+            "ownership": str(payload.get("OwnershipType", "UserOwned")),
+            "object_type_code": max([10000, *codes]) + 1,
+            "change_tracking": bool(payload.get("ChangeTrackingEnabled", False)),
+            "meta_id": metadata_id(logical),
+        }
+        primary = AttributeDef(
+            primary.logical_name, "String", primary.display_name, schema_name=primary.schema_name,
+            max_length=primary.max_length, format_name="Text", required_level=primary.required_level,
+            is_custom=True, is_primary_name=True,
+        )
+        entity = self.ctx.storage.create_entity(header, primary)
+        return empty_response(204, [("OData-EntityId", f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})")])
+
+    def _check_new_name(self, entity: EntityDef | None, body: Mapping[str, Any]) -> str:
+        schema = body.get("SchemaName")
+        if not isinstance(schema, str) or "_" not in schema or not SAFE_NAME.match(schema.lower()):
+            raise bad_request(INVALID_ARGUMENT, "SchemaName must start with a customization prefix, e.g. new_BankName.")
+        name = schema.lower()
+        if entity is not None and name in entity.attributes:
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f"An attribute with the specified name {name} already exists for entity {entity.logical_name}.",
+            )
+        return name
+
+    def _new_attribute(self, entity: EntityDef | None, body: Mapping[str, Any]) -> AttributeDef:
+        derived = str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
+        kind = _CREATABLE.get(derived)
+        if kind is None:
+            raise bad_request(INVALID_ARGUMENT, f"Creating attributes of type '{derived or 'unknown'}' is not supported; use one of {', '.join(sorted(_CREATABLE))}.")
+        name = self._check_new_name(entity, body)
+        common: dict[str, Any] = {
+            "schema_name": str(body["SchemaName"]),
+            "required_level": _required_level(body),
+            "is_custom": True,
+        }
+        text = _label_text(body.get("DisplayName"), name)
+        if kind in ("String", "Memo"):
+            limit = 4000 if kind == "String" else 1_048_576
+            length = _int(body.get("MaxLength"), 100 if kind == "String" else 2000)
+            if not 1 <= length <= limit:
+                raise bad_request(INVALID_ARGUMENT, f"MaxLength must be between 1 and {limit}.")
+            fmt = body.get("FormatName", {}).get("Value") if isinstance(body.get("FormatName"), dict) else None
+            return AttributeDef(name, kind, text, max_length=length, format_name=fmt or ("Text" if kind == "String" else "TextArea"), **common)
+        if kind in ("Integer", "BigInt"):
+            return AttributeDef(name, kind, text, min_value=_int(body.get("MinValue"), -2147483648), max_value=_int(body.get("MaxValue"), 2147483647), **common)
+        if kind in ("Decimal", "Double", "Money"):
+            bound = 922337203685477 if kind == "Money" else 100_000_000_000
+            return AttributeDef(name, kind, text, min_value=float(body.get("MinValue", -bound)), max_value=float(body.get("MaxValue", bound)), precision=_int(body.get("Precision"), 2), **common)
+        if kind == "DateTime":
+            fmt = "DateOnly" if body.get("Format") == "DateOnly" else "DateAndTime"
+            return AttributeDef(name, kind, text, format_name=fmt, **common)
+        option_body = body.get("OptionSet") if isinstance(body.get("OptionSet"), dict) else {}
+        if kind == "Boolean":
+            true_label = _label_text((option_body.get("TrueOption") or {}).get("Label"), "Yes")
+            false_label = _label_text((option_body.get("FalseOption") or {}).get("Label"), "No")
+            return AttributeDef(name, kind, text, true_label=true_label, false_label=false_label, default_value=bool(body.get("DefaultValue", False)), **common)
+        options = []
+        for index, option in enumerate(option_body.get("Options") or []):
+            value = option.get("Value")
+            options.append(OptionDef(int(value) if isinstance(value, int) else 100_000_000 + index, _label_text(option.get("Label"), str(value))))
+        if not options:
+            raise bad_request(INVALID_ARGUMENT, "A choice attribute needs OptionSet.Options.")
+        return AttributeDef(name, kind, text, options=tuple(options), **common)
+
+
+def _key_of(segment: str) -> str:
+    start = segment.find("(")
+    if start < 0 or not segment.endswith(")"):
+        raise segment_not_found(segment)
+    return segment[start + 1 : -1]
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise bad_request(INVALID_ARGUMENT, "The metadata payload is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise bad_request(INVALID_ARGUMENT, "The metadata payload must be a JSON object.")
+    return payload
+
+
+def _label_text(value: object, default: str) -> str:
+    if isinstance(value, dict):
+        labels = value.get("LocalizedLabels") or []
+        if labels and isinstance(labels[0], dict) and labels[0].get("Label"):
+            return str(labels[0]["Label"])
+    return default
+
+
+def _required_level(body: Mapping[str, Any]) -> str:
+    level = body.get("RequiredLevel")
+    value = level.get("Value", "None") if isinstance(level, dict) else "None"
+    if value == "SystemRequired":
+        raise bad_request(INVALID_ARGUMENT, "Custom attributes can't be set to use the SystemRequired option.")
+    if value not in ("None", "ApplicationRequired", "Recommended"):
+        raise bad_request(INVALID_ARGUMENT, f"'{value}' is not a valid RequiredLevel.")
+    return str(value)
+
+
+def _int(value: object, default: int) -> int:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default

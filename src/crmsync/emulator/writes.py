@@ -1,0 +1,258 @@
+"""Writes: create, update, upsert, delete, single-property PUT/DELETE and ``$ref`` (spec §5).
+
+* Create answers ``204`` + ``OData-EntityId``, or ``201`` with the row when
+  ``Prefer: return=representation``; a client-supplied primary key is honoured and a repeat gets
+  412 ``0x80040237`` DuplicateRecord.
+* ``PATCH`` without ``If-Match`` is an upsert (201 created / 200 updated with representation,
+  204 otherwise); ``If-Match: *`` makes it update-only (404), ``If-None-Match: *`` create-only
+  (412); ``If-Match: W/"<v>"`` must equal the row's ETag (412 ConcurrencyVersionMismatch).
+* Every write stamps ``modifiedon``, ``modifiedby`` (the acting user) and a new
+  ``versionnumber`` from the global row version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
+from crmsync.emulator.errors import (
+    DUPLICATE_DETECTED,
+    INVALID_ARGUMENT,
+    bad_request,
+    duplicate_record,
+    not_found,
+    server_error,
+    version_mismatch,
+)
+from crmsync.emulator.metadata import EntityDef
+from crmsync.emulator.records import retrieve
+from crmsync.emulator.storage import PERSON_TABLES, full_name, iso, q
+from crmsync.emulator.validation import (
+    PreparedWrite,
+    check_plugin_rules,
+    parse_reference,
+    payload_error,
+    prepare,
+)
+
+
+def parse_body(entity: EntityDef, body: bytes) -> Any:
+    """The JSON payload, or the documented payload error."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise payload_error(entity, "The payload is not valid JSON.") from None
+
+
+def entity_url(ctx: RequestContext, entity: EntityDef, record_id: str) -> str:
+    """``[Org]/api/data/v9.2/leads(<id>)``."""
+    return f"{ctx.base_url}/{entity.entity_set_name}({record_id})"
+
+
+def _check_duplicates(
+    ctx: RequestContext, entity: EntityDef, record_id: str, prepared: PreparedWrite
+) -> None:
+    """Duplicate detection on emailaddress1, only when the caller turned it on (spec §7)."""
+    if (ctx.header("mscrm.suppressduplicatedetection") or "").lower() != "false":
+        return
+    email = prepared.columns.get("emailaddress1")
+    if not email or "emailaddress1" not in entity.attributes:
+        return
+    clash = ctx.storage.execute(
+        f"SELECT 1 FROM {q(entity.table)} WHERE emailaddress1 = ? AND {q(entity.primary_id)} <> ? "
+        "LIMIT 1",
+        (email, record_id),
+    ).fetchone()
+    if clash is not None:
+        raise server_error(
+            DUPLICATE_DETECTED,
+            "A record was not created or updated because a duplicate of the current record "
+            "already exists.",
+        )
+
+
+def insert_record(
+    ctx: RequestContext, entity: EntityDef, body: object, record_id: str | None = None
+) -> str:
+    """Validate and insert one row; returns its id (used by create, upsert, QualifyLead)."""
+    ctx.require(entity, "create")
+    prepared = prepare(ctx, entity, body, creating=True)
+    check_plugin_rules(ctx, entity, prepared.values, creating=True)
+    if record_id is None:
+        record_id = prepared.primary_id
+    if record_id is not None and ctx.storage.exists(entity, record_id):
+        raise duplicate_record()
+    row = dict(prepared.columns)
+    if record_id is not None:
+        row[entity.primary_id] = record_id
+    with ctx.storage.transaction():
+        ctx.storage.stamp_new(entity, row, ctx.user_id)
+        new_id = str(row[entity.primary_id])
+        _check_duplicates(ctx, entity, new_id, prepared)
+        ctx.storage.insert(entity, row)
+    return new_id
+
+
+def update_record(
+    ctx: RequestContext, entity: EntityDef, record_id: str, prepared: PreparedWrite,
+    existing: Mapping[str, Any],
+) -> None:
+    """Apply validated changes to an existing row with fresh stamps."""
+    check_plugin_rules(ctx, entity, prepared.values, creating=False)
+    changes = dict(prepared.columns)
+    if entity.logical_name in PERSON_TABLES and ("firstname" in changes or "lastname" in changes):
+        first = changes.get("firstname", existing.get("firstname"))
+        last = changes.get("lastname", existing.get("lastname"))
+        changes["fullname"] = full_name(first, last)
+    if "statecode" in changes and "statuscode" not in changes:
+        changes.pop("statuscode", None)
+    changes["modifiedon"] = iso(ctx.runtime.clock())
+    changes["modifiedby"] = ctx.user_id
+    with ctx.storage.transaction():
+        _check_duplicates(ctx, entity, record_id, prepared)
+        changes["versionnumber"] = ctx.storage.next_version()
+        ctx.storage.update(entity, record_id, changes)
+
+
+def _write_response(
+    ctx: RequestContext, entity: EntityDef, record_id: str, query: Mapping[str, str], status: int
+) -> ApiResponse:
+    reference = f"{entity.entity_set_name}({record_id})"
+    if ctx.prefs.return_representation:
+        select = {k: v for k, v in query.items() if k in ("$select", "$expand")}
+        shown = retrieve(ctx, entity, record_id, select)
+        shown.status = status
+        shown.headers.append(("Preference-Applied", "return=representation"))
+        shown.entity_ref = reference
+        return shown
+    url = entity_url(ctx, entity, record_id)
+    answer = empty_response(204, [("OData-EntityId", url), ("Location", url)])
+    answer.entity_ref = reference
+    return answer
+
+
+def create(
+    ctx: RequestContext, entity: EntityDef, body: bytes, query: Mapping[str, str]
+) -> ApiResponse:
+    """``POST /<set>``."""
+    record_id = insert_record(ctx, entity, parse_body(entity, body))
+    return _write_response(ctx, entity, record_id, query, 201)
+
+
+def _etag(row: Mapping[str, Any]) -> str:
+    return f'W/"{row["versionnumber"]}"'
+
+
+def patch(
+    ctx: RequestContext, entity: EntityDef, record_id: str, body: bytes, query: Mapping[str, str]
+) -> ApiResponse:
+    """``PATCH /<set>(<id>)``: update or upsert, honouring If-Match / If-None-Match."""
+    payload = parse_body(entity, body)
+    if_match = ctx.header("if-match")
+    if_none_match = ctx.header("if-none-match")
+    existing = ctx.storage.fetch(entity, record_id)
+    if if_none_match == "*" and existing is not None:
+        raise duplicate_record()
+    if if_match is not None:
+        if existing is None:
+            raise not_found(entity.logical_name, record_id)
+        if if_match.strip() != "*" and if_match.strip() != _etag(existing):
+            raise version_mismatch()
+    if existing is None:
+        insert_record(ctx, entity, payload, record_id)
+        return _write_response(ctx, entity, record_id, query, 201)
+    ctx.require(entity, "write")
+    prepared = prepare(ctx, entity, payload, creating=False)
+    update_record(ctx, entity, record_id, prepared, existing)
+    return _write_response(ctx, entity, record_id, query, 200)
+
+
+def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiResponse:
+    """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412."""
+    ctx.require(entity, "delete")
+    existing = ctx.storage.fetch(entity, record_id)
+    if existing is None:
+        raise not_found(entity.logical_name, record_id)
+    if_match = ctx.header("if-match")
+    if if_match is not None and if_match.strip() not in ("*", _etag(existing)):
+        raise version_mismatch()
+    with ctx.storage.transaction():
+        ctx.storage.delete(entity, record_id)
+    return empty_response(204)
+
+
+def _existing(ctx: RequestContext, entity: EntityDef, record_id: str) -> dict[str, Any]:
+    existing = ctx.storage.fetch(entity, record_id)
+    if existing is None:
+        raise not_found(entity.logical_name, record_id)
+    if_match = ctx.header("if-match")
+    if if_match is not None and if_match.strip() not in ("*", _etag(existing)):
+        raise version_mismatch()
+    return existing
+
+
+def put_property(
+    ctx: RequestContext, entity: EntityDef, record_id: str, name: str, body: bytes
+) -> ApiResponse:
+    """``PUT /<set>(<id>)/<property>`` with ``{"value": ...}`` (never creates)."""
+    payload = parse_body(entity, body)
+    if not isinstance(payload, dict) or "value" not in payload:
+        raise payload_error(entity, "A single-property PUT needs a body of the form {\"value\": ...}.")
+    attribute = entity.attributes.get(name)
+    if attribute is None or attribute.is_lookup:
+        raise payload_error(
+            entity,
+            f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM."
+            f"{entity.logical_name}' or is not a structural property.",
+        )
+    ctx.require(entity, "write")
+    existing = _existing(ctx, entity, record_id)
+    prepared = prepare(ctx, entity, {name: payload["value"]}, creating=False)
+    update_record(ctx, entity, record_id, prepared, existing)
+    return empty_response(204)
+
+
+def delete_property(
+    ctx: RequestContext, entity: EntityDef, record_id: str, name: str
+) -> ApiResponse:
+    """``DELETE /<set>(<id>)/<property>``: set the column to null."""
+    attribute = entity.attributes.get(name)
+    if attribute is None or attribute.is_lookup:
+        raise payload_error(
+            entity,
+            f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM."
+            f"{entity.logical_name}' or is not a structural property.",
+        )
+    ctx.require(entity, "write")
+    existing = _existing(ctx, entity, record_id)
+    prepared = prepare(ctx, entity, {name: None}, creating=False)
+    update_record(ctx, entity, record_id, prepared, existing)
+    return empty_response(204)
+
+
+def set_reference(
+    ctx: RequestContext, entity: EntityDef, record_id: str, nav: str, body: bytes | None
+) -> ApiResponse:
+    """``PUT .../<nav>/$ref`` with ``{"@odata.id": ...}`` or ``DELETE .../<nav>/$ref``."""
+    if entity.navigation(nav) is None:
+        raise bad_request(
+            "0x80060888",
+            f"Could not find a property named '{nav}' on type "
+            f"'Microsoft.Dynamics.CRM.{entity.logical_name}'.",
+        )
+    value: object = None
+    if body is not None:
+        payload = parse_body(entity, body)
+        if not isinstance(payload, dict) or not isinstance(payload.get("@odata.id"), str):
+            raise bad_request(INVALID_ARGUMENT, "A $ref body needs an '@odata.id' URI string.")
+        target, target_id = parse_reference(ctx, payload["@odata.id"])
+        value = f"/{target.entity_set_name}({target_id})"
+    ctx.require(entity, "write")
+    existing = _existing(ctx, entity, record_id)
+    prepared = prepare(ctx, entity, {f"{nav}@odata.bind": value}, creating=False)
+    update_record(ctx, entity, record_id, prepared, existing)
+    return empty_response(204)
