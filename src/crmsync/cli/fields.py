@@ -96,15 +96,16 @@ def list_fields(
         ]
         typer.echo(json.dumps(rows))
         return
-    table = Table("id", "name", "display name", "type", "length", "read-only", "custom")
+    table = Table("id", "display name", "type", "length", "read-only", "custom")
+    table.add_column("name", overflow="fold")
     for f in catalog.fields:
         table.add_row(
             str(f.field_id),
-            f.rest_name,
             f.display_name,
             f.data_type,
             "" if f.length is None else str(f.length),
             "yes" if f.read_only else "",
             "yes" if f.is_custom else "",
+            f.rest_name,
         )
     _out.print(table)

@@ -1,0 +1,82 @@
+"""``crmsync db upgrade`` / ``crmsync db status`` (issue 2 §2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from crmsync.cli import db
+
+runner = CliRunner()
+
+
+def _root() -> typer.Typer:
+    root = typer.Typer()
+
+    @root.callback()
+    def _settings_root(ctx: typer.Context) -> None:
+        ctx.obj = None
+
+    root.add_typer(db.app, name="db")
+    return root
+
+
+def test_status_then_upgrade_then_status(tmp_path: Path) -> None:
+    """Status says the database needs migrating (exit 1), upgrade fixes it, status is 0."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"CRMSYNC_DATABASE_URL": url}
+    before = runner.invoke(_root(), ["db", "status", "--json"], env=env)
+    assert before.exit_code == 1
+    assert json.loads(before.stdout)["up_to_date"] is False
+    upgraded = runner.invoke(_root(), ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "schema revision" in upgraded.stdout
+    after = runner.invoke(_root(), ["db", "status", "--json"], env=env)
+    assert after.exit_code == 0
+    report = json.loads(after.stdout)
+    assert report["up_to_date"] is True and report["current"] == report["head"]
+
+
+def test_database_url_option_wins(tmp_path: Path) -> None:
+    """--database-url overrides the configured URL."""
+    target = tmp_path / "explicit.db"
+    env = {"CRMSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"}
+    result = runner.invoke(
+        _root(), ["db", "upgrade", "--database-url", f"sqlite:///{target}"], env=env
+    )
+    assert result.exit_code == 0 and target.exists()
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_bad_url_is_a_clear_error(tmp_path: Path) -> None:
+    """An unsupported URL fails with exit code 1 and a message, no traceback."""
+    result = runner.invoke(_root(), ["db", "upgrade", "--database-url", "mysql://h/db"])
+    assert result.exit_code == 1
+    assert "unsupported database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_script_registers_db_group(tmp_path: Path) -> None:
+    """The installed CLI exposes `db`; exit codes are 0 ok / 1 failed / 2 usage."""
+    url = f"sqlite:///{tmp_path / 'script.db'}"
+    command = [sys.executable, "-c", "from crmsync.cli import main; main()"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"CRMSYNC_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+
+    assert run("db", "status").returncode == 1
+    assert run("db", "upgrade").returncode == 0
+    assert run("db", "status").returncode == 0
+    assert run("db", "status", "--bogus").returncode == 2

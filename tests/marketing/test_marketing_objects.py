@@ -1,0 +1,97 @@
+"""Companies, opportunities, roles, sales persons: describe, query, upsert (spec §7, B2)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from crmsync.errors import InvalidValueError, UnknownFieldError
+from crmsync.marketing.fields import add_local_field
+from crmsync.marketing.objects import ObjectService
+
+
+def test_describe_shapes(migrated_engine: Engine) -> None:
+    """idField, dedupeFields and searchableFields as Marketo documents them (§7.1)."""
+    service = ObjectService(migrated_engine)
+    company = service.describe("companies")
+    assert company["idField"] == "id" and company["dedupeFields"] == ["externalCompanyId"]
+    assert ["company"] in company["searchableFields"]  # type: ignore[operator]
+    role = service.describe("opportunities/roles")
+    assert role["dedupeFields"] == ["externalOpportunityId", "leadId", "role"]
+    names = {f["name"] for f in service.describe("salespersons")["fields"]}  # type: ignore[attr-defined]
+    assert {"externalSalesPersonId", "email", "firstName", "lastName"} <= names
+    with pytest.raises(InvalidValueError):
+        service.describe("spaceships")
+
+
+def test_upsert_and_query_companies(migrated_engine: Engine) -> None:
+    """Upsert by externalCompanyId; query by searchable fields with seq and fields."""
+    with migrated_engine.begin() as conn:
+        add_local_field(conn, "company", "tier", "Tier", "string")
+    service = ObjectService(migrated_engine)
+    outcomes = service.upsert(
+        "company",
+        [
+            {"externalCompanyId": "A-1", "company": "Acme", "numberOfEmployees": "50", "tier": "g"},
+            {"externalCompanyId": "B-1", "company": "Beta"},
+            {"company": "No key"},
+            {"externalCompanyId": "A-1", "company": "Again"},
+            {"externalCompanyId": "C-1", "size": 3},
+        ],
+    )
+    assert [o.status for o in outcomes] == ["created", "created", "skipped", "skipped", "skipped"]
+    assert [o.reasons[0].code for o in outcomes[2:]] == ["1003", "1036", "1006"]
+    [again] = service.upsert("company", [{"externalCompanyId": "A-1", "company": "Acme Ltd"}])
+    assert again.status == "updated" and again.id == outcomes[0].id
+    items, token = service.query(
+        "companies",
+        "externalCompanyId",
+        ["A-1", "B-1", "Z-9"],
+        ["company", "numberOfEmployees", "tier"],
+    )
+    assert token is None
+    assert items == [
+        {"seq": 0, "company": "Acme Ltd", "numberOfEmployees": 50, "tier": "g"},
+        {"seq": 1, "company": "Beta", "numberOfEmployees": None, "tier": None},
+    ]
+    default, _ = service.query("company", "id", [str(outcomes[1].id)])
+    assert set(default[0]) == {"seq", "id", "externalCompanyId", "updatedAt", "createdAt"}
+    with pytest.raises(InvalidValueError):
+        service.query("company", "industry", ["x"])
+    with pytest.raises(UnknownFieldError):
+        service.query("company", "company", ["Beta"], ["shoeSize"])
+
+
+def test_opportunities_roles_and_sales_persons(migrated_engine: Engine) -> None:
+    """Opportunities get a marketoGUID; roles dedupe on the compound key; sales persons show
+    every populated field by default."""
+    service = ObjectService(migrated_engine)
+    [opp] = service.upsert(
+        "opportunity", [{"externalOpportunityId": "O-1", "name": "Deal", "amount": "1200.50"}]
+    )
+    assert opp.status == "created"
+    [found], _ = service.query(
+        "opportunities", "externalOpportunityId", ["O-1"], ["marketoGUID", "name", "amount"]
+    )
+    assert found["amount"] == 1200.5 and len(str(found["marketoGUID"])) == 36
+    role = {"externalOpportunityId": "O-1", "leadId": 7, "role": "Buyer"}
+    assert service.upsert("opportunityRole", [role])[0].status == "created"
+    assert service.upsert("opportunityRole", [{**role, "isPrimary": True}])[0].status == "updated"
+    roles, _ = service.query("opportunityRole", "leadId", ["7"], ["role", "isPrimary"])
+    assert roles == [{"seq": 0, "role": "Buyer", "isPrimary": True}]
+    service.upsert("salesperson", [{"externalSalesPersonId": "U-1", "email": "s@x.com"}])
+    [person], _ = service.query("salespersons", "email", ["s@x.com"])
+    assert person["externalSalesPersonId"] == "U-1" and "firstName" not in person
+    assert person["crmIsDeleted"] is False
+
+
+def test_query_pages(migrated_engine: Engine) -> None:
+    """A nextPageToken comes back while more records match."""
+    service = ObjectService(migrated_engine)
+    service.upsert("team", [{"externalTeamId": f"T-{i}", "name": f"Team {i}"} for i in range(3)])
+    keys = [f"T-{i}" for i in range(3)]
+    page1, token = service.query("team", "externalTeamId", keys, ["name"], batch_size=2)
+    assert token is not None
+    page2, end = service.query("team", "externalTeamId", keys, ["name"], 2, token)
+    assert end is None
+    assert [p["name"] for p in page1 + page2] == ["Team 0", "Team 1", "Team 2"]
