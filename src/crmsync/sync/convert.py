@@ -16,8 +16,10 @@ guessed. For every valid Dynamics value ``v``, ``to_crm(attr, to_marketing(attr,
 from __future__ import annotations
 
 import math
+import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from numbers import Real
 from typing import Protocol
@@ -51,7 +53,7 @@ SUPPORTED_TYPES = (
 )
 
 # Control characters Dataverse refuses in text (tab, newline and carriage return are fine).
-_FORBIDDEN_CHARS = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r")
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _fail(attr: AttributeSchema, message: str, code: str) -> ValidationFailedError:
@@ -64,10 +66,7 @@ def format_datetime(value: datetime) -> str:
     Whole seconds render as ``YYYY-MM-DDTHH:MM:SSZ`` (Dataverse's own precision); sub-second
     values keep their microseconds so that nothing is lost.
     """
-    utc = value.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_datetime(text: str) -> datetime:
@@ -116,6 +115,60 @@ def option_value(attr: AttributeSchema, label: str) -> int:
     )
 
 
+def _wrong_type(attr: AttributeSchema, value: object) -> ValidationFailedError:
+    return _fail(attr, f"{value!r} is not a valid {attr.type.value} value", CODE_WRONG_TYPE)
+
+
+def _unsupported(attr: AttributeSchema, value: object) -> object:
+    raise _fail(attr, f"columns of type {attr.type.value} are not synced", CODE_UNSUPPORTED_TYPE)
+
+
+def _text_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, str):
+        return value
+    raise _wrong_type(attr, value)
+
+
+def _bool_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    raise _wrong_type(attr, value)
+
+
+def _integer_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _wrong_type(attr, value)
+
+
+def _real_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return value
+    raise _wrong_type(attr, value)
+
+
+def _datetime_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return format_datetime(value)
+    raise _wrong_type(attr, value)
+
+
+def _option_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return option_label(attr, value)
+    raise _wrong_type(attr, value)
+
+
+def _lookup_out(attr: AttributeSchema, value: object) -> object:
+    if isinstance(value, LookupValue):
+        return value.id
+    raise _wrong_type(attr, value)
+
+
+_Out = Callable[[AttributeSchema, object], object]
+_In = Callable[[AttributeSchema, object], CrmValue]
+
+
 def to_marketing(attr: AttributeSchema, value: CrmValue) -> object:
     """Convert a Dynamics column value to its marketing field value.
 
@@ -124,31 +177,7 @@ def to_marketing(attr: AttributeSchema, value: CrmValue) -> object:
     """
     if value is None:
         return None
-    kind = attr.type
-    if kind in TEXT_TYPES or kind is AttributeType.UNIQUEIDENTIFIER:
-        if isinstance(value, str):
-            return value
-    elif kind is AttributeType.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-    elif kind in INTEGER_TYPES:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind in REAL_TYPES:
-        if isinstance(value, Real) and not isinstance(value, bool):
-            return value
-    elif kind is AttributeType.DATETIME:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return format_datetime(value)
-    elif kind in OPTION_TYPES:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return option_label(attr, value)
-    elif kind in LOOKUP_TYPES:
-        if isinstance(value, LookupValue):
-            return value.id
-    else:
-        raise _fail(attr, f"columns of type {kind.value} are not synced", CODE_UNSUPPORTED_TYPE)
-    raise _fail(attr, f"{value!r} is not a valid {kind.value} value", CODE_WRONG_TYPE)
+    return _TO_MARKETING.get(attr.type, _unsupported)(attr, value)
 
 
 def to_crm(attr: AttributeSchema, value: object) -> CrmValue:
@@ -159,34 +188,28 @@ def to_crm(attr: AttributeSchema, value: object) -> CrmValue:
     or ids and values of the wrong type raise
     :class:`~crmsync.errors.ValidationFailedError`; nothing is truncated or rounded.
     """
+    return _to_crm_with(_TO_CRM.get(attr.type, _unsupported_in), attr, value)
+
+
+def _to_crm_with(convert: _In, attr: AttributeSchema, value: object) -> CrmValue:
     if value is None or value == "":
         return None
-    kind = attr.type
-    if isinstance(value, str) and kind not in TEXT_TYPES and not value.strip():
+    if convert is not _text_to_crm and isinstance(value, str) and not value.strip():
         return None
-    if kind in TEXT_TYPES:
-        return _text_to_crm(attr, value)
-    if kind is AttributeType.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-    elif kind in INTEGER_TYPES:
-        return _integer_to_crm(attr, value)
-    elif kind in REAL_TYPES:
-        return _real_to_crm(attr, value)
-    elif kind is AttributeType.DATETIME:
-        return _datetime_to_crm(attr, value)
-    elif kind in OPTION_TYPES:
-        return _option_to_crm(attr, value)
-    elif kind in LOOKUP_TYPES:
-        return _lookup_to_crm(attr, value)
-    elif kind is AttributeType.UNIQUEIDENTIFIER:
-        return _guid(attr, value)
-    else:
-        raise _fail(attr, f"columns of type {kind.value} are not synced", CODE_UNSUPPORTED_TYPE)
-    raise _fail(attr, f"{value!r} is not a valid {kind.value} value", CODE_WRONG_TYPE)
+    return convert(attr, value)
 
 
-def _text_to_crm(attr: AttributeSchema, value: object) -> str:
+def _unsupported_in(attr: AttributeSchema, value: object) -> CrmValue:
+    raise _fail(attr, f"columns of type {attr.type.value} are not synced", CODE_UNSUPPORTED_TYPE)
+
+
+def _bool_to_crm(attr: AttributeSchema, value: object) -> CrmValue:
+    if isinstance(value, bool):
+        return value
+    raise _wrong_type(attr, value)
+
+
+def _text_to_crm(attr: AttributeSchema, value: object) -> CrmValue:
     if not isinstance(value, str):
         raise _fail(attr, f"{value!r} is not text", CODE_WRONG_TYPE)
     if attr.max_length is not None and len(value) > attr.max_length:
@@ -195,7 +218,7 @@ def _text_to_crm(attr: AttributeSchema, value: object) -> str:
             f"{len(value)} characters is longer than the maximum of {attr.max_length}",
             CODE_TOO_LONG,
         )
-    if any(char in _FORBIDDEN_CHARS for char in value):
+    if _FORBIDDEN_CHARS.search(value):
         raise _fail(attr, "text contains control characters", CODE_INVALID_CHARACTERS)
     return value
 
@@ -283,6 +306,36 @@ def _lookup_to_crm(attr: AttributeSchema, value: object) -> LookupValue:
     return LookupValue(record_id, attr.targets[0])
 
 
+_TO_MARKETING: dict[AttributeType, _Out] = {
+    **dict.fromkeys(TEXT_TYPES | {AttributeType.UNIQUEIDENTIFIER}, _text_out),
+    AttributeType.BOOLEAN: _bool_out,
+    **dict.fromkeys(INTEGER_TYPES, _integer_out),
+    **dict.fromkeys(REAL_TYPES, _real_out),
+    AttributeType.DATETIME: _datetime_out,
+    **dict.fromkeys(OPTION_TYPES, _option_out),
+    **dict.fromkeys(LOOKUP_TYPES, _lookup_out),
+}
+
+_TO_CRM: dict[AttributeType, _In] = {
+    **dict.fromkeys(TEXT_TYPES, _text_to_crm),
+    AttributeType.BOOLEAN: _bool_to_crm,
+    **dict.fromkeys(INTEGER_TYPES, _integer_to_crm),
+    **dict.fromkeys(REAL_TYPES, _real_to_crm),
+    AttributeType.DATETIME: _datetime_to_crm,
+    **dict.fromkeys(OPTION_TYPES, _option_to_crm),
+    **dict.fromkeys(LOOKUP_TYPES, _lookup_to_crm),
+    AttributeType.UNIQUEIDENTIFIER: _guid,
+}
+
+# Types whose marketing values have one spelling only, so canonicalising them is a no-op.
+_CANONICAL_AS_IS = (
+    TEXT_TYPES
+    | INTEGER_TYPES
+    | REAL_TYPES
+    | {AttributeType.BOOLEAN, AttributeType.UNIQUEIDENTIFIER}
+)
+
+
 def lookup_for(attr: AttributeSchema, value: object, entity: str) -> LookupValue | None:
     """Build a lookup value to ``entity`` (one of ``attr.targets``) from a marketing id."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -327,17 +380,42 @@ class ValueConverter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ColumnConverter:
-    """The plain conversion of a column by its type (:func:`to_marketing` / :func:`to_crm`)."""
+    """The plain conversion of a column by its type (:func:`to_marketing` / :func:`to_crm`).
+
+    The conversion functions for the column's type are chosen once, when the converter is
+    built, which keeps converting whole pages of records cheap.
+    """
 
     attribute: AttributeSchema
+    _out: _Out = field(init=False, repr=False, compare=False)
+    _in: _In = field(init=False, repr=False, compare=False)
+    _as_is: bool = field(init=False, repr=False, compare=False)
+    _labels: frozenset[object] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        kind = self.attribute.type
+        object.__setattr__(self, "_out", _TO_MARKETING.get(kind, _unsupported))
+        object.__setattr__(self, "_in", _TO_CRM.get(kind, _unsupported_in))
+        object.__setattr__(self, "_as_is", kind in _CANONICAL_AS_IS)
+        labels = frozenset(self.attribute.options.values()) if kind in OPTION_TYPES else ()
+        object.__setattr__(self, "_labels", frozenset(labels))
 
     def to_marketing(self, value: CrmValue) -> object:
         """Dynamics value → marketing value."""
-        return to_marketing(self.attribute, value)
+        return None if value is None else self._out(self.attribute, value)
 
     def to_crm(self, value: object) -> CrmValue:
         """Marketing value → Dynamics value (validated)."""
-        return to_crm(self.attribute, value)
+        return _to_crm_with(self._in, self.attribute, value)
+
+    def canonical(self, value: object) -> object:
+        """The canonical marketing spelling of ``value`` (see :func:`canonical_value`)."""
+        if self._as_is or (isinstance(value, str) and value in self._labels):
+            return value
+        try:
+            return self._out(self.attribute, self.to_crm(value)) if value is not None else None
+        except ValidationFailedError:
+            return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +477,8 @@ class LinkConverter:
 def canonical_value(converter: ValueConverter, value: object) -> object:
     """The canonical marketing form of ``value`` through ``converter`` (see
     :func:`normalize_marketing`); a value that does not convert is returned unchanged."""
+    if isinstance(converter, ColumnConverter):
+        return converter.canonical(value)
     try:
         return converter.to_marketing(converter.to_crm(value))
     except ValidationFailedError:

@@ -19,7 +19,7 @@ marketing field or another mapped field is prefixed with ``crm`` (``company`` â†
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
@@ -206,6 +206,11 @@ class EntityMapping:
     missing: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()
     _by_field: Mapping[str, FieldMapping] = field(init=False, repr=False, compare=False)
+    _readers: tuple[tuple[str, str, Callable[[CrmValue], object]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    _field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _crm_only: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_field: dict[str, FieldMapping] = {}
@@ -218,11 +223,18 @@ class EntityMapping:
                 )
             by_field[mapped.field] = mapped
         object.__setattr__(self, "_by_field", MappingProxyType(by_field))
+        readers = tuple((m.field, m.attribute, m.converter.to_marketing) for m in self.fields)
+        object.__setattr__(self, "_readers", readers)
+        object.__setattr__(self, "_field_names", tuple(m.field for m in self.fields))
+        crm_only = frozenset(
+            m.field for m in self.fields if m.direction is Direction.CRM_TO_MARKETING
+        )
+        object.__setattr__(self, "_crm_only", crm_only)
 
     @property
     def field_names(self) -> tuple[str, ...]:
         """Every mapped marketing field, in mapping order (the ``fields`` of a merge)."""
-        return tuple(mapped.field for mapped in self.fields)
+        return self._field_names
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -232,7 +244,7 @@ class EntityMapping:
     @property
     def crm_only_fields(self) -> frozenset[str]:
         """Fields that sync from Dynamics only (the merge's ``one_way_fields``)."""
-        return frozenset(m.field for m in self.fields if m.direction is Direction.CRM_TO_MARKETING)
+        return self._crm_only
 
     def for_field(self, name: str) -> FieldMapping:
         """The mapping of marketing field ``name``."""
@@ -249,7 +261,8 @@ class EntityMapping:
         Every mapped field is present in the result; a column absent from ``values`` reads as
         empty (Dataverse returns every selected column, nulls included).
         """
-        return {m.field: m.converter.to_marketing(values.get(m.attribute)) for m in self.fields}
+        get = values.get
+        return {name: read(get(attribute)) for name, attribute, read in self._readers}
 
     def to_crm(self, writes: Mapping[str, object]) -> dict[str, CrmValue]:
         """Convert marketing-keyed writes (a merge's ``crm_writes``) to Dynamics columns.
