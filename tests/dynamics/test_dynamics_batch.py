@@ -135,6 +135,7 @@ def test_each_write_kind_is_sent_as_documented() -> None:
         ),
         WriteRequest.disassociate("lead", LEAD, "parentaccountid"),
         WriteRequest.qualify_lead(LEAD, create_contact=True),
+        WriteRequest.associate("lead", LEAD, "parentaccountid", LookupValue(ACCOUNT, "account")),
     ]
     results = client.write_batch(requests)
 
@@ -144,7 +145,9 @@ def test_each_write_kind_is_sent_as_documented() -> None:
     assert outer[0].headers["Content-Type"].startswith("multipart/mixed; boundary=")
     assert outer[0].headers["Prefer"] == "odata.continue-on-error"
     root = f"{ORG}/api/data/v9.2/"
-    create, update, update_any, upsert, delete, associate, disassociate, unlink, qualify = inner
+    create, update, update_any, upsert, delete, associate, disassociate, unlink, qualify, link = (
+        inner
+    )
     assert (create.method, create.url) == ("POST", f"{root}leads?$select=leadid")
     assert json.loads(create.body) == {
         "firstname": "Ada",
@@ -179,6 +182,8 @@ def test_each_write_kind_is_sent_as_documented() -> None:
         "POST",
         f"{root}leads({LEAD})/Microsoft.Dynamics.CRM.QualifyLead",
     )
+    assert (link.method, link.url) == ("PUT", f"{root}leads({LEAD})/parentaccountid/$ref")
+    assert json.loads(link.body) == {"@odata.id": f"{root}accounts({ACCOUNT})"}
     assert json.loads(qualify.body) == {
         "CreateAccount": False,
         "CreateContact": True,

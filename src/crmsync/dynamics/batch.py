@@ -24,7 +24,7 @@ from crmsync.dynamics.classify import (
     classify_status,
     parse_error_body,
 )
-from crmsync.dynamics.query import LOOKUP_TYPES, entity_id_from_url
+from crmsync.dynamics.query import LOOKUP_TYPES, WELL_KNOWN_LOOKUPS, entity_id_from_url
 from crmsync.dynamics.retry import parse_retry_after
 from crmsync.dynamics.types import (
     AttributeType,
@@ -110,6 +110,21 @@ def encode_values(
     return body
 
 
+def _is_single_valued(navigation: str, target: Target) -> bool:
+    """Whether a navigation property is a lookup's (``parentaccountid``, ``customerid_account``)."""
+    schema = target.schema
+    if schema is not None:
+        for attribute in schema.attributes.values():
+            if attribute.type not in LOOKUP_TYPES:
+                continue
+            name = attribute.logical_name
+            if navigation == name or navigation in {f"{name}_{t}" for t in attribute.targets}:
+                return True
+        return False
+    base = navigation.rsplit("_", 1)[0] if "_" in navigation else navigation
+    return navigation in WELL_KNOWN_LOOKUPS or base in WELL_KNOWN_CUSTOMER_LOOKUPS
+
+
 def encode_request(
     request: WriteRequest,
     target: Target,
@@ -151,8 +166,11 @@ def encode_request(
             reference = {
                 "@odata.id": f"{service_root}{entity_set_of(related.entity)}({related.id})"
             }
-            return EncodedRequest("POST", f"{navigation}/$ref", json_headers, body_of(reference))
-        if request.target is not None:
+            # Single-valued navigation properties (lookups) are set with PUT, collection-valued
+            # ones (N:N, 1:N) get a member added with POST (spec §2d, §6 "PUT $1/.../$ref").
+            method = "PUT" if _is_single_valued(request.relationship, target) else "POST"
+            return EncodedRequest(method, f"{navigation}/$ref", json_headers, body_of(reference))
+        if request.target is not None and not _is_single_valued(request.relationship, target):
             return EncodedRequest("DELETE", f"{navigation}({request.target.id})/$ref", {}, None)
         return EncodedRequest("DELETE", f"{navigation}/$ref", {}, None)
     if kind is WriteKind.QUALIFY_LEAD:
