@@ -17,8 +17,10 @@ from crmsync.sync.convert import (
     CODE_OPTION_OUT_OF_RANGE,
     CODE_TOO_LONG,
     CODE_WRONG_TYPE,
+    ColumnConverter,
     DateOnlyConverter,
     LinkConverter,
+    canonical_value,
     format_datetime,
     normalize_marketing,
     to_crm,
@@ -99,6 +101,11 @@ def test_every_valid_value_round_trips(case: tuple[AttributeSchema, CrmValue]) -
     back = to_crm(attr, to_marketing(attr, value))
     assert back == value
     assert type(back) is type(value) or isinstance(value, int | float)
+    converter = ColumnConverter(attr)
+    marketing = converter.to_marketing(value)
+    assert marketing == to_marketing(attr, value)
+    assert converter.to_crm(marketing) == value
+    assert canonical_value(converter, marketing) == marketing
 
 
 @given(attribute_and_value())
@@ -266,6 +273,13 @@ def test_normalized_marketing_values_compare_equal_across_spellings() -> None:
     assert normalize_marketing(CREATED, "2026-03-01T11:30:00+02:00") == "2026-03-01T09:30:00Z"
     assert normalize_marketing(LEAD_SOURCE, "Carrier Pigeon") == "Carrier Pigeon"
     assert normalize_marketing(FIRSTNAME, "") is None
+    source = ColumnConverter(LEAD_SOURCE)
+    assert canonical_value(source, "web") == "Web"
+    assert canonical_value(source, ["Web"]) == ["Web"]  # not a value this column holds
+    created = ColumnConverter(CREATED)
+    assert canonical_value(created, "2026-03-01T11:30:00+02:00") == "2026-03-01T09:30:00Z"
+    close = DateOnlyConverter(AttributeSchema("actualclosedate", T.DATETIME))
+    assert canonical_value(close, "2026-03-01") == "2026-03-01"
 
 
 def test_unsupported_column_types_are_refused() -> None:
