@@ -4,13 +4,13 @@
 connection details. MSAL's ``ConfidentialClientApplication`` acquires a token over TLS
 verified with the printed CA bundle, with instance discovery pointed at the emulator itself
 (spec §1a, §1d), and the token is used for ``WhoAmI``; the password grant (§1b) is exercised
-with a plain form POST.
+with a plain form POST and with MSAL's ``PublicClientApplication`` at the AD FS-style authority.
 
 MSAL detail: its ``verify=`` lands on a ``requests.Session`` whose per-request environment
 lookup lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` win over it, so the CA bundle is given
 through ``http_client=`` a session with ``trust_env = False``. And MSAL's password grant first
-asks ``https://<host>/common/userrealm/...`` with the port dropped, so it only works with
-MSAL when the emulator listens on 443.
+asks ``https://<host>/common/userrealm/...`` with the port dropped; with the authority
+``<base>/adfs`` MSAL skips that call, which is how MSAL's password grant reaches the emulator.
 """
 
 from __future__ import annotations
@@ -154,6 +154,33 @@ def test_password_grant_acts_as_a_salesperson(running: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     assert whoami(running, token).json()["UserId"] == person["systemuserid"]
+
+
+def test_msal_password_grant_through_the_adfs_authority(running: dict[str, Any]) -> None:
+    """§1b with MSAL: ROPC, then a silent refresh with the refresh token after revocation."""
+    person = running["users"][1]
+    app = msal.PublicClientApplication(
+        running["public_client_id"],
+        authority=running["base_url"] + "/adfs",
+        http_client=msal_session(running),
+        instance_discovery=False,
+    )
+    result = app.acquire_token_by_username_password(
+        person["upn"], person["password"], scopes=[running["scope"]]
+    )
+    assert "access_token" in result, result
+    assert whoami(running, result["access_token"]).json()["UserId"] == person["systemuserid"]
+    expired = httpx.post(
+        running["base_url"] + "/_emulator/expire-tokens",
+        headers={"X-Emulator-Key": running["admin_key"]},
+        verify=running["ca_bundle"],
+    )
+    assert expired.status_code == 200
+    assert whoami(running, result["access_token"]).status_code == 401
+    account = app.get_accounts(username=person["upn"])[0]
+    renewed = app.acquire_token_silent([running["scope"]], account=account, force_refresh=True)
+    assert renewed and "access_token" in renewed, renewed
+    assert whoami(running, renewed["access_token"]).status_code == 200
 
 
 def test_dropped_connection_is_seen_by_a_real_client(running: dict[str, Any]) -> None:

@@ -308,3 +308,26 @@ def test_tokens_are_deterministic_under_the_seed() -> None:
         with emulator(clock=ManualClock(start())) as (client, config, _runtime):
             tokens.append(client_credentials(client, config).json()["access_token"])
     assert tokens[0] == tokens[1]
+
+
+def test_v1_and_adfs_endpoints_take_a_resource_instead_of_a_scope(
+    env: tuple[Api, EmulatorConfig, EmulatorRuntime],
+) -> None:
+    """Entra v1 / AD FS token endpoints: `resource=<org>` names what the token is for."""
+    client, config, _ = env
+    for path in (f"/{config.tenant}/oauth2/token", "/adfs/oauth2/token"):
+        response = client.post(
+            path,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_APP_CLIENT_ID,
+                "client_secret": DEFAULT_APP_SECRET,
+                "resource": f"{ORG}/",
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["resource"] == f"{ORG}/"
+        token = response.json()["access_token"]
+        assert client.get(WHOAMI, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    adfs = client.get("/adfs/.well-known/openid-configuration").json()
+    assert adfs["token_endpoint"] == "https://testserver/adfs/oauth2/token"

@@ -2,7 +2,9 @@
 
 It plays Microsoft Entra ID for the users in :class:`~crmsync.emulator.config.EmulatorConfig`
 (spec §1): ``POST /{tenant}/oauth2/v2.0/token`` with the ``client_credentials``, ``password``
-and ``refresh_token`` grants, errors in the AADSTS JSON shape, and the documents MSAL fetches
+and ``refresh_token`` grants (also at the Entra v1 and AD FS endpoints ``/{tenant}/oauth2/token``
+and ``/adfs/oauth2/token``, which take ``resource=`` instead of ``scope=``), errors in the
+AADSTS JSON shape, and the documents MSAL fetches
 before asking for a token — ``/{tenant}/v2.0/.well-known/openid-configuration`` (tenant
 discovery), ``/common/discovery/instance`` (instance discovery, for clients that point
 ``instance_discovery`` at the emulator) and ``/common/userrealm/{upn}`` (asked before ROPC).
@@ -37,6 +39,7 @@ from crmsync.emulator.runtime import EmulatorRuntime
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _REFRESH_LIFETIME = timedelta(days=90)
 ORGANIZATIONS = "organizations"
+ADFS = "adfs"
 
 
 class TokenRequestError(Exception):
@@ -341,6 +344,10 @@ def _grant(
             "The request body must contain the following parameter: 'client_id'.",
         )
     scopes = form.get("scope", "").split()
+    resource_param = form.get("resource", "").strip()
+    if resource_param and not any("/" in scope for scope in scopes):
+        # Entra v1 and AD FS endpoints name the resource instead of a scope.
+        scopes.append(f"{resource_param.rstrip('/')}/.default")
     if grant_type == "client_credentials":
         resource = _resource_of(config, scopes, confidential_only=True)
         user = _confidential_user(config, client_id, secret)
@@ -491,7 +498,7 @@ def _user_token_response(
 
 
 def _tenant_known(config: EmulatorConfig, tenant: str) -> bool:
-    return tenant.lower() in (config.tenant.lower(), ORGANIZATIONS)
+    return tenant.lower() in (config.tenant.lower(), ORGANIZATIONS, ADFS)
 
 
 def _tenant_not_found(tenant: str) -> TokenRequestError:
@@ -523,6 +530,8 @@ def identity_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[Ba
             raw_form = await request.form()
             form = {key: str(value) for key, value in raw_form.items()}
             body = _grant(config, runtime, request, form, tenant.lower())
+            if form.get("resource"):
+                body["resource"] = form["resource"]
         except TokenRequestError as failure:
             return _aad_error(runtime, request, failure)
         return JSONResponse(
@@ -569,12 +578,18 @@ def identity_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[Ba
             }
         )
 
+    async def adfs_configuration(request: Request) -> Response:
+        return JSONResponse(openid_document(_base_url(request), config, ADFS))
+
     async def keys(request: Request) -> Response:
         # Tokens are HMAC-signed: there is no public key to publish.
         return JSONResponse({"keys": []})
 
     return [
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+        # Entra v1 and AD FS token endpoints (``resource=`` instead of ``scope=``).
+        Route("/{tenant}/oauth2/token", token, methods=["POST"]),
+        Route("/adfs/.well-known/openid-configuration", adfs_configuration),
         Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration),
         Route("/{tenant}/discovery/v2.0/keys", keys),
         Route("/common/discovery/instance", instance_discovery),
@@ -586,6 +601,18 @@ def openid_document(base: str, config: EmulatorConfig, tenant: str) -> dict[str,
     """The OpenID Connect discovery document for ``tenant`` served from ``base``."""
     issuer_tenant = "{tenantid}" if tenant.lower() == ORGANIZATIONS else config.tenant
     prefix = f"{base}/{tenant}"
+    if tenant.lower() == ADFS:
+        return {
+            "issuer": f"{base}/adfs",
+            "token_endpoint": f"{base}/adfs/oauth2/token",
+            "authorization_endpoint": f"{base}/adfs/oauth2/authorize",
+            "jwks_uri": f"{base}/adfs/discovery/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "id_token_signing_alg_values_supported": ["HS256"],
+        }
     return {
         "token_endpoint": f"{prefix}/oauth2/v2.0/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
