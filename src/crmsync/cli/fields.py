@@ -108,4 +108,4 @@ def list_fields(
             "yes" if f.is_custom else "",
             f.rest_name,
         )
-    _out.print(table)
+    Console().print(table)  # built now so that it measures the terminal of this call
