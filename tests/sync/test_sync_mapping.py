@@ -250,6 +250,10 @@ def test_records_convert_through_the_mapping_both_ways() -> None:
     assert values["crmCreatedAt"] == "2026-01-02T03:04:05Z"
     assert values["lastName"] is None  # every mapped field is present
     assert set(values) == set(mapping.field_names)
+    # Reads carry the primary key as the record id, not as a value.
+    del row["leadid"]
+    assert mapping.to_marketing(row)["crmLeadId"] is None
+    assert mapping.to_marketing(row, "11111111-2222-4333-8444-555555555555") == values
     writes = mapping.to_crm({"leadSource": "Other", "unsubscribed": False, "firstName": ""})
     assert writes == {"leadsourcecode": 10, "donotbulkemail": False, "firstname": None}
     with pytest.raises(ValidationFailedError):

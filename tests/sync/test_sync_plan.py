@@ -63,8 +63,8 @@ CREATED = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def _lead(record_id: str = LEAD_ID, etag: str = 'W/"7"', **values: CrmValue) -> CrmChange:
+    # Like the client's reads, the primary key is the record's id, not one of its values.
     row: dict[str, CrmValue] = {
-        "leadid": record_id,
         "firstname": "Ada",
         "address1_city": "Turin",
         "createdon": CREATED,
@@ -212,7 +212,6 @@ def test_qualify_table(lead: bool, contact: bool, outcome: QualifyOutcome) -> No
 
 def _contact(origin: str | None, **values: CrmValue) -> CrmChange:
     row: dict[str, CrmValue] = {
-        "contactid": CONTACT_ID,
         "firstname": "Ada",
         "address1_city": "Turin",
         "createdon": CREATED,

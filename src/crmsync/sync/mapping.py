@@ -198,6 +198,7 @@ class EntityMapping:
 
     ``missing`` lists selected columns absent from the metadata (deleted in Dynamics, B14);
     ``unreadable`` lists columns the sync user cannot read (B8) or whose type is not synced.
+    ``primary_id`` is the entity's key column, whose value a read carries as the record id.
     """
 
     entity: str
@@ -205,6 +206,7 @@ class EntityMapping:
     fields: tuple[FieldMapping, ...]
     missing: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()
+    primary_id: str = ""
     _by_field: Mapping[str, FieldMapping] = field(init=False, repr=False, compare=False)
     _readers: tuple[tuple[str, str, Callable[[CrmValue], object]], ...] = field(
         init=False, repr=False, compare=False
@@ -255,12 +257,18 @@ class EntityMapping:
                 f"{self.entity}: no mapped field {name!r}", entity=self.entity
             ) from None
 
-    def to_marketing(self, values: Mapping[str, CrmValue]) -> dict[str, object]:
+    def to_marketing(
+        self, values: Mapping[str, CrmValue], record_id: str | None = None
+    ) -> dict[str, object]:
         """Convert a Dynamics row's column values to marketing field values.
 
         Every mapped field is present in the result; a column absent from ``values`` reads as
-        empty (Dataverse returns every selected column, nulls included).
+        empty (Dataverse returns every selected column, nulls included). ``record_id`` fills
+        the primary key column (e.g. ``leadid`` → ``crmLeadId``), which a read returns as the
+        record's id rather than as a value.
         """
+        if record_id is not None and self.primary_id and self.primary_id not in values:
+            values = {**values, self.primary_id: record_id}
         get = values.get
         return {name: read(get(attribute)) for name, attribute, read in self._readers}
 
@@ -341,7 +349,9 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
                 entity, attribute, name, _direction(two_way, attr, kind), _converter(attr, kind)
             )
         )
-    return EntityMapping(entity, two_way, tuple(fields), tuple(missing), tuple(unreadable))
+    return EntityMapping(
+        entity, two_way, tuple(fields), tuple(missing), tuple(unreadable), schema.primary_id
+    )
 
 
 def default_mapping(schema: EntitySchema) -> EntityMapping:

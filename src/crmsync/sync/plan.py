@@ -307,7 +307,7 @@ def plan_page(
             )
             continue
         try:
-            crm_values = mapping.to_marketing(record.values)
+            crm_values = mapping.to_marketing(record.values, record.id)
         except ValidationFailedError as exc:
             state = links.get(record.id)
             local_id = state.local.local_id if state and state.local else None
