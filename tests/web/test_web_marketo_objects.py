@@ -1,0 +1,100 @@
+"""Companies, opportunities, roles, sales persons and the CRM-sync rule (spec §7)."""
+
+from __future__ import annotations
+
+from marketo_harness import MarketoHarness
+
+from crmsync.store.sync_state import set_sync_enabled
+
+
+def _enable_sync(marketo: MarketoHarness, enabled: bool) -> None:
+    with marketo.engine.begin() as conn:
+        set_sync_enabled(conn, enabled)
+
+
+def test_company_writes_and_reads_while_sync_is_disabled(marketo: MarketoHarness) -> None:
+    """§7.1: createOrUpdate by externalCompanyId, query with seq, describe."""
+    synced = marketo.post_json(
+        "/rest/v1/companies.json",
+        {
+            "input": [
+                {"externalCompanyId": "C1", "company": "Contoso"},
+                {"externalCompanyId": "C2", "company": "Fabrikam", "shoeSize": 1},
+            ]
+        },
+    )
+    assert synced["result"][0]["status"] == "created"
+    assert synced["result"][0]["seq"] == 0
+    assert synced["result"][1]["reasons"][0]["code"] == "1006"
+    found = marketo.http.post(
+        "/rest/v1/companies.json",
+        params={"_method": "GET"},
+        data={
+            "filterType": "externalCompanyId",
+            "filterValues": "C1,C2",
+            "fields": ["company", "externalCompanyId"],
+        },
+        headers=marketo.auth,
+    ).json()
+    assert found["result"] == [{"seq": 0, "company": "Contoso", "externalCompanyId": "C1"}]
+    described = marketo.get("/rest/v1/companies/describe.json")["result"][0]
+    assert described["dedupeFields"] == ["externalCompanyId"]
+    assert ["company"] in described["searchableFields"]
+
+
+def test_crm_sync_enabled_blocks_writes_with_1018_but_not_reads(marketo: MarketoHarness) -> None:
+    """§7.2 / §10.10: with the CRM sync on, writes are 1018 and roles are 1018 entirely."""
+    marketo.post_json(
+        "/rest/v1/salespersons.json",
+        {"input": [{"externalSalesPersonId": "S1", "email": "s1@example.com"}]},
+    )
+    _enable_sync(marketo, True)
+    for path in (
+        "/rest/v1/companies.json",
+        "/rest/v1/opportunities.json",
+        "/rest/v1/salespersons.json",
+        "/rest/v1/opportunities/roles.json",
+    ):
+        refused = marketo.post_json(path, {"input": [{"externalCompanyId": "X"}]})
+        assert refused["errors"] == [{"code": "1018", "message": "CRM Enabled"}], path
+    deleted = marketo.post_json("/rest/v1/companies/delete.json", {"input": [{"id": 1}]})
+    assert deleted["errors"][0]["code"] == "1018"
+    people = marketo.get(
+        "/rest/v1/salespersons.json", {"filterType": "externalSalesPersonId", "filterValues": "S1"}
+    )
+    assert people["result"][0]["email"] == "s1@example.com"
+    assert marketo.get("/rest/v1/opportunities/describe.json")["success"] is True
+    roles = marketo.get("/rest/v1/opportunities/roles/describe.json")
+    assert roles["errors"][0]["code"] == "1018"
+    _enable_sync(marketo, False)
+    assert marketo.get("/rest/v1/opportunities/roles/describe.json")["success"] is True
+
+
+def test_opportunity_roles_compound_key_query(marketo: MarketoHarness) -> None:
+    """§7.1: roles queried by (externalOpportunityId, leadId, role) in a tunnelled JSON body."""
+    marketo.post_json(
+        "/rest/v1/opportunities.json", {"input": [{"externalOpportunityId": "O1", "name": "Deal"}]}
+    )
+    marketo.post_json(
+        "/rest/v1/opportunities/roles.json",
+        {
+            "input": [
+                {"externalOpportunityId": "O1", "leadId": 7, "role": "Buyer"},
+                {"externalOpportunityId": "O1", "leadId": 8, "role": "User"},
+            ]
+        },
+    )
+    found = marketo.post_json(
+        "/rest/v1/opportunities/roles.json",
+        {
+            "filterType": "dedupeFields",
+            "fields": ["role", "leadId"],
+            "input": [{"externalOpportunityId": "O1", "leadId": 8, "role": "User"}],
+        },
+        params={"_method": "GET"},
+    )
+    assert [(item["leadId"], item["role"]) for item in found["result"]] == [(8, "User")]
+    bad_filter = marketo.get(
+        "/rest/v1/opportunities.json", {"filterType": "name", "filterValues": "Deal"}
+    )
+    assert bad_filter["errors"][0]["code"] == "1003"

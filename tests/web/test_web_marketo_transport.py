@@ -1,0 +1,122 @@
+"""Transport rules of every call: JSON always, limits, tunnelling (spec marketo-rest §1, §8)."""
+
+from __future__ import annotations
+
+import pytest
+from marketo_harness import MarketoHarness, build_harness
+from sqlalchemy import Engine
+
+from crmsync.settings import WebSettings
+from crmsync.web.api_marketo import MarketoApi
+
+
+def test_unknown_paths_and_methods_get_json_errors_never_html(marketo: MarketoHarness) -> None:
+    """§10.5: unknown path 610, wrong method 605, both as JSON with HTTP 200."""
+    unknown = marketo.http.get("/rest/v1/nothing/here.json", headers=marketo.auth)
+    assert unknown.status_code == 200
+    assert unknown.json()["errors"] == [{"code": "610", "message": "Requested resource not found"}]
+    wrong_method = marketo.http.put("/rest/v1/leads/describe.json", headers=marketo.auth)
+    assert wrong_method.json()["errors"][0]["code"] == "605"
+    outside = marketo.http.get("/favicon.ico")
+    assert outside.headers["content-type"].startswith("application/json")
+    assert outside.json()["errors"][0]["code"] == "610"
+
+
+def test_unknown_path_without_a_token_is_still_json(marketo: MarketoHarness) -> None:
+    """§9.4: every reply parses as JSON, whatever was wrong with the request."""
+    reply = marketo.http.post("/rest/v2/whatever", content=b"\x00\xff")
+    assert reply.status_code == 200
+    assert reply.json()["success"] is False
+
+
+def test_body_over_one_megabyte_is_413_and_writes_nothing(marketo: MarketoHarness) -> None:
+    """§1 / §8: a body over 1 MB is refused with HTTP 413 (as JSON)."""
+    big = (
+        b'{"input":['
+        + b",".join([b'{"email":"x@example.com","title":"' + b"a" * 200 + b'"}'] * 5000)
+        + b"]}"
+    )
+    assert len(big) > 1_048_576
+    reply = marketo.http.post(
+        "/rest/v1/leads.json",
+        content=big,
+        headers={**marketo.auth, "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 413
+    assert reply.json()["success"] is False
+    found = marketo.get(
+        "/rest/v1/leads.json", {"filterType": "email", "filterValues": "x@example.com"}
+    )
+    assert found["result"] == []
+
+
+def test_uri_over_8_kb_is_414_and_the_post_tunnel_works_instead(marketo: MarketoHarness) -> None:
+    """§1: GET URIs over 8 KB are 414; the documented remedy is POST with ``_method=GET``."""
+    marketo.post_json("/rest/v1/leads.json", {"input": [{"email": "long@example.com"}]})
+    values = ",".join(f"person{i}@example.com" for i in range(290)) + ",long@example.com"
+    too_long = marketo.http.get(
+        "/rest/v1/leads.json",
+        params={"filterType": "email", "filterValues": values * 2},
+        headers=marketo.auth,
+    )
+    assert too_long.status_code == 414
+    tunnelled = marketo.http.post(
+        "/rest/v1/leads.json",
+        data={"_method": "GET", "filterType": "email", "filterValues": values, "fields": "email"},
+        headers=marketo.auth,
+    ).json()
+    assert [item["email"] for item in tunnelled["result"]] == ["long@example.com"]
+
+
+def test_rate_limit_606_per_client_and_uncounted_errors(marketo: MarketoHarness) -> None:
+    """§8 / §10.9: the 101st counted call within 20 s is 606; 605 replies do not count."""
+    path = "/rest/v1/leads/partitions.json"
+    for _ in range(5):
+        marketo.http.put(path, headers=marketo.auth)  # 605: not counted
+    for _ in range(100):
+        assert marketo.get(path)["success"] is True
+    limited = marketo.get(path)
+    assert limited["errors"] == [
+        {"code": "606", "message": "Max rate limit '100' exceeded with in '20' secs"}
+    ]
+    marketo.clock.advance(20.5)
+    assert marketo.get(path)["success"] is True
+
+
+def test_concurrency_limit_615(sqlite_database_url: str) -> None:
+    """§8: with every slot busy, the next call is refused with 615 and changes nothing."""
+    from crmsync.store.db import open_database
+
+    engine: Engine = open_database(sqlite_database_url)
+    try:
+        for harness in build_harness(engine, WebSettings(max_concurrent_calls=2)):
+            api: MarketoApi = harness.app.state.marketo
+            with api.limits.concurrency.slot(), api.limits.concurrency.slot():
+                busy = harness.post_json(
+                    "/rest/v1/leads.json", {"input": [{"email": "c@example.com"}]}
+                )
+            assert busy["errors"] == [{"code": "615", "message": "Concurrent access limit reached"}]
+            again = harness.post_json(
+                "/rest/v1/leads.json", {"input": [{"email": "c@example.com"}]}
+            )
+            assert again["result"][0]["status"] == "created"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"filterType": "email", "filterValues": "a@b.c", "batchSize": "0"}, "1003"),
+        ({"filterType": "email", "filterValues": ",".join(str(i) for i in range(301))}, "1003"),
+        ({"filterType": "id", "filterValues": "abc"}, "1003"),
+        ({"filterType": "email", "filterValues": "a@b.c", "nextPageToken": "!!"}, "1003"),
+    ],
+)
+def test_bad_query_parameters_are_response_level_errors(
+    marketo: MarketoHarness, query: dict[str, str], code: str
+) -> None:
+    """§3 [INFERENCE]: problems with query parameters fail the call with their code."""
+    reply = marketo.get("/rest/v1/leads.json", query)
+    assert reply["success"] is False
+    assert reply["errors"][0]["code"] == code
