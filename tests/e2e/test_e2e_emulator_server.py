@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,18 +77,25 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         stderr.close()
 
 
-def msal_session(details: dict[str, Any]) -> requests.Session:
+@pytest.fixture
+def msal_session(running: dict[str, Any]) -> Iterator[requests.Session]:
+    """The HTTP session MSAL uses, closed after the test so the server can stop promptly."""
     session = requests.Session()
     session.trust_env = False
-    session.verify = details["ca_bundle"]
-    return session
+    session.verify = running["ca_bundle"]
+    yield session
+    session.close()
+
+
+def tls(details: dict[str, Any]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=details["ca_bundle"])
 
 
 def whoami(details: dict[str, Any], token: str) -> httpx.Response:
     return httpx.get(
         details["web_api_url"] + "WhoAmI",
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        verify=details["ca_bundle"],
+        verify=tls(details),
         timeout=10,
     )
 
@@ -104,14 +112,14 @@ def test_details_line_describes_an_https_endpoint(running: dict[str, Any]) -> No
 
 
 def test_msal_confidential_client_gets_a_token_and_whoami_answers(
-    running: dict[str, Any],
+    running: dict[str, Any], msal_session: requests.Session
 ) -> None:
     """§1d: MSAL client credentials over HTTPS against the emulator's authority."""
     app = msal.ConfidentialClientApplication(
         running["client_id"],
         authority=running["authority"],
         client_credential=running["client_secret"],
-        http_client=msal_session(running),
+        http_client=msal_session,
         instance_discovery=running["base_url"] + "/common/discovery/instance",
     )
     result = app.acquire_token_for_client(scopes=[running["scope"]])
@@ -123,13 +131,15 @@ def test_msal_confidential_client_gets_a_token_and_whoami_answers(
     assert body["OrganizationId"] and body["BusinessUnitId"]
 
 
-def test_msal_refuses_a_wrong_secret_with_the_aadsts_error(running: dict[str, Any]) -> None:
+def test_msal_refuses_a_wrong_secret_with_the_aadsts_error(
+    running: dict[str, Any], msal_session: requests.Session
+) -> None:
     """§1a errors reach MSAL callers as error/error_description."""
     app = msal.ConfidentialClientApplication(
         running["client_id"],
         authority=running["authority"],
         client_credential="not-the-secret",
-        http_client=msal_session(running),
+        http_client=msal_session,
         instance_discovery=False,
     )
     result = app.acquire_token_for_client(scopes=[running["scope"]])
@@ -149,20 +159,23 @@ def test_password_grant_acts_as_a_salesperson(running: dict[str, Any]) -> None:
             "password": person["password"],
             "scope": running["scope"],
         },
-        verify=running["ca_bundle"],
+        verify=tls(running),
     )
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     assert whoami(running, token).json()["UserId"] == person["systemuserid"]
 
 
-def test_msal_password_grant_through_the_adfs_authority(running: dict[str, Any]) -> None:
+@pytest.mark.filterwarnings("ignore:This API has been deprecated:DeprecationWarning")
+def test_msal_password_grant_through_the_adfs_authority(
+    running: dict[str, Any], msal_session: requests.Session
+) -> None:
     """§1b with MSAL: ROPC, then a silent refresh with the refresh token after revocation."""
     person = running["users"][1]
     app = msal.PublicClientApplication(
         running["public_client_id"],
         authority=running["base_url"] + "/adfs",
-        http_client=msal_session(running),
+        http_client=msal_session,
         instance_discovery=False,
     )
     result = app.acquire_token_by_username_password(
@@ -173,7 +186,7 @@ def test_msal_password_grant_through_the_adfs_authority(running: dict[str, Any])
     expired = httpx.post(
         running["base_url"] + "/_emulator/expire-tokens",
         headers={"X-Emulator-Key": running["admin_key"]},
-        verify=running["ca_bundle"],
+        verify=tls(running),
     )
     assert expired.status_code == 200
     assert whoami(running, result["access_token"]).status_code == 401
@@ -183,16 +196,18 @@ def test_msal_password_grant_through_the_adfs_authority(running: dict[str, Any])
     assert whoami(running, renewed["access_token"]).status_code == 200
 
 
-def test_dropped_connection_is_seen_by_a_real_client(running: dict[str, Any]) -> None:
+def test_dropped_connection_is_seen_by_a_real_client(
+    running: dict[str, Any], msal_session: requests.Session
+) -> None:
     """Fault knob drop_rate over a real socket: the client sees the peer hang up."""
     admin = {"X-Emulator-Key": running["admin_key"]}
-    verify = running["ca_bundle"]
+    verify = tls(running)
     faults_url = running["base_url"] + "/_emulator/faults"
     app = msal.ConfidentialClientApplication(
         running["client_id"],
         authority=running["authority"],
         client_credential=running["client_secret"],
-        http_client=msal_session(running),
+        http_client=msal_session,
         instance_discovery=False,
     )
     token = app.acquire_token_for_client(scopes=[running["scope"]])["access_token"]

@@ -184,6 +184,8 @@ def emulator(
             app,
             log_level="warning",
             access_log=False,
+            # Idle keep-alive clients must not hold a stop (TLS close can wait for the peer).
+            timeout_graceful_shutdown=3,
             ssl_certfile=str(tls.server_certificate) if tls else None,
             ssl_keyfile=str(tls.server_key) if tls else None,
         )
