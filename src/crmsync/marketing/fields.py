@@ -32,6 +32,7 @@ from crmsync.store.tables import field_definitions
 # Objects whose table has a ``custom`` JSON column and so can carry custom fields.
 CUSTOMISABLE_OBJECTS: frozenset[str] = frozenset({"person", "company"})
 _STRING_TYPES = frozenset({"string", "email", "phone", "url", "reference"})
+_SPACE = re.compile(r"\s")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _TRUE = frozenset({"true", "1", "yes", "y"})
 _FALSE = frozenset({"false", "0", "no", "n"})
@@ -226,7 +227,7 @@ def coerce_value(field: FieldDef, raw: object) -> object:
         if field.length is not None and len(text) > field.length:
             raise _invalid(raw, field, f"longer than {field.length} characters")
         if kind == "email" and text:
-            if not text.isascii() or "@" not in text or any(c.isspace() for c in text.strip()):
+            if not text.isascii() or "@" not in text or _SPACE.search(text.strip()):
                 raise _invalid(raw, field, "not an ASCII e-mail address")
             text = text.strip()
         return text

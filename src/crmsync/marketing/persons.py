@@ -63,6 +63,7 @@ _DEFAULTS: dict[str, object] = {
 _DEFAULTS["leadPartitionId"] = 1
 _DEFAULTS.pop("id")
 _CUSTOM = "custom"
+_INSERT_ALWAYS = ("email", "createdAt", "updatedAt")
 
 State = dict[str, Any]
 
@@ -348,7 +349,7 @@ class PersonService:
                 item if isinstance(item, RecordOutcome) else self._apply(batch, action, *item)
                 for item in parsed
             ]
-            real_ids = self._write(conn, batch)
+            real_ids = self._write(conn, batch, catalog)
         return [
             RecordOutcome(o.status, real_ids.get(o.id, o.id), o.reasons)
             if o.id is not None and o.id < 0
@@ -560,13 +561,19 @@ class PersonService:
             batch.register(person_id, state)
         return RecordOutcome("updated", person_id)
 
-    def _write(self, conn: Connection, batch: _Batch) -> dict[int, int]:
+    def _write(self, conn: Connection, batch: _Batch, catalog: FieldCatalog) -> dict[int, int]:
         real_ids: dict[int, int] = {}
         if batch.new_ids:
+            # Only the columns this batch sets; the others take their column defaults
+            # (false for booleans), which keeps executemany's parameter sets small.
+            used = set(_INSERT_ALWAYS)
+            for temp_id in batch.new_ids:
+                used.update(batch.changed_names.get(temp_id, ()))
+            standard = [name for name in _STANDARD if name in used]
             rows = []
             for temp_id in batch.new_ids:
                 state = batch.states[temp_id]
-                row = {name: state[name] for name in _STANDARD}
+                row = {name: state[name] for name in standard}
                 row["email_key"] = normalise_email(state["email"])
                 row[_CUSTOM] = state[_CUSTOM] or None
                 rows.append(row)
@@ -590,7 +597,6 @@ class PersonService:
         for group_rows in groups.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), group_rows)
         if batch.activities:
-            field_ids = self._field_ids(conn)
             for row in batch.activities:
                 pid = row["person_id"]
                 if pid < 0:
@@ -598,7 +604,7 @@ class PersonService:
                 if row["type_id"] == NEW_LEAD:
                     row["primary_value_id"] = row["person_id"]
                 elif row["type_id"] == CHANGE_DATA_VALUE:
-                    field = field_ids.get(row["field_name"])
+                    field = catalog.get(row["field_name"])
                     if field is not None:
                         row["primary_value_id"] = field.field_id
                         row["primary_value"] = field.display_name
@@ -628,10 +634,6 @@ class PersonService:
         if outbox:
             conn.execute(insert(sync_outbox), outbox)
         return real_ids
-
-    @staticmethod
-    def _field_ids(conn: Connection) -> dict[str, FieldDef]:
-        return {f.rest_name: f for f in load_catalog(conn).fields}
 
     def delete(self, ids: Sequence[int], *, source: str = "Web service API") -> list[RecordOutcome]:
         """Delete persons here only, never in Dynamics (B27, B35); unknown ids give 1004.
