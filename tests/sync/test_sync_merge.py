@@ -228,6 +228,20 @@ def test_lead_collision_marketing_wins() -> None:
     assert collision.winner is Side.MARKETING
     assert collision.rule is CollisionRule.MARKETING_WINS_FOR_LEADS
     assert collision.losing_value == "Jonathan"
+    # B24: recorded with both values, the winner and the rule, in words and as data.
+    assert collision.describe() == (
+        "firstName changed in both systems: Dynamics 'Jonathan', marketing 'Johnny' "
+        "(was 'Jon'); kept the marketing value. "
+        + CollisionRule.MARKETING_WINS_FOR_LEADS.description
+    )
+    record = collision.as_record()
+    assert record["winner"] == "marketing"
+    assert record["rule"] == "marketing_wins_for_leads"
+    assert (record["baselineValue"], record["crmValue"], record["marketingValue"]) == (
+        "Jon",
+        "Jonathan",
+        "Johnny",
+    )
 
 
 def test_contact_collision_dynamics_wins() -> None:

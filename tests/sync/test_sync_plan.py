@@ -19,6 +19,7 @@ from crmsync.dynamics.types import (
 from crmsync.sync.convert import CODE_TOO_LONG
 from crmsync.sync.mapping import default_mapping, mapping_for_selection
 from crmsync.sync.plan import (
+    FilterAction,
     LinkState,
     LocalRecord,
     PlannedRole,
@@ -29,6 +30,7 @@ from crmsync.sync.plan import (
     passes_sync_filter,
     plan_page,
     qualify_outcome,
+    sync_filter,
 )
 from crmsync.sync.policy import CollisionRule, Side
 
@@ -177,6 +179,8 @@ def test_a_record_changed_after_its_person_was_deleted_gets_a_new_person() -> No
 def test_sync_filter_decision_table(value: bool | None, selected: bool, syncs: bool) -> None:
     """B20/R63: absent/empty/Yes → sync; explicit No → skip."""
     assert passes_sync_filter({"new_synctomkto": value}, selected) is syncs
+    expected = FilterAction.SYNC if syncs else FilterAction.SKIP
+    assert sync_filter({"new_synctomkto": value}, selected) is expected
     assert passes_sync_filter({}, selected) is True
 
 

@@ -67,6 +67,27 @@ class Collision:
         """The value that was overwritten."""
         return self.marketing_value if self.winner is Side.CRM else self.crm_value
 
+    def describe(self) -> str:
+        """One sentence for the person's activity log and the sync history (B24)."""
+        winner = "Dynamics" if self.winner is Side.CRM else "marketing"
+        return (
+            f"{self.field} changed in both systems: Dynamics {self.crm_value!r}, marketing "
+            f"{self.marketing_value!r} (was {self.baseline_value!r}); kept the {winner} value. "
+            f"{self.rule.description}"
+        )
+
+    def as_record(self) -> dict[str, object]:
+        """The collision as JSON-ready attributes for the activity log and sync history."""
+        return {
+            "field": self.field,
+            "baselineValue": self.baseline_value,
+            "crmValue": self.crm_value,
+            "marketingValue": self.marketing_value,
+            "winner": self.winner.value,
+            "rule": self.rule.value,
+            "description": self.describe(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:

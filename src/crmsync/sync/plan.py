@@ -60,15 +60,29 @@ def local_kind_for(entity: str) -> str:
     return LOCAL_KINDS.get(entity, "custom")
 
 
-def passes_sync_filter(values: Mapping[str, CrmValue], filter_selected: bool) -> bool:
-    """Whether a Dynamics record syncs under the ``new_synctomkto`` filter (B20, R63).
+class FilterAction(Enum):
+    """What the sync filter says about one Dynamics record (B20)."""
+
+    SYNC = "sync"  # create the local record, or update it (No→Yes included)
+    SKIP = "skip"  # leave the local record as it is (Yes→No: stale, never deleted)
+
+
+def sync_filter(values: Mapping[str, CrmValue], filter_selected: bool) -> FilterAction:
+    """The ``new_synctomkto`` decision for a record's current values (B20, R63, R64).
 
     The filter only takes effect when the column is selected (R33). Then absent, empty or Yes
-    → sync; only an explicit No skips the record.
+    → sync; only an explicit No skips. Transitions need no memory: No→Yes syncs (creating the
+    local record when there is none, updating it otherwise) and Yes→No skips, so the local
+    record stays, unchanged and not deleted.
     """
-    if not filter_selected:
-        return True
-    return values.get(SYNC_FILTER_ATTRIBUTE) is not False
+    if filter_selected and values.get(SYNC_FILTER_ATTRIBUTE) is False:
+        return FilterAction.SKIP
+    return FilterAction.SYNC
+
+
+def passes_sync_filter(values: Mapping[str, CrmValue], filter_selected: bool) -> bool:
+    """Whether :func:`sync_filter` lets the record sync."""
+    return sync_filter(values, filter_selected) is FilterAction.SYNC
 
 
 class QualifyOutcome(Enum):
