@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from crmsync.errors import ConfigurationError, DatabaseNotMigratedError
@@ -76,3 +78,14 @@ def test_migrated_engine_fixture_is_usable(migrated_engine: Engine) -> None:
     """The shared fixture yields an engine on a migrated database."""
     with migrated_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM persons")).scalar() == 0
+
+
+def test_migrations_match_the_table_definitions(database_url: str) -> None:
+    """tables.py and the Alembic revisions describe the same schema (no missing migration)."""
+    engine = open_database(database_url)
+    try:
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
