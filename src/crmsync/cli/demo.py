@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from crmsync.cli import settings_from
 from crmsync.cli.serve import run_server
-from crmsync.errors import InputError
+from crmsync.errors import ConfigurationError, InputError
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
@@ -256,7 +256,7 @@ def _print_instructions(setup: DemoSetup, url: str) -> None:
     )
     console.print("\n[bold]python[/bold] (marketorestpython):")
     console.print("  from marketorestpython.client import MarketoClient")
-    console.print(f"  mc = MarketoClient('000-AAA-000', '{client_id}', '{secret}')")
+    console.print(f"  mc = MarketoClient('000-AAA-000', '{client_id}', '{secret}')", soft_wrap=True)
     console.print(f"  mc.host = '{url}'")
     console.print(
         "  mc.execute(method='get_multiple_leads_by_list_id', "
@@ -268,7 +268,14 @@ def _print_instructions(setup: DemoSetup, url: str) -> None:
 
 def demo(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            help="Port on 127.0.0.1 (default: the configured port, or any "
+            "free one when it is taken; 0: any free one).",
+        ),
+    ] = None,
     persons: Annotated[int, typer.Option("--persons", min=1, help="Persons to load.")] = 400,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Prepare the data and client, then exit.")
@@ -282,9 +289,15 @@ def demo(
         return
     demo_settings = settings.with_database(setup.database_url)
     app = create_app(demo_settings)
-    run_server(
-        app,
-        "127.0.0.1",
-        port,
-        on_ready=lambda url: _print_instructions(setup, url),
-    )
+
+    def announce(url: str) -> None:
+        _print_instructions(setup, url)
+
+    if port is not None:
+        run_server(app, "127.0.0.1", port, on_ready=announce)
+        return
+    try:
+        run_server(app, "127.0.0.1", settings.web.port, on_ready=announce)
+    except ConfigurationError:
+        console.print(f"port {settings.web.port} is taken; using a free port instead")
+        run_server(app, "127.0.0.1", 0, on_ready=announce)
