@@ -21,6 +21,17 @@ from typing import Any, Protocol
 BATCH_SIZE = 5000
 # Opportunities point at leads drawn from the first leads only, so memory stays flat.
 _LEAD_SAMPLE = 20_000
+
+
+def _pool(weights: dict[int, int]) -> tuple[int, ...]:
+    """A tuple where each value appears as often as its weight (fast weighted choice)."""
+    return tuple(value for value, weight in weights.items() for _ in range(weight))
+
+
+# Lead status: mostly New/Contacted (open), some Disqualified reasons (spec §2b statuscode).
+_LEAD_STATUS_POOL = _pool({1: 60, 2: 25, 4: 6, 5: 4, 6: 3, 7: 2})
+_LEAD_RATING_POOL = _pool({1: 15, 2: 55, 3: 30})  # Hot / Warm / Cold
+_OPPORTUNITY_STATUS_POOL = _pool({1: 55, 2: 10, 3: 20, 4: 10, 5: 5})
 Row = dict[str, Any]
 
 
@@ -238,7 +249,7 @@ def seed_dataset(
         first, last = gen.person()
         company = gen.company()
         address = gen.address()
-        status = rng.choices((1, 2, 4, 5, 6, 7), weights=(60, 25, 6, 4, 3, 2))[0]
+        status = rng.choice(_LEAD_STATUS_POOL)
         lead_id = gen.guid()
         if len(lead_ids) < _LEAD_SAMPLE:
             lead_ids.append(lead_id)
@@ -254,7 +265,7 @@ def seed_dataset(
             "jobtitle": rng.choice(JOB_TITLES),
             "websiteurl": f"https://www.{_domain(company)}",
             "leadsourcecode": rng.randint(1, 10),
-            "leadqualitycode": rng.choices((1, 2, 3), weights=(15, 55, 30))[0],
+            "leadqualitycode": rng.choice(_LEAD_RATING_POOL),
             "industrycode": rng.randint(1, 33),
             "numberofemployees": rng.choice((3, 10, 25, 80, 250, 1000, 5000)),
             "revenue": round(rng.uniform(5e4, 2e9), 2),
@@ -278,7 +289,7 @@ def seed_dataset(
 
     def make_opportunity(index: int) -> Row:
         account = rng.randrange(len(account_ids)) if account_ids else -1
-        status = rng.choices((1, 2, 3, 4, 5), weights=(55, 10, 20, 10, 5))[0]
+        status = rng.choice(_OPPORTUNITY_STATUS_POOL)
         row: Row = {
             "opportunityid": gen.guid(),
             "name": f"{rng.choice(PRODUCTS)} for "
