@@ -76,16 +76,38 @@ def _grant_from(result: Mapping[str, Any] | None, what: str) -> TokenGrant:
     return TokenGrant(str(result["access_token"]), expires_in)
 
 
+def _msal_session(ca_bundle: str, timeout: float) -> Any:
+    """A ``requests`` session trusting ``ca_bundle`` for MSAL.
+
+    ``requests`` lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's ``verify``
+    when the environment is trusted, so the session ignores the environment for certificates
+    and takes its proxies explicitly instead.
+    """
+    import urllib.request
+
+    import requests
+
+    class _Session(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            return super().request(method, url, *args, **kwargs)
+
+    session = _Session()
+    session.trust_env = False
+    session.verify = ca_bundle
+    session.proxies.update(urllib.request.getproxies())
+    return session
+
+
 def _msal_options(authority: str, ca_bundle: str, timeout: float) -> dict[str, Any]:
     host = (urlsplit(authority).hostname or "").lower()
-    options: dict[str, Any] = {
-        "authority": authority,
-        "verify": ca_bundle or True,
-        "timeout": timeout,
-    }
+    options: dict[str, Any] = {"authority": authority, "timeout": timeout}
+    if ca_bundle:
+        options["http_client"] = _msal_session(ca_bundle, timeout)
     if host not in MICROSOFT_AUTHORITY_HOSTS:
-        # A private authority (a test identity provider): skip the call to Microsoft's
-        # instance-discovery service; MSAL still reads the authority's OpenID configuration.
+        # A private authority (on-premises or a test identity provider): skip the call to
+        # Microsoft's instance-discovery service; MSAL still reads the authority's OpenID
+        # configuration from the authority itself.
         options["instance_discovery"] = False
     return options
 
@@ -191,6 +213,10 @@ class MsalUsernamePasswordProvider:
             except ValueError as exc:
                 raise AuthenticationError(
                     f"identity provider at {self._authority} could not be used: {exc}"
+                ) from None
+            except OSError as exc:
+                raise TransientServerError(
+                    f"identity provider at {self._authority} unreachable: {type(exc).__name__}"
                 ) from None
         try:
             result = self._app.acquire_token_by_username_password(

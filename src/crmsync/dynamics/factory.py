@@ -7,6 +7,7 @@ Secrets stay in :class:`~crmsync.settings.Secret` until the token request sends 
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -48,6 +49,18 @@ def adfs_token_url(settings: DynamicsSettings) -> str:
     return base if base.endswith("/token") else f"{base}/adfs/oauth2/token"
 
 
+def tls_verification(settings: DynamicsSettings) -> ssl.SSLContext | bool:
+    """Certificate verification for httpx: the extra CA bundle when configured."""
+    if not settings.ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=settings.ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"dynamics.ca_bundle {settings.ca_bundle} cannot be read: {exc}"
+        ) from None
+
+
 def token_provider(
     settings: DynamicsSettings, transport: httpx.BaseTransport | None = None
 ) -> TokenProvider:
@@ -82,7 +95,7 @@ def token_provider(
             raise ConfigurationError("auth mode 'adfs' needs dynamics.client_secret or a username")
         parts = urlsplit(settings.url)
         token_http = httpx.Client(
-            verify=settings.ca_bundle or True,
+            verify=tls_verification(settings),
             timeout=settings.timeout_seconds,
             transport=transport,
         )
@@ -116,7 +129,7 @@ def build_client(
     auth = BearerAuth(provider or token_provider(settings, transport), clock=clock)
     http = httpx.Client(
         auth=auth,
-        verify=settings.ca_bundle or True,
+        verify=tls_verification(settings),
         timeout=settings.timeout_seconds,
         transport=transport,
         limits=httpx.Limits(max_connections=max(settings.concurrency * 2, 4)),
