@@ -6,6 +6,9 @@ every privilege is reported at depth ``Global`` (the emulator has no business-un
 users present as rows but absent from the configuration (seeded salespeople) hold no privileges.
 """
 
+# SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
+# every value is a bound parameter.
+
 from __future__ import annotations
 
 import json
@@ -113,7 +116,9 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
     try:
         params = json.loads(body or b"{}")
     except ValueError:
-        raise bad_request(INVALID_ARGUMENT, "The QualifyLead parameters are not valid JSON.") from None
+        raise bad_request(
+            INVALID_ARGUMENT, "The QualifyLead parameters are not valid JSON."
+        ) from None
     if not isinstance(params, dict):
         raise bad_request(INVALID_ARGUMENT, "The QualifyLead parameters must be a JSON object.")
     for required in ("CreateAccount", "CreateContact", "CreateOpportunity", "Status"):
@@ -126,21 +131,36 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
     status = params["Status"]
     option = leads.attributes["statuscode"].option(status) if isinstance(status, int) else None
     if option is None or option.state != 1:
-        raise invalid(INVALID_ARGUMENT, f"{status} is not a valid status code for state code LeadState.Qualified.")
+        raise invalid(
+            INVALID_ARGUMENT,
+            f"{status} is not a valid status code for state code LeadState.Qualified.",
+        )
     if lead["statecode"] != 0:
-        raise invalid(INVALID_ARGUMENT, "The lead is already closed. Only an open lead can be qualified.")
+        raise invalid(
+            INVALID_ARGUMENT, "The lead is already closed. Only an open lead can be qualified."
+        )
     created: list[dict[str, Any]] = []
     lead_ref = f"/leads({lead_id})"
     with ctx.storage.transaction():
         account_id = contact_id = None
         if params["CreateAccount"] and lead.get("companyname"):
             account_id = insert_record(
-                ctx, ctx.catalog.require("account"),
-                _copy(lead, {"companyname": "name", "telephone1": "telephone1",
-                             "websiteurl": "websiteurl", **_ADDRESS})
+                ctx,
+                ctx.catalog.require("account"),
+                _copy(
+                    lead,
+                    {
+                        "companyname": "name",
+                        "telephone1": "telephone1",
+                        "websiteurl": "websiteurl",
+                        **_ADDRESS,
+                    },
+                )
                 | {"originatingleadid@odata.bind": lead_ref},
             )
-            created.append({"@odata.type": "#Microsoft.Dynamics.CRM.account", "accountid": account_id})
+            created.append(
+                {"@odata.type": "#Microsoft.Dynamics.CRM.account", "accountid": account_id}
+            )
         if params["CreateContact"]:
             body_contact = _copy(lead, {name: name for name in _PERSON}) | {
                 "originatingleadid@odata.bind": lead_ref
@@ -148,11 +168,15 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
             if account_id:
                 body_contact["parentcustomerid_account@odata.bind"] = f"/accounts({account_id})"
             contact_id = insert_record(ctx, ctx.catalog.require("contact"), body_contact)
-            created.append({"@odata.type": "#Microsoft.Dynamics.CRM.contact", "contactid": contact_id})
+            created.append(
+                {"@odata.type": "#Microsoft.Dynamics.CRM.contact", "contactid": contact_id}
+            )
         opportunity_id = None
         if params["CreateOpportunity"]:
-            opportunity = {"name": lead.get("subject") or lead.get("fullname") or "Opportunity",
-                           "originatingleadid@odata.bind": lead_ref}
+            opportunity = {
+                "name": lead.get("subject") or lead.get("fullname") or "Opportunity",
+                "originatingleadid@odata.bind": lead_ref,
+            }
             customer = params.get("OpportunityCustomerId@odata.bind")
             if account_id:
                 opportunity["customerid_account@odata.bind"] = f"/accounts({account_id})"
@@ -165,24 +189,49 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
                 )
             opportunity_id = insert_record(ctx, ctx.catalog.require("opportunity"), opportunity)
             created.append(
-                {"@odata.type": "#Microsoft.Dynamics.CRM.opportunity", "opportunityid": opportunity_id}
+                {
+                    "@odata.type": "#Microsoft.Dynamics.CRM.opportunity",
+                    "opportunityid": opportunity_id,
+                }
             )
         _close_lead(ctx, leads, lead_id, status, opportunity_id)
     return json_response(
         200,
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Collection(Microsoft.Dynamics.CRM.crmbaseentity)",
+            "@odata.context": f"{ctx.base_url}/$metadata#Collection("
+            "Microsoft.Dynamics.CRM.crmbaseentity)",
             "value": created,
         },
     )
 
 
 _PERSON = (
-    "salutation", "firstname", "middlename", "lastname", "emailaddress1", "jobtitle",
-    "telephone1", "telephone2", "mobilephone", "fax", "websiteurl", "description", "address1_line1",
-    "address1_line2", "address1_line3", "address1_city", "address1_stateorprovince",
-    "address1_postalcode", "address1_country", "donotemail", "donotbulkemail", "donotphone",
-    "donotfax", "donotpostalmail", "donotsendmm", "preferredcontactmethodcode",
+    "salutation",
+    "firstname",
+    "middlename",
+    "lastname",
+    "emailaddress1",
+    "jobtitle",
+    "telephone1",
+    "telephone2",
+    "mobilephone",
+    "fax",
+    "websiteurl",
+    "description",
+    "address1_line1",
+    "address1_line2",
+    "address1_line3",
+    "address1_city",
+    "address1_stateorprovince",
+    "address1_postalcode",
+    "address1_country",
+    "donotemail",
+    "donotbulkemail",
+    "donotphone",
+    "donotfax",
+    "donotpostalmail",
+    "donotsendmm",
+    "preferredcontactmethodcode",
 )
 _ADDRESS = {name: name for name in _PERSON if name.startswith("address1_")}
 

@@ -195,7 +195,9 @@ class DataPlane:
                 return api.post(segments, body)
             if method == "DELETE":
                 return api.delete(segments)
-            raise method_not_allowed(f"The HTTP method '{method}' is not supported on EntityDefinitions.")
+            raise method_not_allowed(
+                f"The HTTP method '{method}' is not supported on EntityDefinitions."
+            )
         if head == "RelationshipDefinitions":
             _only(method, "POST")
             return MetadataApi(ctx).create_relationship(body)
@@ -209,8 +211,13 @@ class DataPlane:
         return self._record(ctx, entity, record_id, method, segments[1:], query, body)
 
     def _collection(
-        self, ctx: RequestContext, entity: EntityDef, method: str, rest: list[str],
-        query: dict[str, str], body: bytes,
+        self,
+        ctx: RequestContext,
+        entity: EntityDef,
+        method: str,
+        rest: list[str],
+        query: dict[str, str],
+        body: bytes,
     ) -> ApiResponse:
         if not rest:
             if method == "GET":
@@ -220,21 +227,31 @@ class DataPlane:
             if method == "POST":
                 return writes.create(ctx, entity, body, query)
             raise method_not_allowed(
-                f"The HTTP method '{method}' is not allowed on the collection '{entity.entity_set_name}'."
+                f"The HTTP method '{method}' is not allowed on the collection "
+                f"'{entity.entity_set_name}'."
             )
         if rest == ["$count"]:
             _only(method, "GET")
             if "$deltatoken" in query:
                 ctx.require(entity, "read")
                 total = changes.count_changes(ctx, entity, query["$deltatoken"])
-                return ApiResponse(200, [("Content-Type", "text/plain; charset=utf-8"),
-                                         ("OData-Version", "4.0")], str(total).encode())
+                return ApiResponse(
+                    200,
+                    [("Content-Type", "text/plain; charset=utf-8"), ("OData-Version", "4.0")],
+                    str(total).encode(),
+                )
             return records.count_records(ctx, entity, query)
         raise segment_not_found(rest[0])
 
     def _record(
-        self, ctx: RequestContext, entity: EntityDef, record_id: str, method: str,
-        rest: list[str], query: dict[str, str], body: bytes,
+        self,
+        ctx: RequestContext,
+        entity: EntityDef,
+        record_id: str,
+        method: str,
+        rest: list[str],
+        query: dict[str, str],
+        body: bytes,
     ) -> ApiResponse:
         if not rest:
             if method == "GET":
@@ -249,10 +266,16 @@ class DataPlane:
         if bare == "Microsoft.Dynamics.CRM.QualifyLead" and entity.logical_name == "lead":
             _only(method, "POST")
             return actions.qualify_lead(ctx, record_id, body)
-        if bare == "Microsoft.Dynamics.CRM.RetrieveUserPrivileges" and entity.logical_name == "systemuser":
+        if (
+            bare == "Microsoft.Dynamics.CRM.RetrieveUserPrivileges"
+            and entity.logical_name == "systemuser"
+        ):
             _only(method, "GET")
             return actions.retrieve_user_privileges(ctx, record_id)
-        if bare == "Microsoft.Dynamics.CRM.RetrievePrincipalAttributePrivileges" and entity.logical_name == "systemuser":
+        if (
+            bare == "Microsoft.Dynamics.CRM.RetrievePrincipalAttributePrivileges"
+            and entity.logical_name == "systemuser"
+        ):
             _only(method, "GET")
             return actions.retrieve_attribute_privileges(ctx, record_id)
         if len(rest) == 2 and rest[1] == "$ref":
@@ -329,8 +352,11 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         user = request.scope.get("state", {}).get("user")
         if not isinstance(user, EmulatorUser):
             answer = plane.error_response(
-                CrmsyncError("Principal user is missing prvReadUser privilege.", status=401,
-                             code="0x80040220"),
+                CrmsyncError(
+                    "Principal user is missing prvReadUser privilege.",
+                    status=401,
+                    code="0x80040220",
+                ),
                 details=False,
             )
             return to_starlette(answer)
@@ -340,14 +366,24 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         base = base_url_of(request, version)
         if path == "$batch":
             if request.method != "POST":
-                return to_starlette(plane.error_response(
-                    method_not_allowed("$batch accepts POST only."), details=False))
-            answer = run_batch(plane, user=user, base_url=base, headers=headers,
-                               prefer=prefer, body=body)
+                return to_starlette(
+                    plane.error_response(
+                        method_not_allowed("$batch accepts POST only."), details=False
+                    )
+                )
+            answer = run_batch(
+                plane, user=user, base_url=base, headers=headers, prefer=prefer, body=body
+            )
         else:
             answer = plane.handle(
-                method=request.method, path=path, query_string=request.url.query,
-                headers=headers, prefer=prefer, body=body, user=user, base_url=base,
+                method=request.method,
+                path=path,
+                query_string=request.url.query,
+                headers=headers,
+                prefer=prefer,
+                body=body,
+                user=user,
+                base_url=base,
             )
         return to_starlette(answer)
 
@@ -371,7 +407,7 @@ def create_emulator_app(
     plane = DataPlane(config, storage, runtime)
     app = Starlette(
         routes=[*control_routes(config, runtime), *data_routes(plane)],
-        middleware=[Middleware(wrap_with_control, config, runtime)],  # type: ignore[arg-type]
+        middleware=[Middleware(wrap_with_control, config, runtime)],
     )
     app.state.storage = storage
     app.state.runtime = runtime

@@ -135,7 +135,9 @@ def parse_batch(content_type: str, body: bytes) -> list[InnerRequest | ChangeSet
                 inner_head, inner_rest = _head_and_body(inner)
                 inner_request = _inner(inner_rest, _headers(inner_head))
                 if inner_request.method == "GET":
-                    raise bad_request(INVALID_ARGUMENT, "GET requests are not allowed inside a change set.")
+                    raise bad_request(
+                        INVALID_ARGUMENT, "GET requests are not allowed inside a change set."
+                    )
                 change_set.requests.append(inner_request)
             items.append(change_set)
         else:
@@ -194,8 +196,14 @@ def run_batch(
     def run(request: InnerRequest, content_ids: dict[str, str] | None) -> ApiResponse:
         path, query = _path_and_query(request.url)
         return plane.handle(
-            method=request.method, path=path, query_string=query, headers=request.headers,
-            prefer=request.prefer, body=request.body, user=user, base_url=base_url,
+            method=request.method,
+            path=path,
+            query_string=query,
+            headers=request.headers,
+            prefer=request.prefer,
+            body=request.body,
+            user=user,
+            base_url=base_url,
             content_ids=content_ids,
         )
 

@@ -12,6 +12,10 @@
   as ``!e<n>`` once it is not zero): 400 ``0x80044352`` ExpiredVersionStamp.
 """
 
+# SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
+# every value is a bound parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,6 +32,7 @@ from crmsync.emulator.errors import (
     invalid,
 )
 from crmsync.emulator.metadata import EntityDef
+from crmsync.emulator.query import decode_skiptoken, encode_skiptoken
 from crmsync.emulator.records import (
     Renderer,
     check_options,
@@ -36,11 +41,10 @@ from crmsync.emulator.records import (
     preference_applied,
     selected_attributes,
 )
-from crmsync.emulator.query import decode_skiptoken, encode_skiptoken
 from crmsync.emulator.storage import q
 
 _REJECTED = ("$filter", "$orderby", "$expand", "$top")
-_TOKEN_TIME = "%m/%d/%Y %H:%M:%S"
+_TOKEN_TIME = "%m/%d/%Y %H:%M:%S"  # noqa: S105 - a date format, not a secret
 
 
 def is_tracking_request(ctx: RequestContext, query: Mapping[str, str]) -> bool:
@@ -79,7 +83,9 @@ def read_token(ctx: RequestContext, token: str) -> int:
     return version
 
 
-def _delta_link(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str], version: int) -> str:
+def _delta_link(
+    ctx: RequestContext, entity: EntityDef, query: Mapping[str, str], version: int
+) -> str:
     parts = [f"$select={quote(query['$select'], safe=',')}"] if "$select" in query else []
     parts.append(f"$deltatoken={quote(mint_token(ctx, version), safe='')}")
     return f"{ctx.base_url}/{entity.entity_set_name}?{'&'.join(parts)}"
@@ -157,8 +163,12 @@ def _initial_page(
     }
     if more:
         token = encode_skiptoken(
-            page + 1, {"k": rows[-1][0], "u": upper}, tracking=True, pk=entity.primary_id,
-            first=str(rows[0][0]), last=str(rows[-1][0]),
+            page + 1,
+            {"k": rows[-1][0], "u": upper},
+            tracking=True,
+            pk=entity.primary_id,
+            first=str(rows[0][0]),
+            last=str(rows[-1][0]),
         )
         payload["@odata.nextLink"] = _next_link(ctx, entity, query, token)
     else:
@@ -191,7 +201,9 @@ def _delta_page(
             if len(rows) > limit:
                 rows = rows[:limit]
                 values = renderer.render(rows)
-                return _delta_response(ctx, entity, query, values, page, "rows", int(rows[-1][1]), upper)
+                return _delta_response(
+                    ctx, entity, query, values, page, "rows", int(rows[-1][1]), upper
+                )
             values = renderer.render(rows)
             cursor = since
             phase = "tombstones"
@@ -229,8 +241,12 @@ def _delta_response(
     }
     if phase is not None:
         token = encode_skiptoken(
-            page + 1, {"p": phase, "k": last, "u": upper}, tracking=True,
-            pk=entity.primary_id, first=str(last), last=str(last),
+            page + 1,
+            {"p": phase, "k": last, "u": upper},
+            tracking=True,
+            pk=entity.primary_id,
+            first=str(last),
+            last=str(last),
         )
         payload["@odata.nextLink"] = _next_link(ctx, entity, query, token)
     else:

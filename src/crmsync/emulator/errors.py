@@ -52,6 +52,14 @@ def bad_request(code: str, message: str) -> InputError:
     return InputError(message, status=400, code=code)
 
 
+def no_property(name: str, type_name: str) -> InputError:
+    """ODataLib's 400 for a property the type does not declare."""
+    return bad_request(
+        ODATA_URI_ERROR,
+        f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'.",
+    )
+
+
 def invalid(code: str, message: str, *, entity: str | None = None) -> ValidationFailedError:
     """A 400 validation error (length, range, option value, date, characters, plug-in)."""
     return ValidationFailedError(message, status=400, code=code, entity=entity)

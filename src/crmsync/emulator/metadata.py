@@ -179,7 +179,10 @@ def finish_attribute(entity: str, attribute: AttributeDef) -> AttributeDef:
     """Fill the derived fields (entity, schema name, navigation names, MetadataId)."""
     nav_names = attribute.nav_names
     if attribute.is_lookup and not nav_names:
-        if attribute.is_polymorphic:
+        if attribute.attribute_type == "Owner":
+            # ownerid is one navigation property to the principal base type (user or team)
+            nav_names = tuple(attribute.logical_name for _ in attribute.targets)
+        elif attribute.is_polymorphic:
             nav_names = tuple(f"{attribute.logical_name}_{t}" for t in attribute.targets)
         else:
             nav_names = (attribute.logical_name,)

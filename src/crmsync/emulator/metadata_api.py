@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
-from crmsync.emulator.errors import INVALID_ARGUMENT, ODATA_URI_ERROR, bad_request, segment_not_found
+from crmsync.emulator.errors import (
+    INVALID_ARGUMENT,
+    bad_request,
+    no_property,
+    segment_not_found,
+)
 from crmsync.emulator.metadata import (
     SAFE_NAME,
     TYPE_NAMES,
@@ -106,7 +111,9 @@ def attribute_document(
     ctx: RequestContext, entity: EntityDef, attribute: AttributeDef, *, derived: bool
 ) -> dict[str, Any]:
     """An AttributeMetadata (with its type-specific properties when ``derived``)."""
-    type_name, derived_type = TYPE_NAMES.get(attribute.attribute_type, ("StringType", "AttributeMetadata"))
+    type_name, derived_type = TYPE_NAMES.get(
+        attribute.attribute_type, ("StringType", "AttributeMetadata")
+    )
     document: dict[str, Any] = {
         "@odata.type": f"#Microsoft.Dynamics.CRM.{derived_type}",
         "MetadataId": attribute.meta_id,
@@ -141,17 +148,30 @@ def _derived(attribute: AttributeDef) -> dict[str, Any]:
     kind = attribute.attribute_type
     if kind in ("String", "Memo"):
         fmt = attribute.format_name or ("TextArea" if kind == "Memo" else "Text")
-        values: dict[str, Any] = {"MaxLength": attribute.max_length, "FormatName": {"Value": fmt}, "Format": fmt}
+        values: dict[str, Any] = {
+            "MaxLength": attribute.max_length,
+            "FormatName": {"Value": fmt},
+            "Format": fmt,
+        }
         if kind == "String":
             values["DatabaseLength"] = (attribute.max_length or 0) * 2
         return values
     if kind in ("Integer", "BigInt"):
-        return {"MinValue": int(attribute.min_value or 0), "MaxValue": int(attribute.max_value or 0),
-                "Format": "None"} if kind == "Integer" else {
-                    "MinValue": -9223372036854775808, "MaxValue": 9223372036854775807}
+        return (
+            {
+                "MinValue": int(attribute.min_value or 0),
+                "MaxValue": int(attribute.max_value or 0),
+                "Format": "None",
+            }
+            if kind == "Integer"
+            else {"MinValue": -9223372036854775808, "MaxValue": 9223372036854775807}
+        )
     if kind in ("Decimal", "Double", "Money"):
-        values = {"MinValue": attribute.min_value, "MaxValue": attribute.max_value,
-                  "Precision": attribute.precision}
+        values = {
+            "MinValue": attribute.min_value,
+            "MaxValue": attribute.max_value,
+            "Precision": attribute.precision,
+        }
         if kind == "Money":
             values["PrecisionSource"] = 2
         return values
@@ -162,7 +182,11 @@ def _derived(attribute: AttributeDef) -> dict[str, Any]:
     if kind == "Boolean":
         return {"DefaultValue": bool(attribute.default_value)}
     if kind in ("Picklist", "State", "Status"):
-        return {"DefaultFormValue": attribute.default_value if attribute.default_value is not None else -1}
+        return {
+            "DefaultFormValue": attribute.default_value
+            if attribute.default_value is not None
+            else -1
+        }
     if attribute.is_lookup:
         return {"Targets": list(attribute.targets)}
     return {}
@@ -187,7 +211,10 @@ def option_set(entity: EntityDef, attribute: AttributeDef) -> dict[str, Any] | N
         return None
     options = []
     for option in attribute.options:
-        entry: dict[str, Any] = {"Value": option.value, "Label": label(option.label, attribute.meta_id)}
+        entry: dict[str, Any] = {
+            "Value": option.value,
+            "Label": label(option.label, attribute.meta_id),
+        }
         if kind == "Status":
             entry["State"] = option.state
         if kind == "State":
@@ -196,16 +223,15 @@ def option_set(entity: EntityDef, attribute: AttributeDef) -> dict[str, Any] | N
     return base | {"OptionSetType": kind, "Options": options}
 
 
-def _project(document: dict[str, Any], select: str | None, allowed: set[str], type_name: str) -> dict[str, Any]:
+def _project(
+    document: dict[str, Any], select: str | None, allowed: set[str], type_name: str
+) -> dict[str, Any]:
     if select is None:
         return document
     names = parse_select(select)
     for name in names:
         if name not in allowed:
-            raise bad_request(
-                ODATA_URI_ERROR,
-                f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'.",
-            )
+            raise no_property(name, type_name)
     keep = {"MetadataId", "@odata.type", *names}
     return {k: v for k, v in document.items() if k in keep}
 
@@ -259,7 +285,9 @@ class MetadataApi:
         """``LogicalName='lead'`` or a MetadataId."""
         match = _KEY.match(key)
         entity = (
-            self.ctx.catalog.get(match.group(1)) if match else self.ctx.catalog.by_meta_id(key.strip())
+            self.ctx.catalog.get(match.group(1))
+            if match
+            else self.ctx.catalog.by_meta_id(key.strip())
         )
         if entity is None:
             raise segment_not_found(f"EntityDefinitions({key})")
@@ -272,7 +300,9 @@ class MetadataApi:
         if match:
             found = entity.attributes.get(match.group(1))
         else:
-            found = next((a for a in entity.attributes.values() if a.meta_id == key.strip().lower()), None)
+            found = next(
+                (a for a in entity.attributes.values() if a.meta_id == key.strip().lower()), None
+            )
         if found is None:
             raise segment_not_found(f"Attributes({key})")
         return found
@@ -289,7 +319,7 @@ class MetadataApi:
             elif name == "Keys":
                 projected["Keys"] = []
             else:
-                raise bad_request(ODATA_URI_ERROR, f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.")
+                raise no_property(name, "EntityMetadata")
         return projected
 
     def attributes_json(
@@ -299,7 +329,10 @@ class MetadataApi:
         node = parse_filter(query["$filter"]) if query.get("$filter") else None
         results = []
         for attribute in entity.attributes.values():
-            if cast is not None and f"Microsoft.Dynamics.CRM.{TYPE_NAMES[attribute.attribute_type][1]}" != cast:
+            if (
+                cast is not None
+                and f"Microsoft.Dynamics.CRM.{TYPE_NAMES[attribute.attribute_type][1]}" != cast
+            ):
                 continue
             document = attribute_document(self.ctx, entity, attribute, derived=True)
             if node is not None and not evaluate(node, document):
@@ -308,11 +341,17 @@ class MetadataApi:
         return results
 
     def _attribute_view(
-        self, entity: EntityDef, attribute: AttributeDef, document: dict[str, Any],
-        cast: str | None, query: Mapping[str, str],
+        self,
+        entity: EntityDef,
+        attribute: AttributeDef,
+        document: dict[str, Any],
+        cast: str | None,
+        query: Mapping[str, str],
     ) -> dict[str, Any]:
         base = set(attribute_document(self.ctx, entity, attribute, derived=False))
-        allowed = base | set(_DERIVED_PROPERTIES.get(attribute.attribute_type, ())) if cast else base
+        allowed = (
+            base | set(_DERIVED_PROPERTIES.get(attribute.attribute_type, ())) if cast else base
+        )
         type_name = cast.rsplit(".", 1)[1] if cast else "AttributeMetadata"
         projected = _project(document, query.get("$select"), allowed, type_name)
         for name, _ in _split_options(query.get("$expand", "")):
@@ -321,7 +360,7 @@ class MetadataApi:
             elif name == "GlobalOptionSet":
                 projected["GlobalOptionSet"] = None
             else:
-                raise bad_request(ODATA_URI_ERROR, f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{type_name}'.")
+                raise no_property(name, type_name)
         return projected
 
     def get(self, segments: list[str], query: Mapping[str, str]) -> ApiResponse:
@@ -337,14 +376,18 @@ class MetadataApi:
             return json_response(200, {"@odata.context": base, "value": values})
         entity = self.entity_by_key(_key_of(segments[0]))
         if len(segments) == 1:
-            return json_response(200, {"@odata.context": f"{base}/$entity", **self.entity_json(entity, query)})
+            return json_response(
+                200, {"@odata.context": f"{base}/$entity", **self.entity_json(entity, query)}
+            )
         head, *rest = segments[1:]
         cast = rest[0] if rest else None
         if cast is not None and cast not in _CASTS:
             raise segment_not_found(cast)
         if head == "Attributes":
             values = self.attributes_json(entity, cast, query)
-            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Attributes", "value": values})
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/Attributes", "value": values}
+            )
         if head.startswith("Attributes("):
             attribute = self.attribute_by_key(entity, _key_of(head))
             derived = TYPE_NAMES[attribute.attribute_type][1]
@@ -352,9 +395,13 @@ class MetadataApi:
                 raise segment_not_found(cast)
             document = attribute_document(self.ctx, entity, attribute, derived=True)
             view = self._attribute_view(entity, attribute, document, cast, query)
-            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Attributes/$entity", **view})
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/Attributes/$entity", **view}
+            )
         if head == "Keys":
-            return json_response(200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": []})
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": []}
+            )
         raise segment_not_found(head)
 
     # -- writes ----------------------------------------------------------------------------
@@ -368,7 +415,10 @@ class MetadataApi:
             entity = self.entity_by_key(_key_of(segments[0]))
             attribute = self._new_attribute(entity, payload)
             created = self.ctx.storage.add_attribute(entity.logical_name, attribute)
-            url = f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})/Attributes({created.meta_id})"
+            url = (
+                f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})"
+                f"/Attributes({created.meta_id})"
+            )
             return empty_response(204, [("OData-EntityId", url)])
         raise segment_not_found("/".join(segments))
 
@@ -377,13 +427,21 @@ class MetadataApi:
         entity = self.entity_by_key(_key_of(segments[0]))
         if len(segments) == 1:
             if not entity.is_custom:
-                raise bad_request(INVALID_ARGUMENT, f"The entity '{entity.logical_name}' is not a custom entity and cannot be deleted.")
+                raise bad_request(
+                    INVALID_ARGUMENT,
+                    f"The entity '{entity.logical_name}' is not a custom entity and cannot be "
+                    "deleted.",
+                )
             self.ctx.storage.drop_entity(entity)
             return empty_response(204)
         if len(segments) == 2 and segments[1].startswith("Attributes("):
             attribute = self.attribute_by_key(entity, _key_of(segments[1]))
             if not attribute.is_custom or attribute.is_primary_name:
-                raise bad_request(INVALID_ARGUMENT, f"The attribute '{attribute.logical_name}' is not a custom attribute and cannot be deleted.")
+                raise bad_request(
+                    INVALID_ARGUMENT,
+                    f"The attribute '{attribute.logical_name}' is not a custom attribute and "
+                    "cannot be deleted.",
+                )
             self.ctx.storage.remove_attribute(entity.logical_name, attribute.logical_name)
             return empty_response(204)
         raise segment_not_found("/".join(segments))
@@ -393,33 +451,54 @@ class MetadataApi:
         payload = _json(body)
         kind = str(payload.get("@odata.type", "")).lstrip("#")
         if kind != "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata":
-            raise bad_request(INVALID_ARGUMENT, "Only OneToManyRelationshipMetadata can be created.")
+            raise bad_request(
+                INVALID_ARGUMENT, "Only OneToManyRelationshipMetadata can be created."
+            )
         referenced = self.ctx.catalog.get(str(payload.get("ReferencedEntity", "")))
         referencing = self.ctx.catalog.get(str(payload.get("ReferencingEntity", "")))
         lookup = payload.get("Lookup")
         if referenced is None or referencing is None or not isinstance(lookup, dict):
-            raise bad_request(INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required.")
+            raise bad_request(
+                INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required."
+            )
         name = self._check_new_name(referencing, lookup)
         attribute = AttributeDef(
-            name, "Lookup", _label_text(lookup.get("DisplayName"), name),
-            schema_name=str(lookup["SchemaName"]), targets=(referenced.logical_name,),
-            required_level=_required_level(lookup), is_custom=True,
+            name,
+            "Lookup",
+            _label_text(lookup.get("DisplayName"), name),
+            schema_name=str(lookup["SchemaName"]),
+            targets=(referenced.logical_name,),
+            required_level=_required_level(lookup),
+            is_custom=True,
         )
         self.ctx.storage.add_attribute(referencing.logical_name, attribute)
         relationship_id = metadata_id("relationship", str(payload.get("SchemaName", name)))
-        return empty_response(204, [("OData-EntityId", f"{self.ctx.base_url}/RelationshipDefinitions({relationship_id})")])
+        return empty_response(
+            204,
+            [("OData-EntityId", f"{self.ctx.base_url}/RelationshipDefinitions({relationship_id})")],
+        )
 
     def _create_entity(self, payload: dict[str, Any]) -> ApiResponse:
         schema = payload.get("SchemaName")
         if not isinstance(schema, str) or not SAFE_NAME.match(schema.lower()) or "_" not in schema:
-            raise bad_request(INVALID_ARGUMENT, "SchemaName must start with a customization prefix, e.g. new_BankAccount.")
+            raise bad_request(
+                INVALID_ARGUMENT,
+                "SchemaName must start with a customization prefix, e.g. new_BankAccount.",
+            )
         logical = schema.lower()
         if self.ctx.catalog.get(logical) is not None:
-            raise bad_request(INVALID_ARGUMENT, f"An entity with the name {logical} already exists.")
+            raise bad_request(
+                INVALID_ARGUMENT, f"An entity with the name {logical} already exists."
+            )
         attributes = payload.get("Attributes") or []
-        primary_body = next((a for a in attributes if isinstance(a, dict) and a.get("IsPrimaryName")), None)
+        primary_body = next(
+            (a for a in attributes if isinstance(a, dict) and a.get("IsPrimaryName")), None
+        )
         if primary_body is None:
-            raise bad_request(INVALID_ARGUMENT, "A new entity needs one primary name attribute (IsPrimaryName: true).")
+            raise bad_request(
+                INVALID_ARGUMENT,
+                "A new entity needs one primary name attribute (IsPrimaryName: true).",
+            )
         set_name = str(payload.get("EntitySetName") or plural(logical))
         if self.ctx.catalog.by_set(set_name) is not None or not SAFE_NAME.match(set_name):
             raise bad_request(INVALID_ARGUMENT, f"The entity set name {set_name} is not available.")
@@ -431,37 +510,57 @@ class MetadataApi:
             "entity_set_name": set_name,
             "primary_name": primary.logical_name,
             "display_name": _label_text(payload.get("DisplayName"), schema),
-            "display_collection_name": _label_text(payload.get("DisplayCollectionName"), plural(schema)),
+            "display_collection_name": _label_text(
+                payload.get("DisplayCollectionName"), plural(schema)
+            ),
             "ownership": str(payload.get("OwnershipType", "UserOwned")),
             "object_type_code": max([10000, *codes]) + 1,
             "change_tracking": bool(payload.get("ChangeTrackingEnabled", False)),
             "meta_id": metadata_id(logical),
         }
         primary = AttributeDef(
-            primary.logical_name, "String", primary.display_name, schema_name=primary.schema_name,
-            max_length=primary.max_length, format_name="Text", required_level=primary.required_level,
-            is_custom=True, is_primary_name=True,
+            primary.logical_name,
+            "String",
+            primary.display_name,
+            schema_name=primary.schema_name,
+            max_length=primary.max_length,
+            format_name="Text",
+            required_level=primary.required_level,
+            is_custom=True,
+            is_primary_name=True,
         )
         entity = self.ctx.storage.create_entity(header, primary)
-        return empty_response(204, [("OData-EntityId", f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})")])
+        return empty_response(
+            204, [("OData-EntityId", f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})")]
+        )
 
     def _check_new_name(self, entity: EntityDef | None, body: Mapping[str, Any]) -> str:
         schema = body.get("SchemaName")
         if not isinstance(schema, str) or "_" not in schema or not SAFE_NAME.match(schema.lower()):
-            raise bad_request(INVALID_ARGUMENT, "SchemaName must start with a customization prefix, e.g. new_BankName.")
+            raise bad_request(
+                INVALID_ARGUMENT,
+                "SchemaName must start with a customization prefix, e.g. new_BankName.",
+            )
         name = schema.lower()
         if entity is not None and name in entity.attributes:
             raise bad_request(
                 INVALID_ARGUMENT,
-                f"An attribute with the specified name {name} already exists for entity {entity.logical_name}.",
+                f"An attribute with the specified name {name} already exists for entity "
+                f"{entity.logical_name}.",
             )
         return name
 
     def _new_attribute(self, entity: EntityDef | None, body: Mapping[str, Any]) -> AttributeDef:
-        derived = str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
+        derived = (
+            str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
+        )
         kind = _CREATABLE.get(derived)
         if kind is None:
-            raise bad_request(INVALID_ARGUMENT, f"Creating attributes of type '{derived or 'unknown'}' is not supported; use one of {', '.join(sorted(_CREATABLE))}.")
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f"Creating attributes of type '{derived or 'unknown'}' is not supported; use one "
+                f"of {', '.join(sorted(_CREATABLE))}.",
+            )
         name = self._check_new_name(entity, body)
         common: dict[str, Any] = {
             "schema_name": str(body["SchemaName"]),
@@ -474,25 +573,67 @@ class MetadataApi:
             length = _int(body.get("MaxLength"), 100 if kind == "String" else 2000)
             if not 1 <= length <= limit:
                 raise bad_request(INVALID_ARGUMENT, f"MaxLength must be between 1 and {limit}.")
-            fmt = body.get("FormatName", {}).get("Value") if isinstance(body.get("FormatName"), dict) else None
-            return AttributeDef(name, kind, text, max_length=length, format_name=fmt or ("Text" if kind == "String" else "TextArea"), **common)
+            fmt = (
+                body.get("FormatName", {}).get("Value")
+                if isinstance(body.get("FormatName"), dict)
+                else None
+            )
+            return AttributeDef(
+                name,
+                kind,
+                text,
+                max_length=length,
+                format_name=fmt or ("Text" if kind == "String" else "TextArea"),
+                **common,
+            )
         if kind in ("Integer", "BigInt"):
-            return AttributeDef(name, kind, text, min_value=_int(body.get("MinValue"), -2147483648), max_value=_int(body.get("MaxValue"), 2147483647), **common)
+            return AttributeDef(
+                name,
+                kind,
+                text,
+                min_value=_int(body.get("MinValue"), -2147483648),
+                max_value=_int(body.get("MaxValue"), 2147483647),
+                **common,
+            )
         if kind in ("Decimal", "Double", "Money"):
             bound = 922337203685477 if kind == "Money" else 100_000_000_000
-            return AttributeDef(name, kind, text, min_value=float(body.get("MinValue", -bound)), max_value=float(body.get("MaxValue", bound)), precision=_int(body.get("Precision"), 2), **common)
+            return AttributeDef(
+                name,
+                kind,
+                text,
+                min_value=float(body.get("MinValue", -bound)),
+                max_value=float(body.get("MaxValue", bound)),
+                precision=_int(body.get("Precision"), 2),
+                **common,
+            )
         if kind == "DateTime":
             fmt = "DateOnly" if body.get("Format") == "DateOnly" else "DateAndTime"
             return AttributeDef(name, kind, text, format_name=fmt, **common)
-        option_body = body.get("OptionSet") if isinstance(body.get("OptionSet"), dict) else {}
+        raw_options = body.get("OptionSet")
+        option_body: dict[str, Any] = raw_options if isinstance(raw_options, dict) else {}
         if kind == "Boolean":
-            true_label = _label_text((option_body.get("TrueOption") or {}).get("Label"), "Yes")
-            false_label = _label_text((option_body.get("FalseOption") or {}).get("Label"), "No")
-            return AttributeDef(name, kind, text, true_label=true_label, false_label=false_label, default_value=bool(body.get("DefaultValue", False)), **common)
+            true_option = option_body.get("TrueOption") or {}
+            false_option = option_body.get("FalseOption") or {}
+            true_label = _label_text(true_option.get("Label"), "Yes")
+            false_label = _label_text(false_option.get("Label"), "No")
+            return AttributeDef(
+                name,
+                kind,
+                text,
+                true_label=true_label,
+                false_label=false_label,
+                default_value=bool(body.get("DefaultValue", False)),
+                **common,
+            )
         options = []
         for index, option in enumerate(option_body.get("Options") or []):
             value = option.get("Value")
-            options.append(OptionDef(int(value) if isinstance(value, int) else 100_000_000 + index, _label_text(option.get("Label"), str(value))))
+            options.append(
+                OptionDef(
+                    int(value) if isinstance(value, int) else 100_000_000 + index,
+                    _label_text(option.get("Label"), str(value)),
+                )
+            )
         if not options:
             raise bad_request(INVALID_ARGUMENT, "A choice attribute needs OptionSet.Options.")
         return AttributeDef(name, kind, text, options=tuple(options), **common)
@@ -527,7 +668,9 @@ def _required_level(body: Mapping[str, Any]) -> str:
     level = body.get("RequiredLevel")
     value = level.get("Value", "None") if isinstance(level, dict) else "None"
     if value == "SystemRequired":
-        raise bad_request(INVALID_ARGUMENT, "Custom attributes can't be set to use the SystemRequired option.")
+        raise bad_request(
+            INVALID_ARGUMENT, "Custom attributes can't be set to use the SystemRequired option."
+        )
     if value not in ("None", "ApplicationRequired", "Recommended"):
         raise bad_request(INVALID_ARGUMENT, f"'{value}' is not a valid RequiredLevel.")
     return str(value)

@@ -202,7 +202,7 @@ class _Parser:
         return token
 
     def expect(self, value: str) -> None:
-        kind, text = self.take()
+        _, text = self.take()
         if text != value:
             raise _syntax(f"')' or ',' expected, found '{text}' in '{self.text}'.")
 
@@ -245,7 +245,7 @@ class _Parser:
             if following is not None and following[1] == "(":
                 return self.function()
         left = self.operand()
-        kind, op = self.take()
+        _, op = self.take()
         if op not in _COMPARISONS:
             raise _syntax(f"Syntax error: '{op}' is not a comparison operator in '{self.text}'.")
         return Comparison(op, left, self.operand())

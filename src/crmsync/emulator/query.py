@@ -6,6 +6,9 @@ starts strictly after the previous one, so concurrent inserts, updates and delet
 a row repeat or go missing when the order is by primary key (the default), spec §3.
 """
 
+# SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
+# every value is a bound parameter.
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request
+from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request, no_property
 from crmsync.emulator.metadata import NUMBER_TYPES, STRING_TYPES, AttributeDef, EntityDef
 from crmsync.emulator.odata import (
     Comparison,
@@ -61,10 +64,7 @@ _LITERAL_EDM = {
 
 def unknown_property(entity: EntityDef, name: str) -> Exception:
     """The ODataLib message for a property the type does not have."""
-    return bad_request(
-        ODATA_URI_ERROR,
-        f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{entity.logical_name}'.",
-    )
+    return no_property(name, entity.logical_name)
 
 
 def resolve_property(entity: EntityDef, path: str) -> AttributeDef:

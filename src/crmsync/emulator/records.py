@@ -6,6 +6,10 @@ appear only when ``Prefer: odata.include-annotations`` asks; secured columns rea
 for users without read access (spec §9). Pages are keyset pages (see :mod:`.query`).
 """
 
+# SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
+# every value is a bound parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -258,7 +262,8 @@ def list_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str
     columns = list(renderer.columns)
     columns += [c for c, _ in ordering.columns if c not in columns]
     sql = (
-        f"SELECT {', '.join(q(c) for c in columns)} FROM {q(entity.table)} WHERE {' AND '.join(where)} "
+        f"SELECT {', '.join(q(c) for c in columns)} FROM {q(entity.table)} "
+        f"WHERE {' AND '.join(where)} "
         f"ORDER BY {ordering.order_sql()} LIMIT ?"
     )
     with ctx.storage.lock:
@@ -271,7 +276,8 @@ def list_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str
         if count_wanted:
             filter_sql = " AND ".join(where[:2]) if "$filter" in query else "1"
             total = ctx.storage.execute(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM {q(entity.table)} WHERE {filter_sql} LIMIT ?)",
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {q(entity.table)} "
+                f"WHERE {filter_sql} LIMIT ?)",
                 [*filter_params, COUNT_CAP + 1],
             ).fetchone()[0]
     payload: dict[str, Any] = {
@@ -323,8 +329,8 @@ def expand_records(
         target = ctx.catalog.require(target_name)
         ctx.require(target, "read")
         renderer = Renderer(ctx, target, selected_attributes(target, select))
-        key = f"_{attribute.logical_name}_value"
-        ids = sorted({str(r[key]) for r in records if r.get(key)})
+        links = _lookup_values(ctx, entity, records, attribute)
+        ids = sorted({value for value in links.values() if value})
         related: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -336,8 +342,28 @@ def expand_records(
             for rendered in renderer.render(rows):
                 related[rendered[target.primary_id]] = rendered
         for record in records:
-            value = record.get(key)
-            record[nav] = related.get(str(value)) if value else None
+            value = links.get(record[entity.primary_id])
+            record[nav] = related.get(value) if value else None
+
+
+def _lookup_values(
+    ctx: RequestContext, entity: EntityDef, records: list[dict[str, Any]], attribute: AttributeDef
+) -> dict[str, str | None]:
+    """Row id -> lookup value, read from the rows when the lookup was not selected."""
+    key = f"_{attribute.logical_name}_value"
+    if all(key in record for record in records):
+        return {record[entity.primary_id]: record[key] for record in records}
+    found: dict[str, str | None] = {}
+    ids = [record[entity.primary_id] for record in records]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = ctx.storage.execute(
+            f"SELECT {q(entity.primary_id)}, {q(attribute.logical_name)} FROM {q(entity.table)} "
+            f"WHERE {q(entity.primary_id)} IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
 
 
 def _split_expand(text: str) -> list[tuple[str, str | None]]:
@@ -380,7 +406,8 @@ def retrieve(
     renderer = Renderer(ctx, entity, attributes)
     with ctx.storage.lock:
         row = ctx.storage.execute(
-            f"SELECT {renderer.select_sql()} FROM {q(entity.table)} WHERE {q(entity.primary_id)} = ?",
+            f"SELECT {renderer.select_sql()} FROM {q(entity.table)} "
+            f"WHERE {q(entity.primary_id)} = ?",
             [record_id],
         ).fetchone()
         if row is None:
@@ -417,7 +444,8 @@ def get_property(ctx: RequestContext, entity: EntityDef, record_id: str, name: s
     renderer = Renderer(ctx, entity, [attribute])
     with ctx.storage.lock:
         row = ctx.storage.execute(
-            f"SELECT {renderer.select_sql()} FROM {q(entity.table)} WHERE {q(entity.primary_id)} = ?",
+            f"SELECT {renderer.select_sql()} FROM {q(entity.table)} "
+            f"WHERE {q(entity.primary_id)} = ?",
             [record_id],
         ).fetchone()
     if row is None:
@@ -435,7 +463,8 @@ def get_property(ctx: RequestContext, entity: EntityDef, record_id: str, name: s
     return json_response(
         200,
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#{entity.entity_set_name}({record_id})/{name}",
+            "@odata.context": f"{ctx.base_url}/$metadata#"
+            f"{entity.entity_set_name}({record_id})/{name}",
             "value": value,
         },
     )

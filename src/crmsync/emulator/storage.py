@@ -15,6 +15,10 @@ One connection is shared under a re-entrant lock; a request holds the lock for i
 duration, so transactions never interleave (a batch change set is a SAVEPOINT).
 """
 
+# SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
+# every value is a bound parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import json

@@ -43,10 +43,19 @@ _REFERENCE = re.compile(r"^/?([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 _SERVICE_ROOT = re.compile(r"^.*?/api/data/v\d+(?:\.\d+)?/")
 _MIN_DATE = datetime(1753, 1, 1, tzinfo=UTC)
 _EDM_NAMES = {
-    "String": "Edm.String", "Memo": "Edm.String", "Integer": "Edm.Int32", "BigInt": "Edm.Int64",
-    "Picklist": "Edm.Int32", "State": "Edm.Int32", "Status": "Edm.Int32",
-    "Boolean": "Edm.Boolean", "Money": "Edm.Decimal", "Decimal": "Edm.Decimal",
-    "Double": "Edm.Double", "DateTime": "Edm.DateTimeOffset", "Uniqueidentifier": "Edm.Guid",
+    "String": "Edm.String",
+    "Memo": "Edm.String",
+    "Integer": "Edm.Int32",
+    "BigInt": "Edm.Int64",
+    "Picklist": "Edm.Int32",
+    "State": "Edm.Int32",
+    "Status": "Edm.Int32",
+    "Boolean": "Edm.Boolean",
+    "Money": "Edm.Decimal",
+    "Decimal": "Edm.Decimal",
+    "Double": "Edm.Double",
+    "DateTime": "Edm.DateTimeOffset",
+    "Uniqueidentifier": "Edm.Guid",
 }
 
 
@@ -133,7 +142,11 @@ def prepare(
             continue
         attribute = entity.attributes.get(key)
         if attribute is None:
-            if key.startswith("_") and key.endswith("_value") and entity.attribute_by_wire_name(key):
+            if (
+                key.startswith("_")
+                and key.endswith("_value")
+                and entity.attribute_by_wire_name(key)
+            ):
                 raise bad_request(
                     "0x80060888",
                     "CRM do not support direct update of Entity Reference properties, Use "
@@ -157,7 +170,8 @@ def prepare(
                 record_id = parse_guid(str(value)) if isinstance(value, str) else None
                 if record_id is None:
                     raise payload_error(
-                        entity, f"Cannot convert the literal '{value}' to the expected type 'Edm.Guid'."
+                        entity,
+                        f"Cannot convert the literal '{value}' to the expected type 'Edm.Guid'.",
                     )
                 prepared.primary_id = record_id
             continue
@@ -222,7 +236,8 @@ def _bind(
     if not isinstance(value, str):
         raise payload_error(entity, f"The value of '{nav}@odata.bind' must be a URI string.")
     target, record_id = parse_reference(ctx, value)
-    if target.logical_name != expected:
+    allowed = {t for t, n in zip(attribute.targets, attribute.nav_names, strict=True) if n == nav}
+    if target.logical_name not in allowed:
         raise payload_error(
             entity,
             f"The navigation property '{nav}' expects a Microsoft.Dynamics.CRM.{expected} "
@@ -351,10 +366,12 @@ def _check_state(entity: EntityDef, prepared: PreparedWrite) -> None:
             if "statecode" not in prepared.columns:
                 prepared.columns["statecode"] = option.state
         elif option.state != state:
+            state_option = state_attribute.option(int(state))
+            state_label = state_option.label if state_option else str(state)
             raise invalid(
                 INVALID_ARGUMENT,
                 f"{status} is not a valid status code for state code "
-                f"{entity.schema_name}State.{state_attribute.option(int(state)).label if state_attribute.option(int(state)) else state}.",  # noqa: E501
+                f"{entity.schema_name}State.{state_label}.",
                 entity=entity.logical_name,
             )
     elif state is not None:
