@@ -117,5 +117,25 @@ def emulator(
         loop.close()
 
 
+@contextmanager
+def full_emulator(
+    config: EmulatorConfig | None = None,
+) -> Iterator[tuple[Api, EmulatorConfig, EmulatorRuntime]]:
+    """The whole emulator (data plane included) in process, in memory."""
+    from crmsync.emulator.app import create_emulator_app
+
+    config = config or default_config()
+    runtime = EmulatorRuntime(config)
+    app = create_emulator_app(config, runtime=runtime)
+    loop = asyncio.new_event_loop()
+    api = Api(app, loop)
+    try:
+        yield api, config, runtime
+    finally:
+        loop.run_until_complete(api.http.aclose())
+        loop.close()
+        app.state.storage.close()
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from control_plane_support import ORG, WHOAMI, Api, emulator
+from control_plane_support import ORG, WHOAMI, Api, bearer, emulator, full_emulator
 
 from crmsync.emulator.config import (
     DEFAULT_APP_CLIENT_ID,
@@ -331,3 +331,39 @@ def test_v1_and_adfs_endpoints_take_a_resource_instead_of_a_scope(
         assert client.get(WHOAMI, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     adfs = client.get("/adfs/.well-known/openid-configuration").json()
     assert adfs["token_endpoint"] == "https://testserver/adfs/oauth2/token"
+
+
+def test_a_salesperson_editing_a_lead_is_attributed_to_them() -> None:
+    """Issue 3 'Users and security': requests act as the token's user — modifiedby, missing
+    privileges (403 PrivilegeDenied) and field security (secured column reads null)."""
+    with full_emulator() as (api, config, _):
+        app_headers = bearer(api.token(config))
+        created = api.post(
+            "/api/data/v9.2/leads",
+            json={"lastname": "Okafor", "revenue": 250000},
+            headers=app_headers,
+        )
+        assert created.status_code == 204
+        lead = created.headers["odata-entityid"].split("/api/data/v9.2/", 1)[1]
+        alex = config.user_by_upn("alex.morgan@contoso.example")
+        assert alex is not None
+        alex_headers = bearer(
+            api.user_token(config, "alex.morgan@contoso.example", "alex-password-1")
+        )
+        assert (
+            api.patch(
+                f"/api/data/v9.2/{lead}", json={"firstname": "Ada"}, headers=alex_headers
+            ).status_code
+            == 204
+        )
+        seen = api.get(
+            f"/api/data/v9.2/{lead}?$select=firstname,revenue,_modifiedby_value",
+            headers=alex_headers,
+        ).json()
+        assert seen["_modifiedby_value"] == alex.systemuserid
+        assert seen["firstname"] == "Ada" and seen["revenue"] is None
+        refused = api.request("DELETE", f"/api/data/v9.2/{lead}", headers=alex_headers)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "0x80040220"
+        by_app = api.get(f"/api/data/v9.2/{lead}?$select=revenue", headers=app_headers).json()
+        assert by_app["revenue"] == 250000

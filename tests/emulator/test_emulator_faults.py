@@ -7,7 +7,7 @@ import dataclasses
 import time
 from typing import Any
 
-from control_plane_support import WHOAMI, bearer, build_app, emulator
+from control_plane_support import WHOAMI, bearer, build_app, emulator, full_emulator
 
 from crmsync.emulator.config import FaultSettings, default_config
 from crmsync.emulator.runtime import EmulatorRuntime
@@ -176,3 +176,25 @@ def test_expire_delta_tokens_bumps_the_epoch_the_data_plane_checks() -> None:
         app_user_id = config.users[0].systemuserid
         assert stats["requests_by_user"] == {app_user_id: 1}
         assert stats["service_protection"][app_user_id]["requests_in_window"] == 1
+
+
+def test_expired_delta_tokens_are_refused_by_the_web_api() -> None:
+    """'Expire all delta tokens' on the whole emulator: the saved deltaLink now gets the
+    documented 400 0x80044352 ExpiredVersionStamp (spec §4), a new tracking read works."""
+    with full_emulator() as (api, config, _):
+        headers = bearer(api.token(config))
+        first = api.get(
+            "/api/data/v9.2/leads?$select=lastname",
+            headers={**headers, "Prefer": "odata.track-changes"},
+        )
+        delta_link = first.json()["@odata.deltaLink"].split("https://testserver", 1)[1]
+        assert api.get(delta_link, headers=headers).status_code == 200
+        api.post("/_emulator/expire-delta-tokens", headers=admin(config))
+        expired = api.get(delta_link, headers=headers)
+        assert expired.status_code == 400
+        assert expired.json()["error"]["code"] == "0x80044352"
+        again = api.get(
+            "/api/data/v9.2/leads?$select=lastname",
+            headers={**headers, "Prefer": "odata.track-changes"},
+        )
+        assert again.status_code == 200 and "@odata.deltaLink" in again.json()
