@@ -38,6 +38,7 @@ from crmsync.emulator.runtime import EmulatorRuntime
 
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _REFRESH_LIFETIME = timedelta(days=90)
+_VERIFIED_CACHE_SIZE = 4096
 ORGANIZATIONS = "organizations"
 ADFS = "adfs"
 
@@ -136,19 +137,29 @@ def check_bearer(
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return TokenCheck("invalid")
-    claims = _verified_claims(runtime, token.strip())
-    if (
-        claims is None
-        or claims.get("ver") != "1.0"  # refresh and ID tokens are not access tokens
-        or not isinstance(claims.get("ep"), int)
-        or claims.get("tid") != config.tenant
-    ):
-        return TokenCheck("invalid")
-    now = runtime.timestamp()
-    exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= now or claims.get("ep") != runtime.token_epoch:
+    token = token.strip()
+    known = runtime.verified_tokens.get(token)
+    if known is None:
+        claims = _verified_claims(runtime, token)
+        exp = claims.get("exp") if claims else None
+        epoch = claims.get("ep") if claims else None
+        if (
+            claims is None
+            or claims.get("ver") != "1.0"  # refresh and ID tokens are not access tokens
+            or not isinstance(epoch, int)
+            or not isinstance(exp, int)
+            or claims.get("tid") != config.tenant
+        ):
+            return TokenCheck("invalid")
+        known = (str(claims.get("oid", "")), exp, epoch)
+        with runtime.lock:
+            if len(runtime.verified_tokens) >= _VERIFIED_CACHE_SIZE:
+                runtime.verified_tokens.clear()
+            runtime.verified_tokens[token] = known
+    user_id, exp, epoch = known
+    if exp <= runtime.timestamp() or epoch != runtime.token_epoch:
         return TokenCheck("expired")
-    user = config.user_by_id(str(claims.get("oid", "")))
+    user = config.user_by_id(user_id)
     if user is None:
         return TokenCheck("unknown_user")
     return TokenCheck("ok", user)

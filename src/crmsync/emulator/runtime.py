@@ -105,6 +105,8 @@ class EmulatorRuntime:
         self.token_key = hashlib.sha256(
             f"crmsync-emulator-token/{config.seed}/{config.tenant}".encode()
         ).digest()
+        # Access tokens whose signature was checked: token -> (oid, exp, epoch). Bounded.
+        self.verified_tokens: dict[str, tuple[str, int, int]] = {}
 
     def clock(self) -> datetime:
         """Now, aware UTC (injectable for tests)."""
