@@ -107,12 +107,13 @@ def test_a_marketing_edit_reaches_dynamics_and_its_echo_is_ignored(client: Dynam
     assert cursor is not None
     first = next(item for item in pages[0].items if isinstance(item, CrmChange))
     created = plan_page(mapping, [first], {}).creates[0]
-    person = LocalRecord(1, dict(created.values, city="Reykjavik", unsubscribed=True), "Lead")
+    flipped = not created.values["unsubscribed"]
+    person = LocalRecord(1, dict(created.values, city="Reykjavik", unsubscribed=flipped), "Lead")
     links = {first.record.id: LinkState(person, created.baseline)}
 
     plan = plan_page(mapping, [first], links)
     (update,) = plan.updates
-    assert update.crm_writes == {"address1_city": "Reykjavik", "donotbulkemail": True}
+    assert update.crm_writes == {"address1_city": "Reykjavik", "donotbulkemail": flipped}
     assert update.marketing_writes == {}
     (result,) = client.write_batch(
         [WriteRequest.update("lead", first.record.id, update.crm_writes, update.etag)]
