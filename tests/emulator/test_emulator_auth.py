@@ -367,3 +367,22 @@ def test_a_salesperson_editing_a_lead_is_attributed_to_them() -> None:
         assert refused.json()["error"]["code"] == "0x80040220"
         by_app = api.get(f"/api/data/v9.2/{lead}?$select=revenue", headers=app_headers).json()
         assert by_app["revenue"] == 250000
+
+
+def test_password_grant_fails_for_a_user_who_needs_mfa() -> None:
+    """§1b: ROPC 'fails if MFA is required' — invalid_grant AADSTS50076; right password."""
+    config = default_config()
+    alex = config.users[1]
+    config = dataclasses.replace(
+        config,
+        users=(config.users[0], dataclasses.replace(alex, mfa_required=True), config.users[2]),
+    )
+    with emulator(config) as (client, config, _):
+        refused = password_grant(client, config)
+        assert refused.status_code == 400
+        assert (refused.json()["error"], refused.json()["error_codes"]) == (
+            "invalid_grant",
+            [50076],
+        )
+        wrong = password_grant(client, config, password="nope")
+        assert wrong.json()["error_codes"] == [50126]

@@ -46,6 +46,7 @@ readable_secured = ["lead.revenue"]
 fullname = "Dana Seller"
 upn = "dana@sales.example"
 password = "dana-pw-123"
+mfa_required = true
 privileges = { lead = ["read", "write"] }
 updatable_secured = ["contact.mobilephone"]
 
@@ -97,6 +98,7 @@ def test_full_file_is_loaded(tmp_path: Path) -> None:
     assert app_user.can("account", "create") and not app_user.can("lead", "write")
     assert dana.can("lead", "write") and not dana.can("contact", "read")
     assert dana.can_update_secured("contact", "mobilephone")
+    assert dana.mfa_required and not app_user.mfa_required
     assert config.secret_for(dana).reveal() == "dana-pw-123"
     assert config.plugin_rules[0].violated_by({"telephone1": "call me"}, creating=True)
     assert not config.plugin_rules[0].violated_by({"telephone1": "+1 555 0100"}, creating=False)

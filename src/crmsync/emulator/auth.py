@@ -418,6 +418,14 @@ def _password_user(config: EmulatorConfig, form: Mapping[str, str]) -> EmulatorU
             50126,
             "Error validating credentials due to invalid username or password.",
         )
+    if user.mfa_required:
+        raise TokenRequestError(
+            400,
+            "invalid_grant",
+            50076,
+            "Due to a configuration change made by your administrator, or because you moved to "
+            "a new location, you must use multi-factor authentication to access the resource.",
+        )
     return user
 
 

@@ -32,6 +32,7 @@ TOML format (every key optional; unknown keys are refused)::
     client_secret = "..."
     # upn = "alex@contoso.example"       # ordinary users
     # password = "..."
+    # mfa_required = true                # password grant refused (AADSTS50076)
     privileges = { "*" = ["create", "read", "write", "delete", "append", "appendto"] }
     readable_secured = ["lead.revenue"]
     updatable_secured = ["lead.revenue"]
@@ -104,6 +105,7 @@ class EmulatorUser:
     privileges: Mapping[str, frozenset[str]]
     readable_secured: frozenset[tuple[str, str]] = frozenset()
     updatable_secured: frozenset[tuple[str, str]] = frozenset()
+    mfa_required: bool = False  # the password grant then fails as Entra's does (spec §1b)
 
     def can(self, entity: str, privilege: str) -> bool:
         """Whether the user holds ``privilege`` (create, read, ...) on ``entity``."""
@@ -355,6 +357,7 @@ _USER_KEYS = frozenset(
         "privileges",
         "readable_secured",
         "updatable_secured",
+        "mfa_required",
     }
 )
 _RULE_KEYS = frozenset({"entity", "attribute", "kind", "pattern", "message"})
@@ -455,6 +458,7 @@ def _user_from(
         privileges=_privileges(f"{where}.privileges", raw.get("privileges", {})),
         readable_secured=readable,
         updatable_secured=updatable,
+        mfa_required=_typed(f"{where}.mfa_required", raw.get("mfa_required", False), bool),
     )
     return user, Secret(secret)
 
