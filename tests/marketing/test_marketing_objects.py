@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from crmsync.errors import InvalidValueError, UnknownFieldError
 from crmsync.marketing.fields import add_local_field
 from crmsync.marketing.objects import ObjectService
+from crmsync.marketing.persons import PersonService
+from crmsync.store.tables import persons
 
 
 def test_describe_shapes(migrated_engine: Engine) -> None:
@@ -95,3 +97,37 @@ def test_query_pages(migrated_engine: Engine) -> None:
     page2, end = service.query("team", "externalTeamId", keys, ["name"], 2, token)
     assert end is None
     assert [p["name"] for p in page1 + page2] == ["Team 0", "Team 1", "Team 2"]
+
+
+def _links(engine: Engine) -> dict[str, tuple[object, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(persons.c.email, persons.c.company_id, persons.c.sales_person_id)
+        ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_persons_link_to_their_company_and_sales_person(migrated_engine: Engine) -> None:
+    """externalCompanyId / externalSalesPersonId link a person to the records (spec §4.5, B5),
+    whichever arrives first."""
+    objects = ObjectService(migrated_engine)
+    people = PersonService(migrated_engine)
+    [acme] = objects.upsert("company", [{"externalCompanyId": "ACME", "company": "Acme"}])
+    people.sync(
+        [
+            {"email": "early@x.com", "externalCompanyId": "ACME"},
+            {"email": "waiting@x.com", "externalCompanyId": "LATER", "externalSalesPersonId": "U9"},
+        ],
+        allow_system_fields=True,
+    )
+    assert _links(migrated_engine) == {
+        "early@x.com": (acme.id, None),
+        "waiting@x.com": (None, None),
+    }
+    [later] = objects.upsert("company", [{"externalCompanyId": "LATER", "company": "Later"}])
+    [owner] = objects.upsert("salesperson", [{"externalSalesPersonId": "U9", "email": "u@x.com"}])
+    assert _links(migrated_engine)["waiting@x.com"] == (later.id, owner.id)
+    people.sync([{"email": "early@x.com", "externalCompanyId": "LATER"}])
+    assert _links(migrated_engine)["early@x.com"] == (later.id, None)
+    people.sync([{"email": "early@x.com", "externalCompanyId": None}])
+    assert _links(migrated_engine)["early@x.com"] == (None, None)

@@ -30,6 +30,7 @@ from crmsync.store.tables import (
     companies,
     opportunities,
     opportunity_roles,
+    persons,
     sales_persons,
     teams,
 )
@@ -112,6 +113,11 @@ _ALIASES = {
     "roles": "opportunityRole",
     "salespersons": "salesperson",
     "teams": "team",
+}
+# object -> (its external id field on persons, the person column that links to it)
+_PERSON_LINKS = {
+    "company": ("externalCompanyId", "company_id"),
+    "salesperson": ("externalSalesPersonId", "sales_person_id"),
 }
 _SYSTEM = frozenset({"id", "marketoGUID", "createdAt", "updatedAt"})
 
@@ -332,7 +338,28 @@ class ObjectService:
                 )
                 for position, new_id in zip(pending, ids, strict=True):
                     outcomes[position] = RecordOutcome("created", new_id)
+                self._link_persons(conn, kind, creates, ids)
         return outcomes
+
+    @staticmethod
+    def _link_persons(
+        conn: Connection, kind: ObjectKind, creates: list[dict[str, object]], ids: Sequence[int]
+    ) -> None:
+        """Link persons that named a new company / sales person before it arrived."""
+        link = _PERSON_LINKS.get(kind.key)
+        if link is None:
+            return
+        external, column = link
+        params = [
+            {"_external": created[external], "_linked_id": new_id}
+            for created, new_id in zip(creates, ids, strict=True)
+        ]
+        conn.execute(
+            update(persons)
+            .where(persons.c[external] == bindparam("_external"), persons.c[column].is_(None))
+            .values({column: bindparam("_linked_id")}),
+            params,
+        )
 
     @staticmethod
     def _parse(

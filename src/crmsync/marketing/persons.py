@@ -34,7 +34,7 @@ from crmsync.marketing.outcomes import (
 )
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.field_specs import PERSON_FIELDS
-from crmsync.store.tables import activities, persons, sync_outbox
+from crmsync.store.tables import activities, companies, persons, sales_persons, sync_outbox
 
 __all__ = [
     "ACTIONS",
@@ -64,6 +64,11 @@ _DEFAULTS["leadPartitionId"] = 1
 _DEFAULTS.pop("id")
 _CUSTOM = "custom"
 _INSERT_ALWAYS = ("email", "createdAt", "updatedAt")
+# external id field -> (person column linking the record, the linked table)
+_LINKS = {
+    "externalCompanyId": ("company_id", companies),
+    "externalSalesPersonId": ("sales_person_id", sales_persons),
+}
 
 State = dict[str, Any]
 
@@ -570,10 +575,13 @@ class PersonService:
             for temp_id in batch.new_ids:
                 used.update(batch.changed_names.get(temp_id, ()))
             standard = [name for name in _STANDARD if name in used]
+            links = self._links(conn, batch, used)
             rows = []
             for temp_id in batch.new_ids:
                 state = batch.states[temp_id]
                 row = {name: state[name] for name in standard}
+                for ext, (column, found) in links.items():
+                    row[column] = found.get(state[ext])
                 row["email_key"] = normalise_email(state["email"])
                 row[_CUSTOM] = state[_CUSTOM] or None
                 rows.append(row)
@@ -586,6 +594,10 @@ class PersonService:
             )
             real_ids = dict(zip(batch.new_ids, inserted, strict=True))
         groups: dict[frozenset[str], list[dict[str, object]]] = {}
+        changed_columns: set[str] = set()
+        for columns in batch.dirty.values():
+            changed_columns |= columns
+        links = self._links(conn, batch, changed_columns, existing=True)
         for person_id, columns in batch.dirty.items():
             state = batch.states[person_id]
             params: dict[str, object] = {"_person_id": person_id}
@@ -593,6 +605,9 @@ class PersonService:
                 params[name] = state[name] or None if name == _CUSTOM else state[name]
             if "email" in columns:
                 params["email_key"] = normalise_email(state["email"])
+            for ext, (column, found) in links.items():
+                if ext in columns:
+                    params[column] = found.get(state[ext])
             groups.setdefault(frozenset(params), []).append(params)
         for group_rows in groups.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), group_rows)
@@ -634,6 +649,27 @@ class PersonService:
         if outbox:
             conn.execute(insert(sync_outbox), outbox)
         return real_ids
+
+    @staticmethod
+    def _links(
+        conn: Connection, batch: _Batch, columns: set[str], *, existing: bool = False
+    ) -> dict[str, tuple[str, dict[object, int]]]:
+        """For each external link field the batch sets: its id column and the ids found."""
+        result: dict[str, tuple[str, dict[object, int]]] = {}
+        person_ids = list(batch.dirty) if existing else batch.new_ids
+        for ext, (column, table) in _LINKS.items():
+            if ext not in columns:
+                continue
+            wanted = {batch.states[p][ext] for p in person_ids} - {None, ""}
+            found: dict[object, int] = {}
+            if wanted:
+                key = table.c[ext]
+                rows = conn.execute(
+                    select(key, table.c.id).where(key.in_(sorted(map(str, wanted))))
+                )
+                found = {row[0]: int(row[1]) for row in rows}
+            result[ext] = (column, found)
+        return result
 
     def delete(self, ids: Sequence[int], *, source: str = "Web service API") -> list[RecordOutcome]:
         """Delete persons here only, never in Dynamics (B27, B35); unknown ids give 1004.

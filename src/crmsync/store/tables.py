@@ -157,6 +157,8 @@ persons = Table(
     Index("ix_persons_crm_contact_id", "crmContactId"),
     Index("ix_persons_updated_at", "updatedAt"),
     Index("ix_persons_company_id", "company_id"),
+    Index("ix_persons_external_company_id", "externalCompanyId"),
+    Index("ix_persons_external_sales_person_id", "externalSalesPersonId"),
 )
 
 opportunities = Table(
