@@ -96,6 +96,9 @@ class EmulatorRuntime:
         self.token_epoch = 0
         self.faults: FaultSettings = config.faults
         self.rng = random.Random(config.seed)
+        # Fault draws have their own generator, so issuing tokens never shifts which requests
+        # fail: the same sequence of API calls meets the same faults for a given seed.
+        self.fault_rng = random.Random(f"faults/{config.seed}")
         self.stats = EmulatorStats(started=self._clock())
         self.protection = ServiceProtection(config, self.clock)
         # Guards counters touched from the event loop and from worker threads alike.
@@ -134,6 +137,6 @@ class EmulatorRuntime:
             self.faults = faults.validated()
 
     def draw(self) -> float:
-        """A number in [0, 1) from the seeded generator (reproducible sequence)."""
+        """A number in [0, 1) from the fault generator (reproducible sequence)."""
         with self.lock:
-            return self.rng.random()
+            return self.fault_rng.random()
