@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsync.dynamics.types import AttributeSchema, AttributeType, EntitySchema, LookupValue
@@ -23,6 +23,9 @@ from crmsync.sync.mapping import (
 T = AttributeType
 USER_ID = "0b3c7f1e-2a4d-4e6f-8a9b-1c2d3e4f5a6b"
 ACCOUNT_ID = "9f8e7d6c-5b4a-4321-8fed-cba987654321"
+
+# Examples are timed on a shared machine; their speed is not what these tests check.
+NO_DEADLINE = settings(deadline=None)
 
 
 def _entity(name: str, primary: str, *attributes: AttributeSchema) -> EntitySchema:
@@ -291,6 +294,7 @@ def test_rest_names_are_derived_deterministically(logical: str, rest: str) -> No
     assert rest_name_for(logical) == rest
 
 
+@NO_DEADLINE
 @given(st.from_regex(r"[a-z][a-z0-9]{0,8}(_[a-z0-9]{1,8}){0,3}", fullmatch=True))
 def test_derived_names_are_identifiers(logical: str) -> None:
     """Any logical name yields a camelCase identifier, the same one every time."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crmsync.dynamics.types import AttributeSchema, AttributeType, EntitySchema, LookupValue
@@ -20,6 +20,9 @@ POLICIES = [LEAD, CONTACT, ACCOUNT, policy_for("opportunity"), policy_for("new_p
 # A small value space so that sides often agree, disagree, or differ only by normalisation.
 VALUES = st.sampled_from([None, "", "  ", "a", " a ", "A", "b", 0, 1, 1.0, 2.5, True, False])
 FIELD_NAMES = ["email", "firstName", "leadSource", "unsubscribed", "annualRevenue", "city"]
+
+# Examples are timed on a shared machine; their speed is not what these tests check.
+NO_DEADLINE = settings(deadline=None)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def _is_one_way(case: Case, name: str) -> bool:
     return not case.policy.two_way or name in case.one_way_fields
 
 
+@NO_DEADLINE
 @given(cases())
 def test_both_sides_end_equal_after_the_writes(case: Case) -> None:
     """B22: after both sides' writes every synced field agrees, and so does the baseline."""
@@ -96,6 +100,7 @@ def test_both_sides_end_equal_after_the_writes(case: Case) -> None:
         assert same_value(_n(crm_after, name), result.new_baseline[name]), name
 
 
+@NO_DEADLINE
 @given(cases())
 def test_merging_again_changes_nothing(case: Case) -> None:
     """Idempotence and echo suppression (B19): our own writes coming back are not changes."""
@@ -114,6 +119,7 @@ def test_merging_again_changes_nothing(case: Case) -> None:
     assert again.new_baseline == result.new_baseline
 
 
+@NO_DEADLINE
 @given(cases(with_baseline=True))
 def test_a_field_changed_on_one_side_only_takes_that_sides_value(case: Case) -> None:
     """B22: changed on one side only → that side's value wins (one-way fields: Dynamics's)."""
@@ -137,6 +143,7 @@ def test_a_field_changed_on_one_side_only_takes_that_sides_value(case: Case) -> 
             assert name not in result.marketing_writes
 
 
+@NO_DEADLINE
 @given(cases(with_baseline=True))
 def test_collisions_are_won_by_the_documented_side(case: Case) -> None:
     """B23: marketing wins for leads, Dynamics for contacts and always for one-way records."""
@@ -178,6 +185,7 @@ def test_collisions_are_won_by_the_documented_side(case: Case) -> None:
         )
 
 
+@NO_DEADLINE
 @given(cases())
 def test_one_way_records_never_write_to_dynamics(case: Case) -> None:
     """B2/B3: one-way entities and read-only fields never produce a Dynamics write."""
@@ -187,6 +195,7 @@ def test_one_way_records_never_write_to_dynamics(case: Case) -> None:
     assert not (set(result.crm_writes) & case.one_way_fields)
 
 
+@NO_DEADLINE
 @given(cases(with_baseline=False))
 def test_a_first_link_takes_the_dynamics_values(case: Case) -> None:
     """No baseline: the initial sync runs Dynamics → marketing, so Dynamics wins every field,
