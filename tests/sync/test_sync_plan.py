@@ -257,6 +257,12 @@ def test_later_lead_changes_do_not_override_the_contact() -> None:
     plan = plan_page(LEAD_MAP, [_lead(firstname="Old")], {LEAD_ID: LinkState(person, BASELINE)})
     assert plan.updates == ()
     assert "contact" in plan.skipped[0].reason
+    # Nor does deleting that lead flag the person: it lives on as the contact.
+    deleted = plan_page(
+        LEAD_MAP, [CrmDelete("lead", LEAD_ID)], {LEAD_ID: LinkState(person, BASELINE)}
+    )
+    assert deleted.delete_flags == ()
+    assert "contact" in deleted.skipped[0].reason
 
 
 def test_a_value_that_does_not_convert_fails_that_record_alone() -> None:

@@ -349,6 +349,12 @@ def _plan_delete(plan: _Builder, item: CrmDelete, state: LinkState | None) -> No
             SkippedRecord(plan.entity, item.id, "deleted in Dynamics; no local record to flag")
         )
         return
+    if plan.entity == "lead" and state.local.crm_type == CRM_TYPES["contact"]:
+        # B30: the person lives on as the contact; its qualified lead going away changes nothing.
+        plan.skipped.append(
+            SkippedRecord(plan.entity, item.id, "the person continues as a contact (B30)")
+        )
+        return
     plan.delete_flags.append(PlannedDeleteFlag(plan.entity, item.id, state.local.local_id))
 
 
