@@ -141,7 +141,7 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
         )
     created: list[dict[str, Any]] = []
     lead_ref = f"/leads({lead_id})"
-    with ctx.storage.transaction():
+    with ctx.storage.atomic():
         account_id = contact_id = None
         if params["CreateAccount"] and lead.get("companyname"):
             account_id = insert_record(

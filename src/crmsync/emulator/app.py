@@ -150,7 +150,9 @@ class DataPlane:
             ctx = self.context(user, base_url, headers, prefer, content_ids)
             details = ctx.prefs.wants("Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
             query = dict(parse_qsl(query_string, keep_blank_values=True))
-            with self.storage.lock:
+            # Every request is one transaction (a savepoint inside $batch): an error undoes all
+            # it wrote, so no record is ever half-written.
+            with self.storage.lock, self.storage.transaction():
                 return self.route(ctx, method.upper(), path, query, body)
         except CrmsyncError as error:
             return self.error_response(error, details=details)

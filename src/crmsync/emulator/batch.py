@@ -207,7 +207,9 @@ def run_batch(
             content_ids=content_ids,
         )
 
-    with storage.lock:
+    # One transaction for the whole batch; every request outside a change set runs in its own
+    # savepoint, so a failed request undoes only itself, exactly as separate commits would.
+    with storage.lock, storage.transaction():
         for item in items:
             if isinstance(item, InnerRequest):
                 response = run(item, None)

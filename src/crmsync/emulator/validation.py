@@ -79,8 +79,13 @@ def payload_error(entity: EntityDef, inner: str) -> Exception:
     )
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def parse_guid(text: str) -> str | None:
     """A normalised GUID string, or None when ``text`` is not one."""
+    if isinstance(text, str) and _GUID.match(text):
+        return text.lower()
     try:
         return str(uuid.UUID(text.strip("{}")))
     except (ValueError, AttributeError):

@@ -93,7 +93,7 @@ def insert_record(
     row = dict(prepared.columns)
     if record_id is not None:
         row[entity.primary_id] = record_id
-    with ctx.storage.transaction():
+    with ctx.storage.atomic():
         ctx.storage.stamp_new(entity, row, ctx.user_id)
         new_id = str(row[entity.primary_id])
         _check_duplicates(ctx, entity, new_id, prepared)
@@ -119,7 +119,7 @@ def update_record(
         changes.pop("statuscode", None)
     changes["modifiedon"] = iso(ctx.runtime.clock())
     changes["modifiedby"] = ctx.user_id
-    with ctx.storage.transaction():
+    with ctx.storage.atomic():
         _check_duplicates(ctx, entity, record_id, prepared)
         changes["versionnumber"] = ctx.storage.next_version()
         ctx.storage.update(entity, record_id, changes)
@@ -150,6 +150,16 @@ def create(
     return _write_response(ctx, entity, record_id, query, 201)
 
 
+def fetch_for_write(
+    ctx: RequestContext, entity: EntityDef, record_id: str
+) -> dict[str, Any] | None:
+    """The columns a write needs from the existing row (version, names for fullname)."""
+    columns = [entity.primary_id, "versionnumber"]
+    if entity.logical_name in PERSON_TABLES:
+        columns += ["firstname", "lastname"]
+    return ctx.storage.fetch(entity, record_id, columns)
+
+
 def _etag(row: Mapping[str, Any]) -> str:
     return f'W/"{row["versionnumber"]}"'
 
@@ -161,7 +171,7 @@ def patch(
     payload = parse_body(entity, body)
     if_match = ctx.header("if-match")
     if_none_match = ctx.header("if-none-match")
-    existing = ctx.storage.fetch(entity, record_id)
+    existing = fetch_for_write(ctx, entity, record_id)
     if if_none_match == "*" and existing is not None:
         raise duplicate_record()
     if if_match is not None:
@@ -181,19 +191,19 @@ def patch(
 def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiResponse:
     """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412."""
     ctx.require(entity, "delete")
-    existing = ctx.storage.fetch(entity, record_id)
+    existing = fetch_for_write(ctx, entity, record_id)
     if existing is None:
         raise not_found(entity.logical_name, record_id)
     if_match = ctx.header("if-match")
     if if_match is not None and if_match.strip() not in ("*", _etag(existing)):
         raise version_mismatch()
-    with ctx.storage.transaction():
+    with ctx.storage.atomic():
         ctx.storage.delete(entity, record_id)
     return empty_response(204)
 
 
 def _existing(ctx: RequestContext, entity: EntityDef, record_id: str) -> dict[str, Any]:
-    existing = ctx.storage.fetch(entity, record_id)
+    existing = fetch_for_write(ctx, entity, record_id)
     if existing is None:
         raise not_found(entity.logical_name, record_id)
     if_match = ctx.header("if-match")
