@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -332,14 +333,40 @@ class DynamicsClient:
         info = self.entity(entity_set)
         schema = self.cached_schema(info.logical_name)
         columns = [*wire_select(select, schema, info.primary_id), info.primary_id]
-        url: str | None = collection_url(info.entity_set, columns, filter=filter, orderby=orderby)
+        url = collection_url(info.entity_set, columns, filter=filter, orderby=orderby)
         headers = {"Prefer": self._prefer(page_size)}
-        while url:
-            document = self.get_json(url, kind="read", headers=headers, entity=info.logical_name)
+        for document in self._pages(url, kind="read", headers=headers, entity=info.logical_name):
             for row in document.get("value") or []:
                 yield record_from_row(info, row, schema)
-            next_link = document.get("@odata.nextLink")
-            url = str(next_link) if next_link else None
+
+    def _pages(
+        self,
+        url: str,
+        *,
+        kind: str,
+        headers: Mapping[str, str],
+        entity: str,
+        on_failure: Callable[[httpx.Response, Resolution], Resolution] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page from ``url`` on, following ``@odata.nextLink`` verbatim (spec §3).
+
+        The next page is requested as soon as the current one arrives, so the server builds
+        it while the caller consumes this one; a caller that stops early leaves at most that
+        one request in flight, which completes before the generator closes.
+        """
+
+        def fetch(link: str) -> dict[str, Any]:
+            return self.get_json(
+                link, kind=kind, headers=headers, entity=entity, on_failure=on_failure
+            )
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-page") as pool:
+            pending: Future[dict[str, Any]] | None = pool.submit(fetch, url)
+            while pending is not None:
+                document = pending.result()
+                next_link = document.get("@odata.nextLink")
+                pending = pool.submit(fetch, str(next_link)) if next_link else None
+                yield document
 
     def get(self, entity_set: str, id: str, select: Sequence[str]) -> CrmRecord:
         """Read one record; raises :class:`RecordNotFoundError` when it does not exist."""
@@ -417,19 +444,17 @@ class DynamicsClient:
                 )
             return resolution
 
-        next_url: str | None = url
-        while next_url:
-            document = self.get_json(
-                next_url,
-                kind="delta" if delta else "track",
-                headers={"Prefer": prefer},
-                entity=info.logical_name,
-                on_failure=rejected,
-            )
+        documents = self._pages(
+            url,
+            kind="delta" if delta else "track",
+            headers={"Prefer": prefer},
+            entity=info.logical_name,
+            on_failure=rejected,
+        )
+        for document in documents:
             page = parse_change_page(info, document, schema)
             if page.next_link:
                 yield ChangePage(info.logical_name, page.items)
-                next_url = page.next_link
                 continue
             if not page.delta_link:
                 raise TransientServerError(
@@ -437,7 +462,6 @@ class DynamicsClient:
                     entity=info.logical_name,
                 )
             yield ChangePage(info.logical_name, page.items, cursor_for(info, page.delta_link))
-            next_url = None
 
     # -- writes ------------------------------------------------------------------------------
 
