@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -76,3 +77,41 @@ def test_negative_lead_count_is_a_usage_error(tmp_path: Path) -> None:
     """Usage errors exit 2."""
     result = run("--seed", "-5", cwd=tmp_path)
     assert result.returncode == 2
+
+
+def first_line(args: list[str], cwd: Path) -> dict[str, object]:
+    """Start the emulator, read its JSON details line, stop it."""
+    process = subprocess.Popen(
+        [CRMSYNC, "emulator", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        return dict(json.loads(process.stdout.readline()))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_a_database_is_seeded_once(tmp_path: Path) -> None:
+    """Seeding happens for a new org only; a restart serves the same rows, port 0 is real."""
+    args = ["--port", "0", "--json", "--db", "org.db", "--seed", "12"]
+    first = first_line(args, tmp_path)
+    assert first["seeded"] == {
+        "lead": 12,
+        "account": 2,
+        "contact": 12,
+        "opportunity": 1,
+        "systemuser": 5,
+        "team": 1,
+    }
+    assert str(first["base_url"]).startswith("http://127.0.0.1:")
+    assert not str(first["base_url"]).endswith(":0")
+    assert first["ca_bundle"] is None
+    second = first_line(args, tmp_path)
+    assert second["seeded"] == {}
