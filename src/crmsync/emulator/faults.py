@@ -36,7 +36,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmsync.emulator.auth import check_bearer, identity_routes
-from crmsync.emulator.config import EmulatorConfig, FaultSettings, faults_from_mapping
+from crmsync.emulator.config import (
+    EmulatorConfig,
+    EmulatorUser,
+    FaultSettings,
+    faults_from_mapping,
+)
 from crmsync.emulator.protection import Admission, Throttle
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.errors import ConfigurationError
@@ -160,17 +165,12 @@ class ControlPlane:
         if isinstance(outcome, Throttle):
             await self._throttled(send, outcome)
             return
-        await self._serve(scope, receive, send, user.systemuserid, outcome, check.user)
+        await self._serve(scope, receive, send, user, outcome)
 
     async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        user_id: str,
-        admission: Admission,
-        user: Any,
+        self, scope: Scope, receive: Receive, send: Send, user: EmulatorUser, admission: Admission
     ) -> None:
+        user_id = user.systemuserid
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["user"] = user
         extra = [
