@@ -1,0 +1,520 @@
+"""Applying a planned page of Dynamics changes to the marketing store, in bulk.
+
+Dynamics-origin changes are written **without outbox entries** (echo suppression, B19) but
+with activities: New Lead for a person created from Dynamics, Change Data Value per field the
+sync changed, a collision activity per collision (B24), Delete Lead from Microsoft for a CRM
+delete (B26) and a sync-error activity per failing record (B37). Everything happens in the
+caller's transaction, so the page and its cursor are committed together.
+
+Writes that a merge leaves for Dynamics (``crm_writes``) are not sent here: the baseline stored
+is the one that keeps them pending (``baseline_if_rejected``) and the person is queued in the
+outbox, so the push phase sends them with the ETag just read (B25) and nothing is lost if the
+process stops in between.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from crmsync.marketing.activity_types import (
+    CHANGE_DATA_VALUE,
+    DELETE_LEAD_FROM_MICROSOFT,
+    NEW_LEAD,
+    SYNC_COLLISION,
+    SYNC_ERROR,
+)
+from crmsync.marketing.persons import normalise_email
+from crmsync.marketing.values import utc_now_text
+from crmsync.store.tables import activities, opportunity_roles
+from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.plan import PagePlan, PlannedCreate, PlannedUpdate, RecordFailure
+from crmsync.sync.state import (
+    LOCAL_TABLES,
+    ErrorReport,
+    LinkRow,
+    chunks,
+    enqueue_outbox,
+    insert_history,
+    insert_links,
+    link_fk_columns,
+    load_links,
+    now_utc,
+    record_errors,
+    resolve_errors,
+    save_baselines,
+    update_links,
+)
+
+SYNC_SOURCE = "Microsoft Dynamics sync"
+"""The source named in activities the sync writes."""
+
+EXTERNAL_KEYS = {
+    "company": "externalCompanyId",
+    "salesperson": "externalSalesPersonId",
+    "team": "externalTeamId",
+    "opportunity": "externalOpportunityId",
+}
+"""The unique Dynamics-id column of each one-way local table."""
+
+CUSTOMER_ROLE = "Customer"
+"""The role name of a contact that is an opportunity's potential customer (B6)."""
+
+
+@dataclass(slots=True)
+class ApplyCounts:
+    """What applying one or more pages did."""
+
+    created: int = 0
+    updated: int = 0
+    deleted_flags: int = 0
+    skipped: int = 0
+    failed: int = 0
+    collisions: int = 0
+    to_send: int = 0
+    person_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: ApplyCounts) -> None:
+        """Add ``other``'s counts to these."""
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted_flags += other.deleted_flags
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.collisions += other.collisions
+        self.to_send += other.to_send
+
+
+def _row_values(
+    table: Table, values: Mapping[str, object]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split marketing values into table columns and ``custom`` JSON entries."""
+    standard: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in table.c and name != "id":
+            standard[name] = value
+        elif "custom" in table.c:
+            custom[name] = value
+    return standard, custom
+
+
+def _activity(
+    person_id: int,
+    type_id: int,
+    now: str,
+    primary: str | None,
+    attributes: dict[str, object],
+    *,
+    primary_id: int | None = None,
+    field_name: str | None = None,
+) -> dict[str, object]:
+    return {
+        "person_id": person_id,
+        "type_id": type_id,
+        "activity_date": now,
+        "primary_value_id": primary_id,
+        "primary_value": primary,
+        "field_name": field_name,
+        "attributes": attributes,
+        "campaign_id": None,
+    }
+
+
+def _text(value: object) -> object:
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def apply_plan(
+    conn: Connection,
+    plan: PagePlan,
+    mapping: EntityMapping,
+    local_kind: str,
+    links: Mapping[str, LinkRow],
+    *,
+    queue_sends: bool = True,
+) -> ApplyCounts:
+    """Apply ``plan`` (from :func:`~crmsync.sync.plan.plan_page`) in the caller's transaction.
+
+    ``links`` are the stored links of the page's ids. With ``queue_sends`` a person whose merge
+    left values for Dynamics gets an outbox entry (the push phase sends it).
+    """
+    counts = ApplyCounts(skipped=len(plan.skipped))
+    now = utc_now_text()
+    table = LOCAL_TABLES[local_kind]
+    is_person = local_kind == "person"
+    acts: list[dict[str, object]] = []
+    history: list[dict[str, object]] = []
+    touched: list[int] = []
+    if plan.creates:
+        touched += _apply_creates(conn, plan, table, local_kind, links, now, acts)
+        counts.created = len(plan.creates)
+    if plan.updates:
+        sends, updated = _apply_updates(conn, plan, table, local_kind, links, now, acts, history)
+        touched += [u.local_id for u in plan.updates]
+        counts.updated = updated
+        counts.collisions = len(plan.collisions)
+        counts.to_send = len(sends)
+        if sends and queue_sends and is_person:
+            enqueue_outbox(conn, sends, operation="update", source=SYNC_SOURCE)
+    if plan.delete_flags:
+        ids = [flag.local_id for flag in plan.delete_flags]
+        values: dict[str, Any] = {"crmIsDeleted": True}
+        if "updatedAt" in table.c:
+            values["updatedAt"] = now
+        for part in chunks(ids):
+            conn.execute(update(table).where(table.c.id.in_(part)).values(**values))
+        if is_person:
+            for flag in plan.delete_flags:
+                acts.append(
+                    _activity(
+                        flag.local_id,
+                        DELETE_LEAD_FROM_MICROSOFT,
+                        now,
+                        flag.crm_id,
+                        {"Entity": flag.entity, "CRM Id": flag.crm_id},
+                        primary_id=flag.local_id,
+                    )
+                )
+        counts.deleted_flags = len(ids)
+    if plan.failures:
+        _record_failures(conn, plan.failures, local_kind, now, acts)
+        counts.failed = len(plan.failures)
+    synced = [c.crm_id for c in plan.creates] + [
+        u.crm_id for u in plan.updates if not any(f.crm_id == u.crm_id for f in plan.failures)
+    ]
+    if synced:
+        resolve_errors(conn, plan.entity, synced, "to_marketing")
+    if plan.roles:
+        _apply_roles(conn, plan, now)
+    if acts:
+        conn.execute(insert(activities), acts)
+    insert_history(conn, history)
+    if is_person and touched:
+        link_fk_columns(conn, touched)
+        counts.person_ids = touched
+    return counts
+
+
+def _apply_creates(
+    conn: Connection,
+    plan: PagePlan,
+    table: Table,
+    local_kind: str,
+    links: Mapping[str, LinkRow],
+    now: str,
+    acts: list[dict[str, object]],
+) -> list[int]:
+    is_person = local_kind == "person"
+    existing: dict[str, int] = {}
+    key = EXTERNAL_KEYS.get(local_kind)
+    if key is not None:
+        wanted = [str(c.values.get(key)) for c in plan.creates if c.values.get(key)]
+        for part in chunks(wanted):
+            rows = conn.execute(select(table.c.id, table.c[key]).where(table.c[key].in_(part)))
+            existing.update({str(external): int(local_id) for local_id, external in rows})
+    new_rows: list[dict[str, Any]] = []
+    new_creates: list[PlannedCreate] = []
+    adopted: list[tuple[PlannedCreate, int]] = []
+    for create in plan.creates:
+        if key is not None and str(create.values.get(key)) in existing:
+            adopted.append((create, existing[str(create.values.get(key))]))
+            continue
+        standard, custom = _row_values(table, create.values)
+        if "createdAt" in table.c:
+            standard["createdAt"] = now
+            standard["updatedAt"] = now
+        if is_person:
+            standard["email_key"] = normalise_email(standard.get("email"))
+            standard["custom"] = custom or None
+        elif "custom" in table.c:
+            standard["custom"] = custom or None
+        if "marketoGUID" in table.c:
+            standard["marketoGUID"] = str(uuid.uuid4())
+        new_rows.append(standard)
+        new_creates.append(create)
+    ids: list[int] = []
+    if new_rows:
+        # One executemany per set of columns (keeps parameter sets uniform).
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, row in enumerate(new_rows):
+            groups.setdefault(tuple(sorted(row)), []).append(index)
+        assigned: dict[int, int] = {}
+        for indexes in groups.values():
+            inserted = (
+                conn.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                    [new_rows[i] for i in indexes],
+                )
+                .scalars()
+                .all()
+            )
+            assigned.update(zip(indexes, (int(i) for i in inserted), strict=True))
+        ids = [assigned[i] for i in range(len(new_rows))]
+    if adopted:
+        _update_rows(
+            conn,
+            table,
+            [(local_id, _row_values(table, create.values)[0]) for create, local_id in adopted],
+            now,
+        )
+    pairs = list(zip(new_creates, ids, strict=True)) + adopted
+    fresh: list[LinkRow] = []
+    moved: list[LinkRow] = []
+    for create, local_id in pairs:
+        link = LinkRow(plan.entity, create.crm_id, local_kind, local_id, create.etag)
+        (moved if create.crm_id in links else fresh).append(link)
+        if is_person:
+            acts.append(
+                _activity(
+                    local_id,
+                    NEW_LEAD,
+                    now,
+                    SYNC_SOURCE,
+                    {
+                        "Created Date": now[:10],
+                        "Source Type": SYNC_SOURCE,
+                        "Lead Source": create.values.get("leadSource"),
+                    },
+                    primary_id=local_id,
+                )
+            )
+    insert_links(conn, fresh)
+    update_links(conn, moved)
+    save_baselines(conn, plan.entity, {c.crm_id: c.baseline for c, _ in pairs})
+    return [local_id for _, local_id in pairs]
+
+
+def _update_rows(
+    conn: Connection, table: Table, rows: Sequence[tuple[int, Mapping[str, Any]]], now: str
+) -> None:
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for local_id, values in rows:
+        params = {name: value for name, value in values.items() if name in table.c}
+        if not params:
+            continue
+        if "updatedAt" in table.c:
+            params["updatedAt"] = now
+        if "email" in params and "email_key" in table.c:
+            params["email_key"] = normalise_email(params["email"])
+        params["_local_id"] = local_id
+        groups.setdefault(frozenset(params), []).append(params)
+    for group in groups.values():
+        conn.execute(update(table).where(table.c.id == bindparam("_local_id")), group)
+
+
+def _apply_updates(
+    conn: Connection,
+    plan: PagePlan,
+    table: Table,
+    local_kind: str,
+    links: Mapping[str, LinkRow],
+    now: str,
+    acts: list[dict[str, object]],
+    history: list[dict[str, object]],
+) -> tuple[list[int], int]:
+    is_person = local_kind == "person"
+    rows: list[tuple[int, dict[str, Any]]] = []
+    custom_updates: dict[int, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, object]] = {}
+    link_rows: list[LinkRow] = []
+    new_links: list[LinkRow] = []
+    sends: list[int] = []
+    updated = 0
+    for item in plan.updates:
+        standard, custom = _row_values(table, item.marketing_writes)
+        if standard or custom:
+            updated += 1
+            rows.append((item.local_id, standard))
+        if custom:
+            custom_updates[item.local_id] = custom
+        baselines[item.crm_id] = (
+            item.baseline_if_rejected if item.crm_writes else dict(item.new_baseline)
+        )
+        if item.crm_writes:
+            sends.append(item.local_id)
+        link = LinkRow(plan.entity, item.crm_id, local_kind, item.local_id, item.etag)
+        (link_rows if item.crm_id in links else new_links).append(link)
+        if is_person:
+            _update_activities(item, now, acts, history)
+    _update_rows(conn, table, [(i, v) for i, v in rows if v], now)
+    if custom_updates:
+        _merge_custom(conn, table, custom_updates)
+    update_links(conn, link_rows)
+    insert_links(conn, new_links)
+    save_baselines(conn, plan.entity, baselines)
+    return sends, updated
+
+
+def _merge_custom(conn: Connection, table: Table, updates: Mapping[int, Mapping[str, Any]]) -> None:
+    current = {
+        int(local_id): dict(custom or {})
+        for local_id, custom in conn.execute(
+            select(table.c.id, table.c.custom).where(table.c.id.in_(list(updates)))
+        )
+    }
+    params = []
+    for local_id, values in updates.items():
+        merged = current.get(local_id, {})
+        for name, value in values.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        params.append({"_local_id": local_id, "custom": merged or None})
+    conn.execute(update(table).where(table.c.id == bindparam("_local_id")), params)
+
+
+def _update_activities(
+    item: PlannedUpdate,
+    now: str,
+    acts: list[dict[str, object]],
+    history: list[dict[str, object]],
+) -> None:
+    for name, value in item.marketing_writes.items():
+        acts.append(
+            _activity(
+                item.local_id,
+                CHANGE_DATA_VALUE,
+                now,
+                name,
+                {
+                    "New Value": _text(value),
+                    "Old Value": None,
+                    "Reason": f"Changed in Dynamics ({item.entity})",
+                    "Source": SYNC_SOURCE,
+                },
+                field_name=name,
+            )
+        )
+    stamp = now_utc()
+    for collision in item.collisions:
+        record = collision.as_record()
+        acts.append(
+            _activity(
+                item.local_id,
+                SYNC_COLLISION,
+                now,
+                collision.field,
+                {
+                    "Marketing Value": _text(collision.marketing_value),
+                    "CRM Value": _text(collision.crm_value),
+                    "Baseline Value": _text(collision.baseline_value),
+                    "Winner": "Dynamics" if collision.winner.value == "crm" else "Marketing",
+                    "Rule": collision.rule.value,
+                    "Description": collision.describe(),
+                },
+                field_name=collision.field,
+            )
+        )
+        history.append(
+            {
+                "kind": "collision",
+                "entity": item.entity,
+                "status": "decided",
+                "started_at": stamp,
+                "finished_at": stamp,
+                "local_id": item.local_id,
+                "crm_id": item.crm_id,
+                "api_calls": 0,
+                "details": {k: _text(v) for k, v in record.items()},
+            }
+        )
+
+
+def _record_failures(
+    conn: Connection,
+    failures: Sequence[RecordFailure],
+    local_kind: str,
+    now: str,
+    acts: list[dict[str, object]],
+) -> None:
+    reports = [
+        ErrorReport(
+            f.entity,
+            f.direction,
+            "update" if f.local_id is not None else "create",
+            local_kind if f.local_id is not None else None,
+            f.local_id,
+            f.crm_id,
+            f.code,
+            f.message,
+        )
+        for f in failures
+    ]
+    record_errors(conn, reports)
+    if local_kind != "person":
+        return
+    for f in failures:
+        if f.local_id is None:
+            continue
+        acts.append(
+            sync_error_activity(f.local_id, now, f.entity, f.crm_id, f.direction, f.code, f.message)
+        )
+
+
+def sync_error_activity(
+    person_id: int,
+    now: str,
+    entity: str,
+    crm_id: str | None,
+    direction: str,
+    code: str | None,
+    message: str,
+) -> dict[str, object]:
+    """The person's activity for a failed sync of its record (B37)."""
+    return _activity(
+        person_id,
+        SYNC_ERROR,
+        now,
+        "update" if direction == "to_crm" else "read",
+        {
+            "Direction": direction,
+            "Error Code": code,
+            "Message": message,
+            "Entity": entity,
+            "CRM Id": crm_id,
+        },
+    )
+
+
+def _apply_roles(conn: Connection, plan: PagePlan, now: str) -> None:
+    contact_links = load_links(conn, "contact", sorted({r.contact_crm_id for r in plan.roles}))
+    wanted = {
+        (role.opportunity_crm_id, contact_links[role.contact_crm_id].local_id)
+        for role in plan.roles
+        if role.contact_crm_id in contact_links
+    }
+    if not wanted:
+        return
+    opportunity_ids = sorted({o for o, _ in wanted})
+    existing = {
+        (str(o), int(p))
+        for o, p in conn.execute(
+            select(opportunity_roles.c.externalOpportunityId, opportunity_roles.c.leadId).where(
+                opportunity_roles.c.externalOpportunityId.in_(opportunity_ids),
+                opportunity_roles.c.role == CUSTOMER_ROLE,
+            )
+        )
+    }
+    rows = [
+        {
+            "marketoGUID": str(uuid.uuid4()),
+            "externalOpportunityId": o,
+            "leadId": p,
+            "role": CUSTOMER_ROLE,
+            "isPrimary": True,
+            "crmIsDeleted": False,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        for o, p in sorted(wanted)
+        if (o, p) not in existing
+    ]
+    if rows:
+        conn.execute(insert(opportunity_roles), rows)

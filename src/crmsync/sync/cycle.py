@@ -1,0 +1,380 @@
+"""One sync cycle: Dynamics → marketing for every enabled entity, then the outbox → Dynamics.
+
+Entities go in dependency order (sales users and teams, accounts, contacts, leads,
+opportunities). Per entity, with no stored cursor the cycle runs the **initial full read**
+(B16, progress reported per page); with a cursor it reads the **changes since** (B17). Each page
+is planned (:func:`~crmsync.sync.plan.plan_page`) and applied, and on the last page the new
+cursor is stored **in the same transaction** as the page, so a crash at any point repeats work
+but never skips it. A rejected or expired delta token starts a **full reconciliation** of that
+entity: every record is read and merged, and linked records Dynamics no longer has are flagged
+deleted in the same transaction that stores the new cursor, losing nothing.
+
+After the reads, the outbox is pushed (:class:`~crmsync.sync.outbox.OutboxPusher`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.types import ChangePage, CrmChange, CrmDelete, DeltaCursor
+from crmsync.errors import (
+    DeltaTokenExpiredError,
+    FatalError,
+    RecordNotFoundError,
+    RetryLaterError,
+)
+from crmsync.store.tables import crm_links, field_selection
+from crmsync.sync.apply import ApplyCounts, apply_plan
+from crmsync.sync.mapping import EntityMapping, default_mapping, mapping_for_selection
+from crmsync.sync.outbox import OutboxPusher, PushCounts
+from crmsync.sync.plan import (
+    customer_contact_ids,
+    local_kind_for,
+    originating_lead_ids,
+    plan_page,
+)
+from crmsync.sync.state import (
+    company_of_contacts,
+    get_cursor,
+    insert_history,
+    link_states,
+    notify,
+    now_utc,
+    set_cursor,
+    take_rereads,
+)
+
+DEFAULT_ENTITIES: tuple[str, ...] = (
+    "systemuser",
+    "team",
+    "account",
+    "contact",
+    "lead",
+    "opportunity",
+)
+"""Every entity synced by default, in dependency order."""
+
+SELECTED_STATUSES = ("selected", "quick_sync")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A page applied: ``records`` read so far for ``entity`` in this ``mode``."""
+
+    entity: str
+    mode: str  # initial | delta | reconcile
+    records: int
+    pages: int
+    done: bool
+
+
+@dataclass(slots=True)
+class EntityReport:
+    """What the cycle did for one entity."""
+
+    entity: str
+    mode: str = "delta"
+    pages: int = 0
+    records: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted_flags: int = 0
+    skipped: int = 0
+    failed: int = 0
+    collisions: int = 0
+    error: str | None = None
+
+    def add(self, counts: ApplyCounts) -> None:
+        """Add one applied page's counts."""
+        self.created += counts.created
+        self.updated += counts.updated
+        self.deleted_flags += counts.deleted_flags
+        self.skipped += counts.skipped
+        self.failed += counts.failed
+        self.collisions += counts.collisions
+
+
+@dataclass(slots=True)
+class CycleReport:
+    """What one cycle did: per entity, the push, requests used, how long it took."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_seconds: float = 0.0
+    entities: list[EntityReport] = field(default_factory=list)
+    push: PushCounts = field(default_factory=PushCounts)
+    api_calls: int = 0
+    status: str = "ok"
+    error: str | None = None
+
+    @property
+    def records_synced(self) -> int:
+        """Records changed on either side by this cycle."""
+        pulled = sum(e.created + e.updated + e.deleted_flags for e in self.entities)
+        return pulled + self.push.created + self.push.updated
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (``crmsync sync once --json``)."""
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "status": self.status,
+            "error": self.error,
+            "api_calls": self.api_calls,
+            "records_synced": self.records_synced,
+            "entities": [asdict(e) for e in self.entities],
+            "push": asdict(self.push),
+        }
+
+
+class SyncCycle:
+    """Runs cycles against one database and one Dynamics client.
+
+    Keep one instance for a long-running sync: entity schemas are read from Dynamics once and
+    reused, so a cycle with no changes costs one request per entity (B17). ``progress`` is
+    called after every applied page (B16).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: DynamicsClient,
+        *,
+        entities: Sequence[str] = DEFAULT_ENTITIES,
+        progress: Callable[[Progress], None] | None = None,
+        renew: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._entities = tuple(entities)
+        self._progress = progress
+        self._renew = renew
+        self._clock = clock
+        self._mappings: dict[str, EntityMapping] = {}
+
+    # ---- mappings ---------------------------------------------------------------------------
+
+    def mappings(self) -> dict[str, EntityMapping]:
+        """The mapping of every enabled entity: the stored field selection (B9), else the
+        default mapping restricted to what the org has. Schemas are read once."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(field_selection.c.entity, field_selection.c.attribute)
+                .where(field_selection.c.status.in_(SELECTED_STATUSES))
+                .order_by(field_selection.c.entity, field_selection.c.selected_at)
+            ).all()
+        selected: dict[str, list[str]] = {}
+        for entity, attribute in rows:
+            selected.setdefault(str(entity), []).append(str(attribute))
+        result: dict[str, EntityMapping] = {}
+        for entity in self._entities:
+            schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
+            cached = self._mappings.get(entity)
+            wanted = selected.get(entity)
+            if cached is not None and (wanted is None or list(cached.attributes) == wanted):
+                result[entity] = cached
+                continue
+            mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
+            self._mappings[entity] = mapping
+            result[entity] = mapping
+        return result
+
+    # ---- the cycle --------------------------------------------------------------------------
+
+    def run(self) -> CycleReport:
+        """Run one whole cycle; record it in the sync history (B40)."""
+        started = self._clock()
+        report = CycleReport(started_at=now_utc())
+        calls_before = self._client.stats().requests
+        try:
+            mappings = self.mappings()
+            self._reread_requested(mappings, report)
+            for entity in self._entities:
+                report.entities.append(self._sync_entity(entity, mappings))
+            report.push = OutboxPusher(self._engine, self._client, mappings).push()
+            if any(e.error for e in report.entities):
+                report.status = "partial"
+        except FatalError as exc:
+            report.status = "failed"
+            report.error = exc.message
+            raise
+        except RetryLaterError as exc:
+            report.status = "failed"
+            report.error = exc.message
+        finally:
+            report.finished_at = now_utc()
+            report.duration_seconds = self._clock() - started
+            report.api_calls = self._client.stats().requests - calls_before
+            self._record(report)
+        return report
+
+    def _record(self, report: CycleReport) -> None:
+        details = report.as_dict()
+        with self._engine.begin() as conn:
+            insert_history(
+                conn,
+                [
+                    {
+                        "kind": "cycle",
+                        "entity": None,
+                        "status": report.status,
+                        "started_at": report.started_at,
+                        "finished_at": report.finished_at,
+                        "api_calls": report.api_calls,
+                        "details": details,
+                    }
+                ],
+            )
+
+    def _sync_entity(self, entity: str, mappings: Mapping[str, EntityMapping]) -> EntityReport:
+        mapping = mappings[entity]
+        report = EntityReport(entity)
+        with self._engine.connect() as conn:
+            delta_link = get_cursor(conn, entity)
+        try:
+            if delta_link is None:
+                report.mode = "initial"
+                pages = self._client.start_tracking(
+                    self._client.entity_set_of(entity), mapping.attributes
+                )
+                self._read(pages, mapping, mappings, report, reconcile=False)
+                self._initial_done(entity)
+                return report
+            try:
+                pages = self._client.read_changes(DeltaCursor(entity, delta_link))
+                self._read(pages, mapping, mappings, report, reconcile=False)
+            except DeltaTokenExpiredError:
+                # B17: the token expired or was refused; reconcile the whole entity.
+                report.mode = "reconcile"
+                pages = self._client.start_tracking(
+                    self._client.entity_set_of(entity), mapping.attributes
+                )
+                self._read(pages, mapping, mappings, report, reconcile=True)
+        except RetryLaterError as exc:
+            report.error = exc.message
+        return report
+
+    def _read(
+        self,
+        pages: Iterable[ChangePage],
+        mapping: EntityMapping,
+        mappings: Mapping[str, EntityMapping],
+        report: EntityReport,
+        *,
+        reconcile: bool,
+    ) -> None:
+        seen: set[str] | None = set() if reconcile else None
+        for page in pages:
+            if seen is not None:
+                seen.update(_item_id(item) for item in page.items)
+            counts = self.apply_page(
+                mapping,
+                page.items,
+                mappings,
+                cursor=page.cursor,
+                missing_from=seen if page.cursor is not None else None,
+            )
+            report.pages += 1
+            report.records += len(page.items)
+            report.add(counts)
+            if self._renew is not None:
+                self._renew()
+            if self._progress is not None:
+                self._progress(
+                    Progress(mapping.entity, report.mode, report.records, report.pages, page.last)
+                )
+
+    def apply_page(
+        self,
+        mapping: EntityMapping,
+        items: Sequence[CrmChange | CrmDelete],
+        mappings: Mapping[str, EntityMapping],
+        *,
+        cursor: DeltaCursor | None = None,
+        missing_from: set[str] | None = None,
+    ) -> ApplyCounts:
+        """Plan and apply one page, and store ``cursor`` with it, in one transaction.
+
+        With ``missing_from`` (the ids a full reconciliation saw), linked records not among
+        them are flagged deleted in the same transaction (B17, B26, B29).
+        """
+        entity = mapping.entity
+        kind = local_kind_for(entity)
+        with self._engine.begin() as conn:
+            if missing_from is not None:
+                gone = [
+                    crm_id
+                    for (crm_id,) in conn.execute(
+                        select(crm_links.c.crm_id).where(crm_links.c.entity == entity)
+                    )
+                    if crm_id not in missing_from
+                ]
+                items = [*items, *(CrmDelete(entity, crm_id) for crm_id in gone)]
+            ids = [_item_id(item) for item in items]
+            states, links = link_states(conn, mapping, ids, kind)
+            originating = None
+            if entity == "contact" and "lead" in mappings:
+                lead_ids = originating_lead_ids(items)
+                if lead_ids:
+                    originating, _ = link_states(conn, mapping, lead_ids, "person", entity="lead")
+            companies = None
+            if entity == "opportunity":
+                contact_ids = customer_contact_ids(items)
+                if contact_ids:
+                    companies = company_of_contacts(conn, contact_ids)
+            plan = plan_page(
+                mapping,
+                items,
+                states,
+                originating_leads=originating,
+                contact_companies=companies,
+            )
+            counts = apply_plan(conn, plan, mapping, kind, links)
+            if cursor is not None:
+                set_cursor(conn, entity, cursor.delta_link)
+        return counts
+
+    def _initial_done(self, entity: str) -> None:
+        """B16: once every enabled entity has finished its initial read, say so once."""
+        with self._engine.begin() as conn:
+            if any(get_cursor(conn, e) is None for e in self._entities):
+                return
+            notify(
+                conn,
+                severity="info",
+                kind="initial_sync_done",
+                title="Initial sync done",
+                message=(
+                    "Every enabled Dynamics entity has been read in full; from now on each "
+                    f"cycle reads only changes (last: {entity})."
+                ),
+                dedupe_key="initial_sync_done",
+            )
+
+    def _reread_requested(self, mappings: Mapping[str, EntityMapping], report: CycleReport) -> None:
+        """Admin retries of records that failed on their way in (B38): read them again."""
+        with self._engine.begin() as conn:
+            wanted = take_rereads(conn)
+        for entity, crm_id in wanted:
+            mapping = mappings.get(entity)
+            if mapping is None:
+                continue
+            try:
+                record = self._client.get(
+                    self._client.entity_set_of(entity), crm_id, mapping.attributes
+                )
+            except RecordNotFoundError:
+                continue
+            self.apply_page(mapping, [CrmChange(record)], mappings)
+
+
+def _item_id(item: CrmChange | CrmDelete) -> str:
+    return item.record.id if isinstance(item, CrmChange) else item.id

@@ -1,0 +1,382 @@
+"""Pushing the outbox to Dynamics: conditional ``$batch`` writes that lose nothing (B18, B25,
+B33, B37, B38).
+
+For each queued person the fields whose marketing value differs from the baseline are sent as
+one update, conditional on the ETag the baseline was agreed against (``If-Match``). Per result:
+
+* accepted → the baseline takes the sent values, the link the new ETag, and exactly the outbox
+  entries that were read are removed (an edit queued meanwhile stays queued);
+* precondition failed (Dynamics changed meanwhile) → the record is re-read, merged again with
+  the collision rules, the merge applied locally, and what is left sent with the fresh ETag;
+* rejected (validation, plug-in, duplicate detection, permission) → that record alone fails:
+  the Dynamics code and message go to the person's activity log and ``sync_errors``; the
+  marketing value and the baseline stay, so the change is retried when the person changes
+  again or an admin retries (B38);
+* throttled or transient after the client's own retries → left queued, never marked failing.
+
+A person whose lead/contact does not exist yet is created only when a link with a
+client-chosen id was stored first (:func:`request_crm_create`, B33): the create then carries
+that id, and a retry after a lost answer finds the record instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, bindparam, update
+from sqlalchemy.engine import Connection
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.types import CrmChange, CrmValue, WriteRequest, WriteResult, WriteStatus
+from crmsync.errors import RecordNotFoundError, RetryLaterError, ValidationFailedError
+from crmsync.marketing.values import utc_now_text
+from crmsync.store.tables import activities, persons
+from crmsync.sync.apply import apply_plan, sync_error_activity
+from crmsync.sync.convert import canonical_value
+from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.merge import normalize_value, same_value
+from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
+from crmsync.sync.state import (
+    ErrorReport,
+    LinkRow,
+    OutboxEntry,
+    delete_outbox,
+    enqueue_outbox,
+    insert_links,
+    link_states,
+    links_of_local,
+    load_baselines,
+    local_values,
+    read_outbox,
+    record_errors,
+    resolve_errors,
+    save_baselines,
+    update_links,
+)
+
+PUSH_CHUNK = 5000
+"""Outbox entries handled per round (one or a few ``$batch`` requests)."""
+
+FAILING = frozenset(
+    {
+        WriteStatus.VALIDATION_ERROR,
+        WriteStatus.PERMISSION_DENIED,
+        WriteStatus.UNKNOWN_ATTRIBUTE,
+    }
+)
+
+
+@dataclass(slots=True)
+class PushCounts:
+    """What one push of the outbox did."""
+
+    sent: int = 0
+    created: int = 0
+    updated: int = 0
+    remerged: int = 0
+    failed: int = 0
+    deferred: int = 0
+    dropped: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    person_id: int
+    entity: str
+    crm_id: str
+    request: WriteRequest
+    sent_fields: dict[str, object]
+    baseline: dict[str, object]
+    entry_ids: tuple[int, ...]
+    creating: bool
+
+
+def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -> str:
+    """Queue the creation of a Dynamics lead/contact for a person (B31, B33).
+
+    The record id is chosen here and stored as the person's link **before** any request is
+    sent, in the caller's transaction; the push phase creates the record with exactly this id,
+    so retries, crashes and concurrent cycles never produce a second record. Returns the id.
+    """
+    if entity not in CRM_TYPES:
+        raise ValueError(f"only leads and contacts are created in Dynamics, not {entity!r}")
+    existing = [
+        link for link in links_of_local(conn, "person", [person_id]) if link.entity == entity
+    ]
+    if existing:
+        return existing[0].crm_id
+    crm_id = str(uuid.uuid4())
+    insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
+    enqueue_outbox(conn, [person_id], operation="create", source="Sync Person to Microsoft")
+    return crm_id
+
+
+def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
+    return {
+        m.field: normalize_value(canonical_value(m.converter, local.values.get(m.field)))
+        for m in mapping.fields
+    }
+
+
+def _choose_link(links: Sequence[LinkRow], crm_type: str | None) -> LinkRow | None:
+    by_entity = {link.entity: link for link in links}
+    if crm_type == "Contact" and "contact" in by_entity:
+        return by_entity["contact"]
+    if crm_type == "Lead" and "lead" in by_entity:
+        return by_entity["lead"]
+    return by_entity.get("contact") or by_entity.get("lead")
+
+
+class OutboxPusher:
+    """Sends queued marketing-side changes of persons to Dynamics (one push per cycle)."""
+
+    def __init__(
+        self, engine: Engine, client: DynamicsClient, mappings: Mapping[str, EntityMapping]
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._mappings = {e: m for e, m in mappings.items() if e in CRM_TYPES}
+
+    def push(self) -> PushCounts:
+        """Send everything queued when the push started; return what happened."""
+        counts = PushCounts()
+        if not self._mappings:
+            return counts
+        after = 0
+        while True:
+            with self._engine.connect() as conn:
+                entries = read_outbox(conn, after_id=after, limit=PUSH_CHUNK)
+            if not entries:
+                break
+            after = entries[-1].id
+            self._push_entries(entries, counts)
+            if len(entries) < PUSH_CHUNK:
+                break
+        return counts
+
+    def _push_entries(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> None:
+        by_person: dict[int, list[OutboxEntry]] = {}
+        for entry in entries:
+            by_person.setdefault(entry.person_id, []).append(entry)
+        fields = sorted({f for m in self._mappings.values() for f in m.field_names})
+        with self._engine.begin() as conn:
+            person_ids = sorted(by_person)
+            locals_ = local_values(conn, "person", person_ids, [*fields, "crmIsDeleted"])
+            links: dict[int, list[LinkRow]] = {}
+            for link in links_of_local(conn, "person", person_ids):
+                if link.entity in self._mappings:
+                    links.setdefault(link.local_id, []).append(link)
+            chosen: dict[int, LinkRow] = {}
+            drop: list[int] = []
+            for person_id, person_entries in by_person.items():
+                local = locals_.get(person_id)
+                found = _choose_link(links.get(person_id, []), local.crm_type if local else None)
+                if local is None or found is None or local.values.get("crmIsDeleted"):
+                    # Deleted here (B27), marketing-only, or its record is gone (B28).
+                    drop += [e.id for e in person_entries]
+                    continue
+                chosen[person_id] = found
+            delete_outbox(conn, drop)
+            counts.dropped += len(drop)
+            baselines: dict[tuple[str, str], dict[str, object]] = {}
+            for entity in self._mappings:
+                ids = [link.crm_id for link in chosen.values() if link.entity == entity]
+                for crm_id, values in load_baselines(conn, entity, ids).items():
+                    baselines[(entity, crm_id)] = values
+        sends: list[_Send] = []
+        done: list[int] = []
+        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        for person_id, link in chosen.items():
+            entry_ids = tuple(e.id for e in by_person[person_id])
+            mapping = self._mappings[link.entity]
+            marketing = _marketing_values(mapping, locals_[person_id])
+            baseline = baselines.get((link.entity, link.crm_id))
+            try:
+                send = self._build(person_id, link, mapping, marketing, baseline, entry_ids)
+            except ValidationFailedError as exc:
+                failures.append((person_id, link, exc.code, exc.message))
+                done += list(entry_ids)
+                continue
+            if send is None:
+                done += list(entry_ids)  # nothing differs from what both sides agreed
+            else:
+                sends.append(send)
+        if failures or done:
+            with self._engine.begin() as conn:
+                self._fail(conn, failures)
+                delete_outbox(conn, done)
+            counts.failed += len(failures)
+        if sends:
+            self._send(sends, counts, remerge=True)
+
+    def _build(
+        self,
+        person_id: int,
+        link: LinkRow,
+        mapping: EntityMapping,
+        marketing: Mapping[str, object],
+        baseline: Mapping[str, object] | None,
+        entry_ids: tuple[int, ...],
+    ) -> _Send | None:
+        two_way = [m for m in mapping.fields if m.two_way]
+        if baseline is None:
+            values = {
+                m.field: marketing[m.field] for m in two_way if marketing[m.field] is not None
+            }
+            request = WriteRequest.create(link.entity, link.crm_id, mapping.to_crm(values))
+            return _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
+        writes = {
+            m.field: marketing[m.field]
+            for m in two_way
+            if m.field in baseline
+            and not same_value(marketing[m.field], normalize_value(baseline[m.field]))
+        }
+        if not writes:
+            return None
+        request = WriteRequest.update(link.entity, link.crm_id, mapping.to_crm(writes), link.etag)
+        return _Send(
+            person_id, link.entity, link.crm_id, request, writes, dict(baseline), entry_ids, False
+        )
+
+    def _send(self, sends: Sequence[_Send], counts: PushCounts, *, remerge: bool) -> None:
+        results = self._client.write_batch([s.request for s in sends])
+        counts.sent += len(sends)
+        accepted: list[tuple[_Send, WriteResult]] = []
+        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        done: list[int] = []
+        conflicts: list[_Send] = []
+        for send, result in zip(sends, results, strict=True):
+            if result.ok:
+                accepted.append((send, result))
+            elif result.status is WriteStatus.PRECONDITION_FAILED and remerge:
+                conflicts.append(send)
+            elif result.status in FAILING:
+                link = LinkRow(send.entity, send.crm_id, "person", send.person_id, None)
+                failures.append(
+                    (send.person_id, link, result.error_code, result.message or str(result.status))
+                )
+                done += list(send.entry_ids)
+            elif result.status is WriteStatus.NOT_FOUND and not send.creating:
+                done += list(send.entry_ids)  # deleted in Dynamics: the delta read flags it
+                counts.dropped += 1
+            else:
+                counts.deferred += 1  # throttled / transient: stays queued (B38)
+        with self._engine.begin() as conn:
+            self._accept(conn, accepted, counts)
+            self._fail(conn, failures)
+            delete_outbox(conn, done + [i for s, _ in accepted for i in s.entry_ids])
+        counts.failed += len(failures)
+        counts.failures += [f"{p}: {code} {message}" for p, _, code, message in failures]
+        if conflicts:
+            self._remerge(conflicts, counts)
+
+    def _accept(
+        self, conn: Connection, accepted: Sequence[tuple[_Send, WriteResult]], counts: PushCounts
+    ) -> None:
+        if not accepted:
+            return
+        by_entity: dict[str, dict[str, dict[str, object]]] = {}
+        links: list[LinkRow] = []
+        person_rows: list[dict[str, object]] = []
+        now = utc_now_text()
+        for send, result in accepted:
+            baseline = dict(send.baseline)
+            baseline.update(send.sent_fields)
+            by_entity.setdefault(send.entity, {})[send.crm_id] = baseline
+            links.append(LinkRow(send.entity, send.crm_id, "person", send.person_id, result.etag))
+            if send.creating:
+                counts.created += 1
+                key = "crmLeadId" if send.entity == "lead" else "crmContactId"
+                person_rows.append(
+                    {
+                        "_person_id": send.person_id,
+                        "crmLeadId": send.crm_id if key == "crmLeadId" else None,
+                        "crmContactId": send.crm_id if key == "crmContactId" else None,
+                        "crmType": CRM_TYPES[send.entity],
+                        "crmIsDeleted": False,
+                        "updatedAt": now,
+                    }
+                )
+            else:
+                counts.updated += 1
+        for entity, baselines in by_entity.items():
+            save_baselines(conn, entity, baselines)
+            resolve_errors(conn, entity, list(baselines), "to_crm")
+        update_links(conn, links)
+        if person_rows:
+            conn.execute(
+                update(persons).where(persons.c.id == bindparam("_person_id")), person_rows
+            )
+
+    def _fail(
+        self, conn: Connection, failures: Sequence[tuple[int, LinkRow, str | None, str]]
+    ) -> None:
+        if not failures:
+            return
+        now = utc_now_text()
+        record_errors(
+            conn,
+            [
+                ErrorReport(link.entity, "to_crm", "update", "person", pid, link.crm_id, code, msg)
+                for pid, link, code, msg in failures
+            ],
+        )
+        conn.execute(
+            activities.insert(),
+            [
+                sync_error_activity(pid, now, link.entity, link.crm_id, "to_crm", code, msg)
+                for pid, link, code, msg in failures
+            ],
+        )
+
+    def _remerge(self, conflicts: Sequence[_Send], counts: PushCounts) -> None:
+        """B25: Dynamics changed since the baseline; read it again, merge, send what is left."""
+        resend: list[_Send] = []
+        for send in conflicts:
+            mapping = self._mappings[send.entity]
+            try:
+                record = self._client.get(
+                    self._client.entity_set_of(send.entity), send.crm_id, mapping.attributes
+                )
+            except RecordNotFoundError:
+                with self._engine.begin() as conn:
+                    delete_outbox(conn, send.entry_ids)
+                counts.dropped += 1
+                continue
+            except RetryLaterError:
+                counts.deferred += 1
+                continue
+            counts.remerged += 1
+            with self._engine.begin() as conn:
+                states, links = link_states(conn, mapping, [send.crm_id], "person")
+                plan = plan_page(mapping, [CrmChange(record)], states)
+                apply_plan(conn, plan, mapping, "person", links, queue_sends=False)
+            updates = [u for u in plan.updates if u.crm_writes]
+            if not updates:
+                with self._engine.begin() as conn:
+                    delete_outbox(conn, send.entry_ids)
+                continue
+            update_ = updates[0]
+            sent = {
+                m.field: update_.new_baseline.get(m.field)
+                for m in mapping.fields
+                if m.attribute in update_.crm_writes
+            }
+            crm_writes: dict[str, CrmValue] = dict(update_.crm_writes)
+            resend.append(
+                _Send(
+                    send.person_id,
+                    send.entity,
+                    send.crm_id,
+                    WriteRequest.update(send.entity, send.crm_id, crm_writes, record.etag),
+                    sent,
+                    dict(update_.baseline_if_rejected),
+                    send.entry_ids,
+                    False,
+                )
+            )
+        if resend:
+            self._send(resend, counts, remerge=False)

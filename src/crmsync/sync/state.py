@@ -1,0 +1,528 @@
+"""Every read and write of sync state in the store, in bulk, in the caller's transaction.
+
+Links (``crm_links``), baselines (``sync_baselines``), change-tracking cursors
+(``delta_cursors``), the outbox (``sync_outbox``), sync errors, history and notifications. Each
+function costs one statement (or one ``executemany``) whatever the number of records, so the
+cycle's cost grows with the changes, not with the database (DESIGN principle 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from crmsync.store.sync_state import get_setting, set_setting
+from crmsync.store.tables import (
+    companies,
+    crm_links,
+    delta_cursors,
+    notifications,
+    opportunities,
+    persons,
+    sales_persons,
+    sync_baselines,
+    sync_errors,
+    sync_history,
+    sync_outbox,
+    teams,
+)
+from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.plan import LinkState, LocalRecord
+
+LOCAL_TABLES: Mapping[str, Table] = {
+    "person": persons,
+    "company": companies,
+    "salesperson": sales_persons,
+    "team": teams,
+    "opportunity": opportunities,
+}
+"""The marketing table each local kind lives in."""
+
+CHUNK = 2000
+"""Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """One stored link between a Dynamics record and a local record."""
+
+    entity: str
+    crm_id: str
+    local_kind: str
+    local_id: int
+    etag: str | None
+
+
+# ---- links and baselines ------------------------------------------------------------------
+
+
+def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[str, LinkRow]:
+    """The links of ``entity`` records among ``crm_ids``, by Dynamics id."""
+    found: dict[str, LinkRow] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.crm_id,
+                crm_links.c.local_kind,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+            ).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+        )
+        for crm_id, kind, local_id, etag in rows:
+            found[crm_id] = LinkRow(entity, crm_id, kind, int(local_id), etag)
+    return found
+
+
+def links_of_local(conn: Connection, local_kind: str, local_ids: Sequence[int]) -> list[LinkRow]:
+    """Every link of the given local records (a person may have a lead and a contact)."""
+    found: list[LinkRow] = []
+    for part in chunks(list(local_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.entity,
+                crm_links.c.crm_id,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+            ).where(crm_links.c.local_kind == local_kind, crm_links.c.local_id.in_(part))
+        )
+        for entity, crm_id, local_id, etag in rows:
+            found.append(LinkRow(entity, crm_id, local_kind, int(local_id), etag))
+    return found
+
+
+def load_baselines(
+    conn: Connection, entity: str, crm_ids: Sequence[str]
+) -> dict[str, dict[str, object]]:
+    """The baselines of ``entity`` records among ``crm_ids``, by Dynamics id."""
+    found: dict[str, dict[str, object]] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(sync_baselines.c.crm_id, sync_baselines.c["values"]).where(
+                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+            )
+        )
+        for crm_id, values in rows:
+            found[crm_id] = dict(values or {})
+    return found
+
+
+def save_baselines(
+    conn: Connection, entity: str, baselines: Mapping[str, Mapping[str, object]]
+) -> None:
+    """Replace the baselines of the given records (delete, then one ``executemany``)."""
+    if not baselines:
+        return
+    ids = list(baselines)
+    for part in chunks(ids):
+        conn.execute(
+            delete(sync_baselines).where(
+                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+            )
+        )
+    stamp = now_utc()
+    conn.execute(
+        insert(sync_baselines),
+        [
+            {"entity": entity, "crm_id": crm_id, "values": dict(values), "updated_at": stamp}
+            for crm_id, values in baselines.items()
+        ],
+    )
+
+
+def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
+    """Insert new links in one ``executemany``."""
+    if not rows:
+        return
+    stamp = now_utc()
+    conn.execute(
+        insert(crm_links),
+        [
+            {
+                "entity": row.entity,
+                "crm_id": row.crm_id,
+                "local_kind": row.local_kind,
+                "local_id": row.local_id,
+                "etag": row.etag,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+            for row in rows
+        ],
+    )
+
+
+def update_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
+    """Point existing links at (possibly new) local records and store their ETags."""
+    if not rows:
+        return
+    stamp = now_utc()
+    conn.execute(
+        update(crm_links)
+        .where(
+            crm_links.c.entity == bindparam("_entity"),
+            crm_links.c.crm_id == bindparam("_crm_id"),
+        )
+        .values(local_id=bindparam("local_id"), etag=bindparam("etag"), updated_at=stamp),
+        [
+            {"_entity": r.entity, "_crm_id": r.crm_id, "local_id": r.local_id, "etag": r.etag}
+            for r in rows
+        ],
+    )
+
+
+def local_values(
+    conn: Connection, kind: str, ids: Sequence[int], fields: Sequence[str]
+) -> dict[int, LocalRecord]:
+    """The local records ``ids`` of ``kind`` with the mapped ``fields`` (custom ones from the
+    ``custom`` JSON column) and, for persons, the CRM type."""
+    table = LOCAL_TABLES[kind]
+    columns = [table.c.id]
+    standard = [name for name in fields if name in table.c]
+    columns += [table.c[name] for name in standard]
+    custom_fields = [name for name in fields if name not in table.c]
+    has_custom = "custom" in table.c and bool(custom_fields)
+    if has_custom:
+        columns.append(table.c.custom)
+    is_person = kind == "person"
+    if is_person and "crmType" not in standard:
+        columns.append(table.c.crmType)
+    found: dict[int, LocalRecord] = {}
+    for part in chunks(list(ids)):
+        query = select(*columns).where(table.c.id.in_(part))
+        if is_person and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in conn.execute(query).mappings():
+            values: dict[str, object] = {name: row[table.c[name]] for name in standard}
+            if has_custom:
+                custom = row["custom"] or {}
+                for name in custom_fields:
+                    values[name] = custom.get(name)
+            crm_type = row[table.c.crmType] if is_person else None
+            found[int(row["id"])] = LocalRecord(int(row["id"]), values, crm_type)
+    return found
+
+
+def link_states(
+    conn: Connection,
+    mapping: EntityMapping,
+    crm_ids: Sequence[str],
+    local_kind: str,
+    *,
+    entity: str | None = None,
+) -> tuple[dict[str, LinkState], dict[str, LinkRow]]:
+    """The :class:`LinkState` of every linked id among ``crm_ids`` (for ``plan_page``), and
+    the raw links. A link whose local record is gone gets ``local=None`` (B27). ``entity``
+    reads another entity's links with ``mapping``'s fields (a contact's originating leads)."""
+    linked_entity = entity or mapping.entity
+    links = load_links(conn, linked_entity, crm_ids)
+    if not links:
+        return {}, {}
+    baselines = load_baselines(conn, linked_entity, list(links))
+    locals_ = local_values(
+        conn, local_kind, sorted({link.local_id for link in links.values()}), mapping.field_names
+    )
+    states = {
+        crm_id: LinkState(locals_.get(link.local_id), baselines.get(crm_id))
+        for crm_id, link in links.items()
+    }
+    return states, links
+
+
+# ---- cursors --------------------------------------------------------------------------------
+
+
+def get_cursor(conn: Connection, entity: str) -> str | None:
+    """The stored delta link of ``entity``, or ``None`` before its initial sync finished."""
+    row = conn.execute(
+        select(delta_cursors.c.delta_link).where(delta_cursors.c.entity == entity)
+    ).first()
+    return None if row is None else row[0]
+
+
+def set_cursor(conn: Connection, entity: str, delta_link: str | None) -> None:
+    """Store (or clear, with ``None``) the delta link of ``entity``."""
+    stamp = now_utc()
+    changed = conn.execute(
+        update(delta_cursors)
+        .where(delta_cursors.c.entity == entity)
+        .values(delta_link=delta_link, updated_at=stamp)
+    ).rowcount
+    if not changed:
+        conn.execute(
+            insert(delta_cursors).values(entity=entity, delta_link=delta_link, updated_at=stamp)
+        )
+
+
+# ---- outbox ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One captured marketing-side change waiting to be sent (B18)."""
+
+    id: int
+    person_id: int
+    operation: str
+    changed_fields: tuple[str, ...]
+    created_at: datetime
+    source: str
+
+
+def read_outbox(conn: Connection, *, after_id: int = 0, limit: int = 5000) -> list[OutboxEntry]:
+    """Up to ``limit`` outbox entries with ids above ``after_id``, oldest first."""
+    rows = conn.execute(
+        select(sync_outbox)
+        .where(sync_outbox.c.id > after_id)
+        .order_by(sync_outbox.c.id)
+        .limit(limit)
+    ).mappings()
+    return [
+        OutboxEntry(
+            int(row["id"]),
+            int(row["person_id"]),
+            str(row["operation"]),
+            tuple(row["changed_fields"] or ()),
+            row["created_at"],
+            str(row["source"]),
+        )
+        for row in rows
+    ]
+
+
+def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
+    """Remove exactly the outbox entries that were read and handled (a newer one stays)."""
+    for part in chunks(sorted(set(ids))):
+        conn.execute(delete(sync_outbox).where(sync_outbox.c.id.in_(part)))
+
+
+def enqueue_outbox(
+    conn: Connection, person_ids: Iterable[int], *, operation: str, source: str
+) -> None:
+    """Queue persons for sending (a merge left marketing values to send, an admin retry)."""
+    stamp = now_utc()
+    rows = [
+        {
+            "person_id": person_id,
+            "operation": operation,
+            "changed_fields": [],
+            "created_at": stamp,
+            "source": source,
+        }
+        for person_id in dict.fromkeys(person_ids)
+    ]
+    if rows:
+        conn.execute(insert(sync_outbox), rows)
+
+
+# ---- errors, history, notifications --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """One record-level failure to store in ``sync_errors`` (B37)."""
+
+    entity: str
+    direction: str
+    operation: str
+    local_kind: str | None
+    local_id: int | None
+    crm_id: str | None
+    code: str | None
+    message: str
+
+
+def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
+    """Open (or refresh, counting attempts) one sync error per failing record."""
+    if not reports:
+        return
+    stamp = now_utc()
+    crm_ids = sorted({r.crm_id for r in reports if r.crm_id})
+    open_rows: dict[tuple[str, str | None, str], tuple[int, int]] = {}
+    for part in chunks(crm_ids):
+        rows = conn.execute(
+            select(
+                sync_errors.c.id,
+                sync_errors.c.entity,
+                sync_errors.c.crm_id,
+                sync_errors.c.direction,
+                sync_errors.c.attempts,
+            ).where(sync_errors.c.resolved_at.is_(None), sync_errors.c.crm_id.in_(part))
+        )
+        for error_id, entity, crm_id, direction, attempts in rows:
+            open_rows[(entity, crm_id, direction)] = (int(error_id), int(attempts))
+    updates: list[dict[str, object]] = []
+    inserts: list[dict[str, object]] = []
+    for r in reports:
+        existing = open_rows.get((r.entity, r.crm_id, r.direction))
+        if existing is not None:
+            updates.append(
+                {
+                    "_id": existing[0],
+                    "attempts": existing[1] + 1,
+                    "error_code": r.code,
+                    "message": r.message,
+                    "operation": r.operation,
+                    "last_seen": stamp,
+                }
+            )
+            continue
+        inserts.append(
+            {
+                "entity": r.entity,
+                "direction": r.direction,
+                "operation": r.operation,
+                "local_kind": r.local_kind,
+                "local_id": r.local_id,
+                "crm_id": r.crm_id,
+                "error_code": r.code,
+                "message": r.message,
+                "details": None,
+                "attempts": 1,
+                "first_seen": stamp,
+                "last_seen": stamp,
+                "resolved_at": None,
+            }
+        )
+    if updates:
+        conn.execute(
+            update(sync_errors).where(sync_errors.c.id == bindparam("_id")),
+            updates,
+        )
+    if inserts:
+        conn.execute(insert(sync_errors), inserts)
+
+
+def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
+    """Close the open errors of records that now synced."""
+    stamp = now_utc()
+    for part in chunks(sorted(set(crm_ids))):
+        conn.execute(
+            update(sync_errors)
+            .where(
+                sync_errors.c.resolved_at.is_(None),
+                sync_errors.c.entity == entity,
+                sync_errors.c.direction == direction,
+                sync_errors.c.crm_id.in_(part),
+            )
+            .values(resolved_at=stamp)
+        )
+
+
+def open_errors(conn: Connection, *, error_id: int | None = None) -> list[dict[str, Any]]:
+    """Open sync errors (all, or the one with ``error_id``), newest first."""
+    query = select(sync_errors).where(sync_errors.c.resolved_at.is_(None))
+    if error_id is not None:
+        query = query.where(sync_errors.c.id == error_id)
+    rows = conn.execute(query.order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc()))
+    return [dict(row) for row in rows.mappings()]
+
+
+def insert_history(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Append sync-history rows (cycles, collisions, initial syncs)."""
+    if rows:
+        conn.execute(insert(sync_history), [dict(row) for row in rows])
+
+
+def notify(
+    conn: Connection, *, severity: str, kind: str, title: str, message: str, dedupe_key: str
+) -> None:
+    """Raise an in-app notification unless one with ``dedupe_key`` exists (B16, B41)."""
+    exists = conn.execute(
+        select(func.count())
+        .select_from(notifications)
+        .where(notifications.c.dedupe_key == dedupe_key)
+    ).scalar_one()
+    if exists:
+        return
+    conn.execute(
+        insert(notifications).values(
+            created_at=now_utc(),
+            severity=severity,
+            kind=kind,
+            title=title,
+            message=message,
+            dedupe_key=dedupe_key,
+        )
+    )
+
+
+# ---- retry requests for records Dynamics sent that did not convert --------------------------
+
+RETRY_READS = "sync.retry_reads"
+
+
+def request_rereads(conn: Connection, entity_ids: Iterable[tuple[str, str]]) -> None:
+    """Ask the next cycle to read these Dynamics records again (an admin retry, B38)."""
+    current = get_setting(conn, RETRY_READS, [])
+    wanted: list[object] = []
+    if isinstance(current, list):
+        wanted = [pair for pair in current if isinstance(pair, list) and len(pair) == 2]
+    for entity, crm_id in entity_ids:
+        if [entity, crm_id] not in wanted:
+            wanted.append([entity, crm_id])
+    set_setting(conn, RETRY_READS, wanted)
+
+
+def take_rereads(conn: Connection) -> list[tuple[str, str]]:
+    """The records queued by :func:`request_rereads`, clearing the queue."""
+    current = get_setting(conn, RETRY_READS, [])
+    if not isinstance(current, list) or not current:
+        return []
+    set_setting(conn, RETRY_READS, [])
+    return [(str(pair[0]), str(pair[1])) for pair in current if isinstance(pair, list)]
+
+
+def link_fk_columns(conn: Connection, person_ids: Sequence[int]) -> None:
+    """Point persons at their company and sales user by external id (B5, B6)."""
+    for part in chunks(sorted(set(person_ids))):
+        company = (
+            select(companies.c.id)
+            .where(companies.c.externalCompanyId == persons.c.externalCompanyId)
+            .scalar_subquery()
+        )
+        seller = (
+            select(sales_persons.c.id)
+            .where(sales_persons.c.externalSalesPersonId == persons.c.externalSalesPersonId)
+            .scalar_subquery()
+        )
+        conn.execute(
+            update(persons)
+            .where(persons.c.id.in_(part))
+            .values(company_id=company, sales_person_id=seller)
+        )
+
+
+def company_of_contacts(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str | None]:
+    """The account id of each linked contact's person (for opportunity roles, B6)."""
+    found: dict[str, str | None] = {}
+    for part in chunks(list(contact_ids)):
+        rows = conn.execute(
+            select(crm_links.c.crm_id, persons.c.externalCompanyId)
+            .select_from(crm_links.join(persons, persons.c.id == crm_links.c.local_id))
+            .where(
+                and_(
+                    crm_links.c.entity == "contact",
+                    crm_links.c.local_kind == "person",
+                    crm_links.c.crm_id.in_(part),
+                )
+            )
+        )
+        for crm_id, company in rows:
+            found[crm_id] = company
+    return found
