@@ -386,3 +386,77 @@ def test_password_grant_fails_for_a_user_who_needs_mfa() -> None:
         )
         wrong = password_grant(client, config, password="nope")
         assert wrong.json()["error_codes"] == [50126]
+
+
+def test_impersonation_acts_as_the_named_user_with_shared_privileges() -> None:
+    """§9 CallerObjectId: the app user acts as Alex; privileges are the intersection, so Alex's
+    missing delete privilege still refuses a delete, and his field security applies."""
+    with full_emulator() as (api, config, _):
+        app_headers = bearer(api.token(config))
+        alex = config.user_by_upn("alex.morgan@contoso.example")
+        assert alex is not None
+        created = api.post(
+            "/api/data/v9.2/leads",
+            json={"lastname": "Nakamura", "revenue": 90},
+            headers=app_headers,
+        )
+        lead = created.headers["odata-entityid"].split("/api/data/v9.2/", 1)[1]
+        as_alex = {**app_headers, "CallerObjectId": alex.systemuserid}
+        assert api.get(WHOAMI, headers=as_alex).json()["UserId"] == alex.systemuserid
+        assert (
+            api.patch(
+                f"/api/data/v9.2/{lead}", json={"firstname": "Kei"}, headers=as_alex
+            ).status_code
+            == 204
+        )
+        seen = api.get(
+            f"/api/data/v9.2/{lead}?$select=revenue,_modifiedby_value", headers=as_alex
+        ).json()
+        assert seen["_modifiedby_value"] == alex.systemuserid
+        assert seen["revenue"] is None
+        assert api.request("DELETE", f"/api/data/v9.2/{lead}", headers=as_alex).status_code == 403
+        legacy = {**app_headers, "MSCRMCallerID": alex.systemuserid}
+        assert api.get(WHOAMI, headers=legacy).json()["UserId"] == alex.systemuserid
+
+
+def test_impersonation_needs_the_privilege_and_a_known_user(
+    env: tuple[Api, EmulatorConfig, EmulatorRuntime],
+) -> None:
+    """A salesperson cannot impersonate (403 PrivilegeDenied); an unknown id gets 404."""
+    client, config, _ = env
+    sam = config.user_by_upn("sam.patel@contoso.example")
+    assert sam is not None
+    alex_token = password_grant(client, config).json()["access_token"]
+    refused = client.get(
+        WHOAMI,
+        headers={"Authorization": f"Bearer {alex_token}", "CallerObjectId": sam.systemuserid},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "0x80040220"
+    assert "prvActOnBehalfOfAnotherUser" in refused.json()["error"]["message"]
+    app_token = client_credentials(client, config).json()["access_token"]
+    unknown = client.get(
+        WHOAMI,
+        headers={
+            "Authorization": f"Bearer {app_token}",
+            "CallerObjectId": "00000000-0000-0000-0000-00000000dead",
+        },
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "0x80040217"
+
+
+def test_acting_for_intersects_privileges() -> None:
+    """The effective privileges are those both users hold, table by table (§9)."""
+    config = default_config()
+    app_user, alex, _sam = config.users
+    acting = app_user.acting_for(alex)
+    assert acting.systemuserid == alex.systemuserid
+    assert acting.can("lead", "write") and not acting.can("lead", "delete")
+    assert acting.can("team", "read") and not acting.can("team", "write")
+    limited = dataclasses.replace(
+        app_user, privileges={"*": frozenset({"read"}), "lead": frozenset({"read", "write"})}
+    )
+    narrowed = limited.acting_for(alex)
+    assert narrowed.can("lead", "write") and not narrowed.can("contact", "write")
+    assert not narrowed.can_impersonate

@@ -39,6 +39,7 @@ fullname = "Sync App"
 kind = "application"
 client_id = "AAAAAAAA-0000-0000-0000-000000000001"
 client_secret = "top-secret-value"
+can_impersonate = true
 privileges = { "*" = ["read", "create", "write"], lead = ["read"] }
 readable_secured = ["lead.revenue"]
 
@@ -99,6 +100,7 @@ def test_full_file_is_loaded(tmp_path: Path) -> None:
     assert dana.can("lead", "write") and not dana.can("contact", "read")
     assert dana.can_update_secured("contact", "mobilephone")
     assert dana.mfa_required and not app_user.mfa_required
+    assert app_user.can_impersonate and not dana.can_impersonate
     assert config.secret_for(dana).reveal() == "dana-pw-123"
     assert config.plugin_rules[0].violated_by({"telephone1": "call me"}, creating=True)
     assert not config.plugin_rules[0].violated_by({"telephone1": "+1 555 0100"}, creating=False)

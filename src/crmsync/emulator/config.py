@@ -33,6 +33,7 @@ TOML format (every key optional; unknown keys are refused)::
     # upn = "alex@contoso.example"       # ordinary users
     # password = "..."
     # mfa_required = true                # password grant refused (AADSTS50076)
+    can_impersonate = true               # may send CallerObjectId / MSCRMCallerID
     privileges = { "*" = ["create", "read", "write", "delete", "append", "appendto"] }
     readable_secured = ["lead.revenue"]
     updatable_secured = ["lead.revenue"]
@@ -106,6 +107,7 @@ class EmulatorUser:
     readable_secured: frozenset[tuple[str, str]] = frozenset()
     updatable_secured: frozenset[tuple[str, str]] = frozenset()
     mfa_required: bool = False  # the password grant then fails as Entra's does (spec §1b)
+    can_impersonate: bool = False  # holds prvActOnBehalfOfAnotherUser (CallerObjectId header)
 
     def can(self, entity: str, privilege: str) -> bool:
         """Whether the user holds ``privilege`` (create, read, ...) on ``entity``."""
@@ -113,6 +115,26 @@ class EmulatorUser:
         if held is None:
             held = self.privileges.get("*", frozenset())
         return privilege in held
+
+    def acting_for(self, target: EmulatorUser) -> EmulatorUser:
+        """``target`` as impersonated by this user: the privileges both hold (spec §9).
+
+        Dataverse runs an impersonated request with the intersection of the caller's and the
+        impersonated user's privileges; field-security access is intersected the same way.
+        """
+        keys = set(self.privileges) | set(target.privileges) | {"*"}
+        shared: dict[str, frozenset[str]] = {}
+        for key in keys:
+            mine = self.privileges.get(key, self.privileges.get("*", frozenset()))
+            theirs = target.privileges.get(key, target.privileges.get("*", frozenset()))
+            shared[key] = mine & theirs
+        return dataclasses.replace(
+            target,
+            privileges=MappingProxyType(shared),
+            readable_secured=self.readable_secured & target.readable_secured,
+            updatable_secured=self.updatable_secured & target.updatable_secured,
+            can_impersonate=False,
+        )
 
     def can_read_secured(self, entity: str, attribute: str) -> bool:
         """Whether the user's field-security profile lets it read a secured column."""
@@ -282,6 +304,7 @@ def default_config() -> EmulatorConfig:
         privileges=MappingProxyType({"*": ALL_PRIVILEGES}),
         readable_secured=secured,
         updatable_secured=secured,
+        can_impersonate=True,
     )
     salespeople = tuple(
         EmulatorUser(
@@ -358,6 +381,7 @@ _USER_KEYS = frozenset(
         "readable_secured",
         "updatable_secured",
         "mfa_required",
+        "can_impersonate",
     }
 )
 _RULE_KEYS = frozenset({"entity", "attribute", "kind", "pattern", "message"})
@@ -459,6 +483,7 @@ def _user_from(
         readable_secured=readable,
         updatable_secured=updatable,
         mfa_required=_typed(f"{where}.mfa_required", raw.get("mfa_required", False), bool),
+        can_impersonate=_typed(f"{where}.can_impersonate", raw.get("can_impersonate", False), bool),
     )
     return user, Secret(secret)
 

@@ -7,7 +7,9 @@
 2. added latency (``latency_ms``);
 3. bearer authentication (spec §1): 401 with ``WWW-Authenticate`` and a JSON error body when
    the token is missing, malformed, expired or revoked; otherwise the user is put in
-   ``scope["state"]["user"]`` (``request.state.user`` in the data plane);
+   ``scope["state"]["user"]`` (``request.state.user`` in the data plane) — or, with a
+   ``CallerObjectId`` / ``MSCRMCallerID`` header from a user allowed to impersonate, the named
+   user with the privileges both hold;
 4. injected 5xx (``error_rate`` / ``error_status``) and 429 bursts (``throttle_burst``);
 5. service protection per user (:mod:`.protection`, spec §8).
 
@@ -141,6 +143,12 @@ class ControlPlane:
             await self._unauthorized(scope, send, check.reason)
             return
         user = check.user
+        target = _header(scope, b"callerobjectid") or _header(scope, b"mscrmcallerid")
+        if target is not None:
+            acting = await self._impersonate(send, user, target.strip())
+            if acting is None:
+                return
+            user = acting
         if faults.error_rate > 0 and runtime.draw() < faults.error_rate:
             self._count_fault(f"http_{faults.error_status}")
             await _send_json(send, faults.error_status, _json_body(*_SERVER_ERROR))
@@ -161,16 +169,23 @@ class ControlPlane:
                 ),
             )
             return
-        outcome = self.protection.admit(user.systemuserid)
+        # Limits count against the signed-in caller, also when it impersonates someone.
+        caller_id = check.user.systemuserid
+        outcome = self.protection.admit(caller_id)
         if isinstance(outcome, Throttle):
             await self._throttled(send, outcome)
             return
-        await self._serve(scope, receive, send, user, outcome)
+        await self._serve(scope, receive, send, user, outcome, caller_id)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, user: EmulatorUser, admission: Admission
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        user: EmulatorUser,
+        admission: Admission,
+        user_id: str,
     ) -> None:
-        user_id = user.systemuserid
         state: MutableMapping[str, Any] = scope.setdefault("state", {})
         state["user"] = user
         extra = [
@@ -203,6 +218,32 @@ class ControlPlane:
             self.protection.release(user_id, (time.perf_counter() - started) * 1000.0)
             with runtime.lock:
                 runtime.stats.in_flight -= 1
+
+    async def _impersonate(
+        self, send: Send, caller: EmulatorUser, target_id: str
+    ) -> EmulatorUser | None:
+        """The user the request acts as under impersonation (spec §9), or None once refused."""
+        if not caller.can_impersonate:
+            await _send_json(
+                send,
+                403,
+                _json_body(
+                    "0x80040220",
+                    f"Principal user (Id={caller.systemuserid}, type=8) is missing "
+                    "prvActOnBehalfOfAnotherUser privilege.",
+                ),
+            )
+            return None
+        target = self.config.user_by_id(target_id)
+        if target is None:
+            # The docs do not give this error; the "does not exist" shape of spec §7 is used.
+            await _send_json(
+                send,
+                404,
+                _json_body("0x80040217", f"systemuser With Id = {target_id} Does Not Exist"),
+            )
+            return None
+        return caller.acting_for(target)
 
     def _count_fault(self, name: str) -> None:
         with self.runtime.lock:
