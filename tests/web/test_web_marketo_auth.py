@@ -101,22 +101,22 @@ def test_token_from_header_query_or_form_field(marketo: MarketoHarness) -> None:
     assert by_form == {"requestId": by_form["requestId"], "success": True, "result": []}
 
 
-def test_missing_or_unknown_token_is_601_and_expired_is_602(marketo: MarketoHarness) -> None:
+def test_missing_or_unknown_token_is_601_and_expired_is_602(marketo_db: MarketoHarness) -> None:
     """§2.3: 601 for a missing/invalid token, 602 once it expired; codes are strings."""
     path = "/rest/v1/leads/partitions.json"
-    missing = marketo.http.get(path)
+    missing = marketo_db.http.get(path)
     assert missing.status_code == 200
     assert missing.json()["errors"] == [{"code": "601", "message": "Access token invalid"}]
-    unknown = marketo.http.get(path, headers={"Authorization": "Bearer nope"}).json()
+    unknown = marketo_db.http.get(path, headers={"Authorization": "Bearer nope"}).json()
     assert unknown["success"] is False
     assert unknown["errors"][0]["code"] == "601"
-    marketo.clock.advance(3600)
-    expired = marketo.get(path)
+    marketo_db.clock.advance(3600)
+    expired = marketo_db.get(path)
     assert expired["errors"] == [{"code": "602", "message": "Access token expired"}]
-    fresh = _identity(marketo)
-    assert fresh["access_token"] != marketo.token
+    fresh = _identity(marketo_db)
+    assert fresh["access_token"] != marketo_db.token
     assert fresh["expires_in"] == 3600
-    reply = marketo.http.get(path, headers={"Authorization": f"Bearer {fresh['access_token']}"})
+    reply = marketo_db.http.get(path, headers={"Authorization": f"Bearer {fresh['access_token']}"})
     assert reply.json()["success"] is True
 
 

@@ -41,34 +41,36 @@ def test_sync_creates_updates_and_reports_in_input_order(marketo: MarketoHarness
     ]
 
 
-def test_create_only_update_only_and_create_duplicate(marketo: MarketoHarness) -> None:
+def test_create_only_update_only_and_create_duplicate(marketo_db: MarketoHarness) -> None:
     """§4.5: createOnly on an existing lead is 1005, updateOnly on none is 1004."""
-    first = _sync(marketo, [{"email": "grace@example.com"}], action="createOnly")
+    first = _sync(marketo_db, [{"email": "grace@example.com"}], action="createOnly")
     lead_id = first["result"][0]["id"]
-    again = _sync(marketo, [{"email": "grace@example.com"}], action="createOnly")
+    again = _sync(marketo_db, [{"email": "grace@example.com"}], action="createOnly")
     assert again["result"] == [
         {"status": "skipped", "reasons": [{"code": "1005", "message": "Lead already exists"}]}
     ]
-    missing = _sync(marketo, [{"email": "nobody@example.com"}], action="updateOnly")
+    missing = _sync(marketo_db, [{"email": "nobody@example.com"}], action="updateOnly")
     assert missing["result"][0]["reasons"][0]["code"] == "1004"
     by_id = _sync(
-        marketo, [{"id": lead_id, "title": "Admiral"}], action="updateOnly", lookupField="id"
+        marketo_db, [{"id": lead_id, "title": "Admiral"}], action="updateOnly", lookupField="id"
     )
     assert by_id["result"] == [{"id": lead_id, "status": "updated"}]
-    duplicate = _sync(marketo, [{"email": "grace@example.com"}], action="createDuplicate")
+    duplicate = _sync(marketo_db, [{"email": "grace@example.com"}], action="createDuplicate")
     assert duplicate["result"][0]["status"] == "created"
-    ambiguous = _sync(marketo, [{"email": "grace@example.com", "title": "x"}])
+    ambiguous = _sync(marketo_db, [{"email": "grace@example.com", "title": "x"}])
     assert ambiguous["result"][0]["reasons"][0]["code"] == "1007"
-    found = marketo.get(
+    found = marketo_db.get(
         LEADS, {"filterType": "email", "filterValues": "grace@example.com", "fields": "title"}
     )
     assert sorted(item["title"] or "" for item in found["result"]) == ["", "Admiral"]
 
 
-def test_bad_records_are_skipped_with_reasons_and_change_nothing(marketo: MarketoHarness) -> None:
+def test_bad_records_are_skipped_with_reasons_and_change_nothing(
+    marketo_db: MarketoHarness,
+) -> None:
     """§3 / §4.5: unknown field 1006 and a wrong value type are per record; others succeed."""
     reply = _sync(
-        marketo,
+        marketo_db,
         [
             {"email": "ok@example.com"},
             {"email": "x@example.com", "favouriteColour": "blue"},
@@ -84,41 +86,41 @@ def test_bad_records_are_skipped_with_reasons_and_change_nothing(marketo: Market
     reason = reply["result"][2]["reasons"][0]
     assert "numberOfEmployees" in reason["message"] and "integer" in reason["message"]
     assert reply["result"][3]["reasons"][0]["code"] == "1003"
-    assert _person_count(marketo) == 1
+    assert _person_count(marketo_db) == 1
 
 
-def test_malformed_json_wrong_content_type_and_too_many_records(marketo: MarketoHarness) -> None:
+def test_malformed_json_wrong_content_type_and_too_many_records(marketo_db: MarketoHarness) -> None:
     """§3: 609 malformed JSON, 612 wrong content type, 1003 over 300 records; nothing written."""
-    bad_json = marketo.http.post(
+    bad_json = marketo_db.http.post(
         LEADS,
         content=b'{"input": [',
-        headers={**marketo.auth, "Content-Type": "application/json"},
+        headers={**marketo_db.auth, "Content-Type": "application/json"},
     ).json()
     assert bad_json["errors"] == [{"code": "609", "message": "Invalid JSON"}]
-    wrong_type = marketo.http.post(
+    wrong_type = marketo_db.http.post(
         LEADS,
         content=b'{"input": [{"email": "a@example.com"}]}',
-        headers={**marketo.auth, "Content-Type": "text/plain"},
+        headers={**marketo_db.auth, "Content-Type": "text/plain"},
     ).json()
     assert wrong_type["errors"][0]["code"] == "612"
-    too_many = _sync(marketo, [{"email": f"p{i}@example.com"} for i in range(301)])
+    too_many = _sync(marketo_db, [{"email": f"p{i}@example.com"} for i in range(301)])
     assert too_many["success"] is False
     assert too_many["errors"][0]["code"] == "1003"
-    blank = _sync(marketo, [])
+    blank = _sync(marketo_db, [])
     assert blank["errors"][0]["code"] == "701"
-    bad_action = _sync(marketo, [{"email": "a@example.com"}], action="upsert")
+    bad_action = _sync(marketo_db, [{"email": "a@example.com"}], action="upsert")
     assert bad_action["errors"][0]["code"] == "1003"
-    assert _person_count(marketo) == 0
+    assert _person_count(marketo_db) == 0
 
 
-def test_filter_type_lookup_paging_and_unknown_fields(marketo: MarketoHarness) -> None:
+def test_filter_type_lookup_paging_and_unknown_fields(marketo_db: MarketoHarness) -> None:
     """§4.4: filter by email or id, pages of batchSize with nextPageToken, 1006 for fields."""
     created = _sync(
-        marketo, [{"email": f"p{i}@example.com", "firstName": f"P{i}"} for i in range(5)]
+        marketo_db, [{"email": f"p{i}@example.com", "firstName": f"P{i}"} for i in range(5)]
     )
     ids = [item["id"] for item in created["result"]]
     emails = ",".join(f"p{i}@example.com" for i in range(5))
-    page = marketo.get(
+    page = marketo_db.get(
         LEADS,
         {
             "filterType": "email",
@@ -130,7 +132,7 @@ def test_filter_type_lookup_paging_and_unknown_fields(marketo: MarketoHarness) -
     assert [item["id"] for item in page["result"]] == ids[:2]
     collected = list(page["result"])
     while "nextPageToken" in page:
-        page = marketo.get(
+        page = marketo_db.get(
             LEADS,
             {
                 "filterType": "email",
@@ -142,18 +144,18 @@ def test_filter_type_lookup_paging_and_unknown_fields(marketo: MarketoHarness) -
         )
         collected += page["result"]
     assert [item["firstName"] for item in collected] == [f"P{i}" for i in range(5)]
-    by_id = marketo.get(LEADS, {"filterType": "id", "filterValues": f"{ids[3]},999999"})
+    by_id = marketo_db.get(LEADS, {"filterType": "id", "filterValues": f"{ids[3]},999999"})
     assert [item["id"] for item in by_id["result"]] == [ids[3]]
     assert set(by_id["result"][0]) >= {"id", "email", "firstName", "lastName", "createdAt"}
-    unknown = marketo.get(
+    unknown = marketo_db.get(
         LEADS, {"filterType": "email", "filterValues": "a@b.c", "fields": "shoeSize"}
     )
     assert unknown["errors"] == [{"code": "1006", "message": "Field 'shoeSize' not found"}]
-    unsupported = marketo.get(LEADS, {"filterType": "firstName", "filterValues": "P1"})
+    unsupported = marketo_db.get(LEADS, {"filterType": "firstName", "filterValues": "P1"})
     assert unsupported["errors"][0]["code"] == "1011"
-    missing = marketo.get(LEADS, {"filterType": "email"})
+    missing = marketo_db.get(LEADS, {"filterType": "email"})
     assert missing["errors"][0]["code"] == "701"
-    assert marketo.get("/rest/v1/lead/999999.json")["result"] == []
+    assert marketo_db.get("/rest/v1/lead/999999.json")["result"] == []
 
 
 def test_delete_in_both_forms_and_unknown_ids(marketo: MarketoHarness) -> None:

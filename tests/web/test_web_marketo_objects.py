@@ -42,40 +42,40 @@ def test_company_writes_and_reads_while_sync_is_disabled(marketo: MarketoHarness
     assert ["company"] in described["searchableFields"]
 
 
-def test_crm_sync_enabled_blocks_writes_with_1018_but_not_reads(marketo: MarketoHarness) -> None:
+def test_crm_sync_enabled_blocks_writes_with_1018_but_not_reads(marketo_db: MarketoHarness) -> None:
     """§7.2 / §10.10: with the CRM sync on, writes are 1018 and roles are 1018 entirely."""
-    marketo.post_json(
+    marketo_db.post_json(
         "/rest/v1/salespersons.json",
         {"input": [{"externalSalesPersonId": "S1", "email": "s1@example.com"}]},
     )
-    _enable_sync(marketo, True)
+    _enable_sync(marketo_db, True)
     for path in (
         "/rest/v1/companies.json",
         "/rest/v1/opportunities.json",
         "/rest/v1/salespersons.json",
         "/rest/v1/opportunities/roles.json",
     ):
-        refused = marketo.post_json(path, {"input": [{"externalCompanyId": "X"}]})
+        refused = marketo_db.post_json(path, {"input": [{"externalCompanyId": "X"}]})
         assert refused["errors"] == [{"code": "1018", "message": "CRM Enabled"}], path
-    deleted = marketo.post_json("/rest/v1/companies/delete.json", {"input": [{"id": 1}]})
+    deleted = marketo_db.post_json("/rest/v1/companies/delete.json", {"input": [{"id": 1}]})
     assert deleted["errors"][0]["code"] == "1018"
-    people = marketo.get(
+    people = marketo_db.get(
         "/rest/v1/salespersons.json", {"filterType": "externalSalesPersonId", "filterValues": "S1"}
     )
     assert people["result"][0]["email"] == "s1@example.com"
-    assert marketo.get("/rest/v1/opportunities/describe.json")["success"] is True
-    roles = marketo.get("/rest/v1/opportunities/roles/describe.json")
+    assert marketo_db.get("/rest/v1/opportunities/describe.json")["success"] is True
+    roles = marketo_db.get("/rest/v1/opportunities/roles/describe.json")
     assert roles["errors"][0]["code"] == "1018"
-    _enable_sync(marketo, False)
-    assert marketo.get("/rest/v1/opportunities/roles/describe.json")["success"] is True
+    _enable_sync(marketo_db, False)
+    assert marketo_db.get("/rest/v1/opportunities/roles/describe.json")["success"] is True
 
 
-def test_opportunity_roles_compound_key_query(marketo: MarketoHarness) -> None:
+def test_opportunity_roles_compound_key_query(marketo_db: MarketoHarness) -> None:
     """§7.1: roles queried by (externalOpportunityId, leadId, role) in a tunnelled JSON body."""
-    marketo.post_json(
+    marketo_db.post_json(
         "/rest/v1/opportunities.json", {"input": [{"externalOpportunityId": "O1", "name": "Deal"}]}
     )
-    marketo.post_json(
+    marketo_db.post_json(
         "/rest/v1/opportunities/roles.json",
         {
             "input": [
@@ -84,7 +84,7 @@ def test_opportunity_roles_compound_key_query(marketo: MarketoHarness) -> None:
             ]
         },
     )
-    found = marketo.post_json(
+    found = marketo_db.post_json(
         "/rest/v1/opportunities/roles.json",
         {
             "filterType": "dedupeFields",
@@ -94,7 +94,7 @@ def test_opportunity_roles_compound_key_query(marketo: MarketoHarness) -> None:
         params={"_method": "GET"},
     )
     assert [(item["leadId"], item["role"]) for item in found["result"]] == [(8, "User")]
-    bad_filter = marketo.get(
+    bad_filter = marketo_db.get(
         "/rest/v1/opportunities.json", {"filterType": "name", "filterValues": "Deal"}
     )
     assert bad_filter["errors"][0]["code"] == "1003"
