@@ -1,0 +1,294 @@
+"""``crmsync sync``: run the Dynamics sync and look at it.
+
+``once`` runs one whole cycle now and prints what it did (B15; a progress bar during an
+initial sync, B16); ``run`` cycles, pauses and repeats while sync is enabled (B15, B21);
+``enable`` / ``disable`` switch the background sync (B44); ``status`` shows backlog, last
+cycle, throughput and API use (B40); ``errors`` lists failing records and ``retry`` queues
+them again (B37–B39). Connection settings come from ``[dynamics]`` (the client secret from
+``CRMSYNC_DYNAMICS_CLIENT_SECRET``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress as ProgressBar
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from crmsync.cli import settings_from
+from crmsync.dynamics import build_client
+from crmsync.errors import CrmsyncError
+from crmsync.settings import Settings
+from crmsync.store.db import open_database
+from crmsync.sync.cycle import CycleReport, Progress
+from crmsync.sync.runner import SyncRunner, set_enabled
+from crmsync.sync.state import enqueue_outbox, open_errors, request_rereads
+from crmsync.sync.status import read_status
+
+app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
+_out = Console()
+_err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _fail(exc: CrmsyncError) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    engine = open_database(settings.database.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _print_report(report: CycleReport) -> None:
+    table = Table(title=f"sync cycle ({report.status}, {report.duration_seconds:.2f} s)")
+    for column in (
+        "entity",
+        "mode",
+        "read",
+        "created",
+        "updated",
+        "deleted",
+        "failed",
+        "collisions",
+    ):
+        table.add_column(column, justify="left" if column in ("entity", "mode") else "right")
+    for e in report.entities:
+        table.add_row(
+            e.entity + (f" ({e.error})" if e.error else ""),
+            e.mode,
+            str(e.records),
+            str(e.created),
+            str(e.updated),
+            str(e.deleted_flags),
+            str(e.failed),
+            str(e.collisions),
+        )
+    _out.print(table)
+    push = report.push
+    _out.print(
+        f"to Dynamics: {push.created} created, {push.updated} updated, {push.failed} failed, "
+        f"{push.deferred} deferred, {push.remerged} re-merged; "
+        f"{report.api_calls} Dynamics requests",
+        highlight=False,
+    )
+    if report.error:
+        _err.print(f"[red]cycle failed:[/red] {report.error}", highlight=False)
+
+
+@app.command("once")
+def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Run one whole sync cycle now and print what it did."""
+    settings = settings_from(ctx)
+    try:
+        with _database(settings) as engine, build_client(settings.dynamics) as client:
+            if as_json:
+                report = SyncRunner(engine, client, settings.sync).once()
+            else:
+                with _progress_bar() as on_progress:
+                    report = SyncRunner(engine, client, settings.sync, progress=on_progress).once()
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _out.print_json(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+    if report.status == "failed":
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    with ProgressBar(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} records"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(event: Progress) -> None:
+            if event.mode == "delta" and event.records == 0:
+                return
+            key = f"{event.entity}:{event.mode}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{event.mode} sync of {event.entity}")
+            bar.update(tasks[key], completed=event.records)
+
+        yield on_progress
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    max_cycles: Annotated[
+        int | None, typer.Option("--max-cycles", help="Stop after this many cycles.")
+    ] = None,
+) -> None:
+    """Cycle, pause (setting sync.pause_seconds), repeat while sync is enabled; Ctrl-C stops."""
+    settings = settings_from(ctx)
+    stop = threading.Event()
+    last_idle: list[str] = []
+
+    def on_cycle(report: CycleReport) -> None:
+        _out.print(
+            f"{report.started_at:%H:%M:%S} cycle {report.status}: "
+            f"{report.records_synced} records synced, {report.push.failed} failed, "
+            f"{report.api_calls} requests, {report.duration_seconds:.2f} s",
+            highlight=False,
+        )
+
+    def on_idle(message: str) -> None:
+        if not last_idle or last_idle[-1] != message:
+            _err.print(message, highlight=False)
+        last_idle[:] = [message]
+
+    try:
+        with _database(settings) as engine, build_client(settings.dynamics) as client:
+            runner = SyncRunner(engine, client, settings.sync)
+            try:
+                runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
+            except KeyboardInterrupt:
+                stop.set()
+                _err.print("stopped")
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("enable")
+def enable(ctx: typer.Context) -> None:
+    """Enable the background sync (the first cycle runs the initial sync, B16)."""
+    try:
+        with _database(settings_from(ctx)) as engine:
+            set_enabled(engine, True)
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    _out.print("sync enabled")
+
+
+@app.command("disable")
+def disable(ctx: typer.Context) -> None:
+    """Disable the background sync; changes wait and nothing is lost (B21)."""
+    try:
+        with _database(settings_from(ctx)) as engine:
+            set_enabled(engine, False)
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    _out.print("sync disabled; changes are kept and sent when it is enabled again")
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show backlog per entity, the last cycle, last-hour throughput and API calls (B40)."""
+    try:
+        with _database(settings_from(ctx)) as engine:
+            snapshot = read_status(engine)
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _out.print_json(json.dumps(snapshot.as_dict()))
+        return
+    _out.print(f"sync is {'enabled' if snapshot.enabled else 'disabled'}", highlight=False)
+    done = [e for e, ok in snapshot.initial_sync_done.items() if ok]
+    _out.print(f"initial sync done for: {', '.join(sorted(done)) or 'none yet'}", highlight=False)
+    if snapshot.last_cycle_started is not None:
+        _out.print(
+            f"last cycle: {snapshot.last_cycle_started:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{snapshot.last_cycle_status}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
+            f"{snapshot.last_cycle_api_calls} requests",
+            highlight=False,
+        )
+    else:
+        _out.print("no cycle has run yet")
+    _out.print(
+        f"last hour: {snapshot.cycles_last_hour} cycles, {snapshot.records_synced_last_hour} "
+        f"records synced, {snapshot.api_calls_last_hour} Dynamics requests; "
+        f"{snapshot.open_errors} failing records",
+        highlight=False,
+    )
+    table = Table(title="backlog (marketing → Dynamics)")
+    for column in ("entity", "creates", "updates", "deletes", "oldest pending"):
+        table.add_column(column)
+    for b in snapshot.backlog:
+        table.add_row(
+            b.entity,
+            str(b.pending_creates),
+            str(b.pending_updates),
+            str(b.pending_deletes),
+            f"{b.oldest_pending:%Y-%m-%d %H:%M:%S}" if b.oldest_pending else "",
+        )
+    _out.print(table)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
+@app.command("errors")
+def errors(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List records that failed to sync, with Dynamics' code and message (B37, B39)."""
+    try:
+        with _database(settings_from(ctx)) as engine, engine.connect() as conn:
+            rows = open_errors(conn)
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _out.print_json(json.dumps([_jsonable(r) for r in rows]))
+        return
+    table = Table(title=f"{len(rows)} failing records")
+    for column in ("id", "entity", "direction", "record", "code", "message", "attempts"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["entity"],
+            r["direction"],
+            f"person {r['local_id']}" if r["local_id"] is not None else str(r["crm_id"]),
+            str(r["error_code"] or ""),
+            r["message"],
+            str(r["attempts"]),
+        )
+    _out.print(table)
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    error_id: Annotated[int | None, typer.Argument(help="The sync error to retry.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every failing record.")] = False,
+) -> None:
+    """Queue failing records for the next cycle (B38); they stay listed until they sync."""
+    if (error_id is None) == (not all_):
+        _err.print("give an error ID or --all (not both)")
+        raise typer.Exit(2)
+    try:
+        with _database(settings_from(ctx)) as engine, engine.begin() as conn:
+            rows = open_errors(conn, error_id=error_id)
+            if error_id is not None and not rows:
+                _err.print(f"no open sync error {error_id}")
+                raise typer.Exit(1)
+            to_crm = [r["local_id"] for r in rows if r["direction"] == "to_crm" and r["local_id"]]
+            enqueue_outbox(conn, to_crm, operation="update", source="Admin retry")
+            request_rereads(
+                conn,
+                [(r["entity"], r["crm_id"]) for r in rows if r["direction"] == "to_marketing"],
+            )
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    _out.print(f"queued {len(rows)} failing record(s) for the next cycle")

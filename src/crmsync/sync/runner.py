@@ -1,0 +1,102 @@
+"""Running the sync: one cycle now, or cycle–pause–repeat while enabled (B15, B21, B44).
+
+Every cycle holds the database-wide lease (:mod:`crmsync.sync.lease`), so two processes never
+run cycles at the same time. While sync is disabled the loop exchanges nothing, and nothing is
+lost: marketing changes wait in the outbox and Dynamics changes in change tracking (B21).
+Transient trouble (Dynamics unreachable, throttled beyond the client's retries, the lease held
+elsewhere) is reported and the loop carries on after the pause; a fatal error stops it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine, insert
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.errors import RetryLaterError
+from crmsync.settings import SyncSettings
+from crmsync.store.sync_state import get_sync_enabled, set_sync_enabled
+from crmsync.store.tables import audit_log
+from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress, SyncCycle
+from crmsync.sync.lease import SyncLease
+from crmsync.sync.state import now_utc
+
+
+def set_enabled(engine: Engine, enabled: bool, *, actor: str = "cli") -> None:
+    """Enable or disable the background sync, recorded in the audit trail (B44)."""
+    with engine.begin() as conn:
+        set_sync_enabled(conn, enabled)
+        conn.execute(
+            insert(audit_log).values(
+                occurred_at=now_utc(),
+                actor=actor,
+                action="sync_enabled" if enabled else "sync_disabled",
+                details={"enabled": enabled},
+            )
+        )
+
+
+def is_enabled(engine: Engine) -> bool:
+    """Whether the background sync is enabled."""
+    with engine.connect() as conn:
+        return get_sync_enabled(conn)
+
+
+class SyncRunner:
+    """Runs cycles for one database under the lease; ``settings`` give pause and lease time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: DynamicsClient,
+        settings: SyncSettings,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        entities: tuple[str, ...] = DEFAULT_ENTITIES,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self.lease = SyncLease(engine, seconds=settings.lease_seconds)
+        self.cycle = SyncCycle(
+            engine, client, entities=entities, progress=progress, renew=self.lease.renew
+        )
+
+    def once(self) -> CycleReport:
+        """Run one whole cycle now (B15); raises :class:`LeaseHeldError` if one is running."""
+        with self.lease.held():
+            return self.cycle.run()
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        max_cycles: int | None = None,
+        on_cycle: Callable[[CycleReport], None] | None = None,
+        on_idle: Callable[[str], None] | None = None,
+    ) -> int:
+        """Cycle, pause, repeat until ``stop`` is set (or ``max_cycles`` ran); returns cycles run.
+
+        While disabled it only waits (B21); transient failures are reported to ``on_idle`` and
+        retried after the pause.
+        """
+        cycles = 0
+        while not stop.is_set():
+            if not is_enabled(self._engine):
+                if on_idle is not None:
+                    on_idle("sync is disabled; waiting (crmsync sync enable)")
+            else:
+                try:
+                    report = self.once()
+                except RetryLaterError as exc:
+                    if on_idle is not None:
+                        on_idle(exc.message)
+                else:
+                    cycles += 1
+                    if on_cycle is not None:
+                        on_cycle(report)
+                    if max_cycles is not None and cycles >= max_cycles:
+                        break
+            stop.wait(self._settings.pause_seconds)
+        return cycles

@@ -1,0 +1,155 @@
+"""What the sync is doing, from the store alone (B40): backlog, last cycle, throughput, API use.
+
+The backlog is the outbox grouped by the person's CRM type (lead, contact, or not yet linked:
+``unlinked``) and operation, with the oldest pending change; Dynamics-side changes wait in
+change tracking and are counted when read. Cycle figures come from the sync history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from crmsync.store.sync_state import get_sync_enabled
+from crmsync.store.tables import delta_cursors, persons, sync_errors, sync_history, sync_outbox
+from crmsync.sync.state import now_utc
+
+_ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Pending marketing-side changes of one entity."""
+
+    entity: str
+    pending_creates: int
+    pending_updates: int
+    pending_deletes: int
+    oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """A snapshot of the sync for ``crmsync sync status`` and the admin API (B40)."""
+
+    enabled: bool
+    backlog: tuple[Backlog, ...]
+    oldest_pending: datetime | None
+    initial_sync_done: dict[str, bool]
+    last_cycle_started: datetime | None
+    last_cycle_status: str | None
+    last_cycle_duration_seconds: float | None
+    last_cycle_api_calls: int | None
+    cycles_last_hour: int
+    records_synced_last_hour: int
+    api_calls_last_hour: int
+    open_errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        result = asdict(self)
+        for key, value in list(result.items()):
+            if isinstance(value, datetime):
+                result[key] = value.isoformat()
+        result["backlog"] = [
+            {
+                **asdict(b),
+                "oldest_pending": b.oldest_pending.isoformat() if b.oldest_pending else None,
+            }
+            for b in self.backlog
+        ]
+        return result
+
+
+def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
+    """Build the status snapshot with a handful of aggregate queries."""
+    moment = now or now_utc()
+    with engine.connect() as conn:
+        enabled = get_sync_enabled(conn)
+        rows = conn.execute(
+            select(
+                persons.c.crmType,
+                sync_outbox.c.operation,
+                func.count(),
+                func.min(sync_outbox.c.created_at),
+            )
+            .select_from(sync_outbox.outerjoin(persons, persons.c.id == sync_outbox.c.person_id))
+            .group_by(persons.c.crmType, sync_outbox.c.operation)
+        ).all()
+        cursors = {
+            str(entity): link is not None
+            for entity, link in conn.execute(
+                select(delta_cursors.c.entity, delta_cursors.c.delta_link)
+            )
+        }
+        last = conn.execute(
+            select(
+                sync_history.c.started_at,
+                sync_history.c.finished_at,
+                sync_history.c.status,
+                sync_history.c.api_calls,
+            )
+            .where(sync_history.c.kind == "cycle")
+            .order_by(sync_history.c.started_at.desc(), sync_history.c.id.desc())
+            .limit(1)
+        ).first()
+        recent = conn.execute(
+            select(sync_history.c.api_calls, sync_history.c.details).where(
+                sync_history.c.kind == "cycle",
+                sync_history.c.started_at >= moment - timedelta(hours=1),
+            )
+        ).all()
+        errors = conn.execute(
+            select(func.count()).select_from(sync_errors).where(sync_errors.c.resolved_at.is_(None))
+        ).scalar_one()
+    counts: dict[str, dict[str, int]] = {}
+    oldest: dict[str, datetime] = {}
+    for crm_type, operation, count, first in rows:
+        entity = _ENTITY_OF_TYPE.get(str(crm_type), "unlinked")
+        counts.setdefault(entity, {})
+        counts[entity][str(operation)] = counts[entity].get(str(operation), 0) + int(count)
+        first_at = _aware(first)
+        if first_at is not None and (entity not in oldest or first_at < oldest[entity]):
+            oldest[entity] = first_at
+    backlog = tuple(
+        Backlog(
+            entity,
+            counts[entity].get("create", 0),
+            counts[entity].get("update", 0),
+            counts[entity].get("delete", 0),
+            oldest.get(entity),
+        )
+        for entity in sorted(counts)
+    )
+    records = 0
+    for _, details in recent:
+        if isinstance(details, dict):
+            value = details.get("records_synced", 0)
+            records += int(value) if isinstance(value, int | float) else 0
+    started = _aware(last[0]) if last else None
+    finished = _aware(last[1]) if last else None
+    return SyncStatus(
+        enabled=enabled,
+        backlog=backlog,
+        oldest_pending=min(oldest.values()) if oldest else None,
+        initial_sync_done=cursors,
+        last_cycle_started=started,
+        last_cycle_status=str(last[2]) if last else None,
+        last_cycle_duration_seconds=(
+            (finished - started).total_seconds() if started and finished else None
+        ),
+        last_cycle_api_calls=int(last[3]) if last else None,
+        cycles_last_hour=len(recent),
+        records_synced_last_hour=records,
+        api_calls_last_hour=sum(int(calls or 0) for calls, _ in recent),
+        open_errors=int(errors),
+    )
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
