@@ -50,7 +50,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crmsync.emulator import actions, changes, records, writes
+from crmsync.emulator import actions, changes, lists, records, writes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -200,6 +200,9 @@ class DataPlane:
             raise method_not_allowed(
                 f"The HTTP method '{method}' is not supported on EntityDefinitions."
             )
+        if head in ("AddMemberList", "Microsoft.Dynamics.CRM.AddMemberList"):
+            _only(method, "POST")
+            return lists.add_member_list(ctx, body)
         if head == "RelationshipDefinitions":
             _only(method, "POST")
             return MetadataApi(ctx).create_relationship(body)
@@ -280,6 +283,13 @@ class DataPlane:
         ):
             _only(method, "GET")
             return actions.retrieve_attribute_privileges(ctx, record_id)
+        if entity.logical_name == "list" and name.split("(")[0] in lists.ASSOCIATIONS:
+            if rest[-1] == "$ref" and len(rest) == 2:
+                return lists.association_ref(ctx, record_id, name, method, body, query)
+            if len(rest) == 1 and "(" not in name:
+                _only(method, "GET")
+                return lists.members(ctx, record_id, name, query)
+            raise segment_not_found("/".join(rest))
         if len(rest) == 2 and rest[1] == "$ref":
             if method == "DELETE":
                 return writes.set_reference(ctx, entity, record_id, name, None)

@@ -12,7 +12,7 @@ for users without read access (spec §9). Pages are keyset pages (see :mod:`.que
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -77,6 +77,25 @@ def format_value(attribute: AttributeDef, value: Any) -> str | None:
     return None
 
 
+_Step = tuple[
+    str, int, int | None, bool, bool, bool, "Callable[[Any], str | None] | None", AttributeDef
+]
+
+
+def _formatter(attribute: AttributeDef) -> Callable[[Any], str | None] | None:
+    """A fast FormattedValue function for one column (None when it has no formatted value)."""
+    kind = attribute.attribute_type
+    if kind in ("String", "Memo", "Uniqueidentifier", "EntityName", "BigInt"):
+        return None
+    if kind in ("Picklist", "State", "Status"):
+        labels = {option.value: option.label for option in attribute.options}
+        return labels.get
+    if kind == "Boolean":
+        true_label, false_label = attribute.true_label, attribute.false_label
+        return lambda value: true_label if value else false_label
+    return lambda value: format_value(attribute, value)
+
+
 class Renderer:
     """Turns SQL rows of one table into Web API JSON objects for one request."""
 
@@ -87,7 +106,11 @@ class Renderer:
         self.entity = entity
         self.attributes = list(attributes)
         self.columns = [entity.primary_id, "versionnumber"]
-        self.plan: list[tuple[AttributeDef, int, int | None, bool]] = []
+        self.formatted = ctx.prefs.formatted
+        self.want_logical, self.want_nav = ctx.prefs.lookup_details
+        # One precomputed step per column: (wire name, column index, target column index,
+        # readable, is lookup, is boolean, formatter or None, attribute).
+        self.plan: list[_Step] = []
         for attribute in self.attributes:
             index = len(self.columns)
             self.columns.append(attribute.logical_name)
@@ -96,9 +119,21 @@ class Renderer:
                 target_index = len(self.columns)
                 self.columns.append(target_column(attribute))
             readable = ctx.can_read_column(entity.logical_name, attribute.logical_name)
-            self.plan.append((attribute, index, target_index, readable))
-        self.formatted = ctx.prefs.formatted
-        self.want_logical, self.want_nav = ctx.prefs.lookup_details
+            formatter = None
+            if self.formatted and not attribute.is_lookup:
+                formatter = _formatter(attribute)
+            self.plan.append(
+                (
+                    attribute.wire_name,
+                    index,
+                    target_index,
+                    readable,
+                    attribute.is_lookup,
+                    attribute.attribute_type == "Boolean",
+                    formatter,
+                    attribute,
+                )
+            )
 
     def select_sql(self) -> str:
         """The column list of the SELECT."""
@@ -108,34 +143,41 @@ class Renderer:
         """JSON objects for ``rows`` (selected in :meth:`select_sql` order)."""
         records: list[dict[str, Any]] = []
         pending_names: list[tuple[dict[str, Any], str, str, str]] = []
+        primary_id = self.entity.primary_id
+        formatted, want_nav, want_logical = self.formatted, self.want_nav, self.want_logical
         for row in rows:
             record: dict[str, Any] = {"@odata.etag": f'W/"{row[1]}"'}
-            for attribute, index, target_index, readable in self.plan:
+            for (
+                key,
+                index,
+                target_index,
+                readable,
+                lookup,
+                boolean,
+                formatter,
+                attribute,
+            ) in self.plan:
                 value = row[index] if readable else None
-                name = attribute.logical_name
-                if attribute.is_lookup:
-                    key = f"_{name}_value"
-                    if value is not None:
-                        target = (
-                            row[target_index] if target_index is not None else attribute.targets[0]
-                        )
-                        target = target or attribute.targets[0]
-                        if self.formatted:
-                            pending_names.append((record, key + FORMATTED, target, value))
-                        if self.want_nav:
-                            record[key + NAV_NAME] = attribute.nav_for_target(target)
-                        if self.want_logical:
-                            record[key + LOOKUP_NAME] = target
-                    record[key] = value
+                if value is None:
+                    record[key] = None
                     continue
-                if attribute.attribute_type == "Boolean" and value is not None:
+                if lookup:
+                    target = row[target_index] if target_index is not None else None
+                    target = target or attribute.targets[0]
+                    if formatted:
+                        pending_names.append((record, key + FORMATTED, target, value))
+                    if want_nav:
+                        record[key + NAV_NAME] = attribute.nav_for_target(target)
+                    if want_logical:
+                        record[key + LOOKUP_NAME] = target
+                elif boolean:
                     value = bool(value)
-                if self.formatted and value is not None:
-                    text = format_value(attribute, value)
+                if formatter is not None:
+                    text = formatter(value)
                     if text is not None:
-                        record[name + FORMATTED] = text
-                record[name] = value
-            record[self.entity.primary_id] = row[0]
+                        record[key + FORMATTED] = text
+                record[key] = value
+            record[primary_id] = row[0]
             records.append(record)
         if pending_names:
             self._fill_names(pending_names)
@@ -215,7 +257,7 @@ def preference_applied(ctx: RequestContext, *, paging: bool = True) -> list[tupl
     return [("Preference-Applied", ",".join(applied))] if applied else []
 
 
-def next_link(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str], token: str) -> str:
+def next_link(ctx: RequestContext, path: str, query: Mapping[str, str], token: str) -> str:
     """``@odata.nextLink``: the same query with a new ``$skiptoken`` (already URL-encoded)."""
     parts = [
         f"{quote(k, safe='$')}={quote(v, safe=',()')}"
@@ -223,17 +265,31 @@ def next_link(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str], 
         if k not in ("$skiptoken",)
     ]
     parts.append(f"$skiptoken={quote(token, safe='')}")
-    return f"{ctx.base_url}/{entity.entity_set_name}?{'&'.join(parts)}"
+    return f"{ctx.base_url}/{path}?{'&'.join(parts)}"
 
 
-def list_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str]) -> ApiResponse:
-    """``GET /<set>``: filter, order, select, count and page (spec §3)."""
+def list_records(
+    ctx: RequestContext,
+    entity: EntityDef,
+    query: Mapping[str, str],
+    *,
+    scope: tuple[str, list[Any]] | None = None,
+    path: str | None = None,
+) -> ApiResponse:
+    """``GET /<set>``: filter, order, select, count and page (spec §3).
+
+    ``scope`` is an extra SQL condition (with its parameters) restricting the rows, and
+    ``path`` the resource path of the collection, for navigation collections.
+    """
     ctx.require(entity, "read")
     check_options(query)
     attributes = selected_attributes(entity, query.get("$select"))
     renderer = Renderer(ctx, entity, attributes)
     params: list[Any] = []
     where = ["1"]
+    if scope is not None:
+        where[0] = scope[0]
+        params.extend(scope[1])
     if "$filter" in query:
         where.append(compile_filter(entity, parse_filter(query["$filter"]), params))
     ordering = ordering_for(entity, parse_orderby(query["$orderby"]) if "$orderby" in query else [])
@@ -307,7 +363,7 @@ def list_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, str
             first=str(rows[0][0]),
             last=str(last_row[0]),
         )
-        payload["@odata.nextLink"] = next_link(ctx, entity, query, token)
+        payload["@odata.nextLink"] = next_link(ctx, path or entity.entity_set_name, query, token)
     return json_response(200, payload, preference_applied(ctx))
 
 

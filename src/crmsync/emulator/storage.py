@@ -196,6 +196,12 @@ class Storage:
             f"CREATE INDEX IF NOT EXISTS {q('ix_' + entity.logical_name + '_version')} "
             f"ON {q(entity.table)}(versionnumber)"
         )
+        if entity.logical_name == "listmember":
+            for column in ("listid", "entityid"):
+                self.conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {q('ix_listmember_' + column)} "
+                    f"ON {q(entity.table)}({q(column)})"
+                )
         if "emailaddress1" in entity.attributes:
             self.conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {q('ix_' + entity.logical_name + '_email')} "

@@ -30,6 +30,7 @@ from crmsync.emulator.errors import (
     server_error,
     version_mismatch,
 )
+from crmsync.emulator.lists import remove_memberships_of
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import retrieve
 from crmsync.emulator.storage import PERSON_TABLES, full_name, iso, q
@@ -199,6 +200,7 @@ def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiRespons
         raise version_mismatch()
     with ctx.storage.atomic():
         ctx.storage.delete(entity, record_id)
+        remove_memberships_of(ctx, entity, record_id)
     return empty_response(204)
 
 
