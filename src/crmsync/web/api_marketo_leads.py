@@ -19,7 +19,7 @@ from typing import Any
 
 from crmsync.errors import InputError, UnknownFieldError
 from crmsync.marketing.fields import FieldCatalog, FieldDef
-from crmsync.marketing.persons import RecordOutcome
+from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS, RecordOutcome
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
 from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
 
@@ -186,14 +186,19 @@ def describe_leads(call: ApiCall) -> dict[str, Any]:
     return success(result)
 
 
-SEARCHABLE_STANDARD_FIELDS = (
-    "email",
-    "id",
-    "externalCompanyId",
-    "externalSalesPersonId",
-    "crmLeadId",
-    "crmContactId",
-    "leadPartitionId",
+# Standard fields usable as filterType, in the order describe2 lists them (spec §4.2, §4.4).
+SEARCHABLE_STANDARD_FIELDS: tuple[str, ...] = tuple(
+    name
+    for name in (
+        "email",
+        "id",
+        "externalCompanyId",
+        "externalSalesPersonId",
+        "crmLeadId",
+        "crmContactId",
+        "leadPartitionId",
+    )
+    if name in KEY_FIELDS | FILTER_ONLY_FIELDS
 )
 SEARCHABLE_TYPES = frozenset({"string", "email", "integer"})
 
@@ -201,7 +206,9 @@ SEARCHABLE_TYPES = frozenset({"string", "email", "integer"})
 def describe2_leads(call: ApiCall) -> dict[str, Any]:
     """§4.2: the searchable fields and every field with ``updateable``/``crmManaged``."""
     catalog = call.services.person_catalog()
-    searchable = [[name] for name in SEARCHABLE_STANDARD_FIELDS if catalog.get(name) is not None]
+    searchable: list[list[str]] = [
+        [name] for name in SEARCHABLE_STANDARD_FIELDS if catalog.get(name) is not None
+    ]
     searchable += [
         [field.rest_name]
         for field in catalog.fields

@@ -248,6 +248,9 @@ class Dispatcher:
             if error.code in UNCOUNTED_CODES:
                 self.limits.rate.forget_last(client_id)
             raise
+        except Exception:
+            self.limits.rate.forget_last(client_id)  # answered 611, which does not count
+            raise
 
 
 def _media_type(content_type: str) -> str:
