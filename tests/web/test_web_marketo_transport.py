@@ -106,3 +106,17 @@ def test_bad_query_parameters_are_response_level_errors(marketo: MarketoHarness)
         reply = marketo.get("/rest/v1/leads.json", query)
         assert reply["success"] is False, query
         assert reply["errors"][0]["code"] == "1003", query
+
+
+def test_unexpected_failure_is_611_json_without_details(marketo: MarketoHarness) -> None:
+    """§3 611 "System error": a broken database gives a JSON error, never a stack trace."""
+    with marketo.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE persons RENAME TO persons_elsewhere")
+    reply = marketo.http.post(
+        "/rest/v1/leads.json", json={"input": [{"email": "a@example.com"}]}, headers=marketo.auth
+    )
+    assert reply.status_code == 200
+    assert reply.json()["errors"] == [{"code": "611", "message": "System error"}]
+    assert "Traceback" not in reply.text and "persons" not in reply.text
+    api: MarketoApi = marketo.app.state.marketo
+    assert api.limits.rate.calls_in_window(marketo.client_id) == 0
