@@ -77,3 +77,51 @@ def test_page_and_batch_sizes_are_validated() -> None:
     )
     with pytest.raises(ConfigurationError, match="batch size"):
         build_client(settings, transport=httpx.MockTransport(lambda r: json_response(200, {})))
+
+
+def test_secrets_appear_in_no_log_line_repr_or_error(caplog: pytest.LogCaptureFixture) -> None:
+    """B42: neither the client secret nor the bearer token shows up in logs, reprs or errors."""
+    from crmsync.dynamics.retry import RetryPolicy
+    from crmsync.errors import AuthenticationError
+
+    calls = {"api": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "adfs.contoso.com":
+            return json_response(200, {"access_token": "bearer-token-value", "expires_in": 3600})
+        calls["api"] += 1
+        if calls["api"] == 1:
+            return json_response(
+                429, {"error": {"code": "0x80072322", "message": "slow down"}}, {"Retry-After": "0"}
+            )
+        return json_response(
+            401,
+            {"error": {"code": "0x8004A100", "message": "The authentication ticket is invalid."}},
+        )
+
+    settings = DynamicsSettings(
+        url=ORG,
+        auth_mode="adfs",
+        authority="https://adfs.contoso.com",
+        client_id="app",
+        client_secret=Secret("top-secret-value"),
+    )
+    client = build_client(
+        settings,
+        transport=httpx.MockTransport(handler),
+        retry_policy=RetryPolicy(jitter=0.0),
+        sleep=lambda s: None,
+    )
+    with caplog.at_level("DEBUG"), pytest.raises(AuthenticationError) as caught:
+        client.who_am_i()
+    everything = (
+        caplog.text
+        + str(caught.value)
+        + repr(caught.value)
+        + repr(client)
+        + repr(client.http.auth)
+        + repr(settings)
+    )
+    assert "slow down" in caplog.text  # the retry was logged
+    assert "top-secret-value" not in everything
+    assert "bearer-token-value" not in everything

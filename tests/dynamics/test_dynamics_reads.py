@@ -245,3 +245,25 @@ def test_page_size_above_the_documented_maximum_is_refused() -> None:
     client = make_client(lambda request: json_response(200, {"value": []}))
     with pytest.raises(ConfigurationError):
         list(client.iter_records("leads", ["firstname"], page_size=5001))
+
+
+def test_a_reader_that_stops_early_leaves_at_most_one_page_fetched_ahead() -> None:
+    """Pages are fetched one ahead for speed; stopping early costs at most that one request."""
+    served: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("$skiptoken", "0"))
+        served.append(page)
+        rows = [{"leadid": f"00000000-0000-0000-0000-{page * 10 + n:012d}"} for n in range(10)]
+        return json_response(
+            200,
+            {"value": rows, "@odata.nextLink": f"{ORG}/api/data/v9.2/leads?$skiptoken={page + 1}"},
+        )
+
+    client = make_client(handler)
+    reader = client.iter_records("leads", [], page_size=10)
+    first_page = [next(reader) for _ in range(10)]
+    reader.close()
+    assert len(first_page) == 10
+    assert served == [0, 1]
+    assert client.stats().requests == 2

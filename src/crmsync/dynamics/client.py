@@ -9,6 +9,7 @@ writes and metadata are methods here; the wire-format work lives in the sibling 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -63,6 +64,7 @@ from crmsync.errors import (
     TransientServerError,
 )
 
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 MAX_PAGE_SIZE = 5000
 BASE_HEADERS = {
@@ -241,6 +243,14 @@ class DynamicsClient:
                 delay = self.retry_policy.delay(attempt, resolution.retry_after, self._rng)
                 if self.retry_policy.should_retry(attempt, self._clock() - started, delay):
                     self.budget.record_retry()
+                    log.warning(
+                        "Dynamics %s %s attempt %d: %s; retrying in %.1fs",
+                        kind,
+                        method,
+                        attempt,
+                        resolution.error.message if resolution.error else "transient failure",
+                        delay,
+                    )
                     self._sleep(delay)
                     continue
             error = resolution.error or TransientServerError(f"{method} failed")

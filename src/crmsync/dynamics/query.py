@@ -142,6 +142,15 @@ def parse_datetime(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _looks_like_date_time(text: str) -> bool:
+    return (
+        len(text) >= 16
+        and text[4] == "-"
+        and text[10] == "T"
+        and DATE_TIME_PATTERN.match(text) is not None
+    )
+
+
 def _convert_plain(name: str, value: Any, schema: EntitySchema | None) -> CrmValue:
     if isinstance(value, str):
         attribute = schema.attributes.get(name) if schema is not None else None
@@ -152,7 +161,7 @@ def _convert_plain(name: str, value: Any, schema: EntitySchema | None) -> CrmVal
                 except ValueError:
                     return value
             return value
-        if DATE_TIME_PATTERN.match(value):
+        if _looks_like_date_time(value):
             try:
                 return parse_datetime(value)
             except ValueError:
@@ -173,30 +182,28 @@ def record_from_row(
     primary key are not values.
     """
     values: dict[str, CrmValue] = {}
-    lookups: dict[str, str] = {}
+    lookups: list[tuple[str, Any]] = []
+    annotations: dict[str, str] = {}
+    primary_id = info.primary_id
     for key, raw in row.items():
         if "@" in key:
             if key.endswith(LOOKUP_ANNOTATION) and isinstance(raw, str):
-                lookups[key.split("@", 1)[0]] = raw
-            continue
-        if key == info.primary_id:
-            continue
-        if key.startswith("_") and key.endswith("_value"):
-            continue
-        values[key] = _convert_plain(key, raw, schema)
-    for key, raw in row.items():
-        if not (key.startswith("_") and key.endswith("_value")) or "@" in key:
-            continue
+                annotations[key.partition("@")[0]] = raw
+        elif key[0] == "_" and key.endswith("_value"):
+            lookups.append((key, raw))
+        elif key != primary_id:
+            values[key] = _convert_plain(key, raw, schema)
+    for key, raw in lookups:
         name = key[1:-6]
         if raw is None:
             values[name] = None
             continue
-        target = lookups.get(key, "")
+        target = annotations.get(key, "")
         if not target and schema is not None and name in schema.attributes:
             targets = schema.attributes[name].targets
             target = targets[0] if len(targets) == 1 else ""
         values[name] = LookupValue(id=str(raw).lower(), entity=target)
-    record_id = row.get(info.primary_id)
+    record_id = row.get(primary_id)
     modified = values.get("modifiedon")
     etag = row.get("@odata.etag")
     return CrmRecord(

@@ -10,6 +10,7 @@ the record with the client-chosen key exists, so it was created by an earlier at
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ from crmsync.errors import (
     RetryLaterError,
     ThrottledError,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from crmsync.dynamics.client import DynamicsClient
@@ -105,6 +108,14 @@ class BatchWriter:
                 break
             for _ in retry:
                 self._client.budget.record_retry()
+            log.warning(
+                "Dynamics $batch round %d: %d of %d writes throttled or failed transiently; "
+                "retrying them in %.1fs",
+                attempt,
+                len(retry),
+                len(requests),
+                delay,
+            )
             self._sleep(delay)
             pending = sorted(retry)
         final: list[WriteResult] = []
