@@ -33,7 +33,13 @@ from crmsync.web.envelope import (
     resource_not_found,
 )
 from crmsync.web.limits import UNCOUNTED_CODES, ApiLimits
-from crmsync.web.params import FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, ApiParams, parse_json_body
+from crmsync.web.params import (
+    FORM_MEDIA_TYPE,
+    JSON_MEDIA_TYPE,
+    ApiParams,
+    media_type,
+    parse_json_body,
+)
 from crmsync.web.services import MarketoServices
 
 logger = logging.getLogger(__name__)
@@ -66,7 +72,7 @@ class ApiCall:
         params: ApiParams,
         path_args: Mapping[str, str],
         body: bytes,
-        media_type: str,
+        media: str,
         client_id: str,
         services: MarketoServices,
         parsed_json: object = _NOT_PARSED,
@@ -74,7 +80,7 @@ class ApiCall:
         self.params = params
         self.path_args = path_args
         self.body = body
-        self.media_type = media_type
+        self.media_type = media
         self.client_id = client_id
         self.services = services
         self._json = parsed_json
@@ -208,7 +214,7 @@ class Dispatcher:
         Raises :class:`ApiError` for response-level errors; the caller turns it into the
         failure envelope. Blocking: call from a worker thread.
         """
-        media = _media_type(request.content_type)
+        media = media_type(request.content_type)
         params = ApiParams.from_query(request.query_string)
         if media == FORM_MEDIA_TYPE and request.body:
             params.add_form(request.body)
@@ -237,7 +243,7 @@ class Dispatcher:
             params=params,
             path_args=path_args,
             body=request.body,
-            media_type=media,
+            media=media,
             client_id=client_id,
             services=self.services,
             parsed_json=parsed_json,
@@ -251,7 +257,3 @@ class Dispatcher:
         except Exception:
             self.limits.rate.forget_last(client_id)  # answered 611, which does not count
             raise
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower() if content_type else ""
