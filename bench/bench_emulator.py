@@ -74,13 +74,14 @@ def _page_all(
     return total, time.perf_counter() - started, rss_peak - rss_start
 
 
-def _batch_body(ids: list[str], boundary: str) -> bytes:
+def _batch_body(ids: list[str], boundary: str, round_number: int) -> bytes:
     parts = []
     for index, record_id in enumerate(ids):
+        payload = json.dumps({"jobtitle": f"Title {round_number}.{index}"})
         parts.append(
             f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary"
             f"\r\n\r\nPATCH {API}/leads({record_id}) HTTP/1.1\r\nContent-Type: application/json"
-            f"\r\nIf-Match: *\r\n\r\n{json.dumps({'jobtitle': f'Title {index}'})}\r\n"
+            f"\r\nIf-Match: *\r\n\r\n{payload}\r\n"
         )
     return ("".join(parts) + f"--{boundary}--\r\n").encode()
 
@@ -112,14 +113,18 @@ def run(quick: bool) -> dict[str, object]:
             ids = [row[0] for row in storage.execute("SELECT leadid FROM e_lead LIMIT 1000")]
             boundary = f"batch_{uuid.uuid4()}"
             batch_headers = {**headers, "Content-Type": f"multipart/mixed; boundary={boundary}"}
-            body = _batch_body(ids, boundary)
-            started = time.perf_counter()
-            response = client.post(f"{API}/$batch", content=body, headers=batch_headers)
-            seconds = time.perf_counter() - started
-            assert response.status_code == 200, response.text[:500]
-            assert response.text.count("HTTP/1.1 204") == len(ids)
+            rates = []
+            for round_number in range(3):
+                body = _batch_body(ids, boundary, round_number)
+                started = time.perf_counter()
+                response = client.post(f"{API}/$batch", content=body, headers=batch_headers)
+                seconds = time.perf_counter() - started
+                assert response.status_code == 200, response.text[:500]
+                assert response.text.count("HTTP/1.1 204") == len(ids)
+                rates.append(round(len(ids) / seconds))
             figures["batch_updates"] = len(ids)
-            figures["batch_records_per_second"] = round(len(ids) / seconds)
+            figures["batch_records_per_second_runs"] = rates
+            figures["batch_records_per_second"] = sorted(rates)[1]  # median of three
             figures["batch_target_records_per_second"] = 5_000
 
             _seed(storage, delta_rows - paging_rows, user.systemuserid)
