@@ -378,3 +378,35 @@ def test_whole_batch_refused_for_privileges_fails_the_cycle() -> None:
     with pytest.raises(PermissionDeniedError) as caught:
         client.write_batch([WriteRequest.create("lead", LEAD, {"lastname": "x"})])
     assert caught.value.code == "0x80040220"
+
+
+def test_payload_too_large_splits_the_batch() -> None:
+    """§0: 413 Payload Too Large → the batch is halved until it fits; every write lands once."""
+    org = FakeOrg()
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        if len(parse_batch_request(request)) > 3:
+            return error_response(413, "", "Request Entity Too Large")
+        return org(request)
+
+    client = make_client(limited, batch_size=10)
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(10)]
+    results = client.write_batch([WriteRequest.create("lead", i, {"lastname": "x"}) for i in ids])
+    assert [r.status for r in results] == [WriteStatus.OK] * 10
+    assert sorted(org.leads) == ids
+
+
+def test_a_malformed_batch_refused_as_a_whole_fails_its_writes_without_retrying() -> None:
+    """§6/§7: a top-level 400 JSON error (not multipart) is final for every write in it."""
+    calls: list[int] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return error_response(400, "0x80040203", "Invalid argument.")
+
+    results = make_client(refuse).write_batch(
+        [WriteRequest.create("lead", LEAD, {"lastname": "x"})]
+    )
+    assert results[0].status is WriteStatus.VALIDATION_ERROR
+    assert results[0].error_code == "0x80040203"
+    assert calls == [1]

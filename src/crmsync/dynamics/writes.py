@@ -25,12 +25,14 @@ from crmsync.dynamics.batch import (
     parse_batch_response,
     result_from_part,
 )
+from crmsync.dynamics.classify import parse_error_body
 from crmsync.dynamics.types import LookupValue, WriteKind, WriteRequest, WriteResult, WriteStatus
 from crmsync.errors import (
     CrmsyncError,
     FatalError,
     RetryLaterError,
     ThrottledError,
+    ValidationFailedError,
 )
 
 log = logging.getLogger(__name__)
@@ -172,12 +174,31 @@ class BatchWriter:
         except RetryLaterError as exc:
             return [(index, self._whole_batch_failure(requests[index], exc)) for index in chunk]
         except CrmsyncError as exc:
+            if exc.status == 413 and len(chunk) > 1:
+                # Payload too large (spec §0): send the two halves separately.
+                middle = len(chunk) // 2
+                first = self._send_chunk(chunk[:middle], requests, encoded)
+                return first + self._send_chunk(chunk[middle:], requests, encoded)
             status = WriteStatus.VALIDATION_ERROR
             return [
                 (index, self._whole_batch_failure(requests[index], exc, status)) for index in chunk
             ]
+        content_type = response.headers.get("Content-Type", "")
+        if response.status_code == 400 and not content_type.lower().startswith("multipart/"):
+            # The batch itself was refused (malformed): every write in it fails, no retry.
+            answer = parse_error_body(response.content)
+            refused = ValidationFailedError(
+                answer.message or "Dynamics refused the $batch request",
+                status=400,
+                code=answer.code or None,
+            )
+            status = WriteStatus.VALIDATION_ERROR
+            return [
+                (index, self._whole_batch_failure(requests[index], refused, status))
+                for index in chunk
+            ]
         try:
-            parts = parse_batch_response(response.headers.get("Content-Type", ""), response.content)
+            parts = parse_batch_response(content_type, response.content)
         except ValueError as exc:
             error = RetryLaterError(f"unreadable $batch response: {exc}")
             return [(index, self._whole_batch_failure(requests[index], error)) for index in chunk]
