@@ -325,3 +325,61 @@ def test_salesperson_edits_are_attributed_to_the_salesperson(emu: Emulator) -> N
     assert body["_createdby_value"] == emu.app_user.systemuserid
     assert body["_modifiedby_value"] == emu.salesperson.systemuserid
     assert body["fullname"] == "Sam Shared"
+
+
+def test_filtering_on_a_secured_column_without_read_access_is_refused(emu: Emulator) -> None:
+    """§7 QueryContainedSecuredAttributeWithoutAccess (0x8004F506) for $filter and $orderby."""
+    emu.create("leads", {"lastname": "Rich", "revenue": 10})
+    for query in ("$filter=revenue gt 5", "$orderby=revenue desc"):
+        refused = emu.request("GET", f"leads?$select=lastname&{query}", user=emu.salesperson)
+        assert refused.status_code == 403
+        assert _error(refused)["code"] == "0x8004F506"
+        allowed = emu.request("GET", f"leads?$select=lastname&{query}")
+        assert allowed.json()["value"][0]["lastname"] == "Rich"
+
+
+def test_create_multiple_and_update_multiple(emu: Emulator) -> None:
+    """§5 bulk messages: CreateMultiple -> 200 Ids; UpdateMultiple -> 204; one transaction."""
+    created = emu.request(
+        "POST",
+        "leads/Microsoft.Dynamics.CRM.CreateMultiple",
+        {
+            "Targets": [
+                {"@odata.type": "Microsoft.Dynamics.CRM.lead", "lastname": f"Bulk {i}"}
+                for i in range(3)
+            ]
+        },
+    )
+    assert created.status_code == 200
+    body = created.json()
+    assert (
+        body["@odata.context"] == f"{API}/$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse"
+    )
+    ids = body["Ids"]
+    assert len(ids) == 3
+    updated = emu.request(
+        "POST",
+        "leads/Microsoft.Dynamics.CRM.UpdateMultiple",
+        {
+            "Targets": [
+                {"@odata.type": "Microsoft.Dynamics.CRM.lead", "leadid": i, "jobtitle": "Bulk"}
+                for i in ids
+            ]
+        },
+    )
+    assert updated.status_code == 204
+    assert emu.request("GET", f"leads({ids[2]})/jobtitle").json()["value"] == "Bulk"
+    failing = emu.request(
+        "POST",
+        "leads/Microsoft.Dynamics.CRM.CreateMultiple",
+        {
+            "Targets": [
+                {"@odata.type": "Microsoft.Dynamics.CRM.lead", "lastname": "Fine"},
+                {"@odata.type": "Microsoft.Dynamics.CRM.lead", "lastname": "x" * 51},
+            ]
+        },
+    )
+    assert failing.status_code == 400
+    assert emu.request("GET", "leads/$count").text == "3"
+    untyped = emu.request("POST", "leads/Microsoft.Dynamics.CRM.CreateMultiple", {"Targets": [{}]})
+    assert untyped.status_code == 400

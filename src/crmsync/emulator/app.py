@@ -24,6 +24,8 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
 * A statuscode that does not belong to the statecode: 400 ``0x80040203``.
 * Field security: a secured column without create permission -> 403 ``0x8004F502``, without
   update permission -> 403 ``0x8004F507``; the configuration grants create and update together.
+  Filtering or ordering on a secured column the caller cannot read -> 403 ``0x8004F506``.
+* ``CreateMultiple``/``UpdateMultiple`` are served; ``UpsertMultiple`` is not.
 * Duplicate detection compares ``emailaddress1`` within the same table only.
 * ``$batch`` without ``odata.continue-on-error`` stops at the first failure and answers
   ``400``; the multipart body holds the responses of the requests already processed followed
@@ -50,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crmsync.emulator import actions, changes, lists, records, writes
+from crmsync.emulator import actions, bulk, changes, lists, records, writes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -235,6 +237,14 @@ class DataPlane:
                 f"The HTTP method '{method}' is not allowed on the collection "
                 f"'{entity.entity_set_name}'."
             )
+        if rest in (
+            ["Microsoft.Dynamics.CRM.CreateMultiple"],
+            ["Microsoft.Dynamics.CRM.UpdateMultiple"],
+        ):
+            _only(method, "POST")
+            if rest[0].endswith("CreateMultiple"):
+                return bulk.create_multiple(ctx, entity, body)
+            return bulk.update_multiple(ctx, entity, body)
         if rest == ["$count"]:
             _only(method, "GET")
             if "$deltatoken" in query:
@@ -365,9 +375,9 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         if not isinstance(user, EmulatorUser):
             answer = plane.error_response(
                 CrmsyncError(
-                    "Principal user is missing prvReadUser privilege.",
+                    "The request is not authenticated: no user was resolved from its token.",
                     status=401,
-                    code="0x80040220",
+                    code="0x8004A100",
                 ),
                 details=False,
             )

@@ -145,6 +145,17 @@ def normalise_datetime(text: str) -> str:
     return iso(moment.astimezone(UTC))
 
 
+def filter_properties(node: FilterNode) -> list[str]:
+    """Every property path a filter mentions."""
+    if isinstance(node, Logical):
+        return filter_properties(node.left) + filter_properties(node.right)
+    if isinstance(node, Not):
+        return filter_properties(node.operand)
+    if isinstance(node, StringFunction | InFunction):
+        return [node.prop.path]
+    return [side.path for side in (node.left, node.right) if isinstance(side, Property)]
+
+
 def compile_filter(entity: EntityDef, node: FilterNode, params: list[Any]) -> str:
     """SQL for a ``$filter`` AST on ``entity``; literal values are appended to ``params``."""
     if isinstance(node, Logical):

@@ -18,13 +18,20 @@ from typing import Any
 from urllib.parse import quote
 
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
-from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request, not_found
+from crmsync.emulator.errors import (
+    ODATA_URI_ERROR,
+    SECURED_QUERY,
+    bad_request,
+    forbidden,
+    not_found,
+)
 from crmsync.emulator.metadata import AttributeDef, EntityDef
 from crmsync.emulator.odata import parse_filter, parse_orderby, parse_select
 from crmsync.emulator.query import (
     compile_filter,
     decode_skiptoken,
     encode_skiptoken,
+    filter_properties,
     ordering_for,
     resolve_property,
 )
@@ -240,6 +247,18 @@ def check_options(query: Mapping[str, str]) -> None:
             raise bad_request(ODATA_URI_ERROR, f"The query parameter '{name}' is not supported.")
 
 
+def check_secured_query(ctx: RequestContext, entity: EntityDef, paths: Sequence[str]) -> None:
+    """Filtering or ordering on a secured column the caller cannot read -> 0x8004F506."""
+    for path in paths:
+        attribute = resolve_property(entity, path)
+        if not ctx.can_read_column(entity.logical_name, attribute.logical_name):
+            raise forbidden(
+                SECURED_QUERY,
+                f"The query contains the secured attribute '{attribute.logical_name}' of entity "
+                f"'{entity.logical_name}', which the caller has no permission to read.",
+            )
+
+
 def page_size(ctx: RequestContext) -> int:
     """``odata.maxpagesize`` capped at the configured maximum (5,000)."""
     cap = ctx.config.max_page_size
@@ -291,8 +310,12 @@ def list_records(
         where[0] = scope[0]
         params.extend(scope[1])
     if "$filter" in query:
-        where.append(compile_filter(entity, parse_filter(query["$filter"]), params))
-    ordering = ordering_for(entity, parse_orderby(query["$orderby"]) if "$orderby" in query else [])
+        node = parse_filter(query["$filter"])
+        check_secured_query(ctx, entity, filter_properties(node))
+        where.append(compile_filter(entity, node, params))
+    orderby = parse_orderby(query["$orderby"]) if "$orderby" in query else []
+    check_secured_query(ctx, entity, [name for name, _ in orderby])
+    ordering = ordering_for(entity, orderby)
     count_wanted = query.get("$count", "false").lower() == "true"
     filter_params = list(params)
     top: int | None = None

@@ -1,0 +1,69 @@
+"""Bulk messages: ``CreateMultiple`` and ``UpdateMultiple`` (spec §5, optional in §12).
+
+``POST /<set>/Microsoft.Dynamics.CRM.CreateMultiple`` with ``{"Targets": [...]}`` answers
+``200 {"Ids": [...]}``; ``UpdateMultiple`` (each target carries its primary key) answers 204.
+Every target needs ``@odata.type`` naming the table. On standard tables the request is one
+transaction: any error rolls every target back (the request-level transaction does that).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
+from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, not_found
+from crmsync.emulator.metadata import EntityDef
+from crmsync.emulator.validation import parse_guid, prepare
+from crmsync.emulator.writes import fetch_for_write, insert_record, update_record
+
+
+def _targets(entity: EntityDef, body: bytes) -> list[dict[str, Any]]:
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise bad_request(INVALID_ARGUMENT, "The request body is not valid JSON.") from None
+    targets = payload.get("Targets") if isinstance(payload, dict) else None
+    if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
+        raise bad_request(INVALID_ARGUMENT, "The parameter 'Targets' must be an array of objects.")
+    expected = f"Microsoft.Dynamics.CRM.{entity.logical_name}"
+    for target in targets:
+        kind = str(target.get("@odata.type", "")).lstrip("#")
+        if kind != expected:
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f'Each target needs "@odata.type": "{expected}" (found \'{kind or "none"}\').',
+            )
+    return targets
+
+
+def create_multiple(ctx: RequestContext, entity: EntityDef, body: bytes) -> ApiResponse:
+    """Create every target; answer their ids in order."""
+    ids = [insert_record(ctx, entity, target) for target in _targets(entity, body)]
+    return json_response(
+        200,
+        {
+            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM."
+            "CreateMultipleResponse",
+            "Ids": ids,
+        },
+    )
+
+
+def update_multiple(ctx: RequestContext, entity: EntityDef, body: bytes) -> ApiResponse:
+    """Update every target (each names its primary key); 404 for a missing row."""
+    ctx.require(entity, "write")
+    for target in _targets(entity, body):
+        record_id = parse_guid(str(target.get(entity.primary_id, "")))
+        if record_id is None:
+            raise bad_request(
+                INVALID_ARGUMENT, f"Each target of UpdateMultiple needs its {entity.primary_id}."
+            )
+        existing = fetch_for_write(ctx, entity, record_id)
+        if existing is None:
+            raise not_found(entity.logical_name, record_id)
+        values = {k: v for k, v in target.items() if k != entity.primary_id}
+        update_record(
+            ctx, entity, record_id, prepare(ctx, entity, values, creating=False), existing
+        )
+    return empty_response(204)
