@@ -71,6 +71,7 @@ def test_filters_by_lead_and_list(migrated_engine: Engine) -> None:
     token = service.paging_token(YESTERDAY)
     by_lead = service.list(token, [12], lead_ids=[ids[1]])  # type: ignore[list-item]
     assert [item["leadId"] for item in by_lead.items] == [ids[1]]
+    assert service.list(token, [12], lead_ids=[2**70]).items == []
     by_list = service.list(token, [12, 24], list_id=list_id)
     assert [(i["activityTypeId"], i["leadId"]) for i in by_list.items] == [
         (12, ids[2]),

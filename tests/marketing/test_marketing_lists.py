@@ -43,6 +43,8 @@ def test_membership_outcomes_and_activities(migrated_engine: Engine) -> None:
             ).all()
         )
     assert counts == {24: 2, 25: 1}
+    [impossible] = lists.add_members(list_id, [2**70])
+    assert impossible.reasons[0].code == "1004"
 
 
 def test_members_page_and_lists_query(migrated_engine: Engine) -> None:

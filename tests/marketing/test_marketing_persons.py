@@ -296,3 +296,24 @@ def test_system_fields_only_with_permission(migrated_engine: Engine) -> None:
     assert row == {"id": made.id, "crmType": "Lead", "crmLeadId": "abc", "crmIsDeleted": False}
     found, _ = service.find("crmLeadId", ["abc"])
     assert [p["id"] for p in found] == [made.id]
+
+
+def test_values_the_database_cannot_hold_are_refused_per_record(migrated_engine: Engine) -> None:
+    """Out-of-range numbers, NUL characters and impossible ids skip their record with 1003
+    instead of failing the whole call; impossible ids are simply not found."""
+    service = PersonService(migrated_engine)
+    outcomes = service.sync(
+        [
+            {"email": "big@x.com", "numberOfEmployees": 2**40},
+            {"email": "nul@x.com", "firstName": "a\x00b"},
+            {"id": 2**70, "firstName": "x"},
+            {"email": "ok@x.com"},
+        ]
+    )
+    assert [_codes(o) for o in outcomes] == [["1003"], ["1003"], ["1003"], []]
+    assert "out of range" in outcomes[0].reasons[0].message
+    assert service.get_by_ids([2**70, -5, 0]) == []
+    assert service.find("id", [str(2**70)]) == ([], None)
+    assert service.find("email", ["a\x00@x.com"]) == ([], None)
+    deleted = service.delete([2**70])
+    assert _codes(deleted[0]) == ["1004"]

@@ -27,7 +27,7 @@ from crmsync.marketing.activity_types import (
     NEW_LEAD,
 )
 from crmsync.marketing.fields import load_catalog
-from crmsync.marketing.values import format_datetime, utc_now_text
+from crmsync.marketing.values import format_datetime, storable_ids, utc_now_text
 from crmsync.store.tables import activities, list_members
 
 __all__ = [
@@ -175,7 +175,7 @@ class ActivityService:
         size = _clamp(batch_size)
         query = select(activities).where(activities.c.id > last_id, *conditions)
         if lead_ids:
-            query = query.where(activities.c.person_id.in_([int(i) for i in lead_ids]))
+            query = query.where(activities.c.person_id.in_(storable_ids(int(i) for i in lead_ids)))
         if list_id is not None:
             members = select(list_members.c.person_id).where(list_members.c.list_id == list_id)
             query = query.where(activities.c.person_id.in_(members))
@@ -198,7 +198,7 @@ class ActivityService:
         """Activities of ``type_ids`` after the token (spec marketo-rest §5.3)."""
         if not type_ids:
             raise InvalidValueError("activityTypeIds cannot be blank")
-        conditions = [activities.c.type_id.in_([int(t) for t in type_ids])]
+        conditions = [activities.c.type_id.in_(storable_ids(int(t) for t in type_ids))]
         rows, token, more = self._page(next_page_token, conditions, lead_ids, list_id, batch_size)
         items = []
         for row in rows:

@@ -32,6 +32,7 @@ from crmsync.store.tables import field_definitions
 # Objects whose table has a ``custom`` JSON column and so can carry custom fields.
 CUSTOMISABLE_OBJECTS: frozenset[str] = frozenset({"person", "company"})
 _STRING_TYPES = frozenset({"string", "email", "phone", "url", "reference"})
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _SPACE = re.compile(r"\s")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _TRUE = frozenset({"true", "1", "yes", "y"})
@@ -212,6 +213,21 @@ def _invalid(raw: object, field_def: FieldDef, why: str = "") -> InvalidValueErr
     )
 
 
+def _as_integer(raw: object) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str) and len(raw) <= 20:
+        try:
+            return int(raw)
+        except ValueError:
+            return None
+    return None
+
+
 def coerce_value(field: FieldDef, raw: object) -> object:
     """Return ``raw`` as stored for ``field`` (wire format), or raise :class:`InvalidValueError`.
 
@@ -224,6 +240,8 @@ def coerce_value(field: FieldDef, raw: object) -> object:
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise _invalid(raw, field)
         text = raw if isinstance(raw, str) else str(raw)
+        if "\x00" in text:
+            raise _invalid(raw, field, "contains a NUL character")
         if field.length is not None and len(text) > field.length:
             raise _invalid(raw, field, f"longer than {field.length} characters")
         if kind == "email" and text:
@@ -236,18 +254,12 @@ def coerce_value(field: FieldDef, raw: object) -> object:
         if raw == "":
             return None
     if kind in {"integer", "score"}:
-        if isinstance(raw, bool):
+        whole = _as_integer(raw)
+        if whole is None:
             raise _invalid(raw, field)
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, float) and raw.is_integer():
-            return int(raw)
-        if isinstance(raw, str):
-            try:
-                return int(raw)
-            except ValueError:
-                pass
-        raise _invalid(raw, field)
+        if not INT32_MIN <= whole <= INT32_MAX:
+            raise _invalid(raw, field, "out of range")
+        return whole
     if kind in {"float", "currency", "percent"}:
         if isinstance(raw, bool):
             raise _invalid(raw, field)

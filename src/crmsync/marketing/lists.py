@@ -29,7 +29,7 @@ from crmsync.marketing.persons import (
     decode_position,
     encode_position,
 )
-from crmsync.marketing.values import utc_now_text
+from crmsync.marketing.values import storable_ids, utc_now_text
 from crmsync.store.tables import list_members, persons, static_lists
 
 OBJECT_EXISTS = "1017"
@@ -104,7 +104,7 @@ class ListService:
         after = decode_position(next_page_token) if next_page_token else 0
         query = select(static_lists).where(static_lists.c.id > after)
         if ids:
-            query = query.where(static_lists.c.id.in_([int(i) for i in ids]))
+            query = query.where(static_lists.c.id.in_(storable_ids(int(i) for i in ids)))
         if names:
             query = query.where(static_lists.c.name.in_(list(names)))
         with self._engine.connect() as conn:
@@ -132,7 +132,7 @@ class ListService:
         if not ids:
             return set()
         return set(
-            conn.execute(select(persons.c.id).where(persons.c.id.in_(sorted(set(ids))))).scalars()
+            conn.execute(select(persons.c.id).where(persons.c.id.in_(storable_ids(ids)))).scalars()
         )
 
     @staticmethod
@@ -143,7 +143,7 @@ class ListService:
             conn.execute(
                 select(list_members.c.person_id).where(
                     list_members.c.list_id == int(list_id),
-                    list_members.c.person_id.in_(sorted(set(ids))),
+                    list_members.c.person_id.in_(storable_ids(ids)),
                 )
             ).scalars()
         )

@@ -32,7 +32,7 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
-from crmsync.marketing.values import utc_now_text
+from crmsync.marketing.values import MAX_ID, storable_ids, utc_now_text
 from crmsync.store.field_specs import PERSON_FIELDS
 from crmsync.store.tables import activities, companies, persons, sales_persons, sync_outbox
 
@@ -229,7 +229,7 @@ class PersonService:
         null values are present as ``None``. Raises :class:`UnknownFieldError`."""
         with self._engine.connect() as conn:
             wanted = self.resolve_fields(load_catalog(conn), fields)
-            wanted_ids = list(dict.fromkeys(int(i) for i in ids))
+            wanted_ids = storable_ids(int(i) for i in ids)
             if not wanted_ids:
                 return []
             found = self.read_rows(conn, wanted, persons.c.id.in_(wanted_ids))
@@ -262,16 +262,21 @@ class PersonService:
 
     @staticmethod
     def _key_value(field: FieldDef, raw: object) -> object:
+        """The lookup key for a filter value; ``None`` when no stored row can match it."""
+        text = str(raw)
+        if "\x00" in text:
+            return None
         if field.data_type == "email":
-            return normalise_email(raw)
+            return normalise_email(text)
         if field.data_type == "integer":
             try:
-                return int(str(raw).strip())
+                number = int(text.strip())
             except ValueError:
                 raise InvalidValueError(
                     f"Invalid value '{raw}' for '{field.rest_name}'", code=INVALID_DATA
                 ) from None
-        return str(raw)
+            return number if -MAX_ID <= number <= MAX_ID else None
+        return text
 
     def find(
         self,
@@ -381,6 +386,8 @@ class PersonService:
                 try:
                     person_id = int(raw)
                 except ValueError:
+                    return skipped(INVALID_DATA, f"Invalid value '{raw}' for field 'id'")
+                if not 0 < person_id <= MAX_ID:
                     return skipped(INVALID_DATA, f"Invalid value '{raw}' for field 'id'")
                 continue
             if field.read_only and (field.rest_name in _AUTOMATIC or not allow_system):
@@ -687,7 +694,7 @@ class PersonService:
                     for row in conn.execute(
                         select(
                             persons.c.id, persons.c.firstName, persons.c.lastName, persons.c.email
-                        ).where(persons.c.id.in_(sorted(set(wanted))))
+                        ).where(persons.c.id.in_(storable_ids(wanted)))
                     )
                 }
                 if wanted

@@ -6,6 +6,7 @@ exactly as Marketo emits them (spec marketo-rest §5.3) and as the store keeps t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 
@@ -36,3 +37,11 @@ def parse_datetime(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+MAX_ID = 2**63 - 1
+
+
+def storable_ids(ids: Iterable[int]) -> list[int]:
+    """The distinct ids, in order, that can exist as row ids (1 .. 2**63-1); others are dropped."""
+    return list(dict.fromkeys(i for i in ids if 0 < i <= MAX_ID))
