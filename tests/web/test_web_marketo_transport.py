@@ -120,3 +120,49 @@ def test_unexpected_failure_is_611_json_without_details(marketo: MarketoHarness)
     assert "Traceback" not in reply.text and "persons" not in reply.text
     api: MarketoApi = marketo.app.state.marketo
     assert api.limits.rate.calls_in_window(marketo.client_id) == 0
+
+
+def test_hostile_values_get_marketo_errors_not_system_errors(marketo: MarketoHarness) -> None:
+    """Bad input gets its error and changes nothing: no value makes the server fail (611)."""
+    huge = "99999999999999999999999"
+    calls = [
+        ("POST", "/rest/v1/leads.json", {"json": {"action": ["x"], "input": [{"email": "a@b.c"}]}}),
+        (
+            "POST",
+            "/rest/v1/leads.json",
+            {
+                "content": b'{"input":[{"email":{"x":1}},{"leadScore":1e400},{"leadScore":NaN}]}',
+                "headers": {"Content-Type": "application/json"},
+            },
+        ),
+        (
+            "POST",
+            "/rest/v1/leads.json",
+            {"json": {"input": [{"id": int(huge)}], "action": "updateOnly", "lookupField": "id"}},
+        ),
+        ("GET", f"/rest/v1/lead/{huge}.json", {}),
+        ("POST", "/rest/v1/leads/delete.json", {"json": {"input": [{"id": int(huge)}]}}),
+        ("POST", f"/rest/v1/lists/{huge}/leads.json", {"json": {"input": [{"id": 1}]}}),
+        (
+            "GET",
+            "/rest/v1/activities/pagingtoken.json",
+            {"params": {"sinceDatetime": "9999-12-31T23:59:59-12:00"}},
+        ),
+        (
+            "GET",
+            "/rest/v1/leads.json",
+            {"params": {"filterType": "email", "filterValues": "a@b.c", "nextPageToken": "zz"}},
+        ),
+        ("POST", "/rest/asset/v1/staticLists.json", {"data": {"name": "x" * 300}}),
+    ]
+    for method, path, options in calls:
+        headers = {**marketo.auth, **options.pop("headers", {})}
+        reply = marketo.http.request(method, path, headers=headers, **options).json()
+        codes = [error["code"] for error in reply.get("errors", [])]
+        codes += [r["code"] for item in reply.get("result", []) for r in item.get("reasons", [])]
+        assert codes, (path, reply)
+        assert "611" not in codes, (path, reply)
+    assert (
+        marketo.get("/rest/v1/leads.json", {"filterType": "id", "filterValues": "1"})["result"]
+        == []
+    )

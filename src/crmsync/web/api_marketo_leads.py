@@ -22,6 +22,7 @@ from crmsync.marketing.fields import FieldCatalog, FieldDef
 from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS, RecordOutcome
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
 from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
+from crmsync.web.params import as_record_id
 
 DEFAULT_LEAD_FIELDS = ("id", "updatedAt", "lastName", "email", "createdAt", "firstName")
 SYNC_ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
@@ -101,7 +102,7 @@ def sync_leads(call: ApiCall) -> dict[str, Any]:
     """§4.5: create and/or update up to 300 leads; results in input order."""
     document = call.json_object()
     action = document.get("action") or "createOrUpdate"
-    if action not in SYNC_ACTIONS:
+    if not isinstance(action, str) or action not in SYNC_ACTIONS:
         raise invalid_parameter(f"Invalid action '{action}'")
     lookup_field = document.get("lookupField") or "email"
     if not isinstance(lookup_field, str):
@@ -138,7 +139,7 @@ def delete_leads(call: ApiCall) -> dict[str, Any]:
     ids: list[int] = []
     positions: list[int] = []
     for index, raw in enumerate(raw_ids):
-        lead_id = _as_int(raw)
+        lead_id = as_record_id(raw)
         if lead_id is None:
             results[index] = skipped([Reason("1003", "Invalid data")])
         else:
@@ -149,16 +150,6 @@ def delete_leads(call: ApiCall) -> dict[str, Any]:
         for position, outcome in zip(positions, outcomes, strict=True):
             results[position] = outcome_json(outcome)
     return success([item for item in results if item is not None])
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def _is_crm_managed(field: FieldDef) -> bool:

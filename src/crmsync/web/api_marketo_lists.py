@@ -20,8 +20,9 @@ from crmsync.marketing.outcomes import RecordOutcome
 from crmsync.web.api_marketo_leads import outcome_json
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
 from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
+from crmsync.web.params import as_record_id
 
-MEMBERSHIP_STATUSES = frozenset({"added", "removed", "memberof", "notmemberof"})
+MAX_LIST_NAME_LENGTH = 255
 
 
 def _service_error(exc: InputError | RecordError) -> ApiError:
@@ -46,16 +47,6 @@ def _member_ids(call: ApiCall) -> list[object]:
     return ids
 
 
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
     list_id = call.path_int("listId")
     raw_ids = _member_ids(call)
@@ -63,7 +54,7 @@ def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
     ids: list[int] = []
     positions: list[int] = []
     for index, raw in enumerate(raw_ids):
-        person_id = _as_int(raw)
+        person_id = as_record_id(raw)
         if person_id is None:
             results[index] = skipped([Reason("1003", "Invalid data")])
         else:
@@ -140,6 +131,8 @@ def get_list_leads(call: ApiCall) -> dict[str, Any]:
 def create_static_list(call: ApiCall) -> dict[str, Any]:
     """Asset API: create a static list from form fields ``name``, ``folder``, ``description``."""
     name = call.params.require("name")
+    if len(name) > MAX_LIST_NAME_LENGTH:
+        raise invalid_parameter(f"Invalid name: at most {MAX_LIST_NAME_LENGTH} characters")
     description = call.params.get("description") or ""
     folder: dict[str, Any] = {"id": 1, "type": "Folder"}
     raw_folder = call.params.get("folder")

@@ -37,6 +37,7 @@ from crmsync.web.params import (
     FORM_MEDIA_TYPE,
     JSON_MEDIA_TYPE,
     ApiParams,
+    as_record_id,
     media_type,
     parse_json_body,
 )
@@ -88,10 +89,10 @@ class ApiCall:
     def path_int(self, name: str) -> int:
         """Return a numeric path segment (``/lead/{id}.json``); 1003 when not a number."""
         text = self.path_args[name]
-        try:
-            return int(text)
-        except ValueError as exc:
-            raise invalid_parameter(f"Invalid value '{text}' for '{name}'") from exc
+        number = as_record_id(text)
+        if number is None:
+            raise invalid_parameter(f"Invalid value '{text}' for '{name}'")
+        return number
 
     def has_body(self) -> bool:
         """True when the request carries a non-blank body."""

@@ -19,6 +19,9 @@ from crmsync.web.envelope import ApiError, blank, invalid_json, invalid_paramete
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 JSON_MEDIA_TYPE = "application/json"
 
+# Ids are 64-bit signed integers in every database crmsync supports.
+MAX_RECORD_ID = 2**63 - 1
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -99,24 +102,24 @@ class ApiParams:
         return items
 
     def get_int_list(self, key: str) -> list[int]:
-        """Return an array parameter as integers; 1003 when one is not an integer."""
+        """Return an array parameter as 64-bit integers; 1003 when one is not."""
         result: list[int] = []
         for item in self.get_list(key):
-            try:
-                result.append(int(item))
-            except ValueError as exc:
-                raise invalid_parameter(f"Invalid value '{item}' for '{key}'") from exc
+            number = as_record_id(item)
+            if number is None:
+                raise invalid_parameter(f"Invalid value '{item}' for '{key}'")
+            result.append(number)
         return result
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
-        """Return an integer parameter; 1003 when it is not an integer."""
+        """Return a 64-bit integer parameter; 1003 when it is not one."""
         value = self.get(key)
         if value is None or value == "":
             return default
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise invalid_parameter(f"Invalid value '{value}' for '{key}'") from exc
+        number = as_record_id(value)
+        if number is None:
+            raise invalid_parameter(f"Invalid value '{value}' for '{key}'")
+        return number
 
     def get_bool(self, key: str, default: bool = False) -> bool:
         """Return a boolean parameter, case-insensitively (clients send ``False``, §1)."""
@@ -139,6 +142,19 @@ class ApiParams:
         return size
 
 
+def as_record_id(value: object) -> int | None:
+    """Return ``value`` as a non-negative 64-bit integer id, or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        return None
+    return number if 0 <= number <= MAX_RECORD_ID else None
+
+
 def parse_datetime(text: str) -> dt.datetime:
     """Parse a ``sinceDatetime``: ISO-8601 with ``Z``, ``+hh:mm``, ``+hhmm`` or a bare date.
 
@@ -152,11 +168,11 @@ def parse_datetime(text: str) -> dt.datetime:
         cleaned = f"{cleaned[:-2]}:{cleaned[-2:]}"
     try:
         value = dt.datetime.fromisoformat(cleaned)
-    except ValueError as exc:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
         raise ApiError("704", "Invalid date format") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 def _is_scalar(value: object) -> bool:
