@@ -219,3 +219,56 @@ def test_dropped_connection_is_seen_by_a_real_client(
     finally:
         httpx.put(faults_url, json={}, headers=admin, verify=verify)
     assert whoami(running, token).status_code == 200
+
+
+def app_token(details: dict[str, Any]) -> str:
+    response = httpx.post(
+        details["token_url"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": details["client_id"],
+            "client_secret": details["client_secret"],
+            "scope": details["scope"],
+        },
+        verify=tls(details),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_seeded_leads_are_served_by_the_web_api(running: dict[str, Any]) -> None:
+    """The rows seeded at start are what the Web API returns (issue 3 'Data')."""
+    headers = {"Authorization": f"Bearer {app_token(running)}", "Accept": "application/json"}
+    count = httpx.get(running["web_api_url"] + "leads/$count", headers=headers, verify=tls(running))
+    assert count.status_code == 200
+    assert count.text.strip().lstrip("\ufeff") == "30"
+    page = httpx.get(
+        running["web_api_url"] + "leads?$select=fullname,companyname,emailaddress1&$top=3",
+        headers=headers,
+        verify=tls(running),
+    ).json()["value"]
+    assert len(page) == 3
+    assert all(
+        row["fullname"] and row["companyname"] and "@" in row["emailaddress1"] for row in page
+    )
+
+
+def test_throttle_burst_over_real_http(running: dict[str, Any]) -> None:
+    """429 with Retry-After and the documented code reaches a real client (spec §8)."""
+    admin = {"X-Emulator-Key": running["admin_key"]}
+    faults_url = running["base_url"] + "/_emulator/faults"
+    token = app_token(running)
+    httpx.put(
+        faults_url,
+        json={"throttle_burst": 1, "throttle_retry_after_seconds": 2},
+        headers=admin,
+        verify=tls(running),
+    )
+    try:
+        refused = whoami(running, token)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "2"
+        assert refused.json()["error"]["code"] == "0x80072322"
+    finally:
+        httpx.put(faults_url, json={}, headers=admin, verify=tls(running))
+    assert whoami(running, token).status_code == 200
