@@ -43,10 +43,12 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -386,6 +388,8 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         headers = {k.lower(): v for k, v in request.headers.items()}
         prefer = request.headers.getlist("prefer")
         base = base_url_of(request, version)
+        # The work runs in a worker thread so the event loop stays free for the control plane
+        # (tokens, throttling answers, admin API) while a large page or batch is built.
         if path == "$batch":
             if request.method != "POST":
                 return to_starlette(
@@ -393,19 +397,30 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
                         method_not_allowed("$batch accepts POST only."), details=False
                     )
                 )
-            answer = run_batch(
-                plane, user=user, base_url=base, headers=headers, prefer=prefer, body=body
+            answer = await run_in_threadpool(
+                partial(
+                    run_batch,
+                    plane,
+                    user=user,
+                    base_url=base,
+                    headers=headers,
+                    prefer=prefer,
+                    body=body,
+                )
             )
         else:
-            answer = plane.handle(
-                method=request.method,
-                path=path,
-                query_string=request.url.query,
-                headers=headers,
-                prefer=prefer,
-                body=body,
-                user=user,
-                base_url=base,
+            answer = await run_in_threadpool(
+                partial(
+                    plane.handle,
+                    method=request.method,
+                    path=path,
+                    query_string=request.url.query,
+                    headers=headers,
+                    prefer=prefer,
+                    body=body,
+                    user=user,
+                    base_url=base,
+                )
             )
         return to_starlette(answer)
 

@@ -243,6 +243,12 @@ def check_options(query: Mapping[str, str]) -> None:
             # Where the docs are silent: Dataverse documents $skip as unsupported without the
             # exact answer; the emulator refuses it with a 400 so paging bugs surface early.
             raise bad_request(ODATA_URI_ERROR, "The query parameter $skip is not supported.")
+        if name == "$apply":
+            # Where the docs are silent for the emulator: aggregation is not implemented; a
+            # clear refusal beats a wrong answer.
+            raise bad_request(
+                ODATA_URI_ERROR, "The emulator does not support $apply (aggregation)."
+            )
         if name.startswith("$") and name not in KNOWN_OPTIONS:
             raise bad_request(ODATA_URI_ERROR, f"The query parameter '{name}' is not supported.")
 

@@ -91,6 +91,7 @@ class Storage:
         self.clock = clock
         self.lock = threading.RLock()
         self._depth = 0
+        self._default_cache: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self.conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self.conn.execute(
             "PRAGMA journal_mode=WAL" if db_path != ":memory:" else "PRAGMA temp_store=MEMORY"
@@ -359,9 +360,25 @@ class Storage:
         """Run a parameterised statement (callers hold :attr:`lock` while iterating)."""
         return self.conn.execute(sql, params)
 
-    def stamp_new(self, entity: EntityDef, row: dict[str, Any], acting_user: str) -> dict[str, Any]:
+    def _defaults(self, entity: EntityDef) -> list[tuple[str, int]]:
+        """(column, default) of the choice and Boolean columns with a default (cached)."""
+        key = (entity.logical_name, self.catalog.version)
+        cached = self._default_cache.get(key)
+        if cached is None:
+            cached = [
+                (a.logical_name, int(a.default_value))
+                for a in entity.attributes.values()
+                if a.default_value is not None and a.attribute_type in ("Picklist", "Boolean")
+            ]
+            self._default_cache = {k: v for k, v in self._default_cache.items() if k[0] != key[0]}
+            self._default_cache[key] = cached
+        return cached
+
+    def stamp_new(
+        self, entity: EntityDef, row: dict[str, Any], acting_user: str, now: str | None = None
+    ) -> dict[str, Any]:
         """Apply the platform's defaults and audit stamps to a row being created."""
-        now = iso(self.clock())
+        now = now or iso(self.clock())
         if not row.get(entity.primary_id):
             row[entity.primary_id] = str(uuid.uuid4())
         row["createdon"] = row["modifiedon"] = now
@@ -384,13 +401,9 @@ class Storage:
             row["statuscode"] = state_option.default_status if state_option else None
         if entity.logical_name in PERSON_TABLES and (row.get("firstname") or row.get("lastname")):
             row["fullname"] = full_name(row.get("firstname"), row.get("lastname"))
-        for attribute in entity.attributes.values():
-            if (
-                attribute.default_value is not None
-                and attribute.logical_name not in row
-                and attribute.attribute_type in ("Picklist", "Boolean")
-            ):
-                row[attribute.logical_name] = int(attribute.default_value)
+        for name, default in self._defaults(entity):
+            if name not in row:
+                row[name] = default
         return row
 
     # -- bulk and convenience (used by the seeder and tests) -----------------------------
@@ -407,9 +420,10 @@ class Storage:
         visible to change tracking, but are not validated: the seeder is trusted.
         """
         definition = self.catalog.require(entity)
+        now = iso(self.clock())
+        user = acting_user.lower()
         prepared = [
-            self.stamp_new(definition, _convert(definition, row), acting_user.lower())
-            for row in rows
+            self.stamp_new(definition, _convert(definition, row), user, now) for row in rows
         ]
         if not prepared:
             return []
