@@ -183,3 +183,31 @@ def test_wrong_secret_is_an_authentication_error_without_the_secret(org: dict[st
         client.who_am_i()
     assert "invalid_client" in str(caught.value)
     assert "definitely-wrong-secret" not in str(caught.value) + repr(caught.value)
+
+
+def test_dynamics_check_command_reports_the_checklist(org: dict[str, Any], tmp_path: Path) -> None:
+    """B43: `crmsync dynamics check --json` with settings from the environment (B42)."""
+    env = {
+        **os.environ,
+        "CRMSYNC_DYNAMICS_URL": org["base_url"],
+        "CRMSYNC_DYNAMICS_AUTHORITY": org["base_url"],
+        "CRMSYNC_DYNAMICS_TENANT": org["tenant"],
+        "CRMSYNC_DYNAMICS_CLIENT_ID": org["client_id"],
+        "CRMSYNC_DYNAMICS_CLIENT_SECRET": org["client_secret"],
+        "CRMSYNC_DYNAMICS_CA_BUNDLE": org["ca_bundle"],
+    }
+    done = subprocess.run(
+        [CRMSYNC, "dynamics", "check", "--table", "lead", "--table", "contact", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report = json.loads(done.stdout)
+    checks = {item["name"]: item for item in report["checks"]}
+    assert checks["connect and authenticate (WhoAmI)"]["ok"]
+    assert checks["lead: change tracking"]["ok"]
+    assert checks["contact: privileges"]["ok"], checks["contact: privileges"]
+    assert done.returncode == (0 if report["ok"] else 1)
+    assert org["client_secret"] not in done.stdout + done.stderr
