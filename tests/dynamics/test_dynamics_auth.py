@@ -213,3 +213,40 @@ def test_scope_is_the_org_root_with_default() -> None:
     )
     with pytest.raises(ConfigurationError):
         scope_for("contoso")
+
+
+def test_identity_provider_outage_is_retried_then_the_call_succeeds() -> None:
+    """B38: a transient failure getting a token is retried like any other transient failure."""
+    from dynamics_testkit import Sleeps
+
+    from crmsync.dynamics.retry import RetryPolicy
+
+    outages = {"left": 2}
+    api_calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "adfs.contoso.com":
+            if outages["left"]:
+                outages["left"] -= 1
+                raise httpx.ConnectError("connection refused", request=request)
+            return json_response(200, {"access_token": "t", "expires_in": 3600})
+        api_calls.append(request.headers["Authorization"])
+        return json_response(200, {"UserId": "u"})
+
+    transport = httpx.MockTransport(handler)
+    provider = OAuth2TokenEndpointProvider(
+        httpx.Client(transport=transport),
+        token_url="https://adfs.contoso.com/adfs/oauth2/token",
+        client_id="a",
+    )
+    sleeps = Sleeps()
+    client = DynamicsClient(
+        httpx.Client(transport=transport, auth=BearerAuth(provider)),
+        ORG,
+        retry_policy=RetryPolicy(jitter=0.0),
+        sleep=sleeps,
+    )
+    assert client.who_am_i().user_id == "u"
+    assert api_calls == ["Bearer t"]
+    assert sleeps.calls == [1.0, 2.0]
+    assert client.stats().retries == 2

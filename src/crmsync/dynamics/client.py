@@ -61,6 +61,7 @@ from crmsync.errors import (
     ConfigurationError,
     DeltaTokenExpiredError,
     RecordNotFoundError,
+    RetryLaterError,
     TransientServerError,
 )
 
@@ -222,6 +223,9 @@ class DynamicsClient:
             except httpx.TransportError as exc:
                 self.budget.record_transport_error()
                 resolution = classify_transport_error(exc, entity=entity, record_id=record_id)
+            except RetryLaterError as exc:  # the identity provider was unreachable (auth flow)
+                self.budget.record_transport_error()
+                resolution = Resolution(Action.RETRY, exc.retry_after, exc)
             else:
                 self.budget.record_bytes(len(content or b""), len(response.content))
                 if response.status_code < 400 or response.status_code in accept_statuses:
