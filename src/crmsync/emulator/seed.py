@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 BATCH_SIZE = 5000
+T = TypeVar("T")
 # Opportunities point at leads drawn from the first leads only, so memory stays flat.
 _LEAD_SAMPLE = 20_000
 
@@ -86,32 +87,41 @@ class _Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.random = self.rng.random
+
+    def pick(self, values: Sequence[T]) -> T:
+        """One of ``values``, uniformly (cheaper than ``Random.choice``; same determinism)."""
+        return values[int(self.random() * len(values))]
+
+    def span(self, low: int, high: int) -> int:
+        """An integer in ``[low, high)``, uniformly."""
+        return low + int(self.random() * (high - low))
 
     def guid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def person(self) -> tuple[str, str]:
-        return self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        return self.pick(FIRST_NAMES), self.pick(LAST_NAMES)
 
     def company(self) -> str:
-        return f"{self.rng.choice(COMPANY_STEMS)} {self.rng.choice(COMPANY_SUFFIXES)}"
+        return f"{self.pick(COMPANY_STEMS)} {self.pick(COMPANY_SUFFIXES)}"
 
     def phone(self, country: str) -> str:
-        digits = self.rng.randrange(1000000, 9999999)
+        digits = self.span(1000000, 9999999)
         prefix = {"United States": "+1", "Canada": "+1", "United Kingdom": "+44"}.get(
             country, "+49" if country == "Germany" else "+33"
         )
-        return f"{prefix} {self.rng.randrange(200, 999)} {digits // 10000:03d}-{digits % 10000:04d}"
+        return f"{prefix} {self.span(200, 999)} {digits // 10000:03d}-{digits % 10000:04d}"
 
     def address(self) -> Row:
-        city, state, country, postal = self.rng.choice(CITIES)
-        number = self.rng.randrange(1, 9999)
+        city, state, country, postal = self.pick(CITIES)
+        number = self.span(1, 9999)
         return {
-            "address1_line1": f"{number} {self.rng.choice(STREETS)}",
+            "address1_line1": f"{number} {self.pick(STREETS)}",
             "address1_city": city,
             "address1_stateorprovince": state,
             "address1_country": country,
-            "address1_postalcode": postal.replace("#", str(self.rng.randrange(10, 99))),
+            "address1_postalcode": postal.replace("#", str(self.span(10, 99))),
         }
 
 
@@ -146,6 +156,7 @@ def seed_dataset(
     plan = planned_counts(leads)
     gen = _Generator(seed)
     rng = gen.rng
+    pick, span = gen.pick, gen.span
     base_day = datetime(2025, 1, 1, tzinfo=UTC)
 
     def report(table: str, done: int) -> None:
@@ -164,7 +175,7 @@ def seed_dataset(
                 "lastname": last,
                 "internalemailaddress": _email(first, last, "contoso.example", index),
                 "domainname": _email(first, last, "contoso.example", index),
-                "title": rng.choice(("Account Executive", "Sales Manager", "Sales Rep")),
+                "title": pick(("Account Executive", "Sales Manager", "Sales Rep")),
                 "isdisabled": False,
             }
         )
@@ -186,8 +197,8 @@ def seed_dataset(
 
     def owner() -> tuple[str, str]:
         if rng.random() < 0.1:
-            return ("team", rng.choice(team_ids))
-        return ("systemuser", rng.choice(user_ids))
+            return ("team", pick(team_ids))
+        return ("systemuser", pick(user_ids))
 
     account_ids = [gen.guid() for _ in range(plan.accounts)]
     account_names: list[str] = []
@@ -203,8 +214,8 @@ def seed_dataset(
             "telephone1": gen.phone(address["address1_country"]),
             "emailaddress1": f"info@{_domain(name)}",
             "websiteurl": f"https://www.{_domain(name)}",
-            "industrycode": rng.randint(1, 33),
-            "numberofemployees": rng.choice((5, 12, 40, 120, 450, 1800, 7500, 32000)),
+            "industrycode": span(1, 34),
+            "numberofemployees": pick((5, 12, 40, 120, 450, 1800, 7500, 32000)),
             "revenue": round(rng.uniform(1e5, 5e9), 2),
             "ownerid": owner(),
             **address,
@@ -222,18 +233,18 @@ def seed_dataset(
             "contactid": gen.guid(),
             "firstname": first,
             "lastname": last,
-            "jobtitle": rng.choice(JOB_TITLES),
+            "jobtitle": pick(JOB_TITLES),
             "ownerid": owner(),
             "donotbulkemail": rng.random() < 0.04,
             **gen.address(),
         }
         row["telephone1"] = gen.phone(row["address1_country"])
         if account_ids and rng.random() < 0.85:
-            account = rng.randrange(len(account_ids))
+            account = span(0, len(account_ids))
             row["parentcustomerid"] = ("account", account_ids[account])
             domain = _domain(account_names[account])
         else:
-            domain = rng.choice(("mail.example", "inbox.example", "post.example"))
+            domain = pick(("mail.example", "inbox.example", "post.example"))
         row["emailaddress1"] = _email(first, last, domain, index)
         return row
 
@@ -249,7 +260,7 @@ def seed_dataset(
         first, last = gen.person()
         company = gen.company()
         address = gen.address()
-        status = rng.choice(_LEAD_STATUS_POOL)
+        status = pick(_LEAD_STATUS_POOL)
         lead_id = gen.guid()
         if len(lead_ids) < _LEAD_SAMPLE:
             lead_ids.append(lead_id)
@@ -258,27 +269,26 @@ def seed_dataset(
             "firstname": first,
             "lastname": last,
             "companyname": company,
-            "subject": f"Interested in {rng.choice(PRODUCTS)}",
+            "subject": f"Interested in {pick(PRODUCTS)}",
             "emailaddress1": _email(first, last, _domain(company), index),
             "telephone1": gen.phone(address["address1_country"]),
             "mobilephone": gen.phone(address["address1_country"])[:20],
-            "jobtitle": rng.choice(JOB_TITLES),
+            "jobtitle": pick(JOB_TITLES),
             "websiteurl": f"https://www.{_domain(company)}",
-            "leadsourcecode": rng.randint(1, 10),
-            "leadqualitycode": rng.choice(_LEAD_RATING_POOL),
-            "industrycode": rng.randint(1, 33),
-            "numberofemployees": rng.choice((3, 10, 25, 80, 250, 1000, 5000)),
+            "leadsourcecode": span(1, 11),
+            "leadqualitycode": pick(_LEAD_RATING_POOL),
+            "industrycode": span(1, 34),
+            "numberofemployees": pick((3, 10, 25, 80, 250, 1000, 5000)),
             "revenue": round(rng.uniform(5e4, 2e9), 2),
             "statuscode": status,
             "donotemail": rng.random() < 0.03,
             "donotbulkemail": rng.random() < 0.05,
-            "mkt_lastinterestingmomentdate": base_day
-            + timedelta(minutes=rng.randrange(0, 600_000)),
+            "mkt_lastinterestingmomentdate": base_day + timedelta(minutes=span(0, 600_000)),
             "ownerid": owner(),
             **address,
         }
         if account_ids and rng.random() < 0.2:
-            row["parentaccountid"] = rng.choice(account_ids)
+            row["parentaccountid"] = pick(account_ids)
         return row
 
     done = 0
@@ -288,15 +298,15 @@ def seed_dataset(
         report("lead", done)
 
     def make_opportunity(index: int) -> Row:
-        account = rng.randrange(len(account_ids)) if account_ids else -1
-        status = rng.choice(_OPPORTUNITY_STATUS_POOL)
+        account = span(0, len(account_ids)) if account_ids else -1
+        status = pick(_OPPORTUNITY_STATUS_POOL)
         row: Row = {
             "opportunityid": gen.guid(),
-            "name": f"{rng.choice(PRODUCTS)} for "
+            "name": f"{pick(PRODUCTS)} for "
             + (account_names[account] if account >= 0 else "new customer"),
             "estimatedvalue": round(rng.uniform(1e3, 2.5e6), 2),
-            "closeprobability": rng.choice((10, 20, 40, 60, 80, 90)),
-            "estimatedclosedate": base_day + timedelta(days=rng.randrange(30, 700)),
+            "closeprobability": pick((10, 20, 40, 60, 80, 90)),
+            "estimatedclosedate": base_day + timedelta(days=span(30, 700)),
             "statuscode": status,
             "ownerid": owner(),
         }
@@ -304,7 +314,7 @@ def seed_dataset(
             row["customerid"] = ("account", account_ids[account])
             row["parentaccountid"] = account_ids[account]
         if lead_ids and rng.random() < 0.3:
-            row["originatingleadid"] = rng.choice(lead_ids)
+            row["originatingleadid"] = pick(lead_ids)
         return row
 
     done = 0
