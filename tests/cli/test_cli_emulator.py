@@ -60,6 +60,9 @@ def test_bad_config_file_exits_1_with_a_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     missing = run("--config", "absent.toml", cwd=tmp_path)
     assert missing.returncode == 1 and "not found" in missing.stderr
+    no_dir = run("--port", "0", "--db", str(tmp_path / "absent" / "org.db"), cwd=tmp_path)
+    assert no_dir.returncode == 1
+    assert "cannot open the emulator database" in no_dir.stderr
 
 
 def test_port_in_use_exits_1(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from crmsync.emulator.tls import TlsFiles, ensure_tls_files
 from crmsync.errors import ConfigurationError
 
 API_PATH = "/api/data/v9.2/"
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - names, not a bind
 _console = Console(stderr=True)
 
 
@@ -163,17 +165,23 @@ def emulator(
     tls: TlsFiles | None = None
     if https:
         default_dir = Path(db + ".tls") if db != ":memory:" else Path(".emulator-tls")
-        hosts = (host, "localhost", "127.0.0.1", "::1") if host != "0.0.0.0" else ("127.0.0.1",)  # noqa: S104
+        named = () if host in _ANY_ADDRESS else (host,)
+        hosts = (*named, "127.0.0.1", "localhost", "::1")
         tls = ensure_tls_files(tls_dir or default_dir, tuple(dict.fromkeys(hosts)))
     sock = _listen(host, port)
     try:
         runtime = EmulatorRuntime(config)
-        app = create_emulator_app(config, db, runtime=runtime)
+        try:
+            app = create_emulator_app(config, db, runtime=runtime)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigurationError(f"cannot open the emulator database {db}: {exc}") from exc
         storage = app.state.storage
         # A new (or emptied) org is seeded; an existing one is served as it is.
         seeded = _seed(storage, leads, config, as_json) if storage.count("lead") == 0 else {}
         bound_port = sock.getsockname()[1]
-        shown_host = f"[{host}]" if ":" in host else host
+        # Listening on every interface: clients on this machine reach it at 127.0.0.1.
+        shown_host = "127.0.0.1" if host in _ANY_ADDRESS else host
+        shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
         base_url = f"{'https' if tls else 'http'}://{shown_host}:{bound_port}"
         details = connection_details(config, base_url, db, tls, seeded)
         if as_json:
