@@ -308,3 +308,44 @@ def test_requests_without_a_token_are_refused(emu: Emulator) -> None:
     """§1: the Web API needs a bearer token (the control plane answers 401)."""
     response = emu.client.get(f"{API}/WhoAmI")
     assert response.status_code == 401
+
+
+def test_money_columns_carry_the_transaction_currency(emu: Emulator) -> None:
+    """§2d: selecting a money column auto-adds _transactioncurrencyid_value (base currency)."""
+    lead = emu.create("leads", {"lastname": "Money", "revenue": 1250.5})
+    body = emu.request(
+        "GET",
+        f"leads({lead})?$select=revenue",
+        headers={"Prefer": 'odata.include-annotations="*"'},
+    ).json()
+    assert body["@odata.context"] == f"{API}/$metadata#leads(revenue)/$entity"
+    currency = body["_transactioncurrencyid_value"]
+    assert (
+        body["_transactioncurrencyid_value@OData.Community.Display.V1.FormattedValue"]
+        == "US Dollar"
+    )
+    usd = emu.request("GET", f"transactioncurrencies({currency})?$select=isocurrencycode").json()
+    assert usd["isocurrencycode"] == "USD"
+    other = emu.create(
+        "transactioncurrencies",
+        {
+            "currencyname": "Euro",
+            "isocurrencycode": "EUR",
+            "currencysymbol": "€",
+            "exchangerate": 0.9,
+        },
+    )
+    account = emu.create(
+        "accounts",
+        {
+            "name": "Euro Co",
+            "revenue": 10,
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({other})",
+        },
+    )
+    assert (
+        emu.request("GET", f"accounts({account})?$select=revenue").json()[
+            "_transactioncurrencyid_value"
+        ]
+        == other
+    )

@@ -156,9 +156,10 @@ def _initial_page(
         more = len(rows) > limit
         rows = rows[:limit]
         records = renderer.render(rows)
+    select = query.get("$select")
     payload: dict[str, Any] = {
         "@odata.context": f"{ctx.base_url}/$metadata#{entity.entity_set_name}"
-        f"{context_select(renderer.attributes, query.get('$select'))}",
+        f"{context_select(selected_attributes(entity, select), select)}",
         "value": records,
     }
     if more:

@@ -112,6 +112,14 @@ class Renderer:
         self.ctx = ctx
         self.entity = entity
         self.attributes = list(attributes)
+        currency = entity.attributes.get("transactioncurrencyid")
+        if (
+            currency is not None
+            and currency not in self.attributes
+            and any(a.attribute_type == "Money" for a in self.attributes)
+        ):
+            # Documented: selecting a money column also returns _transactioncurrencyid_value.
+            self.attributes.append(currency)
         self.columns = [entity.primary_id, "versionnumber"]
         self.formatted = ctx.prefs.formatted
         self.want_logical, self.want_nav = ctx.prefs.lookup_details

@@ -282,6 +282,7 @@ def _lead() -> list[A]:
         _lookup("customerid", "Customer", "account", "contact", kind="Customer"),
         _lookup("campaignid", "Source Campaign", "campaign"),
         _lookup("qualifyingopportunityid", "Qualifying Opportunity", "opportunity"),
+        _currency_lookup(),
     ]
 
 
@@ -325,6 +326,7 @@ def _account() -> list[A]:
         _lookup("primarycontactid", "Primary Contact", "contact"),
         _lookup("parentaccountid", "Parent Account", "account"),
         _lookup("originatingleadid", "Originating Lead", "lead"),
+        _currency_lookup(),
     ]
 
 
@@ -361,6 +363,7 @@ def _opportunity() -> list[A]:
         _lookup("parentcontactid", "Contact", "contact"),
         _lookup("originatingleadid", "Originating Lead", "lead"),
         _lookup("campaignid", "Source Campaign", "campaign"),
+        _currency_lookup(),
     ]
 
 
@@ -428,6 +431,7 @@ def _campaign() -> list[A]:
         A("actualstart", "DateTime", "Actual Start", format_name="DateOnly"),
         A("actualend", "DateTime", "Actual End", format_name="DateOnly"),
         _money("budgetedcost", "Budget Allocated"),
+        _currency_lookup(),
         *_state(
             {0: ("Active", 0), 1: ("Inactive", 6)},
             {
@@ -502,6 +506,40 @@ def _listmember() -> list[A]:
             valid_for_update=False,
             is_primary_name=True,
         ),
+    ]
+
+
+BASE_CURRENCY_ID = metadata_id("transactioncurrency", "USD")
+
+
+def _currency_lookup() -> A:
+    return _lookup("transactioncurrencyid", "Currency", "transactioncurrency")
+
+
+def _transactioncurrency() -> list[A]:
+    return [
+        *_system("transactioncurrency", "transactioncurrencyid", owned=False),
+        A(
+            "currencyname",
+            "String",
+            "Currency Name",
+            max_length=100,
+            format_name="Text",
+            required_level="SystemRequired",
+            is_primary_name=True,
+        ),
+        _s("isocurrencycode", 5, "Currency Code", level="SystemRequired"),
+        _s("currencysymbol", 10, "Currency Symbol", level="SystemRequired"),
+        A(
+            "exchangerate",
+            "Decimal",
+            "Exchange Rate",
+            min_value=0.0000000001,
+            max_value=100_000_000_000,
+            precision=10,
+            required_level="SystemRequired",
+        ),
+        *_state({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}),
     ]
 
 
@@ -630,6 +668,18 @@ _TABLES = (
         _listmember,
     ),
     ("task", "Task", "tasks", "activityid", "subject", "Task", "Tasks", "UserOwned", 4212, _task),
+    (
+        "transactioncurrency",
+        "TransactionCurrency",
+        "transactioncurrencies",
+        "transactioncurrencyid",
+        "currencyname",
+        "Currency",
+        "Currencies",
+        "OrganizationOwned",
+        9105,
+        _transactioncurrency,
+    ),
 )
 
 

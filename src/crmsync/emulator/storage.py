@@ -38,7 +38,7 @@ from crmsync.emulator.metadata import (
     attribute_from_json,
     attribute_to_json,
 )
-from crmsync.emulator.schema import custom_entity
+from crmsync.emulator.schema import BASE_CURRENCY_ID, custom_entity
 
 _SQL_TYPES = {
     "String": "TEXT COLLATE NOCASE",
@@ -115,6 +115,7 @@ class Storage:
         for entity in list(catalog):
             self._ensure_table(entity)
         self._version = self._max_version()
+        self._ensure_base_currency()
 
     # -- transactions -------------------------------------------------------------------
 
@@ -166,6 +167,21 @@ class Storage:
             row = self.conn.execute(f"SELECT MAX(versionnumber) FROM {q(entity.table)}").fetchone()
             highest = max(highest, row[0] or 0)
         return int(highest)
+
+    def _ensure_base_currency(self) -> None:
+        """The organization's base currency (US Dollar), as every org has one."""
+        currencies = self.catalog.get("transactioncurrency")
+        if currencies is None or self.exists(currencies, BASE_CURRENCY_ID):
+            return
+        row: dict[str, Any] = {
+            "transactioncurrencyid": BASE_CURRENCY_ID,
+            "currencyname": "US Dollar",
+            "isocurrencycode": "USD",
+            "currencysymbol": "$",
+            "exchangerate": 1.0,
+        }
+        with self.transaction():
+            self.insert(currencies, self.stamp_new(currencies, row, ""))
 
     # -- schema -------------------------------------------------------------------------
 
@@ -382,7 +398,7 @@ class Storage:
         if not row.get(entity.primary_id):
             row[entity.primary_id] = str(uuid.uuid4())
         row["createdon"] = row["modifiedon"] = now
-        row["createdby"] = row["modifiedby"] = acting_user
+        row["createdby"] = row["modifiedby"] = acting_user or None
         row["versionnumber"] = self.next_version()
         owner = entity.attributes.get("ownerid")
         if owner is not None and not row.get("ownerid"):
@@ -404,7 +420,14 @@ class Storage:
         for name, default in self._defaults(entity):
             if name not in row:
                 row[name] = default
+        if not row.get("transactioncurrencyid") and "transactioncurrencyid" in entity.attributes:
+            money = self._money_columns(entity)
+            if any(row.get(name) is not None for name in money):
+                row["transactioncurrencyid"] = BASE_CURRENCY_ID
         return row
+
+    def _money_columns(self, entity: EntityDef) -> list[str]:
+        return [n for n, a in entity.attributes.items() if a.attribute_type == "Money"]
 
     # -- bulk and convenience (used by the seeder and tests) -----------------------------
 
