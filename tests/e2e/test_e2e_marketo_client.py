@@ -9,82 +9,19 @@ values that come back, not just success flags.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from marketorestpython.client import MarketoClient
+from marketo_server import RunningServer, marketo_client, running_server
 
 pytestmark = pytest.mark.e2e
-
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
-
-
-@dataclass
-class RunningServer:
-    url: str
-    client_id: str
-    client_secret: str
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CRMSYNC, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=True
-    )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp_path = tmp_path_factory.mktemp("e2e-marketo")
-    env = {**os.environ, "CRMSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'crmsync.db'}"}
-    _run(["db", "upgrade"], env, tmp_path)
-    created = json.loads(
-        _run(["api-client", "create", "--name", "e2e", "--json"], env, tmp_path).stdout
-    )
-    process = subprocess.Popen(
-        [CRMSYNC, "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "serving on http://127.0.0.1:" in line, line + (
-            process.stderr.read() if process.stderr else ""
-        )
-        url = line.split("serving on ", 1)[1].split()[0]
-        yield RunningServer(url, created["client_id"], created["client_secret"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def _client(server: RunningServer) -> MarketoClient:
-    mc = MarketoClient(
-        "000-AAA-000",
-        client_id=server.client_id,
-        client_secret=server.client_secret,
-        max_retry_time=5,
-        requests_timeout=(3, 10),
-    )
-    mc.host = server.url
-    return mc
+    with running_server(tmp_path_factory.mktemp("e2e-marketo")) as running:
+        yield running
 
 
 def _by_id(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -93,7 +30,7 @@ def _by_id(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 def test_marketorestpython_drives_crmsync_serve(server: RunningServer) -> None:
     """Create, upsert, lookups, update, lists, describe, activities, lead changes, delete."""
-    mc = _client(server)
+    mc = marketo_client(server)
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     created = mc.execute(
@@ -217,6 +154,6 @@ def test_marketorestpython_drives_crmsync_serve(server: RunningServer) -> None:
 
 def test_marketorestpython_sees_bad_credentials_as_an_error(server: RunningServer) -> None:
     """Spec §2.1: a 401 ``invalid_client`` reply makes the client raise with its description."""
-    mc = _client(RunningServer(server.url, server.client_id, "wrong-secret"))
+    mc = marketo_client(server, secret="wrong-secret")
     with pytest.raises(Exception, match="Bad client credentials"):
         mc.execute(method="describe")
