@@ -57,7 +57,11 @@ def run_server(
     print(f"crmsync: serving on {url} (Ctrl-C stops)", flush=True)
     if on_ready is not None:
         on_ready(url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    # Headers up to 64 KB reach the app, so an over-long URI gets the API's JSON 414 reply
+    # rather than the HTTP parser's plain-text 400.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, h11_max_incomplete_event_size=65_536
+    )
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
