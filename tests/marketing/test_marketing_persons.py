@@ -317,3 +317,18 @@ def test_values_the_database_cannot_hold_are_refused_per_record(migrated_engine:
     assert service.find("email", ["a\x00@x.com"]) == ([], None)
     deleted = service.delete([2**70])
     assert _codes(deleted[0]) == ["1004"]
+
+
+def test_ids_are_never_reused(migrated_engine: Engine) -> None:
+    """A deleted person's id is not given to a new person (deleted leads and CRM links keep
+    meaning what they meant, B27), and bulk-created ids map to the right records."""
+    service = PersonService(migrated_engine)
+    made = service.sync([{"email": f"r{i}@x.com"} for i in range(3)])
+    last = made[-1].id
+    assert last is not None
+    service.delete([last])
+    again = service.sync([{"email": "r3@x.com"}, {"email": "r4@x.com"}])
+    new_ids = [o.id for o in again if o.id is not None]
+    assert min(new_ids) > last
+    rows = service.get_by_ids(new_ids, ["email"])
+    assert [r["email"] for r in rows] == ["r3@x.com", "r4@x.com"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -106,6 +106,31 @@ def decode_position(token: str) -> int:
         return int(text[2:])
     except (binascii.Error, ValueError, UnicodeError):
         raise InvalidValueError(f"Invalid nextPageToken '{token[:60]}'", code="1003") from None
+
+
+def insert_rows_returning_ids(
+    conn: Connection, table: Table, rows: list[dict[str, object]]
+) -> list[int]:
+    """Insert ``rows`` with one ``executemany`` and return their new ids in row order.
+
+    PostgreSQL returns them from one batched ``INSERT ... RETURNING``. SQLite cannot order
+    ``RETURNING`` rows, so SQLAlchemy would insert one row at a time; instead the rows are
+    inserted in bulk and their ids derived: SQLite gives each new row ``max(rowid) + 1`` and this
+    transaction holds the write lock from its first insert, so the rows are the last ``n`` ids.
+    The count is checked, and the transaction fails rather than mislabel a row.
+    """
+    if conn.dialect.name != "sqlite":
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in conn.execute(returning, rows).scalars()]
+    conn.execute(insert(table), rows)
+    last = int(conn.execute(select(func.max(table.c.id))).scalar_one())
+    first = last - len(rows) + 1
+    placed = conn.execute(
+        select(func.count()).select_from(table).where(table.c.id.between(first, last))
+    ).scalar_one()
+    if placed != len(rows) or last >= MAX_ID:
+        raise RuntimeError(f"cannot determine the ids of {len(rows)} new {table.name} rows")
+    return list(range(first, last + 1))
 
 
 class _Batch:
@@ -592,13 +617,7 @@ class PersonService:
                 row["email_key"] = normalise_email(state["email"])
                 row[_CUSTOM] = state[_CUSTOM] or None
                 rows.append(row)
-            inserted = (
-                conn.execute(
-                    insert(persons).returning(persons.c.id, sort_by_parameter_order=True), rows
-                )
-                .scalars()
-                .all()
-            )
+            inserted = insert_rows_returning_ids(conn, persons, rows)
             real_ids = dict(zip(batch.new_ids, inserted, strict=True))
         groups: dict[frozenset[str], list[dict[str, object]]] = {}
         changed_columns: set[str] = set()

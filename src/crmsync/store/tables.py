@@ -119,6 +119,7 @@ companies = Table(
     *_field_columns(COMPANY_FIELDS, _ID),
     Column("custom", JSON, nullable=True),
     UniqueConstraint("externalCompanyId", name="uq_companies_external_company_id"),
+    sqlite_autoincrement=True,
 )
 
 sales_persons = Table(
@@ -127,6 +128,7 @@ sales_persons = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     *_field_columns(SALES_PERSON_FIELDS, _ID),
     UniqueConstraint("externalSalesPersonId", name="uq_sales_persons_external_sales_person_id"),
+    sqlite_autoincrement=True,
 )
 
 teams = Table(
@@ -135,6 +137,7 @@ teams = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     *_field_columns(TEAM_FIELDS, _ID),
     UniqueConstraint("externalTeamId", name="uq_teams_external_team_id"),
+    sqlite_autoincrement=True,
 )
 
 persons = Table(
@@ -159,6 +162,7 @@ persons = Table(
     Index("ix_persons_company_id", "company_id"),
     Index("ix_persons_external_company_id", "externalCompanyId"),
     Index("ix_persons_external_sales_person_id", "externalSalesPersonId"),
+    sqlite_autoincrement=True,
 )
 
 opportunities = Table(
@@ -169,6 +173,7 @@ opportunities = Table(
     Column("company_id", Id, ForeignKey("companies.id", ondelete="SET NULL"), nullable=True),
     UniqueConstraint("marketoGUID", name="uq_opportunities_marketo_guid"),
     UniqueConstraint("externalOpportunityId", name="uq_opportunities_external_opportunity_id"),
+    sqlite_autoincrement=True,
 )
 
 opportunity_roles = Table(
@@ -179,6 +184,7 @@ opportunity_roles = Table(
     UniqueConstraint("marketoGUID", name="uq_opportunity_roles_marketo_guid"),
     UniqueConstraint("externalOpportunityId", "leadId", "role", name="uq_opportunity_roles_dedupe"),
     Index("ix_opportunity_roles_lead_id", "leadId"),
+    sqlite_autoincrement=True,
 )
 
 custom_object_rows = Table(
@@ -194,6 +200,7 @@ custom_object_rows = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("entity", "crm_id", name="uq_custom_object_rows_entity_crm_id"),
+    sqlite_autoincrement=True,
 )
 
 # Custom (non-standard) fields of any object: marketing-only ("local") or created in Dynamics
@@ -211,6 +218,7 @@ field_definitions = Table(
     Column("origin", String(10), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("object_type", "name_key", name="uq_field_definitions_object_name"),
+    sqlite_autoincrement=True,
 )
 
 static_lists = Table(
@@ -224,6 +232,7 @@ static_lists = Table(
     Column("created_at", String(20), nullable=False),
     Column("updated_at", String(20), nullable=False),
     UniqueConstraint("name", name="uq_static_lists_name"),
+    sqlite_autoincrement=True,
 )
 
 list_members = Table(
@@ -252,6 +261,7 @@ activities = Table(
     Index("ix_activities_person_id", "person_id", "id"),
     Index("ix_activities_type_id", "type_id", "id"),
     Index("ix_activities_activity_date", "activity_date"),
+    sqlite_autoincrement=True,
 )
 
 # ---- sync state ---------------------------------------------------------------------------
@@ -269,6 +279,7 @@ crm_links = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("entity", "crm_id", name="uq_crm_links_entity_crm_id"),
     Index("ix_crm_links_local", "local_kind", "local_id"),
+    sqlite_autoincrement=True,
 )
 
 sync_baselines = Table(
@@ -298,6 +309,7 @@ sync_outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("source", String(255), nullable=False),
     Index("ix_sync_outbox_person_id", "person_id"),
+    sqlite_autoincrement=True,
 )
 
 sync_errors = Table(
@@ -319,6 +331,7 @@ sync_errors = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_sync_errors_open", "resolved_at", "entity"),
     Index("ix_sync_errors_local", "local_kind", "local_id"),
+    sqlite_autoincrement=True,
 )
 
 sync_history = Table(
@@ -336,6 +349,7 @@ sync_history = Table(
     Column("details", JSON, nullable=True),
     Index("ix_sync_history_started_at", "started_at"),
     Index("ix_sync_history_kind", "kind", "started_at"),
+    sqlite_autoincrement=True,
 )
 
 notifications = Table(
@@ -351,6 +365,7 @@ notifications = Table(
     Column("read_at", UtcDateTime, nullable=True),
     Column("emailed_at", UtcDateTime, nullable=True),
     Index("ix_notifications_created_at", "created_at"),
+    sqlite_autoincrement=True,
 )
 
 audit_log = Table(
@@ -362,6 +377,7 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("details", JSON, nullable=True),
     Index("ix_audit_log_occurred_at", "occurred_at"),
+    sqlite_autoincrement=True,
 )
 
 sync_lease = Table(
@@ -404,6 +420,7 @@ api_clients = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
     UniqueConstraint("client_id", name="uq_api_clients_client_id"),
+    sqlite_autoincrement=True,
 )
 
 api_access_tokens = Table(

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("campaign_id", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_activities")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_activities_activity_date", "activities", ["activity_date"], unique=False)
     op.create_index("ix_activities_person_id", "activities", ["person_id", "id"], unique=False)
@@ -69,6 +70,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_clients")),
         sa.UniqueConstraint("client_id", name="uq_api_clients_client_id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "audit_log",
@@ -83,6 +85,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("details", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_log_occurred_at", "audit_log", ["occurred_at"], unique=False)
 
@@ -120,6 +123,7 @@ def upgrade() -> None:
         sa.Column("custom", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_companies")),
         sa.UniqueConstraint("external_company_id", name="uq_companies_external_company_id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "crm_links",
@@ -138,6 +142,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crm_links")),
         sa.UniqueConstraint("entity", "crm_id", name="uq_crm_links_entity_crm_id"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_crm_links_local", "crm_links", ["local_kind", "local_id"], unique=False)
 
@@ -166,6 +171,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_field_definitions")),
         sa.UniqueConstraint("object_type", "name_key", name="uq_field_definitions_object_name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "field_selection",
@@ -194,6 +200,7 @@ def upgrade() -> None:
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("emailed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_notifications_created_at", "notifications", ["created_at"], unique=False)
 
@@ -218,6 +225,7 @@ def upgrade() -> None:
             "external_opportunity_id", "lead_id", "role", name="uq_opportunity_roles_dedupe"
         ),
         sa.UniqueConstraint("marketo_guid", name="uq_opportunity_roles_marketo_guid"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_opportunity_roles_lead_id", "opportunity_roles", ["lead_id"], unique=False)
 
@@ -240,6 +248,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "external_sales_person_id", name="uq_sales_persons_external_sales_person_id"
         ),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "static_lists",
@@ -257,6 +266,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.String(length=20), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_static_lists")),
         sa.UniqueConstraint("name", name="uq_static_lists_name"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "sync_baselines",
@@ -288,6 +298,7 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_errors")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_sync_errors_local", "sync_errors", ["local_kind", "local_id"], unique=False)
     op.create_index("ix_sync_errors_open", "sync_errors", ["resolved_at", "entity"], unique=False)
@@ -310,6 +321,7 @@ def upgrade() -> None:
         sa.Column("api_calls", sa.Integer(), nullable=False),
         sa.Column("details", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_history")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_sync_history_kind", "sync_history", ["kind", "started_at"], unique=False)
     op.create_index("ix_sync_history_started_at", "sync_history", ["started_at"], unique=False)
@@ -336,6 +348,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("source", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_outbox")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_sync_outbox_person_id", "sync_outbox", ["person_id"], unique=False)
 
@@ -361,6 +374,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.String(length=20), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
         sa.UniqueConstraint("external_team_id", name="uq_teams_external_team_id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "opportunities",
@@ -397,6 +411,7 @@ def upgrade() -> None:
             "external_opportunity_id", name="uq_opportunities_external_opportunity_id"
         ),
         sa.UniqueConstraint("marketo_guid", name="uq_opportunities_marketo_guid"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "persons",
@@ -486,6 +501,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_persons")),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_persons_company_id", "persons", ["company_id"], unique=False)
     op.create_index("ix_persons_crm_contact_id", "persons", ["crm_contact_id"], unique=False)
@@ -525,6 +541,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_object_rows")),
         sa.UniqueConstraint("entity", "crm_id", name="uq_custom_object_rows_entity_crm_id"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "list_members",
