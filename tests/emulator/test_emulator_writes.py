@@ -383,3 +383,20 @@ def test_create_multiple_and_update_multiple(emu: Emulator) -> None:
     assert emu.request("GET", "leads/$count").text == "3"
     untyped = emu.request("POST", "leads/Microsoft.Dynamics.CRM.CreateMultiple", {"Targets": [{}]})
     assert untyped.status_code == 400
+
+
+def test_deep_insert_creates_the_related_row_and_binds_it(emu: Emulator) -> None:
+    """§5 Create: deep insert through a single-valued navigation property, one transaction."""
+    lead = emu.create("leads", {"lastname": "Deep", "parentaccountid": {"name": "Nested Co"}})
+    body = emu.request(
+        "GET",
+        f"leads({lead})?$select=parentaccountid",
+        headers={"Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'},
+    ).json()
+    assert body["_parentaccountid_value@OData.Community.Display.V1.FormattedValue"] == "Nested Co"
+    failing = emu.request(
+        "POST", "leads", {"lastname": "x" * 51, "parentaccountid": {"name": "Orphan"}}
+    )
+    assert failing.status_code == 400
+    names = [row["name"] for row in emu.request("GET", "accounts?$select=name").json()["value"]]
+    assert names == ["Nested Co"]

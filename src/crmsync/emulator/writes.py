@@ -83,8 +83,14 @@ def _check_duplicates(
 def insert_record(
     ctx: RequestContext, entity: EntityDef, body: object, record_id: str | None = None
 ) -> str:
-    """Validate and insert one row; returns its id (used by create, upsert, QualifyLead)."""
+    """Validate and insert one row; returns its id (used by create, upsert, QualifyLead).
+
+    Deep insert (spec §5): a single-valued navigation property given as a JSON object creates
+    that related row first and binds to it, in the same transaction.
+    """
     ctx.require(entity, "create")
+    if isinstance(body, dict) and any(isinstance(v, dict) for v in body.values()):
+        body = _deep_insert(ctx, entity, body)
     prepared = prepare(ctx, entity, body, creating=True)
     check_plugin_rules(ctx, entity, prepared.values, creating=True)
     if record_id is None:
@@ -100,6 +106,19 @@ def insert_record(
         _check_duplicates(ctx, entity, new_id, prepared)
         ctx.storage.insert(entity, row)
     return new_id
+
+
+def _deep_insert(ctx: RequestContext, entity: EntityDef, body: dict[str, Any]) -> dict[str, Any]:
+    flattened: dict[str, Any] = {}
+    for key, value in body.items():
+        navigation = entity.navigation(key) if isinstance(value, dict) else None
+        if navigation is None:
+            flattened[key] = value
+            continue
+        target = ctx.catalog.require(navigation[1])
+        related_id = insert_record(ctx, target, value)
+        flattened[f"{key}@odata.bind"] = f"/{target.entity_set_name}({related_id})"
+    return flattened
 
 
 def update_record(
