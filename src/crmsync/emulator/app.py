@@ -31,7 +31,16 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   ``400``; the multipart body holds the responses of the requests already processed followed
   by the failing one (the documented example shows a batch whose first request fails). A failed
   change set is answered by one error response (OData 4.0 §11.7.4) and rolled back.
-* Deleting a row leaves lookups that point at it as they are (no cascade, no "remove link").
+* Deleting a row leaves lookups that point at it as they are (no cascade, no "remove link"),
+  except marketing-list memberships, which go with the member.
+* List membership: ``lists(<id>)/listlead_association`` (and ``listcontact_``/``listaccount_``)
+  with ``$ref`` to add/remove; adding an existing member is a no-op 204; the member's table must
+  match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList`` is served.
+* Deep insert works through single-valued navigation properties, not collections.
+* ``$expand`` works on single-valued navigation properties (lookups) with a nested ``$select``.
+* ``$apply`` (aggregation) is refused with 400; alternate keys are not defined out of the box,
+  so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400.
+* Every money column's row gets the base currency (US Dollar) when none is bound.
 * Metadata changes need no privilege; ``$metadata`` (CSDL) is not served.
 * Any unexpected server error answers 500 ``0x80040216`` "An unexpected error occurred." with
   no stack trace.
