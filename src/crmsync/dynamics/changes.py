@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crmsync.dynamics.query import EntitySetInfo, record_from_row
+from crmsync.dynamics.query import EntitySetInfo, RowConverter
 from crmsync.dynamics.types import CrmChange, CrmDelete, DeltaCursor, EntitySchema
 
 TRACK_CHANGES = "odata.track-changes"
@@ -37,9 +37,13 @@ def is_tombstone(row: Mapping[str, Any]) -> bool:
 
 
 def parse_change_page(
-    info: EntitySetInfo, document: Mapping[str, Any], schema: EntitySchema | None = None
+    info: EntitySetInfo,
+    document: Mapping[str, Any],
+    schema: EntitySchema | None = None,
+    converter: RowConverter | None = None,
 ) -> ParsedChangePage:
     """Split one page into :class:`CrmChange` / :class:`CrmDelete` items."""
+    convert = (converter or RowConverter(info, schema)).convert
     items: list[CrmChange | CrmDelete] = []
     for row in document.get("value") or []:
         if not isinstance(row, Mapping):
@@ -49,7 +53,7 @@ def parse_change_page(
             if record_id:
                 items.append(CrmDelete(entity=info.logical_name, id=str(record_id).lower()))
             continue
-        items.append(CrmChange(record_from_row(info, row, schema)))
+        items.append(CrmChange(convert(row)))
     next_link = document.get("@odata.nextLink")
     delta_link = document.get("@odata.deltaLink")
     return ParsedChangePage(

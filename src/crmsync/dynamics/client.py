@@ -43,6 +43,7 @@ from crmsync.dynamics.query import (
     LOOKUP_ANNOTATION,
     WELL_KNOWN_ENTITIES,
     EntitySetInfo,
+    RowConverter,
     collection_url,
     quote_query_value,
     record_from_row,
@@ -349,9 +350,10 @@ class DynamicsClient:
         columns = [*wire_select(select, schema, info.primary_id), info.primary_id]
         url = collection_url(info.entity_set, columns, filter=filter, orderby=orderby)
         headers = {"Prefer": self._prefer(page_size)}
+        convert = RowConverter(info, schema).convert
         for document in self._pages(url, kind="read", headers=headers, entity=info.logical_name):
             for row in document.get("value") or []:
-                yield record_from_row(info, row, schema)
+                yield convert(row)
 
     def _pages(
         self,
@@ -465,8 +467,9 @@ class DynamicsClient:
             entity=info.logical_name,
             on_failure=rejected,
         )
+        converter = RowConverter(info, schema)
         for document in documents:
-            page = parse_change_page(info, document, schema)
+            page = parse_change_page(info, document, converter=converter)
             if page.next_link:
                 yield ChangePage(info.logical_name, page.items)
                 continue

@@ -172,6 +172,93 @@ def _convert_plain(name: str, value: Any, schema: EntitySchema | None) -> CrmVal
     return str(value)
 
 
+def _date_value(value: Any) -> CrmValue:
+    """A DateTime column's value: ISO text (date-only included) → aware datetime."""
+    if not isinstance(value, str):
+        return _convert_plain("", value, None)
+    try:
+        return parse_datetime(value if "T" in value else value + "T00:00:00Z")
+    except ValueError:
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class _RowPlan:
+    """How to convert rows having one particular set of keys."""
+
+    copy: tuple[tuple[str, str], ...]  # (key, name): value as is (typed by the schema)
+    dates: tuple[tuple[str, str], ...]  # DateTime columns
+    guess: tuple[tuple[str, str], ...]  # unknown columns: converted by the value's shape
+    lookups: tuple[tuple[str, str, str, str], ...]  # (key, name, annotation key, default)
+
+
+class RowConverter:
+    """Converts the rows of one table into :class:`CrmRecord` values.
+
+    Columns are classified once per distinct set of keys (rows of one page share it), using the
+    schema when it is known, so the per-row work is a few dictionary operations.
+    """
+
+    def __init__(self, info: EntitySetInfo, schema: EntitySchema | None = None) -> None:
+        self.info = info
+        self.schema = schema
+        self._plans: dict[tuple[str, ...], _RowPlan] = {}
+
+    def _plan(self, keys: tuple[str, ...]) -> _RowPlan:
+        copy: list[tuple[str, str]] = []
+        dates: list[tuple[str, str]] = []
+        guess: list[tuple[str, str]] = []
+        lookups: list[tuple[str, str, str, str]] = []
+        attributes = self.schema.attributes if self.schema is not None else {}
+        for key in keys:
+            if "@" in key or key == self.info.primary_id:
+                continue
+            if key[0] == "_" and key.endswith("_value"):
+                name = key[1:-6]
+                targets = attributes[name].targets if name in attributes else ()
+                default = targets[0] if len(targets) == 1 else ""
+                lookups.append((key, name, f"{key}@{LOOKUP_ANNOTATION}", default))
+                continue
+            attribute = attributes.get(key)
+            if attribute is None:
+                guess.append((key, key))
+            elif attribute.type is AttributeType.DATETIME:
+                dates.append((key, key))
+            else:
+                copy.append((key, key))
+        plan = _RowPlan(tuple(copy), tuple(dates), tuple(guess), tuple(lookups))
+        self._plans[keys] = plan
+        return plan
+
+    def convert(self, row: Mapping[str, Any]) -> CrmRecord:
+        """Convert one JSON row (see :func:`record_from_row`)."""
+        keys = tuple(row)
+        plan = self._plans.get(keys) or self._plan(keys)
+        values: dict[str, CrmValue] = {name: row[key] for key, name in plan.copy}
+        for key, name in plan.dates:
+            values[name] = _date_value(row[key])
+        for key, name in plan.guess:
+            values[name] = _convert_plain(name, row[key], None)
+        for key, name, annotation, default in plan.lookups:
+            raw = row[key]
+            if raw is None:
+                values[name] = None
+            else:
+                target = row.get(annotation)
+                entity = target if isinstance(target, str) and target else default
+                values[name] = LookupValue(id=str(raw).lower(), entity=entity)
+        record_id = row.get(self.info.primary_id)
+        modified = values.get("modifiedon")
+        etag = row.get("@odata.etag")
+        return CrmRecord(
+            entity=self.info.logical_name,
+            id=str(record_id).lower() if record_id is not None else "",
+            values=MappingProxyType(values),
+            etag=str(etag) if etag is not None else None,
+            modified_on=modified if isinstance(modified, datetime) else None,
+        )
+
+
 def record_from_row(
     info: EntitySetInfo, row: Mapping[str, Any], schema: EntitySchema | None = None
 ) -> CrmRecord:
@@ -179,40 +266,10 @@ def record_from_row(
 
     ``_x_value`` lookups become ``values["x"] = LookupValue(id, entity)`` using the
     ``lookuplogicalname`` annotation (or the single target in the schema); annotations and the
-    primary key are not values.
+    primary key are not values. With the schema, DateTime columns become aware datetimes and
+    other columns keep their JSON value; without it, ISO date-time text is recognised by shape.
     """
-    values: dict[str, CrmValue] = {}
-    lookups: list[tuple[str, Any]] = []
-    annotations: dict[str, str] = {}
-    primary_id = info.primary_id
-    for key, raw in row.items():
-        if "@" in key:
-            if key.endswith(LOOKUP_ANNOTATION) and isinstance(raw, str):
-                annotations[key.partition("@")[0]] = raw
-        elif key[0] == "_" and key.endswith("_value"):
-            lookups.append((key, raw))
-        elif key != primary_id:
-            values[key] = _convert_plain(key, raw, schema)
-    for key, raw in lookups:
-        name = key[1:-6]
-        if raw is None:
-            values[name] = None
-            continue
-        target = annotations.get(key, "")
-        if not target and schema is not None and name in schema.attributes:
-            targets = schema.attributes[name].targets
-            target = targets[0] if len(targets) == 1 else ""
-        values[name] = LookupValue(id=str(raw).lower(), entity=target)
-    record_id = row.get(primary_id)
-    modified = values.get("modifiedon")
-    etag = row.get("@odata.etag")
-    return CrmRecord(
-        entity=info.logical_name,
-        id=str(record_id).lower() if record_id is not None else "",
-        values=MappingProxyType(values),
-        etag=str(etag) if etag is not None else None,
-        modified_on=modified if isinstance(modified, datetime) else None,
-    )
+    return RowConverter(info, schema).convert(row)
 
 
 def entity_id_from_url(url: str) -> str | None:
