@@ -1,30 +1,27 @@
-"""The emulator's identity provider: token endpoint, OpenID discovery and bearer-token checks.
+"""The emulator's identity provider: token endpoint and the discovery documents MSAL reads.
 
 It plays Microsoft Entra ID for the users in :class:`~crmsync.emulator.config.EmulatorConfig`
 (spec §1): ``POST /{tenant}/oauth2/v2.0/token`` with the ``client_credentials``, ``password``
 and ``refresh_token`` grants (also at the Entra v1 and AD FS endpoints ``/{tenant}/oauth2/token``
 and ``/adfs/oauth2/token``, which take ``resource=`` instead of ``scope=``), errors in the
-AADSTS JSON shape, and the documents MSAL fetches
-before asking for a token — ``/{tenant}/v2.0/.well-known/openid-configuration`` (tenant
-discovery), ``/common/discovery/instance`` (instance discovery, for clients that point
+AADSTS JSON shape, and the documents MSAL fetches before asking for a token —
+``/{tenant}/v2.0/.well-known/openid-configuration`` (tenant discovery),
+``/common/discovery/instance`` (instance discovery, for clients that point
 ``instance_discovery`` at the emulator) and ``/common/userrealm/{upn}`` (asked before ROPC).
+Where Entra's behaviour for an input is not documented, the nearest documented AADSTS error is
+used.
 
-Access tokens are JWT-shaped values signed with HMAC-SHA256 under a key fixed by the seed and
-tenant. They carry the user, the expiry and the runtime's ``token_epoch``; bumping the epoch
-(``POST /_emulator/expire-tokens``) invalidates every token issued before. Where Entra's
-behaviour for an input is not documented, the nearest documented AADSTS error is used.
+The tokens themselves (signing, checking a bearer token) are in :mod:`.tokens`;
+``check_bearer`` and ``issue_access_token`` are re-exported here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,10 +32,27 @@ from starlette.routing import BaseRoute, Route
 
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.runtime import EmulatorRuntime
+from crmsync.emulator.tokens import (
+    TokenCheck,
+    b64url,
+    check_bearer,
+    issue_access_token,
+    sign_claims,
+    unique_id,
+    verified_claims,
+)
 
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 _REFRESH_LIFETIME = timedelta(days=90)
-_VERIFIED_CACHE_SIZE = 4096
+__all__ = [
+    "TokenCheck",
+    "TokenRequestError",
+    "check_bearer",
+    "identity_routes",
+    "issue_access_token",
+    "openid_document",
+]
+
 ORGANIZATIONS = "organizations"
 ADFS = "adfs"
 
@@ -54,127 +68,13 @@ class TokenRequestError(Exception):
         self.description = description
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCheck:
-    """Outcome of checking a bearer token: the user, or why there is none.
-
-    ``reason`` is ``"ok"``, ``"missing"``, ``"invalid"``, ``"expired"`` or ``"unknown_user"``.
-    """
-
-    reason: str
-    user: EmulatorUser | None = None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(runtime: EmulatorRuntime, claims: Mapping[str, Any]) -> str:
-    header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
-    payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-    signing_input = f"{header}.{payload}".encode("ascii")
-    signature = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64(signature)}"
-
-
-def _verified_claims(runtime: EmulatorRuntime, token: str) -> dict[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
-    expected = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
-    try:
-        if not hmac.compare_digest(expected, _unb64(parts[2])):
-            return None
-        claims = json.loads(_unb64(parts[1]))
-    except (binascii.Error, ValueError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def _unique_id(runtime: EmulatorRuntime) -> str:
-    with runtime.lock:
-        return str(uuid.UUID(int=runtime.rng.getrandbits(128), version=4))
-
-
-def issue_access_token(
-    config: EmulatorConfig, runtime: EmulatorRuntime, user: EmulatorUser, audience: str
-) -> tuple[str, int]:
-    """Sign an access token for ``user`` valid for the configured lifetime; (token, expires_in)."""
-    now = int(runtime.timestamp())
-    lifetime = config.token_lifetime_seconds
-    claims: dict[str, Any] = {
-        "aud": audience,
-        "iss": f"https://sts.windows.net/{config.tenant}/",
-        "iat": now,
-        "nbf": now,
-        "exp": now + lifetime,
-        "tid": config.tenant,
-        "oid": user.systemuserid,
-        "ep": runtime.token_epoch,
-        "uti": _unique_id(runtime),
-        "ver": "1.0",
-    }
-    if user.client_id:
-        claims["appid"] = user.client_id
-    if user.upn:
-        claims["upn"] = user.upn
-    with runtime.lock:
-        runtime.stats.tokens_issued += 1
-    return _sign(runtime, claims), lifetime
-
-
-def check_bearer(
-    config: EmulatorConfig, runtime: EmulatorRuntime, authorization: str | None
-) -> TokenCheck:
-    """Resolve an ``Authorization`` header to the emulator user it was issued to."""
-    if not authorization:
-        return TokenCheck("missing")
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return TokenCheck("invalid")
-    token = token.strip()
-    known = runtime.verified_tokens.get(token)
-    if known is None:
-        claims = _verified_claims(runtime, token)
-        exp = claims.get("exp") if claims else None
-        epoch = claims.get("ep") if claims else None
-        if (
-            claims is None
-            or claims.get("ver") != "1.0"  # refresh and ID tokens are not access tokens
-            or not isinstance(epoch, int)
-            or not isinstance(exp, int)
-            or claims.get("tid") != config.tenant
-        ):
-            return TokenCheck("invalid")
-        known = (str(claims.get("oid", "")), exp, epoch)
-        with runtime.lock:
-            if len(runtime.verified_tokens) >= _VERIFIED_CACHE_SIZE:
-                runtime.verified_tokens.clear()
-            runtime.verified_tokens[token] = known
-    user_id, exp, epoch = known
-    if exp <= runtime.timestamp() or epoch != runtime.token_epoch:
-        return TokenCheck("expired")
-    user = config.user_by_id(user_id)
-    if user is None:
-        return TokenCheck("unknown_user")
-    return TokenCheck("ok", user)
-
-
-# ---------------------------------------------------------------- token endpoint
-
-
 def _aad_error(
     runtime: EmulatorRuntime, request: Request, failure: TokenRequestError
 ) -> JSONResponse:
     now: datetime = runtime.clock()
     stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
-    trace_id = _unique_id(runtime)
-    correlation_id = request.headers.get("client-request-id") or _unique_id(runtime)
+    trace_id = unique_id(runtime)
+    correlation_id = request.headers.get("client-request-id") or unique_id(runtime)
     description = (
         f"AADSTS{failure.code}: {failure.description} Trace ID: {trace_id} "
         f"Correlation ID: {correlation_id} Timestamp: {stamp}"
@@ -432,7 +332,7 @@ def _password_user(config: EmulatorConfig, form: Mapping[str, str]) -> EmulatorU
 def _redeem_refresh_token(
     config: EmulatorConfig, runtime: EmulatorRuntime, form: Mapping[str, str], client_id: str
 ) -> tuple[EmulatorUser, str, list[str]]:
-    claims = _verified_claims(runtime, form.get("refresh_token", ""))
+    claims = verified_claims(runtime, form.get("refresh_token", ""))
     user = config.user_by_id(str(claims.get("oid", ""))) if claims else None
     if claims is None or claims.get("typ") != "refresh" or user is None:
         raise TokenRequestError(
@@ -480,7 +380,7 @@ def _user_token_response(
     }
     now = int(runtime.timestamp())
     if "offline_access" in lowered:
-        body["refresh_token"] = _sign(
+        body["refresh_token"] = sign_claims(
             runtime,
             {
                 "typ": "refresh",
@@ -490,12 +390,12 @@ def _user_token_response(
                 "scp": scopes,
                 "iat": now,
                 "exp": now + int(_REFRESH_LIFETIME.total_seconds()),
-                "uti": _unique_id(runtime),
+                "uti": unique_id(runtime),
             },
         )
     if "openid" in lowered:
         # ID tokens are read by MSAL for the account cache; it does not check their signature.
-        body["id_token"] = _sign(
+        body["id_token"] = sign_claims(
             runtime,
             {
                 "aud": client_id,
@@ -512,7 +412,7 @@ def _user_token_response(
             },
         )
         client_info = {"uid": user.systemuserid, "utid": config.tenant}
-        body["client_info"] = _b64(json.dumps(client_info).encode())
+        body["client_info"] = b64url(json.dumps(client_info).encode())
     return body
 
 

@@ -38,12 +38,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmsync.emulator.auth import check_bearer, identity_routes
-from crmsync.emulator.config import (
-    EmulatorConfig,
-    EmulatorUser,
-    FaultSettings,
-    faults_from_mapping,
-)
+from crmsync.emulator.config import EmulatorConfig, EmulatorUser, FaultSettings
+from crmsync.emulator.config_toml import faults_from_mapping
 from crmsync.emulator.protection import Admission, Throttle
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.errors import ConfigurationError
