@@ -8,7 +8,7 @@ import dataclasses
 from control_plane_support import ORG, SLOW, WHOAMI, Api, bearer, build_app, emulator
 
 from crmsync.emulator.config import default_config
-from crmsync.emulator.protection import ServiceProtection
+from crmsync.emulator.protection import Admission, ServiceProtection, Throttle
 from crmsync.emulator.runtime import EmulatorRuntime, ManualClock
 
 
@@ -92,21 +92,19 @@ def test_combined_execution_time_limit() -> None:
     )
     clock = ManualClock()
     protection = ServiceProtection(config, clock)
-    first = protection.admit("u1")
-    assert not hasattr(first, "code")
+    assert isinstance(protection.admit("u1"), Admission)
     protection.release("u1", 700)
     clock.advance(seconds=100)
-    protection.admit("u1")
+    assert isinstance(protection.admit("u1"), Admission)
     protection.release("u1", 400)
     refused = protection.admit("u1")
-    assert getattr(refused, "code", None) == "0x80072321"
-    assert "exceeded limit of 1,000 milliseconds over time window of 300 seconds" in getattr(
-        refused, "message", ""
-    )
-    # Dropping the first 700 ms (at t=0) brings the total under the limit: at t=300.
-    assert getattr(refused, "retry_after", None) == 200
+    assert isinstance(refused, Throttle)
+    assert refused.code == "0x80072321"
+    assert "exceeded limit of 1,000 milliseconds over time window of 300 seconds" in refused.message
+    # Dropping the first 700 ms (charged at t=0) brings the total under the limit at t=300.
+    assert refused.retry_after == 200
     clock.advance(seconds=200)
-    assert not hasattr(protection.admit("u1"), "code")
+    assert isinstance(protection.admit("u1"), Admission)
 
 
 def test_refused_requests_do_not_fill_the_window() -> None:
@@ -114,12 +112,13 @@ def test_refused_requests_do_not_fill_the_window() -> None:
     config = dataclasses.replace(default_config(), request_limit=2, request_window_seconds=10)
     clock = ManualClock()
     protection = ServiceProtection(config, clock)
-    protection.admit("u")
+    assert isinstance(protection.admit("u"), Admission)  # t = 0
     protection.release("u", 1)
     clock.advance(seconds=5)
-    protection.admit("u")
+    assert isinstance(protection.admit("u"), Admission)  # t = 5
     protection.release("u", 1)
     for _ in range(5):
-        assert getattr(protection.admit("u"), "retry_after", None) == 5
+        refused = protection.admit("u")
+        assert isinstance(refused, Throttle) and refused.retry_after == 5
     clock.advance(seconds=5)
-    assert not hasattr(protection.admit("u"), "code")
+    assert isinstance(protection.admit("u"), Admission)
