@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,11 +76,54 @@ def decode_paging_token(token: str) -> int:
     return last_id
 
 
-def insert_activities(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-    """Bulk-insert activity rows (keys: person_id, type_id, activity_date, primary_value_id,
-    primary_value, field_name, attributes) in the caller's transaction."""
-    if rows:
-        conn.execute(insert(activities), list(rows))
+_ACTIVITY_COLUMNS = (
+    "person_id",
+    "type_id",
+    "activity_date",
+    "primary_value_id",
+    "primary_value",
+    "field_name",
+    "attributes",
+    "campaign_id",
+)
+
+
+def _insert_statement(conn: Connection) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    if conn.dialect.paramstyle == "qmark":
+        mark, json_mark = "?", "?"
+    else:
+        mark, json_mark = "%s", "CAST(%s AS JSON)"
+    marks = ", ".join(json_mark if name == "attributes" else mark for name in _ACTIVITY_COLUMNS)
+    columns = ", ".join(quote(activities.c[name].name) for name in _ACTIVITY_COLUMNS)
+    # identifiers come from the table definition, values are bound parameters
+    return f"INSERT INTO {quote(activities.name)} ({columns}) VALUES ({marks})"  # noqa: S608
+
+
+def insert_activities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk-insert activity rows in the caller's transaction.
+
+    Keys: person_id, type_id, activity_date (wire-format text), primary_value_id,
+    primary_value, field_name, attributes (a JSON-able mapping), campaign_id. One DBAPI
+    ``executemany`` with the attributes serialised once: this is the hot path of every bulk
+    person change.
+    """
+    if not rows:
+        return
+    params = [
+        (
+            row["person_id"],
+            row["type_id"],
+            row["activity_date"],
+            row.get("primary_value_id"),
+            row.get("primary_value"),
+            row.get("field_name"),
+            json.dumps(row.get("attributes") or {}),
+            row.get("campaign_id"),
+        )
+        for row in rows
+    ]
+    conn.exec_driver_sql(_insert_statement(conn), params)
 
 
 def _clamp(batch_size: int) -> int:

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.errors import InvalidValueError, UnknownFieldError
+from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import CHANGE_DATA_VALUE, DELETE_LEAD, NEW_LEAD
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value, load_catalog
 from crmsync.marketing.outcomes import (
@@ -34,7 +35,7 @@ from crmsync.marketing.outcomes import (
 )
 from crmsync.marketing.values import MAX_ID, storable_ids, utc_now_text
 from crmsync.store.field_specs import PERSON_FIELDS
-from crmsync.store.tables import activities, companies, persons, sales_persons, sync_outbox
+from crmsync.store.tables import companies, persons, sales_persons, sync_outbox
 
 __all__ = [
     "ACTIONS",
@@ -79,16 +80,6 @@ def normalise_email(value: object) -> str | None:
         return None
     key = str(value).strip().lower()
     return key or None
-
-
-def _person_columns() -> list[ColumnElement[Any]]:
-    return [persons.c.id, *(persons.c[name].label(name) for name in _STANDARD), persons.c.custom]
-
-
-def _state_from_row(row: RowMapping) -> State:
-    state: State = {name: row[name] for name in _STANDARD}
-    state[_CUSTOM] = dict(row["custom"] or {})
-    return state
 
 
 def encode_position(last_id: int) -> str:
@@ -438,10 +429,17 @@ class PersonService:
         ids: set[int] = set()
         keys: set[object] = set()
         lookup = batch.lookup
+        # Load only the columns this call can compare or change.
+        needed: set[str] = {"email"}
+        if not lookup.is_custom and lookup.rest_name != "id":
+            needed.add(lookup.rest_name)
+        need_custom = lookup.is_custom
         for item in parsed:
             if isinstance(item, RecordOutcome):
                 continue
             person_id, values, custom = item
+            needed.update(values)
+            need_custom = need_custom or bool(custom)
             if person_id is not None:
                 ids.add(person_id)
             elif action != "createDuplicate" and lookup.rest_name != "id":
@@ -461,9 +459,15 @@ class PersonService:
         if not conditions:
             return
         condition = conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1]
-        query = select(*_person_columns()).where(condition).order_by(persons.c.id)
+        names = [name for name in _STANDARD if name in needed]
+        columns: list[ColumnElement[Any]] = [persons.c.id]
+        columns += [persons.c[name].label(name) for name in names]
+        if need_custom:
+            columns.append(persons.c.custom)
+        query = select(*columns).where(condition).order_by(persons.c.id)
         for row in conn.execute(query).mappings():
-            state = _state_from_row(row)
+            state: State = {name: row[name] for name in names}
+            state[_CUSTOM] = dict(row["custom"] or {}) if need_custom else {}
             batch.states[row["id"]] = state
             batch.register(row["id"], state)
 
@@ -649,7 +653,7 @@ class PersonService:
                     if field is not None:
                         row["primary_value_id"] = field.field_id
                         row["primary_value"] = field.display_name
-            conn.execute(insert(activities), batch.activities)
+            insert_activities(conn, batch.activities)
         outbox = []
         created_at = datetime.now(UTC)
         for temp_id in batch.new_ids:
@@ -745,7 +749,7 @@ class PersonService:
                         "campaign_id": None,
                     }
                 )
-            conn.execute(insert(activities), activity_rows)
+            insert_activities(conn, activity_rows)
             created_at = datetime.now(UTC)
             conn.execute(
                 insert(sync_outbox),
