@@ -77,6 +77,7 @@ from crmsync.emulator.errors import (
 from crmsync.emulator.faults import control_routes, wrap_with_control
 from crmsync.emulator.metadata import Catalog, EntityDef
 from crmsync.emulator.metadata_api import MetadataApi
+from crmsync.emulator.metadata_changes import create_relationship
 from crmsync.emulator.odata import parse_prefer
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.schema import builtin_entities
@@ -218,7 +219,7 @@ class DataPlane:
             return lists.add_member_list(ctx, body)
         if head == "RelationshipDefinitions":
             _only(method, "POST")
-            return MetadataApi(ctx).create_relationship(body)
+            return create_relationship(ctx, body)
         match = _SEGMENT.match(head)
         entity = self.catalog.by_set(match.group(1)) if match else None
         if match is None or entity is None:

@@ -9,7 +9,6 @@ Base ``AttributeMetadata`` properties are selectable on ``Attributes``; type-spe
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -22,30 +21,17 @@ from crmsync.emulator.errors import (
     segment_not_found,
 )
 from crmsync.emulator.metadata import (
-    SAFE_NAME,
     TYPE_NAMES,
     AttributeDef,
     EntityDef,
-    OptionDef,
     metadata_id,
     plural,
 )
+from crmsync.emulator.metadata_changes import create_entity, json_body, new_attribute
 from crmsync.emulator.odata import evaluate, parse_filter, parse_select
 
 _KEY = re.compile(r"^LogicalName='([^']*)'$")
 _CASTS = {f"Microsoft.Dynamics.CRM.{derived}" for _, derived in TYPE_NAMES.values()}
-_CREATABLE = {
-    "StringAttributeMetadata": "String",
-    "MemoAttributeMetadata": "Memo",
-    "IntegerAttributeMetadata": "Integer",
-    "BigIntAttributeMetadata": "BigInt",
-    "DecimalAttributeMetadata": "Decimal",
-    "DoubleAttributeMetadata": "Double",
-    "MoneyAttributeMetadata": "Money",
-    "BooleanAttributeMetadata": "Boolean",
-    "DateTimeAttributeMetadata": "DateTime",
-    "PicklistAttributeMetadata": "Picklist",
-}
 _DERIVED_PROPERTIES = {
     "String": ("MaxLength", "FormatName", "Format", "DatabaseLength"),
     "Memo": ("MaxLength", "FormatName", "Format"),
@@ -408,12 +394,12 @@ class MetadataApi:
 
     def post(self, segments: list[str], body: bytes) -> ApiResponse:
         """Create a custom table (``POST EntityDefinitions``) or column (``.../Attributes``)."""
-        payload = _json(body)
+        payload = json_body(body)
         if segments == ["EntityDefinitions"]:
-            return self._create_entity(payload)
+            return create_entity(self.ctx, payload)
         if len(segments) == 2 and segments[1] == "Attributes":
             entity = self.entity_by_key(_key_of(segments[0]))
-            attribute = self._new_attribute(entity, payload)
+            attribute = new_attribute(entity, payload)
             created = self.ctx.storage.add_attribute(entity.logical_name, attribute)
             url = (
                 f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})"
@@ -446,235 +432,9 @@ class MetadataApi:
             return empty_response(204)
         raise segment_not_found("/".join(segments))
 
-    def create_relationship(self, body: bytes) -> ApiResponse:
-        """``POST RelationshipDefinitions`` (one-to-many): adds the lookup column."""
-        payload = _json(body)
-        kind = str(payload.get("@odata.type", "")).lstrip("#")
-        if kind != "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata":
-            raise bad_request(
-                INVALID_ARGUMENT, "Only OneToManyRelationshipMetadata can be created."
-            )
-        referenced = self.ctx.catalog.get(str(payload.get("ReferencedEntity", "")))
-        referencing = self.ctx.catalog.get(str(payload.get("ReferencingEntity", "")))
-        lookup = payload.get("Lookup")
-        if referenced is None or referencing is None or not isinstance(lookup, dict):
-            raise bad_request(
-                INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required."
-            )
-        name = self._check_new_name(referencing, lookup)
-        attribute = AttributeDef(
-            name,
-            "Lookup",
-            _label_text(lookup.get("DisplayName"), name),
-            schema_name=str(lookup["SchemaName"]),
-            targets=(referenced.logical_name,),
-            required_level=_required_level(lookup),
-            is_custom=True,
-        )
-        self.ctx.storage.add_attribute(referencing.logical_name, attribute)
-        relationship_id = metadata_id("relationship", str(payload.get("SchemaName", name)))
-        return empty_response(
-            204,
-            [("OData-EntityId", f"{self.ctx.base_url}/RelationshipDefinitions({relationship_id})")],
-        )
-
-    def _create_entity(self, payload: dict[str, Any]) -> ApiResponse:
-        schema = payload.get("SchemaName")
-        if not isinstance(schema, str) or not SAFE_NAME.match(schema.lower()) or "_" not in schema:
-            raise bad_request(
-                INVALID_ARGUMENT,
-                "SchemaName must start with a customization prefix, e.g. new_BankAccount.",
-            )
-        logical = schema.lower()
-        if self.ctx.catalog.get(logical) is not None:
-            raise bad_request(
-                INVALID_ARGUMENT, f"An entity with the name {logical} already exists."
-            )
-        attributes = payload.get("Attributes") or []
-        primary_body = next(
-            (a for a in attributes if isinstance(a, dict) and a.get("IsPrimaryName")), None
-        )
-        if primary_body is None:
-            raise bad_request(
-                INVALID_ARGUMENT,
-                "A new entity needs one primary name attribute (IsPrimaryName: true).",
-            )
-        set_name = str(payload.get("EntitySetName") or plural(logical))
-        if self.ctx.catalog.by_set(set_name) is not None or not SAFE_NAME.match(set_name):
-            raise bad_request(INVALID_ARGUMENT, f"The entity set name {set_name} is not available.")
-        codes = [e.object_type_code for e in self.ctx.catalog]
-        primary = self._new_attribute(None, primary_body)
-        header = {
-            "logical_name": logical,
-            "schema_name": schema,
-            "entity_set_name": set_name,
-            "primary_name": primary.logical_name,
-            "display_name": _label_text(payload.get("DisplayName"), schema),
-            "display_collection_name": _label_text(
-                payload.get("DisplayCollectionName"), plural(schema)
-            ),
-            "ownership": str(payload.get("OwnershipType", "UserOwned")),
-            "object_type_code": max([10000, *codes]) + 1,
-            "change_tracking": bool(payload.get("ChangeTrackingEnabled", False)),
-            "meta_id": metadata_id(logical),
-        }
-        primary = AttributeDef(
-            primary.logical_name,
-            "String",
-            primary.display_name,
-            schema_name=primary.schema_name,
-            max_length=primary.max_length,
-            format_name="Text",
-            required_level=primary.required_level,
-            is_custom=True,
-            is_primary_name=True,
-        )
-        entity = self.ctx.storage.create_entity(header, primary)
-        return empty_response(
-            204, [("OData-EntityId", f"{self.ctx.base_url}/EntityDefinitions({entity.meta_id})")]
-        )
-
-    def _check_new_name(self, entity: EntityDef | None, body: Mapping[str, Any]) -> str:
-        schema = body.get("SchemaName")
-        if not isinstance(schema, str) or "_" not in schema or not SAFE_NAME.match(schema.lower()):
-            raise bad_request(
-                INVALID_ARGUMENT,
-                "SchemaName must start with a customization prefix, e.g. new_BankName.",
-            )
-        name = schema.lower()
-        if entity is not None and name in entity.attributes:
-            raise bad_request(
-                INVALID_ARGUMENT,
-                f"An attribute with the specified name {name} already exists for entity "
-                f"{entity.logical_name}.",
-            )
-        return name
-
-    def _new_attribute(self, entity: EntityDef | None, body: Mapping[str, Any]) -> AttributeDef:
-        derived = (
-            str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
-        )
-        kind = _CREATABLE.get(derived)
-        if kind is None:
-            raise bad_request(
-                INVALID_ARGUMENT,
-                f"Creating attributes of type '{derived or 'unknown'}' is not supported; use one "
-                f"of {', '.join(sorted(_CREATABLE))}.",
-            )
-        name = self._check_new_name(entity, body)
-        common: dict[str, Any] = {
-            "schema_name": str(body["SchemaName"]),
-            "required_level": _required_level(body),
-            "is_custom": True,
-        }
-        text = _label_text(body.get("DisplayName"), name)
-        if kind in ("String", "Memo"):
-            limit = 4000 if kind == "String" else 1_048_576
-            length = _int(body.get("MaxLength"), 100 if kind == "String" else 2000)
-            if not 1 <= length <= limit:
-                raise bad_request(INVALID_ARGUMENT, f"MaxLength must be between 1 and {limit}.")
-            fmt = (
-                body.get("FormatName", {}).get("Value")
-                if isinstance(body.get("FormatName"), dict)
-                else None
-            )
-            return AttributeDef(
-                name,
-                kind,
-                text,
-                max_length=length,
-                format_name=fmt or ("Text" if kind == "String" else "TextArea"),
-                **common,
-            )
-        if kind in ("Integer", "BigInt"):
-            return AttributeDef(
-                name,
-                kind,
-                text,
-                min_value=_int(body.get("MinValue"), -2147483648),
-                max_value=_int(body.get("MaxValue"), 2147483647),
-                **common,
-            )
-        if kind in ("Decimal", "Double", "Money"):
-            bound = 922337203685477 if kind == "Money" else 100_000_000_000
-            return AttributeDef(
-                name,
-                kind,
-                text,
-                min_value=float(body.get("MinValue", -bound)),
-                max_value=float(body.get("MaxValue", bound)),
-                precision=_int(body.get("Precision"), 2),
-                **common,
-            )
-        if kind == "DateTime":
-            fmt = "DateOnly" if body.get("Format") == "DateOnly" else "DateAndTime"
-            return AttributeDef(name, kind, text, format_name=fmt, **common)
-        raw_options = body.get("OptionSet")
-        option_body: dict[str, Any] = raw_options if isinstance(raw_options, dict) else {}
-        if kind == "Boolean":
-            true_option = option_body.get("TrueOption") or {}
-            false_option = option_body.get("FalseOption") or {}
-            true_label = _label_text(true_option.get("Label"), "Yes")
-            false_label = _label_text(false_option.get("Label"), "No")
-            return AttributeDef(
-                name,
-                kind,
-                text,
-                true_label=true_label,
-                false_label=false_label,
-                default_value=bool(body.get("DefaultValue", False)),
-                **common,
-            )
-        options = []
-        for index, option in enumerate(option_body.get("Options") or []):
-            value = option.get("Value")
-            options.append(
-                OptionDef(
-                    int(value) if isinstance(value, int) else 100_000_000 + index,
-                    _label_text(option.get("Label"), str(value)),
-                )
-            )
-        if not options:
-            raise bad_request(INVALID_ARGUMENT, "A choice attribute needs OptionSet.Options.")
-        return AttributeDef(name, kind, text, options=tuple(options), **common)
-
 
 def _key_of(segment: str) -> str:
     start = segment.find("(")
     if start < 0 or not segment.endswith(")"):
         raise segment_not_found(segment)
     return segment[start + 1 : -1]
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        raise bad_request(INVALID_ARGUMENT, "The metadata payload is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise bad_request(INVALID_ARGUMENT, "The metadata payload must be a JSON object.")
-    return payload
-
-
-def _label_text(value: object, default: str) -> str:
-    if isinstance(value, dict):
-        labels = value.get("LocalizedLabels") or []
-        if labels and isinstance(labels[0], dict) and labels[0].get("Label"):
-            return str(labels[0]["Label"])
-    return default
-
-
-def _required_level(body: Mapping[str, Any]) -> str:
-    level = body.get("RequiredLevel")
-    value = level.get("Value", "None") if isinstance(level, dict) else "None"
-    if value == "SystemRequired":
-        raise bad_request(
-            INVALID_ARGUMENT, "Custom attributes can't be set to use the SystemRequired option."
-        )
-    if value not in ("None", "ApplicationRequired", "Recommended"):
-        raise bad_request(INVALID_ARGUMENT, f"'{value}' is not a valid RequiredLevel.")
-    return str(value)
-
-
-def _int(value: object, default: int) -> int:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else default

@@ -11,261 +11,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from crmsync.emulator.metadata import (
-    AttributeDef,
     EntityDef,
     OptionDef,
     finish_attribute,
     metadata_id,
 )
-
-A = AttributeDef
-
-
-def _s(name: str, length: int, label: str, *, fmt: str = "Text", level: str = "None") -> A:
-    return A(name, "String", label, max_length=length, format_name=fmt, required_level=level)
-
-
-def _memo(name: str, label: str, length: int = 2000) -> A:
-    return A(name, "Memo", label, max_length=length, format_name="TextArea")
-
-
-def _int(name: str, label: str, low: int, high: int, *, custom: bool = False) -> A:
-    return A(name, "Integer", label, min_value=low, max_value=high, is_custom=custom)
-
-
-def _money(name: str, label: str) -> A:
-    return A(name, "Money", label, min_value=0, max_value=100_000_000_000_000, precision=2)
-
-
-def _bool(name: str, label: str, true: str = "Yes", false: str = "No") -> A:
-    return A(name, "Boolean", label, true_label=true, false_label=false, default_value=False)
-
-
-def _pick(name: str, label: str, options: Mapping[int, str], default: int | None = None) -> A:
-    opts = tuple(OptionDef(v, lbl) for v, lbl in options.items())
-    return A(name, "Picklist", label, options=opts, default_value=default)
-
-
-def _date(name: str, label: str, *, read_only: bool = False, custom: bool = False) -> A:
-    return A(
-        name,
-        "DateTime",
-        label,
-        format_name="DateAndTime",
-        valid_for_create=not read_only,
-        valid_for_update=not read_only,
-        is_custom=custom,
-    )
-
-
-def _lookup(name: str, label: str, *targets: str, kind: str = "Lookup", **extra: object) -> A:
-    return A(name, kind, label, targets=tuple(targets), **extra)  # type: ignore[arg-type]
-
-
-def _state(
-    states: Mapping[int, tuple[str, int]], statuses: Mapping[int, tuple[str, int]]
-) -> list[A]:
-    state_opts = tuple(OptionDef(v, lbl, None, dflt) for v, (lbl, dflt) in states.items())
-    status_opts = tuple(OptionDef(v, lbl, st) for v, (lbl, st) in statuses.items())
-    return [
-        A("statecode", "State", "Status", options=state_opts, required_level="SystemRequired"),
-        A("statuscode", "Status", "Status Reason", options=status_opts),
-    ]
-
-
-def _system(entity: str, pk: str, *, owned: bool = True) -> list[A]:
-    columns = [
-        A(
-            pk,
-            "Uniqueidentifier",
-            entity.capitalize(),
-            required_level="SystemRequired",
-            is_primary_id=True,
-            valid_for_update=False,
-        ),
-        _date("createdon", "Created On", read_only=True),
-        _date("modifiedon", "Modified On", read_only=True),
-        _lookup(
-            "createdby", "Created By", "systemuser", valid_for_create=False, valid_for_update=False
-        ),
-        _lookup(
-            "modifiedby",
-            "Modified By",
-            "systemuser",
-            valid_for_create=False,
-            valid_for_update=False,
-        ),
-        A(
-            "versionnumber",
-            "BigInt",
-            "Version Number",
-            valid_for_create=False,
-            valid_for_update=False,
-        ),
-    ]
-    if owned:
-        columns.append(
-            _lookup(
-                "ownerid",
-                "Owner",
-                "systemuser",
-                "team",
-                kind="Owner",
-                required_level="SystemRequired",
-            )
-        )
-    return columns
-
-
-_LEAD_SOURCE = {
-    1: "Advertisement",
-    2: "Employee Referral",
-    3: "External Referral",
-    4: "Partner",
-    5: "Public Relations",
-    6: "Seminar",
-    7: "Trade Show",
-    8: "Web",
-    9: "Word of Mouth",
-    10: "Other",
-}
-_INDUSTRY = {
-    1: "Accounting",
-    2: "Agriculture and Non-petrol Natural Resource Extraction",
-    3: "Broadcasting Printing and Publishing",
-    4: "Brokers",
-    5: "Building Supply Retail",
-    6: "Business Services",
-    7: "Consulting",
-    8: "Consumer Services",
-    9: "Design, Direction and Creative Management",
-    10: "Distributors, Dispatchers and Processors",
-    11: "Doctor's Offices and Clinics",
-    12: "Durable Manufacturing",
-    13: "Eating and Drinking Places",
-    14: "Entertainment Retail",
-    15: "Equipment Rental and Leasing",
-    16: "Financial",
-    17: "Food and Tobacco Processing",
-    18: "Inbound Capital Intensive Processing",
-    19: "Inbound Repair and Services",
-    20: "Insurance",
-    21: "Legal Services",
-    22: "Non-Durable Merchandise Retail",
-    23: "Outbound Consumer Service",
-    24: "Petrochemical Extraction and Distribution",
-    25: "Service Retail",
-    26: "SIG Affiliations",
-    27: "Social Services",
-    28: "Special Outbound Trade Contractors",
-    29: "Specialty Realty",
-    30: "Transportation",
-    31: "Utility Creation and Distribution",
-    32: "Vehicle Retail",
-    33: "Wholesale",
-}
-_CONTACT_METHOD = {1: "Any", 2: "Email", 3: "Phone", 4: "Fax", 5: "Mail"}
-
-
-def _person(mobile_length: int) -> list[A]:
-    """Columns lead and contact share (spec §2b/§2c, Appendix A)."""
-    return [
-        _s("salutation", 100, "Salutation"),
-        _s("firstname", 50, "First Name", level="Recommended"),
-        _s("middlename", 50, "Middle Name"),
-        _s("lastname", 50, "Last Name", level="ApplicationRequired"),
-        A(
-            "fullname",
-            "String",
-            "Name",
-            max_length=160,
-            format_name="Text",
-            valid_for_create=False,
-            valid_for_update=False,
-            is_primary_name=True,
-        ),
-        _s("emailaddress1", 100, "Email", fmt="Email"),
-        _s("emailaddress2", 100, "Email Address 2", fmt="Email"),
-        _s("emailaddress3", 100, "Email Address 3", fmt="Email"),
-        _s("jobtitle", 100, "Job Title"),
-        _s("telephone1", 50, "Business Phone", fmt="Phone"),
-        _s("telephone2", 50, "Home Phone", fmt="Phone"),
-        _s("telephone3", 50, "Other Phone", fmt="Phone"),
-        _s("mobilephone", mobile_length, "Mobile Phone", fmt="Phone"),
-        _s("fax", 50, "Fax", fmt="Phone"),
-        _s("websiteurl", 200, "Website", fmt="Url"),
-        _memo("description", "Description"),
-        *_address(),
-        _bool("donotemail", "Do not allow Emails", "Do Not Allow", "Allow"),
-        _bool("donotbulkemail", "Do not allow Bulk Emails", "Do Not Allow", "Allow"),
-        _bool("donotphone", "Do not allow Phone Calls", "Do Not Allow", "Allow"),
-        _bool("donotfax", "Do not allow Faxes", "Do Not Allow", "Allow"),
-        _bool("donotpostalmail", "Do not allow Mails", "Do Not Allow", "Allow"),
-        _bool("donotsendmm", "Marketing Material", "Do Not Send", "Send"),
-        _bool("msdyn_gdproptout", "GDPR Optout"),
-        _pick("preferredcontactmethodcode", "Preferred Method of Contact", _CONTACT_METHOD, 1),
-        *_marketo(),
-    ]
-
-
-def _address() -> list[A]:
-    return [
-        _s("address1_line1", 250, "Street 1"),
-        _s("address1_line2", 250, "Street 2"),
-        _s("address1_line3", 250, "Street 3"),
-        _s("address1_city", 80, "City"),
-        _s("address1_stateorprovince", 50, "State/Province"),
-        _s("address1_postalcode", 20, "ZIP/Postal Code"),
-        _s("address1_country", 80, "Country/Region"),
-    ]
-
-
-def _marketo() -> list[A]:
-    """Columns the Marketo solution adds to lead and contact (publisher prefix ``mkt``)."""
-    return [
-        _date("mkt_lastinterestingmomentdate", "Last Interesting Moment Date", custom=True),
-        A(
-            "mkt_lastinterestingmomentdesc",
-            "String",
-            "Last Interesting Moment Description",
-            max_length=2000,
-            format_name="Text",
-            is_custom=True,
-        ),
-        A(
-            "mkt_leadinterestingmomentsource",
-            "String",
-            "Last Interesting Moment Source",
-            max_length=100,
-            format_name="Text",
-            is_custom=True,
-        ),
-        A(
-            "mkt_lastinterestingmomenttype",
-            "String",
-            "Last Interesting Moment Type",
-            max_length=100,
-            format_name="Text",
-            is_custom=True,
-        ),
-        _int("mkt_relativescore", "Relative Score", 0, 2_147_483_647, custom=True),
-        _int("mkt_priority", "Priority", 0, 2_147_483_647, custom=True),
-        _int("mkt_urgency", "Urgency", 0, 2_147_483_647, custom=True),
-    ]
+from crmsync.emulator.schema_columns import (
+    INDUSTRY,
+    LEAD_SOURCE,
+    A,
+    address_columns,
+    boolean,
+    choice,
+    integer,
+    lookup,
+    memo,
+    money,
+    person_columns,
+    state_and_status,
+    string,
+    system_columns,
+)
 
 
 def _lead() -> list[A]:
     return [
-        *_system("lead", "leadid"),
-        *_person(20),
-        _s("companyname", 100, "Company Name", level="Recommended"),
-        _s("subject", 300, "Topic", level="ApplicationRequired"),
-        _int("numberofemployees", "No. of Employees", 0, 1_000_000),
-        _money("revenue", "Annual Revenue"),
-        _pick("leadsourcecode", "Lead Source", _LEAD_SOURCE),
-        _pick("leadqualitycode", "Rating", {1: "Hot", 2: "Warm", 3: "Cold"}, 2),
-        _pick("industrycode", "Industry", _INDUSTRY),
-        *_state(
+        *system_columns("lead", "leadid"),
+        *person_columns(20),
+        string("companyname", 100, "Company Name", level="Recommended"),
+        string("subject", 300, "Topic", level="ApplicationRequired"),
+        integer("numberofemployees", "No. of Employees", 0, 1_000_000),
+        money("revenue", "Annual Revenue"),
+        choice("leadsourcecode", "Lead Source", LEAD_SOURCE),
+        choice("leadqualitycode", "Rating", {1: "Hot", 2: "Warm", 3: "Cold"}, 2),
+        choice("industrycode", "Industry", INDUSTRY),
+        *state_and_status(
             {0: ("Open", 1), 1: ("Qualified", 3), 2: ("Disqualified", 4)},
             {
                 1: ("New", 0),
@@ -277,30 +57,32 @@ def _lead() -> list[A]:
                 7: ("Canceled", 2),
             },
         ),
-        _lookup("parentaccountid", "Parent Account for lead", "account"),
-        _lookup("parentcontactid", "Parent Contact for lead", "contact"),
-        _lookup("customerid", "Customer", "account", "contact", kind="Customer"),
-        _lookup("campaignid", "Source Campaign", "campaign"),
-        _lookup("qualifyingopportunityid", "Qualifying Opportunity", "opportunity"),
+        lookup("parentaccountid", "Parent Account for lead", "account"),
+        lookup("parentcontactid", "Parent Contact for lead", "contact"),
+        lookup("customerid", "Customer", "account", "contact", kind="Customer"),
+        lookup("campaignid", "Source Campaign", "campaign"),
+        lookup("qualifyingopportunityid", "Qualifying Opportunity", "opportunity"),
         _currency_lookup(),
     ]
 
 
 def _contact() -> list[A]:
     return [
-        *_system("contact", "contactid"),
-        *_person(50),
-        _pick("leadsourcecode", "Lead Source", {1: "Default Value"}, 1),
-        _int("mkt_leadscore", "Lead Score", -2_147_483_648, 2_147_483_647, custom=True),
-        *_state({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}),
-        _lookup("parentcustomerid", "Company Name", "account", "contact", kind="Customer"),
-        _lookup("originatingleadid", "Originating Lead", "lead"),
+        *system_columns("contact", "contactid"),
+        *person_columns(50),
+        choice("leadsourcecode", "Lead Source", {1: "Default Value"}, 1),
+        integer("mkt_leadscore", "Lead Score", -2_147_483_648, 2_147_483_647, custom=True),
+        *state_and_status(
+            {0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}
+        ),
+        lookup("parentcustomerid", "Company Name", "account", "contact", kind="Customer"),
+        lookup("originatingleadid", "Originating Lead", "lead"),
     ]
 
 
 def _account() -> list[A]:
     return [
-        *_system("account", "accountid"),
+        *system_columns("account", "accountid"),
         A(
             "name",
             "String",
@@ -310,29 +92,31 @@ def _account() -> list[A]:
             required_level="ApplicationRequired",
             is_primary_name=True,
         ),
-        _s("accountnumber", 20, "Account Number"),
-        _s("telephone1", 50, "Main Phone", fmt="Phone"),
-        _s("fax", 50, "Fax", fmt="Phone"),
-        _s("emailaddress1", 100, "Email", fmt="Email"),
-        _s("websiteurl", 200, "Website", fmt="Url"),
-        _s("sic", 20, "SIC Code"),
-        _memo("description", "Description"),
-        *_address(),
-        _pick("businesstypecode", "Business Type", {1: "Default Value"}, 1),
-        _pick("industrycode", "Industry", _INDUSTRY),
-        _money("revenue", "Annual Revenue"),
-        _int("numberofemployees", "Number of Employees", 0, 1_000_000_000),
-        *_state({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}),
-        _lookup("primarycontactid", "Primary Contact", "contact"),
-        _lookup("parentaccountid", "Parent Account", "account"),
-        _lookup("originatingleadid", "Originating Lead", "lead"),
+        string("accountnumber", 20, "Account Number"),
+        string("telephone1", 50, "Main Phone", fmt="Phone"),
+        string("fax", 50, "Fax", fmt="Phone"),
+        string("emailaddress1", 100, "Email", fmt="Email"),
+        string("websiteurl", 200, "Website", fmt="Url"),
+        string("sic", 20, "SIC Code"),
+        memo("description", "Description"),
+        *address_columns(),
+        choice("businesstypecode", "Business Type", {1: "Default Value"}, 1),
+        choice("industrycode", "Industry", INDUSTRY),
+        money("revenue", "Annual Revenue"),
+        integer("numberofemployees", "Number of Employees", 0, 1_000_000_000),
+        *state_and_status(
+            {0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}
+        ),
+        lookup("primarycontactid", "Primary Contact", "contact"),
+        lookup("parentaccountid", "Parent Account", "account"),
+        lookup("originatingleadid", "Originating Lead", "lead"),
         _currency_lookup(),
     ]
 
 
 def _opportunity() -> list[A]:
     return [
-        *_system("opportunity", "opportunityid"),
+        *system_columns("opportunity", "opportunityid"),
         A(
             "name",
             "String",
@@ -342,13 +126,13 @@ def _opportunity() -> list[A]:
             required_level="ApplicationRequired",
             is_primary_name=True,
         ),
-        _int("closeprobability", "Probability", 0, 100),
+        integer("closeprobability", "Probability", 0, 100),
         A("actualclosedate", "DateTime", "Actual Close Date", format_name="DateOnly"),
         A("estimatedclosedate", "DateTime", "Est. Close Date", format_name="DateOnly"),
-        _money("estimatedvalue", "Est. Revenue"),
-        _money("actualvalue", "Actual Revenue"),
-        _memo("description", "Description"),
-        *_state(
+        money("estimatedvalue", "Est. Revenue"),
+        money("actualvalue", "Actual Revenue"),
+        memo("description", "Description"),
+        *state_and_status(
             {0: ("Open", 1), 1: ("Won", 3), 2: ("Lost", 4)},
             {
                 1: ("In Progress", 0),
@@ -358,20 +142,20 @@ def _opportunity() -> list[A]:
                 5: ("Out-Sold", 2),
             },
         ),
-        _lookup("customerid", "Potential Customer", "account", "contact", kind="Customer"),
-        _lookup("parentaccountid", "Account", "account"),
-        _lookup("parentcontactid", "Contact", "contact"),
-        _lookup("originatingleadid", "Originating Lead", "lead"),
-        _lookup("campaignid", "Source Campaign", "campaign"),
+        lookup("customerid", "Potential Customer", "account", "contact", kind="Customer"),
+        lookup("parentaccountid", "Account", "account"),
+        lookup("parentcontactid", "Contact", "contact"),
+        lookup("originatingleadid", "Originating Lead", "lead"),
+        lookup("campaignid", "Source Campaign", "campaign"),
         _currency_lookup(),
     ]
 
 
 def _systemuser() -> list[A]:
     return [
-        *_system("systemuser", "systemuserid", owned=False),
-        _s("firstname", 64, "First Name"),
-        _s("lastname", 64, "Last Name"),
+        *system_columns("systemuser", "systemuserid", owned=False),
+        string("firstname", 64, "First Name"),
+        string("lastname", 64, "Last Name"),
         A(
             "fullname",
             "String",
@@ -382,17 +166,17 @@ def _systemuser() -> list[A]:
             valid_for_update=False,
             is_primary_name=True,
         ),
-        _s("internalemailaddress", 100, "Primary Email", fmt="Email"),
-        _s("domainname", 1024, "User Name"),
-        _s("title", 128, "Title"),
+        string("internalemailaddress", 100, "Primary Email", fmt="Email"),
+        string("domainname", 1024, "User Name"),
+        string("title", 128, "Title"),
         A("applicationid", "Uniqueidentifier", "Application ID"),
-        _bool("isdisabled", "Status", "Disabled", "Enabled"),
+        boolean("isdisabled", "Status", "Disabled", "Enabled"),
     ]
 
 
 def _team() -> list[A]:
     return [
-        *_system("team", "teamid", owned=False),
+        *system_columns("team", "teamid", owned=False),
         A(
             "name",
             "String",
@@ -402,15 +186,15 @@ def _team() -> list[A]:
             required_level="SystemRequired",
             is_primary_name=True,
         ),
-        _memo("description", "Description"),
-        _pick("teamtype", "Team Type", {0: "Owner", 1: "Access"}, 0),
-        _lookup("administratorid", "Administrator", "systemuser"),
+        memo("description", "Description"),
+        choice("teamtype", "Team Type", {0: "Owner", 1: "Access"}, 0),
+        lookup("administratorid", "Administrator", "systemuser"),
     ]
 
 
 def _campaign() -> list[A]:
     return [
-        *_system("campaign", "campaignid"),
+        *system_columns("campaign", "campaignid"),
         A(
             "name",
             "String",
@@ -420,9 +204,9 @@ def _campaign() -> list[A]:
             required_level="SystemRequired",
             is_primary_name=True,
         ),
-        _s("codename", 32, "Campaign Code"),
-        _memo("description", "Description"),
-        _pick(
+        string("codename", 32, "Campaign Code"),
+        memo("description", "Description"),
+        choice(
             "typecode",
             "Campaign Type",
             {1: "Advertisement", 2: "Direct Marketing", 3: "Event", 4: "Co-branding", 5: "Other"},
@@ -430,9 +214,9 @@ def _campaign() -> list[A]:
         ),
         A("actualstart", "DateTime", "Actual Start", format_name="DateOnly"),
         A("actualend", "DateTime", "Actual End", format_name="DateOnly"),
-        _money("budgetedcost", "Budget Allocated"),
+        money("budgetedcost", "Budget Allocated"),
         _currency_lookup(),
-        *_state(
+        *state_and_status(
             {0: ("Active", 0), 1: ("Inactive", 6)},
             {
                 0: ("Proposed", 0),
@@ -449,7 +233,7 @@ def _campaign() -> list[A]:
 
 def _list() -> list[A]:
     return [
-        *_system("list", "listid"),
+        *system_columns("list", "listid"),
         A(
             "listname",
             "String",
@@ -459,9 +243,9 @@ def _list() -> list[A]:
             required_level="SystemRequired",
             is_primary_name=True,
         ),
-        _s("purpose", 512, "Purpose"),
-        _memo("description", "Description"),
-        _bool("type", "Type", "Dynamic", "Static"),
+        string("purpose", 512, "Purpose"),
+        memo("description", "Description"),
+        boolean("type", "Type", "Dynamic", "Static"),
         A(
             "createdfromcode",
             "Picklist",
@@ -479,15 +263,17 @@ def _list() -> list[A]:
             valid_for_create=False,
             valid_for_update=False,
         ),
-        *_state({0: ("Active", 0), 1: ("Inactive", 1)}, {0: ("Active", 0), 1: ("Inactive", 1)}),
+        *state_and_status(
+            {0: ("Active", 0), 1: ("Inactive", 1)}, {0: ("Active", 0), 1: ("Inactive", 1)}
+        ),
     ]
 
 
 def _listmember() -> list[A]:
     return [
-        *_system("listmember", "listmemberid", owned=False),
-        _lookup("listid", "List", "list", valid_for_update=False),
-        _lookup(
+        *system_columns("listmember", "listmemberid", owned=False),
+        lookup("listid", "List", "list", valid_for_update=False),
+        lookup(
             "entityid",
             "Member",
             "account",
@@ -513,12 +299,12 @@ BASE_CURRENCY_ID = metadata_id("transactioncurrency", "USD")
 
 
 def _currency_lookup() -> A:
-    return _lookup("transactioncurrencyid", "Currency", "transactioncurrency")
+    return lookup("transactioncurrencyid", "Currency", "transactioncurrency")
 
 
 def _transactioncurrency() -> list[A]:
     return [
-        *_system("transactioncurrency", "transactioncurrencyid", owned=False),
+        *system_columns("transactioncurrency", "transactioncurrencyid", owned=False),
         A(
             "currencyname",
             "String",
@@ -528,8 +314,8 @@ def _transactioncurrency() -> list[A]:
             required_level="SystemRequired",
             is_primary_name=True,
         ),
-        _s("isocurrencycode", 5, "Currency Code", level="SystemRequired"),
-        _s("currencysymbol", 10, "Currency Symbol", level="SystemRequired"),
+        string("isocurrencycode", 5, "Currency Code", level="SystemRequired"),
+        string("currencysymbol", 10, "Currency Symbol", level="SystemRequired"),
         A(
             "exchangerate",
             "Decimal",
@@ -539,14 +325,16 @@ def _transactioncurrency() -> list[A]:
             precision=10,
             required_level="SystemRequired",
         ),
-        *_state({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}),
+        *state_and_status(
+            {0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}
+        ),
     ]
 
 
 def _task() -> list[A]:
     regarding = ("account", "contact", "lead", "opportunity", "campaign")
     return [
-        *_system("task", "activityid"),
+        *system_columns("task", "activityid"),
         A(
             "subject",
             "String",
@@ -556,10 +344,10 @@ def _task() -> list[A]:
             required_level="SystemRequired",
             is_primary_name=True,
         ),
-        _memo("description", "Description"),
+        memo("description", "Description"),
         A("scheduledend", "DateTime", "Due", format_name="DateAndTime"),
-        _pick("prioritycode", "Priority", {0: "Low", 1: "Normal", 2: "High"}, 1),
-        *_state(
+        choice("prioritycode", "Priority", {0: "Low", 1: "Normal", 2: "High"}, 1),
+        *state_and_status(
             {0: ("Open", 2), 1: ("Completed", 5), 2: ("Canceled", 6)},
             {
                 2: ("Not Started", 0),
@@ -570,7 +358,7 @@ def _task() -> list[A]:
                 6: ("Canceled", 2),
             },
         ),
-        _lookup(
+        lookup(
             "regardingobjectid",
             "Regarding",
             *regarding,
@@ -720,8 +508,10 @@ def custom_entity(header: Mapping[str, object]) -> EntityDef:
     pk = f"{logical}id"
     owned = header.get("ownership", "UserOwned") == "UserOwned"
     columns = [
-        *_system(logical, pk, owned=owned),
-        *_state({0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}),
+        *system_columns(logical, pk, owned=owned),
+        *state_and_status(
+            {0: ("Active", 1), 1: ("Inactive", 2)}, {1: ("Active", 0), 2: ("Inactive", 1)}
+        ),
     ]
     attributes = {}
     for column in columns:
