@@ -260,3 +260,40 @@ def test_metadata_identity_privileges_and_tracking(emulator: InProcessEmulator) 
     assert identity.user_id == app_user.systemuserid.lower()
     assert client.user_privileges().can("Read", "Lead", "Global")
     assert client.change_tracking_enabled("lead") is True
+
+
+def test_marketing_list_membership_and_owner_assignment(emulator: InProcessEmulator) -> None:
+    """B34: static marketing list membership through $ref; assign = ownerid@odata.bind (§2d)."""
+    client = emulator.client()
+    lead = next(iter(client.iter_records("leads", ["lastname"], page_size=1)))
+    salesperson = emulator.config.users[1].systemuserid
+    list_id, new_lead = str(uuid.uuid4()), str(uuid.uuid4())
+    owner = LookupValue(salesperson, "systemuser")
+    created = client.write_batch(
+        [
+            WriteRequest.create(
+                "list", list_id, {"listname": "Mkto-leads-1", "createdfromcode": 4, "type": False}
+            ),
+            WriteRequest.create("lead", new_lead, {"lastname": "Owned", "ownerid": owner}),
+        ]
+    )
+    assert [r.status for r in created] == [WriteStatus.OK] * 2, [r.message for r in created]
+    member = LookupValue(lead.id, "lead")
+    added, assigned = client.write_batch(
+        [
+            WriteRequest.associate("list", list_id, "listlead_association", member),
+            WriteRequest.update("lead", lead.id, {"ownerid": owner}),
+        ]
+    )
+    assert added.status is WriteStatus.OK, added.message
+    assert assigned.status is WriteStatus.OK, assigned.message
+    assert client.get("leads", lead.id, ["ownerid"]).values["ownerid"] == LookupValue(
+        salesperson.lower(), "systemuser"
+    )
+    assert client.get("leads", new_lead, ["ownerid"]).values["ownerid"] == LookupValue(
+        salesperson.lower(), "systemuser"
+    )
+    (removed,) = client.write_batch(
+        [WriteRequest.disassociate("list", list_id, "listlead_association", member)]
+    )
+    assert removed.status is WriteStatus.OK, removed.message

@@ -105,9 +105,12 @@ class WriteRequest:
 
     def __post_init__(self) -> None:
         if not self.request_id:
-            object.__setattr__(
-                self, "request_id", f"{self.kind.value}:{self.entity}:{self.record_id}"
-            )
+            request_id = f"{self.kind.value}:{self.entity}:{self.record_id}"
+            if self.relationship:
+                request_id += f":{self.relationship}"
+            if self.target is not None:
+                request_id += f":{self.target.id}"
+            object.__setattr__(self, "request_id", request_id)
 
     @classmethod
     def create(
