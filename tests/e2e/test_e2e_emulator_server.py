@@ -47,7 +47,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "--https",
             "--json",
             "--db",
-            str(work / "org.db"),
+            "org.db",  # relative to the emulator's directory: printed paths must be absolute
             "--seed",
             "30",
         ],
@@ -105,7 +105,7 @@ def test_details_line_describes_an_https_endpoint(running: dict[str, Any]) -> No
     assert running["base_url"].startswith("https://127.0.0.1:")
     assert not running["base_url"].endswith(":0")
     assert running["web_api_url"] == running["base_url"] + "/api/data/v9.2/"
-    assert Path(running["ca_bundle"]).is_file()
+    assert Path(running["ca_bundle"]).is_absolute() and Path(running["ca_bundle"]).is_file()
     assert running["client_id"] and running["client_secret"] and running["tenant"]
     assert len(running["users"]) == 2
     assert running["seeded"]["lead"] == 30

@@ -32,7 +32,7 @@ _console = Console(stderr=True)
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio: no Nagle
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -167,7 +167,9 @@ def emulator(
         default_dir = Path(db + ".tls") if db != ":memory:" else Path(".emulator-tls")
         named = () if host in _ANY_ADDRESS else (host,)
         hosts = (*named, "127.0.0.1", "localhost", "::1")
-        tls = ensure_tls_files(tls_dir or default_dir, tuple(dict.fromkeys(hosts)))
+        # Absolute paths: clients run from other directories read the printed CA bundle.
+        directory = (tls_dir or default_dir).resolve()
+        tls = ensure_tls_files(directory, tuple(dict.fromkeys(hosts)))
     sock = _listen(host, port)
     try:
         runtime = EmulatorRuntime(config)
