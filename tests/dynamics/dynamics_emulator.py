@@ -1,18 +1,14 @@
-"""Run the Dataverse emulator for the client tests: in process (an ASGI-to-sync bridge) or
-over real HTTP(S) with uvicorn on 127.0.0.1, port 0.
+"""Run the Dataverse emulator in process for the client tests, through an ASGI-to-sync bridge
+(the real-socket tests start ``crmsync emulator`` itself, in ``tests/e2e``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
 
 class AsgiBridge(httpx.BaseTransport):
@@ -59,36 +55,6 @@ class AsgiBridge(httpx.BaseTransport):
             self._thread.join(5)
         if not self._loop.is_running():
             self._loop.close()
-
-
-@contextmanager
-def serve(app: Any, *, certfile: str | None = None, keyfile: str | None = None) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1, a free port; yield its base URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the emulator did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    scheme = "https" if certfile else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 class RecordingProvider:
