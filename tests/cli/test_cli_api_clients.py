@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmsync.cli import api_clients
 from crmsync.errors import DatabaseNotMigratedError, RecordNotFoundError
+from crmsync.store import tables
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.web.clients import ApiClientStore
 
@@ -52,7 +54,7 @@ def test_create_prints_the_secret_once_and_list_never_shows_it(sqlite_database_u
 
 
 def test_revoke_marks_the_client_revoked(sqlite_database_url: str) -> None:
-    """``revoke`` stops a client; ``list`` then shows when."""
+    """``revoke`` stops a client; ``list`` shows when; both acts are in the audit trail."""
     env = {"CRMSYNC_DATABASE_URL": sqlite_database_url}
     created = runner.invoke(_root(), ["api-client", "create", "--name", "old", "--json"], env=env)
     client_id = json.loads(created.stdout)["client_id"]
@@ -60,6 +62,21 @@ def test_revoke_marks_the_client_revoked(sqlite_database_url: str) -> None:
     assert revoked.exit_code == 0, revoked.output
     rows = json.loads(runner.invoke(_root(), ["api-client", "list", "--json"], env=env).stdout)
     assert rows[0]["revoked_at"] is not None
+    engine = open_database(sqlite_database_url)
+    try:
+        with engine.connect() as conn:
+            audit = conn.execute(
+                select(tables.audit_log.c.action, tables.audit_log.c.details).order_by(
+                    tables.audit_log.c.id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(action, details["client_id"]) for action, details in audit] == [
+        ("api_client_created", client_id),
+        ("api_client_revoked", client_id),
+    ]
+    assert json.loads(created.stdout)["client_secret"] not in repr(audit)
 
 
 def test_unmigrated_database_and_unknown_client_are_refused(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _EXPIRED_TOKEN_RETENTION = dt.timedelta(days=1)
+MAX_NAME_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +146,23 @@ class ApiClientStore:
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC)
 
-    def create(self, name: str) -> CreatedClient:
-        """Create a client named ``name`` and return its id and (only now) its secret."""
+    def _audit(self, conn: sa.Connection, actor: str, action: str, details: dict[str, str]) -> None:
+        conn.execute(
+            sa.insert(tables.audit_log).values(
+                occurred_at=self._now(), actor=actor, action=action, details=details
+            )
+        )
+
+    def create(self, name: str, *, actor: str = "cli") -> CreatedClient:
+        """Create a client named ``name`` and return its id and (only now) its secret.
+
+        The creation is recorded in the audit trail (id and name, never the secret).
+        """
         cleaned = name.strip()
         if not cleaned:
             raise InputError("an API client needs a name")
+        if len(cleaned) > MAX_NAME_LENGTH:
+            raise InputError(f"an API client name has at most {MAX_NAME_LENGTH} characters")
         client_id = str(uuid.uuid4())
         client_secret = secrets.token_urlsafe(24)
         with self.engine.begin() as conn:
@@ -162,6 +175,8 @@ class ApiClientStore:
                     revoked_at=None,
                 )
             )
+            details = {"client_id": client_id, "name": cleaned}
+            self._audit(conn, actor, "api_client_created", details)
         return CreatedClient(client_id=client_id, name=cleaned, client_secret=Secret(client_secret))
 
     def list(self) -> list[ApiClientInfo]:
@@ -183,8 +198,11 @@ class ApiClientStore:
             for row in rows
         ]
 
-    def revoke(self, client_id: str) -> None:
-        """Revoke a client: its secret and every token it holds stop working at once."""
+    def revoke(self, client_id: str, *, actor: str = "cli") -> None:
+        """Revoke a client: its secret and every token it holds stop working at once.
+
+        The revocation is recorded in the audit trail.
+        """
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sa.update(tables.api_clients)
@@ -205,6 +223,8 @@ class ApiClientStore:
                     tables.api_access_tokens.c.client_id == client_id
                 )
             )
+            if updated:
+                self._audit(conn, actor, "api_client_revoked", {"client_id": client_id})
         with self._lock:
             self._live.pop(client_id, None)
 
