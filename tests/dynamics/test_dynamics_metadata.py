@@ -121,6 +121,8 @@ def metadata_handler(requests: list[str]):
         url = unquote(str(request.url))
         requests.append(url)
         path = request.url.path
+        if "EntityDefinitions" in url:
+            assert request.headers["Consistency"] == "Strong"  # §0: fresh metadata caches
         if path.endswith("/WhoAmI"):
             return json_response(
                 200,

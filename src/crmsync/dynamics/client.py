@@ -495,7 +495,14 @@ class DynamicsClient:
             return None if response.status_code in (400, 404) else _json_object(response)
 
         return self._exchange(
-            "GET", url, interpret, kind="metadata", accept_statuses=frozenset({400, 404})
+            "GET",
+            url,
+            interpret,
+            kind="metadata",
+            # Fresh metadata and permission caches: a refresh must see a column just added in
+            # Dynamics or a privilege just granted (spec §0; B11, B13).
+            headers={"Consistency": "Strong"},
+            accept_statuses=frozenset({400, 404}),
         )
 
     def who_am_i(self) -> Identity:
