@@ -56,8 +56,9 @@ from crmsync.sync.state import (
     update_links,
 )
 
-PUSH_CHUNK = 5000
-"""Outbox entries handled per round (one or a few ``$batch`` requests)."""
+MAX_PUSH_CHUNK = 5000
+"""At most this many outbox entries per round; a round is as many ``$batch`` requests as the
+client runs at once, and its results are committed before the next round starts."""
 
 FAILING = frozenset(
     {
@@ -146,14 +147,15 @@ class OutboxPusher:
         if not self._mappings:
             return counts
         after = 0
+        chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
         while True:
             with self._engine.connect() as conn:
-                entries = read_outbox(conn, after_id=after, limit=PUSH_CHUNK)
+                entries = read_outbox(conn, after_id=after, limit=chunk)
             if not entries:
                 break
             after = entries[-1].id
             self._push_entries(entries, counts)
-            if len(entries) < PUSH_CHUNK:
+            if len(entries) < chunk:
                 break
         return counts
 

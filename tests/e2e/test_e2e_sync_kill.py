@@ -1,0 +1,198 @@
+"""``crmsync sync once`` killed with SIGKILL mid-cycle and started again: nothing lost, nothing
+duplicated (B16, B18, B33; DESIGN "nothing is lost").
+
+The emulator and the sync both run as real processes (``crmsync emulator`` on a free port,
+``crmsync sync once`` configured by ``crmsync.toml`` plus the secret in the environment).
+Emulator latency slows the cycle down so that the kill lands inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from crmsync.dynamics import build_client
+from crmsync.marketing.persons import PersonService
+from crmsync.settings import DynamicsSettings, Secret
+from crmsync.store.db import open_database, upgrade_database
+from crmsync.store.tables import crm_links, persons, sync_outbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CRMSYNC = str(Path(sys.executable).parent / "crmsync")
+LEADS = 60
+
+
+@pytest.fixture
+def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    stderr = (tmp_path / "emulator.err").open("w")
+    command = [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", str(LEADS)]
+    process = subprocess.Popen(
+        [*command, "--db", str(tmp_path / "org.db")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
+        yield json.loads(line)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+        stderr.close()
+
+
+def _configure(tmp_path: Path, org: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    url = f"sqlite:///{tmp_path / 'crmsync.db'}"
+    (tmp_path / "crmsync.toml").write_text(
+        f'[database]\nurl = "{url}"\n\n[dynamics]\nurl = "{org["base_url"]}"\n'
+        f'authority = "{org["base_url"]}"\ntenant = "{org["tenant"]}"\n'
+        f'auth_mode = "adfs"\nclient_id = "{org["client_id"]}"\n'
+        "page_size = 10\nbatch_size = 5\nconcurrency = 1\n\n[sync]\nlease_seconds = 1.5\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "CRMSYNC_DYNAMICS_CLIENT_SECRET": org["client_secret"],
+    }
+    env.pop("CRMSYNC_CONFIG", None)
+    upgrade_database(url)
+    return url, env
+
+
+def _faults(org: dict[str, Any], **knobs: Any) -> None:
+    httpx.patch(
+        f"{org['base_url']}/_emulator/faults",
+        json=knobs,
+        headers={"X-Emulator-Key": org["admin_key"]},
+    ).raise_for_status()
+
+
+def _kill_when(process: subprocess.Popen[str], ready: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, "the cycle ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the cycle never reached the point to interrupt"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _sync_once(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [CRMSYNC, "sync", "once", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_killed_cycles_resume_without_loss_or_duplicates(
+    tmp_path: Path, org: dict[str, Any]
+) -> None:
+    """SIGKILL during the initial sync, then during the outbox push; the restarted cycles end
+    with every record once and every marketing edit in Dynamics."""
+    url, env = _configure(tmp_path, org)
+    engine = open_database(url)
+    try:
+        _faults(org, latency_ms=40)
+
+        def links() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(crm_links)).scalar_one())
+
+        first = subprocess.Popen(
+            [CRMSYNC, "sync", "once", "--json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _kill_when(first, lambda: links() > 30)
+        partial = links()
+        _faults(org, latency_ms=0)
+        time.sleep(1.6)  # the killed holder's lease expires
+        _sync_once(tmp_path, env)
+
+        settings = DynamicsSettings(
+            url=org["base_url"],
+            authority=org["base_url"],
+            auth_mode="adfs",
+            client_id=org["client_id"],
+            client_secret=Secret(org["client_secret"]),
+        )
+        with build_client(settings) as client:
+            in_crm = {
+                entity: {r.id for r in client.iter_records(entity_set, [])}
+                for entity, entity_set in (("lead", "leads"), ("contact", "contacts"))
+            }
+        with engine.connect() as conn:
+            linked = conn.execute(
+                select(crm_links.c.entity, crm_links.c.crm_id, crm_links.c.local_id).where(
+                    crm_links.c.local_kind == "person"
+                )
+            ).all()
+            person_count = conn.execute(select(func.count()).select_from(persons)).scalar_one()
+        assert partial < len(linked)
+        for entity, ids in in_crm.items():
+            assert sorted(c for e, c, _ in linked if e == entity) == sorted(ids)
+        assert person_count == len(linked) == len({local for _, _, local in linked})
+
+        # Marketing-side edits, then a kill while they are being pushed.
+        lead_people = [local for entity, _, local in linked if entity == "lead"][:40]
+        service = PersonService(engine)
+        service.sync(
+            [{"id": pid, "title": f"Edited {pid}"} for pid in lead_people], lookup_field="id"
+        )
+        _faults(org, latency_ms=60)
+
+        def outbox() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(sync_outbox)).scalar_one())
+
+        second = subprocess.Popen(
+            [CRMSYNC, "sync", "once", "--json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _kill_when(second, lambda: 0 < outbox() < len(lead_people))
+        _faults(org, latency_ms=0)
+        time.sleep(1.6)
+        _sync_once(tmp_path, env)
+        assert outbox() == 0
+
+        with build_client(settings) as client:
+            titles = {
+                r.id: r.values.get("jobtitle") for r in client.iter_records("leads", ["jobtitle"])
+            }
+        by_person = {local: crm for entity, crm, local in linked if entity == "lead"}
+        for pid in lead_people:
+            assert titles[by_person[pid]] == f"Edited {pid}"
+        assert len(titles) == len(in_crm["lead"])  # no lead created twice
+    finally:
+        engine.dispose()
