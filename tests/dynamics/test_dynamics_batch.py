@@ -410,3 +410,23 @@ def test_a_malformed_batch_refused_as_a_whole_fails_its_writes_without_retrying(
     assert results[0].status is WriteStatus.VALIDATION_ERROR
     assert results[0].error_code == "0x80040203"
     assert calls == [1]
+
+
+def test_a_write_to_an_unknown_table_fails_alone() -> None:
+    """A table Dynamics does not have: that write fails with a clear message, the rest go out."""
+    org = FakeOrg()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "EntityDefinitions" in str(request.url):
+            return json_response(200, {"value": []})
+        return org(request)
+
+    results = make_client(handler).write_batch(
+        [
+            WriteRequest.create("new_nothing", LEAD, {"x": 1}),
+            WriteRequest.create("lead", LEAD, {"lastname": "y"}),
+        ]
+    )
+    assert results[0].status is WriteStatus.VALIDATION_ERROR
+    assert "new_nothing" in (results[0].message or "")
+    assert results[1].status is WriteStatus.OK

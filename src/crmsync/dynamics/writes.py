@@ -28,8 +28,10 @@ from crmsync.dynamics.batch import (
 from crmsync.dynamics.classify import parse_error_body
 from crmsync.dynamics.types import LookupValue, WriteKind, WriteRequest, WriteResult, WriteStatus
 from crmsync.errors import (
+    ConfigurationError,
     CrmsyncError,
     FatalError,
+    InputError,
     RetryLaterError,
     ThrottledError,
     ValidationFailedError,
@@ -70,12 +72,14 @@ class BatchWriter:
         results: list[WriteResult | None] = [None] * len(requests)
         encoded: dict[int, EncodedRequest] = {}
         for index, request in enumerate(requests):
-            target = self._target(request.entity)
             try:
+                target = self._target(request.entity)
                 encoded[index] = encode_request(
                     request, target, self._client.service_root, self._client.entity_set_of
                 )
-            except (ValueError, CrmsyncError) as exc:
+            except (ValueError, ConfigurationError, InputError) as exc:
+                # This write cannot be expressed (unknown table, missing relationship): it
+                # fails alone; transient metadata failures propagate and nothing is lost.
                 results[index] = WriteResult(
                     request_id=request.request_id,
                     entity=request.entity,
@@ -214,9 +218,9 @@ class BatchWriter:
                 outcomes.append((index, self._whole_batch_failure(request, missing)))
                 continue
             result = result_from_part(request, self._target(request.entity), part)
-            if result.status is WriteStatus.THROTTLED:
-                self._client.budget.record_throttled()
             outcomes.append((index, result))
+        if any(result.status is WriteStatus.THROTTLED for _, result in outcomes):
+            self._client.budget.record_throttled()  # once per answer, however many parts
         return outcomes
 
     @staticmethod
