@@ -94,6 +94,8 @@ API_VERSION = re.compile(r"^v9\.[0-2]$")
 
 def split_path(path: str) -> list[str]:
     """Split a resource path on ``/`` outside quotes and parentheses."""
+    if "'" not in path:  # keys without quoted strings never hold a "/"
+        return [s for s in path.split("/") if s]
     segments: list[str] = []
     depth, quoted, start = 0, False, 0
     for index, char in enumerate(path):

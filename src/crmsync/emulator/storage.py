@@ -92,6 +92,8 @@ class Storage:
         self.lock = threading.RLock()
         self._depth = 0
         self._default_cache: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        # SQL text by (kind, table, columns); schema changes clear it (dropped columns).
+        self._sql: dict[tuple[str, str, tuple[str, ...]], str] = {}
         self.conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self.conn.execute(
             "PRAGMA journal_mode=WAL" if db_path != ":memory:" else "PRAGMA temp_store=MEMORY"
@@ -257,6 +259,7 @@ class Storage:
 
     def drop_entity(self, entity: EntityDef) -> None:
         """Delete a custom table, its rows, tombstones and definition."""
+        self._sql.clear()
         with self.transaction():
             self.conn.execute(f"DROP TABLE IF EXISTS {q(entity.table)}")
             self.conn.execute("DELETE FROM _tombstones WHERE entity = ?", (entity.logical_name,))
@@ -279,6 +282,7 @@ class Storage:
 
     def remove_attribute(self, entity_name: str, attribute_name: str) -> None:
         """Drop a custom column and its definition."""
+        self._sql.clear()
         entity = self.catalog.require(entity_name)
         attribute = entity.attributes[attribute_name]
         with self.transaction():
@@ -312,12 +316,14 @@ class Storage:
         self, entity: EntityDef, record_id: str, columns: Sequence[str] | None = None
     ) -> dict[str, Any] | None:
         """One row as stored (column name -> SQLite value), or None; all or some columns."""
-        wanted = "*" if columns is None else ", ".join(q(c) for c in columns)
+        key = ("fetch", entity.table, tuple(columns) if columns is not None else ())
+        sql = self._sql.get(key)
+        if sql is None:
+            wanted = "*" if columns is None else ", ".join(q(c) for c in columns)
+            sql = f"SELECT {wanted} FROM {q(entity.table)} WHERE {q(entity.primary_id)} = ?"
+            self._sql[key] = sql
         with self.lock:
-            cursor = self.conn.execute(
-                f"SELECT {wanted} FROM {q(entity.table)} WHERE {q(entity.primary_id)} = ?",
-                (record_id.lower(),),
-            )
+            cursor = self.conn.execute(sql, (record_id.lower(),))
             row = cursor.fetchone()
             if row is None:
                 return None
@@ -350,13 +356,17 @@ class Storage:
 
     def update(self, entity: EntityDef, record_id: str, changes: Mapping[str, Any]) -> None:
         """Set columns of one row."""
-        names = list(changes)
-        with self.lock:
-            self.conn.execute(
+        names = tuple(changes)
+        key = ("update", entity.table, names)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = (
                 f"UPDATE {q(entity.table)} SET {', '.join(q(n) + ' = ?' for n in names)} "
-                f"WHERE {q(entity.primary_id)} = ?",
-                [*(changes[n] for n in names), record_id],
+                f"WHERE {q(entity.primary_id)} = ?"
             )
+            self._sql[key] = sql
+        with self.lock:
+            self.conn.execute(sql, [*(changes[n] for n in names), record_id])
 
     def delete(self, entity: EntityDef, record_id: str) -> bool:
         """Delete one row and record its tombstone; False when it did not exist."""
