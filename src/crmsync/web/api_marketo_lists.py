@@ -8,6 +8,7 @@
   the list's leads, paged
 * ``POST /rest/asset/v1/staticLists.json`` — create a list (the asset API form that Marketo
   clients use; form fields ``name``, ``folder``, ``description``)
+* ``GET /rest/asset/v1/staticList/{id}.json`` and ``…/staticList/byName.json?name=`` — one list
 """
 
 from __future__ import annotations
@@ -150,14 +151,39 @@ def create_static_list(call: ApiCall) -> dict[str, Any]:
             raise ApiError("709", f"Static List with name '{name}' already exists") from exc
         raise _service_error(exc) from exc
     item = call.services.lists.get(list_id) or {"id": list_id, "name": name}
-    item = {**item, "folder": folder}
-    document = success([item])
+    return _asset_reply([{**item, "folder": folder}])
+
+
+NO_ASSETS_FOUND = "No assets found for the given search criteria."
+
+
+def _asset_reply(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Asset-API envelope: ``errors`` and ``warnings`` always present (§6.4)."""
+    document = success(items)
     document["errors"] = []
-    document["warnings"] = []
+    document["warnings"] = [] if items else [NO_ASSETS_FOUND]
     return document
 
 
+def _asset_list(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "folder": {"id": 1, "type": "Folder"}}
+
+
+def get_static_list_by_id(call: ApiCall) -> dict[str, Any]:
+    """Asset API: one static list by id; none gives an empty result with a warning."""
+    item = call.services.lists.get(call.path_int("listId"))
+    return _asset_reply([_asset_list(item)] if item is not None else [])
+
+
+def get_static_list_by_name(call: ApiCall) -> dict[str, Any]:
+    """Asset API: one static list by exact name."""
+    items, _ = call.services.lists.query(None, [call.params.require("name")], 1, None)
+    return _asset_reply([_asset_list(item) for item in items])
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("GET", "/rest/asset/v1/staticList/byName.json", get_static_list_by_name),
+    Route("GET", "/rest/asset/v1/staticList/{listId}.json", get_static_list_by_id),
     Route("GET", "/rest/v1/lists.json", get_lists),
     Route("GET", "/rest/v1/lists/{listId}.json", get_list),
     Route("POST", "/rest/v1/lists/{listId}/leads.json", add_to_list),
