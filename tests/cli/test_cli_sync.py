@@ -1,0 +1,170 @@
+"""``crmsync sync once|run|enable|disable|status|errors|retry`` against an emulator on
+127.0.0.1 (B15, B16, B21, B37–B40, B44). Settings come from ``CRMSYNC_*`` variables, the
+client secret included, as a deployment would give them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+import uvicorn
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from crmsync.cli import sync as sync_cli
+from crmsync.emulator.app import create_emulator_app
+from crmsync.emulator.config import (
+    DEFAULT_APP_CLIENT_ID,
+    DEFAULT_APP_SECRET,
+    PluginRule,
+    default_config,
+)
+from crmsync.emulator.seed import seed_dataset
+from crmsync.marketing.persons import PersonService
+from crmsync.store.db import open_database, upgrade_database
+from crmsync.store.tables import audit_log, crm_links
+from crmsync.sync.lease import SyncLease
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+RULE = PluginRule("lead", "telephone1", "regex", r"[0-9 +()-]*", "Business phone: digits only.")
+
+
+def _root() -> typer.Typer:
+    root = typer.Typer()
+
+    @root.callback()
+    def _settings_root(ctx: typer.Context) -> None:
+        ctx.obj = None
+
+    root.add_typer(sync_cli.app, name="sync")
+    return root
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A seeded emulator over HTTP and the environment that points crmsync at it."""
+    app = create_emulator_app(dataclasses.replace(default_config(), plugin_rules=(RULE,)))
+    seed_dataset(app.state.storage, 8, 3)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade_database(url)
+    yield {
+        "CRMSYNC_DATABASE_URL": url,
+        "CRMSYNC_DYNAMICS_URL": base,
+        "CRMSYNC_DYNAMICS_AUTHORITY": base,
+        "CRMSYNC_DYNAMICS_AUTH_MODE": "adfs",
+        "CRMSYNC_DYNAMICS_CLIENT_ID": DEFAULT_APP_CLIENT_ID,
+        "CRMSYNC_DYNAMICS_CLIENT_SECRET": DEFAULT_APP_SECRET,
+        "CRMSYNC_SYNC_PAUSE_SECONDS": "0",
+        "CRMSYNC_CONFIG": "",
+    }
+    server.should_exit = True
+    thread.join(10)
+    app.state.storage.close()
+
+
+def _json(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_once_runs_the_initial_sync_then_status_shows_it(env: dict[str, str]) -> None:
+    """B15/B16/B40: `sync once --json` reports what it did; `sync status --json` shows the
+    initial sync done, the last cycle and its requests, and the empty backlog."""
+    report = _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    by_entity = {e["entity"]: e for e in report["entities"]}
+    assert by_entity["lead"]["mode"] == "initial" and by_entity["lead"]["created"] == 8
+    assert report["status"] == "ok" and report["records_synced"] > 8
+
+    status = _json(runner.invoke(_root(), ["sync", "status", "--json"], env=env))
+    assert status["enabled"] is False
+    assert all(status["initial_sync_done"].values()) and len(status["initial_sync_done"]) == 6
+    assert status["last_cycle_api_calls"] == report["api_calls"]
+    assert status["records_synced_last_hour"] == report["records_synced"]
+    assert status["backlog"] == []
+
+    human = runner.invoke(_root(), ["sync", "status"], env=env)
+    assert human.exit_code == 0 and "initial sync done for" in human.stdout
+
+
+def test_enable_disable_are_audited_and_run_cycles_only_while_enabled(
+    env: dict[str, str],
+) -> None:
+    """B21/B44: enable and disable are recorded in the audit trail; `sync run` cycles while
+    enabled (pause from the settings)."""
+    assert runner.invoke(_root(), ["sync", "enable"], env=env).exit_code == 0
+    ran = runner.invoke(_root(), ["sync", "run", "--max-cycles", "2"], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert ran.stdout.count("cycle ok") == 2
+    assert runner.invoke(_root(), ["sync", "disable"], env=env).exit_code == 0
+    status = _json(runner.invoke(_root(), ["sync", "status", "--json"], env=env))
+    assert status["enabled"] is False and status["cycles_last_hour"] == 2
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    with engine.connect() as conn:
+        actions = conn.execute(select(audit_log.c.action).order_by(audit_log.c.id)).scalars()
+        assert list(actions) == ["sync_enabled", "sync_disabled"]
+    engine.dispose()
+
+
+def test_errors_list_rejections_and_retry_queues_them(env: dict[str, str]) -> None:
+    """B37–B39: a rejected person shows in `sync errors` with Dynamics' code; `sync retry ID`
+    queues it again (the backlog shows it); a bad retry call is a usage error."""
+    _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    with engine.connect() as conn:
+        person_id = conn.execute(
+            select(crm_links.c.local_id).where(crm_links.c.entity == "lead").limit(1)
+        ).scalar_one()
+    PersonService(engine).sync([{"id": person_id, "phone": "not a phone"}], lookup_field="id")
+    report = _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    assert report["push"]["failed"] == 1
+
+    errors = _json(runner.invoke(_root(), ["sync", "errors", "--json"], env=env))
+    assert [(e["local_id"], e["error_code"]) for e in errors] == [(person_id, "0x80040265")]
+    assert "digits only" in errors[0]["message"]
+
+    retried = runner.invoke(_root(), ["sync", "retry", str(errors[0]["id"])], env=env)
+    assert retried.exit_code == 0 and "queued 1" in retried.stdout
+    status = _json(runner.invoke(_root(), ["sync", "status", "--json"], env=env))
+    assert [(b["entity"], b["pending_updates"]) for b in status["backlog"]] == [("lead", 1)]
+    assert runner.invoke(_root(), ["sync", "retry"], env=env).exit_code == 2
+    assert runner.invoke(_root(), ["sync", "retry", "999"], env=env).exit_code == 1
+    engine.dispose()
+
+
+def test_once_refuses_while_another_cycle_holds_the_lease(env: dict[str, str]) -> None:
+    """One cycle at a time per database: a second `sync once` fails clearly (exit 1)."""
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    other = SyncLease(engine, seconds=60, holder="another-host:1")
+    assert other.try_acquire()
+    result = runner.invoke(_root(), ["sync", "once"], env=env)
+    assert result.exit_code == 1
+    assert "another sync cycle is running" in result.output
+    other.release()
+    engine.dispose()
+
+
+def test_bad_connection_settings_are_a_clear_error(env: dict[str, str]) -> None:
+    """B42: a refused secret fails the command with a message and never prints the secret."""
+    wrong = {**env, "CRMSYNC_DYNAMICS_CLIENT_SECRET": "not-the-secret-123"}
+    result = runner.invoke(_root(), ["sync", "once"], env=wrong)
+    assert result.exit_code == 1
+    assert "not-the-secret-123" not in result.output
+    assert httpx.get(env["CRMSYNC_DYNAMICS_URL"] + "/_emulator/health").is_success
