@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import RowMapping
@@ -332,3 +334,38 @@ def test_ids_are_never_reused(migrated_engine: Engine) -> None:
     assert min(new_ids) > last
     rows = service.get_by_ids(new_ids, ["email"])
     assert [r["email"] for r in rows] == ["r3@x.com", "r4@x.com"]
+
+
+def test_concurrent_calls_neither_lose_updates_nor_duplicate(migrated_engine: Engine) -> None:
+    """Concurrent syncs of one person see each other's writes: every Change Data Value's old
+    value is the previous new value, and concurrent upserts of a new e-mail make one person."""
+    service = PersonService(migrated_engine)
+    [made] = service.sync([{"email": "busy@x.com", "firstName": "v0"}])
+
+    def update(worker: int) -> None:
+        for step in range(6):
+            service.sync([{"email": "busy@x.com", "firstName": f"w{worker}-{step}"}])
+            service.sync([{"email": "fresh@x.com", "lastName": f"w{worker}-{step}"}])
+
+    threads = [threading.Thread(target=update, args=(worker,)) for worker in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with migrated_engine.connect() as conn:
+        changes = (
+            conn.execute(
+                select(activities.c.attributes)
+                .where(activities.c.type_id == 13, activities.c.person_id == made.id)
+                .order_by(activities.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert len(changes) == 18
+    previous = "v0"
+    for change in changes:
+        assert change["Old Value"] == previous
+        previous = change["New Value"]
+    found, _ = service.find("email", ["fresh@x.com"])
+    assert len(found) == 1

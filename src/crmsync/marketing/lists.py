@@ -30,6 +30,7 @@ from crmsync.marketing.persons import (
     encode_position,
 )
 from crmsync.marketing.values import storable_ids, utc_now_text
+from crmsync.store.db import take_write_lock
 from crmsync.store.tables import list_members, persons, static_lists
 
 OBJECT_EXISTS = "1017"
@@ -114,10 +115,12 @@ class ListService:
         return items, token
 
     @staticmethod
-    def _require_list(conn: Connection, list_id: int) -> str:
-        name = conn.execute(
-            select(static_lists.c.name).where(static_lists.c.id == int(list_id))
-        ).scalar()
+    def _require_list(conn: Connection, list_id: int, *, for_update: bool = False) -> str:
+        query = select(static_lists.c.name).where(static_lists.c.id == int(list_id))
+        if for_update:  # membership changes of one list run one after another
+            take_write_lock(conn)
+            query = query.with_for_update()
+        name = conn.execute(query).scalar()
         if name is None:
             raise RecordNotFoundError(
                 f"List {list_id} not found",
@@ -172,7 +175,7 @@ class ListService:
         wanted = [int(i) for i in person_ids]
         now = utc_now_text()
         with self._engine.begin() as conn:
-            name = self._require_list(conn, list_id)
+            name = self._require_list(conn, list_id, for_update=True)
             known = self._existing_persons(conn, wanted)
             already = self._current_members(conn, list_id, wanted)
             outcomes: list[RecordOutcome] = []
@@ -201,7 +204,7 @@ class ListService:
         wanted = [int(i) for i in person_ids]
         now = utc_now_text()
         with self._engine.begin() as conn:
-            name = self._require_list(conn, list_id)
+            name = self._require_list(conn, list_id, for_update=True)
             known = self._existing_persons(conn, wanted)
             members = self._current_members(conn, list_id, wanted)
             outcomes: list[RecordOutcome] = []

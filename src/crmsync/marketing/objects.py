@@ -26,6 +26,7 @@ from crmsync.marketing.outcomes import (
 )
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
 from crmsync.marketing.values import utc_now_text
+from crmsync.store.db import take_write_lock
 from crmsync.store.tables import (
     companies,
     opportunities,
@@ -270,6 +271,7 @@ class ObjectService:
         now = utc_now_text()
         table = kind.table
         with self._engine.begin() as conn:
+            take_write_lock(conn)
             catalog = self._catalog(conn, kind)
             parsed: list[RecordOutcome | tuple[tuple[object, ...], dict[str, object]]] = []
             seen: set[tuple[object, ...]] = set()

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,6 +34,7 @@ from crmsync.marketing.outcomes import (
     skipped,
 )
 from crmsync.marketing.values import MAX_ID, storable_ids, utc_now_text
+from crmsync.store.db import take_write_lock
 from crmsync.store.field_specs import PERSON_FIELDS
 from crmsync.store.tables import companies, persons, sales_persons, sync_outbox
 
@@ -122,6 +123,18 @@ def insert_rows_returning_ids(
     if placed != len(rows) or last >= MAX_ID:
         raise RuntimeError(f"cannot determine the ids of {len(rows)} new {table.name} rows")
     return list(range(first, last + 1))
+
+
+def _lock_keys(conn: Connection, namespace: str, keys: set[object]) -> None:
+    """PostgreSQL: serialise calls that look up the same keys (so two concurrent upserts of
+    one new e-mail create one person), locking in hash order so that calls never deadlock."""
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
+            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"
+        ),
+        {"keys": [f"{namespace}:{key}" for key in keys]},
+    )
 
 
 class _Batch:
@@ -361,6 +374,7 @@ class PersonService:
             )
         now = utc_now_text()
         with self._engine.begin() as conn:
+            take_write_lock(conn)
             catalog = load_catalog(conn)
             lookup = catalog.get(lookup_field.strip())
             if lookup is None:
@@ -458,13 +472,15 @@ class PersonService:
             conditions.append(key_column.in_(sorted(keys, key=str)))
         if not conditions:
             return
+        if keys and conn.dialect.name == "postgresql":
+            _lock_keys(conn, f"person:{lookup.rest_name}", keys)
         condition = conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1]
         names = [name for name in _STANDARD if name in needed]
         columns: list[ColumnElement[Any]] = [persons.c.id]
         columns += [persons.c[name].label(name) for name in names]
         if need_custom:
             columns.append(persons.c.custom)
-        query = select(*columns).where(condition).order_by(persons.c.id)
+        query = select(*columns).where(condition).order_by(persons.c.id).with_for_update()
         for row in conn.execute(query).mappings():
             state: State = {name: row[name] for name in names}
             state[_CUSTOM] = dict(row["custom"] or {}) if need_custom else {}
@@ -711,13 +727,16 @@ class PersonService:
         now = utc_now_text()
         outcomes: list[RecordOutcome] = []
         with self._engine.begin() as conn:
+            take_write_lock(conn)
             found = (
                 {
                     row.id: row
                     for row in conn.execute(
                         select(
                             persons.c.id, persons.c.firstName, persons.c.lastName, persons.c.email
-                        ).where(persons.c.id.in_(storable_ids(wanted)))
+                        )
+                        .where(persons.c.id.in_(storable_ids(wanted)))
+                        .with_for_update()
                     )
                 }
                 if wanted
