@@ -7,7 +7,7 @@ import dataclasses
 import time
 from typing import Any
 
-from control_plane_support import WHOAMI, bearer, build_app, emulator, full_emulator
+from control_plane_support import SLOW, WHOAMI, bearer, build_app, emulator, full_emulator
 
 from crmsync.emulator.config import FaultSettings, default_config
 from crmsync.emulator.runtime import EmulatorRuntime
@@ -203,3 +203,24 @@ def test_expired_delta_tokens_are_refused_by_the_web_api() -> None:
             headers={**headers, "Prefer": "odata.track-changes"},
         )
         assert again.status_code == 200 and "@odata.deltaLink" in again.json()
+
+
+def test_faults_can_target_methods_and_paths() -> None:
+    """Scoped knobs: only writes, or only one path, meet the faults; the rest pass."""
+    with emulator() as (api, config, _):
+        headers = bearer(api.token(config))
+        key = admin(config)
+        scoped = api.put(
+            "/_emulator/faults", json={"error_rate": 1, "methods": ["post"]}, headers=key
+        ).json()
+        assert scoped["methods"] == ["POST"]
+        assert api.get(WHOAMI, headers=headers).status_code == 200
+        assert api.post(WHOAMI, headers=headers, json={}).status_code == 503
+        api.put(
+            "/_emulator/faults", json={"throttle_burst": 1, "path_contains": "slow"}, headers=key
+        )
+        assert api.get(WHOAMI, headers=headers).status_code == 200
+        assert api.get(SLOW, headers=headers).status_code == 429
+        assert api.get(SLOW, headers=headers).status_code == 200
+        bad = api.put("/_emulator/faults", json={"methods": ["FETCH"]}, headers=key)
+        assert bad.status_code == 400 and "FETCH" in bad.json()["error"]["message"]

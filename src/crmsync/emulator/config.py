@@ -65,6 +65,7 @@ PRIVILEGES: frozenset[str] = frozenset({"create", "read", "write", "delete", "ap
 USER_KINDS: frozenset[str] = frozenset({"application", "user"})
 PLUGIN_RULE_KINDS: frozenset[str] = frozenset({"regex", "required_on_create"})
 FAULT_ERROR_STATUSES: frozenset[int] = frozenset({500, 502, 503, 504})
+HTTP_METHODS: frozenset[str] = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 
 # Change tracking is a per-table switch in Dataverse (spec §4); these are on by default.
 DEFAULT_CHANGE_TRACKING: Mapping[str, bool] = MappingProxyType(
@@ -179,6 +180,9 @@ class FaultSettings:
     ``throttle_burst``: the next N requests are refused with 429 and ``Retry-After:
     throttle_retry_after_seconds`` (the counter goes down as they are served).
     ``drop_rate``: fraction (0..1) of requests whose connection is closed with no response.
+    ``methods`` / ``path_contains``: when set, the knobs apply only to requests with one of
+    these HTTP methods / whose path contains this text (e.g. ``["POST"]`` and ``"$batch"``);
+    other requests pass untouched.
     Random draws come from the runtime's seeded generator, so a run is reproducible.
     """
 
@@ -188,6 +192,14 @@ class FaultSettings:
     throttle_burst: int = 0
     throttle_retry_after_seconds: int = 5
     drop_rate: float = 0.0
+    methods: tuple[str, ...] = ()
+    path_contains: str = ""
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Whether the knobs apply to a request with this method and path."""
+        if self.methods and method.upper() not in self.methods:
+            return False
+        return not self.path_contains or self.path_contains in path
 
     def validated(self) -> FaultSettings:
         """Return self, or raise :class:`ConfigurationError` naming the bad knob."""
@@ -202,11 +214,16 @@ class FaultSettings:
             raise ConfigurationError("fault latency_ms and throttle_burst must not be negative")
         if self.throttle_retry_after_seconds < 1:
             raise ConfigurationError("fault throttle_retry_after_seconds must be at least 1")
+        unknown = sorted(set(self.methods) - HTTP_METHODS)
+        if unknown:
+            raise ConfigurationError(f"fault methods: unknown HTTP method(s) {', '.join(unknown)}")
         return self
 
     def as_dict(self) -> dict[str, Any]:
         """The knobs as a JSON-ready mapping (the admin API's representation)."""
-        return dataclasses.asdict(self)
+        knobs = dataclasses.asdict(self)
+        knobs["methods"] = list(self.methods)
+        return knobs
 
 
 @dataclass(frozen=True, slots=True)

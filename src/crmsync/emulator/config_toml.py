@@ -203,8 +203,14 @@ def faults_from_mapping(
     _unknown("faults", raw, frozenset(known))
     changes: dict[str, Any] = {}
     for name, value in raw.items():
-        wanted = float if known[name] in ("float", float) else int
-        changes[name] = _typed(f"faults.{name}", value, wanted)
+        where = f"faults.{name}"
+        if name == "methods":
+            changes[name] = tuple(method.upper() for method in _string_list(where, value))
+        elif name == "path_contains":
+            changes[name] = _typed(where, value, str)
+        else:
+            wanted = float if known[name] in ("float", float) else int
+            changes[name] = _typed(where, value, wanted)
     return dataclasses.replace(current, **changes).validated()
 
 

@@ -45,6 +45,7 @@ from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.errors import ConfigurationError
 
 API_PREFIX = "/api/data/"
+_NO_FAULTS = FaultSettings()
 ADMIN_KEY_HEADER = "x-emulator-key"
 
 # 401 bodies. The docs name AccessTokenExpired (0x8005F101) with this message for a missing or
@@ -127,6 +128,8 @@ class ControlPlane:
         with runtime.lock:
             stats.api_requests += 1
         faults: FaultSettings = runtime.faults
+        if not faults.applies_to(str(scope.get("method", "GET")), str(scope["path"])):
+            faults = _NO_FAULTS
         if faults.drop_rate > 0 and runtime.draw() < faults.drop_rate:
             self._count_fault("dropped_connection")
             await _drop_connection(send)
@@ -149,7 +152,7 @@ class ControlPlane:
             self._count_fault(f"http_{faults.error_status}")
             await _send_json(send, faults.error_status, _json_body(*_SERVER_ERROR))
             return
-        if _take_burst(runtime):
+        if faults.throttle_burst > 0 and _take_burst(runtime):
             self._count_fault("throttle_burst")
             retry_after = runtime.faults.throttle_retry_after_seconds
             config = self.config
