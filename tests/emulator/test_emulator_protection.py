@@ -122,3 +122,17 @@ def test_refused_requests_do_not_fill_the_window() -> None:
         assert isinstance(refused, Throttle) and refused.retry_after == 5
     clock.advance(seconds=5)
     assert isinstance(protection.admit("u"), Admission)
+
+
+def test_admin_reset_empties_the_windows() -> None:
+    """POST /_emulator/reset-limits lets a throttled user straight back in."""
+    config = dataclasses.replace(default_config(), request_limit=1)
+    with emulator(config, ManualClock()) as (api, config, _):
+        headers = bearer(api.token(config))
+        assert api.get(WHOAMI, headers=headers).status_code == 200
+        assert api.get(WHOAMI, headers=headers).status_code == 429
+        reset = api.post(
+            "/_emulator/reset-limits", headers={"X-Emulator-Key": config.admin_key.reveal()}
+        )
+        assert reset.status_code == 200
+        assert api.get(WHOAMI, headers=headers).status_code == 200

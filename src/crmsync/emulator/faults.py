@@ -19,7 +19,8 @@ under ``/_emulator/`` (``X-Emulator-Key: <admin_key>`` required except for ``hea
 * ``GET /_emulator/health``; ``GET /_emulator/stats``;
 * ``GET /_emulator/faults``; ``PUT`` replaces the knobs (omitted ones reset to defaults);
   ``PATCH`` changes only the knobs given;
-* ``POST /_emulator/expire-tokens``; ``POST /_emulator/expire-delta-tokens``.
+* ``POST /_emulator/expire-tokens``; ``POST /_emulator/expire-delta-tokens``;
+* ``POST /_emulator/reset-limits`` (empties every user's service-protection window).
 """
 
 from __future__ import annotations
@@ -330,6 +331,10 @@ def admin_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseR
     async def expire_delta_tokens(request: Request) -> Response:
         return JSONResponse({"delta_epoch": runtime.expire_delta_tokens()})
 
+    async def reset_limits(request: Request) -> Response:
+        runtime.protection.reset()
+        return JSONResponse({"service_protection": runtime.protection.snapshot()})
+
     async def stats(request: Request) -> Response:
         with runtime.lock:
             body = runtime.stats.as_dict(runtime.clock())
@@ -346,6 +351,7 @@ def admin_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseR
         Route("/_emulator/faults", guarded(change_faults), methods=["PUT", "PATCH"]),
         Route("/_emulator/expire-tokens", guarded(expire_tokens), methods=["POST"]),
         Route("/_emulator/expire-delta-tokens", guarded(expire_delta_tokens), methods=["POST"]),
+        Route("/_emulator/reset-limits", guarded(reset_limits), methods=["POST"]),
     ]
 
 

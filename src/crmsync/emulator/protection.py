@@ -139,6 +139,14 @@ class ServiceProtection:
             window.durations.append((now, duration_ms))
             window.duration_total_ms += duration_ms
 
+    def reset(self) -> None:
+        """Forget every user's window (requests in flight stay counted until they finish)."""
+        with self._lock:
+            for window in self._windows.values():
+                window.arrivals.clear()
+                window.durations.clear()
+                window.duration_total_ms = 0.0
+
     def in_flight(self, user_id: str) -> int:
         """Requests of ``user_id`` being served right now."""
         with self._lock:
