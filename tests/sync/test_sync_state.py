@@ -1,0 +1,75 @@
+"""Sync state in the store: links and baselines round trip in bulk, the outbox removes only
+what was read (B18), errors count their attempts and close when the record syncs (B37, B38)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from crmsync.marketing.persons import PersonService
+from crmsync.sync.state import (
+    ErrorReport,
+    LinkRow,
+    delete_outbox,
+    get_cursor,
+    insert_links,
+    load_baselines,
+    load_links,
+    open_errors,
+    read_outbox,
+    record_errors,
+    resolve_errors,
+    save_baselines,
+    set_cursor,
+)
+
+
+def test_links_baselines_and_cursors_round_trip(migrated_engine: Engine) -> None:
+    """Bulk writes read back exactly; replacing baselines keeps one row per record."""
+    rows = [LinkRow("lead", f"id-{n}", "person", n, f'W/"{n}"') for n in range(1, 2501)]
+    with migrated_engine.begin() as conn:
+        insert_links(conn, rows)
+        save_baselines(conn, "lead", {r.crm_id: {"city": "A", "n": r.local_id} for r in rows})
+        save_baselines(conn, "lead", {"id-7": {"city": "B"}})
+        set_cursor(conn, "lead", "https://org/api/data/v9.2/leads?$deltatoken=1")
+        set_cursor(conn, "lead", "https://org/api/data/v9.2/leads?$deltatoken=2")
+    with migrated_engine.connect() as conn:
+        links = load_links(conn, "lead", [r.crm_id for r in rows] + ["unknown"])
+        baselines = load_baselines(conn, "lead", ["id-7", "id-8"])
+        assert len(links) == 2500 and links["id-42"] == rows[41]
+        assert baselines == {"id-7": {"city": "B"}, "id-8": {"city": "A", "n": 8}}
+        assert get_cursor(conn, "lead").endswith("deltatoken=2")  # type: ignore[union-attr]
+        assert get_cursor(conn, "contact") is None
+
+
+def test_only_the_outbox_entries_read_are_removed(migrated_engine: Engine) -> None:
+    """B18: an edit made after the push read the outbox stays queued."""
+    service = PersonService(migrated_engine)
+    (created,) = service.sync([{"email": "a@example.com", "firstName": "A"}])
+    with migrated_engine.connect() as conn:
+        read = read_outbox(conn)
+    service.sync([{"id": created.id, "firstName": "B"}], lookup_field="id")
+    with migrated_engine.begin() as conn:
+        delete_outbox(conn, [entry.id for entry in read])
+    with migrated_engine.connect() as conn:
+        left = read_outbox(conn)
+    assert [(e.person_id, e.operation) for e in left] == [(created.id, "update")]
+    assert left[0].changed_fields == ("firstName",)
+
+
+def test_errors_count_attempts_and_close_when_synced(migrated_engine: Engine) -> None:
+    """B38: the same record failing again is one open error with more attempts; once it syncs
+    the error is resolved."""
+    report = ErrorReport("lead", "to_crm", "update", "person", 5, "crm-5", "0x1", "too long")
+    with migrated_engine.begin() as conn:
+        record_errors(conn, [report])
+        record_errors(conn, [report])
+        record_errors(
+            conn, [ErrorReport("lead", "to_crm", "update", "person", 6, "crm-6", None, "x")]
+        )
+    with migrated_engine.connect() as conn:
+        errors = {e["crm_id"]: e for e in open_errors(conn)}
+    assert errors["crm-5"]["attempts"] == 2 and errors["crm-6"]["attempts"] == 1
+    with migrated_engine.begin() as conn:
+        resolve_errors(conn, "lead", ["crm-5"], "to_crm")
+    with migrated_engine.connect() as conn:
+        assert [e["crm_id"] for e in open_errors(conn)] == ["crm-6"]
