@@ -166,3 +166,18 @@ def test_hostile_values_get_marketo_errors_not_system_errors(marketo: MarketoHar
         marketo.get("/rest/v1/leads.json", {"filterType": "id", "filterValues": "1"})["result"]
         == []
     )
+
+
+def test_large_replies_are_gzipped_when_the_client_accepts_it(marketo: MarketoHarness) -> None:
+    """§1 Compression: bodies of 1024 bytes or more are gzipped on request."""
+    path = "/rest/v1/leads/describe.json"
+    zipped = marketo.http.get(path, headers={**marketo.auth, "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.json()["success"] is True  # httpx decompresses
+    plain = marketo.http.get(path, headers={**marketo.auth, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.json()["result"] == zipped.json()["result"]
+    small = marketo.http.get(
+        "/rest/v1/leads/partitions.json", headers={**marketo.auth, "Accept-Encoding": "gzip"}
+    )
+    assert "content-encoding" not in small.headers

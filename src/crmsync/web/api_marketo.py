@@ -97,7 +97,9 @@ def _rest_endpoint(api: MarketoApi) -> Callable[[Request], Any]:
             )
             with api.limits.concurrency.slot():
                 document = await run_in_threadpool(api.dispatcher.serve, raw)
-            return json_response(document)
+            return json_response(
+                document, accept_encoding=request.headers.get("accept-encoding", "")
+            )
         except ApiError as error:
             return error_response(error)
         except Exception:

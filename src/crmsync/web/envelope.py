@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gzip
 import json
 import secrets
 import time
@@ -80,9 +81,26 @@ def dumps(document: Mapping[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
-def json_response(document: Mapping[str, Any], *, status_code: int = 200) -> Response:
-    """Return ``document`` as an ``application/json`` response."""
-    return Response(dumps(document), status_code=status_code, media_type=JSON_MEDIA_TYPE)
+GZIP_MIN_BYTES = 1024
+
+
+def json_response(
+    document: Mapping[str, Any], *, status_code: int = 200, accept_encoding: str = ""
+) -> Response:
+    """Return ``document`` as an ``application/json`` response.
+
+    Bodies of 1024 bytes or more are gzipped when the client accepts it, as Marketo does
+    (spec marketo-rest §1 "Compression").
+    """
+    body = dumps(document)
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in accept_encoding.lower():
+        return Response(
+            gzip.compress(body, compresslevel=5),
+            status_code=status_code,
+            media_type=JSON_MEDIA_TYPE,
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
+    return Response(body, status_code=status_code, media_type=JSON_MEDIA_TYPE)
 
 
 def success(
