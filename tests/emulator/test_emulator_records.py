@@ -349,3 +349,25 @@ def test_money_columns_carry_the_transaction_currency(emu: Emulator) -> None:
         ]
         == other
     )
+
+
+def test_date_only_columns_read_as_dates(emu: Emulator) -> None:
+    """§2e: date-time columns are UTC ISO-8601; date-only columns are plain dates."""
+    opportunity = emu.create(
+        "opportunities",
+        {
+            "name": "Deal",
+            "estimatedclosedate": "2026-03-31",
+            "actualclosedate": "2026-04-02T00:00:00Z",
+        },
+    )
+    body = emu.request(
+        "GET", f"opportunities({opportunity})?$select=estimatedclosedate,actualclosedate,createdon"
+    ).json()
+    assert body["estimatedclosedate"] == "2026-03-31"
+    assert body["actualclosedate"] == "2026-04-02"
+    assert body["createdon"].endswith("Z") and "T" in body["createdon"]
+    found = emu.request(
+        "GET", "opportunities?$select=name&$filter=estimatedclosedate eq 2026-03-31"
+    )
+    assert [row["name"] for row in found.json()["value"]] == ["Deal"]

@@ -85,8 +85,29 @@ def format_value(attribute: AttributeDef, value: Any) -> str | None:
 
 
 _Step = tuple[
-    str, int, int | None, bool, bool, bool, "Callable[[Any], str | None] | None", AttributeDef
+    str,
+    int,
+    int | None,
+    bool,
+    bool,
+    "Callable[[Any], Any] | None",
+    "Callable[[Any], str | None] | None",
+    AttributeDef,
 ]
+
+
+def _date_only(value: Any) -> Any:
+    return str(value)[:10]
+
+
+def _conversion(attribute: AttributeDef) -> Callable[[Any], Any] | None:
+    """Stored value -> wire value: booleans from 0/1, DateOnly columns as ``YYYY-MM-DD``."""
+    if attribute.attribute_type == "Boolean":
+        return bool
+    if attribute.attribute_type == "DateTime" and attribute.format_name == "DateOnly":
+        # Date-only columns are Edm.Date on the wire.
+        return _date_only
+    return None
 
 
 def _formatter(attribute: AttributeDef) -> Callable[[Any], str | None] | None:
@@ -124,7 +145,7 @@ class Renderer:
         self.formatted = ctx.prefs.formatted
         self.want_logical, self.want_nav = ctx.prefs.lookup_details
         # One precomputed step per column: (wire name, column index, target column index,
-        # readable, is lookup, is boolean, formatter or None, attribute).
+        # readable, is lookup, wire conversion or None, formatter or None, attribute).
         self.plan: list[_Step] = []
         for attribute in self.attributes:
             index = len(self.columns)
@@ -144,7 +165,7 @@ class Renderer:
                     target_index,
                     readable,
                     attribute.is_lookup,
-                    attribute.attribute_type == "Boolean",
+                    _conversion(attribute),
                     formatter,
                     attribute,
                 )
@@ -168,7 +189,7 @@ class Renderer:
                 target_index,
                 readable,
                 lookup,
-                boolean,
+                convert,
                 formatter,
                 attribute,
             ) in self.plan:
@@ -185,8 +206,8 @@ class Renderer:
                         record[key + NAV_NAME] = attribute.nav_for_target(target)
                     if want_logical:
                         record[key + LOOKUP_NAME] = target
-                elif boolean:
-                    value = bool(value)
+                elif convert is not None:
+                    value = convert(value)
                 if formatter is not None:
                     text = formatter(value)
                     if text is not None:
