@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -71,12 +73,22 @@ def create_app(
     """
     database = engine if engine is not None else open_database(settings.database.url)
     now: Clock = clock if clock is not None else time.time
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if engine is None:  # opened here, so closed here
+                database.dispose()
+
     app = FastAPI(
         title="crmsync",
         description="Marketing database with a native two-way Microsoft Dynamics 365 sync.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        lifespan=lifespan,
     )
     handlers: dict[Any, Any] = {
         StarletteHTTPException: _http_error,
