@@ -38,6 +38,7 @@ from crmsync.dynamics.types import (
 )
 
 MAX_BATCH_SIZE = 1000
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # stateless; reused
 WELL_KNOWN_CUSTOMER_LOOKUPS = frozenset({"customerid", "parentcustomerid"})
 
 
@@ -137,7 +138,7 @@ def encode_request(
     represent = f"?$select={target.primary_id}"
 
     def body_of(payload: Mapping[str, Any]) -> bytes:
-        return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        return _JSON.encode(payload).encode("utf-8")
 
     kind = request.kind
     if kind is WriteKind.CREATE:

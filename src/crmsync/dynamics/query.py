@@ -29,6 +29,7 @@ LOOKUP_TYPES = frozenset({AttributeType.LOOKUP, AttributeType.CUSTOMER, Attribut
 DATE_TIME_PATTERN = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"
 )
+_JSON_SCALARS = frozenset({bool, int, float})
 _QUERY_SAFE = "'(),:*$@=/!~;-._"
 
 # Lookup columns present on the tables crmsync syncs (spec §2b/§2c), used to build ``$select``
@@ -238,7 +239,18 @@ class RowConverter:
         for key, name in plan.dates:
             values[name] = _date_value(row[key])
         for key, name in plan.guess:
-            values[name] = _convert_plain(name, row[key], None)
+            raw = row[key]
+            kind = raw.__class__
+            if kind is str:
+                values[name] = (
+                    _convert_plain(name, raw, None)
+                    if len(raw) >= 16 and raw[10] == "T" and raw[4] == "-"
+                    else raw
+                )
+            elif raw is None or kind in _JSON_SCALARS:
+                values[name] = raw
+            else:
+                values[name] = _convert_plain(name, raw, None)
         for key, name, annotation, default in plan.lookups:
             raw = row[key]
             if raw is None:
