@@ -330,3 +330,19 @@ def test_custom_metadata_survives_a_restart(tmp_path: Path) -> None:
             emu.request("POST", "leads", {"new_score": 101}).json()["error"]["code"] == "0x8004432F"
         )
         assert emu.request("GET", "leads?$select=mkt_urgency").status_code == 400
+
+
+def test_global_metadata_version_changes_with_the_schema(emu: Emulator) -> None:
+    """§9: globalmetadataversion changes on any schema change (metadata caching)."""
+    prefer = {"Prefer": 'odata.include-annotations="Microsoft.Dynamics.CRM.globalmetadataversion"'}
+    url = "EntityDefinitions(LogicalName='lead')?$select=LogicalName"
+    annotation = "@Microsoft.Dynamics.CRM.globalmetadataversion"
+    before = emu.request("GET", url, headers=prefer).json()[annotation]
+    assert emu.request("GET", url, headers=prefer).json()[annotation] == before
+    emu.request(
+        "POST",
+        "EntityDefinitions(LogicalName='lead')/Attributes",
+        {"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "new_Flag"},
+    )
+    assert emu.request("GET", url, headers=prefer).json()[annotation] != before
+    assert annotation not in emu.request("GET", url).json()

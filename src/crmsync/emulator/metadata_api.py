@@ -9,6 +9,7 @@ Base ``AttributeMetadata`` properties are selectable on ``Attributes``; type-spe
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -350,7 +351,17 @@ class MetadataApi:
         return projected
 
     def get(self, segments: list[str], query: Mapping[str, str]) -> ApiResponse:
-        """Dispatch a GET below ``EntityDefinitions``."""
+        """Dispatch a GET below ``EntityDefinitions`` (with globalmetadataversion on request)."""
+        answer = self._get(segments, query)
+        if self.ctx.prefs.wants("Microsoft.Dynamics.CRM.globalmetadataversion"):
+            document = json.loads(answer.body)
+            document["@Microsoft.Dynamics.CRM.globalmetadataversion"] = str(
+                self.ctx.catalog.version
+            )
+            answer = json_response(answer.status, document)
+        return answer
+
+    def _get(self, segments: list[str], query: Mapping[str, str]) -> ApiResponse:
         base = f"{self.ctx.base_url}/$metadata#EntityDefinitions"
         if len(segments) == 1 and segments[0] == "EntityDefinitions":
             node = parse_filter(query["$filter"]) if query.get("$filter") else None
