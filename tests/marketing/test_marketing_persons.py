@@ -369,3 +369,38 @@ def test_concurrent_calls_neither_lose_updates_nor_duplicate(migrated_engine: En
         previous = change["New Value"]
     found, _ = service.find("email", ["fresh@x.com"])
     assert len(found) == 1
+
+
+def test_changes_from_dynamics_do_not_enter_the_outbox(migrated_engine: Engine) -> None:
+    """B19: a change applied from Dynamics is logged as activity but never queued back."""
+    service = PersonService(migrated_engine)
+    [made] = service.sync(
+        [{"crmLeadId": "L-1", "email": "crm@x.com", "crmType": "Lead"}],
+        lookup_field="crmLeadId",
+        source="Microsoft Dynamics sync",
+        allow_system_fields=True,
+        write_outbox=False,
+    )
+    assert made.status == "created"
+    [again] = service.sync(
+        [{"crmLeadId": "L-1", "firstName": "From CRM"}],
+        lookup_field="crmLeadId",
+        allow_system_fields=True,
+        write_outbox=False,
+    )
+    assert again == RecordOutcome("updated", made.id)
+    assert _outbox(migrated_engine) == []
+    assert _count(migrated_engine, activities) == 2
+
+
+def test_more_than_a_thousand_matches_is_1003(migrated_engine: Engine) -> None:
+    """Get Leads by Filter Type refuses a filter matching over 1,000 leads (spec §4.4)."""
+    service = PersonService(migrated_engine)
+    for _ in range(4):
+        service.sync([{"email": "many@x.com"}] * 250, action="createDuplicate")
+    page, token = service.find("email", ["many@x.com"], batch_size=300)
+    assert len(page) == 300 and token is not None
+    service.sync([{"email": "many@x.com"}], action="createDuplicate")
+    with pytest.raises(InvalidValueError, match="Too many results") as refused:
+        service.find("email", ["MANY@x.com"])
+    assert refused.value.code == "1003"

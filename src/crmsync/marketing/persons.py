@@ -50,6 +50,7 @@ __all__ = [
 ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
 DEFAULT_FIELDS: tuple[str, ...] = ("id", "email", "firstName", "lastName", "updatedAt", "createdAt")
 MAX_BATCH_SIZE = 300
+MAX_MATCHES = 1000  # more matches than this: 1003 "Too many results" (spec marketo-rest §4.4)
 # Standard fields usable as a lookup / filter key besides custom string, email and integer
 # fields (spec marketo-rest §4.4); other standard fields give 1011.
 KEY_FIELDS = frozenset(
@@ -150,6 +151,7 @@ class _Batch:
         self.dirty: dict[int, set[str]] = {}  # existing person id -> changed columns
         self.activities: list[dict[str, Any]] = []
         self.changed_names: dict[int, list[str]] = {}
+        self.write_outbox = True
 
     def key_of(self, state: State) -> object:
         value = self.lookup_value(state)
@@ -319,7 +321,7 @@ class PersonService:
 
         Returns the page and a ``nextPageToken`` when more remain. Raises
         :class:`UnknownFieldError` (1006) or :class:`InvalidValueError` (1011 unsupported
-        filter, 1003 bad value or token).
+        filter, 1003 bad value or token, or more than 1,000 matches).
         """
         size = max(1, min(int(batch_size), MAX_BATCH_SIZE))
         after = decode_position(next_page_token) if next_page_token else 0
@@ -343,6 +345,15 @@ class PersonService:
                 return [], None
             condition = column.in_(keys) & (persons.c.id > after)
             found = self.read_rows(conn, wanted, condition, limit=size + 1)
+            if len(found) > size and next_page_token is None:
+                matching = select(persons.c.id).where(column.in_(keys)).limit(MAX_MATCHES + 1)
+                total = conn.execute(
+                    select(func.count()).select_from(matching.subquery())
+                ).scalar_one()
+                if total > MAX_MATCHES:
+                    raise InvalidValueError(
+                        "Too many results match the filter", entity="person", code=INVALID_DATA
+                    )
         if len(found) > size:
             found = found[:size]
             last = found[-1]["id"]
@@ -360,10 +371,13 @@ class PersonService:
         lookup_field: str = "email",
         source: str = "Web service API",
         allow_system_fields: bool = False,
+        write_outbox: bool = True,
     ) -> list[RecordOutcome]:
         """Create and/or update persons (spec marketo-rest §4.5); one outcome per record.
 
-        ``allow_system_fields`` lets the sync engine write the read-only CRM fields (B7).
+        ``allow_system_fields`` lets the sync engine write the read-only CRM fields (B7);
+        ``write_outbox=False`` is for changes that come *from* Dynamics, which must not be sent
+        back (echo suppression, B19); their activities are still written.
         Raises :class:`InvalidValueError` for an unknown action, :class:`UnknownFieldError`
         (1006) / :class:`InvalidValueError` (1011) for a bad lookup field.
         """
@@ -383,6 +397,7 @@ class PersonService:
                 )
             key_column = self._key_column(lookup, "lookup")
             batch = _Batch(lookup, source, now)
+            batch.write_outbox = write_outbox
             parsed = [self._parse(catalog, record, allow_system_fields) for record in records]
             self._load_existing(conn, batch, parsed, key_column, action)
             outcomes = [
@@ -692,7 +707,7 @@ class PersonService:
                     "source": batch.source,
                 }
             )
-        if outbox:
+        if outbox and batch.write_outbox:
             conn.execute(insert(sync_outbox), outbox)
         return real_ids
 
