@@ -409,7 +409,14 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
 
 
 def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
-    """Close the open errors of records that now synced."""
+    """Close the open errors of records that now synced (nothing to do when none is open)."""
+    if (
+        not crm_ids
+        or not conn.execute(
+            select(sync_errors.c.id).where(sync_errors.c.resolved_at.is_(None)).limit(1)
+        ).first()
+    ):
+        return
     stamp = now_utc()
     for part in chunks(sorted(set(crm_ids))):
         conn.execute(
