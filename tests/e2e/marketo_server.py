@@ -48,7 +48,7 @@ def _run(args: list[str], env: Mapping[str, str], cwd: Path) -> str:
 
 @contextmanager
 def running_server(
-    workdir: Path, settings: Mapping[str, str] = {}, *, setup_by_cli: bool = True
+    workdir: Path, settings: Mapping[str, str] | None = None, *, setup_by_cli: bool = True
 ) -> Iterator[RunningServer]:
     """Migrate a SQLite database in ``workdir``, create a client, serve until the block ends.
 
@@ -73,7 +73,7 @@ def running_server(
         created = {"client_id": client.client_id, "client_secret": client.client_secret.reveal()}
     process = subprocess.Popen(
         [CRMSYNC, "serve", "--host", "127.0.0.1", "--port", "0"],
-        env={**env, **settings},
+        env={**env, **(settings or {})},
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
