@@ -1,0 +1,144 @@
+"""Running the sync: disabled means waiting without loss (B21), creates are exactly once
+(B33), and a person whose Dynamics record is gone is not written back (B28). Real HTTP against
+the emulator, SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, delete, select
+from sync_harness import (
+    activities_of,
+    edit_person,
+    engine_client,
+    open_errors,
+    outbox_count,
+    person_by_crm_id,
+    running_org,
+)
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.types import WriteRequest
+from crmsync.emulator.config import default_config
+from crmsync.marketing.persons import PersonService
+from crmsync.settings import SyncSettings
+from crmsync.store.tables import persons, sync_baselines
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.outbox import OutboxPusher, request_crm_create
+from crmsync.sync.runner import SyncRunner, set_enabled
+from crmsync.sync.state import enqueue_outbox
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def synced(migrated_engine: Engine) -> Iterator[tuple[object, DynamicsClient, SyncCycle]]:
+    with running_org(default_config(), 6) as org:
+        client = engine_client(org.base)
+        cycle = SyncCycle(migrated_engine, client)
+        cycle.run()
+        yield org, client, cycle
+        client.close()
+
+
+def test_disabled_sync_exchanges_nothing_and_loses_nothing(
+    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> None:
+    """B21: while disabled the runner only waits (no request reaches Dynamics); marketing
+    changes wait in the outbox and Dynamics changes in change tracking; enabling delivers
+    both."""
+    org, client, _ = synced
+    alex = org.alex()  # type: ignore[attr-defined]
+    lead_a, lead_b = alex.first_ids("leads", 2)
+    person_b = person_by_crm_id(migrated_engine, "lead", lead_b)
+    assert alex.patch("leads", lead_a, {"jobtitle": "While disabled"}).is_success
+    edit_person(migrated_engine, person_b["id"], city="Waiting City")
+
+    runner = SyncRunner(migrated_engine, client, SyncSettings(pause_seconds=0.01))
+    stop = threading.Event()
+    idle: list[str] = []
+    before = client.stats().requests
+
+    def on_idle(message: str) -> None:
+        idle.append(message)
+        if len(idle) >= 3:
+            stop.set()
+
+    assert runner.run(stop, on_idle=on_idle) == 0
+    assert client.stats().requests == before
+    assert "disabled" in idle[0]
+    assert person_by_crm_id(migrated_engine, "lead", lead_a)["title"] != "While disabled"
+    assert outbox_count(migrated_engine) == 1
+
+    set_enabled(migrated_engine, True)
+    assert runner.run(threading.Event(), max_cycles=1) == 1
+    assert person_by_crm_id(migrated_engine, "lead", lead_a)["title"] == "While disabled"
+    assert alex.get("leads", lead_b, "address1_city")["address1_city"] == "Waiting City"
+
+
+def test_creates_are_exactly_once_with_the_stored_id(
+    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> None:
+    """B33 (B31's create): the lead id is chosen and stored before sending; the person gets it,
+    and sending again (a retry after a lost answer) finds the record instead of creating a
+    second one."""
+    org, client, cycle = synced
+    (outcome,) = PersonService(migrated_engine).sync(
+        [{"email": "new.person@example.com", "firstName": "Nova", "lastName": "Person"}]
+    )
+    with migrated_engine.begin() as conn:
+        crm_id = request_crm_create(conn, outcome.id, "lead")
+        assert request_crm_create(conn, outcome.id, "lead") == crm_id
+    leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
+
+    report = cycle.run()
+
+    assert report.push.created == 1
+    row = org.row("lead", crm_id)  # type: ignore[attr-defined]
+    assert row is not None and row["lastname"] == "Person"
+    with migrated_engine.connect() as conn:
+        person = conn.execute(
+            select(persons.c.crmLeadId, persons.c.crmType).where(persons.c.id == outcome.id)
+        ).one()
+    assert tuple(person) == (crm_id, "Lead")
+
+    # The process died after Dynamics created the record but before the answer was stored:
+    # the link is pending again and the create is still queued. Sending it again must not
+    # create a second lead.
+    with migrated_engine.begin() as conn:
+        conn.execute(delete(sync_baselines).where(sync_baselines.c.crm_id == crm_id))
+        enqueue_outbox(conn, [outcome.id], operation="create", source="retry")
+    pushed = OutboxPusher(migrated_engine, client, cycle.mappings()).push()
+    assert pushed.created == 1 and pushed.failed == 0
+    cycle.run()
+    assert org.app.state.storage.count("lead") == leads_before + 1  # type: ignore[attr-defined]
+    assert person_by_crm_id(migrated_engine, "lead", crm_id)["id"] == outcome.id
+    assert open_errors(migrated_engine) == []
+
+
+def test_a_person_whose_record_was_deleted_is_not_written_back(
+    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> None:
+    """B26/B28: after its lead is deleted in Dynamics, editing the person sends nothing (no
+    new lead is created by an edit) and fails nothing; the change stays local."""
+    org, client, cycle = synced
+    lead_id = org.alex().first_ids("leads", 1)[0]  # type: ignore[attr-defined]
+    (deleted,) = client.write_batch([WriteRequest.delete("lead", lead_id)])
+    assert deleted.ok
+    cycle.run()
+    person = person_by_crm_id(migrated_engine, "lead", lead_id)
+    assert person["crmIsDeleted"] is True
+    leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
+
+    edit_person(migrated_engine, person["id"], city="Still here")
+    report = cycle.run()
+
+    assert report.push.sent == 0 and report.push.dropped == 1
+    assert org.app.state.storage.count("lead") == leads_before  # type: ignore[attr-defined]
+    assert open_errors(migrated_engine) == []
+    assert outbox_count(migrated_engine) == 0
+    assert person_by_crm_id(migrated_engine, "lead", lead_id)["city"] == "Still here"
+    assert activities_of(migrated_engine, person["id"])
