@@ -371,3 +371,30 @@ def test_date_only_columns_read_as_dates(emu: Emulator) -> None:
         "GET", "opportunities?$select=name&$filter=estimatedclosedate eq 2026-03-31"
     )
     assert [row["name"] for row in found.json()["value"]] == ["Deal"]
+
+
+def test_collection_valued_navigation_lists_the_referencing_rows(emu: Emulator) -> None:
+    """§6 example GET accounts(<id>)/Account_Tasks; customer lookups split by target table."""
+    account = emu.create("accounts", {"name": "Parent"})
+    other = emu.create("accounts", {"name": "Other"})
+    emu.create(
+        "contacts",
+        {"lastname": "Child", "parentcustomerid_account@odata.bind": f"/accounts({account})"},
+    )
+    emu.create(
+        "contacts",
+        {"lastname": "Elsewhere", "parentcustomerid_account@odata.bind": f"/accounts({other})"},
+    )
+    emu.create(
+        "tasks",
+        {"subject": "Call", "regardingobjectid_account_task@odata.bind": f"/accounts({account})"},
+    )
+    tasks = emu.request("GET", f"accounts({account})/Account_Tasks?$select=subject").json()
+    assert [row["subject"] for row in tasks["value"]] == ["Call"]
+    assert tasks["@odata.context"] == f"{API}/$metadata#tasks(subject)"
+    contacts = emu.request(
+        "GET", f"accounts({account})/contact_customer_accounts?$select=lastname"
+    ).json()
+    assert [row["lastname"] for row in contacts["value"]] == ["Child"]
+    missing = emu.request("GET", "accounts(00000000-0000-0000-0000-0000000000ee)/Account_Tasks")
+    assert missing.status_code == 404

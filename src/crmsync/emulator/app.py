@@ -38,6 +38,9 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList`` is served.
 * Deep insert works through single-valued navigation properties, not collections.
 * ``$expand`` works on single-valued navigation properties (lookups) with a nested ``$select``.
+  Collection-valued navigation properties of the built-in one-to-many relationships
+  (``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
+  expanded.
 * ``$apply`` (aggregation) is refused with 400; alternate keys are not defined out of the box,
   so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400.
 * Every money column's row gets the base currency (US Dollar) when none is bound.
@@ -63,7 +66,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crmsync.emulator import actions, bulk, changes, lists, records, writes
+from crmsync.emulator import actions, bulk, changes, lists, records, relations, writes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -314,6 +317,9 @@ class DataPlane:
                 _only(method, "GET")
                 return lists.members(ctx, record_id, name, query)
             raise segment_not_found("/".join(rest))
+        if len(rest) == 1 and relations.is_collection(entity, name):
+            _only(method, "GET")
+            return relations.related(ctx, entity, record_id, name, query)
         if len(rest) == 2 and rest[1] == "$ref":
             if method == "DELETE":
                 return writes.set_reference(ctx, entity, record_id, name, None)
