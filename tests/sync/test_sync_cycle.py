@@ -29,6 +29,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import WriteRequest
 from crmsync.emulator.config import PluginRule, default_config
 from crmsync.marketing.activity_types import (
+    CHANGE_DATA_VALUE,
     DELETE_LEAD_FROM_MICROSOFT,
     NEW_LEAD,
     SYNC_COLLISION,
@@ -173,6 +174,14 @@ def test_contact_collision_dynamics_wins(world: World) -> None:
         if a["type_id"] == SYNC_COLLISION
     ]
     assert winners == ["Dynamics"]
+    (changed,) = [
+        a
+        for a in activities_of(world.engine, person["id"])
+        if a["type_id"] == CHANGE_DATA_VALUE and a["attributes"]["Source"] != "Web service API"
+    ]
+    assert changed["primary_value"] == "Job Title"
+    assert changed["attributes"]["Old Value"] == "Marketing Title"
+    assert changed["attributes"]["New Value"] == "CRM Title"
 
 
 def test_one_way_company_edit_stays_local_until_dynamics_overwrites_it(world: World) -> None:

@@ -30,11 +30,18 @@ from crmsync.marketing.activity_types import (
     SYNC_COLLISION,
     SYNC_ERROR,
 )
+from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.tables import activities, opportunity_roles
 from crmsync.sync.mapping import EntityMapping
-from crmsync.sync.plan import PagePlan, PlannedCreate, PlannedUpdate, RecordFailure
+from crmsync.sync.plan import (
+    LinkState,
+    PagePlan,
+    PlannedCreate,
+    PlannedUpdate,
+    RecordFailure,
+)
 from crmsync.sync.state import (
     LOCAL_TABLES,
     ErrorReport,
@@ -147,12 +154,14 @@ def apply_plan(
     local_kind: str,
     links: Mapping[str, LinkRow],
     *,
+    states: Mapping[str, LinkState] | None = None,
     queue_sends: bool = True,
 ) -> ApplyCounts:
     """Apply ``plan`` (from :func:`~crmsync.sync.plan.plan_page`) in the caller's transaction.
 
-    ``links`` are the stored links of the page's ids. With ``queue_sends`` a person whose merge
-    left values for Dynamics gets an outbox entry (the push phase sends it).
+    ``links`` are the stored links of the page's ids and ``states`` what the plan was made
+    from (for the old values in Change Data Value activities). With ``queue_sends`` a person
+    whose merge left values for Dynamics gets an outbox entry (the push phase sends it).
     """
     counts = ApplyCounts(skipped=len(plan.skipped))
     now = utc_now_text()
@@ -166,6 +175,8 @@ def apply_plan(
         counts.created = len(plan.creates)
     if plan.updates:
         sends, updated = _apply_updates(conn, plan, table, local_kind, links, now, acts, history)
+        if is_person:
+            _describe_changes(conn, plan, states or {}, acts)
         touched += [u.local_id for u in plan.updates]
         counts.updated = updated
         counts.collisions = len(plan.collisions)
@@ -402,6 +413,32 @@ def _merge_custom(conn: Connection, table: Table, updates: Mapping[int, Mapping[
                 merged[name] = value
         params.append({"_local_id": local_id, "custom": merged or None})
     conn.execute(update(table).where(table.c.id == bindparam("_local_id")), params)
+
+
+def _describe_changes(
+    conn: Connection,
+    plan: PagePlan,
+    states: Mapping[str, LinkState],
+    acts: list[dict[str, object]],
+) -> None:
+    """Fill Change Data Value activities like the person service does: the field's display
+    name and id, and the value it had before this sync."""
+    catalog = load_catalog(conn)
+    old_values = {
+        crm_id: state.local.values for crm_id, state in states.items() if state.local is not None
+    }
+    by_person = {u.local_id: old_values.get(u.crm_id, {}) for u in plan.updates}
+    for act in acts:
+        if act["type_id"] != CHANGE_DATA_VALUE:
+            continue
+        name = str(act["field_name"])
+        field_def = catalog.get(name)
+        if field_def is not None:
+            act["primary_value_id"] = field_def.field_id
+            act["primary_value"] = field_def.display_name
+        attributes = act["attributes"]
+        if isinstance(attributes, dict):
+            attributes["Old Value"] = _text(by_person.get(int(str(act["person_id"])), {}).get(name))
 
 
 def _update_activities(

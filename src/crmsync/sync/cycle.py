@@ -337,7 +337,7 @@ class SyncCycle:
                 originating_leads=originating,
                 contact_companies=companies,
             )
-            counts = apply_plan(conn, plan, mapping, kind, links)
+            counts = apply_plan(conn, plan, mapping, kind, links, states=states)
             if cursor is not None:
                 set_cursor(conn, entity, cursor.delta_link)
         return counts

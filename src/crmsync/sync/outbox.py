@@ -355,7 +355,7 @@ class OutboxPusher:
             with self._engine.begin() as conn:
                 states, links = link_states(conn, mapping, [send.crm_id], "person")
                 plan = plan_page(mapping, [CrmChange(record)], states)
-                apply_plan(conn, plan, mapping, "person", links, queue_sends=False)
+                apply_plan(conn, plan, mapping, "person", links, states=states, queue_sends=False)
             updates = [u for u in plan.updates if u.crm_writes]
             if not updates:
                 with self._engine.begin() as conn:
