@@ -346,3 +346,25 @@ def test_global_metadata_version_changes_with_the_schema(emu: Emulator) -> None:
     )
     assert emu.request("GET", url, headers=prefer).json()[annotation] != before
     assert annotation not in emu.request("GET", url).json()
+
+
+def test_change_tracking_can_be_enabled_but_not_disabled(tmp_path: Path) -> None:
+    """§4: ChangeTrackingEnabled switched on through PUT EntityDefinitions; it stays on."""
+    db = str(tmp_path / "org.db")
+    with running_emulator(db_path=db) as emu:
+        track = {"Prefer": "odata.track-changes"}
+        assert emu.request("GET", "campaigns?$select=name", headers=track).status_code == 400
+        put = emu.request(
+            "PUT", "EntityDefinitions(LogicalName='campaign')", {"ChangeTrackingEnabled": True}
+        )
+        assert put.status_code == 204
+        assert emu.request("GET", "campaigns?$select=name", headers=track).status_code == 200
+        off = emu.request(
+            "PUT", "EntityDefinitions(LogicalName='campaign')", {"ChangeTrackingEnabled": False}
+        )
+        assert off.status_code == 400
+    with running_emulator(db_path=db) as emu:
+        state = emu.request(
+            "GET", "EntityDefinitions(LogicalName='campaign')?$select=ChangeTrackingEnabled"
+        )
+        assert state.json()["ChangeTrackingEnabled"] is True

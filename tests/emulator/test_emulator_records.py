@@ -398,3 +398,16 @@ def test_collection_valued_navigation_lists_the_referencing_rows(emu: Emulator) 
     assert [row["lastname"] for row in contacts["value"]] == ["Child"]
     missing = emu.request("GET", "accounts(00000000-0000-0000-0000-0000000000ee)/Account_Tasks")
     assert missing.status_code == 404
+
+
+def test_alternate_key_syntax_without_a_defined_key_is_400(emu: Emulator) -> None:
+    """§5 Alternate keys: none exist by default; a non-key column in the URL is a 400."""
+    response = emu.request("GET", "leads(emailaddress1='ada@example.com')")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(
+        "The key in the request URI is not valid for resource 'Microsoft.Dynamics.CRM.lead'."
+    )
+    user = emu.app_user.systemuserid
+    named = emu.request("GET", f"systemusers(systemuserid={user})")
+    assert named.status_code == 400  # §2a: principal tables refuse the named-key syntax
+    assert emu.request("GET", f"systemusers({user})?$select=fullname").status_code == 200

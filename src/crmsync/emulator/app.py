@@ -216,6 +216,8 @@ class DataPlane:
                 return api.post(segments, body)
             if method == "DELETE":
                 return api.delete(segments)
+            if method == "PUT":
+                return api.put(segments, body)
             raise method_not_allowed(
                 f"The HTTP method '{method}' is not supported on EntityDefinitions."
             )

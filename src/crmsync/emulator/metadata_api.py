@@ -419,6 +419,26 @@ class MetadataApi:
             return empty_response(204, [("OData-EntityId", url)])
         raise segment_not_found("/".join(segments))
 
+    def put(self, segments: list[str], body: bytes) -> ApiResponse:
+        """``PUT EntityDefinitions(...)``: the emulator applies ``ChangeTrackingEnabled`` only.
+
+        Dataverse expects the whole definition back; other properties are accepted and left
+        as they are. Change tracking, once enabled, cannot be disabled (spec §4).
+        """
+        if len(segments) != 1:
+            raise segment_not_found("/".join(segments))
+        entity = self.entity_by_key(_key_of(segments[0]))
+        wanted = json_body(body).get("ChangeTrackingEnabled")
+        if wanted is True and not entity.change_tracking:
+            self.ctx.storage.enable_change_tracking(entity)
+        elif wanted is False and entity.change_tracking:
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f"Change tracking cannot be disabled for the entity '{entity.logical_name}' "
+                "once it has been enabled.",
+            )
+        return empty_response(204)
+
     def delete(self, segments: list[str]) -> ApiResponse:
         """Delete a custom table or a custom column."""
         entity = self.entity_by_key(_key_of(segments[0]))

@@ -27,6 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -229,20 +230,35 @@ class Storage:
 
     def _load_custom_metadata(self) -> None:
         rows = self.conn.execute(
-            "SELECT kind, entity, body FROM _custom_metadata ORDER BY kind DESC, rowid"
+            "SELECT kind, entity, body FROM _custom_metadata ORDER BY CASE kind "
+            "WHEN 'entity' THEN 0 WHEN 'attribute' THEN 1 WHEN 'removed' THEN 2 ELSE 3 END, rowid"
         ).fetchall()
-        for kind, entity_name, body in rows:  # 'entity' rows sort before 'attribute' rows
+        for kind, entity_name, body in rows:
             data = json.loads(body)
             if kind == "entity":
                 self.catalog.put(custom_entity(data))
+                continue
+            entity = self.catalog.get(entity_name)
+            if entity is None:
+                continue
+            if kind == "attribute":
+                self.catalog.put(entity.with_attribute(attribute_from_json(data)))
             elif kind == "removed":
-                entity = self.catalog.get(entity_name)
-                if entity is not None:
-                    self.catalog.put(entity.without_attribute(str(data["name"])))
-            else:
-                entity = self.catalog.get(entity_name)
-                if entity is not None:
-                    self.catalog.put(entity.with_attribute(attribute_from_json(data)))
+                self.catalog.put(entity.without_attribute(str(data["name"])))
+            elif kind == "tracking":
+                self.catalog.put(replace(entity, change_tracking=True))
+
+    def enable_change_tracking(self, entity: EntityDef) -> EntityDef:
+        """Switch change tracking on for a table (it cannot be switched off again)."""
+        enabled = replace(entity, change_tracking=True)
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO _custom_metadata(kind, entity, name, body) "
+                "VALUES ('tracking', ?, 'ChangeTrackingEnabled', '{}')",
+                (entity.logical_name,),
+            )
+            self.catalog.put(enabled)
+        return enabled
 
     def create_entity(self, header: Mapping[str, Any], primary: AttributeDef) -> EntityDef:
         """Create a custom table (with its primary-name column) and persist its definition."""
