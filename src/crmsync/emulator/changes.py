@@ -79,7 +79,8 @@ def read_token(ctx: RequestContext, token: str) -> int:
     if epoch != ctx.runtime.delta_epoch or ctx.runtime.clock() - issued > max_age:
         raise _expired()
     if version > ctx.storage.current_version():
-        raise bad_request(ODATA_URI_ERROR, f"The delta token '{token}' is not valid.")
+        # A token from before the database was reset: as stale as an expired one.
+        raise _expired()
     return version
 
 
