@@ -89,3 +89,16 @@ def test_migrations_match_the_table_definitions(database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
+    """A database that cannot be reached is a ConfigurationError; secrets stay out of it."""
+    url = "postgresql+psycopg://crm:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2"
+    with pytest.raises(ConfigurationError) as refused:
+        open_database(url)
+    assert "cannot open database" in refused.value.message
+    assert "s3cret-pw" not in refused.value.message
+    assert "s3cret-pw" not in repr(refused.value)
+    with pytest.raises(ConfigurationError) as upgrade_refused:
+        upgrade_database(url)
+    assert "s3cret-pw" not in upgrade_refused.value.message
