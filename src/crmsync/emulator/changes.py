@@ -34,13 +34,13 @@ from crmsync.emulator.errors import (
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.query import decode_skiptoken, encode_skiptoken
 from crmsync.emulator.records import (
-    Renderer,
     check_options,
     context_select,
     page_size,
     preference_applied,
     selected_attributes,
 )
+from crmsync.emulator.rendering import Renderer
 from crmsync.emulator.storage import q
 
 _REJECTED = ("$filter", "$orderby", "$expand", "$top")
