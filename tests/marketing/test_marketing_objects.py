@@ -131,3 +131,31 @@ def test_persons_link_to_their_company_and_sales_person(migrated_engine: Engine)
     assert _links(migrated_engine)["early@x.com"] == (later.id, None)
     people.sync([{"email": "early@x.com", "externalCompanyId": None}])
     assert _links(migrated_engine)["early@x.com"] == (None, None)
+
+
+def test_create_only_and_update_only(migrated_engine: Engine) -> None:
+    """createOnly skips an existing record (1017); updateOnly skips a missing one (1013)."""
+    service = ObjectService(migrated_engine)
+    service.upsert("company", [{"externalCompanyId": "E-1", "company": "Exists"}])
+    created_only = service.upsert(
+        "company",
+        [{"externalCompanyId": "E-1", "company": "X"}, {"externalCompanyId": "N-1"}],
+        action="createOnly",
+    )
+    assert [(o.status, [r.code for r in o.reasons]) for o in created_only] == [
+        ("skipped", ["1017"]),
+        ("created", []),
+    ]
+    updated_only = service.upsert(
+        "company",
+        [{"externalCompanyId": "E-1", "company": "Renamed"}, {"externalCompanyId": "M-1"}],
+        action="updateOnly",
+    )
+    assert [(o.status, [r.code for r in o.reasons]) for o in updated_only] == [
+        ("updated", []),
+        ("skipped", ["1013"]),
+    ]
+    items, _ = service.query("company", "externalCompanyId", ["E-1", "M-1"], ["company"])
+    assert items == [{"seq": 0, "company": "Renamed"}]
+    with pytest.raises(InvalidValueError):
+        service.upsert("company", [], action="merge")

@@ -21,6 +21,7 @@ from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value, load_
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
     INVALID_DATA,
+    OBJECT_NOT_FOUND,
     RecordOutcome,
     skipped,
 )
@@ -37,6 +38,8 @@ from crmsync.store.tables import (
 )
 
 DUPLICATE_IN_INPUT = "1036"
+OBJECT_EXISTS = "1017"
+_OBJECT_ACTIONS = frozenset({"createOrUpdate", "createOnly", "updateOnly"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,14 +262,24 @@ class ObjectService:
         return wanted
 
     def upsert(
-        self, object_type: str, records: Sequence[Mapping[str, object]]
+        self,
+        object_type: str,
+        records: Sequence[Mapping[str, object]],
+        *,
+        action: str = "createOrUpdate",
     ) -> list[RecordOutcome]:
-        """Create or update records by their dedupe fields; one outcome per record, in order.
+        """Create and/or update records by their dedupe fields; one outcome per record, in order.
 
-        System fields (``crmIsDeleted`` included) may be written: this is the CRM side's writer.
-        Unknown field → 1006, bad value or missing dedupe value → 1003, the same key twice in one
-        call → 1036.
+        ``action`` is ``createOrUpdate``, ``createOnly`` (an existing record → 1017) or
+        ``updateOnly`` (a missing one → 1013), as in spec marketo-rest §7.1. System fields
+        (``crmIsDeleted`` included) may be written: this is the CRM side's writer. Unknown field
+        → 1006, bad value or missing dedupe value → 1003, the same key twice in one call → 1036.
         """
+        if action not in _OBJECT_ACTIONS:
+            raise InvalidValueError(
+                f"Invalid action '{action}'; use one of {', '.join(sorted(_OBJECT_ACTIONS))}",
+                code=INVALID_DATA,
+            )
         kind = object_kind(object_type)
         now = utc_now_text()
         table = kind.table
@@ -307,7 +320,11 @@ class ObjectService:
                     outcomes.append(item)
                     continue
                 key, values = item
-                if key in existing:
+                if key in existing and action == "createOnly":
+                    outcomes.append(skipped(OBJECT_EXISTS, "Object already exists"))
+                elif key not in existing and action == "updateOnly":
+                    outcomes.append(skipped(OBJECT_NOT_FOUND, "Record not found"))
+                elif key in existing:
                     row_id = existing[key]
                     given = values.get("custom")
                     if isinstance(given, dict):
