@@ -46,6 +46,7 @@ from crmsync.sync.state import (
     LOCAL_TABLES,
     ErrorReport,
     LinkRow,
+    bulk_insert,
     chunks,
     enqueue_outbox,
     insert_history,
@@ -213,8 +214,7 @@ def apply_plan(
         resolve_errors(conn, plan.entity, synced, "to_marketing")
     if plan.roles:
         _apply_roles(conn, plan, now)
-    if acts:
-        conn.execute(insert(activities), acts)
+    bulk_insert(conn, activities, acts)
     insert_history(conn, history)
     if is_person and touched:
         link_fk_columns(conn, touched)
@@ -325,7 +325,7 @@ def _insert_rows(
             ids.append(int(inserted))
         return ids
     for group in groups.values():
-        conn.execute(insert(table), group)
+        bulk_insert(conn, table, group)
     found: dict[object, int] = {}
     for part in chunks(keys):
         for local_id, value in conn.execute(
