@@ -282,7 +282,7 @@ class OutboxPusher:
             return
         by_entity: dict[str, dict[str, dict[str, object]]] = {}
         links: list[LinkRow] = []
-        person_rows: list[dict[str, object]] = []
+        person_rows: dict[str, list[dict[str, object]]] = {}
         now = utc_now_text()
         for send, result in accepted:
             baseline = dict(send.baseline)
@@ -292,11 +292,10 @@ class OutboxPusher:
             if send.creating:
                 counts.created += 1
                 key = "crmLeadId" if send.entity == "lead" else "crmContactId"
-                person_rows.append(
+                person_rows.setdefault(key, []).append(
                     {
                         "_person_id": send.person_id,
-                        "crmLeadId": send.crm_id if key == "crmLeadId" else None,
-                        "crmContactId": send.crm_id if key == "crmContactId" else None,
+                        key: send.crm_id,
                         "crmType": CRM_TYPES[send.entity],
                         "crmIsDeleted": False,
                         "updatedAt": now,
@@ -308,10 +307,8 @@ class OutboxPusher:
             save_baselines(conn, entity, baselines)
             resolve_errors(conn, entity, list(baselines), "to_crm")
         update_links(conn, links)
-        if person_rows:
-            conn.execute(
-                update(persons).where(persons.c.id == bindparam("_person_id")), person_rows
-            )
+        for rows in person_rows.values():
+            conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
 
     def _fail(
         self, conn: Connection, failures: Sequence[tuple[int, LinkRow, str | None, str]]
