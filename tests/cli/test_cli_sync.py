@@ -31,7 +31,7 @@ from crmsync.emulator.config import (
 from crmsync.emulator.seed import seed_dataset
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.store.tables import audit_log, crm_links
+from crmsync.store.tables import audit_log, crm_links, notifications
 from crmsync.sync.lease import SyncLease
 
 pytestmark = pytest.mark.e2e
@@ -168,3 +168,13 @@ def test_bad_connection_settings_are_a_clear_error(env: dict[str, str]) -> None:
     assert result.exit_code == 1
     assert "not-the-secret-123" not in result.output
     assert httpx.get(env["CRMSYNC_DYNAMICS_URL"] + "/_emulator/health").is_success
+
+    # B41: the background loop stops on it and leaves a critical notification.
+    assert runner.invoke(_root(), ["sync", "enable"], env=wrong).exit_code == 0
+    stopped = runner.invoke(_root(), ["sync", "run"], env=wrong)
+    assert stopped.exit_code == 1
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(notifications.c.severity, notifications.c.kind)).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("critical", "sync_stopped")]

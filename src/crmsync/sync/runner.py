@@ -15,13 +15,13 @@ from collections.abc import Callable
 from sqlalchemy import Engine, insert
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.errors import RetryLaterError
+from crmsync.errors import FatalError, RetryLaterError
 from crmsync.settings import SyncSettings
 from crmsync.store.sync_state import get_sync_enabled, set_sync_enabled
 from crmsync.store.tables import audit_log
 from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress, SyncCycle
 from crmsync.sync.lease import SyncLease
-from crmsync.sync.state import now_utc
+from crmsync.sync.state import notify, now_utc
 
 
 def set_enabled(engine: Engine, enabled: bool, *, actor: str = "cli") -> None:
@@ -68,6 +68,18 @@ class SyncRunner:
         with self.lease.held():
             return self.cycle.run()
 
+    def _stopped(self, exc: FatalError) -> None:
+        """B41: a fatal error stops the background sync; say so where admins look."""
+        with self._engine.begin() as conn:
+            notify(
+                conn,
+                severity="critical",
+                kind="sync_stopped",
+                title="Dynamics sync stopped",
+                message=f"The background sync stopped: {exc.message}",
+                dedupe_key=f"sync_stopped:{now_utc():%Y-%m-%dT%H}:{type(exc).__name__}",
+            )
+
     def run(
         self,
         stop: threading.Event,
@@ -89,6 +101,9 @@ class SyncRunner:
             else:
                 try:
                     report = self.once()
+                except FatalError as exc:
+                    self._stopped(exc)
+                    raise
                 except RetryLaterError as exc:
                     if on_idle is not None:
                         on_idle(exc.message)
