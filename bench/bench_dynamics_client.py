@@ -165,7 +165,9 @@ def run(quick: bool) -> dict[str, Any]:
     leads = 5_000 if quick else 100_000
     updates = 5_000 if quick else 10_000
     with tempfile.TemporaryDirectory() as directory:
+        started = time.perf_counter()
         process, org = _start_emulator(Path(directory), leads)
+        start_seconds = time.perf_counter() - started
         try:
             settings = DynamicsSettings(
                 url=org["base_url"],
@@ -198,7 +200,9 @@ def run(quick: bool) -> dict[str, Any]:
                 after = client.stats()
                 write_requests = after.requests - before.requests
         finally:
+            started = time.perf_counter()
             _stop(process)
+            stop_seconds = time.perf_counter() - started
     written = sum(1 for r in results if r.status is WriteStatus.OK)
     read_rate = len(records) / read_seconds
     write_rate = written / write_seconds
@@ -206,6 +210,8 @@ def run(quick: bool) -> dict[str, Any]:
     expected_writes = math.ceil(len(requests) / BATCH_SIZE)
     return {
         **_client_only(leads, updates),
+        "emulator_start_seconds": round(start_seconds, 2),
+        "emulator_stop_seconds": round(stop_seconds, 2),
         "leads": leads,
         "records_read": len(records),
         "read_seconds": round(read_seconds, 3),

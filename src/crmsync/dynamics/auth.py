@@ -112,6 +112,13 @@ def _msal_options(authority: str, ca_bundle: str, timeout: float) -> dict[str, A
     return options
 
 
+def _close_msal(app: Any) -> None:
+    session = getattr(app, "http_client", None) if app is not None else None
+    close = getattr(session, "close", None)
+    if callable(close):
+        close()
+
+
 class MsalClientCredentialsProvider:
     """Client credentials (app user, spec §1a) via ``msal.ConfidentialClientApplication``."""
 
@@ -157,6 +164,10 @@ class MsalClientCredentialsProvider:
                 ) from None
         return self._app
 
+    def close(self) -> None:
+        """Release MSAL's HTTP connections."""
+        _close_msal(self._app)
+
     def acquire(self, *, force_refresh: bool = False) -> TokenGrant:
         """Return a token, from MSAL's cache unless ``force_refresh``."""
         app = self._application()
@@ -199,6 +210,10 @@ class MsalUsernamePasswordProvider:
     def __repr__(self) -> str:
         name = type(self).__name__
         return f"{name}(authority={self._authority!r}, username={self._username!r})"
+
+    def close(self) -> None:
+        """Release MSAL's HTTP connections."""
+        _close_msal(self._app)
 
     def acquire(self, *, force_refresh: bool = False) -> TokenGrant:
         """Return a token by sending the username and password (each call asks afresh)."""
@@ -260,6 +275,10 @@ class OAuth2TokenEndpointProvider:
     def __repr__(self) -> str:
         name = type(self).__name__
         return f"{name}(token_url={self._token_url!r}, client_id={self._client_id!r})"
+
+    def close(self) -> None:
+        """Close the HTTP client used for token requests."""
+        self._http.close()
 
     def acquire(self, *, force_refresh: bool = False) -> TokenGrant:
         """POST the grant to the token endpoint (no cache: the auth flow caches)."""
@@ -336,6 +355,12 @@ class BearerAuth(httpx.Auth):
         self._refresh_at = self._clock() + lifetime - margin
         self.refreshes += 1
         return grant.access_token
+
+    def close(self) -> None:
+        """Close the token provider's connections, if it keeps any."""
+        close = getattr(self._provider, "close", None)
+        if callable(close):
+            close()
 
     def current_token(self) -> str:
         """A valid token, renewed when it is about to expire."""

@@ -135,8 +135,11 @@ class DynamicsClient:
         return f"DynamicsClient({self.service_root!r})"
 
     def close(self) -> None:
-        """Close the underlying HTTP client."""
+        """Close the underlying HTTP client and the token provider's connections."""
         self.http.close()
+        close_auth = getattr(self.http.auth, "close", None)
+        if callable(close_auth):
+            close_auth()
 
     def __enter__(self) -> DynamicsClient:
         return self
