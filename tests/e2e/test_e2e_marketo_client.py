@@ -108,6 +108,7 @@ def test_marketorestpython_drives_crmsync_serve(server: RunningServer) -> None:
     assert mc.execute(method="get_list_by_id", id=list_id)[0]["name"] == "Newsletter"
     assert mc.execute(method="get_list_by_name", name="Newsletter")[0]["id"] == list_id
     assert mc.execute(method="get_multiple_lists", id=[list_id])[0]["name"] == "Newsletter"
+    assert [item["id"] for item in mc.execute(method="browse_lists", maxReturn=1)] == [list_id]
     added = mc.execute(method="add_leads_to_list", listId=list_id, id=[ada_id, grace_id, 999999])
     assert [(item["id"], item["status"]) for item in added] == [
         (ada_id, "added"),

@@ -147,3 +147,19 @@ def test_create_static_list_through_the_asset_form(marketo: MarketoHarness) -> N
     assert (item["name"], item["folder"]) == ("Customers", {"id": 12, "type": "Folder"})
     again = marketo.http.post("/rest/asset/v1/staticLists.json", data=form, headers=marketo.auth)
     assert again.json()["errors"][0]["code"] == "709"
+
+
+def test_browse_lists_pages_by_offset(marketo: MarketoHarness) -> None:
+    """Asset API browse: offset/maxReturn pages; past the end, an empty result and a warning."""
+    service = ListService(marketo.engine)
+    ids = [service.create(f"List {n}") for n in range(5)]
+    page = marketo.get("/rest/asset/v1/staticLists.json", {"offset": 2, "maxReturn": 2})
+    assert [item["id"] for item in page["result"]] == ids[2:4]
+    end = marketo.get("/rest/asset/v1/staticLists.json", {"offset": 5})
+    assert end["result"] == [] and end["warnings"]
+    too_big = marketo.get("/rest/asset/v1/staticLists.json", {"maxReturn": 201})
+    assert too_big["errors"][0]["code"] == "1003"
+    by_name = marketo.get("/rest/asset/v1/staticList/byName.json", {"name": "List 3"})
+    assert by_name["result"][0]["id"] == ids[3]
+    missing = marketo.get("/rest/asset/v1/staticList/424242.json")
+    assert missing["result"] == [] and missing["warnings"]

@@ -9,6 +9,7 @@
 * ``POST /rest/asset/v1/staticLists.json`` — create a list (the asset API form that Marketo
   clients use; form fields ``name``, ``folder``, ``description``)
 * ``GET /rest/asset/v1/staticList/{id}.json`` and ``…/staticList/byName.json?name=`` — one list
+* ``GET /rest/asset/v1/staticLists.json?offset=&maxReturn=`` — browse lists
 """
 
 from __future__ import annotations
@@ -181,7 +182,28 @@ def get_static_list_by_name(call: ApiCall) -> dict[str, Any]:
     return _asset_reply([_asset_list(item) for item in items])
 
 
+MAX_ASSET_PAGE = 200
+
+
+def browse_static_lists(call: ApiCall) -> dict[str, Any]:
+    """Asset API: lists by ``offset`` and ``maxReturn`` (default 20, at most 200), by id."""
+    offset = call.params.get_int("offset", 0) or 0
+    max_return = call.params.get_int("maxReturn", 20) or 20
+    if max_return > MAX_ASSET_PAGE:
+        raise invalid_parameter(f"Invalid maxReturn '{max_return}', at most {MAX_ASSET_PAGE}")
+    collected: list[dict[str, Any]] = []
+    token: str | None = None
+    while len(collected) < offset + max_return:
+        items, token = call.services.lists.query(None, None, MAX_RECORDS_PER_CALL, token)
+        collected.extend(items)
+        if token is None:
+            break
+    page = collected[offset : offset + max_return]
+    return _asset_reply([_asset_list(item) for item in page])
+
+
 ROUTES: tuple[Route, ...] = (
+    Route("GET", "/rest/asset/v1/staticLists.json", browse_static_lists),
     Route("GET", "/rest/asset/v1/staticList/byName.json", get_static_list_by_name),
     Route("GET", "/rest/asset/v1/staticList/{listId}.json", get_static_list_by_id),
     Route("GET", "/rest/v1/lists.json", get_lists),
