@@ -7,6 +7,7 @@ from typing import Any
 from marketo_harness import MarketoHarness
 from sqlalchemy import func, select
 
+from crmsync.marketing.fields import add_local_field
 from crmsync.store import tables
 
 LEADS = "/rest/v1/leads.json"
@@ -207,3 +208,23 @@ def test_describe_and_describe2(marketo: MarketoHarness) -> None:
         "updateable": False,
         "crmManaged": True,
     }
+
+
+def test_schema_fields_browse_and_lookup(marketo: MarketoHarness) -> None:
+    """§4.13: the field schema pages with moreResult/nextPageToken; custom fields flagged."""
+    with marketo.engine.begin() as conn:
+        add_local_field(conn, "person", "favouriteColour", "Favourite Colour", "string")
+    names: list[str] = []
+    params: dict[str, Any] = {"batchSize": 25}
+    while True:
+        page = marketo.get("/rest/v1/leads/schema/fields.json", params)
+        names += [item["name"] for item in page["result"]]
+        if not page["moreResult"]:
+            break
+        params["nextPageToken"] = page["nextPageToken"]
+    assert names[0] == "id" and names[-1] == "favouriteColour"
+    assert len(names) == len(set(names))
+    custom = marketo.get("/rest/v1/leads/schema/fields/favouriteColour.json")["result"][0]
+    assert (custom["isCustom"], custom["dataType"], custom["length"]) == (True, "string", 255)
+    unknown = marketo.get("/rest/v1/leads/schema/fields/shoeSize.json")
+    assert unknown["errors"][0]["code"] == "1006"

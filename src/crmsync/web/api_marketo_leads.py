@@ -7,6 +7,7 @@
 * ``POST /rest/v1/leads/delete.json`` and ``DELETE /rest/v1/leads.json`` — delete (§4.6)
 * ``GET /rest/v1/leads/describe.json`` and ``describe2.json`` (§4.1, §4.2)
 * ``GET /rest/v1/leads/partitions.json`` — the single default partition (§4.10)
+* ``GET /rest/v1/leads/schema/fields.json`` and ``…/fields/{name}.json`` — field schema (§4.13)
 
 Record bodies are parsed with ``json.loads`` on the raw body and handed to the person service
 as plain dictionaries; per-record problems come back as ``skipped`` results with reasons, in
@@ -220,6 +221,43 @@ def describe2_leads(call: ApiCall) -> dict[str, Any]:
     return success([{"name": "API Lead", "searchableFields": searchable, "fields": fields}])
 
 
+def _schema_field_json(field: FieldDef) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "displayName": field.display_name,
+        "name": field.rest_name,
+        "description": "",
+        "dataType": field.data_type,
+    }
+    if field.length is not None:
+        item["length"] = field.length
+    item.update(
+        isHidden=False, isHtmlEncodingInEmail=False, isSensitive=False, isCustom=field.is_custom
+    )
+    return item
+
+
+def browse_schema_fields(call: ApiCall) -> dict[str, Any]:
+    """§4.13: lead fields in the schema shape, paged by ``batchSize``/``nextPageToken``."""
+    fields = call.services.person_catalog().fields
+    size = call.params.batch_size()
+    token = call.params.get("nextPageToken") or "0"
+    if not token.isdigit():
+        raise invalid_parameter(f"Invalid nextPageToken '{token[:60]}'")
+    start = int(token)
+    page = [_schema_field_json(field) for field in fields[start : start + size]]
+    more = start + size < len(fields)
+    return success(page, more_result=more, next_page_token=str(start + size) if more else None)
+
+
+def get_schema_field(call: ApiCall) -> dict[str, Any]:
+    """§4.13: one lead field by REST name; unknown is 1006."""
+    name = call.path_args["name"]
+    field = call.services.person_catalog().get(name)
+    if field is None:
+        raise ApiError("1006", f"Field '{name}' not found")
+    return success([_schema_field_json(field)])
+
+
 def get_partitions(call: ApiCall) -> dict[str, Any]:
     """§4.10: crmsync has one lead partition, ``Default``."""
     return success([{"id": 1, "name": "Default", "description": "Initial system lead partition"}])
@@ -234,4 +272,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/rest/v1/leads/describe.json", describe_leads),
     Route("GET", "/rest/v1/leads/describe2.json", describe2_leads),
     Route("GET", "/rest/v1/leads/partitions.json", get_partitions),
+    Route("GET", "/rest/v1/leads/schema/fields.json", browse_schema_fields),
+    Route("GET", "/rest/v1/leads/schema/fields/{name}.json", get_schema_field),
 )
