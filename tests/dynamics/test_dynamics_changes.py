@@ -192,3 +192,18 @@ def test_last_page_without_delta_link_is_not_a_silent_success() -> None:
     client = make_client(lambda request: json_response(200, {"value": []}))
     with pytest.raises(Exception, match="delta link"):
         list(client.start_tracking("accounts", SELECT))
+
+
+def test_delta_read_naming_a_deleted_column_is_not_an_expired_token() -> None:
+    """B14 vs B17: a column deleted in Dynamics is reported as such, not as a token to reset."""
+    from crmsync.errors import UnknownFieldError
+
+    client = make_client(
+        lambda request: error_response(
+            400,
+            "0x80060888",
+            "Could not find a property named 'fax' on type 'Microsoft.Dynamics.CRM.account'.",
+        )
+    )
+    with pytest.raises(UnknownFieldError, match="'fax'"):
+        list(client.read_changes(DeltaCursor("account", DELTA_LINK_1)))

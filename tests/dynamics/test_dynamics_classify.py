@@ -173,3 +173,51 @@ def test_budget_bounds_requests_in_flight() -> None:
         thread.join()
     assert peak["max"] == 2
     assert budget.snapshot().requests_by_kind == {"read": 8}
+
+
+@pytest.mark.parametrize(
+    ("message", "name"),
+    [
+        (
+            "Could not find a property named 'new_gone' on type 'Microsoft.Dynamics.CRM.lead'.",
+            "new_gone",
+        ),
+        (
+            "Error identified in Payload provided by the user for Entity :'leads' ... "
+            "InnerException : Microsoft.OData.ODataException: The property 'new_x' does not "
+            "exist on type 'Microsoft.Dynamics.CRM.lead'.",
+            "new_x",
+        ),
+        (
+            "An undeclared property 'new_lookup' which only has property annotations",
+            "new_lookup",
+        ),
+        (
+            "Could not find a property named '_new_ref_value' on type 'Microsoft.Dynamics.CRM.x'.",
+            "new_ref",
+        ),
+        ("A validation error occurred.", None),
+        (None, None),
+    ],
+)
+def test_unknown_property_names_are_read_from_the_documented_messages(
+    message: str | None, name: str | None
+) -> None:
+    """B14: the deleted column's name comes out of Dataverse's unknown-property messages (§7)."""
+    from crmsync.dynamics.classify import unknown_property_of
+
+    assert unknown_property_of(message) == name
+
+
+def test_a_query_naming_a_deleted_column_is_an_unknown_field_error() -> None:
+    """B14: 400 0x80060888 on $select → UnknownFieldError (not a validation or token error)."""
+    from crmsync.errors import UnknownFieldError
+
+    response = error_response(
+        400,
+        "0x80060888",
+        "Could not find a property named 'new_gone' on type 'Microsoft.Dynamics.CRM.lead'.",
+    )
+    resolution = classify(response, entity="lead")
+    assert isinstance(resolution.error, UnknownFieldError)
+    assert resolution.error.code == "0x80060888"

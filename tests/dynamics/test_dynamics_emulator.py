@@ -297,3 +297,20 @@ def test_marketing_list_membership_and_owner_assignment(emulator: InProcessEmula
         [WriteRequest.disassociate("list", list_id, "listlead_association", member)]
     )
     assert removed.status is WriteStatus.OK, removed.message
+
+
+def test_a_deleted_column_surfaces_as_unknown_field_on_reads_and_writes(
+    emulator: InProcessEmulator,
+) -> None:
+    """B14: reading or writing a column Dynamics does not have names the column."""
+    from crmsync.dynamics.classify import unknown_property_of
+    from crmsync.errors import UnknownFieldError
+
+    client = emulator.client()
+    with pytest.raises(UnknownFieldError) as caught:
+        list(client.iter_records("leads", ["lastname", "new_gone"]))
+    assert unknown_property_of(caught.value.message) == "new_gone"
+    lead = next(iter(client.iter_records("leads", ["lastname"], page_size=1)))
+    (result,) = client.write_batch([WriteRequest.update("lead", lead.id, {"new_gone": "x"})])
+    assert result.status is WriteStatus.UNKNOWN_ATTRIBUTE
+    assert unknown_property_of(result.message) == "new_gone"

@@ -23,6 +23,7 @@ from crmsync.dynamics.classify import (
     DataverseError,
     classify_status,
     parse_error_body,
+    unknown_property_of,
 )
 from crmsync.dynamics.query import LOOKUP_TYPES, WELL_KNOWN_LOOKUPS, entity_id_from_url
 from crmsync.dynamics.retry import parse_retry_after
@@ -350,7 +351,9 @@ def failure_result(
         outcome = WriteStatus.NOT_FOUND
     elif status == 403:
         outcome = WriteStatus.PERMISSION_DENIED
-    elif code == CODE_UNKNOWN_PROPERTY:
+    elif code == CODE_UNKNOWN_PROPERTY or (
+        status == 400 and unknown_property_of(error.message) is not None
+    ):
         outcome = WriteStatus.UNKNOWN_ATTRIBUTE
     else:
         outcome = WriteStatus.VALIDATION_ERROR

@@ -9,6 +9,7 @@ the documented examples often carry an empty ``code``) and §8 (429 with ``Retry
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +27,7 @@ from crmsync.errors import (
     RetryLaterError,
     ThrottledError,
     TransientServerError,
+    UnknownFieldError,
     ValidationFailedError,
 )
 
@@ -44,6 +46,11 @@ SQL_TRANSIENT_CODES = frozenset({"-2147204784", "-2147204783", "0x80044150", "0x
 THROTTLE_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326"})
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# The messages Dataverse gives for a column that does not exist: in a query ($select,
+# 0x80060888) and in a write payload (0x80048d19, the OData parser's inner message).
+_UNKNOWN_PROPERTY = re.compile(
+    r"(?:Could not find a property named|The property|An undeclared property) '([^']+)'"
+)
 
 
 class Action(Enum):
@@ -144,6 +151,9 @@ def classify_status(
         return fail(Action.FAIL_RECORD, RecordNotFoundError)
     if status == 412:
         return fail(Action.FAIL_RECORD, PreconditionFailedError)
+    if status == 400 and unknown_property_of(message) is not None:
+        # A selected or written column no longer exists in Dynamics (B14).
+        return fail(Action.FAIL_RECORD, UnknownFieldError)
     if code in (CODE_DUPLICATE_DETECTED, CODE_PLUGIN_ABORTED):
         return fail(Action.FAIL_RECORD, ValidationFailedError)
     if (
@@ -166,6 +176,15 @@ def classify(
     return classify_status(
         response.status_code, error, retry_after, entity=entity, record_id=record_id
     )
+
+
+def unknown_property_of(message: str | None) -> str | None:
+    """The column named in an "unknown property" error message, if it is one (B14)."""
+    match = _UNKNOWN_PROPERTY.search(message or "")
+    if match is None:
+        return None
+    name = match.group(1)
+    return name[1:-6] if name.startswith("_") and name.endswith("_value") else name
 
 
 def classify_transport_error(

@@ -64,6 +64,7 @@ from crmsync.errors import (
     RecordNotFoundError,
     RetryLaterError,
     TransientServerError,
+    UnknownFieldError,
 )
 
 log = logging.getLogger(__name__)
@@ -432,6 +433,8 @@ class DynamicsClient:
         schema = self.cached_schema(info.logical_name)
 
         def rejected(response: httpx.Response, resolution: Resolution) -> Resolution:
+            if isinstance(resolution.error, UnknownFieldError):
+                return resolution  # a selected column was deleted: not a token problem (B14)
             if resolution.action is Action.RECONCILE or (
                 delta and response.status_code in DELTA_REJECTED_STATUSES
             ):
