@@ -379,6 +379,7 @@ class BearerAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send with the current token; on a 401, renew once and send again (spec §1c)."""
         token = self.current_token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
