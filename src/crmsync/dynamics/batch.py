@@ -142,6 +142,10 @@ def encode_request(
         return _JSON.encode(payload).encode("utf-8")
 
     kind = request.kind
+    # Per-request Dataverse headers (e.g. MSCRM.SuppressDuplicateDetection: false, spec §7).
+    json_headers.update(
+        {k: str(v).lower() for k, v in request.options.items() if k.startswith("MSCRM.")}
+    )
     if kind is WriteKind.CREATE:
         payload = encode_values(request.values, target, entity_set_of)
         payload[target.primary_id] = request.record_id
