@@ -70,6 +70,7 @@ class DynamicsSettings:
 class SyncSettings:
     pause_seconds: float = 30.0
     lease_seconds: float = 300.0
+    duplicate_detection: bool = False  # ask Dynamics to run duplicate detection on writes
 
 
 @dataclass(frozen=True, slots=True)
