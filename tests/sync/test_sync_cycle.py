@@ -339,3 +339,26 @@ def test_expired_delta_token_reconciles_the_entity_losing_nothing(world: World) 
     assert person_by_crm_id(world.engine, "lead", first)["title"] == "While expired"
     assert person_by_crm_id(world.engine, "lead", second)["crmIsDeleted"] is True
     assert world.cycle.run().api_calls == 6
+
+
+def test_duplicate_detection_rejects_one_record_and_the_rest_syncs(world: World) -> None:
+    """B37 (duplicate detection): with duplicate detection asked for, a person given another
+    lead's e-mail is refused by Dynamics with its code, alone; the other edit arrives."""
+    first, second, third = world.alex.first_ids("leads", 3)
+    taken = world.alex.get("leads", second, "emailaddress1")["emailaddress1"]
+    assert taken
+    clashing = person_by_crm_id(world.engine, "lead", first)
+    fine = person_by_crm_id(world.engine, "lead", third)
+    edit_person(world.engine, clashing["id"], email=taken)
+    edit_person(world.engine, fine["id"], title="No clash")
+
+    checked = SyncCycle(world.engine, world.client, duplicate_detection=True)
+    report = checked.run()
+
+    assert report.push.failed == 1 and report.push.updated == 1
+    (error,) = open_errors(world.engine)
+    assert error["local_id"] == clashing["id"] and error["error_code"] == "0x80040333"
+    assert world.alex.get("leads", third, "jobtitle")["jobtitle"] == "No clash"
+    assert world.alex.get("leads", first, "emailaddress1")["emailaddress1"] != taken
+    logged = [a for a in activities_of(world.engine, clashing["id"]) if a["type_id"] == SYNC_ERROR]
+    assert "duplicate" in str(logged[0]["attributes"]["Message"])

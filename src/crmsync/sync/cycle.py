@@ -139,7 +139,8 @@ class SyncCycle:
 
     Keep one instance for a long-running sync: entity schemas are read from Dynamics once and
     reused, so a cycle with no changes costs one request per entity (B17). ``progress`` is
-    called after every applied page (B16).
+    called after every applied page (B16). With ``duplicate_detection`` Dynamics runs its
+    duplicate detection rules on crmsync's writes, and a duplicate fails that record (B37).
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class SyncCycle:
         progress: Callable[[Progress], None] | None = None,
         renew: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        duplicate_detection: bool = False,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -159,6 +161,7 @@ class SyncCycle:
         self._renew = renew
         self._clock = clock
         self._mappings: dict[str, EntityMapping] = {}
+        self._duplicate_detection = duplicate_detection
 
     # ---- mappings ---------------------------------------------------------------------------
 
@@ -199,7 +202,12 @@ class SyncCycle:
             self._reread_requested(mappings, report)
             for entity in self._entities:
                 report.entities.append(self._sync_entity(entity, mappings))
-            report.push = OutboxPusher(self._engine, self._client, mappings).push()
+            report.push = OutboxPusher(
+                self._engine,
+                self._client,
+                mappings,
+                duplicate_detection=self._duplicate_detection,
+            ).push()
             if any(e.error for e in report.entities):
                 report.status = "partial"
         except FatalError as exc:

@@ -29,7 +29,14 @@ from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.types import CrmChange, CrmValue, WriteRequest, WriteResult, WriteStatus
+from crmsync.dynamics.types import (
+    CrmChange,
+    CrmValue,
+    WriteKind,
+    WriteRequest,
+    WriteResult,
+    WriteStatus,
+)
 from crmsync.errors import RecordNotFoundError, RetryLaterError, ValidationFailedError
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.tables import activities, persons
@@ -59,6 +66,8 @@ from crmsync.sync.state import (
 MAX_PUSH_CHUNK = 5000
 """At most this many outbox entries per round; a round is as many ``$batch`` requests as the
 client runs at once, and its results are committed before the next round starts."""
+
+DUPLICATE_DETECTION_HEADER = "MSCRM.SuppressDuplicateDetection"
 
 FAILING = frozenset(
     {
@@ -135,11 +144,30 @@ class OutboxPusher:
     """Sends queued marketing-side changes of persons to Dynamics (one push per cycle)."""
 
     def __init__(
-        self, engine: Engine, client: DynamicsClient, mappings: Mapping[str, EntityMapping]
+        self,
+        engine: Engine,
+        client: DynamicsClient,
+        mappings: Mapping[str, EntityMapping],
+        *,
+        duplicate_detection: bool = False,
     ) -> None:
         self._engine = engine
         self._client = client
         self._mappings = {e: m for e, m in mappings.items() if e in CRM_TYPES}
+        # Dataverse runs duplicate detection rules on API writes only when asked (spec §7).
+        self._options: dict[str, CrmValue] = (
+            {DUPLICATE_DETECTION_HEADER: False} if duplicate_detection else {}
+        )
+
+    def _write(
+        self,
+        kind: WriteKind,
+        entity: str,
+        crm_id: str,
+        values: Mapping[str, CrmValue],
+        etag: str | None,
+    ) -> WriteRequest:
+        return WriteRequest(kind, entity, crm_id, dict(values), etag, options=self._options)
 
     def push(self) -> PushCounts:
         """Send everything queued when the push started; return what happened."""
@@ -228,7 +256,9 @@ class OutboxPusher:
             values = {
                 m.field: marketing[m.field] for m in two_way if marketing[m.field] is not None
             }
-            request = WriteRequest.create(link.entity, link.crm_id, mapping.to_crm(values))
+            request = self._write(
+                WriteKind.CREATE, link.entity, link.crm_id, mapping.to_crm(values), None
+            )
             return _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
         writes = {
             m.field: marketing[m.field]
@@ -238,7 +268,9 @@ class OutboxPusher:
         }
         if not writes:
             return None
-        request = WriteRequest.update(link.entity, link.crm_id, mapping.to_crm(writes), link.etag)
+        request = self._write(
+            WriteKind.UPDATE, link.entity, link.crm_id, mapping.to_crm(writes), link.etag
+        )
         return _Send(
             person_id, link.entity, link.crm_id, request, writes, dict(baseline), entry_ids, False
         )
@@ -370,7 +402,9 @@ class OutboxPusher:
                     send.person_id,
                     send.entity,
                     send.crm_id,
-                    WriteRequest.update(send.entity, send.crm_id, crm_writes, record.etag),
+                    self._write(
+                        WriteKind.UPDATE, send.entity, send.crm_id, crm_writes, record.etag
+                    ),
                     sent,
                     dict(update_.baseline_if_rejected),
                     send.entry_ids,

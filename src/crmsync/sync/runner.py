@@ -60,7 +60,12 @@ class SyncRunner:
         self._settings = settings
         self.lease = SyncLease(engine, seconds=settings.lease_seconds)
         self.cycle = SyncCycle(
-            engine, client, entities=entities, progress=progress, renew=self.lease.renew
+            engine,
+            client,
+            entities=entities,
+            progress=progress,
+            renew=self.lease.renew,
+            duplicate_detection=settings.duplicate_detection,
         )
 
     def once(self) -> CycleReport:
