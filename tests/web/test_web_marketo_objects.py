@@ -37,6 +37,20 @@ def test_company_writes_and_reads_while_sync_is_disabled(marketo: MarketoHarness
         headers=marketo.auth,
     ).json()
     assert found["result"] == [{"seq": 0, "company": "Contoso", "externalCompanyId": "C1"}]
+    create_only = marketo.post_json(
+        "/rest/v1/companies.json",
+        {"action": "createOnly", "input": [{"externalCompanyId": "C1", "company": "Again"}]},
+    )
+    assert create_only["result"][0]["reasons"][0]["code"] == "1017"
+    update_only = marketo.post_json(
+        "/rest/v1/companies.json",
+        {"action": "updateOnly", "input": [{"externalCompanyId": "C9", "company": "Nobody"}]},
+    )
+    assert update_only["result"][0]["reasons"][0]["code"] == "1013"
+    bad_action = marketo.post_json(
+        "/rest/v1/companies.json", {"action": "merge", "input": [{"externalCompanyId": "C1"}]}
+    )
+    assert bad_action["errors"][0]["code"] == "1003"
     described = marketo.get("/rest/v1/companies/describe.json")["result"][0]
     assert described["dedupeFields"] == ["externalCompanyId"]
     assert ["company"] in described["searchableFields"]

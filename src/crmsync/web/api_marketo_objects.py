@@ -4,7 +4,8 @@ These objects are owned by Dynamics (B2). While the CRM sync is enabled, Marketo
 applies (§7.2, §10.10): describe and query work for companies, opportunities and sales
 persons; their writes are refused with response-level 1018 "CRM Enabled"; every opportunity
 role endpoint, reads included, is refused with 1018. While the sync is disabled the writes
-go to the marketing database (``createOrUpdate`` by the dedupe fields).
+go to the marketing database (``createOnly``, ``updateOnly`` or ``createOrUpdate`` by the
+dedupe fields).
 """
 
 from __future__ import annotations
@@ -107,13 +108,11 @@ def _sync(object_type: str) -> Handler:
         _guard(call, object_type, write=True)
         document = call.json_object()
         action = document.get("action") or "createOrUpdate"
-        if action != "createOrUpdate":
-            raise invalid_parameter(
-                f"Invalid action '{action}': only createOrUpdate is supported for these objects"
-            )
+        if not isinstance(action, str):
+            raise invalid_parameter(f"Invalid action '{action}'")
         records = call.input_list()
         try:
-            outcomes = call.services.objects.upsert(object_type, records)
+            outcomes = call.services.objects.upsert(object_type, records, action=action)
         except InputError as exc:
             raise _input_error(exc) from exc
         result = []
