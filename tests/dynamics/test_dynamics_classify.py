@@ -9,6 +9,8 @@ import time
 import httpx
 import pytest
 from dynamics_testkit import error_response
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crmsync.dynamics.budget import RequestBudget
 from crmsync.dynamics.classify import Action, classify, classify_transport_error, parse_error_body
@@ -221,3 +223,22 @@ def test_a_query_naming_a_deleted_column_is_an_unknown_field_error() -> None:
     resolution = classify(response, entity="lead")
     assert isinstance(resolution.error, UnknownFieldError)
     assert resolution.error.code == "0x80060888"
+
+
+@given(
+    st.integers(min_value=400, max_value=599),
+    st.sampled_from(["", "0x80044331", "0x80072322", "0x80040237", "0x80044352", "junk"]),
+    st.one_of(st.none(), st.sampled_from(["0", "1", "17", "soon"])),
+)
+def test_every_error_status_gets_an_action_and_a_typed_error(
+    status: int, code: str, retry_after: str | None
+) -> None:
+    """Errors as data: any 4xx/5xx answer is classified, never passed off as success."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    resolution = classify(error_response(status, code, "m", headers), entity="lead")
+    assert resolution.action is not Action.SUCCESS
+    assert resolution.error is not None
+    assert resolution.error.status == status
+    assert (resolution.action is Action.RETRY) == isinstance(
+        resolution.error, ThrottledError | TransientServerError
+    )

@@ -316,7 +316,7 @@ def result_from_part(request: WriteRequest, target: Target, part: PartResponse) 
                 document = None
         if isinstance(document, dict):
             etag = str(document.get("@odata.etag") or etag or "") or None
-            record_id = str(document.get(target.primary_id) or record_id)
+            record_id = str(document.get(target.primary_id) or record_id).lower()
         elif "odata-entityid" in part.headers:
             record_id = entity_id_from_url(part.headers["odata-entityid"]) or record_id
         created = _created_records(part.body) if request.kind is WriteKind.QUALIFY_LEAD else ()
