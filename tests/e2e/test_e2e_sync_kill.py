@@ -26,7 +26,8 @@ from crmsync.dynamics import build_client
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.store.tables import crm_links, persons, sync_outbox
+from crmsync.store.tables import crm_links, persons, sync_history, sync_lease, sync_outbox
+from crmsync.sync.runner import set_enabled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -194,5 +195,50 @@ def test_killed_cycles_resume_without_loss_or_duplicates(
         for pid in lead_people:
             assert titles[by_person[pid]] == f"Edited {pid}"
         assert len(titles) == len(in_crm["lead"])  # no lead created twice
+    finally:
+        engine.dispose()
+
+
+def test_sigterm_finishes_the_cycle_and_releases_the_lease(
+    tmp_path: Path, org: dict[str, Any]
+) -> None:
+    """`crmsync sync run` stopped by SIGTERM (a service manager) ends after its cycle, exits 0
+    and leaves no lease behind, so the next start does not wait for it to expire (B15)."""
+    url, env = _configure(tmp_path, org)
+    env["CRMSYNC_SYNC_PAUSE_SECONDS"] = "0.2"
+    env["CRMSYNC_SYNC_LEASE_SECONDS"] = "300"
+    engine = open_database(url)
+    try:
+        set_enabled(engine, True)
+        process = subprocess.Popen(
+            [CRMSYNC, "sync", "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        def cycles() -> int:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        select(func.count())
+                        .select_from(sync_history)
+                        .where(sync_history.c.kind == "cycle")
+                    ).scalar_one()
+                )
+
+        deadline = time.monotonic() + 60
+        while cycles() < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert "cycle ok" in out
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(sync_lease)).scalar_one() == 0
     finally:
         engine.dispose()

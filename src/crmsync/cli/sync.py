@@ -11,6 +11,7 @@ them again (B37–B39). Connection settings come from ``[dynamics]`` (the client
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,6 +160,10 @@ def run(
             _err.print(message, highlight=False)
         last_idle[:] = [message]
 
+    # SIGTERM (a service manager stopping us) finishes the running cycle, then stops: the
+    # lease is released instead of blocking the next start until it expires.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
     try:
         with _database(settings) as engine, build_client(settings.dynamics) as client:
             runner = SyncRunner(engine, client, settings.sync)
@@ -169,6 +174,9 @@ def run(
                 _err.print("stopped")
     except CrmsyncError as exc:
         raise _fail(exc) from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("enable")

@@ -207,6 +207,7 @@ class SyncCycle:
                 self._client,
                 mappings,
                 duplicate_detection=self._duplicate_detection,
+                renew=self._renew,
             ).push()
             if any(e.error for e in report.entities):
                 report.status = "partial"

@@ -22,7 +22,7 @@ that id, and a retry after a lost answer finds the record instead of creating a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, bindparam, update
@@ -150,8 +150,10 @@ class OutboxPusher:
         mappings: Mapping[str, EntityMapping],
         *,
         duplicate_detection: bool = False,
+        renew: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._renew = renew
         self._client = client
         self._mappings = {e: m for e, m in mappings.items() if e in CRM_TYPES}
         # Dataverse runs duplicate detection rules on API writes only when asked (spec §7).
@@ -183,6 +185,8 @@ class OutboxPusher:
                 break
             after = entries[-1].id
             self._push_entries(entries, counts)
+            if self._renew is not None:
+                self._renew()
             if len(entries) < chunk:
                 break
         return counts
