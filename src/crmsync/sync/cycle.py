@@ -44,6 +44,7 @@ from crmsync.sync.state import (
     get_cursor,
     insert_history,
     link_states,
+    lock_for_write,
     notify,
     now_utc,
     set_cursor,
@@ -318,6 +319,7 @@ class SyncCycle:
         entity = mapping.entity
         kind = local_kind_for(entity)
         with self._engine.begin() as conn:
+            lock_for_write(conn)
             if missing_from is not None:
                 gone = [
                     crm_id

@@ -56,6 +56,7 @@ from crmsync.sync.state import (
     links_of_local,
     load_baselines,
     local_values,
+    lock_for_write,
     read_outbox,
     record_errors,
     resolve_errors,
@@ -386,6 +387,7 @@ class OutboxPusher:
                 continue
             counts.remerged += 1
             with self._engine.begin() as conn:
+                lock_for_write(conn)
                 states, links = link_states(conn, mapping, [send.crm_id], "person")
                 plan = plan_page(mapping, [CrmChange(record)], states)
                 apply_plan(conn, plan, mapping, "person", links, states=states, queue_sends=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.store.sync_state import get_setting, set_setting
@@ -28,6 +28,7 @@ from crmsync.store.tables import (
     sync_baselines,
     sync_errors,
     sync_history,
+    sync_lease,
     sync_outbox,
     teams,
 )
@@ -56,6 +57,19 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     """``items`` in slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def lock_for_write(conn: Connection) -> None:
+    """Make the caller's transaction a write transaction now, before it reads.
+
+    On SQLite a transaction otherwise reads first and takes the write lock only at its first
+    write, so an API edit committed in between could be overwritten by values planned from
+    the older read. A no-op ``UPDATE`` takes the lock up front; other writers then wait (the
+    busy timeout) until this page is committed. PostgreSQL locks the rows it reads instead
+    (:func:`local_values` reads persons ``FOR UPDATE``).
+    """
+    if conn.dialect.name == "sqlite":
+        conn.execute(update(sync_lease).where(false()).values(holder=sync_lease.c.holder))
 
 
 @dataclass(frozen=True, slots=True)
