@@ -33,6 +33,7 @@ from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import audit_log, crm_links, notifications
 from crmsync.sync.lease import SyncLease
+from crmsync.sync.state import ErrorReport, record_errors
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -178,3 +179,24 @@ def test_bad_connection_settings_are_a_clear_error(env: dict[str, str]) -> None:
         rows = conn.execute(select(notifications.c.severity, notifications.c.kind)).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("critical", "sync_stopped")]
+
+
+def test_retry_of_an_incoming_failure_reads_the_record_again(env: dict[str, str]) -> None:
+    """B38: a record that failed on its way in (direction to_marketing) is read again from
+    Dynamics on the next cycle after `sync retry --all`, and its error closes once it syncs."""
+    _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    with engine.begin() as conn:
+        crm_id = conn.execute(
+            select(crm_links.c.crm_id).where(crm_links.c.entity == "lead").limit(1)
+        ).scalar_one()
+        record_errors(
+            conn,
+            [ErrorReport("lead", "to_marketing", "update", None, None, crm_id, "X1", "bad value")],
+        )
+    assert len(_json(runner.invoke(_root(), ["sync", "errors", "--json"], env=env))) == 1
+    assert runner.invoke(_root(), ["sync", "retry", "--all"], env=env).exit_code == 0
+    report = _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    assert report["api_calls"] >= 7  # the six delta reads plus the record read again
+    assert _json(runner.invoke(_root(), ["sync", "errors", "--json"], env=env)) == []
+    engine.dispose()

@@ -40,6 +40,7 @@ from crmsync.sync.plan import (
     plan_page,
 )
 from crmsync.sync.state import (
+    clear_rereads,
     company_of_contacts,
     get_cursor,
     insert_history,
@@ -47,8 +48,8 @@ from crmsync.sync.state import (
     lock_for_write,
     notify,
     now_utc,
+    pending_rereads,
     set_cursor,
-    take_rereads,
 )
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
@@ -200,7 +201,7 @@ class SyncCycle:
         calls_before = self._client.stats().requests
         try:
             mappings = self.mappings()
-            self._reread_requested(mappings, report)
+            self._reread_requested(mappings)
             for entity in self._entities:
                 report.entities.append(self._sync_entity(entity, mappings))
             report.push = OutboxPusher(
@@ -370,21 +371,31 @@ class SyncCycle:
                 dedupe_key="initial_sync_done",
             )
 
-    def _reread_requested(self, mappings: Mapping[str, EntityMapping], report: CycleReport) -> None:
-        """Admin retries of records that failed on their way in (B38): read them again."""
-        with self._engine.begin() as conn:
-            wanted = take_rereads(conn)
+    def _reread_requested(self, mappings: Mapping[str, EntityMapping]) -> None:
+        """Admin retries of records that failed on their way in (B38): read them again. A
+        request stays queued until its record was read (or is gone)."""
+        with self._engine.connect() as conn:
+            wanted = pending_rereads(conn)
+        done: list[tuple[str, str]] = []
         for entity, crm_id in wanted:
             mapping = mappings.get(entity)
             if mapping is None:
+                done.append((entity, crm_id))
                 continue
             try:
                 record = self._client.get(
                     self._client.entity_set_of(entity), crm_id, mapping.attributes
                 )
             except RecordNotFoundError:
+                done.append((entity, crm_id))
+                continue
+            except RetryLaterError:
                 continue
             self.apply_page(mapping, [CrmChange(record)], mappings)
+            done.append((entity, crm_id))
+        if done:
+            with self._engine.begin() as conn:
+                clear_rereads(conn, done)
 
 
 def _item_id(item: CrmChange | CrmDelete) -> str:

@@ -543,13 +543,24 @@ def request_rereads(conn: Connection, entity_ids: Iterable[tuple[str, str]]) -> 
     set_setting(conn, RETRY_READS, wanted)
 
 
-def take_rereads(conn: Connection) -> list[tuple[str, str]]:
-    """The records queued by :func:`request_rereads`, clearing the queue."""
+def pending_rereads(conn: Connection) -> list[tuple[str, str]]:
+    """The records queued by :func:`request_rereads`."""
     current = get_setting(conn, RETRY_READS, [])
-    if not isinstance(current, list) or not current:
+    if not isinstance(current, list):
         return []
-    set_setting(conn, RETRY_READS, [])
-    return [(str(pair[0]), str(pair[1])) for pair in current if isinstance(pair, list)]
+    return [
+        (str(pair[0]), str(pair[1]))
+        for pair in current
+        if isinstance(pair, list) and len(pair) == 2
+    ]
+
+
+def clear_rereads(conn: Connection, done: Iterable[tuple[str, str]]) -> None:
+    """Remove re-read requests that were handled (others stay queued)."""
+    handled = {tuple(pair) for pair in done}
+    if handled:
+        left = [list(pair) for pair in pending_rereads(conn) if pair not in handled]
+        set_setting(conn, RETRY_READS, left)  # type: ignore[arg-type]
 
 
 def link_fk_columns(conn: Connection, person_ids: Sequence[int]) -> None:
