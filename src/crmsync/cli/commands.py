@@ -11,7 +11,7 @@ _GROUPS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.db", "app", "db"),
     ("crmsync.cli.fields", "app", "fields"),
     ("crmsync.cli.api_clients", "app", "api-client"),
-    ("crmsync.dynamics.cli", "app", "dynamics"),
+    ("crmsync.cli.dynamics", "app", "dynamics"),
     ("crmsync.cli.sync", "app", "sync"),
 )
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
