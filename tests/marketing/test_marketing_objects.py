@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from crmsync.errors import InvalidValueError, UnknownFieldError
 from crmsync.marketing.fields import add_local_field
 from crmsync.marketing.objects import ObjectService
 from crmsync.marketing.persons import PersonService
-from crmsync.store.tables import persons
+from crmsync.store.tables import companies, persons
 
 
 def test_describe_shapes(migrated_engine: Engine) -> None:
@@ -159,3 +159,24 @@ def test_create_only_and_update_only(migrated_engine: Engine) -> None:
     assert items == [{"seq": 0, "company": "Renamed"}]
     with pytest.raises(InvalidValueError):
         service.upsert("company", [], action="merge")
+
+
+def test_object_creates_go_to_the_database_as_one_batch(migrated_engine: Engine) -> None:
+    """B16: a call creating many companies sends one batched INSERT, not one statement per
+    row (SQLite cannot order RETURNING rows, which made the insert row by row); the outcomes
+    still carry each record's own id."""
+    inserts: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO COMPANIES"):
+            inserts.append(statement)
+
+    event.listen(migrated_engine, "before_cursor_execute", count)
+    records = [{"externalCompanyId": f"K-{i}", "company": f"Firm {i}"} for i in range(40)]
+    outcomes = ObjectService(migrated_engine).upsert("company", records)
+    event.remove(migrated_engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    assert [o.status for o in outcomes] == ["created"] * len(records)
+    with migrated_engine.connect() as conn:
+        names = dict(conn.execute(select(companies.c.id, companies.c.company)).tuples().all())
+    assert [names[o.id] for o in outcomes if o.id is not None] == [r["company"] for r in records]

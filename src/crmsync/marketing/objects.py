@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Engine, Table, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -25,6 +25,7 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
+from crmsync.marketing.person_sync import insert_rows_returning_ids
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.db import take_write_lock
@@ -348,13 +349,7 @@ class ObjectService:
                 for created in full:
                     if created.get("crmIsDeleted") is None:
                         created["crmIsDeleted"] = False
-                ids = (
-                    conn.execute(
-                        insert(table).returning(table.c.id, sort_by_parameter_order=True), full
-                    )
-                    .scalars()
-                    .all()
-                )
+                ids = insert_rows_returning_ids(conn, table, full)
                 for position, new_id in zip(pending, ids, strict=True):
                     outcomes[position] = RecordOutcome("created", new_id)
                 self._link_persons(conn, kind, creates, ids)
