@@ -16,6 +16,7 @@ Contract with the data plane:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import random
 import threading
 from collections import Counter
@@ -86,6 +87,27 @@ class EmulatorStats:
         }
 
 
+def token_keys(config: EmulatorConfig) -> tuple[bytes, dict[str, bytes]]:
+    """The base token key and one key per user, derived from the configuration's secrets.
+
+    The base key is an HMAC under the admin key; each user's key adds the user's own secret
+    (client secret or password), so changing that secret invalidates that user's tokens and no
+    one else's, and changing the admin key invalidates every token. Public values (seed, tenant,
+    ids) alone never suffice to sign a token.
+    """
+    base = hmac.new(
+        config.admin_key.reveal().encode("utf-8"),
+        f"crmsync-emulator-token/{config.tenant.lower()}".encode(),
+        hashlib.sha256,
+    ).digest()
+    per_user: dict[str, bytes] = {}
+    for user in config.users:
+        secret = config.secret_for(user).reveal().encode("utf-8")
+        material = b"user\x00" + user.systemuserid.lower().encode("ascii") + b"\x00" + secret
+        per_user[user.systemuserid.lower()] = hmac.new(base, material, hashlib.sha256).digest()
+    return base, per_user
+
+
 class EmulatorRuntime:
     """The mutable state of one emulator app; create one per app and pass it explicitly."""
 
@@ -103,13 +125,16 @@ class EmulatorRuntime:
         self.protection = ServiceProtection(config, self.clock)
         # Guards counters touched from the event loop and from worker threads alike.
         self.lock = threading.Lock()
-        # Key for signing access tokens: fixed by seed and tenant, so tokens survive a restart
-        # of the same configuration, and never valid against another tenant.
-        self.token_key = hashlib.sha256(
-            f"crmsync-emulator-token/{config.seed}/{config.tenant}".encode()
-        ).digest()
+        # Keys for signing tokens, derived from the configuration's secrets (see
+        # :func:`token_keys`): tokens survive a restart of the same configuration, but
+        # nobody without the secrets can sign one.
+        self.token_key, self._user_token_keys = token_keys(config)
         # Access tokens whose signature was checked: token -> (oid, exp, epoch). Bounded.
         self.verified_tokens: dict[str, tuple[str, int, int]] = {}
+
+    def signing_key(self, subject: str) -> bytes:
+        """The key signing the tokens of user ``subject`` (``oid``); the base key if unknown."""
+        return self._user_token_keys.get(subject.lower(), self.token_key)
 
     def clock(self) -> datetime:
         """Now, aware UTC (injectable for tests)."""

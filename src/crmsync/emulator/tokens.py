@@ -1,10 +1,12 @@
 """The emulator's access tokens: signing, verifying, and resolving a bearer token to a user.
 
-Tokens are JWT-shaped (``header.claims.signature``) and signed with HMAC-SHA256 under
-``EmulatorRuntime.token_key``. An access token carries the user (``oid``), the expiry
-(``exp``) and the runtime's ``token_epoch`` (``ep``); bumping the epoch revokes every token
-issued before. Refresh and ID tokens are signed the same way but are never accepted as access
-tokens. Verified tokens are remembered (bounded), so a request costs one dictionary lookup.
+Tokens are JWT-shaped (``header.claims.signature``) and signed with HMAC-SHA256 under the key
+of the user they name (``EmulatorRuntime.signing_key``, derived from the admin key and that
+user's secret, so a token cannot be made without the configuration's secrets). An access token
+carries the user (``oid``), the expiry (``exp``) and the runtime's ``token_epoch`` (``ep``);
+bumping the epoch revokes every token issued before. Refresh and ID tokens are signed the same
+way but are never accepted as access tokens. Verified tokens are remembered (bounded), so a
+request costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -46,28 +48,31 @@ def _unb64(text: str) -> bytes:
 
 
 def sign_claims(runtime: EmulatorRuntime, claims: Mapping[str, Any]) -> str:
-    """A JWT-shaped token carrying ``claims``, signed with the runtime's key."""
+    """A JWT-shaped token carrying ``claims``, signed with the key of the user in ``oid``."""
     header = b64url(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
     payload = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     signing_input = f"{header}.{payload}".encode("ascii")
-    signature = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
+    key = runtime.signing_key(str(claims.get("oid", "")))
+    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
     return f"{header}.{payload}.{b64url(signature)}"
 
 
 def verified_claims(runtime: EmulatorRuntime, token: str) -> dict[str, Any] | None:
-    """The claims of a token signed with the runtime's key, or None."""
+    """The claims of a token signed with the key of the user it names, or None."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
-    expected = hmac.new(runtime.token_key, signing_input, hashlib.sha256).digest()
     try:
-        if not hmac.compare_digest(expected, _unb64(parts[2])):
-            return None
         claims = json.loads(_unb64(parts[1]))
+        signature = _unb64(parts[2])
     except (binascii.Error, ValueError):
         return None
-    return claims if isinstance(claims, dict) else None
+    if not isinstance(claims, dict):
+        return None
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
+    key = runtime.signing_key(str(claims.get("oid", "")))
+    expected = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return claims if hmac.compare_digest(expected, signature) else None
 
 
 def unique_id(runtime: EmulatorRuntime) -> str:
