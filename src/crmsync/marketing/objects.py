@@ -25,7 +25,7 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
-from crmsync.marketing.person_sync import insert_rows_returning_ids
+from crmsync.marketing.person_sync import insert_rows_returning_ids, lock_keys
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.db import take_write_lock
@@ -302,11 +302,16 @@ class ObjectService:
             existing_custom: dict[int, dict[str, object]] = {}
             has_custom = "custom" in table.c
             if seen:
+                if conn.dialect.name == "postgresql":
+                    # Two calls upserting one new key would both insert it (and one fail on
+                    # the unique key); two updating one record would merge ``custom`` from a
+                    # stale read. Calls sharing a key run one after the other instead.
+                    lock_keys(conn, f"object:{kind.key}", set(seen))
                 extra = [table.c.custom] if has_custom else []
                 rows = conn.execute(
-                    select(table.c.id, *extra, *key_columns).where(
-                        tuple_(*key_columns).in_(list(seen))
-                    )
+                    select(table.c.id, *extra, *key_columns)
+                    .where(tuple_(*key_columns).in_(list(seen)))
+                    .with_for_update()
                 )
                 for row in rows:
                     existing[tuple(row[1 + len(extra) :])] = row[0]

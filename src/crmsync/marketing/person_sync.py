@@ -85,9 +85,13 @@ def insert_rows_returning_ids(
     return list(range(first, last + 1))
 
 
-def _lock_keys(conn: Connection, namespace: str, keys: set[object]) -> None:
+def lock_keys(conn: Connection, namespace: str, keys: set[object]) -> None:
     """PostgreSQL: serialise calls that look up the same keys (so two concurrent upserts of
-    one new e-mail create one person), locking in hash order so that calls never deadlock."""
+    one new e-mail create one person), locking in hash order so that calls never deadlock.
+
+    The locks are transaction-level: held until the caller's transaction ends. ``namespace``
+    keeps kinds of keys apart (``person:email``, ``object:company``).
+    """
     conn.execute(
         text(
             "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
@@ -272,7 +276,7 @@ class PersonSync:
         if not conditions:
             return
         if keys and conn.dialect.name == "postgresql":
-            _lock_keys(conn, f"person:{lookup.rest_name}", keys)
+            lock_keys(conn, f"person:{lookup.rest_name}", keys)
         condition = conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1]
         names = [name for name in _STANDARD if name in needed]
         columns: list[ColumnElement[Any]] = [persons.c.id]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from crmsync.store.tables import sync_settings
@@ -30,11 +32,15 @@ def get_setting(conn: Connection, key: str, default: JsonValue = None) -> JsonVa
 def set_setting(conn: Connection, key: str, value: JsonValue) -> None:
     """Store ``value`` under ``key`` (insert or replace) in the caller's transaction."""
     now = datetime.now(UTC)
-    changed = conn.execute(
-        update(sync_settings).where(sync_settings.c.key == key).values(value=value, updated_at=now)
-    ).rowcount
-    if not changed:
-        conn.execute(insert(sync_settings).values(key=key, value=value, updated_at=now))
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(sync_settings).values(key=key, value=value, updated_at=now)
+    # one statement, so that two writers storing a new key at once cannot both try to insert it
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[sync_settings.c.key],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        )
+    )
 
 
 def get_sync_enabled(conn: Connection) -> bool:
