@@ -102,3 +102,25 @@ def test_unreachable_database_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(ConfigurationError) as upgrade_refused:
         upgrade_database(url)
     assert "s3cret-pw" not in upgrade_refused.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://crm:s3cret-pw@db.example:notaport/crm",
+        "postgresql+psycopg://crm:s3cret-pw@db.example:54x32/crm",
+        "postgresql+psycopg//crm:s3cret-pw@db.example/crm",
+    ],
+)
+def test_malformed_urls_are_configuration_errors_without_the_password(url: str) -> None:
+    """A URL that does not parse (a port that is not a number, a missing ``:``) is a
+    ConfigurationError, not a raw ValueError; the password is in neither the message, its
+    repr, nor the exceptions chained to it."""
+    with pytest.raises(ConfigurationError) as refused:
+        open_database(url)
+    error: BaseException | None = refused.value
+    while error is not None:
+        assert "s3cret-pw" not in str(error) and "s3cret-pw" not in repr(error)
+        shown_context = None if error.__suppress_context__ else error.__context__
+        error = error.__cause__ or shown_context
+    assert "database URL is not valid" in refused.value.message

@@ -42,8 +42,13 @@ def create_database_engine(url: str) -> Engine:
     """Build an engine for ``url`` with crmsync's connection settings; the schema is not checked."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"database URL is not valid: {exc}") from exc
+    except (ArgumentError, ValueError):
+        # the parser's own messages may quote the URL, password included: say what is wrong
+        # without it, and chain nothing
+        raise ConfigurationError(
+            "database URL is not valid: expected sqlite:///path or "
+            "postgresql+psycopg://user:password@host:port/database (the port a number)"
+        ) from None
     backend = parsed.get_backend_name()
     if backend not in {"sqlite", "postgresql"}:
         raise ConfigurationError(
