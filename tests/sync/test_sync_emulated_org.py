@@ -20,8 +20,14 @@ from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
 from crmsync.emulator.seed import seed_dataset
 from crmsync.settings import Secret
-from crmsync.sync.mapping import DEFAULT_MAPPING, Direction, default_mapping
-from crmsync.sync.plan import LinkState, LocalRecord, plan_page
+from crmsync.sync.mapping import (
+    DEFAULT_MAPPING,
+    ENGINE_ATTRIBUTES,
+    Direction,
+    default_mapping,
+    mapping_for_selection,
+)
+from crmsync.sync.plan import LinkState, LocalRecord, originating_lead_ids, plan_page
 
 with warnings.catch_warnings():
     # Starlette suggests another HTTP package for its test client; httpx is what we use.
@@ -56,7 +62,10 @@ def client() -> Iterator[DynamicsClient]:
 def test_the_default_mapping_is_complete_on_the_org(client: DynamicsClient, entity: str) -> None:
     """B9: every Appendix A column exists and is readable, so each one is mapped."""
     mapping = default_mapping(client.entity_schema(entity))
-    assert mapping.attributes == tuple(attr for attr, _, _ in DEFAULT_MAPPING[entity])
+    assert mapping.field_attributes == tuple(attr for attr, _, _ in DEFAULT_MAPPING[entity])
+    # B6/B30: the engine's own columns are read too, whatever is mapped.
+    extra = tuple(a for a in ENGINE_ATTRIBUTES.get(entity, ()) if a not in mapping.field_attributes)
+    assert mapping.attributes == mapping.field_attributes + extra
     assert mapping.unreadable == mapping.missing == ()
     two_way = {m.field for m in mapping.fields if m.direction is Direction.BOTH}
     if entity in ("lead", "contact"):
@@ -127,3 +136,45 @@ def test_a_marketing_edit_reaches_dynamics_and_its_echo_is_ignored(client: Dynam
     assert echo.crm_writes == {}
     assert echo.marketing_writes == {}
     assert echo.collisions == ()
+
+
+@pytest.mark.parametrize("selection", [None, ("firstname", "lastname", "emailaddress1")])
+def test_a_qualified_lead_continues_as_the_same_person(
+    client: DynamicsClient, selection: tuple[str, ...] | None
+) -> None:
+    """B30: QualifyLead creates a contact; read with the default mapping (or an admin's
+    selection without originatingleadid), the contact continues the lead's person as a
+    Contact instead of creating a second person."""
+    schema = client.entity_schema("contact")
+    contacts = (
+        default_mapping(schema) if selection is None else mapping_for_selection(schema, selection)
+    )
+    assert "originatingleadid" not in contacts.field_names
+    leads = default_mapping(client.entity_schema("lead"))
+    lead_items = [
+        item
+        for page in client.start_tracking("leads", leads.attributes)
+        for item in page.items
+        if isinstance(item, CrmChange) and item.record.values.get("statecode") == 0
+    ]
+    lead = lead_items[0 if selection is None else 1].record
+    created = plan_page(leads, [CrmChange(lead)], {}).creates[0]
+    person = LocalRecord(41, dict(created.values), "Lead")
+    cursor = list(client.start_tracking("contacts", contacts.attributes))[-1].cursor
+    assert cursor is not None
+
+    (qualified,) = client.write_batch([WriteRequest.qualify_lead(lead.id)])
+    assert qualified.ok, qualified.message
+    contact_id = qualified.created[0].id
+
+    items = [item for page in client.read_changes(cursor) for item in page.items]
+    assert originating_lead_ids(items) == (lead.id,)
+    plan = plan_page(
+        contacts, items, {}, originating_leads={lead.id: LinkState(person, created.baseline)}
+    )
+    assert plan.creates == ()
+    (update,) = plan.updates
+    assert (update.crm_id, update.local_id, update.relinked_from) == (contact_id, 41, lead.id)
+    assert update.crm_type == update.marketing_writes["crmType"] == "Contact"
+    if selection is None:
+        assert update.marketing_writes["crmContactId"] == contact_id

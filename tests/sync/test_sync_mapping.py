@@ -77,6 +77,7 @@ CONTACT = _entity(
     AttributeSchema("parentcustomerid", T.CUSTOMER, targets=("account", "contact")),
     AttributeSchema("mkt_leadscore", T.INTEGER, is_custom=True),
     AttributeSchema("new_favouritecolour", T.STRING, max_length=40, is_custom=True),
+    AttributeSchema("originatingleadid", T.LOOKUP, targets=("lead",)),
 )
 ACCOUNT = _entity(
     "account",
@@ -193,6 +194,40 @@ def test_opportunity_close_date_and_customer() -> None:
         "closeDate": "2026-06-30",
         "externalCompanyId": ACCOUNT_ID,
     }
+
+
+def test_engine_columns_are_always_read_and_never_mapped_or_written() -> None:
+    """B30/B6: a contact's originating lead and an opportunity's customer are read with every
+    record whatever the selection, yet originatingleadid never becomes a (writable) field."""
+    default = default_mapping(CONTACT)
+    assert "originatingleadid" in default.attributes
+    assert "originatingleadid" not in default.field_attributes
+    assert default.attributes[: len(default.field_attributes)] == default.field_attributes
+    assert "originatingleadid" not in default_selection(CONTACT)
+    selected = mapping_for_selection(CONTACT, ["firstname", "originatingleadid"])
+    assert selected.field_names == ("firstName",)
+    assert selected.attributes == ("firstname", "originatingleadid")
+    assert selected.missing == selected.unreadable == ()
+    with pytest.raises(InvalidValueError):
+        selected.to_crm({"originatingleadid": "x"})
+    opportunity = mapping_for_selection(OPPORTUNITY, ["name"])
+    assert opportunity.attributes == ("name", "customerid")
+    assert mapping_for_selection(OPPORTUNITY, ["customerid"]).attributes == ("customerid",)
+    # A column the org does not have is not requested (the read would be refused).
+    assert default_mapping(LEAD).attributes == default_mapping(LEAD).field_attributes
+    no_origin = _entity("contact", "contactid", *_person_columns())
+    assert "originatingleadid" not in mapping_for_selection(no_origin, ["firstname"]).attributes
+
+
+def test_writes_convert_field_by_field() -> None:
+    """B37/B38: a value Dynamics would reject is listed with its field; the others convert."""
+    mapping = default_mapping(LEAD)
+    converted = mapping.convert_writes({"firstName": "x" * 500, "lastName": "Lind"})
+    assert converted.values == {"lastname": "Lind"}
+    assert converted.rejected_fields == {"firstName"}
+    assert converted.code is not None
+    assert "firstName" in converted.message
+    assert mapping.convert_writes({"lastName": "Lind"}).rejected == ()
 
 
 def test_selected_custom_columns_get_derived_person_fields() -> None:

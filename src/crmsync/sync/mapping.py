@@ -15,6 +15,13 @@ every later part capitalised, e.g. ``new_favouritecolour`` → ``newFavouritecol
 name therefore share one person field. A derived name that would clash with a standard
 marketing field or another mapped field is prefixed with ``crm`` (``company`` →
 ``crmCompany``).
+
+**Engine columns** (:data:`ENGINE_ATTRIBUTES`) are read with every record whatever the admin
+selected, because the engine itself decides with them: a contact's ``originatingleadid`` says
+whether a qualified lead's person continues (B30), an opportunity's ``customerid`` gives its
+company and opportunity role (B6). They are part of :attr:`EntityMapping.attributes` (what to
+``$select``) but are never written; ``originatingleadid`` is never a marketing field at all,
+even when selected.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, EntitySchema
-from crmsync.errors import InvalidValueError
+from crmsync.errors import InvalidValueError, ValidationFailedError
 from crmsync.sync.convert import (
     SUPPORTED_TYPES,
     ColumnConverter,
@@ -172,6 +179,14 @@ DEFAULT_MAPPING: Mapping[str, tuple[tuple[str, str, str], ...]] = MappingProxyTy
     }
 )
 
+ENGINE_ATTRIBUTES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "contact": ("originatingleadid",),
+        "opportunity": ("customerid",),
+    }
+)
+"""Columns the engine reads with every record of an entity, mapped or not (B6, B30)."""
+
 RESERVED_FIELDS = frozenset(
     {name for entries in DEFAULT_MAPPING.values() for _, name, _ in entries}
     | {"id", "createdAt", "updatedAt", "crmType", "crmIsDeleted", "marketoGUID", "leadId"}
@@ -193,12 +208,55 @@ def rest_name_for(logical_name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldRejection:
+    """One marketing field whose value Dynamics would reject, with the converter's reason."""
+
+    field: str
+    attribute: str
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrmWrites:
+    """Marketing writes converted field by field (B37, B38).
+
+    ``values`` holds the Dynamics columns that converted, ready to send; ``rejected`` the
+    fields that did not, which must stay unsent and out of the baseline so they are retried.
+    """
+
+    values: dict[str, CrmValue]
+    rejected: tuple[FieldRejection, ...] = ()
+
+    @property
+    def rejected_fields(self) -> frozenset[str]:
+        """The marketing fields that were not converted."""
+        return frozenset(r.field for r in self.rejected)
+
+    @property
+    def code(self) -> str | None:
+        """The error code of the first rejected field (``None`` when all converted)."""
+        return self.rejected[0].code if self.rejected else None
+
+    @property
+    def message(self) -> str:
+        """A sentence naming every rejected field and why, for the activity log (B37)."""
+        if not self.rejected:
+            return ""
+        names = ", ".join(r.field for r in self.rejected)
+        reasons = "; ".join(r.message for r in self.rejected)
+        return f"Not sent to Dynamics ({names}): {reasons}"
+
+
+@dataclass(frozen=True, slots=True)
 class EntityMapping:
     """All mapped fields of one Dynamics entity, plus what was left out and why.
 
     ``missing`` lists selected columns absent from the metadata (deleted in Dynamics, B14);
     ``unreadable`` lists columns the sync user cannot read (B8) or whose type is not synced.
     ``primary_id`` is the entity's key column, whose value a read carries as the record id.
+    ``engine_attributes`` are columns read for the engine's own decisions (B6, B30), never
+    written.
     """
 
     entity: str
@@ -207,6 +265,7 @@ class EntityMapping:
     missing: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()
     primary_id: str = ""
+    engine_attributes: tuple[str, ...] = ()
     _by_field: Mapping[str, FieldMapping] = field(init=False, repr=False, compare=False)
     _readers: tuple[tuple[str, str, Callable[[CrmValue], object]], ...] = field(
         init=False, repr=False, compare=False
@@ -240,7 +299,13 @@ class EntityMapping:
 
     @property
     def attributes(self) -> tuple[str, ...]:
-        """Every mapped Dynamics column (what to ``$select``)."""
+        """Every Dynamics column to ``$select``: the mapped ones, then the engine columns."""
+        mapped = self.field_attributes
+        return mapped + tuple(a for a in self.engine_attributes if a not in mapped)
+
+    @property
+    def field_attributes(self) -> tuple[str, ...]:
+        """Every mapped Dynamics column, in mapping order (the admin's selection, B9)."""
         return tuple(mapped.attribute for mapped in self.fields)
 
     @property
@@ -272,22 +337,44 @@ class EntityMapping:
         get = values.get
         return {name: read(get(attribute)) for name, attribute, read in self._readers}
 
+    def _writable(self, name: str) -> FieldMapping:
+        mapped = self.for_field(name)
+        if not mapped.two_way:
+            raise InvalidValueError(
+                f"{self.entity}: {name!r} syncs from Dynamics only and is never written",
+                entity=self.entity,
+            )
+        return mapped
+
     def to_crm(self, writes: Mapping[str, object]) -> dict[str, CrmValue]:
         """Convert marketing-keyed writes (a merge's ``crm_writes``) to Dynamics columns.
 
         Refuses a field that syncs from Dynamics only, so a one-way value can never be sent.
-        Raises :class:`~crmsync.errors.ValidationFailedError` for a value Dynamics would reject.
+        Raises :class:`~crmsync.errors.ValidationFailedError` for a value Dynamics would reject
+        (all or nothing; :meth:`convert_writes` converts field by field).
         """
         result: dict[str, CrmValue] = {}
         for name, value in writes.items():
-            mapped = self.for_field(name)
-            if not mapped.two_way:
-                raise InvalidValueError(
-                    f"{self.entity}: {name!r} syncs from Dynamics only and is never written",
-                    entity=self.entity,
-                )
+            mapped = self._writable(name)
             result[mapped.attribute] = mapped.converter.to_crm(value)
         return result
+
+    def convert_writes(self, writes: Mapping[str, object]) -> CrmWrites:
+        """Convert marketing-keyed writes field by field (B37, B38).
+
+        A value Dynamics would reject is left out and listed in ``rejected``; every other
+        field converts, so one bad value never holds back the rest of the record. A field
+        that syncs from Dynamics only raises :class:`~crmsync.errors.InvalidValueError`.
+        """
+        values: dict[str, CrmValue] = {}
+        rejected: list[FieldRejection] = []
+        for name, value in writes.items():
+            mapped = self._writable(name)
+            try:
+                values[mapped.attribute] = mapped.converter.to_crm(value)
+            except ValidationFailedError as exc:
+                rejected.append(FieldRejection(name, mapped.attribute, exc.code, exc.message))
+        return CrmWrites(values, tuple(rejected))
 
 
 def _readable(attr: AttributeSchema) -> bool:
@@ -325,7 +412,10 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
     used_fields: set[str] = set()
     missing: list[str] = []
     unreadable: list[str] = []
+    engine_only = set(ENGINE_ATTRIBUTES.get(entity, ())) - set(defaults)
     for attribute in wanted:
+        if attribute in engine_only:
+            continue  # read for the engine's decisions, never a marketing field (B30)
         attr = schema.attributes.get(attribute)
         if attr is None:
             missing.append(attribute)
@@ -349,8 +439,21 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
                 entity, attribute, name, _direction(two_way, attr, kind), _converter(attr, kind)
             )
         )
+    engine = tuple(
+        attribute
+        for attribute in ENGINE_ATTRIBUTES.get(entity, ())
+        if (attr := schema.attributes.get(attribute)) is not None
+        and attr.can_read
+        and attr.valid_for_read
+    )
     return EntityMapping(
-        entity, two_way, tuple(fields), tuple(missing), tuple(unreadable), schema.primary_id
+        entity,
+        two_way,
+        tuple(fields),
+        tuple(missing),
+        tuple(unreadable),
+        schema.primary_id,
+        engine,
     )
 
 
@@ -367,7 +470,7 @@ def default_mapping(schema: EntitySchema) -> EntityMapping:
 
 def default_selection(schema: EntitySchema) -> tuple[str, ...]:
     """The columns selected by default (B9): the default mapping's readable columns."""
-    return default_mapping(schema).attributes
+    return default_mapping(schema).field_attributes
 
 
 def mapping_for_selection(
