@@ -194,7 +194,11 @@ def test_the_sync_filter_skips_without_touching_the_person() -> None:
     assert skipped.crm_id == LEAD_ID
     assert "new_synctomkto" in skipped.reason
     assert [c.crm_id for c in plan.creates] == [LEAD_2]  # No→Yes / empty creates the person
-    assert plan.updates == plan.delete_flags == ()
+    assert plan.delete_flags == ()
+    (marked,) = plan.updates  # the person is untouched; only "no longer synced" is recorded
+    assert (marked.crm_id, marked.marketing_writes, marked.crm_writes) == (LEAD_ID, {}, {})
+    assert LinkState(_person(), marked.new_baseline).sync_filter_passes is False
+    assert LinkState(_person(), marked.new_baseline).agreed_baseline == BASELINE
     # Unselected, the column does not filter (R33).
     unselected = plan_page(LEAD_MAP, [_lead(new_synctomkto=False)], links)
     assert len(unselected.updates) == 1
@@ -243,6 +247,75 @@ def test_a_qualified_lead_continues_as_the_same_person() -> None:
     assert update.crm_writes == {"address1_city": "Genoa"}
 
 
+FILTER_LEAD_MAP = mapping_for_selection(LEAD_SCHEMA, [*LEAD_MAP.attributes, "new_synctomkto"])
+FILTER_CONTACT_MAP = mapping_for_selection(
+    CONTACT_SCHEMA, [*CONTACT_MAP.field_attributes, "new_synctomkto"]
+)
+
+
+def _baseline_after(plan_baseline: dict[str, object], person: LocalRecord) -> LinkState:
+    """The link state the store holds after applying a plan's update."""
+    return LinkState(person, plan_baseline)
+
+
+def test_a_lead_switched_to_no_then_qualified_gives_the_contact_a_new_person() -> None:
+    """R64 + R76 F/T: a linked lead whose filter went Yes→No keeps its person (stale), and when
+    it is qualified the contact (filter Yes) becomes a new person, not a continuation."""
+    synced = LinkState(_person(), {**BASELINE, "newSynctomkto": True})
+    lead_plan = plan_page(FILTER_LEAD_MAP, [_lead(new_synctomkto=False)], {LEAD_ID: synced})
+    (marked,) = lead_plan.updates
+    assert marked.marketing_writes == {}
+    stored = _baseline_after(marked.new_baseline, _person())
+    contact = _contact(LEAD_ID, new_synctomkto=True)
+    plan = plan_page(FILTER_CONTACT_MAP, [contact], {}, originating_leads={LEAD_ID: stored})
+    assert plan.updates == ()
+    (create,) = plan.creates
+    assert (create.crm_type, create.values["crmContactId"]) == ("Contact", CONTACT_ID)
+    # Still synced (T/T), the same lead's person continues as the contact.
+    plan = plan_page(FILTER_CONTACT_MAP, [contact], {}, originating_leads={LEAD_ID: synced})
+    assert plan.creates == ()
+    assert plan.updates[0].relinked_from == LEAD_ID
+    # The filter state may also be carried explicitly on the link state.
+    told = LinkState(_person(), BASELINE, filtered_out=True)
+    plan = plan_page(FILTER_CONTACT_MAP, [contact], {}, originating_leads={LEAD_ID: told})
+    assert len(plan.creates) == 1
+
+
+def test_a_lead_switched_back_to_yes_merges_against_the_last_agreed_baseline() -> None:
+    """R64 No→Yes: the stale person updates again; a marketing edit made meanwhile is still a
+    change to send (marketing wins for leads), merged against the baseline before the No."""
+    synced = LinkState(_person(), {**BASELINE, "newSynctomkto": True})
+    (marked,) = plan_page(FILTER_LEAD_MAP, [_lead(new_synctomkto=False)], {LEAD_ID: synced}).updates
+    # Marked once: a later change while excluded is skipped without another update.
+    again = plan_page(
+        FILTER_LEAD_MAP,
+        [_lead(firstname="Bo", new_synctomkto=False)],
+        {LEAD_ID: LinkState(_person(), marked.new_baseline)},
+    )
+    assert again.updates == ()
+    assert len(again.skipped) == 1
+    edited = _person(city="Genoa", newSynctomkto=True)
+    plan = plan_page(
+        FILTER_LEAD_MAP,
+        [_lead(firstname="Bo", new_synctomkto=True)],
+        {LEAD_ID: LinkState(edited, marked.new_baseline)},
+    )
+    (update,) = plan.updates
+    assert update.marketing_writes == {"firstName": "Bo"}
+    assert update.crm_writes == {"address1_city": "Genoa"}
+    assert LinkState(edited, update.new_baseline).sync_filter_passes is True
+
+
+def test_a_filtered_contact_of_a_synced_lead_leaves_the_lead_person_alone() -> None:
+    """R76 T/F: the contact is not synced and the lead's person is not continued."""
+    leads = {LEAD_ID: LinkState(_person(), BASELINE)}
+    contact = _contact(LEAD_ID, new_synctomkto=False)
+    plan = plan_page(FILTER_CONTACT_MAP, [contact], {}, originating_leads=leads)
+    assert plan.creates == ()
+    assert plan.updates == ()
+    assert "R76 T/F" in plan.skipped[0].reason
+
+
 def test_a_contact_from_an_unsynced_lead_gets_a_new_person() -> None:
     """R76 F/T: the lead never synced, so the contact becomes a new person."""
     plan = plan_page(CONTACT_MAP, [_contact(LEAD_ID)], {}, originating_leads={})
@@ -273,6 +346,22 @@ def test_a_value_that_does_not_convert_fails_that_record_alone() -> None:
     assert (failure.crm_id, failure.direction) == (LEAD_2, "to_marketing")
     assert "address1_city" in failure.message
     assert [c.crm_id for c in plan.creates] == [LEAD_ID]
+
+
+def test_one_value_dynamics_would_reject_does_not_hold_back_the_others() -> None:
+    """B37/B38: a too-long first name stays pending alone; the city edit is sent and agreed
+    once Dynamics accepts it, and the failure names the field."""
+    person = _person(firstName="Bartholomew-Jones", city="Genoa")
+    plan = plan_page(LEAD_MAP, [_lead()], {LEAD_ID: LinkState(person, BASELINE)})
+    (failure,) = plan.failures
+    assert (failure.direction, failure.code) == ("to_crm", CODE_TOO_LONG)
+    assert "firstName" in failure.message
+    (update,) = plan.updates
+    assert update.crm_writes == {"address1_city": "Genoa"}
+    assert update.new_baseline["city"] == "Genoa"
+    assert update.new_baseline["firstName"] == "Ada"  # never agreed: retried next time
+    assert update.baseline_if_rejected["city"] == "Turin"
+    assert update.baseline_if_rejected["firstName"] == "Ada"
 
 
 def test_a_marketing_value_dynamics_would_reject_stays_pending() -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from crmsync.dynamics.types import AttributeSchema, AttributeType, EntitySchema, WriteKind
+from crmsync.dynamics.types import (
+    AttributeSchema,
+    AttributeType,
+    CrmChange,
+    CrmRecord,
+    EntitySchema,
+    WriteKind,
+)
 from crmsync.errors import InvalidValueError
 from crmsync.sync.convert import CODE_TOO_LONG
 from crmsync.sync.mapping import default_mapping
-from crmsync.sync.plan import LocalRecord
+from crmsync.sync.plan import LinkState, LocalRecord, plan_page
 from crmsync.sync.push import PendingPush, plan_push
 
 T = AttributeType
@@ -87,6 +94,35 @@ def test_a_value_dynamics_would_reject_fails_that_record_alone() -> None:
     (failure,) = plan.failures
     assert (failure.local_id, failure.code, failure.direction) == (7, CODE_TOO_LONG, "to_crm")
     assert [p.local_id for p in plan.pushes] == [8]
+
+
+def test_a_rejected_value_holds_back_only_its_own_field() -> None:
+    """B37/B38: the too-long first name stays unsent and unagreed (named in the failure); the
+    same person's city edit is still sent, and agreed once Dynamics accepts it."""
+    plan = plan_push(LEAD_MAP, [_pending(firstName="Bartholomew", city="Oslo")])
+    (failure,) = plan.failures
+    assert failure.code == CODE_TOO_LONG
+    assert "firstName" in failure.message
+    (push,) = plan.pushes
+    assert dict(push.request.values) == {"address1_city": "Oslo"}
+    assert push.new_baseline["city"] == "Oslo"
+    assert push.new_baseline["firstName"] == "Ada"
+    assert push.baseline_if_rejected["city"] == "Turin"
+
+
+def test_a_lead_the_sync_filter_excludes_is_not_pushed() -> None:
+    """R64: a lead switched Yes→No is no longer synced, so its person's edits stay local."""
+    yes_to_no = plan_page(
+        LEAD_MAP,
+        [CrmChange(CrmRecord("lead", LEAD_ID, {"new_synctomkto": False}, etag='W/"13"'))],
+        {LEAD_ID: LinkState(LocalRecord(7, BASELINE, "Lead"), BASELINE)},
+        filter_selected=True,
+    )
+    (marked,) = yes_to_no.updates
+    plan = plan_push(LEAD_MAP, [_pending(baseline=marked.new_baseline, city="Oslo")])
+    assert plan.pushes == ()
+    assert plan.failures == ()
+    assert "new_synctomkto" in plan.skipped[0].reason
 
 
 def test_a_dynamics_only_field_is_put_back_not_sent() -> None:

@@ -12,12 +12,19 @@ ids on it, and calls :func:`plan_page`. The plan says, per record:
 * **skip**: the sync filter says No (B20), or the change has nothing to act on;
 * **fail**: a value that does not convert fails that record alone, with a code and message for
   the activity log and the sync-errors table (B37); a marketing value Dynamics would reject
-  stays unsent and out of the baseline, so it is retried (B38).
+  stays unsent and out of the baseline, so it is retried (B38), while the record's other
+  fields are sent as usual.
 
-Lead qualification (B30, R76): a new contact whose originating lead is linked to a person
-continues that person (history and id kept) as a Contact, merged against the lead's baseline;
-otherwise the contact gets a new person. A contact the sync filter excludes is not synced, and
-later changes of a lead whose person continues as a contact are skipped.
+Lead qualification (B30, R76) follows :func:`qualify_outcome`: a new contact whose originating
+lead is linked to a person and still synced continues that person (history and id kept) as a
+Contact, merged against the lead's baseline; a lead the sync filter excludes (never synced, or
+switched Yes→No) gives the contact a new person; a contact the filter excludes is not synced.
+Later changes of a lead whose person continues as a contact are skipped.
+
+A linked lead switched Yes→No keeps its person untouched (R64); the plan only wraps its
+baseline under :data:`FILTERED_OUT_KEY`, which records that the lead is no longer synced
+(read back through :attr:`LinkState.sync_filter_passes`), leaves no field to push while it is
+excluded, and is unwrapped again when the filter says Yes.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from enum import Enum
 from crmsync.dynamics.types import CrmChange, CrmDelete, CrmRecord, CrmValue, LookupValue
 from crmsync.errors import ValidationFailedError
 from crmsync.sync.convert import canonical_value
-from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.mapping import CrmWrites, EntityMapping
 from crmsync.sync.merge import Collision, merge_record, normalize_value
 from crmsync.sync.policy import CollisionPolicy, Side, policy_for
 
@@ -38,6 +45,12 @@ SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
 
 ORIGINATING_LEAD_ATTRIBUTE = "originatingleadid"
 """A contact's lookup to the lead it was qualified from (select it to follow B30)."""
+
+FILTERED_OUT_KEY = "@syncFilterNo"
+"""Baseline key of a linked lead the sync filter excludes; it holds the last agreed baseline.
+
+No marketing field can take this name (REST names are letters and digits), so a baseline
+wrapped under it offers no field to compare, push or merge until it is unwrapped (R64)."""
 
 CUSTOMER_ATTRIBUTE = "customerid"
 """An opportunity's potential customer: an account or a contact (B6, R42)."""
@@ -117,10 +130,36 @@ class LocalRecord:
 @dataclass(frozen=True, slots=True)
 class LinkState:
     """What the store knows about one Dynamics id: its local record (``None`` once deleted
-    locally, B27) and the baseline of the last sync."""
+    locally, B27) and the baseline of the last sync.
+
+    ``filtered_out`` says whether the sync filter currently excludes the record (B20); when
+    not given it is read from the baseline, which a plan wraps under :data:`FILTERED_OUT_KEY`
+    when a linked lead switches Yes→No.
+    """
 
     local: LocalRecord | None
     baseline: Mapping[str, object] | None
+    filtered_out: bool | None = None
+
+    @property
+    def sync_filter_passes(self) -> bool:
+        """Whether the record was still synced when last read (R64, R76)."""
+        if self.filtered_out is not None:
+            return not self.filtered_out
+        return self.baseline is None or FILTERED_OUT_KEY not in self.baseline
+
+    @property
+    def agreed_baseline(self) -> Mapping[str, object] | None:
+        """The last state both sides agreed on, unwrapped if the filter excluded the record."""
+        return agreed_baseline(self.baseline)
+
+
+def agreed_baseline(baseline: Mapping[str, object] | None) -> Mapping[str, object] | None:
+    """``baseline`` without the :data:`FILTERED_OUT_KEY` wrapper (R64)."""
+    if baseline is None or FILTERED_OUT_KEY not in baseline:
+        return baseline
+    inner = baseline[FILTERED_OUT_KEY]
+    return inner if isinstance(inner, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +183,8 @@ class PlannedUpdate:
     from (B30); ``crm_type`` is the person's CRM type after the update. Store ``new_baseline``
     once Dynamics accepted ``crm_writes``; if Dynamics rejects them, store
     ``baseline_if_rejected`` instead, which leaves the unsent fields changed so that they are
-    retried (B38).
+    retried (B38). A field whose value would not convert is in neither ``crm_writes`` nor
+    either baseline (it stays pending, B38) and is named in the page's failures (B37).
     """
 
     entity: str
@@ -315,15 +355,15 @@ def plan_page(
             _plan_delete(plan, item, links.get(item.id))
             continue
         record = item.record
+        state = links.get(record.id)
+        linked = state is not None and state.local is not None
+        origin = None if linked else _originating_lead(entity, record, leads)
         if not passes_sync_filter(record.values, filter_selected):
-            plan.skipped.append(
-                SkippedRecord(entity, record.id, "the sync filter new_synctomkto is No (B20)")
-            )
+            _plan_filtered_out(plan, record, state, origin)
             continue
         try:
             crm_values = mapping.to_marketing(record.values, record.id)
         except ValidationFailedError as exc:
-            state = links.get(record.id)
             local_id = state.local.local_id if state and state.local else None
             plan.failures.append(
                 RecordFailure(entity, record.id, local_id, "to_marketing", exc.code, exc.message)
@@ -331,13 +371,11 @@ def plan_page(
             continue
         if entity == "opportunity":
             _apply_customer(plan, record, crm_values, contact_companies or {})
-        state = links.get(record.id)
         if state is not None and state.local is not None:
             _plan_linked(plan, mapping, record, crm_values, state)
             continue
-        continued = _continued_lead(entity, record, leads)
-        if continued is not None:
-            _plan_continuation(plan, mapping, record, crm_values, continued)
+        if origin is not None and _qualify(origin, True) is QualifyOutcome.CONTINUE_AS_CONTACT:
+            _plan_continuation(plan, mapping, record, crm_values, origin)
             continue
         _plan_create(plan, mapping, record, crm_values, replaces_deleted=state is not None)
     return plan.build()
@@ -358,19 +396,69 @@ def _plan_delete(plan: _Builder, item: CrmDelete, state: LinkState | None) -> No
     plan.delete_flags.append(PlannedDeleteFlag(plan.entity, item.id, state.local.local_id))
 
 
-def _continued_lead(
+def _originating_lead(
     entity: str, record: CrmRecord, leads: Mapping[str, LinkState]
-) -> tuple[str, LinkState] | None:
-    """The linked lead a new contact was qualified from, when it continues its person."""
+) -> tuple[str, LinkState | None] | None:
+    """The lead a contact was qualified from and its link state (``None``: never linked)."""
     if entity != "contact":
         return None
     origin = record.values.get(ORIGINATING_LEAD_ATTRIBUTE)
     if not isinstance(origin, LookupValue):
         return None
-    state = leads.get(origin.id)
-    if state is None or state.local is None:
-        return None  # R76 F/T: the lead never synced (or its person is gone): a new person
-    return origin.id, state
+    return origin.id, leads.get(origin.id)
+
+
+def _qualify(origin: tuple[str, LinkState | None], contact_passes: bool) -> QualifyOutcome:
+    """R76 for a contact qualified from ``origin``: the lead counts as synced when it is linked
+    to a person that still exists and its sync filter did not exclude it since."""
+    state = origin[1]
+    lead_synced = state is not None and state.local is not None and state.sync_filter_passes
+    return qualify_outcome(lead_synced, contact_passes)
+
+
+def _plan_filtered_out(
+    plan: _Builder,
+    record: CrmRecord,
+    state: LinkState | None,
+    origin: tuple[str, LinkState | None] | None,
+) -> None:
+    """B20/R64: skip a record the sync filter excludes; a linked lead records that it is no
+    longer synced (its baseline is wrapped, its person untouched) for R76 at qualify time."""
+    reason = "the sync filter new_synctomkto is No (B20)"
+    if origin is not None:
+        outcome = _qualify(origin, False)
+        reason += (
+            "; the lead's person stays a Lead (R76 T/F)"
+            if outcome is QualifyOutcome.LEAD_ONLY
+            else "; neither the lead nor the contact is synced (R76 F/F)"
+        )
+    plan.skipped.append(SkippedRecord(plan.entity, record.id, reason))
+    local = state.local if state is not None else None
+    if (
+        plan.entity != "lead"
+        or state is None
+        or local is None
+        or local.crm_type == CRM_TYPES["contact"]
+        or not state.sync_filter_passes
+    ):
+        return
+    agreed = state.agreed_baseline
+    wrapped: dict[str, object] = {FILTERED_OUT_KEY: None if agreed is None else dict(agreed)}
+    plan.updates.append(
+        PlannedUpdate(
+            plan.entity,
+            record.id,
+            local.local_id,
+            {},
+            {},
+            wrapped,
+            (),
+            record.etag,
+            local.crm_type,
+            None,
+            dict(wrapped),
+        )
+    )
 
 
 def _plan_create(
@@ -423,7 +511,8 @@ def _plan_linked(
             )
         )
         return
-    _plan_merge(plan, mapping, record, crm_values, local, state.baseline, local.crm_type, None)
+    baseline = state.agreed_baseline
+    _plan_merge(plan, mapping, record, crm_values, local, baseline, local.crm_type, None)
 
 
 def _plan_continuation(
@@ -431,14 +520,14 @@ def _plan_continuation(
     mapping: EntityMapping,
     record: CrmRecord,
     crm_values: dict[str, object],
-    continued: tuple[str, LinkState],
+    continued: tuple[str, LinkState | None],
 ) -> None:
     lead_id, lead_state = continued
-    local = lead_state.local
-    if local is None:
+    local = lead_state.local if lead_state is not None else None
+    if lead_state is None or local is None:
         return
     fields = set(mapping.field_names)
-    baseline = {k: v for k, v in (lead_state.baseline or {}).items() if k in fields}
+    baseline = {k: v for k, v in (lead_state.agreed_baseline or {}).items() if k in fields}
     contact = CRM_TYPES["contact"]
     _plan_merge(plan, mapping, record, crm_values, local, baseline, contact, lead_id)
 
@@ -462,26 +551,18 @@ def _plan_merge(
         one_way_fields=mapping.crm_only_fields,
         origin=Side.CRM,
     )
-    # Fields sent to Dynamics are only agreed once it accepts them (B38).
+    # Fields sent to Dynamics are only agreed once it accepts them (B38); a field whose value
+    # does not convert is not sent at all and stays out of the baseline, alone (B37).
     old = baseline or {}
-    unsent_baseline = dict(result.new_baseline)
-    for name in result.crm_writes:
-        if name in old:
-            unsent_baseline[name] = normalize_value(old[name])
-        else:
-            unsent_baseline.pop(name, None)
+    unsent_baseline = _without_agreement(result.new_baseline, result.crm_writes, old)
     new_baseline = result.new_baseline
     crm_writes: dict[str, CrmValue] = {}
     if result.crm_writes:
-        try:
-            crm_writes = mapping.to_crm(result.crm_writes)
-        except ValidationFailedError as exc:
-            new_baseline = unsent_baseline
-            plan.failures.append(
-                RecordFailure(
-                    plan.entity, record.id, local.local_id, "to_crm", exc.code, exc.message
-                )
-            )
+        converted = mapping.convert_writes(result.crm_writes)
+        crm_writes = converted.values
+        if converted.rejected:
+            new_baseline = _without_agreement(new_baseline, converted.rejected_fields, old)
+            plan.failures.append(_rejection(plan.entity, record.id, local.local_id, converted))
     marketing_writes = dict(result.marketing_writes)
     if relinked_from is not None:
         marketing_writes["crmType"] = crm_type
@@ -500,3 +581,21 @@ def _plan_merge(
             unsent_baseline,
         )
     )
+
+
+def _without_agreement(
+    baseline: Mapping[str, object], names: Iterable[str], old: Mapping[str, object]
+) -> dict[str, object]:
+    """``baseline`` with ``names`` put back to their ``old`` values (absent if they had none)."""
+    result = dict(baseline)
+    for name in names:
+        if name in old:
+            result[name] = normalize_value(old[name])
+        else:
+            result.pop(name, None)
+    return result
+
+
+def _rejection(entity: str, crm_id: str, local_id: int, converted: CrmWrites) -> RecordFailure:
+    """The failure naming every field whose value Dynamics would reject (B37)."""
+    return RecordFailure(entity, crm_id, local_id, "to_crm", converted.code, converted.message)

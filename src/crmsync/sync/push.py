@@ -8,10 +8,12 @@ conditional on the stored ETag (B25). If Dynamics changed the record meanwhile t
 fails its precondition, and the runner re-reads the record and plans it with
 :func:`crmsync.sync.plan.plan_page`, where collisions are decided (B22, B23).
 
-A value Dynamics would reject is not sent and not agreed: the record is reported as failing
-(B37) and its baseline keeps the old value, so the edit is retried when the person changes
-again or an admin retries it (B38). Persons without a Dynamics record, or whose record was
-deleted in Dynamics, are not pushed: only Sync Person to Microsoft creates records (B28, B31).
+A value Dynamics would reject is not sent and not agreed: the record is reported as failing,
+naming the field (B37), and its baseline keeps the old value, so the edit is retried when the
+person changes again or an admin retries it (B38); the record's other fields are sent. A lead
+the sync filter excludes since it switched Yes→No is not pushed (R64). Persons without a
+Dynamics record, or whose record was deleted in Dynamics, are not pushed: only Sync Person to
+Microsoft creates records (B28, B31).
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from crmsync.dynamics.types import WriteRequest
-from crmsync.errors import InvalidValueError, ValidationFailedError
+from crmsync.errors import InvalidValueError
 from crmsync.sync.convert import canonical_value
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.merge import merge_record, normalize_value
-from crmsync.sync.plan import CRM_TYPES, LocalRecord, RecordFailure, SkippedRecord
+from crmsync.sync.plan import (
+    CRM_TYPES,
+    FILTERED_OUT_KEY,
+    LocalRecord,
+    RecordFailure,
+    SkippedRecord,
+)
 from crmsync.sync.policy import policy_for
 
 
@@ -106,6 +114,11 @@ def plan_push(mapping: EntityMapping, pending: Iterable[PendingPush]) -> PushPla
                 SkippedRecord(entity, item.crm_id, "the person continues as a contact (B30)")
             )
             continue
+        if item.baseline is not None and FILTERED_OUT_KEY in item.baseline:
+            skipped.append(
+                SkippedRecord(entity, item.crm_id, "the sync filter new_synctomkto is No (R64)")
+            )
+            continue
         if item.baseline is None:
             skipped.append(
                 SkippedRecord(
@@ -136,19 +149,29 @@ def plan_push(mapping: EntityMapping, pending: Iterable[PendingPush]) -> PushPla
         kept = dict(result.new_baseline)
         for name in result.crm_writes:
             kept[name] = normalize_value(item.baseline[name])
-        try:
-            values = mapping.to_crm(result.crm_writes)
-        except ValidationFailedError as exc:
+        converted = mapping.convert_writes(result.crm_writes)
+        new_baseline = dict(result.new_baseline)
+        for name in converted.rejected_fields:
+            new_baseline[name] = kept[name]  # never agreed: retried on the next change (B38)
+        if converted.rejected:
             failures.append(
-                RecordFailure(entity, item.crm_id, local.local_id, "to_crm", exc.code, exc.message)
+                RecordFailure(
+                    entity,
+                    item.crm_id,
+                    local.local_id,
+                    "to_crm",
+                    converted.code,
+                    converted.message,
+                )
             )
+        if not converted.values:
             continue
         pushes.append(
             PlannedPush(
                 item.crm_id,
                 local.local_id,
-                WriteRequest.update(entity, item.crm_id, values, item.etag),
-                result.new_baseline,
+                WriteRequest.update(entity, item.crm_id, converted.values, item.etag),
+                new_baseline,
                 kept,
             )
         )
