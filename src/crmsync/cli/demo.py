@@ -1,174 +1,62 @@
-"""``crmsync demo``: a working marketing database with a Marketo-compatible API, in one command.
+"""``crmsync demo``: the whole product on one machine, in one command.
 
-Everything lives in ``.demo/`` under the working directory: a SQLite database is migrated, a
-few hundred realistic persons (always the same ones) and a static list are loaded, an API
-client is created, and the server starts on 127.0.0.1 with the URL, credentials and ready-made
-``curl`` / Python examples printed. Running it again reuses the data (the load is an
-idempotent createOrUpdate by email) and replaces the demo API client.
+Everything lives in ``.demo/`` under the working directory. The bundled Dataverse emulator
+serves a seeded Dynamics org (``.demo/dynamics.db``) from inside this process; a SQLite
+marketing database (``.demo/crmsync.db``) is migrated, a few hundred realistic persons and a
+static list are loaded on first use, an API client is created, and ``.demo/crmsync.toml``
+points crmsync at the emulator. The sync is enabled and the initial sync runs with a progress
+bar (B16); then the sync keeps running in the background (B15, a short pause) while the
+Marketo-compatible API is served, and ready-to-paste ``curl`` lines show an edit on each side
+arriving on the other. Ctrl-C (or SIGTERM) stops the API, the sync and the emulator.
+
+Running it again reuses both databases as they are and replaces the demo API client.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 from sqlalchemy import Engine
 
 from crmsync.cli import settings_from
+from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
+from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
+from crmsync.cli.demo_people import DEMO_SEED, demo_persons
 from crmsync.cli.serve import run_server
-from crmsync.errors import ConfigurationError, InputError
+from crmsync.dynamics import build_client
+from crmsync.errors import ConfigurationError, CrmsyncError, InputError
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
+from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
+from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress
+from crmsync.sync.runner import SyncRunner, set_enabled
+from crmsync.sync.state import get_cursor, set_cursor
 from crmsync.web.app import create_app
 from crmsync.web.clients import ApiClientStore, CreatedClient
+
+__all__ = ["DEMO_SEED", "DemoSetup", "demo", "demo_persons", "prepare_demo"]
 
 DEMO_DIRECTORY = ".demo"
 DEMO_CLIENT_NAME = "demo"
 DEMO_LIST_NAME = "Demo newsletter"
-DEMO_SEED = 20_260_101
+ORG_DATABASE = "dynamics.db"
 BATCH = 300
 
-console = Console()
-
-_FIRST_NAMES = (
-    "Ada",
-    "Alan",
-    "Grace",
-    "Linus",
-    "Margaret",
-    "Dennis",
-    "Barbara",
-    "Ken",
-    "Frances",
-    "John",
-    "Radia",
-    "Tim",
-    "Katherine",
-    "Donald",
-    "Hedy",
-    "Edsger",
-    "Annie",
-    "Guido",
-    "Sophie",
-    "Niklaus",
-    "Joan",
-    "Bjarne",
-    "Mary",
-    "Vint",
-    "Karen",
-    "Leslie",
-    "Elena",
-    "Yukihiro",
-    "Shafi",
-    "Anders",
-)
-_LAST_NAMES = (
-    "Lovelace",
-    "Turing",
-    "Hopper",
-    "Torvalds",
-    "Hamilton",
-    "Ritchie",
-    "Liskov",
-    "Thompson",
-    "Allen",
-    "McCarthy",
-    "Perlman",
-    "Berners-Lee",
-    "Johnson",
-    "Knuth",
-    "Lamarr",
-    "Dijkstra",
-    "Easley",
-    "van Rossum",
-    "Wilson",
-    "Wirth",
-    "Clarke",
-    "Stroustrup",
-    "Keller",
-    "Cerf",
-    "Sparck Jones",
-    "Lamport",
-    "Martin",
-    "Matsumoto",
-    "Goldwasser",
-    "Hejlsberg",
-)
-_COMPANIES = (
-    ("Northwind Traders", "northwind.example"),
-    ("Contoso Ltd", "contoso.example"),
-    ("Fabrikam Inc", "fabrikam.example"),
-    ("Adventure Works", "adventure-works.example"),
-    ("Tailspin Toys", "tailspin.example"),
-    ("Wide World Importers", "wideworld.example"),
-    ("Litware Inc", "litware.example"),
-    ("Proseware", "proseware.example"),
-    ("Woodgrove Bank", "woodgrove.example"),
-    ("Alpine Ski House", "alpineski.example"),
-)
-_TITLES = (
-    "Marketing Manager",
-    "VP Sales",
-    "CTO",
-    "Head of Operations",
-    "Data Analyst",
-    "Procurement Lead",
-    "Founder",
-    "Product Manager",
-    "IT Director",
-    "Account Executive",
-)
-_PLACES = (
-    ("Seattle", "WA", "United States", "98101"),
-    ("Austin", "TX", "United States", "73301"),
-    ("London", "", "United Kingdom", "EC1A 1BB"),
-    ("Berlin", "", "Germany", "10115"),
-    ("Paris", "", "France", "75001"),
-    ("Toronto", "ON", "Canada", "M5H 2N2"),
-    ("Sydney", "NSW", "Australia", "2000"),
-    ("Amsterdam", "", "Netherlands", "1012"),
-)
-_SOURCES = ("Website", "Trade Show", "Webinar", "Partner", "Referral", "Paid Search")
-_STATUSES = ("New", "Open", "Working", "Nurture", "Qualified")
-_INDUSTRIES = ("Software", "Retail", "Finance", "Manufacturing", "Healthcare", "Education")
-
-
-def demo_persons(count: int, seed: int = DEMO_SEED) -> list[dict[str, object]]:
-    """Return ``count`` realistic, always identical person records (unique e-mails)."""
-    rng = random.Random(seed)
-    records: list[dict[str, object]] = []
-    for index in range(count):
-        first = rng.choice(_FIRST_NAMES)
-        last = rng.choice(_LAST_NAMES)
-        company, domain = rng.choice(_COMPANIES)
-        city, state, country, postal = rng.choice(_PLACES)
-        local = f"{first}.{last}".lower().replace(" ", "").replace("-", "")
-        records.append(
-            {
-                "email": f"{local}.{index}@{domain}",
-                "firstName": first,
-                "lastName": last,
-                "company": company,
-                "title": rng.choice(_TITLES),
-                "phone": f"+1 555 {rng.randrange(100, 999)} {rng.randrange(1000, 9999)}",
-                "city": city,
-                "state": state or None,
-                "country": country,
-                "postalCode": postal,
-                "industry": rng.choice(_INDUSTRIES),
-                "leadSource": rng.choice(_SOURCES),
-                "leadStatus": rng.choice(_STATUSES),
-                "leadScore": rng.randrange(0, 100),
-                "numberOfEmployees": rng.choice((12, 50, 250, 1200, 8000)),
-                "unsubscribed": rng.random() < 0.05,
-            }
-        )
-    return records
+console = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +69,7 @@ class DemoSetup:
     client: CreatedClient
 
 
-def _load_persons(engine: Engine, count: int) -> tuple[int, list[int]]:
+def _load_persons(engine: Engine, count: int) -> list[int]:
     service = PersonService(engine)
     ids: list[int] = []
     records = demo_persons(count)
@@ -193,37 +81,44 @@ def _load_persons(engine: Engine, count: int) -> tuple[int, list[int]]:
             source="crmsync demo",
         )
         ids.extend(outcome.id for outcome in outcomes if outcome.id is not None)
-    return len(ids), ids
+    return ids
 
 
-def _ensure_list(engine: Engine, member_ids: list[int]) -> int:
+def _existing_list(lists: ListService) -> int | None:
+    found, _ = lists.query(names=[DEMO_LIST_NAME])
+    if not found:
+        return None
+    raw_id = found[0]["id"]
+    assert isinstance(raw_id, int)
+    return raw_id
+
+
+def _load_once(engine: Engine, count: int) -> tuple[int, int]:
+    """Load the persons and the list on first use; a rerun keeps what is there (and any edits)."""
     lists = ListService(engine)
-    existing, _ = lists.query(names=[DEMO_LIST_NAME])
-    if existing:
-        raw_id = existing[0]["id"]
-        assert isinstance(raw_id, int)
-        list_id = raw_id
-    else:
-        try:
-            list_id = lists.create(DEMO_LIST_NAME, "Persons who asked for the newsletter")
-        except InputError:
-            found, _ = lists.query(names=[DEMO_LIST_NAME])
-            raw_id = found[0]["id"]
-            assert isinstance(raw_id, int)
-            list_id = raw_id
-    lists.add_members(list_id, member_ids, source="crmsync demo")
-    return list_id
+    existing = _existing_list(lists)
+    if existing is not None:
+        return 0, existing
+    ids = _load_persons(engine, count)
+    try:
+        list_id = lists.create(DEMO_LIST_NAME, "Persons who asked for the newsletter")
+    except InputError:  # created meanwhile by another run
+        found = _existing_list(lists)
+        if found is None:
+            raise
+        list_id = found
+    lists.add_members(list_id, ids[::7][:BATCH], source="crmsync demo")
+    return len(ids), list_id
 
 
 def prepare_demo(directory: Path, count: int) -> DemoSetup:
-    """Migrate the demo database in ``directory``, load the data and make a fresh API client."""
+    """Migrate the demo database in ``directory``, load the data once, make a fresh API client."""
     directory.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{(directory / 'crmsync.db').resolve()}"
     upgrade_database(database_url)
     engine = open_database(database_url)
     try:
-        loaded, ids = _load_persons(engine, count)
-        list_id = _ensure_list(engine, ids[::7][:BATCH])
+        loaded, list_id = _load_once(engine, count)
         clients = ApiClientStore(engine)
         for client in clients.list():
             if client.name == DEMO_CLIENT_NAME and client.active:
@@ -234,36 +129,165 @@ def prepare_demo(directory: Path, count: int) -> DemoSetup:
     return DemoSetup(database_url, loaded, list_id, created)
 
 
-def _print_instructions(setup: DemoSetup, url: str) -> None:
-    client_id = setup.client.client_id
-    secret = setup.client.client_secret.reveal()
-    console.print(f"\n[bold]crmsync demo[/bold]: {setup.persons} persons, list {setup.list_id}")
-    console.print(f"  API URL:       {url}")
-    console.print(f"  client id:     {client_id}")
-    console.print(f"  client secret: {secret}")
-    console.print("\n[bold]curl[/bold]:")
+@contextmanager
+def _seed_bar(plan: dict[str, int]) -> Iterator[Callable[[str, int], None]]:
+    """A progress bar per table while a new org is seeded."""
+    with ProgressBar(
+        TextColumn("seeding Dynamics {task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=_err,
+        transient=True,
+    ) as bar:
+        tasks = {table: bar.add_task(table, total=total) for table, total in plan.items()}
+
+        def advance(table: str, done: int) -> None:
+            bar.update(tasks[table], completed=done)
+
+        yield advance
+
+
+class _ProgressRelay:
+    """The runner's progress hook, pointed at the bar during the initial sync only."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[Progress], None] | None = None
+
+    def __call__(self, event: Progress) -> None:
+        if self.target is not None:
+            self.target(event)
+
+
+def _initial_sync(runner: SyncRunner, relay: _ProgressRelay, org: DemoOrg) -> None:
+    """Run one whole cycle (the initial sync on a new database) under a progress bar (B16)."""
+    with ProgressBar(
+        TextColumn("syncing {task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(event: Progress) -> None:
+            if event.mode == "delta" and event.records == 0:
+                return  # a rerun: nothing changed for this entity
+            if event.entity not in tasks:
+                total = org.counts.get(event.entity) if event.mode != "delta" else None
+                tasks[event.entity] = bar.add_task(event.entity, total=total or None)
+            task = tasks[event.entity]
+            bar.update(task, completed=event.records)
+            if event.done:
+                bar.update(task, total=event.records)
+
+        relay.target = on_progress
+        try:
+            report = runner.once()
+        finally:
+            relay.target = None
+    _print_cycle(report)
+    if report.status == "failed":
+        raise ConfigurationError(f"the initial sync failed: {report.error}")
+
+
+def _print_cycle(report: CycleReport) -> None:
+    pulled = ", ".join(f"{e.records} {e.entity}" for e in report.entities if e.records)
+    push = report.push
     console.print(
-        f"  TOKEN=$(curl -s '{url}/identity/oauth/token?grant_type=client_credentials"
-        f"&client_id={client_id}&client_secret={secret}' | python3 -c "
-        "'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
+        f"sync cycle {report.status} in {report.duration_seconds:.1f} s: read {pulled or 'nothing'}"
+        f" from Dynamics; {push.created} created and {push.updated} updated in Dynamics; "
+        f"{report.api_calls} Dynamics requests",
         soft_wrap=True,
     )
-    console.print(
-        f'  curl -s -H "Authorization: Bearer $TOKEN" '
-        f"'{url}/rest/v1/lists/{setup.list_id}/leads.json?fields=email,firstName,company"
-        "&batchSize=5'",
-        soft_wrap=True,
-    )
-    console.print("\n[bold]python[/bold] (marketorestpython):")
-    console.print("  from marketorestpython.client import MarketoClient")
-    console.print(f"  mc = MarketoClient('000-AAA-000', '{client_id}', '{secret}')", soft_wrap=True)
-    console.print(f"  mc.host = '{url}'")
-    console.print(
-        "  mc.execute(method='get_multiple_leads_by_list_id', "
-        f"listId={setup.list_id}, fields=['email', 'company'])",
-        soft_wrap=True,
-    )
-    console.print("\nCtrl-C stops the server.\n")
+
+
+def _previous_org_url(directory: Path) -> str | None:
+    path = directory / "crmsync.toml"
+    if not path.is_file():
+        return None
+    try:
+        return load_settings(path, environ={}).dynamics.url or None
+    except ConfigurationError:
+        return None
+
+
+def _emulator_port(asked: int | None, directory: Path) -> int | None:
+    """The asked port; else the previous run's (stored delta links name it), else default."""
+    if asked is not None:
+        return asked
+    previous = _previous_org_url(directory)
+    port = urlsplit(previous).port if previous else None
+    return port if port else None
+
+
+def _follow_org(database_url: str, base_url: str) -> None:
+    """When the emulator now listens elsewhere, point the stored delta links at it.
+
+    The org (its data and change tracking) is the same file; only its address moved, and a
+    delta link names the address that issued it.
+    """
+    new = urlsplit(base_url)
+    engine = open_database(database_url)
+    try:
+        with engine.begin() as conn:
+            for entity in DEFAULT_ENTITIES:
+                link = get_cursor(conn, entity)
+                if not link:
+                    continue
+                old = urlsplit(link)
+                if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+                    moved = old._replace(scheme=new.scheme, netloc=new.netloc)
+                    set_cursor(conn, entity, moved.geturl())
+    finally:
+        engine.dispose()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_and_sync(
+    settings: Settings, runner: SyncRunner, port: int | None, guide: Callable[[str], str]
+) -> None:
+    """Sync in the background while the API is served in the foreground, until interrupted."""
+    stop = threading.Event()
+    failure: list[str] = []
+
+    def on_cycle(report: CycleReport) -> None:
+        if report.records_synced or report.status != "ok":
+            _print_cycle(report)
+
+    def on_idle(message: str) -> None:
+        _err.print(f"sync: {message}")
+
+    def loop() -> None:
+        try:
+            runner.run(stop, on_cycle=on_cycle, on_idle=on_idle)
+        except CrmsyncError as exc:
+            failure.append(exc.message)
+            _err.print(f"[red]the background sync stopped:[/red] {exc.message}")
+
+    worker = threading.Thread(target=loop, name="demo-sync", daemon=True)
+    worker.start()
+    app = create_app(settings)
+
+    def announce(url: str) -> None:
+        console.print(guide(url), soft_wrap=True, markup=False)
+
+    try:
+        if port is not None:
+            run_server(app, "127.0.0.1", port, on_ready=announce)
+        else:
+            try:
+                run_server(app, "127.0.0.1", settings.web.port, on_ready=announce)
+            except ConfigurationError:
+                run_server(app, "127.0.0.1", 0, on_ready=announce)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        worker.join(60)
+    console.print("crmsync demo stopped")
 
 
 def demo(
@@ -272,32 +296,100 @@ def demo(
         int | None,
         typer.Option(
             "--port",
-            help="Port on 127.0.0.1 (default: the configured port, or any "
-            "free one when it is taken; 0: any free one).",
+            help="API port on 127.0.0.1 (default: the configured port, or any free one when "
+            "it is taken; 0: any free one).",
         ),
     ] = None,
-    persons: Annotated[int, typer.Option("--persons", min=1, help="Persons to load.")] = 400,
+    emulator_port: Annotated[
+        int | None,
+        typer.Option(
+            "--emulator-port",
+            help="Dataverse emulator port (default 5580, or any free one when it is taken; "
+            "0: any free one).",
+        ),
+    ] = None,
+    persons: Annotated[
+        int, typer.Option("--persons", min=1, help="Marketing persons to load (first run).")
+    ] = 400,
+    leads: Annotated[
+        int,
+        typer.Option(
+            "--leads", min=1, help="Dynamics leads to seed (first run), with as many contacts."
+        ),
+    ] = 1000,
+    pause: Annotated[
+        float, typer.Option("--pause", min=0.1, help="Seconds between background sync cycles.")
+    ] = 5.0,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Prepare the data and client, then exit.")
+        bool,
+        typer.Option("--no-serve", help="Set up and run the initial sync, print, then exit."),
     ] = False,
 ) -> None:
-    """Set up a demo marketing database in ./.demo and serve the Marketo-compatible API."""
-    settings = settings_from(ctx)
-    setup = prepare_demo(Path.cwd() / DEMO_DIRECTORY, persons)
-    if no_serve:
-        _print_instructions(setup, "http://127.0.0.1:<port>")
-        return
-    demo_settings = settings.with_database(setup.database_url)
-    app = create_app(demo_settings)
-
-    def announce(url: str) -> None:
-        _print_instructions(setup, url)
-
-    if port is not None:
-        run_server(app, "127.0.0.1", port, on_ready=announce)
-        return
+    """Dynamics emulator + marketing database + two-way sync + Marketo API, in ./.demo."""
+    web = settings_from(ctx).web
+    directory = Path.cwd() / DEMO_DIRECTORY
+    setup = prepare_demo(directory, persons)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if in_main:
+        # Ctrl-C works even when started from a script that ignores SIGINT in the background;
+        # SIGTERM stops the demo as cleanly as Ctrl-C does.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        run_server(app, "127.0.0.1", settings.web.port, on_ready=announce)
-    except ConfigurationError:
-        console.print(f"port {settings.web.port} is taken; using a free port instead")
-        run_server(app, "127.0.0.1", 0, on_ready=announce)
+        with running_org(
+            directory / ORG_DATABASE,
+            _emulator_port(emulator_port, directory),
+            leads,
+            seed_progress=_seed_bar,
+        ) as org:
+            _follow_org(setup.database_url, org.base_url)
+            config_path = write_demo_config(directory, setup.database_url, org, pause_seconds=pause)
+            # The demo's own file decides everything but the web settings (ports, limits).
+            settings = replace(load_settings(config_path, environ={}), web=web)
+            _run(settings, setup, org, config_path, port, no_serve)
+    except KeyboardInterrupt:
+        console.print("crmsync demo stopped")
+    finally:
+        if in_main:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _run(
+    settings: Settings,
+    setup: DemoSetup,
+    org: DemoOrg,
+    config_path: Path,
+    port: int | None,
+    no_serve: bool,
+) -> None:
+    engine = open_database(settings.database.url)
+    try:
+        set_enabled(engine, True, actor="crmsync demo")
+        with build_client(settings.dynamics) as client:
+            relay = _ProgressRelay()
+            runner = SyncRunner(engine, client, settings.sync, progress=relay)
+            _initial_sync(runner, relay, org)
+            lead = find_demo_lead(engine)
+
+            def guide(api_url: str) -> str:
+                return guide_text(
+                    GuideInput(
+                        api_url=api_url,
+                        client_id=setup.client.client_id,
+                        client_secret=setup.client.client_secret.reveal(),
+                        list_id=setup.list_id,
+                        org=org,
+                        lead=lead,
+                        config_path=config_path,
+                        pause_seconds=settings.sync.pause_seconds,
+                    )
+                )
+
+            if no_serve:
+                console.print(guide("http://127.0.0.1:<port>"), soft_wrap=True, markup=False)
+                return
+            _serve_and_sync(settings, runner, port, guide)
+    finally:
+        engine.dispose()

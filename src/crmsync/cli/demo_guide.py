@@ -1,0 +1,223 @@
+"""What ``crmsync demo`` prints: where everything is, and ready-to-paste edits on both sides.
+
+:func:`find_demo_lead` picks one lead that came from Dynamics (linked to a person, open, with
+an e-mail); :func:`guide_text` renders the URLs, credentials and ``curl`` lines that edit it as
+a salesperson in Dynamics and through the Marketo API, and show each edit arriving.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from crmsync.cli.demo_org import DemoOrg
+from crmsync.errors import ConfigurationError
+from crmsync.store.tables import crm_links, persons
+
+DYNAMICS_TITLE = "Chief Demo Officer"
+MARKETING_PHONE = "+1 555 0100"
+_JSON_FIELD = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLead:
+    """The lead the printed edits use, on both sides."""
+
+    person_id: int
+    lead_id: str
+    name: str
+    email: str
+    persons_total: int
+
+
+def find_demo_lead(engine: Engine) -> DemoLead:
+    """The first synced Dynamics lead whose person has no contact and is an open lead."""
+    contact_people = (
+        select(crm_links.c.local_id)
+        .where(crm_links.c.entity == "contact", crm_links.c.local_kind == "person")
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            crm_links.c.local_id,
+            crm_links.c.crm_id,
+            persons.c.firstName,
+            persons.c.lastName,
+            persons.c.email,
+        )
+        .join(persons, persons.c.id == crm_links.c.local_id)
+        .where(
+            crm_links.c.entity == "lead",
+            crm_links.c.local_kind == "person",
+            crm_links.c.local_id.not_in(contact_people),
+            persons.c.email.is_not(None),
+            persons.c.leadStatus.in_(("Open", "0")),
+        )
+        .order_by(crm_links.c.id)
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+        total = int(conn.execute(select(func.count()).select_from(persons)).scalar_one())
+    if row is None:
+        raise ConfigurationError("the initial sync brought no open Dynamics lead to edit")
+    name = " ".join(part for part in (row.firstName, row.lastName) if part)
+    return DemoLead(int(row.local_id), str(row.crm_id), name, str(row.email), total)
+
+
+def _token_line(variable: str, command: str, key: str) -> str:
+    return f"{variable}=$({command} | {_JSON_FIELD.format(key)})"
+
+
+@dataclass(frozen=True, slots=True)
+class GuideInput:
+    """Everything the printed guide names."""
+
+    api_url: str
+    client_id: str
+    client_secret: str
+    list_id: int
+    org: DemoOrg
+    lead: DemoLead
+    config_path: Path
+    pause_seconds: float
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _command_name() -> str:
+    """How to run crmsync again: the running executable (e.g. ``.venv/bin/crmsync``)."""
+    launched = Path(sys.argv[0])
+    if launched.name != "crmsync" or not launched.is_file():
+        return "crmsync"
+    return _shown_path(launched.resolve()) if launched.is_absolute() else str(launched)
+
+
+def dynamics_edit_lines(g: GuideInput) -> list[str]:
+    """Sign in as the salesperson (password grant) and PATCH the lead's jobtitle."""
+    org = g.org
+    token = _token_line(
+        "DTOKEN",
+        f"curl -s -X POST {shlex.quote(org.base_url + '/adfs/oauth2/token')}"
+        " -d grant_type=password"
+        f" -d {shlex.quote('client_id=' + org.public_client_id)}"
+        f" --data-urlencode {shlex.quote('username=' + org.salesperson_upn)}"
+        f" --data-urlencode {shlex.quote('password=' + org.salesperson_password.reveal())}"
+        f" --data-urlencode {shlex.quote('resource=' + org.base_url + '/')}",
+        "access_token",
+    )
+    body = json.dumps({"jobtitle": DYNAMICS_TITLE})
+    patch = (
+        'curl -s -X PATCH -H "Authorization: Bearer $DTOKEN"'
+        " -H 'Content-Type: application/json' -H 'If-Match: *'"
+        f" -d {shlex.quote(body)} -w '%{{http_code}}\\n'"
+        f" {shlex.quote(f'{org.web_api_url}leads({g.lead.lead_id})')}"
+    )
+    return [token, patch]
+
+
+def marketing_edit_lines(g: GuideInput) -> list[str]:
+    """Get an API token and change the person's mobile phone with Sync Leads (updateOnly)."""
+    token = _token_line(
+        "TOKEN",
+        "curl -s "
+        + shlex.quote(
+            f"{g.api_url}/identity/oauth/token?grant_type=client_credentials"
+            f"&client_id={g.client_id}&client_secret={g.client_secret}"
+        ),
+        "access_token",
+    )
+    body = json.dumps(
+        {
+            "action": "updateOnly",
+            "lookupField": "id",
+            "input": [{"id": g.lead.person_id, "mobilePhone": MARKETING_PHONE}],
+        }
+    )
+    sync = (
+        'curl -s -X POST -H "Authorization: Bearer $TOKEN"'
+        " -H 'Content-Type: application/json'"
+        f" -d {shlex.quote(body)} {shlex.quote(g.api_url + '/rest/v1/leads.json')}"
+    )
+    return [token, sync]
+
+
+def watch_lines(g: GuideInput) -> list[str]:
+    """Sync status, the person through the API, its changes, the lead read back from Dynamics."""
+    person = g.lead.person_id
+    today = datetime.now(UTC).date().isoformat()
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    paging = _token_line(
+        "NPT",
+        f"curl -s {auth} "
+        + shlex.quote(f"{g.api_url}/rest/v1/activities/pagingtoken.json?sinceDatetime={today}"),
+        "nextPageToken",
+    )
+    changes = (
+        f"{g.api_url}/rest/v1/activities/leadchanges.json?nextPageToken=$NPT"
+        f"&leadIds={person}&fields=title,mobilePhone"
+    )
+    lead_url = f"{g.org.web_api_url}leads({g.lead.lead_id})?$select=fullname,jobtitle,mobilephone"
+    return [
+        f"{_command_name()} --config {_shown_path(g.config_path)} sync status",
+        f"curl -s {auth} "
+        + shlex.quote(f"{g.api_url}/rest/v1/lead/{person}.json?fields=email,title,mobilePhone"),
+        paging,
+        f'curl -s {auth} "{changes}"',
+        f'curl -s -H "Authorization: Bearer $DTOKEN" {shlex.quote(lead_url)}',
+    ]
+
+
+def guide_text(g: GuideInput) -> str:
+    """The whole printed guide, as plain text (no markup)."""
+    org, lead = g.org, g.lead
+    lines = [
+        "",
+        f"crmsync demo: {lead.persons_total:,} persons in the marketing database, "
+        "synced both ways with Dynamics",
+        "",
+        "Marketo-compatible API",
+        f"  API URL:        {g.api_url}",
+        f"  client id:      {g.client_id}",
+        f"  client secret:  {g.client_secret}",
+        f"  static list:    {g.list_id} (Demo newsletter)",
+        "Dynamics 365 (the bundled Dataverse emulator)",
+        f"  emulator URL:   {org.base_url}",
+        f"  Web API:        {org.web_api_url}",
+        f"  salesperson:    {org.salesperson_upn} / {org.salesperson_password.reveal()}"
+        f" ({org.salesperson_name})",
+        f"  config:         {_shown_path(g.config_path)}",
+        f"The lead below:   {lead.name} <{lead.email}>, person {lead.person_id} in crmsync, "
+        f"lead {lead.lead_id} in Dynamics",
+        "",
+        f"1. Change the lead's job title in Dynamics, as {org.salesperson_name}:",
+        *(f"  {line}" for line in dynamics_edit_lines(g)),
+        "",
+        "2. Change the same person's mobile phone through the Marketo API:",
+        *(f"  {line}" for line in marketing_edit_lines(g)),
+        "",
+        f"3. Watch each edit arrive on the other side (the sync runs every {g.pause_seconds:g} s):",
+        *(f"  {line}" for line in watch_lines(g)),
+        "",
+        "Python (marketorestpython):",
+        "  from marketorestpython.client import MarketoClient",
+        f"  mc = MarketoClient('000-AAA-000', '{g.client_id}', '{g.client_secret}')",
+        f"  mc.host = '{g.api_url}'",
+        f"  mc.execute(method='get_lead_by_id', id={lead.person_id}, "
+        "fields=['email', 'title', 'mobilePhone'])",
+        "",
+        "Ctrl-C stops the API, the sync and the emulator.",
+        "",
+    ]
+    return "\n".join(lines)
