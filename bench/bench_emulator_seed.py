@@ -65,7 +65,7 @@ def run_control_overhead(quick: bool) -> dict[str, object]:
     count = 2_000 if quick else 20_000
     config = default_config()
     runtime = EmulatorRuntime(config)
-    token, _ = issue_access_token(config, runtime, config.users[0], "https://org.example")
+    token, _ = issue_access_token(config, runtime, config.users[0], "http://bench")
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})

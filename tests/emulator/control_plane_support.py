@@ -52,9 +52,7 @@ class Api:
 
     def __init__(self, app: ASGIApp, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://testserver"
-        )
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORG)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self.loop.run_until_complete(self.http.request(method, url, **kwargs))

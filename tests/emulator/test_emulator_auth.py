@@ -239,10 +239,8 @@ def test_missing_token_gets_401_with_authority_challenge(
     response = client.get(WHOAMI)
     assert response.status_code == 401
     challenge = response.headers["www-authenticate"]
-    assert challenge.startswith(
-        f"Bearer authorization_uri=https://testserver/{config.tenant}/oauth2/authorize"
-    )
-    assert "resource_id=https://testserver/" in challenge
+    assert challenge.startswith(f"Bearer authorization_uri={ORG}/{config.tenant}/oauth2/authorize")
+    assert f"resource_id={ORG}/" in challenge
     assert response.json()["error"]["code"] == "0x8005F101"
 
 
@@ -270,18 +268,18 @@ def test_openid_configuration_points_at_the_emulator(
     """MSAL reads token_endpoint and authorization_endpoint from tenant discovery."""
     client, config, _ = env
     document = client.get(f"/{config.tenant}/v2.0/.well-known/openid-configuration").json()
-    assert document["token_endpoint"] == f"https://testserver/{config.tenant}/oauth2/v2.0/token"
-    assert document["authorization_endpoint"].startswith(f"https://testserver/{config.tenant}/")
-    assert document["issuer"] == f"https://testserver/{config.tenant}/v2.0"
+    assert document["token_endpoint"] == f"{ORG}/{config.tenant}/oauth2/v2.0/token"
+    assert document["authorization_endpoint"].startswith(f"{ORG}/{config.tenant}/")
+    assert document["issuer"] == f"{ORG}/{config.tenant}/v2.0"
     instance = client.get(
         "/common/discovery/instance",
         params={
-            "authorization_endpoint": f"https://testserver/{config.tenant}/oauth2/v2.0/authorize",
+            "authorization_endpoint": f"{ORG}/{config.tenant}/oauth2/v2.0/authorize",
             "api-version": "1.0",
         },
     ).json()
     assert instance["tenant_discovery_endpoint"] == (
-        f"https://testserver/{config.tenant}/v2.0/.well-known/openid-configuration"
+        f"{ORG}/{config.tenant}/v2.0/.well-known/openid-configuration"
     )
     realm = client.get("/common/userrealm/alex.morgan@contoso.example").json()
     assert realm["account_type"] == "Managed"
@@ -330,7 +328,7 @@ def test_v1_and_adfs_endpoints_take_a_resource_instead_of_a_scope(
         token = response.json()["access_token"]
         assert client.get(WHOAMI, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     adfs = client.get("/adfs/.well-known/openid-configuration").json()
-    assert adfs["token_endpoint"] == "https://testserver/adfs/oauth2/token"
+    assert adfs["token_endpoint"] == f"{ORG}/adfs/oauth2/token"
 
 
 def test_a_salesperson_editing_a_lead_is_attributed_to_them() -> None:

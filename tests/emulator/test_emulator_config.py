@@ -124,6 +124,7 @@ def test_secrets_never_appear_in_reprs(tmp_path: Path) -> None:
         ("request_limit = 0", "request_limit must be at least 1"),
         ("max_page_size = 9000", "cannot exceed 5000"),
         ("admin_key = 'short'", "at least 8"),
+        ("org_url = 'https://org.crm.example/api/data'", "org_url must be an http(s) URL"),
         ("secured_attributes = ['revenue']", "'entity.attribute'"),
         ("[faults]\nerror_rate = 1.5", "between 0 and 1"),
         ("[faults]\nerror_status = 404", "error_status"),
@@ -159,6 +160,13 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) ->
         load_emulator_config(path)
     assert fragment in caught.value.message
     assert str(path) in caught.value.message
+
+
+def test_org_url_is_read_as_an_origin(tmp_path: Path) -> None:
+    """`org_url` (spec §1a: the environment URL) is kept as scheme://host[:port]."""
+    config = load_emulator_config(write(tmp_path, "org_url = 'HTTPS://Contoso.crm.dynamics.com/'"))
+    assert config.org_url == "https://contoso.crm.dynamics.com"
+    assert default_config().org_url == ""
 
 
 def test_missing_file(tmp_path: Path) -> None:

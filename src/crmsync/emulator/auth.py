@@ -34,6 +34,8 @@ from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.tokens import (
     TokenCheck,
+    accepted_audiences,
+    audience_matches,
     b64url,
     check_bearer,
     issue_access_token,
@@ -100,7 +102,32 @@ def _base_url(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _resource_of(config: EmulatorConfig, scopes: list[str], *, confidential_only: bool) -> str:
+def _resource_not_found(config: EmulatorConfig, resource: str) -> TokenRequestError:
+    return TokenRequestError(
+        400,
+        "invalid_resource",
+        500011,
+        f"The resource principal named {resource} was not found in the tenant named "
+        f"{config.tenant}. This can happen if the application has not been installed "
+        "by the administrator of the tenant or consented to by any user in the tenant. You "
+        "might have sent your authentication request to the wrong tenant.",
+    )
+
+
+def _check_resource(config: EmulatorConfig, resource: str, accepted: tuple[str, ...]) -> str:
+    """``resource`` if it names this org (spec §1a: the environment URL), else AADSTS500011."""
+    if not audience_matches(resource, accepted):
+        raise _resource_not_found(config, resource)
+    return resource
+
+
+def _resource_of(
+    config: EmulatorConfig,
+    scopes: list[str],
+    accepted: tuple[str, ...],
+    *,
+    confidential_only: bool,
+) -> str:
     if not scopes:
         raise TokenRequestError(
             400,
@@ -132,16 +159,6 @@ def _resource_of(config: EmulatorConfig, scopes: list[str], *, confidential_only
                 f"value for the input parameter 'scope' is not valid. The scope {scope} is "
                 "not valid.",
             )
-        parts = urlsplit(resource)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TokenRequestError(
-                400,
-                "invalid_resource",
-                500011,
-                f"The resource principal named {resource} was not found in the tenant named "
-                f"{config.tenant}. This can happen if the application has not been installed "
-                "by the administrator of the tenant or consented to by any user in the tenant.",
-            )
         resources.add(resource.rstrip("/"))
     if len(resources) != 1:
         raise TokenRequestError(
@@ -153,7 +170,7 @@ def _resource_of(config: EmulatorConfig, scopes: list[str], *, confidential_only
             if resources
             else "The provided value for the input parameter 'scope' is not valid.",
         )
-    return resources.pop()
+    return _check_resource(config, resources.pop(), accepted)
 
 
 def _client_secret(request: Request, form: Mapping[str, str]) -> tuple[str, str | None]:
@@ -254,13 +271,14 @@ def _grant(
             900144,
             "The request body must contain the following parameter: 'client_id'.",
         )
+    accepted = accepted_audiences(config, _base_url(request))
     scopes = form.get("scope", "").split()
     resource_param = form.get("resource", "").strip()
     if resource_param and not any("/" in scope for scope in scopes):
         # Entra v1 and AD FS endpoints name the resource instead of a scope.
         scopes.append(f"{resource_param.rstrip('/')}/.default")
     if grant_type == "client_credentials":
-        resource = _resource_of(config, scopes, confidential_only=True)
+        resource = _resource_of(config, scopes, accepted, confidential_only=True)
         user = _confidential_user(config, client_id, secret)
         if user is None:
             raise _unknown_client(config, client_id)
@@ -284,9 +302,9 @@ def _grant(
                 "be presented.",
             )
     if grant_type == "refresh_token":
-        user, resource, scopes = _redeem_refresh_token(config, runtime, form, client_id)
+        user, resource, scopes = _redeem_refresh_token(config, runtime, form, client_id, accepted)
     else:
-        resource = _resource_of(config, scopes, confidential_only=False)
+        resource = _resource_of(config, scopes, accepted, confidential_only=False)
         user = _password_user(config, form)
     return _user_token_response(config, runtime, user, client_id, resource, scopes)
 
@@ -330,7 +348,11 @@ def _password_user(config: EmulatorConfig, form: Mapping[str, str]) -> EmulatorU
 
 
 def _redeem_refresh_token(
-    config: EmulatorConfig, runtime: EmulatorRuntime, form: Mapping[str, str], client_id: str
+    config: EmulatorConfig,
+    runtime: EmulatorRuntime,
+    form: Mapping[str, str],
+    client_id: str,
+    accepted: tuple[str, ...],
 ) -> tuple[EmulatorUser, str, list[str]]:
     claims = verified_claims(runtime, form.get("refresh_token", ""))
     user = config.user_by_id(str(claims.get("oid", ""))) if claims else None
@@ -355,9 +377,10 @@ def _redeem_refresh_token(
             "The refresh token has expired due to inactivity.",
         )
     requested = form.get("scope", "").split()
-    resource = str(claims.get("aud", ""))
     if requested:
-        resource = _resource_of(config, requested, confidential_only=False)
+        resource = _resource_of(config, requested, accepted, confidential_only=False)
+    else:
+        resource = _check_resource(config, str(claims.get("aud", "")), accepted)
     return user, resource, requested or list(claims.get("scp", []))
 
 

@@ -17,6 +17,7 @@ TOML format (every key optional; unknown keys are refused)::
     delta_token_max_age_days = 7
     max_page_size = 5000
     admin_key = "..."                    # key for the /_emulator/ admin API
+    org_url = "https://org.crm.example"  # also accept tokens for this org URL (spec §1a)
     secured_attributes = ["lead.revenue"]
 
     [change_tracking]
@@ -249,6 +250,9 @@ class EmulatorConfig:
     public_client_id: str = stable_id("client", "public")
     secrets: Mapping[str, Secret] = field(default_factory=dict, repr=False)
     admin_key: Secret = field(default=Secret("emulator-admin-key"), repr=False)
+    # An org URL tokens may be issued for besides the URL a request reaches (e.g. behind a
+    # proxy); empty: only the URL the request reached.
+    org_url: str = ""
 
     def user_by_client_id(self, client_id: str) -> EmulatorUser | None:
         """The application user bound to an app registration's client id."""

@@ -25,6 +25,7 @@ from crmsync.emulator.config import (
     default_config,
     stable_id,
 )
+from crmsync.emulator.tokens import org_origin
 from crmsync.errors import ConfigurationError
 from crmsync.settings import Secret
 
@@ -41,6 +42,7 @@ _TOP_LEVEL_SCALARS: dict[str, type] = {
     "organization_id": str,
     "business_unit_id": str,
     "public_client_id": str,
+    "org_url": str,
 }
 _TOP_LEVEL_OTHER = frozenset(
     {"admin_key", "secured_attributes", "change_tracking", "faults", "users", "plugin_rules"}
@@ -230,6 +232,14 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
             raise ConfigurationError(f"{name} must be positive")
     if changes.get("max_page_size", 1) > 5000:
         raise ConfigurationError("max_page_size cannot exceed 5000 (the Dataverse cap)")
+    if "org_url" in changes:
+        origin = org_origin(changes["org_url"])
+        if origin is None:
+            raise ConfigurationError(
+                "org_url must be an http(s) URL with a host and no path, like "
+                "https://org.crm.example"
+            )
+        changes["org_url"] = origin
     if "admin_key" in document:
         key = _typed("admin_key", document["admin_key"], str)
         if len(key) < 8:

@@ -138,7 +138,9 @@ class ControlPlane:
         if faults.latency_ms > 0:
             self._count_fault("latency")
             await asyncio.sleep(faults.latency_ms / 1000.0)
-        check = check_bearer(self.config, runtime, _header(scope, b"authorization"))
+        check = check_bearer(
+            self.config, runtime, _header(scope, b"authorization"), origin=_base_url(scope)
+        )
         if check.user is None:
             await self._unauthorized(scope, send, check.reason)
             return

@@ -129,8 +129,8 @@ class EmulatorRuntime:
         # :func:`token_keys`): tokens survive a restart of the same configuration, but
         # nobody without the secrets can sign one.
         self.token_key, self._user_token_keys = token_keys(config)
-        # Access tokens whose signature was checked: token -> (oid, exp, epoch). Bounded.
-        self.verified_tokens: dict[str, tuple[str, int, int]] = {}
+        # Access tokens whose signature was checked: token -> (oid, exp, epoch, aud). Bounded.
+        self.verified_tokens: dict[str, tuple[str, int, int, str]] = {}
 
     def signing_key(self, subject: str) -> bytes:
         """The key signing the tokens of user ``subject`` (``oid``); the base key if unknown."""

@@ -17,25 +17,82 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.runtime import EmulatorRuntime
 
 _VERIFIED_CACHE_SIZE = 4096
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Names of this machine's loopback interface: one server, whichever of them a client uses.
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
 class TokenCheck:
     """Outcome of checking a bearer token: the user, or why there is none.
 
-    ``reason`` is ``"ok"``, ``"missing"``, ``"invalid"``, ``"expired"`` or ``"unknown_user"``.
+    ``reason`` is ``"ok"``, ``"missing"``, ``"invalid"``, ``"audience"`` (a token for another
+    resource), ``"expired"`` or ``"unknown_user"``.
     """
 
     reason: str
     user: EmulatorUser | None = None
+
+
+def org_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an org URL (lower case, default port left out), or None.
+
+    An org URL is an http(s) URL with a host and nothing after it but an optional ``/``, as
+    the environment URL a Dataverse token is issued for (spec §1a).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname.lower()
+    shown = f"[{host}]" if ":" in host else host
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{shown}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def _audience_key(url: str) -> tuple[str, str, int] | None:
+    origin = org_origin(url)
+    if origin is None:
+        return None
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    scheme = parts.scheme
+    return (
+        scheme,
+        "loopback" if host in _LOOPBACK_HOSTS else host,
+        parts.port or _DEFAULT_PORTS[scheme],
+    )
+
+
+def audience_matches(audience: str, accepted: Iterable[str]) -> bool:
+    """Whether a token for ``audience`` is good for one of the ``accepted`` org URLs.
+
+    URLs are compared as origins (scheme, host, port; case and a trailing ``/`` do not matter);
+    ``localhost``, ``127.0.0.1`` and ``::1`` are one host, since they reach the same server.
+    """
+    wanted = _audience_key(audience)
+    return wanted is not None and any(_audience_key(url) == wanted for url in accepted)
+
+
+def accepted_audiences(config: EmulatorConfig, origin: str | None) -> tuple[str, ...]:
+    """The org URLs a token may be for: the URL the request reached and the configured one."""
+    return tuple(url for url in (origin or "", config.org_url) if url)
 
 
 def b64url(data: bytes) -> str:
@@ -109,9 +166,18 @@ def issue_access_token(
 
 
 def check_bearer(
-    config: EmulatorConfig, runtime: EmulatorRuntime, authorization: str | None
+    config: EmulatorConfig,
+    runtime: EmulatorRuntime,
+    authorization: str | None,
+    *,
+    origin: str | None = None,
 ) -> TokenCheck:
-    """Resolve an ``Authorization`` header to the emulator user it was issued to."""
+    """Resolve an ``Authorization`` header to the emulator user it was issued to.
+
+    ``origin`` is ``scheme://host:port`` of the URL the request reached. The token's audience
+    must be that URL or the configured ``org_url`` (spec §1a: a token is for one environment);
+    with neither known, the audience is not checked.
+    """
     if not authorization:
         return TokenCheck("missing")
     scheme, _, token = authorization.strip().partition(" ")
@@ -131,12 +197,15 @@ def check_bearer(
             or claims.get("tid") != config.tenant
         ):
             return TokenCheck("invalid")
-        known = (str(claims.get("oid", "")), exp, epoch)
+        known = (str(claims.get("oid", "")), exp, epoch, str(claims.get("aud", "")))
         with runtime.lock:
             if len(runtime.verified_tokens) >= _VERIFIED_CACHE_SIZE:
                 runtime.verified_tokens.clear()
             runtime.verified_tokens[token] = known
-    user_id, exp, epoch = known
+    user_id, exp, epoch, audience = known
+    accepted = accepted_audiences(config, origin)
+    if accepted and not audience_matches(audience, accepted):
+        return TokenCheck("audience")
     if exp <= runtime.timestamp() or epoch != runtime.token_epoch:
         return TokenCheck("expired")
     user = config.user_by_id(user_id)
