@@ -76,10 +76,11 @@ def test_opportunities_roles_and_sales_persons(migrated_engine: Engine) -> None:
         "opportunities", "externalOpportunityId", ["O-1"], ["marketoGUID", "name", "amount"]
     )
     assert found["amount"] == 1200.5 and len(str(found["marketoGUID"])) == 36
-    role = {"externalOpportunityId": "O-1", "leadId": 7, "role": "Buyer"}
+    [lead] = PersonService(migrated_engine).sync([{"email": "buyer@x.com"}])
+    role = {"externalOpportunityId": "O-1", "leadId": lead.id, "role": "Buyer"}
     assert service.upsert("opportunityRole", [role])[0].status == "created"
     assert service.upsert("opportunityRole", [{**role, "isPrimary": True}])[0].status == "updated"
-    roles, _ = service.query("opportunityRole", "leadId", ["7"], ["role", "isPrimary"])
+    roles, _ = service.query("opportunityRole", "leadId", [str(lead.id)], ["role", "isPrimary"])
     assert roles == [{"seq": 0, "role": "Buyer", "isPrimary": True}]
     service.upsert("salesperson", [{"externalSalesPersonId": "U-1", "email": "s@x.com"}])
     [person], _ = service.query("salespersons", "email", ["s@x.com"])
@@ -178,5 +179,34 @@ def test_object_creates_go_to_the_database_as_one_batch(migrated_engine: Engine)
     assert len(inserts) == 1
     assert [o.status for o in outcomes] == ["created"] * len(records)
     with migrated_engine.connect() as conn:
-        names = dict(conn.execute(select(companies.c.id, companies.c.company)).tuples().all())
+        rows = conn.execute(select(companies.c.id, companies.c.company)).all()
+    names = {row[0]: row[1] for row in rows}
     assert [names[o.id] for o in outcomes if o.id is not None] == [r["company"] for r in records]
+
+
+def test_roles_need_their_opportunity_and_lead(migrated_engine: Engine) -> None:
+    """§7.1: a role's referenced opportunity and lead must exist; a missing one skips that
+    record alone (1013 opportunity, 1004 lead), the others in the call are written."""
+    service = ObjectService(migrated_engine)
+    service.upsert("opportunity", [{"externalOpportunityId": "O-1", "name": "Deal"}])
+    [lead] = PersonService(migrated_engine).sync([{"email": "buyer@x.com"}])
+    assert lead.id is not None
+    outcomes = service.upsert(
+        "opportunityRole",
+        [
+            {"externalOpportunityId": "O-1", "leadId": lead.id, "role": "Buyer"},
+            {"externalOpportunityId": "NO-SUCH", "leadId": lead.id, "role": "Buyer"},
+            {"externalOpportunityId": "O-1", "leadId": lead.id + 99, "role": "Buyer"},
+            {"externalOpportunityId": "O-1", "leadId": 2**62, "role": "User"},
+        ],
+    )
+    assert [o.status for o in outcomes] == ["created", "skipped", "skipped", "skipped"]
+    assert [o.reasons[0].code for o in outcomes[1:]] == ["1013", "1004", "1003"]
+    updated = service.upsert(
+        "opportunityRole",
+        [{"externalOpportunityId": "NO-SUCH", "leadId": lead.id, "role": "Buyer"}],
+        action="updateOnly",
+    )
+    assert updated[0].reasons[0].code == "1013"
+    roles, _ = service.query("opportunityRole", "externalOpportunityId", ["O-1", "NO-SUCH"])
+    assert [(r["externalOpportunityId"], r["leadId"]) for r in roles] == [("O-1", lead.id)]

@@ -89,12 +89,16 @@ def test_opportunity_roles_compound_key_query(marketo_db: MarketoHarness) -> Non
     marketo_db.post_json(
         "/rest/v1/opportunities.json", {"input": [{"externalOpportunityId": "O1", "name": "Deal"}]}
     )
+    leads = marketo_db.post_json(  # a role's lead must exist (§7.1)
+        "/rest/v1/leads.json", {"input": [{"email": "b@example.com"}, {"email": "u@example.com"}]}
+    )
+    buyer, user = (item["id"] for item in leads["result"])
     marketo_db.post_json(
         "/rest/v1/opportunities/roles.json",
         {
             "input": [
-                {"externalOpportunityId": "O1", "leadId": 7, "role": "Buyer"},
-                {"externalOpportunityId": "O1", "leadId": 8, "role": "User"},
+                {"externalOpportunityId": "O1", "leadId": buyer, "role": "Buyer"},
+                {"externalOpportunityId": "O1", "leadId": user, "role": "User"},
             ]
         },
     )
@@ -103,11 +107,11 @@ def test_opportunity_roles_compound_key_query(marketo_db: MarketoHarness) -> Non
         {
             "filterType": "dedupeFields",
             "fields": ["role", "leadId"],
-            "input": [{"externalOpportunityId": "O1", "leadId": 8, "role": "User"}],
+            "input": [{"externalOpportunityId": "O1", "leadId": user, "role": "User"}],
         },
         params={"_method": "GET"},
     )
-    assert [(item["leadId"], item["role"]) for item in found["result"]] == [(8, "User")]
+    assert [(item["leadId"], item["role"]) for item in found["result"]] == [(user, "User")]
     bad_filter = marketo_db.get(
         "/rest/v1/opportunities.json", {"filterType": "name", "filterValues": "Deal"}
     )

@@ -21,13 +21,14 @@ from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value, load_
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
     INVALID_DATA,
+    LEAD_NOT_FOUND,
     OBJECT_NOT_FOUND,
     RecordOutcome,
     skipped,
 )
 from crmsync.marketing.person_sync import insert_rows_returning_ids, lock_keys
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
-from crmsync.marketing.values import utc_now_text
+from crmsync.marketing.values import storable_ids, utc_now_text
 from crmsync.store.db import take_write_lock
 from crmsync.store.tables import (
     companies,
@@ -134,6 +135,37 @@ def object_kind(object_type: str) -> ObjectKind:
     if found is None:
         raise InvalidValueError(f"unknown object type {object_type!r}", code="610")
     return found
+
+
+_Parsed = RecordOutcome | tuple[tuple[object, ...], dict[str, object]]
+
+
+def _check_role_references(conn: Connection, parsed: list[_Parsed]) -> list[_Parsed]:
+    """Skip the roles whose opportunity (1013) or lead (1004) does not exist (spec §7.1)."""
+    wanted = [item[1] for item in parsed if not isinstance(item, RecordOutcome)]
+    if not wanted:
+        return parsed
+    external_ids = sorted({str(values["externalOpportunityId"]) for values in wanted})
+    lead_ids = storable_ids(int(str(values["leadId"])) for values in wanted)
+    key = opportunities.c.externalOpportunityId
+    found_opportunities = {row[0] for row in conn.execute(select(key).where(key.in_(external_ids)))}
+    found_leads: set[int] = set()
+    if lead_ids:
+        found_leads = {
+            int(row[0])
+            for row in conn.execute(select(persons.c.id).where(persons.c.id.in_(lead_ids)))
+        }
+    checked: list[_Parsed] = []
+    for item in parsed:
+        if not isinstance(item, RecordOutcome):
+            values = item[1]
+            opportunity = values["externalOpportunityId"]
+            if opportunity not in found_opportunities:
+                item = skipped(OBJECT_NOT_FOUND, f"Opportunity '{opportunity}' not found")
+            elif int(str(values["leadId"])) not in found_leads:
+                item = skipped(LEAD_NOT_FOUND, f"Lead '{values['leadId']}' not found")
+        checked.append(item)
+    return checked
 
 
 class ObjectService:
@@ -287,16 +319,18 @@ class ObjectService:
         with self._engine.begin() as conn:
             take_write_lock(conn)
             catalog = self._catalog(conn, kind)
-            parsed: list[RecordOutcome | tuple[tuple[object, ...], dict[str, object]]] = []
+            parsed = [self._parse(catalog, kind, record) for record in records]
+            if kind.key == "opportunityRole":
+                parsed = _check_role_references(conn, parsed)
             seen: set[tuple[object, ...]] = set()
-            for record in records:
-                item = self._parse(catalog, kind, record)
+            for position, item in enumerate(parsed):
                 if not isinstance(item, RecordOutcome):
                     if item[0] in seen:
-                        item = skipped(DUPLICATE_IN_INPUT, "Duplicate object found in input")
+                        parsed[position] = skipped(
+                            DUPLICATE_IN_INPUT, "Duplicate object found in input"
+                        )
                     else:
                         seen.add(item[0])
-                parsed.append(item)
             key_columns = [table.c[name] for name in kind.dedupe_fields]
             existing: dict[tuple[object, ...], int] = {}
             existing_custom: dict[int, dict[str, object]] = {}
@@ -381,9 +415,7 @@ class ObjectService:
         )
 
     @staticmethod
-    def _parse(
-        catalog: FieldCatalog, kind: ObjectKind, record: Mapping[str, object]
-    ) -> RecordOutcome | tuple[tuple[object, ...], dict[str, object]]:
+    def _parse(catalog: FieldCatalog, kind: ObjectKind, record: Mapping[str, object]) -> _Parsed:
         if not isinstance(record, Mapping):
             return skipped(INVALID_DATA, "Invalid data: a record must be a JSON object")
         values: dict[str, object] = {}
