@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import Engine, func, insert, select
+from sync_harness import Org, edit_person, engine_client, person_by_crm_id, running_org
 
 from crmsync.dynamics.auth import BearerAuth, OAuth2TokenEndpointProvider
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import CrmChange, WriteRequest
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
+from crmsync.emulator.metadata import AttributeDef
 from crmsync.emulator.seed import seed_dataset
 from crmsync.settings import Secret
+from crmsync.store.tables import field_selection, persons
+from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.mapping import (
     DEFAULT_MAPPING,
     ENGINE_ATTRIBUTES,
     Direction,
     default_mapping,
+    default_selection,
     mapping_for_selection,
 )
 from crmsync.sync.plan import LinkState, LocalRecord, originating_lead_ids, plan_page
@@ -178,3 +185,98 @@ def test_a_qualified_lead_continues_as_the_same_person(
     assert update.crm_type == update.marketing_writes["crmType"] == "Contact"
     if selection is None:
         assert update.marketing_writes["crmContactId"] == contact_id
+
+
+def _open_lead(client: DynamicsClient, org: Org) -> str:
+    for lead_id in org.alex().first_ids("leads", 10):
+        if client.get("leads", lead_id, ["statecode"]).values.get("statecode") == 0:
+            return lead_id
+    raise AssertionError("the seeded org has no open lead")
+
+
+def _person_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(persons)).scalar_one())
+
+
+@pytest.mark.e2e
+def test_a_sync_cycle_continues_a_qualified_leads_person_as_the_contact(
+    migrated_engine: Engine,
+) -> None:
+    """B30 through whole cycles with the default mapping: after QualifyLead the person keeps
+    its id and history, becomes a Contact linked to the new contact, and no second person
+    appears."""
+    with running_org(default_config(), 3) as org:
+        client = engine_client(org.base)
+        cycle = SyncCycle(migrated_engine, client)
+        cycle.run()
+        lead_id = _open_lead(client, org)
+        person = person_by_crm_id(migrated_engine, "lead", lead_id)
+        before = _person_count(migrated_engine)
+
+        (qualified,) = client.write_batch([WriteRequest.qualify_lead(lead_id)])
+        assert qualified.ok, qualified.message
+        contact_id = qualified.created[0].id
+        cycle.run()
+
+        continued = person_by_crm_id(migrated_engine, "contact", contact_id)
+        assert continued["id"] == person["id"]
+        assert (continued["crmType"], continued["crmContactId"]) == ("Contact", contact_id)
+        assert _person_count(migrated_engine) == before
+        client.close()
+
+
+@pytest.mark.e2e
+def test_a_lead_switched_to_no_then_qualified_gives_its_contact_a_new_person(
+    migrated_engine: Engine,
+) -> None:
+    """R64 + R76 F/T through whole cycles: the lead's filter goes Yes→No (its person stays,
+    stale, and a marketing edit is not pushed), then the lead is qualified: the contact gets
+    a new person and the lead's person stays a Lead."""
+    with running_org(default_config(), 3) as org:
+        org.app.state.storage.add_attribute(
+            "lead",
+            AttributeDef("new_synctomkto", "Boolean", "Sync to Marketing", is_custom=True),
+        )
+        client = engine_client(org.base)
+        columns = [*default_selection(client.entity_schema("lead")), "new_synctomkto"]
+        start = datetime.now(UTC)
+        with migrated_engine.begin() as conn:
+            conn.execute(
+                insert(field_selection),
+                [
+                    {
+                        "entity": "lead",
+                        "attribute": column,
+                        "marketing_field": None,
+                        "status": "selected",
+                        "selected_at": start + timedelta(milliseconds=n),
+                        "updated_at": start,
+                    }
+                    for n, column in enumerate(columns)
+                ],
+            )
+        cycle = SyncCycle(migrated_engine, client)
+        cycle.run()
+        alex = org.alex()
+        lead_id = _open_lead(client, org)
+        person = person_by_crm_id(migrated_engine, "lead", lead_id)
+        assert alex.patch("leads", lead_id, {"new_synctomkto": False}).is_success
+        cycle.run()
+        edit_person(migrated_engine, int(person["id"]), city="Nowhere-While-Excluded")
+        cycle.run()
+        assert client.get("leads", lead_id, ["address1_city"]).values["address1_city"] != (
+            "Nowhere-While-Excluded"
+        )
+
+        (qualified,) = client.write_batch([WriteRequest.qualify_lead(lead_id)])
+        assert qualified.ok, qualified.message
+        contact_id = qualified.created[0].id
+        cycle.run()
+
+        contact_person = person_by_crm_id(migrated_engine, "contact", contact_id)
+        assert contact_person["id"] != person["id"]
+        assert contact_person["crmType"] == "Contact"
+        lead_person = person_by_crm_id(migrated_engine, "lead", lead_id)
+        assert (lead_person["id"], lead_person["crmType"]) == (person["id"], "Lead")
+        client.close()
