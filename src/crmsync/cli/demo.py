@@ -251,7 +251,6 @@ def _serve_and_sync(
 ) -> None:
     """Sync in the background while the API is served in the foreground, until interrupted."""
     stop = threading.Event()
-    failure: list[str] = []
 
     def on_cycle(report: CycleReport) -> None:
         if report.records_synced or report.status != "ok":
@@ -263,8 +262,7 @@ def _serve_and_sync(
     def loop() -> None:
         try:
             runner.run(stop, on_cycle=on_cycle, on_idle=on_idle)
-        except CrmsyncError as exc:
-            failure.append(exc.message)
+        except CrmsyncError as exc:  # fatal (B41): the API stays up, the reason is shown
             _err.print(f"[red]the background sync stopped:[/red] {exc.message}")
 
     worker = threading.Thread(target=loop, name="demo-sync", daemon=True)
@@ -304,8 +302,8 @@ def demo(
         int | None,
         typer.Option(
             "--emulator-port",
-            help="Dataverse emulator port (default 5580, or any free one when it is taken; "
-            "0: any free one).",
+            help="Dataverse emulator port (default: the previous run's, else 5580, else any "
+            "free one; 0: any free one).",
         ),
     ] = None,
     persons: Annotated[

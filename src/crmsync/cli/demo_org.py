@@ -13,7 +13,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +45,8 @@ class DemoOrg:
     salesperson_upn: str
     salesperson_name: str
     salesperson_password: Secret
-    seeded: dict[str, int]
-    counts: dict[str, int]
+    seeded: Mapping[str, int]
+    counts: Mapping[str, int]
 
     @property
     def web_api_url(self) -> str:
