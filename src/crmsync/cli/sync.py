@@ -57,17 +57,10 @@ def _database(settings: Settings) -> Iterator[Engine]:
 
 def _print_report(report: CycleReport) -> None:
     table = Table(title=f"sync cycle ({report.status}, {report.duration_seconds:.2f} s)")
-    for column in (
-        "entity",
-        "mode",
-        "read",
-        "created",
-        "updated",
-        "deleted",
-        "failed",
-        "collisions",
-    ):
-        table.add_column(column, justify="left" if column in ("entity", "mode") else "right")
+    table.add_column("entity", no_wrap=True, min_width=11)
+    table.add_column("mode", no_wrap=True)
+    for column in ("read", "created", "updated", "deleted", "failed", "collided"):
+        table.add_column(column, justify="right")
     for e in report.entities:
         table.add_row(
             e.entity + (f" ({e.error})" if e.error else ""),
