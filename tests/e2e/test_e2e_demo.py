@@ -121,7 +121,7 @@ def running_demo(tmp_path: Path) -> Iterator[RunningDemo]:
     env.pop("CRMSYNC_CONFIG", None)
     command = [CRMSYNC, "demo", "--port", "0", "--emulator-port", "0"]
     process = subprocess.Popen(
-        [*command, "--leads", "200", "--persons", "60", "--pause", "1"],
+        [*command, "--leads", "100", "--persons", "40", "--pause", "1"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -136,7 +136,7 @@ def running_demo(tmp_path: Path) -> Iterator[RunningDemo]:
             process.wait(10)
 
 
-def _eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+def _eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -220,6 +220,23 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
         )
 
     _eventually(lead_phone)
+
+    # Step 3 as printed (it uses the tokens steps 1 and 2 set): status, the person, its lead
+    # changes and the lead read back from the emulator all show both edits.
+    watched = _bash([demo.block(1)[0], demo.block(2)[0], *demo.block(3)], tmp_path)
+    assert "sync is enabled" in watched
+    replies = [json.loads(line) for line in watched.splitlines() if line.startswith("{")]
+    person, changes, lead = replies[-3], replies[-2], replies[-1]
+    assert person["result"][0]["title"] == "Chief Demo Officer"
+    assert person["result"][0]["mobilePhone"] == "+1 555 0100"
+    sources = {
+        change["fields"][0]["name"]: {a["value"] for a in change["attributes"]}
+        for change in changes["result"]
+        if change["activityTypeId"] == 13
+    }
+    assert "Microsoft Dynamics sync" in sources["title"]
+    assert "Web service API" in sources["mobilePhone"]
+    assert (lead["jobtitle"], lead["mobilephone"]) == ("Chief Demo Officer", "+1 555 0100")
 
     status = subprocess.run(
         [CRMSYNC, "--config", ".demo/crmsync.toml", "sync", "status", "--json"],

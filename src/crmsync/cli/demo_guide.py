@@ -22,6 +22,7 @@ from crmsync.store.tables import crm_links, persons
 
 DYNAMICS_TITLE = "Chief Demo Officer"
 MARKETING_PHONE = "+1 555 0100"
+NEWLINE = "-w '\\n'"  # curl: end each JSON reply with a newline
 _JSON_FIELD = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
 
 
@@ -146,7 +147,7 @@ def marketing_edit_lines(g: GuideInput) -> list[str]:
         }
     )
     sync = (
-        'curl -s -X POST -H "Authorization: Bearer $TOKEN"'
+        f'curl -s {NEWLINE} -X POST -H "Authorization: Bearer $TOKEN"'
         " -H 'Content-Type: application/json'"
         f" -d {shlex.quote(body)} {shlex.quote(g.api_url + '/rest/v1/leads.json')}"
     )
@@ -171,11 +172,11 @@ def watch_lines(g: GuideInput) -> list[str]:
     lead_url = f"{g.org.web_api_url}leads({g.lead.lead_id})?$select=fullname,jobtitle,mobilephone"
     return [
         f"{_command_name()} --config {_shown_path(g.config_path)} sync status",
-        f"curl -s {auth} "
+        f"curl -s {NEWLINE} {auth} "
         + shlex.quote(f"{g.api_url}/rest/v1/lead/{person}.json?fields=email,title,mobilePhone"),
         paging,
-        f'curl -s {auth} "{changes}"',
-        f'curl -s -H "Authorization: Bearer $DTOKEN" {shlex.quote(lead_url)}',
+        f'curl -s {NEWLINE} {auth} "{changes}"',
+        f'curl -s {NEWLINE} -H "Authorization: Bearer $DTOKEN" {shlex.quote(lead_url)}',
     ]
 
 
