@@ -24,15 +24,10 @@ from dataclasses import dataclass
 from crmsync.dynamics.types import WriteRequest
 from crmsync.errors import InvalidValueError
 from crmsync.sync.convert import canonical_value
+from crmsync.sync.filtering import FILTERED_OUT_KEY
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.merge import merge_record, normalize_value
-from crmsync.sync.plan import (
-    CRM_TYPES,
-    FILTERED_OUT_KEY,
-    LocalRecord,
-    RecordFailure,
-    SkippedRecord,
-)
+from crmsync.sync.plan import CRM_TYPES, LocalRecord, RecordFailure, SkippedRecord
 from crmsync.sync.policy import policy_for
 
 
