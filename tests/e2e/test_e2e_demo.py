@@ -26,6 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
+
+from crmsync.settings import load_settings
+from crmsync.store.db import open_database
+from crmsync.store.tables import sync_lease
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -255,6 +260,15 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     assert "crmsync demo stopped" in demo.rest(5)
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
     assert _children(demo.process.pid) == []
+    # The running cycle finished and gave the lease back; the sync's secret was never shown.
+    engine = open_database(f"sqlite:///{tmp_path / '.demo' / 'crmsync.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(sync_lease)).scalar_one() == 0
+    finally:
+        engine.dispose()
+    config = load_settings(tmp_path / ".demo" / "crmsync.toml", environ={})
+    assert config.dynamics.client_secret.reveal() not in "\n".join(demo.lines)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{org_url}/api/data/v9.2/WhoAmI", timeout=2)
     with pytest.raises(httpx.TransportError):
