@@ -85,3 +85,33 @@ def test_unusable_directory_is_a_configuration_error(tmp_path: Path) -> None:
         generate_tls_files(blocker / "sub")
     with pytest.raises(ConfigurationError):
         generate_tls_files(tmp_path, ())
+
+
+def test_a_key_that_does_not_match_the_certificate_is_not_reused(tmp_path: Path) -> None:
+    """A crash between writing the key and the certificate leaves a pair that cannot serve TLS;
+    the next start must notice and make a working set instead of failing forever (spec §1d)."""
+    files = ensure_tls_files(tmp_path / "org")
+    stray = generate_tls_files(tmp_path / "other")
+    files.server_key.write_bytes(stray.server_key.read_bytes())
+    server, client = contexts(tmp_path / "org")
+    handshake(server, client, "127.0.0.1")
+
+
+def test_an_unreadable_key_is_replaced(tmp_path: Path) -> None:
+    """A truncated or garbled key file is made anew, not reused."""
+    files = ensure_tls_files(tmp_path)
+    files.server_key.write_bytes(files.server_key.read_bytes()[:40])
+    server, client = contexts(tmp_path)
+    handshake(server, client, "localhost")
+
+
+def test_files_are_written_whole_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    """Writes go through a temporary file and a rename: only the three PEM files remain, and
+    a reused set keeps its private key private."""
+    files = generate_tls_files(tmp_path)
+    generate_tls_files(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        path.name for path in (files.ca_certificate, files.server_certificate, files.server_key)
+    )
+    assert files.server_key.stat().st_mode & 0o777 == 0o600
+    assert files.ca_certificate.stat().st_mode & 0o777 == 0o644

@@ -3,8 +3,11 @@
 MSAL only talks to an authority over HTTPS, so the emulator can serve TLS with a certificate it
 makes itself. :func:`ensure_tls_files` writes, into one directory, a CA certificate (the bundle
 clients pass as ``verify=``), and a server certificate + key for ``127.0.0.1``, ``::1`` and
-``localhost`` signed by that CA. Existing files are reused while valid for the same hosts, so a
-client that saved the CA path keeps working across restarts.
+``localhost`` signed by that CA. Existing files are reused while valid for the same hosts and
+consistent (the server certificate signed by the CA, the key the certificate's), so a client
+that saved the CA path keeps working across restarts. Each file is written to a temporary file
+and renamed into place, so a reader never sees a half-written file; a set left inconsistent by a
+crash between two files is detected and made anew.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -65,6 +69,19 @@ def _files(directory: Path) -> TlsFiles:
     )
 
 
+def _key_matches(certificate: x509.Certificate, key_pem: bytes) -> bool:
+    """Whether ``key_pem`` is the private key of ``certificate`` (same public key)."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    # Comparing the encoded public keys compares their public numbers, for any key type.
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(der, spki) == certificate.public_key().public_bytes(
+        der, spki
+    )
+
+
 def _reusable(files: TlsFiles, hosts: Sequence[str], now: dt.datetime) -> bool:
     paths = (files.ca_certificate, files.server_certificate, files.server_key)
     if not all(path.is_file() for path in paths):
@@ -74,23 +91,47 @@ def _reusable(files: TlsFiles, hosts: Sequence[str], now: dt.datetime) -> bool:
         ca = x509.load_pem_x509_certificate(files.ca_certificate.read_bytes())
         san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         server.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
+        key_pem = files.server_key.read_bytes()
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return False
     wanted = set(_alt_names(hosts))
     return (
         wanted <= set(san)
+        and _key_matches(server, key_pem)
         and server.not_valid_after_utc - now > _RENEW_BEFORE
         and ca.not_valid_after_utc - now > _RENEW_BEFORE
     )
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    descriptor = os.open(temporary, flags, 0o600 if private else 0o644)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    temporary.replace(path)
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, synced, renamed."""
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o600 if private else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the renames durable (best effort: not every platform can open a directory)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def generate_tls_files(
@@ -178,15 +219,19 @@ def generate_tls_files(
 
     files = _files(target)
     pem = serialization.Encoding.PEM
-    _write(files.ca_certificate, ca_cert.public_bytes(pem))
-    _write(files.server_certificate, server_cert.public_bytes(pem))
-    _write(
-        files.server_key,
-        server_key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-        private=True,
-    )
+    try:
+        _write(
+            files.server_key,
+            server_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+            private=True,
+        )
+        _write(files.server_certificate, server_cert.public_bytes(pem))
+        _write(files.ca_certificate, ca_cert.public_bytes(pem))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the TLS files in {target}: {exc}") from exc
+    _sync_directory(target)
     return files
 
 
