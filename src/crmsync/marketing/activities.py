@@ -2,7 +2,11 @@
 
 Reads page with date-based tokens (spec marketo-rest §1.2, §5.2): a token is base32 of
 ``"<since>,<last activity id>"``; a page holds the activities with a larger id, in id order,
-which is time order because activities are only ever appended with the current time.
+which is time order because activities are only ever appended with the current time. Paging by
+id loses nothing because ids follow commit order: SQLite has one writer at a time, and on
+PostgreSQL every insert into ``activities`` first takes a transaction-level advisory lock
+(a trigger, migration ``0003_activity_commit_order``), so a later id never commits first.
+Writers therefore insert activities last in their transaction.
 """
 
 from __future__ import annotations
@@ -195,11 +199,10 @@ class ActivityService:
         """A token for the activities recorded at or after ``since``."""
         since_text = format_datetime(since)
         with self._engine.connect() as conn:
+            # the smallest id dated since, not the earliest-dated row: a row with a later id may
+            # carry an earlier date (recorded with its own date), and pages go by id
             first = conn.execute(
-                select(activities.c.id)
-                .where(activities.c.activity_date >= since_text)
-                .order_by(activities.c.activity_date, activities.c.id)
-                .limit(1)
+                select(func.min(activities.c.id)).where(activities.c.activity_date >= since_text)
             ).scalar()
             if first is None:
                 last = conn.execute(select(func.max(activities.c.id))).scalar() or 0
