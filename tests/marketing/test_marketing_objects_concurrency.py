@@ -20,7 +20,7 @@ from crmsync.marketing.outcomes import RecordOutcome
 from crmsync.store.sync_state import get_setting, set_setting
 from crmsync.store.tables import companies
 
-ROUNDS = 25
+ROUNDS = 15
 
 
 def _race(first: Callable[[], object], second: Callable[[], object]) -> list[object]:
