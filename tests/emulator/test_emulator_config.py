@@ -162,6 +162,35 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) ->
     assert str(path) in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "secret"),
+    [
+        (
+            "[[users]]\nfullname = 'X'\nkind = 'application'\nclient_id = 'c'\n"
+            "client_secret = ['hunter2-client-secret']",
+            "users[0].client_secret",
+            "hunter2-client-secret",
+        ),
+        (
+            "[[users]]\nfullname = 'X'\nupn = 'x@y.z'\npassword = 271828182845",
+            "users[0].password",
+            "271828182845",
+        ),
+        ("admin_key = ['admin-key-in-a-list']", "admin_key", "admin-key-in-a-list"),
+    ],
+)
+def test_a_wrongly_typed_secret_is_named_but_never_shown(
+    tmp_path: Path, text: str, key: str, secret: str
+) -> None:
+    """Secrets stay out of error messages, also when they have the wrong type; the key is
+    named so the mistake can still be found."""
+    with pytest.raises(ConfigurationError) as caught:
+        load_emulator_config(write(tmp_path, text))
+    assert f"{key} must be a str" in caught.value.message
+    assert secret not in caught.value.message
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+
+
 def test_org_url_is_read_as_an_origin(tmp_path: Path) -> None:
     """`org_url` (spec §1a: the environment URL) is kept as scheme://host[:port]."""
     config = load_emulator_config(write(tmp_path, "org_url = 'HTTPS://Contoso.crm.dynamics.com/'"))

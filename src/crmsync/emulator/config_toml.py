@@ -66,11 +66,19 @@ _USER_KEYS = frozenset(
 _RULE_KEYS = frozenset({"entity", "attribute", "kind", "pattern", "message"})
 
 
+# Keys whose values are secrets: an error about them never repeats the value.
+_SECRET_KEYS = frozenset({"client_secret", "password", "admin_key"})
+
+
 def _typed(where: str, raw: object, wanted: type) -> Any:
     if wanted is float and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
     if not isinstance(raw, wanted) or (wanted is not bool and isinstance(raw, bool)):
-        raise ConfigurationError(f"{where} must be a {wanted.__name__}, got {raw!r}")
+        if where.rpartition(".")[2] in _SECRET_KEYS:
+            shown = f"a {type(raw).__name__} (value not shown: it is a secret)"
+        else:
+            shown = repr(raw)
+        raise ConfigurationError(f"{where} must be a {wanted.__name__}, got {shown}")
     return raw
 
 
