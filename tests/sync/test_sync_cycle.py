@@ -362,3 +362,28 @@ def test_duplicate_detection_rejects_one_record_and_the_rest_syncs(world: World)
     assert world.alex.get("leads", first, "emailaddress1")["emailaddress1"] != taken
     logged = [a for a in activities_of(world.engine, clashing["id"]) if a["type_id"] == SYNC_ERROR]
     assert "duplicate" in str(logged[0]["attributes"]["Message"])
+
+
+def test_a_bad_value_holds_back_only_its_own_field(world: World) -> None:
+    """B37/B38: a person edited with a good and a refused value sends the good one; the
+    refused field stays unsent, its error stays open, and it is sent once it is fixed."""
+    lead_id = world.alex.first_ids("leads", 1)[0]
+    person = person_by_crm_id(world.engine, "lead", lead_id)
+    edit_person(world.engine, person["id"], title="Sent anyway", leadSource="Carrier Pigeon")
+
+    report = world.cycle.run()
+
+    assert report.push.updated == 1 and report.push.failed == 1
+    crm = world.alex.get("leads", lead_id, "jobtitle,leadsourcecode")
+    assert crm["jobtitle"] == "Sent anyway"
+    (error,) = open_errors(world.engine)
+    assert error["local_id"] == person["id"] and "leadSource" in error["message"]
+
+    edit_person(world.engine, person["id"], leadSource="Web")
+    world.cycle.run()
+    assert (
+        world.alex.get("leads", lead_id, "leadsourcecode")["leadsourcecode"]
+        != crm["leadsourcecode"]
+        or crm["leadsourcecode"] is not None
+    )
+    assert open_errors(world.engine) == []

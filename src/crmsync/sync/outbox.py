@@ -42,7 +42,7 @@ from crmsync.marketing.values import utc_now_text
 from crmsync.store.tables import activities, persons
 from crmsync.sync.apply import apply_plan, sync_error_activity
 from crmsync.sync.convert import canonical_value
-from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.mapping import CrmWrites, EntityMapping
 from crmsync.sync.merge import normalize_value, same_value
 from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
 from crmsync.sync.state import (
@@ -103,6 +103,7 @@ class _Send:
     baseline: dict[str, object]
     entry_ids: tuple[int, ...]
     creating: bool
+    partial: bool = False  # some fields were left out as Dynamics would refuse them
 
 
 def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -> str:
@@ -230,13 +231,19 @@ class OutboxPusher:
             marketing = _marketing_values(mapping, locals_[person_id])
             baseline = baselines.get((link.entity, link.crm_id))
             try:
-                send = self._build(person_id, link, mapping, marketing, baseline, entry_ids)
+                send, rejected = self._build(
+                    person_id, link, mapping, marketing, baseline, entry_ids
+                )
             except ValidationFailedError as exc:
                 failures.append((person_id, link, exc.code, exc.message))
                 done += list(entry_ids)
                 continue
+            if rejected is not None:
+                # B37/B38: the fields Dynamics would refuse stay unsent (and differ from the
+                # baseline, so they are retried); the others go now.
+                failures.append((person_id, link, rejected.code, rejected.message))
             if send is None:
-                done += list(entry_ids)  # nothing differs from what both sides agreed
+                done += list(entry_ids)  # nothing (else) differs from what both sides agreed
             else:
                 sends.append(send)
         if failures or done:
@@ -255,7 +262,9 @@ class OutboxPusher:
         marketing: Mapping[str, object],
         baseline: Mapping[str, object] | None,
         entry_ids: tuple[int, ...],
-    ) -> _Send | None:
+    ) -> tuple[_Send | None, CrmWrites | None]:
+        """The write for one person, and the fields left out because Dynamics would refuse
+        them. A create is all or nothing (raises :class:`ValidationFailedError`)."""
         two_way = [m for m in mapping.fields if m.two_way]
         if baseline is None:
             values = {
@@ -264,7 +273,8 @@ class OutboxPusher:
             request = self._write(
                 WriteKind.CREATE, link.entity, link.crm_id, mapping.to_crm(values), None
             )
-            return _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
+            send = _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
+            return send, None
         writes = {
             m.field: marketing[m.field]
             for m in two_way
@@ -272,13 +282,27 @@ class OutboxPusher:
             and not same_value(marketing[m.field], normalize_value(baseline[m.field]))
         }
         if not writes:
-            return None
+            return None, None
+        converted = mapping.convert_writes(writes)
+        rejected = converted if converted.rejected else None
+        if not converted.values:
+            return None, rejected
+        sent = {k: v for k, v in writes.items() if k not in converted.rejected_fields}
         request = self._write(
-            WriteKind.UPDATE, link.entity, link.crm_id, mapping.to_crm(writes), link.etag
+            WriteKind.UPDATE, link.entity, link.crm_id, converted.values, link.etag
         )
-        return _Send(
-            person_id, link.entity, link.crm_id, request, writes, dict(baseline), entry_ids, False
+        send = _Send(
+            person_id,
+            link.entity,
+            link.crm_id,
+            request,
+            sent,
+            dict(baseline),
+            entry_ids,
+            False,
+            partial=rejected is not None,
         )
+        return send, rejected
 
     def _send(self, sends: Sequence[_Send], counts: PushCounts, *, remerge: bool) -> None:
         results = self._client.write_batch([s.request for s in sends])
@@ -340,9 +364,12 @@ class OutboxPusher:
                 )
             else:
                 counts.updated += 1
+        complete = {(s.entity, s.crm_id) for s, _ in accepted if not s.partial}
         for entity, baselines in by_entity.items():
             save_baselines(conn, entity, baselines)
-            resolve_errors(conn, entity, list(baselines), "to_crm")
+            resolve_errors(
+                conn, entity, [c for c in baselines if (entity, c) in complete], "to_crm"
+            )
         update_links(conn, links)
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
