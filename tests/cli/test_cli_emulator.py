@@ -41,6 +41,10 @@ def test_details_name_everything_a_client_needs(tmp_path: Path) -> None:
         "sam.patel@contoso.example",
     ]
     assert details["users"][0]["password"] == "alex-password-1"
+    alex = config.user_by_upn("alex.morgan@contoso.example")
+    assert alex is not None
+    # CallerObjectId takes the Entra object id, so the printed details must give it (spec §0).
+    assert details["users"][0]["entra_object_id"] == alex.entra_object_id
     assert details["ca_bundle"] == str(tls.ca_certificate)
     assert details["seeded"] == {"lead": 10, "contact": 10}
 

@@ -161,7 +161,7 @@ def test_password_grant_acts_as_the_salesperson(
     assert body["refresh_token"]
     client_info = json.loads(base64.urlsafe_b64decode(body["client_info"] + "=="))
     alex = config.user_by_upn("alex.morgan@contoso.example")
-    assert client_info == {"uid": alex.systemuserid, "utid": config.tenant}
+    assert client_info == {"uid": alex.entra_object_id, "utid": config.tenant}
     who = client.get(WHOAMI, headers={"Authorization": f"Bearer {body['access_token']}"})
     assert who.json()["UserId"] == alex.systemuserid
 
@@ -399,7 +399,7 @@ def test_impersonation_acts_as_the_named_user_with_shared_privileges() -> None:
             headers=app_headers,
         )
         lead = created.headers["odata-entityid"].split("/api/data/v9.2/", 1)[1]
-        as_alex = {**app_headers, "CallerObjectId": alex.systemuserid}
+        as_alex = {**app_headers, "CallerObjectId": alex.entra_object_id}
         assert api.get(WHOAMI, headers=as_alex).json()["UserId"] == alex.systemuserid
         assert (
             api.patch(
@@ -427,7 +427,7 @@ def test_impersonation_needs_the_privilege_and_a_known_user(
     alex_token = password_grant(client, config).json()["access_token"]
     refused = client.get(
         WHOAMI,
-        headers={"Authorization": f"Bearer {alex_token}", "CallerObjectId": sam.systemuserid},
+        headers={"Authorization": f"Bearer {alex_token}", "CallerObjectId": sam.entra_object_id},
     )
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "0x80040220"
@@ -442,6 +442,43 @@ def test_impersonation_needs_the_privilege_and_a_known_user(
     )
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "0x80040217"
+
+
+def test_each_impersonation_header_names_the_user_by_its_own_id(
+    env: tuple[Api, EmulatorConfig, EmulatorRuntime],
+) -> None:
+    """§0/§9: CallerObjectId carries the Entra object id (azureactivedirectoryobjectid),
+    MSCRMCallerID the systemuserid; an id of the other kind names no user (404)."""
+    client, config, _ = env
+    alex = config.user_by_upn("alex.morgan@contoso.example")
+    assert alex is not None
+    assert alex.entra_object_id != alex.systemuserid
+    app = {"Authorization": f"Bearer {client_credentials(client, config).json()['access_token']}"}
+    for header, good, other in (
+        ("CallerObjectId", alex.entra_object_id, alex.systemuserid),
+        ("MSCRMCallerID", alex.systemuserid, alex.entra_object_id),
+    ):
+        acting = client.get(WHOAMI, headers={**app, header: good.upper()})
+        assert acting.status_code == 200
+        assert acting.json()["UserId"] == alex.systemuserid
+        wrong_kind = client.get(WHOAMI, headers={**app, header: other})
+        assert wrong_kind.status_code == 404
+        assert wrong_kind.json()["error"]["code"] == "0x80040217"
+
+
+def test_entra_object_ids_are_stable_and_distinct() -> None:
+    """Every user has an Entra object id, the same on every run, and tokens carry it as oid."""
+    first, second = default_config(), default_config()
+    ids = [user.entra_object_id for user in first.users]
+    assert ids == [user.entra_object_id for user in second.users]
+    assert len(set(ids)) == len(ids)
+    with emulator() as (client, config, _):
+        token = client_credentials(client, config).json()["access_token"]
+        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        app_user = config.user_by_client_id(DEFAULT_APP_CLIENT_ID)
+        assert app_user is not None
+        assert claims["oid"] == app_user.entra_object_id
+        assert config.user_by_object_id(claims["oid"].upper()) == app_user
 
 
 def test_acting_for_intersects_privileges() -> None:

@@ -191,6 +191,21 @@ def test_a_wrongly_typed_secret_is_named_but_never_shown(
     assert secret not in str(caught.value) and secret not in repr(caught.value)
 
 
+def test_entra_object_id_can_be_given_and_must_be_a_unique_guid(tmp_path: Path) -> None:
+    """A user's Entra object id (CallerObjectId) may be set per user; bad or shared ids fail."""
+    given = "6F1B0C2E-3A4D-4E5F-8A9B-0C1D2E3F4A5B"
+    user = f"[[users]]\nfullname = 'X'\nupn = 'x@y.z'\npassword = 'p'\nentra_object_id = '{given}'"
+    config = load_emulator_config(write(tmp_path, user))
+    assert config.users[0].entra_object_id == given.lower()
+    assert config.user_by_object_id(given) == config.users[0]
+    bad = user.replace(given, "not-a-guid")
+    with pytest.raises(ConfigurationError, match=r"users\[0\]\.entra_object_id must be a GUID"):
+        load_emulator_config(write(tmp_path, bad))
+    twice = user + "\n" + user.replace("x@y.z", "w@y.z")
+    with pytest.raises(ConfigurationError, match=r"entra_object_id .* appears more than once"):
+        load_emulator_config(write(tmp_path, twice))
+
+
 def test_org_url_is_read_as_an_origin(tmp_path: Path) -> None:
     """`org_url` (spec §1a: the environment URL) is kept as scheme://host[:port]."""
     config = load_emulator_config(write(tmp_path, "org_url = 'HTTPS://Contoso.crm.dynamics.com/'"))

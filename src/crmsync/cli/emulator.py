@@ -66,6 +66,7 @@ def connection_details(
                 "password": config.secret_for(user).reveal(),
                 "fullname": user.fullname,
                 "systemuserid": user.systemuserid,
+                "entra_object_id": user.entra_object_id,
             }
             for user in people
         ],

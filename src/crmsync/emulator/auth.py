@@ -355,7 +355,7 @@ def _redeem_refresh_token(
     accepted: tuple[str, ...],
 ) -> tuple[EmulatorUser, str, list[str]]:
     claims = verified_claims(runtime, form.get("refresh_token", ""))
-    user = config.user_by_id(str(claims.get("oid", ""))) if claims else None
+    user = config.user_by_object_id(str(claims.get("oid", ""))) if claims else None
     if claims is None or claims.get("typ") != "refresh" or user is None:
         raise TokenRequestError(
             400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
@@ -407,7 +407,7 @@ def _user_token_response(
             runtime,
             {
                 "typ": "refresh",
-                "oid": user.systemuserid,
+                "oid": user.entra_object_id,
                 "azp": client_id,
                 "aud": resource,
                 "scp": scopes,
@@ -426,15 +426,15 @@ def _user_token_response(
                 "iat": now,
                 "nbf": now,
                 "exp": now + expires_in,
-                "oid": user.systemuserid,
-                "sub": user.systemuserid,
+                "oid": user.entra_object_id,
+                "sub": user.entra_object_id,
                 "tid": config.tenant,
                 "name": user.fullname,
                 "preferred_username": user.upn or "",
                 "ver": "2.0",
             },
         )
-        client_info = {"uid": user.systemuserid, "utid": config.tenant}
+        client_info = {"uid": user.entra_object_id, "utid": config.tenant}
         body["client_info"] = b64url(json.dumps(client_info).encode())
     return body
 

@@ -35,6 +35,7 @@ TOML format (every key optional; unknown keys are refused)::
     # password = "..."
     # mfa_required = true                # password grant refused (AADSTS50076)
     can_impersonate = true               # may send CallerObjectId / MSCRMCallerID
+    # entra_object_id = "..."            # Entra object id (CallerObjectId); default derived
     privileges = { "*" = ["create", "read", "write", "delete", "append", "appendto"] }
     readable_secured = ["lead.revenue"]
     updatable_secured = ["lead.revenue"]
@@ -98,6 +99,11 @@ class EmulatorUser:
     ``privileges`` maps an entity logical name (or ``"*"`` for every entity without its own
     entry) to the privileges held on it; an entity's own entry replaces ``"*"``, it does not
     add to it. Secrets are held in :attr:`EmulatorConfig.secrets`, never here.
+
+    ``entra_object_id`` is the user's object id in Microsoft Entra ID (Dataverse's
+    ``azureactivedirectoryobjectid``): the ``oid`` of its tokens and the value of the
+    ``CallerObjectId`` header, while ``MSCRMCallerID`` carries the ``systemuserid``. Left empty,
+    it is derived from the ``systemuserid``, so it is the same on every run.
     """
 
     systemuserid: str
@@ -110,6 +116,12 @@ class EmulatorUser:
     updatable_secured: frozenset[tuple[str, str]] = frozenset()
     mfa_required: bool = False  # the password grant then fails as Entra's does (spec §1b)
     can_impersonate: bool = False  # holds prvActOnBehalfOfAnotherUser (CallerObjectId header)
+    entra_object_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.entra_object_id:
+            derived = stable_id("entra-object", self.systemuserid.lower())
+            object.__setattr__(self, "entra_object_id", derived)
 
     def can(self, entity: str, privilege: str) -> bool:
         """Whether the user holds ``privilege`` (create, read, ...) on ``entity``."""
@@ -275,6 +287,14 @@ class EmulatorConfig:
         wanted = systemuserid.lower()
         for user in self.users:
             if user.systemuserid.lower() == wanted:
+                return user
+        return None
+
+    def user_by_object_id(self, object_id: str) -> EmulatorUser | None:
+        """The user with this Microsoft Entra object id (``CallerObjectId``, token ``oid``)."""
+        wanted = object_id.lower()
+        for user in self.users:
+            if user.entra_object_id.lower() == wanted:
                 return user
         return None
 

@@ -61,6 +61,7 @@ _USER_KEYS = frozenset(
         "updatable_secured",
         "mfa_required",
         "can_impersonate",
+        "entra_object_id",
     }
 )
 _RULE_KEYS = frozenset({"entity", "attribute", "kind", "pattern", "message"})
@@ -156,6 +157,12 @@ def _user_from(
         systemuserid = str(uuid.UUID(systemuserid))
     except ValueError as exc:
         raise ConfigurationError(f"{where}.systemuserid must be a GUID") from exc
+    object_id = _typed(f"{where}.entra_object_id", raw.get("entra_object_id", ""), str)
+    if object_id:
+        try:
+            object_id = str(uuid.UUID(object_id))
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}.entra_object_id must be a GUID") from exc
     readable = _column_refs(f"{where}.readable_secured", raw.get("readable_secured", []))
     updatable = _column_refs(f"{where}.updatable_secured", raw.get("updatable_secured", []))
     for ref in sorted((readable | updatable) - secured):
@@ -171,6 +178,7 @@ def _user_from(
         updatable_secured=updatable,
         mfa_required=_typed(f"{where}.mfa_required", raw.get("mfa_required", False), bool),
         can_impersonate=_typed(f"{where}.can_impersonate", raw.get("can_impersonate", False), bool),
+        entra_object_id=object_id,
     )
     return user, Secret(secret)
 
@@ -304,6 +312,7 @@ def _check_unique(users: tuple[EmulatorUser, ...]) -> None:
         if user.upn:
             keys.append(f"upn {user.upn.lower()}")
         keys.append(f"systemuserid {user.systemuserid}")
+        keys.append(f"entra_object_id {user.entra_object_id.lower()}")
         for key in keys:
             if key in seen:
                 raise ConfigurationError(f"users: {key} appears more than once")

@@ -111,6 +111,19 @@ def _base_url(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
+CALLER_OBJECT_ID = "CallerObjectId"
+MSCRM_CALLER_ID = "MSCRMCallerID"
+
+
+def _impersonation_target(scope: Scope) -> tuple[str, str] | None:
+    """(header, id) of the user a request asks to act as; ``CallerObjectId`` is preferred."""
+    for name in (CALLER_OBJECT_ID, MSCRM_CALLER_ID):
+        value = _header(scope, name.lower().encode("ascii"))
+        if value is not None:
+            return name, value.strip()
+    return None
+
+
 class ControlPlane:
     """ASGI middleware applying faults, authentication and service protection to the API."""
 
@@ -145,9 +158,9 @@ class ControlPlane:
             await self._unauthorized(scope, send, check.reason)
             return
         user = check.user
-        target = _header(scope, b"callerobjectid") or _header(scope, b"mscrmcallerid")
+        target = _impersonation_target(scope)
         if target is not None:
-            acting = await self._impersonate(send, user, target.strip())
+            acting = await self._impersonate(send, user, *target)
             if acting is None:
                 return
             user = acting
@@ -222,9 +235,12 @@ class ControlPlane:
                 runtime.stats.in_flight -= 1
 
     async def _impersonate(
-        self, send: Send, caller: EmulatorUser, target_id: str
+        self, send: Send, caller: EmulatorUser, header: str, target_id: str
     ) -> EmulatorUser | None:
-        """The user the request acts as under impersonation (spec §9), or None once refused."""
+        """The user the request acts as under impersonation (spec §9), or None once refused.
+
+        ``CallerObjectId`` names the user by Entra object id, ``MSCRMCallerID`` by systemuserid.
+        """
         if not caller.can_impersonate:
             await _send_json(
                 send,
@@ -236,7 +252,10 @@ class ControlPlane:
                 ),
             )
             return None
-        target = self.config.user_by_id(target_id)
+        if header == CALLER_OBJECT_ID:
+            target = self.config.user_by_object_id(target_id)
+        else:
+            target = self.config.user_by_id(target_id)
         if target is None:
             # The docs do not give this error; the "does not exist" shape of spec §7 is used.
             await _send_json(

@@ -104,7 +104,8 @@ def token_keys(config: EmulatorConfig) -> tuple[bytes, dict[str, bytes]]:
     for user in config.users:
         secret = config.secret_for(user).reveal().encode("utf-8")
         material = b"user\x00" + user.systemuserid.lower().encode("ascii") + b"\x00" + secret
-        per_user[user.systemuserid.lower()] = hmac.new(base, material, hashlib.sha256).digest()
+        key = hmac.new(base, material, hashlib.sha256).digest()
+        per_user[user.entra_object_id.lower()] = key
     return base, per_user
 
 
@@ -133,7 +134,7 @@ class EmulatorRuntime:
         self.verified_tokens: dict[str, tuple[str, int, int, str]] = {}
 
     def signing_key(self, subject: str) -> bytes:
-        """The key signing the tokens of user ``subject`` (``oid``); the base key if unknown."""
+        """The key signing the tokens whose ``oid`` (Entra object id) is ``subject``."""
         return self._user_token_keys.get(subject.lower(), self.token_key)
 
     def clock(self) -> datetime:

@@ -3,10 +3,11 @@
 Tokens are JWT-shaped (``header.claims.signature``) and signed with HMAC-SHA256 under the key
 of the user they name (``EmulatorRuntime.signing_key``, derived from the admin key and that
 user's secret, so a token cannot be made without the configuration's secrets). An access token
-carries the user (``oid``), the expiry (``exp``) and the runtime's ``token_epoch`` (``ep``);
-bumping the epoch revokes every token issued before. Refresh and ID tokens are signed the same
-way but are never accepted as access tokens. Verified tokens are remembered (bounded), so a
-request costs one dictionary lookup.
+carries the user's Entra object id (``oid``, as Entra's do), its audience (``aud``, the org URL),
+the expiry (``exp``) and the runtime's ``token_epoch`` (``ep``); bumping the epoch revokes every
+token issued before. Refresh and ID tokens are signed the same way but are never accepted as
+access tokens. Verified tokens are remembered (bounded), so a request costs one dictionary
+lookup.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def issue_access_token(
         "nbf": now,
         "exp": now + lifetime,
         "tid": config.tenant,
-        "oid": user.systemuserid,
+        "oid": user.entra_object_id,
         "ep": runtime.token_epoch,
         "uti": unique_id(runtime),
         "ver": "1.0",
@@ -208,7 +209,7 @@ def check_bearer(
         return TokenCheck("audience")
     if exp <= runtime.timestamp() or epoch != runtime.token_epoch:
         return TokenCheck("expired")
-    user = config.user_by_id(user_id)
+    user = config.user_by_object_id(user_id)
     if user is None:
         return TokenCheck("unknown_user")
     return TokenCheck("ok", user)
