@@ -13,10 +13,11 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, select, text
 
 from crmsync.marketing.activities import ActivityService, decode_paging_token
-from crmsync.marketing.activity_types import NEW_LEAD
+from crmsync.marketing.activity_types import DELETE_LEAD, NEW_LEAD
 from crmsync.store.tables import activities
 
 SINCE = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
@@ -41,19 +42,27 @@ def _wait_until_blocked_or_done(engine: Engine, writer: threading.Thread, pid: l
         time.sleep(0.02)
 
 
-def _ids(service: ActivityService, token: str) -> tuple[list[int], str]:
-    page = service.list(token, [NEW_LEAD])
+def _ids(service: ActivityService, token: str, reader: str = "activities") -> tuple[list[int], str]:
+    if reader == "lead_changes":
+        page = service.lead_changes(token, ["email"])
+    elif reader == "deleted_leads":
+        page = service.deleted_leads(token)
+    else:
+        page = service.list(token, [NEW_LEAD])
     return [int(str(item["id"])) for item in page.items], page.next_page_token
 
 
-def test_an_activity_committed_late_is_not_skipped(migrated_engine: Engine) -> None:
-    """§5.2: writer A inserts and keeps its transaction open, writer B inserts and commits, a
-    reader pages, A commits, the reader pages on: every activity is read exactly once."""
+@pytest.mark.parametrize("reader", ["activities", "lead_changes", "deleted_leads"])
+def test_an_activity_committed_late_is_not_skipped(migrated_engine: Engine, reader: str) -> None:
+    """§5.3–5.5: writer A inserts and keeps its transaction open, writer B inserts and commits,
+    a reader pages, A commits, the reader pages on: every activity is read exactly once, by
+    each of the three paged reads."""
+    type_id = DELETE_LEAD if reader == "deleted_leads" else NEW_LEAD
     service = ActivityService(migrated_engine)
     start = service.paging_token(SINCE)
     holder = migrated_engine.connect()
     transaction = holder.begin()
-    service.record(holder, 1, NEW_LEAD, "held", {})
+    service.record(holder, 1, type_id, "held", {})
     pid: list[int] = []
     failures: list[BaseException] = []
 
@@ -62,7 +71,7 @@ def test_an_activity_committed_late_is_not_skipped(migrated_engine: Engine) -> N
             with migrated_engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     pid.append(int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()))
-                service.record(conn, 2, NEW_LEAD, "quick", {})
+                service.record(conn, 2, type_id, "quick", {})
         except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
@@ -70,13 +79,13 @@ def test_an_activity_committed_late_is_not_skipped(migrated_engine: Engine) -> N
     writer.start()
     try:
         _wait_until_blocked_or_done(migrated_engine, writer, pid)
-        first, token = _ids(service, start)
+        first, token = _ids(service, start, reader)
     finally:
         transaction.commit()
         holder.close()
         writer.join(timeout=30)
     assert not failures
-    second, _ = _ids(service, token)
+    second, _ = _ids(service, token, reader)
     with migrated_engine.connect() as conn:
         stored = [int(i) for i in conn.execute(select(activities.c.id)).scalars()]
     assert sorted(first + second) == sorted(stored) and len(stored) == 2

@@ -110,7 +110,9 @@ def insert_activities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> No
     Keys: person_id, type_id, activity_date (wire-format text), primary_value_id,
     primary_value, field_name, attributes (a JSON-able mapping), campaign_id. One DBAPI
     ``executemany`` with the attributes serialised once: this is the hot path of every bulk
-    person change.
+    person change. On PostgreSQL the insert waits for other transactions writing activities to
+    end and makes them wait until this one ends (ids in commit order), so write activities as
+    the last step of a transaction, after every row lock it needs.
     """
     if not rows:
         return
@@ -179,7 +181,10 @@ class ActivityService:
         campaign_id: int | None = None,
         activity_date: datetime | None = None,
     ) -> None:
-        """Append one activity for ``person_id`` in the caller's transaction ``conn``."""
+        """Append one activity for ``person_id`` in the caller's transaction ``conn``.
+
+        As with :func:`insert_activities`, record activities last in the transaction.
+        """
         if type_id not in ACTIVITY_TYPES_BY_ID and type_id < 100_000:
             raise InvalidValueError(f"unknown activity type {type_id}")
         conn.execute(
