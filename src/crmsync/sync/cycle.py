@@ -56,11 +56,15 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     "systemuser",
     "team",
     "account",
-    "contact",
     "lead",
+    "contact",
     "opportunity",
 )
-"""Every entity synced by default, in dependency order."""
+"""Every entity synced by default, in dependency order.
+
+Leads come before contacts: a contact qualified from a lead is planned against the lead's
+state as of this cycle, so a lead switched to "do not sync" and qualified between two cycles
+gives its contact a new person (R76 F/T) instead of continuing the stale one."""
 
 SELECTED_STATUSES = ("selected", "quick_sync")
 
@@ -184,7 +188,7 @@ class SyncCycle:
             schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
             cached = self._mappings.get(entity)
             wanted = selected.get(entity)
-            if cached is not None and (wanted is None or list(cached.attributes) == wanted):
+            if cached is not None and (wanted is None or list(cached.field_attributes) == wanted):
                 result[entity] = cached
                 continue
             mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
