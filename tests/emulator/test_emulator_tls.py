@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,17 @@ def test_files_are_written_whole_and_leave_no_temporary_files(tmp_path: Path) ->
     )
     assert files.server_key.stat().st_mode & 0o777 == 0o600
     assert files.ca_certificate.stat().st_mode & 0o777 == 0o644
+
+
+def test_emulators_starting_together_share_one_consistent_set(tmp_path: Path) -> None:
+    """Several starts at once on one directory (parallel test runs, a restart racing the old
+    process) all get the same CA, and the files on disk serve TLS."""
+
+    def start(_: int) -> bytes:
+        return ensure_tls_files(tmp_path).ca_certificate.read_bytes()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        bundles = set(pool.map(start, range(8)))
+    assert len(bundles) == 1
+    server, client = contexts(tmp_path)
+    handshake(server, client, "127.0.0.1")

@@ -13,10 +13,12 @@ crash between two files is detected and made anew.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,15 +237,37 @@ def generate_tls_files(
     return files
 
 
+@contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (emulators starting together make one set)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / ".emulator-tls.lock", "ab")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the TLS directory {directory}: {exc}") from exc
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def ensure_tls_files(
     directory: str | Path,
     hosts: Sequence[str] = DEFAULT_HOSTS,
     *,
     now: dt.datetime | None = None,
 ) -> TlsFiles:
-    """Reuse the CA and server certificate in ``directory`` if still good, else make new ones."""
+    """Reuse the CA and server certificate in ``directory`` if still good, else make new ones.
+
+    Checking and making happen under a lock on the directory, so emulators started at the same
+    time on one directory end up with one consistent set.
+    """
     moment = now or dt.datetime.now(dt.UTC)
-    files = _files(Path(directory))
-    if _reusable(files, hosts, moment):
-        return files
-    return generate_tls_files(directory, hosts, now=moment)
+    target = Path(directory)
+    with _directory_lock(target):
+        files = _files(target)
+        if _reusable(files, hosts, moment):
+            return files
+        return generate_tls_files(target, hosts, now=moment)
