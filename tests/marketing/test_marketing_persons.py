@@ -100,7 +100,7 @@ def test_each_error_code_skips_only_its_record(migrated_engine: Engine) -> None:
         ]
     )
     assert [o.status for o in outcomes] == ["skipped"] * 5 + ["created"]
-    assert [_codes(o) for o in outcomes[:5]] == [["1006"], ["1003"], ["1003"], ["1003"], ["1007"]]
+    assert [_codes(o) for o in outcomes[:5]] == [["1006"], ["1001"], ["1003"], ["1001"], ["1007"]]
     assert "favouriteColour" in outcomes[0].reasons[0].message
     assert "integer" in outcomes[1].reasons[0].message
     [missing] = service.sync([{"email": "nobody@x.com"}], action="updateOnly")
@@ -301,8 +301,8 @@ def test_system_fields_only_with_permission(migrated_engine: Engine) -> None:
 
 
 def test_values_the_database_cannot_hold_are_refused_per_record(migrated_engine: Engine) -> None:
-    """Out-of-range numbers, NUL characters and impossible ids skip their record with 1003
-    instead of failing the whole call; impossible ids are simply not found."""
+    """Out-of-range numbers and NUL characters skip their record with 1001 (invalid value),
+    impossible ids with 1003, instead of failing the whole call."""
     service = PersonService(migrated_engine)
     outcomes = service.sync(
         [
@@ -312,7 +312,7 @@ def test_values_the_database_cannot_hold_are_refused_per_record(migrated_engine:
             {"email": "ok@x.com"},
         ]
     )
-    assert [_codes(o) for o in outcomes] == [["1003"], ["1003"], ["1003"], []]
+    assert [_codes(o) for o in outcomes] == [["1001"], ["1001"], ["1003"], []]
     assert "out of range" in outcomes[0].reasons[0].message
     assert service.get_by_ids([2**70, -5, 0]) == []
     assert service.find("id", [str(2**70)]) == ([], None)

@@ -85,6 +85,7 @@ def test_bad_records_are_skipped_with_reasons_and_change_nothing(
         {"code": "1006", "message": "Field 'favouriteColour' not found"}
     ]
     reason = reply["result"][2]["reasons"][0]
+    assert reason["code"] == "1001"
     assert "numberOfEmployees" in reason["message"] and "integer" in reason["message"]
     assert reply["result"][3]["reasons"][0]["code"] == "1003"
     assert _person_count(marketo_db) == 1

@@ -31,6 +31,7 @@ def skipped(code: str, message: str, record_id: int | None = None) -> RecordOutc
     return RecordOutcome("skipped", record_id, (Reason(code, message),))
 
 
+INVALID_VALUE = "1001"
 INVALID_DATA = "1003"
 LEAD_NOT_FOUND = "1004"
 LEAD_EXISTS = "1005"

@@ -23,6 +23,7 @@ from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
     INVALID_DATA,
+    INVALID_VALUE,
     LEAD_EXISTS,
     LEAD_NOT_FOUND,
     MULTIPLE_MATCHES,
@@ -228,7 +229,7 @@ class PersonSync:
             try:
                 value = coerce_value(field, raw)
             except InvalidValueError as exc:
-                return skipped(INVALID_DATA, exc.message)
+                return skipped(INVALID_VALUE, exc.message)
             if field.is_custom:
                 custom[field.rest_name] = value
             else:
