@@ -184,3 +184,39 @@ def test_org_origin_normalises_and_refuses_what_is_not_an_org_url() -> None:
         assert org_origin(bad) is None
     assert audience_matches("https://localhost:8443", ["https://127.0.0.1:8443/"])
     assert not audience_matches("https://localhost:8443", ["https://127.0.0.2:8443"])
+
+
+def test_a_changed_password_also_ends_the_users_refresh_tokens() -> None:
+    """As in Entra, a new password ends the sessions begun with the old one: the refresh token
+    is refused with invalid_grant (AADSTS9002313) and no new access token is issued (§1b)."""
+    config = default_config()
+    alex = config.user_by_upn("alex.morgan@contoso.example")
+    assert alex is not None
+    clock = ManualClock()
+    form = {"grant_type": "refresh_token", "client_id": config.public_client_id}
+    with emulator(config, clock=clock) as (api, _, _runtime):
+        signed_in = api.post(
+            f"/{config.tenant}/oauth2/v2.0/token",
+            data={
+                **form,
+                "grant_type": "password",
+                "username": "alex.morgan@contoso.example",
+                "password": "alex-password-1",
+                "scope": f"{ORG}/.default offline_access",
+            },
+        )
+        refresh = signed_in.json()["refresh_token"]
+        again = api.post(
+            f"/{config.tenant}/oauth2/v2.0/token", data={**form, "refresh_token": refresh}
+        )
+        assert again.status_code == 200, again.text
+    rotated = dict(config.secrets)
+    rotated[alex.systemuserid] = Secret("alex-password-2")
+    changed = dataclasses.replace(config, secrets=MappingProxyType(rotated))
+    with emulator(changed, clock=ManualClock(clock())) as (api, _, _runtime):
+        refused = api.post(
+            f"/{config.tenant}/oauth2/v2.0/token", data={**form, "refresh_token": refresh}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_grant"
+        assert refused.json()["error_codes"] == [9002313]
