@@ -46,6 +46,31 @@ TYPE_NAMES: Mapping[str, tuple[str, str]] = {
     "EntityName": ("EntityNameType", "EntityNameAttributeMetadata"),
 }
 
+# AttributeType -> the OData primitive type its values have on the wire (Edm.String by default)
+_EDM_TYPES: Mapping[str, str] = {
+    "String": "Edm.String",
+    "Memo": "Edm.String",
+    "Integer": "Edm.Int32",
+    "BigInt": "Edm.Int64",
+    "Picklist": "Edm.Int32",
+    "State": "Edm.Int32",
+    "Status": "Edm.Int32",
+    "Boolean": "Edm.Boolean",
+    "Money": "Edm.Decimal",
+    "Decimal": "Edm.Decimal",
+    "Double": "Edm.Double",
+    "DateTime": "Edm.DateTimeOffset",
+    "Uniqueidentifier": "Edm.Guid",
+    "Lookup": "Edm.Guid",
+    "Customer": "Edm.Guid",
+    "Owner": "Edm.Guid",
+}
+
+
+def edm_type(attribute_type: str) -> str:
+    """The ``Edm.*`` type error messages name for a column of ``attribute_type``."""
+    return _EDM_TYPES.get(attribute_type, "Edm.String")
+
 
 def metadata_id(*parts: str) -> str:
     """A stable MetadataId for a table or column (same name, same id, across restarts)."""

@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request, no_property
-from crmsync.emulator.metadata import NUMBER_TYPES, STRING_TYPES, AttributeDef, EntityDef
+from crmsync.emulator.metadata import (
+    NUMBER_TYPES,
+    STRING_TYPES,
+    AttributeDef,
+    EntityDef,
+    edm_type,
+)
 from crmsync.emulator.odata import (
     Comparison,
     FilterNode,
@@ -34,24 +40,6 @@ from crmsync.emulator.odata import (
 from crmsync.emulator.storage import iso, q
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-_EDM = {
-    "String": "Edm.String",
-    "Memo": "Edm.String",
-    "Integer": "Edm.Int32",
-    "BigInt": "Edm.Int64",
-    "Picklist": "Edm.Int32",
-    "State": "Edm.Int32",
-    "Status": "Edm.Int32",
-    "Boolean": "Edm.Boolean",
-    "Money": "Edm.Decimal",
-    "Decimal": "Edm.Decimal",
-    "Double": "Edm.Double",
-    "DateTime": "Edm.DateTimeOffset",
-    "Uniqueidentifier": "Edm.Guid",
-    "Lookup": "Edm.Guid",
-    "Customer": "Edm.Guid",
-    "Owner": "Edm.Guid",
-}
 _LITERAL_EDM = {
     "string": "Edm.String",
     "number": "Edm.Int32",
@@ -82,7 +70,7 @@ def resolve_property(entity: EntityDef, path: str) -> AttributeDef:
 
 
 def _incompatible(attribute: AttributeDef, literal: Literal, op: str) -> Exception:
-    left = _EDM.get(attribute.attribute_type, "Edm.String")
+    left = edm_type(attribute.attribute_type)
     right = _LITERAL_EDM.get(literal.kind, "Edm.String")
     kinds = {
         "eq": "Equal",

@@ -35,28 +35,19 @@ from crmsync.emulator.errors import (
     invalid,
     not_found,
 )
-from crmsync.emulator.metadata import NUMBER_TYPES, STRING_TYPES, AttributeDef, EntityDef
+from crmsync.emulator.metadata import (
+    NUMBER_TYPES,
+    STRING_TYPES,
+    AttributeDef,
+    EntityDef,
+    edm_type,
+)
 from crmsync.emulator.storage import iso, target_column
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _REFERENCE = re.compile(r"^/?([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 _SERVICE_ROOT = re.compile(r"^.*?/api/data/v\d+(?:\.\d+)?/")
 _MIN_DATE = datetime(1753, 1, 1, tzinfo=UTC)
-_EDM_NAMES = {
-    "String": "Edm.String",
-    "Memo": "Edm.String",
-    "Integer": "Edm.Int32",
-    "BigInt": "Edm.Int64",
-    "Picklist": "Edm.Int32",
-    "State": "Edm.Int32",
-    "Status": "Edm.Int32",
-    "Boolean": "Edm.Boolean",
-    "Money": "Edm.Decimal",
-    "Decimal": "Edm.Decimal",
-    "Double": "Edm.Double",
-    "DateTime": "Edm.DateTimeOffset",
-    "Uniqueidentifier": "Edm.Guid",
-}
 
 
 @dataclass(slots=True)
@@ -259,7 +250,7 @@ def _bind(
 
 
 def _type_error(entity: EntityDef, attribute: AttributeDef, value: object) -> Exception:
-    edm = _EDM_NAMES.get(attribute.attribute_type, "Edm.String")
+    edm = edm_type(attribute.attribute_type)
     return payload_error(
         entity, f"Cannot convert the literal '{value}' to the expected type '{edm}'."
     )
