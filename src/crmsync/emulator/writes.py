@@ -242,24 +242,20 @@ def put_property(
         raise payload_error(
             entity, 'A single-property PUT needs a body of the form {"value": ...}.'
         )
-    attribute = entity.attributes.get(name)
-    if attribute is None or attribute.is_lookup:
-        raise payload_error(
-            entity,
-            f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM."
-            f"{entity.logical_name}' or is not a structural property.",
-        )
-    ctx.require(entity, "write")
-    existing = _existing(ctx, entity, record_id)
-    prepared = prepare(ctx, entity, {name: payload["value"]}, creating=False)
-    update_record(ctx, entity, record_id, prepared, existing)
-    return empty_response(204)
+    return _write_property(ctx, entity, record_id, name, payload["value"])
 
 
 def delete_property(
     ctx: RequestContext, entity: EntityDef, record_id: str, name: str
 ) -> ApiResponse:
     """``DELETE /<set>(<id>)/<property>``: set the column to null."""
+    return _write_property(ctx, entity, record_id, name, None)
+
+
+def _write_property(
+    ctx: RequestContext, entity: EntityDef, record_id: str, name: str, value: object
+) -> ApiResponse:
+    """Set one structural (non-lookup) column of an existing record; 204 when done."""
     attribute = entity.attributes.get(name)
     if attribute is None or attribute.is_lookup:
         raise payload_error(
@@ -269,7 +265,7 @@ def delete_property(
         )
     ctx.require(entity, "write")
     existing = _existing(ctx, entity, record_id)
-    prepared = prepare(ctx, entity, {name: None}, creating=False)
+    prepared = prepare(ctx, entity, {name: value}, creating=False)
     update_record(ctx, entity, record_id, prepared, existing)
     return empty_response(204)
 
