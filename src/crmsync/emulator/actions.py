@@ -11,12 +11,11 @@ users present as rows but absent from the configuration (seeded salespeople) hol
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from crmsync.emulator.config import EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, json_response, privilege_name
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, not_found
+from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef, metadata_id
 from crmsync.emulator.storage import iso
 from crmsync.emulator.validation import parse_reference
@@ -113,14 +112,7 @@ def qualify_lead(ctx: RequestContext, lead_id: str, body: bytes) -> ApiResponse:
     else ``OpportunityCustomerId``), then sets the lead to state Qualified with ``Status``.
     """
     leads = ctx.catalog.require("lead")
-    try:
-        params = json.loads(body or b"{}")
-    except ValueError:
-        raise bad_request(
-            INVALID_ARGUMENT, "The QualifyLead parameters are not valid JSON."
-        ) from None
-    if not isinstance(params, dict):
-        raise bad_request(INVALID_ARGUMENT, "The QualifyLead parameters must be a JSON object.")
+    params = json_object(body, "The QualifyLead parameters", plural=True)
     for required in ("CreateAccount", "CreateContact", "CreateOpportunity", "Status"):
         if required not in params:
             raise bad_request(INVALID_ARGUMENT, f"The parameter '{required}' is required.")

@@ -8,6 +8,7 @@ annotations when the request asked for them with ``Prefer: odata.include-annotat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from crmsync.errors import (
@@ -51,6 +52,22 @@ _HELP_LINK = "http://go.microsoft.com/fwlink/?LinkID=398563&error=Microsoft.Crm.
 def bad_request(code: str, message: str) -> InputError:
     """A 400 for a malformed request (URL, query option, payload shape)."""
     return InputError(message, status=400, code=code)
+
+
+def json_object(body: bytes, subject: str, *, plural: bool = False) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object (an empty body is ``{}``).
+
+    Anything else is a 400 ``INVALID_ARGUMENT`` naming ``subject`` ("The body", "The
+    QualifyLead parameters" with ``plural``).
+    """
+    verb = "are" if plural else "is"
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise bad_request(INVALID_ARGUMENT, f"{subject} {verb} not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise bad_request(INVALID_ARGUMENT, f"{subject} must be a JSON object.")
+    return payload
 
 
 def no_property(name: str, type_name: str) -> InputError:

@@ -21,12 +21,11 @@ lead, contact or account removes its memberships (as the intersect rows cascade 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, not_found
+from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import list_records
 from crmsync.emulator.storage import iso, q
@@ -151,7 +150,7 @@ def association_ref(
     navigation, _, key = segment.partition("(")
     target = ctx.catalog.require(ASSOCIATIONS[navigation])
     if method == "POST" and not key:
-        payload = _json(body)
+        payload = json_object(body, "The body")
         reference = payload.get("@odata.id")
         if not isinstance(reference, str):
             raise bad_request(INVALID_ARGUMENT, "A $ref body needs an '@odata.id' URI string.")
@@ -177,7 +176,7 @@ def association_ref(
 
 def add_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
     """``POST AddMemberList`` {"ListId", "EntityId"} -> {"Id": <listmemberid>}."""
-    payload = _json(body)
+    payload = json_object(body, "The body")
     list_id = parse_guid(str(payload.get("ListId", "")))
     entity_id = parse_guid(str(payload.get("EntityId", "")))
     if list_id is None or entity_id is None:
@@ -195,13 +194,3 @@ def add_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
             "Id": member_id,
         },
     )
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        raise bad_request(INVALID_ARGUMENT, "The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise bad_request(INVALID_ARGUMENT, "The body must be a JSON object.")
-    return payload

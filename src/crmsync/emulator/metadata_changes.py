@@ -9,12 +9,11 @@ SystemRequired is refused for custom columns (spec §10).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request
+from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, json_object
 from crmsync.emulator.metadata import (
     SAFE_NAME,
     AttributeDef,
@@ -229,13 +228,8 @@ def new_attribute(entity: EntityDef | None, body: Mapping[str, Any]) -> Attribut
 
 
 def json_body(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        raise bad_request(INVALID_ARGUMENT, "The metadata payload is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise bad_request(INVALID_ARGUMENT, "The metadata payload must be a JSON object.")
-    return payload
+    """A metadata request body, which must be a JSON object."""
+    return json_object(body, "The metadata payload")
 
 
 def _label_text(value: object, default: str) -> str:
