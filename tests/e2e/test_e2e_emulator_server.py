@@ -272,3 +272,36 @@ def test_throttle_burst_over_real_http(running: dict[str, Any]) -> None:
     finally:
         httpx.put(faults_url, json={}, headers=admin, verify=tls(running))
     assert whoami(running, token).status_code == 200
+
+
+def test_tokens_are_bound_to_this_org_over_real_https(running: dict[str, Any]) -> None:
+    """§1a: the resource is the environment URL. Over real sockets: a token for this server is
+    good whether it is reached as 127.0.0.1 or localhost (one host, documented choice); a scope
+    for another port is refused with AADSTS500011 and gets no token."""
+    base = running["base_url"]
+    port = base.rsplit(":", 1)[1]
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": running["client_id"],
+        "client_secret": running["client_secret"],
+    }
+    issued = httpx.post(
+        running["token_url"], data={**form, "scope": running["scope"]}, verify=tls(running)
+    )
+    token = issued.json()["access_token"]
+    via_localhost = httpx.get(
+        f"https://localhost:{port}/api/data/v9.2/WhoAmI",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        verify=tls(running),
+        timeout=10,
+    )
+    assert via_localhost.status_code == 200, via_localhost.text
+    other_port = int(port) + 1 if int(port) < 65535 else int(port) - 1
+    refused = httpx.post(
+        running["token_url"],
+        data={**form, "scope": f"https://127.0.0.1:{other_port}/.default"},
+        verify=tls(running),
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_resource"
+    assert refused.json()["error_codes"] == [500011]
