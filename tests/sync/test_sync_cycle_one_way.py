@@ -88,6 +88,59 @@ def test_contact_customer_gives_role_and_company(
         ).all()
     assert tuple(opportunity) == ("Contact deal", account.id)
     assert [tuple(r) for r in roles] == [(person["id"], "Customer")]
+    assert _opportunity_company(migrated_engine, opportunity_id) == _company_id(
+        migrated_engine, account.id
+    )
+    assert person["company_id"] == _company_id(migrated_engine, account.id)
+
+
+def test_account_customer_gives_the_company_only(
+    migrated_engine: Engine, synced: tuple[DynamicsClient, SyncCycle]
+) -> None:
+    """B6/R42: an account as potential customer → the opportunity's company is that account's
+    company, and no opportunity role is made."""
+    client, cycle = synced
+    account = next(iter(client.iter_records("accounts", ["name"])))
+    opportunity_id = str(uuid.uuid4())
+    (created,) = client.write_batch(
+        [
+            WriteRequest.create(
+                "opportunity",
+                opportunity_id,
+                {"name": "Account deal", "customerid": LookupValue(account.id, "account")},
+            )
+        ]
+    )
+    assert created.ok, created
+    cycle.run()
+    with migrated_engine.connect() as conn:
+        roles = conn.execute(
+            select(opportunity_roles.c.id).where(
+                opportunity_roles.c.externalOpportunityId == opportunity_id
+            )
+        ).all()
+    company = _company_id(migrated_engine, account.id)
+    assert company is not None
+    assert _opportunity_company(migrated_engine, opportunity_id) == company
+    assert roles == []
+
+
+def _company_id(engine: Engine, account_id: str) -> int | None:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(companies.c.id).where(companies.c.externalCompanyId == account_id)
+        ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _opportunity_company(engine: Engine, opportunity_id: str) -> int | None:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(opportunities.c.company_id).where(
+                opportunities.c.externalOpportunityId == opportunity_id
+            )
+        ).scalar_one()
+    return None if found is None else int(found)
 
 
 def test_user_owner_links_the_sales_user_and_team_owner_does_not(

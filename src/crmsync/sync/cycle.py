@@ -44,6 +44,7 @@ from crmsync.sync.state import (
     company_of_contacts,
     get_cursor,
     insert_history,
+    link_opportunity_companies,
     link_states,
     lock_for_write,
     notify,
@@ -354,6 +355,10 @@ class SyncCycle:
                 contact_companies=companies,
             )
             counts = apply_plan(conn, plan, mapping, kind, links, states=states)
+            if entity == "opportunity":
+                link_opportunity_companies(
+                    conn, [item.record.id for item in items if isinstance(item, CrmChange)]
+                )
             if cursor is not None:
                 set_cursor(conn, entity, cursor.delta_link)
         return counts

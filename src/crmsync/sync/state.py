@@ -583,6 +583,22 @@ def link_fk_columns(conn: Connection, person_ids: Sequence[int]) -> None:
         )
 
 
+def link_opportunity_companies(conn: Connection, crm_ids: Sequence[str]) -> None:
+    """Point opportunities at their company by external id (B6): the account customer's
+    company, or the company of the contact customer's account; none when unknown."""
+    company = (
+        select(companies.c.id)
+        .where(companies.c.externalCompanyId == opportunities.c.externalCompanyId)
+        .scalar_subquery()
+    )
+    for part in chunks(sorted(set(crm_ids))):
+        conn.execute(
+            update(opportunities)
+            .where(opportunities.c.externalOpportunityId.in_(part))
+            .values(company_id=company)
+        )
+
+
 def company_of_contacts(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str | None]:
     """The account id of each linked contact's person (for opportunity roles, B6)."""
     found: dict[str, str | None] = {}
