@@ -464,6 +464,8 @@ def test_each_impersonation_header_names_the_user_by_its_own_id(
         wrong_kind = client.get(WHOAMI, headers={**app, header: other})
         assert wrong_kind.status_code == 404
         assert wrong_kind.json()["error"]["code"] == "0x80040217"
+    blank_preferred = {**app, "CallerObjectId": " ", "MSCRMCallerID": alex.systemuserid}
+    assert client.get(WHOAMI, headers=blank_preferred).json()["UserId"] == alex.systemuserid
 
 
 def test_entra_object_ids_are_stable_and_distinct() -> None:

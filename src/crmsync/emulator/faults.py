@@ -6,10 +6,10 @@
    before its body, so the client sees the peer hang up mid-response;
 2. added latency (``latency_ms``);
 3. bearer authentication (spec §1): 401 with ``WWW-Authenticate`` and a JSON error body when
-   the token is missing, malformed, expired or revoked; otherwise the user is put in
-   ``scope["state"]["user"]`` (``request.state.user`` in the data plane) — or, with a
-   ``CallerObjectId`` / ``MSCRMCallerID`` header from a user allowed to impersonate, the named
-   user with the privileges both hold;
+   the token is missing, malformed, expired, revoked or for another org; otherwise the user is
+   put in ``scope["state"]["user"]`` (``request.state.user`` in the data plane) — or, with a
+   ``CallerObjectId`` (Entra object id) / ``MSCRMCallerID`` (systemuserid) header from a user
+   allowed to impersonate, the named user with the privileges both hold;
 4. injected 5xx (``error_rate`` / ``error_status``) and 429 bursts (``throttle_burst``);
 5. service protection per user (:mod:`.protection`, spec §8).
 
@@ -118,9 +118,9 @@ MSCRM_CALLER_ID = "MSCRMCallerID"
 def _impersonation_target(scope: Scope) -> tuple[str, str] | None:
     """(header, id) of the user a request asks to act as; ``CallerObjectId`` is preferred."""
     for name in (CALLER_OBJECT_ID, MSCRM_CALLER_ID):
-        value = _header(scope, name.lower().encode("ascii"))
-        if value is not None:
-            return name, value.strip()
+        value = (_header(scope, name.lower().encode("ascii")) or "").strip()
+        if value:
+            return name, value
     return None
 
 
