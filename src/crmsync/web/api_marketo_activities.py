@@ -19,7 +19,7 @@ from crmsync.errors import InputError
 from crmsync.marketing.activities import ACTIVITY_TYPES, ActivityPage
 from crmsync.marketing.activity_types import ActivityAttribute, ActivityType
 from crmsync.web.dispatch import ApiCall, Route
-from crmsync.web.envelope import ApiError, blank, invalid_parameter, success
+from crmsync.web.envelope import ApiError, blank, success
 from crmsync.web.params import parse_datetime
 
 MAX_ACTIVITY_TYPES = 10
@@ -66,10 +66,7 @@ def _token(call: ApiCall) -> str:
 
 
 def _lead_ids(call: ApiCall) -> list[int] | None:
-    lead_ids = call.params.get_int_list("leadIds")
-    if len(lead_ids) > MAX_LEAD_IDS:
-        raise invalid_parameter(f"Too many leadIds: {len(lead_ids)}, at most {MAX_LEAD_IDS}")
-    return lead_ids or None
+    return call.params.get_int_list("leadIds", MAX_LEAD_IDS) or None
 
 
 def _invalid_token(exc: InputError) -> ApiError:
@@ -79,13 +76,7 @@ def _invalid_token(exc: InputError) -> ApiError:
 def get_activities(call: ApiCall) -> dict[str, Any]:
     """§5.3: activities of the given types after the token, oldest first."""
     token = _token(call)
-    type_ids = call.params.get_int_list("activityTypeIds")
-    if not type_ids:
-        raise blank("activityTypeIds")
-    if len(type_ids) > MAX_ACTIVITY_TYPES:
-        raise invalid_parameter(
-            f"Too many activityTypeIds: {len(type_ids)}, at most {MAX_ACTIVITY_TYPES}"
-        )
+    type_ids = call.params.require_int_list("activityTypeIds", MAX_ACTIVITY_TYPES)
     try:
         page = call.services.activities.list(
             token,

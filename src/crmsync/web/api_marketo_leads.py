@@ -77,13 +77,7 @@ def get_lead_by_id(call: ApiCall) -> dict[str, Any]:
 def get_leads_by_filter(call: ApiCall) -> dict[str, Any]:
     """§4.4: leads whose ``filterType`` field equals one of ``filterValues`` (≤ 300)."""
     filter_type = call.params.require("filterType")
-    values = call.params.get_list("filterValues")
-    if not values:
-        raise blank("filterValues")
-    if len(values) > MAX_RECORDS_PER_CALL:
-        raise invalid_parameter(
-            f"Too many filterValues: {len(values)}, at most {MAX_RECORDS_PER_CALL}"
-        )
+    values = call.params.require_list("filterValues", MAX_RECORDS_PER_CALL)
     catalog = call.services.person_catalog()
     if catalog.get(filter_type) is None:
         raise ApiError("1006", f"Field '{filter_type}' not found")

@@ -16,7 +16,7 @@ from typing import Any
 from crmsync.errors import InputError
 from crmsync.web.api_marketo_leads import outcome_json
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Handler, Route
-from crmsync.web.envelope import ApiError, blank, invalid_parameter, success
+from crmsync.web.envelope import ApiError, invalid_parameter, success
 
 # REST path segment -> object type of the object service.
 OBJECT_PATHS: dict[str, str] = {
@@ -80,13 +80,7 @@ def _query(object_type: str) -> Handler:
         try:
             if object_type == "opportunityRole" and filter_type == "dedupeFields":
                 return _compound_role_query(call, fields)
-            values = call.params.get_list("filterValues")
-            if not values:
-                raise blank("filterValues")
-            if len(values) > MAX_RECORDS_PER_CALL:
-                raise invalid_parameter(
-                    f"Too many filterValues: {len(values)}, at most {MAX_RECORDS_PER_CALL}"
-                )
+            values = call.params.require_list("filterValues", MAX_RECORDS_PER_CALL)
             items, token = call.services.objects.query(
                 object_type,
                 filter_type,

@@ -101,15 +101,36 @@ class ApiParams:
             items.extend(part.strip() for part in raw.split(",") if part.strip())
         return items
 
-    def get_int_list(self, key: str) -> list[int]:
-        """Return an array parameter as 64-bit integers; 1003 when one is not."""
+    def get_int_list(self, key: str, maximum: int | None = None) -> list[int]:
+        """Return an array parameter as 64-bit integers; 1003 when one is not.
+
+        With ``maximum``, more than that many values is 1003 too.
+        """
         result: list[int] = []
         for item in self.get_list(key):
             number = as_record_id(item)
             if number is None:
                 raise invalid_parameter(f"Invalid value '{item}' for '{key}'")
             result.append(number)
+        if maximum is not None:
+            _check_count(key, result, maximum)
         return result
+
+    def require_list(self, key: str, maximum: int) -> list[str]:
+        """Return a required array parameter: 701 when empty, 1003 past ``maximum`` values."""
+        values = self.get_list(key)
+        if not values:
+            raise blank(key)
+        _check_count(key, values, maximum)
+        return values
+
+    def require_int_list(self, key: str, maximum: int) -> list[int]:
+        """Return a required integer array: 1003 bad or past ``maximum``, 701 when empty."""
+        values = self.get_int_list(key)
+        if not values:
+            raise blank(key)
+        _check_count(key, values, maximum)
+        return values
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
         """Return a 64-bit integer parameter; 1003 when it is not one."""
@@ -140,6 +161,11 @@ class ApiParams:
         if size < 1 or size > maximum:
             raise invalid_parameter(f"Invalid batchSize '{size}', must be 1 to {maximum}")
         return size
+
+
+def _check_count(key: str, values: list[Any], maximum: int) -> None:
+    if len(values) > maximum:
+        raise invalid_parameter(f"Too many {key}: {len(values)}, at most {maximum}")
 
 
 def as_record_id(value: object) -> int | None:
