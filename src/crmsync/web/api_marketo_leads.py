@@ -22,7 +22,7 @@ from crmsync.errors import InputError, UnknownFieldError
 from crmsync.marketing.fields import FieldCatalog, FieldDef
 from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS, RecordOutcome
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
-from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
+from crmsync.web.envelope import ApiError, Reason, invalid_parameter, skipped, success
 from crmsync.web.params import as_record_id
 
 DEFAULT_LEAD_FIELDS = ("id", "updatedAt", "lastName", "email", "createdAt", "firstName")
@@ -112,24 +112,9 @@ def sync_leads(call: ApiCall) -> dict[str, Any]:
     return success([outcome_json(outcome, skipped_with_id=False) for outcome in outcomes])
 
 
-def _ids_to_delete(call: ApiCall) -> list[object]:
-    if call.has_body():
-        return [
-            record.get("id") if isinstance(record, dict) else None for record in call.input_list()
-        ]
-    ids: list[object] = list(call.params.get_list("id"))
-    if not ids:
-        raise blank("input")
-    if len(ids) > MAX_RECORDS_PER_CALL:
-        raise invalid_parameter(
-            f"Batch size of {len(ids)} exceeds the maximum of {MAX_RECORDS_PER_CALL}"
-        )
-    return ids
-
-
 def delete_leads(call: ApiCall) -> dict[str, Any]:
     """§4.6: delete leads by id (JSON ``input`` or repeated ``id`` parameters)."""
-    raw_ids = _ids_to_delete(call)
+    raw_ids = call.input_ids("input")
     results: list[dict[str, Any] | None] = [None] * len(raw_ids)
     ids: list[int] = []
     positions: list[int] = []

@@ -21,7 +21,7 @@ from crmsync.errors import InputError, RecordError
 from crmsync.marketing.outcomes import RecordOutcome
 from crmsync.web.api_marketo_leads import outcome_json
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
-from crmsync.web.envelope import ApiError, Reason, blank, invalid_parameter, skipped, success
+from crmsync.web.envelope import ApiError, Reason, invalid_parameter, skipped, success
 from crmsync.web.params import as_record_id
 
 MAX_LIST_NAME_LENGTH = 255
@@ -33,25 +33,9 @@ def _service_error(exc: InputError | RecordError) -> ApiError:
     return ApiError(exc.code or "1003", exc.message)
 
 
-def _member_ids(call: ApiCall) -> list[object]:
-    """Ids from a JSON ``input`` body, or else from repeated ``id`` parameters (§6.4)."""
-    if call.has_body():
-        return [
-            record.get("id") if isinstance(record, dict) else None for record in call.input_list()
-        ]
-    ids: list[object] = list(call.params.get_list("id"))
-    if not ids:
-        raise blank("id")
-    if len(ids) > MAX_RECORDS_PER_CALL:
-        raise invalid_parameter(
-            f"Batch size of {len(ids)} exceeds the maximum of {MAX_RECORDS_PER_CALL}"
-        )
-    return ids
-
-
 def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
     list_id = call.path_int("listId")
-    raw_ids = _member_ids(call)
+    raw_ids = call.input_ids("id")
     results: list[dict[str, Any] | None] = [None] * len(raw_ids)
     ids: list[int] = []
     positions: list[int] = []

@@ -26,6 +26,7 @@ from typing import Any
 from crmsync.web.clients import ApiClientStore
 from crmsync.web.envelope import (
     ApiError,
+    blank,
     invalid_content_type,
     invalid_json,
     invalid_parameter,
@@ -128,11 +129,32 @@ class ApiCall:
             return []
         if not isinstance(records, list):
             raise invalid_parameter("Invalid data: 'input' must be an array")
-        if len(records) > MAX_RECORDS_PER_CALL:
-            raise invalid_parameter(
-                f"Batch size of {len(records)} exceeds the maximum of {MAX_RECORDS_PER_CALL}"
-            )
+        _check_batch_size(records)
         return records
+
+    def input_ids(self, blank_name: str) -> list[object]:
+        """Return record ids from the body's ``input`` (``[{"id": ...}]``) or ``id`` parameters.
+
+        With a body, each record's ``id`` (None for a record that is not an object); without,
+        every ``id`` parameter: 701 naming ``blank_name`` when there is none, 1003 past 300.
+        """
+        if self.has_body():
+            return [
+                record.get("id") if isinstance(record, dict) else None
+                for record in self.input_list()
+            ]
+        ids: list[object] = list(self.params.get_list("id"))
+        if not ids:
+            raise blank(blank_name)
+        _check_batch_size(ids)
+        return ids
+
+
+def _check_batch_size(records: Sequence[object]) -> None:
+    if len(records) > MAX_RECORDS_PER_CALL:
+        raise invalid_parameter(
+            f"Batch size of {len(records)} exceeds the maximum of {MAX_RECORDS_PER_CALL}"
+        )
 
 
 Handler = Callable[[ApiCall], dict[str, Any]]
