@@ -8,6 +8,7 @@ writes and metadata are methods here; the wire-format work lives in the sibling 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import orjson
 
 from crmsync.dynamics.batch import MAX_BATCH_SIZE, Target
 from crmsync.dynamics.budget import ClientStats, RequestBudget
@@ -69,6 +71,7 @@ from crmsync.errors import (
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_Page = TypeVar("_Page")
 MAX_PAGE_SIZE = 5000
 BASE_HEADERS = {
     "Accept": "application/json",
@@ -368,25 +371,44 @@ class DynamicsClient:
         entity: str,
         on_failure: Callable[[httpx.Response, Resolution], Resolution] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every page from ``url`` on, following ``@odata.nextLink`` verbatim (spec §3).
+        """Every page from ``url`` on, following ``@odata.nextLink`` verbatim (spec §3)."""
+        return self._parsed_pages(
+            url, _as_is, kind=kind, headers=headers, entity=entity, on_failure=on_failure
+        )
 
-        The next page is requested as soon as the current one arrives, so the server builds
-        it while the caller consumes this one; a caller that stops early leaves at most that
-        one request in flight, which completes before the generator closes.
+    def _parsed_pages(
+        self,
+        url: str,
+        parse: Callable[[dict[str, Any]], _Page],
+        *,
+        kind: str,
+        headers: Mapping[str, str],
+        entity: str,
+        on_failure: Callable[[httpx.Response, Resolution], Resolution] | None = None,
+    ) -> Iterator[_Page]:
+        """Every page from ``url`` on, each passed through ``parse``, following
+        ``@odata.nextLink`` verbatim (spec §3).
+
+        The next page is requested as soon as the current one is handed out, so the server
+        builds it while the caller consumes this one; the page is decoded and parsed on the
+        same background thread, overlapping the caller's database work (B16). A caller that
+        stops early leaves at most that one request in flight, which completes before the
+        generator closes. Pages are parsed one at a time, in order.
         """
 
-        def fetch(link: str) -> dict[str, Any]:
-            return self.get_json(
+        def fetch(link: str) -> tuple[str | None, _Page]:
+            document = self.get_json(
                 link, kind=kind, headers=headers, entity=entity, on_failure=on_failure
             )
+            next_link = document.get("@odata.nextLink")
+            return (str(next_link) if next_link else None), parse(document)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-page") as pool:
-            pending: Future[dict[str, Any]] | None = pool.submit(fetch, url)
+            pending: Future[tuple[str | None, _Page]] | None = pool.submit(fetch, url)
             while pending is not None:
-                document = pending.result()
-                next_link = document.get("@odata.nextLink")
-                pending = pool.submit(fetch, str(next_link)) if next_link else None
-                yield document
+                next_link, page = pending.result()
+                pending = pool.submit(fetch, next_link) if next_link else None
+                yield page
 
     def get(self, entity_set: str, id: str, select: Sequence[str]) -> CrmRecord:
         """Read one record; raises :class:`RecordNotFoundError` when it does not exist."""
@@ -466,16 +488,16 @@ class DynamicsClient:
                 )
             return resolution
 
-        documents = self._pages(
+        converter = RowConverter(info, schema)
+        pages = self._parsed_pages(
             url,
+            functools.partial(parse_change_page, info, converter=converter),
             kind="delta" if delta else "track",
             headers={"Prefer": prefer},
             entity=info.logical_name,
             on_failure=rejected,
         )
-        converter = RowConverter(info, schema)
-        for document in documents:
-            page = parse_change_page(info, document, converter=converter)
+        for page in pages:
             if page.next_link:
                 yield ChangePage(info.logical_name, page.items)
                 continue
@@ -558,15 +580,33 @@ class DynamicsClient:
         return bool(document.get("ChangeTrackingEnabled"))
 
 
+def _as_is(document: dict[str, Any]) -> dict[str, Any]:
+    return document
+
+
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     """The JSON object in a successful response; an empty or cut-off body is transient."""
     try:
-        document = json.loads(response.content)
-    except ValueError:
+        document = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        document = _lenient_json(response.content)
+    if document is _NOT_JSON:
         raise TransientServerError(
             f"Dynamics answered HTTP {response.status_code} with a body that is not JSON",
             status=response.status_code,
-        ) from None
+        )
     if not isinstance(document, dict):
         raise TransientServerError("Dynamics answered with an unexpected JSON shape")
     return document
+
+
+_NOT_JSON = object()
+
+
+def _lenient_json(content: bytes) -> Any:
+    """What the standard decoder makes of a body the fast one refused (it also accepts lone
+    surrogate escapes, ``NaN`` and integers of any size); ``_NOT_JSON`` when it is not JSON."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return _NOT_JSON
