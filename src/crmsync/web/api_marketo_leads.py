@@ -16,6 +16,7 @@ input order, and change nothing for that record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from crmsync.errors import InputError, UnknownFieldError
@@ -60,6 +61,30 @@ def outcome_json(outcome: RecordOutcome, *, skipped_with_id: bool = True) -> dic
         return skipped(reasons)
     record: dict[str, Any] = {"id": outcome.id, "status": outcome.status}
     return record
+
+
+def outcomes_by_id(
+    raw_ids: Sequence[object], act: Callable[[list[int]], Sequence[RecordOutcome]]
+) -> dict[str, Any]:
+    """Run ``act`` on the valid ids and answer one result per raw id, in input order.
+
+    An id that is not a record id is skipped 1003 ``Invalid data`` and never reaches ``act``;
+    ``act`` is not called at all when no id is valid (§4.6, §6.4).
+    """
+    results: list[dict[str, Any] | None] = [None] * len(raw_ids)
+    ids: list[int] = []
+    positions: list[int] = []
+    for index, raw in enumerate(raw_ids):
+        record_id = as_record_id(raw)
+        if record_id is None:
+            results[index] = skipped([Reason("1003", "Invalid data")])
+        else:
+            ids.append(record_id)
+            positions.append(index)
+    if ids:
+        for position, outcome in zip(positions, act(ids), strict=True):
+            results[position] = outcome_json(outcome)
+    return success([item for item in results if item is not None])
 
 
 def get_lead_by_id(call: ApiCall) -> dict[str, Any]:
@@ -114,22 +139,10 @@ def sync_leads(call: ApiCall) -> dict[str, Any]:
 
 def delete_leads(call: ApiCall) -> dict[str, Any]:
     """§4.6: delete leads by id (JSON ``input`` or repeated ``id`` parameters)."""
-    raw_ids = call.input_ids("input")
-    results: list[dict[str, Any] | None] = [None] * len(raw_ids)
-    ids: list[int] = []
-    positions: list[int] = []
-    for index, raw in enumerate(raw_ids):
-        lead_id = as_record_id(raw)
-        if lead_id is None:
-            results[index] = skipped([Reason("1003", "Invalid data")])
-        else:
-            ids.append(lead_id)
-            positions.append(index)
-    if ids:
-        outcomes = call.services.persons.delete(ids, source=call.services.source)
-        for position, outcome in zip(positions, outcomes, strict=True):
-            results[position] = outcome_json(outcome)
-    return success([item for item in results if item is not None])
+    return outcomes_by_id(
+        call.input_ids("input"),
+        lambda ids: call.services.persons.delete(ids, source=call.services.source),
+    )
 
 
 def _is_crm_managed(field: FieldDef) -> bool:

@@ -19,10 +19,9 @@ from typing import Any
 
 from crmsync.errors import InputError, RecordError
 from crmsync.marketing.outcomes import RecordOutcome
-from crmsync.web.api_marketo_leads import outcome_json
+from crmsync.web.api_marketo_leads import outcomes_by_id
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
-from crmsync.web.envelope import ApiError, Reason, invalid_parameter, skipped, success
-from crmsync.web.params import as_record_id
+from crmsync.web.envelope import ApiError, invalid_parameter, success
 
 MAX_LIST_NAME_LENGTH = 255
 
@@ -36,31 +35,20 @@ def _service_error(exc: InputError | RecordError) -> ApiError:
 def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
     list_id = call.path_int("listId")
     raw_ids = call.input_ids("id")
-    results: list[dict[str, Any] | None] = [None] * len(raw_ids)
-    ids: list[int] = []
-    positions: list[int] = []
-    for index, raw in enumerate(raw_ids):
-        person_id = as_record_id(raw)
-        if person_id is None:
-            results[index] = skipped([Reason("1003", "Invalid data")])
-        else:
-            ids.append(person_id)
-            positions.append(index)
     lists = call.services.lists
     source = call.services.source
-    outcomes: list[RecordOutcome] = []
-    try:
+
+    def act(ids: list[int]) -> list[RecordOutcome]:
         if operation == "add":
-            outcomes = lists.add_members(list_id, ids, source=source) if ids else []
-        elif operation == "remove":
-            outcomes = lists.remove_members(list_id, ids, source=source) if ids else []
-        else:
-            outcomes = lists.is_member(list_id, ids) if ids else []
+            return lists.add_members(list_id, ids, source=source)
+        if operation == "remove":
+            return lists.remove_members(list_id, ids, source=source)
+        return lists.is_member(list_id, ids)
+
+    try:
+        return outcomes_by_id(raw_ids, act)
     except (InputError, RecordError) as exc:
         raise _service_error(exc) from exc
-    for position, outcome in zip(positions, outcomes, strict=True):
-        results[position] = outcome_json(outcome)
-    return success([item for item in results if item is not None])
 
 
 def add_to_list(call: ApiCall) -> dict[str, Any]:
