@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from cli_support import group_root
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -19,14 +20,7 @@ runner = CliRunner()
 
 
 def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(api_clients.app, name="api-client")
-    return root
+    return group_root(api_clients.app, "api-client")
 
 
 def test_create_prints_the_secret_once_and_list_never_shows_it(sqlite_database_url: str) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from cli_support import group_root
 from typer.testing import CliRunner
 
 from crmsync.cli import db
@@ -17,14 +18,7 @@ runner = CliRunner()
 
 
 def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(db.app, name="db")
-    return root
+    return group_root(db.app, "db")
 
 
 def test_status_then_upgrade_then_status(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from cli_support import group_root
 from typer.testing import CliRunner
 
 from crmsync.cli import fields
@@ -13,14 +14,7 @@ runner = CliRunner()
 
 
 def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(fields.app, name="fields")
-    return root
+    return group_root(fields.app, "fields")
 
 
 def _env(url: str) -> dict[str, str]:
