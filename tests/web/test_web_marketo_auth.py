@@ -9,15 +9,17 @@ from crmsync.store import tables
 from crmsync.web.clients import ApiClientStore
 
 
+def _credentials(harness: MarketoHarness, secret: str | None = None) -> dict[str, str]:
+    """The client-credentials grant of the harness's API client (``secret`` to override)."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": harness.client_id,
+        "client_secret": secret or harness.client_secret,
+    }
+
+
 def _identity(harness: MarketoHarness, secret: str | None = None) -> dict[str, object]:
-    reply = harness.http.get(
-        "/identity/oauth/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": harness.client_id,
-            "client_secret": secret or harness.client_secret,
-        },
-    )
+    reply = harness.http.get("/identity/oauth/token", params=_credentials(harness, secret))
     assert reply.status_code == 200, reply.text
     body: dict[str, object] = reply.json()
     return body
@@ -39,11 +41,7 @@ def test_identity_accepts_a_form_post(marketo: MarketoHarness) -> None:
     """§10.1: the POST form body is accepted too."""
     reply = marketo.http.post(
         "/identity/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": marketo.client_id,
-            "client_secret": marketo.client_secret,
-        },
+        data=_credentials(marketo),
     )
     assert reply.status_code == 200
     assert reply.json()["access_token"] == marketo.token
@@ -53,11 +51,7 @@ def test_bad_credentials_are_401_with_the_oauth_error_body(marketo: MarketoHarne
     """§2.1: 401 ``invalid_client`` with a description the client raises as its message."""
     reply = marketo.http.get(
         "/identity/oauth/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": marketo.client_id,
-            "client_secret": "wrong",
-        },
+        params=_credentials(marketo, "wrong"),
     )
     assert reply.status_code == 401
     assert reply.json() == {
@@ -126,10 +120,6 @@ def test_revoked_client_loses_its_token_and_its_secret(marketo: MarketoHarness) 
     assert marketo.get("/rest/v1/leads/partitions.json")["errors"][0]["code"] == "601"
     reply = marketo.http.get(
         "/identity/oauth/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": marketo.client_id,
-            "client_secret": marketo.client_secret,
-        },
+        params=_credentials(marketo),
     )
     assert reply.status_code == 401
