@@ -1,5 +1,6 @@
 """``crmsync sync once`` killed with SIGKILL mid-cycle and started again: nothing lost, nothing
-duplicated (B16, B18, B33; DESIGN "nothing is lost").
+duplicated, and an interrupted initial read continues where it stopped (B16, B18, B33; DESIGN
+"nothing is lost").
 
 The emulator and the sync both run as real processes (``crmsync emulator`` on a free port,
 ``crmsync sync once`` configured by ``crmsync.toml`` plus the secret in the environment).
@@ -9,6 +10,7 @@ Emulator latency slows the cycle down so that the kill lands inside it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -125,6 +127,18 @@ def test_killed_cycles_resume_without_loss_or_duplicates(
             with engine.connect() as conn:
                 return int(conn.execute(select(func.count()).select_from(crm_links)).scalar_one())
 
+        def person_links() -> dict[str, int]:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(crm_links.c.entity, func.count())
+                    .where(crm_links.c.local_kind == "person")
+                    .group_by(crm_links.c.entity)
+                ).all()
+            return {str(entity): int(count) for entity, count in rows}
+
+        def inside_a_person_read() -> bool:
+            return any(0 < n < LEADS for n in person_links().values())
+
         first = subprocess.Popen(
             [CRMSYNC, "sync", "once", "--json"],
             cwd=tmp_path,
@@ -132,11 +146,18 @@ def test_killed_cycles_resume_without_loss_or_duplicates(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _kill_when(first, lambda: links() > 30)
+        _kill_when(first, inside_a_person_read)
         partial = links()
+        interrupted = {e: n for e, n in person_links().items() if 0 < n < LEADS}
         _faults(org, latency_ms=0)
         time.sleep(1.6)  # the killed holder's lease expires
-        _sync_once(tmp_path, env)
+        resumed = {e["entity"]: e for e in _sync_once(tmp_path, env)["entities"]}
+        # B16: the interrupted read continued after its last committed page (page size 10).
+        assert interrupted
+        for entity, done in interrupted.items():
+            assert resumed[entity]["mode"] == "initial"
+            assert resumed[entity]["pages"] <= math.ceil(LEADS / 10) - done // 10
+            assert resumed[entity]["pages"] < math.ceil(LEADS / 10)
 
         settings = DynamicsSettings(
             url=org["base_url"],

@@ -73,6 +73,9 @@ def _print_report(report: CycleReport) -> None:
             str(e.collisions),
         )
     _out.print(table)
+    for e in report.entities:
+        if e.note:
+            _out.print(f"{e.entity}: {e.note}", highlight=False)
     push = report.push
     _out.print(
         f"to Dynamics: {push.created} created, {push.updated} updated, {push.failed} failed, "

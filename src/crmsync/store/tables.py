@@ -297,6 +297,9 @@ delta_cursors = Table(
     Column("entity", String(128), primary_key=True),
     Column("delta_link", Text, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    # "delta": delta_link is a finished read's delta link; "initial": the next page of an
+    # unfinished initial read (B16).
+    Column("phase", String(16), nullable=False, server_default="delta"),
 )
 
 sync_outbox = Table(

@@ -1,13 +1,16 @@
 """One sync cycle: Dynamics → marketing for every enabled entity, then the outbox → Dynamics.
 
 Entities go in dependency order (sales users and teams, accounts, contacts, leads,
-opportunities). Per entity, with no stored cursor the cycle runs the **initial full read**
-(B16, progress reported per page); with a cursor it reads the **changes since** (B17). Each page
-is planned (:func:`~crmsync.sync.plan.plan_page`) and applied, and on the last page the new
-cursor is stored **in the same transaction** as the page, so a crash at any point repeats work
-but never skips it. A rejected or expired delta token starts a **full reconciliation** of that
-entity: every record is read and merged, and linked records Dynamics no longer has are flagged
-deleted in the same transaction that stores the new cursor, losing nothing.
+opportunities). Per entity, until its delta link is stored the cycle runs the **initial full
+read** (B16, progress reported per page); with a delta link it reads the **changes since**
+(B17). Each page is planned (:func:`~crmsync.sync.plan.plan_page`) and applied, and the link
+that follows it is stored **in the same transaction** as the page: during an initial read the
+next page's link (so a crashed initial sync resumes after its last committed page, and starts
+again if Dynamics refuses that link), on the last page the delta link. A crash at any point
+repeats at most one page's work and never skips any. A rejected or expired delta token starts
+a **full reconciliation** of that entity: every record is read and merged, and linked records
+Dynamics no longer has are flagged deleted in the same transaction that stores the new cursor,
+losing nothing.
 
 After the reads, the outbox is pushed (:class:`~crmsync.sync.outbox.OutboxPusher`).
 """
@@ -15,7 +18,7 @@ After the reads, the outbox is pushed (:class:`~crmsync.sync.outbox.OutboxPusher
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -40,6 +43,7 @@ from crmsync.sync.plan import (
     plan_page,
 )
 from crmsync.sync.state import (
+    INITIAL_PHASE,
     clear_rereads,
     company_of_contacts,
     get_cursor,
@@ -50,8 +54,10 @@ from crmsync.sync.state import (
     notify,
     now_utc,
     pending_rereads,
+    read_cursor,
     set_cursor,
 )
+from crmsync.sync.tracking import TrackedPage, first_page_link, initial_pages
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "systemuser",
@@ -96,6 +102,7 @@ class EntityReport:
     failed: int = 0
     collisions: int = 0
     error: str | None = None
+    note: str | None = None
 
     def add(self, counts: ApplyCounts) -> None:
         """Add one applied page's counts."""
@@ -254,38 +261,58 @@ class SyncCycle:
         mapping = mappings[entity]
         report = EntityReport(entity)
         with self._engine.connect() as conn:
-            delta_link = get_cursor(conn, entity)
+            stored = read_cursor(conn, entity)
         try:
-            if delta_link is None:
+            if stored is None or not stored.initial_done:
                 report.mode = "initial"
-                pages = self._client.start_tracking(
-                    self._client.entity_set_of(entity), mapping.attributes
-                )
-                self._read(pages, mapping, mappings, report, reconcile=False)
+                self._initial_read(mapping, mappings, report, stored.link if stored else None)
                 self._initial_done(entity)
                 return report
             try:
-                pages = self._client.read_changes(DeltaCursor(entity, delta_link))
-                self._read(pages, mapping, mappings, report, reconcile=False)
+                changes = self._client.read_changes(DeltaCursor(entity, stored.link))
+                self._read(_pages_of(changes), mapping, mappings, report, reconcile=False)
             except DeltaTokenExpiredError:
                 # B17: the token expired or was refused; reconcile the whole entity.
                 report.mode = "reconcile"
-                pages = self._client.start_tracking(
+                changes = self._client.start_tracking(
                     self._client.entity_set_of(entity), mapping.attributes
                 )
-                self._read(pages, mapping, mappings, report, reconcile=True)
+                self._read(_pages_of(changes), mapping, mappings, report, reconcile=True)
         except RetryLaterError as exc:
             report.error = exc.message
         return report
 
+    def _initial_read(
+        self,
+        mapping: EntityMapping,
+        mappings: Mapping[str, EntityMapping],
+        report: EntityReport,
+        resume_link: str | None,
+    ) -> None:
+        """B16: read every record, storing each page's next link with the page; after a crash
+        continue from the stored link, or start again if Dynamics refuses it."""
+        entity = mapping.entity
+        if resume_link is not None:
+            try:
+                pages = initial_pages(self._client, entity, resume_link, resumed=True)
+                self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
+                report.note = "initial read resumed where it stopped"
+                return
+            except DeltaTokenExpiredError as exc:
+                report.note = f"{exc.message}; the initial read started again"
+        first = first_page_link(self._client, entity, mapping.attributes)
+        pages = initial_pages(self._client, entity, first, resumed=False)
+        self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
+
     def _read(
         self,
-        pages: Iterable[ChangePage],
+        pages: Iterable[TrackedPage],
         mapping: EntityMapping,
         mappings: Mapping[str, EntityMapping],
         report: EntityReport,
         *,
         reconcile: bool,
+        resumable: bool = False,
     ) -> None:
         seen: set[str] | None = set() if reconcile else None
         for page in pages:
@@ -295,8 +322,9 @@ class SyncCycle:
                 mapping,
                 page.items,
                 mappings,
-                cursor=page.cursor,
-                missing_from=seen if page.cursor is not None else None,
+                cursor=DeltaCursor(mapping.entity, page.delta_link) if page.delta_link else None,
+                next_page=page.next_link if resumable else None,
+                missing_from=seen if page.last else None,
             )
             report.pages += 1
             report.records += len(page.items)
@@ -315,9 +343,13 @@ class SyncCycle:
         mappings: Mapping[str, EntityMapping],
         *,
         cursor: DeltaCursor | None = None,
+        next_page: str | None = None,
         missing_from: set[str] | None = None,
     ) -> ApplyCounts:
         """Plan and apply one page, and store ``cursor`` with it, in one transaction.
+
+        ``next_page`` (an initial read's next link) is stored instead when there is no
+        ``cursor`` yet, so a crashed initial read resumes after this page (B16).
 
         With ``missing_from`` (the ids a full reconciliation saw), linked records not among
         them are flagged deleted in the same transaction (B17, B26, B29).
@@ -361,6 +393,8 @@ class SyncCycle:
                 )
             if cursor is not None:
                 set_cursor(conn, entity, cursor.delta_link)
+            elif next_page is not None:
+                set_cursor(conn, entity, next_page, phase=INITIAL_PHASE)
         return counts
 
     def _initial_done(self, entity: str) -> None:
@@ -405,6 +439,13 @@ class SyncCycle:
         if done:
             with self._engine.begin() as conn:
                 clear_rereads(conn, done)
+
+
+def _pages_of(pages: Iterable[ChangePage]) -> Iterator[TrackedPage]:
+    """The client's change pages as :class:`TrackedPage` (the delta link on the last)."""
+    for page in pages:
+        link = page.cursor.delta_link if page.cursor is not None else None
+        yield TrackedPage(page.entity, page.items, delta_link=link)
 
 
 def _item_id(item: CrmChange | CrmDelete) -> str:

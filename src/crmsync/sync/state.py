@@ -304,25 +304,62 @@ def link_states(
 # ---- cursors --------------------------------------------------------------------------------
 
 
+DELTA_PHASE = "delta"
+"""A stored link that is a finished read's delta link (the next cycle reads changes, B17)."""
+
+INITIAL_PHASE = "initial"
+"""A stored link that is the next page of an unfinished initial read (resumed, B16)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCursor:
+    """Where the next read of an entity starts: ``link`` and which read it continues."""
+
+    link: str
+    phase: str  # DELTA_PHASE | INITIAL_PHASE
+
+    @property
+    def initial_done(self) -> bool:
+        """Whether the entity's initial read has finished (a delta link is stored)."""
+        return self.phase == DELTA_PHASE
+
+
+def read_cursor(conn: Connection, entity: str) -> StoredCursor | None:
+    """The stored link of ``entity`` with its phase, or ``None`` before its first page."""
+    row = conn.execute(
+        select(delta_cursors.c.delta_link, delta_cursors.c.phase).where(
+            delta_cursors.c.entity == entity
+        )
+    ).first()
+    if row is None or row[0] is None:
+        return None
+    return StoredCursor(str(row[0]), str(row[1]))
+
+
 def get_cursor(conn: Connection, entity: str) -> str | None:
     """The stored delta link of ``entity``, or ``None`` before its initial sync finished."""
-    row = conn.execute(
-        select(delta_cursors.c.delta_link).where(delta_cursors.c.entity == entity)
-    ).first()
-    return None if row is None else row[0]
+    cursor = read_cursor(conn, entity)
+    return cursor.link if cursor is not None and cursor.initial_done else None
 
 
-def set_cursor(conn: Connection, entity: str, delta_link: str | None) -> None:
-    """Store (or clear, with ``None``) the delta link of ``entity``."""
+def set_cursor(
+    conn: Connection, entity: str, delta_link: str | None, *, phase: str = DELTA_PHASE
+) -> None:
+    """Store (or clear, with ``None``) the link of ``entity``: a delta link, or with
+    ``phase=INITIAL_PHASE`` the next page of its unfinished initial read (B16)."""
+    if phase not in (DELTA_PHASE, INITIAL_PHASE):
+        raise ValueError(f"unknown cursor phase {phase!r}")
     stamp = now_utc()
     changed = conn.execute(
         update(delta_cursors)
         .where(delta_cursors.c.entity == entity)
-        .values(delta_link=delta_link, updated_at=stamp)
+        .values(delta_link=delta_link, phase=phase, updated_at=stamp)
     ).rowcount
     if not changed:
         conn.execute(
-            insert(delta_cursors).values(entity=entity, delta_link=delta_link, updated_at=stamp)
+            insert(delta_cursors).values(
+                entity=entity, delta_link=delta_link, phase=phase, updated_at=stamp
+            )
         )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from crmsync.store.sync_state import get_sync_enabled
 from crmsync.store.tables import delta_cursors, persons, sync_errors, sync_history, sync_outbox
-from crmsync.sync.state import now_utc
+from crmsync.sync.state import DELTA_PHASE, now_utc
 
 _ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
 
@@ -80,9 +80,9 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
             .group_by(persons.c.crmType, sync_outbox.c.operation)
         ).all()
         cursors = {
-            str(entity): link is not None
-            for entity, link in conn.execute(
-                select(delta_cursors.c.entity, delta_cursors.c.delta_link)
+            str(entity): link is not None and phase == DELTA_PHASE
+            for entity, link, phase in conn.execute(
+                select(delta_cursors.c.entity, delta_cursors.c.delta_link, delta_cursors.c.phase)
             )
         }
         last = conn.execute(
