@@ -130,6 +130,14 @@ class ListService:
             )
         return str(name)
 
+    def _membership(
+        self, conn: Connection, list_id: int, wanted: list[int], *, for_update: bool = False
+    ) -> tuple[str, set[int], set[int]]:
+        """The list's name (locked ``for_update``), which ``wanted`` persons exist, which belong."""
+        name = self._require_list(conn, list_id, for_update=for_update)
+        known = self._existing_persons(conn, wanted)
+        return name, known, self._current_members(conn, list_id, wanted)
+
     @staticmethod
     def _existing_persons(conn: Connection, ids: list[int]) -> set[int]:
         if not ids:
@@ -175,9 +183,7 @@ class ListService:
         wanted = [int(i) for i in person_ids]
         now = utc_now_text()
         with self._engine.begin() as conn:
-            name = self._require_list(conn, list_id, for_update=True)
-            known = self._existing_persons(conn, wanted)
-            already = self._current_members(conn, list_id, wanted)
+            name, known, already = self._membership(conn, list_id, wanted, for_update=True)
             outcomes: list[RecordOutcome] = []
             new: list[int] = []
             for person_id in wanted:
@@ -204,9 +210,7 @@ class ListService:
         wanted = [int(i) for i in person_ids]
         now = utc_now_text()
         with self._engine.begin() as conn:
-            name = self._require_list(conn, list_id, for_update=True)
-            known = self._existing_persons(conn, wanted)
-            members = self._current_members(conn, list_id, wanted)
+            name, known, members = self._membership(conn, list_id, wanted, for_update=True)
             outcomes: list[RecordOutcome] = []
             gone: list[int] = []
             for person_id in wanted:
@@ -233,9 +237,7 @@ class ListService:
         """``memberof`` / ``notmemberof`` per person, or skipped 1004 for an unknown id."""
         wanted = [int(i) for i in person_ids]
         with self._engine.connect() as conn:
-            self._require_list(conn, list_id)
-            known = self._existing_persons(conn, wanted)
-            members = self._current_members(conn, list_id, wanted)
+            _, known, members = self._membership(conn, list_id, wanted)
         outcomes: list[RecordOutcome] = []
         for person_id in wanted:
             if person_id not in known:
