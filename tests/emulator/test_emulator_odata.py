@@ -16,6 +16,7 @@ from crmsync.emulator.odata import (
     parse_filter,
     parse_orderby,
     parse_prefer,
+    split_top_level,
 )
 from crmsync.errors import InputError
 
@@ -90,3 +91,17 @@ def test_orderby_parsing() -> None:
     assert parse_orderby("name desc") == [("name", True)]
     with pytest.raises(InputError):
         parse_orderby("name sideways")
+
+
+def test_split_top_level_keeps_nested_options_together() -> None:
+    """§2: `$expand=OptionSet($select=Options),GlobalOptionSet(...)` is two items."""
+    assert split_top_level("OptionSet($select=Options,Value),GlobalOptionSet", ",") == [
+        "OptionSet($select=Options,Value)",
+        "GlobalOptionSet",
+    ]
+    assert split_top_level("$select=a;$filter=(x eq 1;y)", ";") == [
+        "$select=a",
+        "$filter=(x eq 1;y)",
+    ]
+    assert split_top_level(" a ,,b", ",") == [" a ", "", "b"]
+    assert split_top_level("a,b(c", ",") == ["a"]

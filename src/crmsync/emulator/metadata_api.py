@@ -29,7 +29,7 @@ from crmsync.emulator.metadata import (
     plural,
 )
 from crmsync.emulator.metadata_changes import create_entity, json_body, new_attribute
-from crmsync.emulator.odata import evaluate, parse_filter, parse_select
+from crmsync.emulator.odata import evaluate, parse_filter, parse_select, split_top_level
 
 _KEY = re.compile(r"^LogicalName='([^']*)'$")
 _CASTS = {f"Microsoft.Dynamics.CRM.{derived}" for _, derived in TYPE_NAMES.values()}
@@ -226,38 +226,19 @@ def _project(
 def _split_options(text: str) -> list[tuple[str, dict[str, str]]]:
     """``A($select=x;$filter=y),B`` -> [("A", {"$select": "x", "$filter": "y"}), ("B", {})]."""
     items: list[tuple[str, dict[str, str]]] = []
-    depth, start = 0, 0
-    for index, char in enumerate(text + ","):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            piece = text[start:index].strip()
-            start = index + 1
-            if not piece:
-                continue
-            name, _, rest = piece.partition("(")
-            options: dict[str, str] = {}
-            if rest:
-                for part in _split_semicolons(rest[:-1]):
+    for raw in split_top_level(text, ","):
+        piece = raw.strip()
+        if not piece:
+            continue
+        name, _, rest = piece.partition("(")
+        options: dict[str, str] = {}
+        if rest:
+            for part in split_top_level(rest[:-1], ";"):
+                if part.strip():
                     key, _, value = part.partition("=")
                     options[key.strip()] = value
-            items.append((name.strip(), options))
+        items.append((name.strip(), options))
     return items
-
-
-def _split_semicolons(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text + ";"):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == ";" and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    return [p for p in parts if p.strip()]
 
 
 class MetadataApi:

@@ -344,6 +344,25 @@ def parse_select(text: str) -> list[str]:
     return names
 
 
+def split_top_level(text: str, separator: str) -> list[str]:
+    """Split ``text`` at each ``separator`` outside parentheses, pieces unstripped.
+
+    ``A($select=x,y),B`` split at ``,`` is ``["A($select=x,y)", "B"]``; a trailing piece whose
+    parentheses never close is dropped.
+    """
+    pieces: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text + separator):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == separator and depth == 0:
+            pieces.append(text[start:index])
+            start = index + 1
+    return pieces
+
+
 # -- Python evaluation (metadata documents) ------------------------------------------------
 
 
