@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.marketing.activity_types import (
@@ -347,9 +347,11 @@ def _insert_rows(
 ) -> list[int]:
     """Insert ``rows`` and return their new ids, in order.
 
-    One plain ``executemany`` per set of columns, then one query per chunk reading the ids
-    back by the Dynamics id column: much faster than ``RETURNING`` row by row. New rows always
-    get the highest ids, so the newest row per Dynamics id is the one just inserted.
+    One plain ``executemany`` per set of columns, then the ids: on SQLite the consecutive run
+    after the newest id before the insert (checked, see :func:`_consecutive_ids`), otherwise
+    one query per chunk reading them back by the Dynamics id column: much faster than
+    ``RETURNING`` row by row. New rows always get the highest ids, so the newest row per
+    Dynamics id is the one just inserted.
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -361,8 +363,16 @@ def _insert_rows(
             inserted = conn.execute(insert(table).returning(table.c.id), row).scalar_one()
             ids.append(int(inserted))
         return ids
+    newest_before = conn.execute(select(func.max(table.c.id))).scalar()
     for group in groups.values():
         _executemany_rows(conn, table, group)
+    consecutive = _consecutive_ids(conn, table, newest_before, len(rows))
+    if consecutive is not None:
+        # The rows went in group by group: the ids follow that order.
+        by_row = dict(
+            zip((id(row) for g in groups.values() for row in g), consecutive, strict=True)
+        )
+        return [by_row[id(row)] for row in rows]
     found: dict[object, int] = {}
     for part in chunks(keys):
         for local_id, value in conn.execute(
@@ -370,6 +380,26 @@ def _insert_rows(
         ):
             found[value] = max(found.get(value, 0), int(local_id))
     return [found[k] for k in keys]
+
+
+def _consecutive_ids(
+    conn: Connection, table: Table, newest_before: int | None, count: int
+) -> range | None:
+    """The ids of the ``count`` rows just inserted, when SQLite numbered them right after the
+    newest id before the insert (it does unless ids were freed at the top); else ``None``.
+
+    Checked, not assumed: the rows above ``newest_before`` must be exactly ``count`` rows
+    numbered without a gap. Only on SQLite, where this transaction is the only writer.
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    start = (newest_before or 0) + 1
+    above = conn.execute(
+        select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(table.c.id >= start)
+    ).one()
+    if tuple(above) != (count, start, start + count - 1):
+        return None
+    return range(start, start + count)
 
 
 def _update_rows(

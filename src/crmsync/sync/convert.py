@@ -408,6 +408,30 @@ class ColumnConverter:
         """Marketing value → Dynamics value (validated)."""
         return _to_crm_with(self._in, self.attribute, value)
 
+    @property
+    def reads_text(self) -> bool:
+        """Whether a Dynamics value reads as itself when it is text or ``None`` (and any
+        other value is refused): string and memo columns."""
+        return self._out is _text_out
+
+    def reader(self) -> Callable[[CrmValue], object]:
+        """:meth:`to_marketing` as one plain function, for converting whole pages: text (most
+        columns) passes through after a class check, without any further call."""
+        out, attribute = self._out, self.attribute
+        if out is _text_out:
+
+            def read_text(value: CrmValue) -> object:
+                if value is None or value.__class__ is str:
+                    return value
+                return out(attribute, value)
+
+            return read_text
+
+        def read(value: CrmValue) -> object:
+            return None if value is None else out(attribute, value)
+
+        return read
+
     def canonical(self, value: object) -> object:
         """The canonical marketing spelling of ``value`` (see :func:`canonical_value`)."""
         if self._as_is or (isinstance(value, str) and value in self._labels):

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, EntitySchema
 from crmsync.errors import InvalidValueError, ValidationFailedError
@@ -270,6 +271,11 @@ class EntityMapping:
     _readers: tuple[tuple[str, str, Callable[[CrmValue], object]], ...] = field(
         init=False, repr=False, compare=False
     )
+    _columns: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _text_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _converted: tuple[tuple[str, Callable[[CrmValue], object]], ...] = field(
+        init=False, repr=False, compare=False
+    )
     _field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _crm_only: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -284,8 +290,13 @@ class EntityMapping:
                 )
             by_field[mapped.field] = mapped
         object.__setattr__(self, "_by_field", MappingProxyType(by_field))
-        readers = tuple((m.field, m.attribute, m.converter.to_marketing) for m in self.fields)
+        readers = tuple((m.field, m.attribute, _reader_of(m.converter)) for m in self.fields)
         object.__setattr__(self, "_readers", readers)
+        object.__setattr__(self, "_columns", tuple((m.field, m.attribute) for m in self.fields))
+        text = tuple(m.field for m in self.fields if _reads_text(m.converter))
+        object.__setattr__(self, "_text_fields", text)
+        converted = tuple((name, read) for name, _, read in readers if name not in text)
+        object.__setattr__(self, "_converted", converted)
         object.__setattr__(self, "_field_names", tuple(m.field for m in self.fields))
         crm_only = frozenset(
             m.field for m in self.fields if m.direction is Direction.CRM_TO_MARKETING
@@ -335,7 +346,15 @@ class EntityMapping:
         if record_id is not None and self.primary_id and self.primary_id not in values:
             values = {**values, self.primary_id: record_id}
         get = values.get
-        return {name: read(get(attribute)) for name, attribute, read in self._readers}
+        result: dict[str, Any] = {name: get(attribute) for name, attribute in self._columns}
+        text = self._text_fields
+        if text and not _TEXT_CLASSES.issuperset(map(type, map(result.__getitem__, text))):
+            # A text column holds something else: convert field by field, in mapping order,
+            # so the error names the same field it always does.
+            return {name: read(get(attribute)) for name, attribute, read in self._readers}
+        for name, read in self._converted:
+            result[name] = read(result[name])
+        return result
 
     def _writable(self, name: str) -> FieldMapping:
         mapped = self.for_field(name)
@@ -375,6 +394,21 @@ class EntityMapping:
             except ValidationFailedError as exc:
                 rejected.append(FieldRejection(name, mapped.attribute, exc.code, exc.message))
         return CrmWrites(values, tuple(rejected))
+
+
+_TEXT_CLASSES = frozenset({str, type(None)})
+"""The classes a text column's value passes through as is (text or empty)."""
+
+
+def _reads_text(converter: ValueConverter) -> bool:
+    return isinstance(converter, ColumnConverter) and converter.reads_text
+
+
+def _reader_of(converter: ValueConverter) -> Callable[[CrmValue], object]:
+    """The cheapest function converting one Dynamics value the way ``converter`` does."""
+    if isinstance(converter, ColumnConverter):
+        return converter.reader()
+    return converter.to_marketing
 
 
 def _readable(attr: AttributeSchema) -> bool:

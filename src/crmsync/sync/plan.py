@@ -415,7 +415,11 @@ def _plan_create(
     replaces_deleted: bool,
 ) -> None:
     crm_type = CRM_TYPES.get(plan.entity)
-    baseline = {name: normalize_value(value) for name, value in crm_values.items()}
+    # normalize_value inlined: this runs for every field of every record of an initial sync
+    baseline = {
+        name: (value.strip() or None) if value.__class__ is str else value
+        for name, value in crm_values.items()
+    }
     values = dict(baseline)
     if crm_type is not None:
         values["crmType"] = crm_type
