@@ -128,6 +128,20 @@ _PERSON_LINKS = {
 _SYSTEM = frozenset({"id", "marketoGUID", "createdAt", "updatedAt"})
 
 
+def describe_field(field: FieldDef, *, crm_managed: bool) -> dict[str, object]:
+    """One field as Marketo's describe calls list it (spec marketo-rest §4.2, §7.1)."""
+    entry: dict[str, object] = {
+        "name": field.rest_name,
+        "displayName": field.display_name,
+        "dataType": field.data_type,
+    }
+    if field.length is not None:
+        entry["length"] = field.length
+    entry["updateable"] = not field.read_only
+    entry["crmManaged"] = crm_managed
+    return entry
+
+
 def object_kind(object_type: str) -> ObjectKind:
     """The :class:`ObjectKind` for a name or REST path segment (``companies``, ...)."""
     key = object_type.strip()
@@ -182,18 +196,10 @@ class ObjectService:
         kind = object_kind(object_type)
         with self._engine.connect() as conn:
             catalog = self._catalog(conn, kind)
-        fields: list[dict[str, object]] = []
-        for f in catalog.fields:
-            entry: dict[str, object] = {
-                "name": f.rest_name,
-                "displayName": f.display_name,
-                "dataType": f.data_type,
-            }
-            if f.length is not None:
-                entry["length"] = f.length
-            entry["updateable"] = not f.read_only
-            entry["crmManaged"] = not f.is_custom and f.rest_name not in _SYSTEM
-            fields.append(entry)
+        fields = [
+            describe_field(f, crm_managed=not f.is_custom and f.rest_name not in _SYSTEM)
+            for f in catalog.fields
+        ]
         return {
             "name": kind.key,
             "displayName": kind.display_name,

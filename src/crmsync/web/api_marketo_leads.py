@@ -21,6 +21,7 @@ from typing import Any
 
 from crmsync.errors import InputError, UnknownFieldError
 from crmsync.marketing.fields import FieldCatalog, FieldDef
+from crmsync.marketing.objects import describe_field
 from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS, RecordOutcome
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
 from crmsync.web.envelope import ApiError, Reason, invalid_parameter, skipped, success
@@ -198,18 +199,7 @@ def describe2_leads(call: ApiCall) -> dict[str, Any]:
         for field in catalog.fields
         if field.is_custom and field.data_type in SEARCHABLE_TYPES
     ]
-    fields: list[dict[str, Any]] = []
-    for field in catalog.fields:
-        item: dict[str, Any] = {
-            "name": field.rest_name,
-            "displayName": field.display_name,
-            "dataType": field.data_type,
-        }
-        if field.length is not None:
-            item["length"] = field.length
-        item["updateable"] = not field.read_only
-        item["crmManaged"] = _is_crm_managed(field)
-        fields.append(item)
+    fields = [describe_field(field, crm_managed=_is_crm_managed(field)) for field in catalog.fields]
     return success([{"name": "API Lead", "searchableFields": searchable, "fields": fields}])
 
 
