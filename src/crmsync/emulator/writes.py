@@ -211,12 +211,7 @@ def patch(
 def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiResponse:
     """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412."""
     ctx.require(entity, "delete")
-    existing = fetch_for_write(ctx, entity, record_id)
-    if existing is None:
-        raise not_found(entity.logical_name, record_id)
-    if_match = ctx.header("if-match")
-    if if_match is not None and if_match.strip() not in ("*", _etag(existing)):
-        raise version_mismatch()
+    _existing(ctx, entity, record_id)
     with ctx.storage.atomic():
         ctx.storage.delete(entity, record_id)
         remove_memberships_of(ctx, entity, record_id)
@@ -224,6 +219,7 @@ def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiRespons
 
 
 def _existing(ctx: RequestContext, entity: EntityDef, record_id: str) -> dict[str, Any]:
+    """The row a write changes: 404 when there is none, 412 when If-Match names another ETag."""
     existing = fetch_for_write(ctx, entity, record_id)
     if existing is None:
         raise not_found(entity.logical_name, record_id)
