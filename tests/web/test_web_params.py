@@ -52,6 +52,34 @@ def test_bad_parameters_give_marketo_codes(query: str, code: str) -> None:
     assert caught.value.code == code
 
 
+def test_bounded_array_parameters_say_blank_or_too_many() -> None:
+    """§1, §4.4, §5.3: a required array is 701 when empty, 1003 past its maximum."""
+    params = ApiParams.from_query("filterValues=a,b,c&activityTypeIds=1,2&leadIds=7,8,9")
+    assert params.require_list("filterValues", 3) == ["a", "b", "c"]
+    assert params.require_int_list("activityTypeIds", 2) == [1, 2]
+    assert params.get_int_list("leadIds", 3) == [7, 8, 9]
+    assert params.get_int_list("nothing", 3) == []
+    checks = [
+        (
+            lambda: params.require_list("filterValues", 2),
+            "1003",
+            "Too many filterValues: 3, at most 2",
+        ),
+        (
+            lambda: params.require_int_list("activityTypeIds", 1),
+            "1003",
+            "Too many activityTypeIds: 2, at most 1",
+        ),
+        (lambda: params.get_int_list("leadIds", 2), "1003", "Too many leadIds: 3, at most 2"),
+        (lambda: params.require_list("fields", 300), "701", "'fields' cannot be blank"),
+        (lambda: params.require_int_list("id", 300), "701", "'id' cannot be blank"),
+    ]
+    for call, code, message in checks:
+        with pytest.raises(ApiError) as caught:
+            call()
+        assert (caught.value.code, caught.value.message) == (code, message)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from crmsync.web.envelope import ApiError, blank, invalid_json, invalid_parameter
@@ -21,6 +21,8 @@ JSON_MEDIA_TYPE = "application/json"
 
 # Ids are 64-bit signed integers in every database crmsync supports.
 MAX_RECORD_ID = 2**63 - 1
+
+_T = TypeVar("_T")
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -118,19 +120,11 @@ class ApiParams:
 
     def require_list(self, key: str, maximum: int) -> list[str]:
         """Return a required array parameter: 701 when empty, 1003 past ``maximum`` values."""
-        values = self.get_list(key)
-        if not values:
-            raise blank(key)
-        _check_count(key, values, maximum)
-        return values
+        return _required(key, self.get_list(key), maximum)
 
     def require_int_list(self, key: str, maximum: int) -> list[int]:
         """Return a required integer array: 1003 bad or past ``maximum``, 701 when empty."""
-        values = self.get_int_list(key)
-        if not values:
-            raise blank(key)
-        _check_count(key, values, maximum)
-        return values
+        return _required(key, self.get_int_list(key), maximum)
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
         """Return a 64-bit integer parameter; 1003 when it is not one."""
@@ -161,6 +155,13 @@ class ApiParams:
         if size < 1 or size > maximum:
             raise invalid_parameter(f"Invalid batchSize '{size}', must be 1 to {maximum}")
         return size
+
+
+def _required(key: str, values: list[_T], maximum: int) -> list[_T]:
+    if not values:
+        raise blank(key)
+    _check_count(key, values, maximum)
+    return values
 
 
 def _check_count(key: str, values: list[Any], maximum: int) -> None:
