@@ -14,7 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from crmsync.emulator.config import EmulatorUser
-from crmsync.emulator.context import ApiResponse, RequestContext, json_response, privilege_name
+from crmsync.emulator.context import (
+    ApiResponse,
+    RequestContext,
+    action_response,
+    json_response,
+    privilege_name,
+)
 from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef, metadata_id
 from crmsync.emulator.storage import iso
@@ -26,10 +32,10 @@ _PRIVILEGES = ("create", "read", "write", "delete", "append", "appendto")
 
 def who_am_i(ctx: RequestContext) -> ApiResponse:
     """``GET WhoAmI`` -> BusinessUnitId, UserId, OrganizationId."""
-    return json_response(
-        200,
+    return action_response(
+        ctx,
+        "WhoAmI",
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
             "BusinessUnitId": ctx.config.business_unit_id,
             "UserId": ctx.user_id,
             "OrganizationId": ctx.config.organization_id,
@@ -62,11 +68,10 @@ def retrieve_user_privileges(ctx: RequestContext, user_id: str) -> ApiResponse:
                             "PrivilegeName": name,
                         }
                     )
-    return json_response(
-        200,
+    return action_response(
+        ctx,
+        "RetrieveUserPrivileges",
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM."
-            "RetrieveUserPrivilegesResponse",
             "RolePrivileges": privileges,
         },
     )
@@ -94,11 +99,10 @@ def retrieve_attribute_privileges(ctx: RequestContext, user_id: str) -> ApiRespo
                 "CanUpdate": 4 if updatable else 0,
             }
         )
-    return json_response(
-        200,
+    return action_response(
+        ctx,
+        "RetrievePrincipalAttributePrivileges",
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM."
-            "RetrievePrincipalAttributePrivilegesResponse",
             "AttributePrivileges": entries,
         },
     )

@@ -11,7 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
+from crmsync.emulator.context import (
+    ApiResponse,
+    RequestContext,
+    action_response,
+    empty_response,
+)
 from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, not_found
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.validation import parse_guid, prepare
@@ -40,11 +45,10 @@ def _targets(entity: EntityDef, body: bytes) -> list[dict[str, Any]]:
 def create_multiple(ctx: RequestContext, entity: EntityDef, body: bytes) -> ApiResponse:
     """Create every target; answer their ids in order."""
     ids = [insert_record(ctx, entity, target) for target in _targets(entity, body)]
-    return json_response(
-        200,
+    return action_response(
+        ctx,
+        "CreateMultiple",
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM."
-            "CreateMultipleResponse",
             "Ids": ids,
         },
     )

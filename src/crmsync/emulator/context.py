@@ -125,6 +125,17 @@ def json_response(
     )
 
 
+def action_response(ctx: RequestContext, action: str, values: Mapping[str, object]) -> ApiResponse:
+    """200 with the ``<action>Response`` complex type a Dataverse action or function answers."""
+    return json_response(
+        200,
+        {
+            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM.{action}Response",
+            **values,
+        },
+    )
+
+
 def empty_response(status: int = 204, headers: list[tuple[str, str]] | None = None) -> ApiResponse:
     """A bodiless answer (204 No Content, 304 Not Modified)."""
     return ApiResponse(status, [("OData-Version", "4.0"), *(headers or [])])

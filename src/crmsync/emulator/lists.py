@@ -24,7 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
+from crmsync.emulator.context import (
+    ApiResponse,
+    RequestContext,
+    action_response,
+    empty_response,
+)
 from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import list_records
@@ -186,11 +191,10 @@ def add_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
     if member_table is None:
         raise invalid(INVALID_ARGUMENT, "The marketing list has no member type.")
     member_id = add_member(ctx, list_id, ctx.catalog.require(member_table), entity_id)
-    return json_response(
-        200,
+    return action_response(
+        ctx,
+        "AddMemberList",
         {
-            "@odata.context": f"{ctx.base_url}/$metadata#Microsoft.Dynamics.CRM."
-            "AddMemberListResponse",
             "Id": member_id,
         },
     )
