@@ -83,6 +83,10 @@ def test_demo_sets_up_the_org_the_database_and_the_initial_sync(
         assert label in first.stdout
     assert settings.dynamics.url in first.stdout
     assert "sync cycle ok" in first.stdout
+    # B16/B40: a bar per entity against the records Dynamics has, and one for the push.
+    bars = {line.split()[1]: line.split()[-2] for line in first.stderr.splitlines() if line}
+    assert bars["lead"] == "30/30" and bars["contact"] == "30/30"
+    assert bars["to"] == "25/25"  # "syncing to Dynamics": the loaded persons created there
     engine = open_database(url)
     try:
         status = read_status(engine)

@@ -41,7 +41,7 @@ from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress
+from crmsync.sync.cycle import DEFAULT_ENTITIES, PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.state import get_cursor, set_cursor
 from crmsync.web.app import create_app
@@ -158,7 +158,7 @@ class _ProgressRelay:
             self.target(event)
 
 
-def _initial_sync(runner: SyncRunner, relay: _ProgressRelay, org: DemoOrg) -> None:
+def _initial_sync(runner: SyncRunner, relay: _ProgressRelay) -> None:
     """Run one whole cycle (the initial sync on a new database) under a progress bar (B16)."""
     with ProgressBar(
         TextColumn("syncing {task.description:<12}"),
@@ -173,12 +173,9 @@ def _initial_sync(runner: SyncRunner, relay: _ProgressRelay, org: DemoOrg) -> No
             if event.mode == "delta" and event.records == 0:
                 return  # a rerun: nothing changed for this entity
             if event.entity not in tasks:
-                total = org.counts.get(event.entity) if event.mode != "delta" else None
-                tasks[event.entity] = bar.add_task(event.entity, total=total or None)
-            task = tasks[event.entity]
-            bar.update(task, completed=event.records)
-            if event.done:
-                bar.update(task, total=event.records)
+                label = "to Dynamics" if event.entity == PUSH_ENTITY else event.entity
+                tasks[event.entity] = bar.add_task(label, total=event.total)
+            bar.update(tasks[event.entity], completed=event.records, total=event.total)
 
         relay.target = on_progress
         try:
@@ -368,7 +365,7 @@ def _run(
         with build_client(settings.dynamics) as client:
             relay = _ProgressRelay()
             runner = SyncRunner(engine, client, settings.sync, progress=relay)
-            _initial_sync(runner, relay, org)
+            _initial_sync(runner, relay)
             lead = find_demo_lead(engine)
 
             def guide(api_url: str) -> str:

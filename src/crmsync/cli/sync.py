@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as ProgressBar
-from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -29,7 +29,7 @@ from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings
 from crmsync.store.db import open_database
-from crmsync.sync.cycle import CycleReport, Progress
+from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.state import enqueue_outbox, open_errors, request_rereads
 from crmsync.sync.status import read_status
@@ -110,10 +110,12 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 @contextmanager
 def _progress_bar() -> Iterator[Any]:
+    """A bar per initial read (against the records Dynamics has) and for the push (against
+    the queued changes); other reads count records (B16, B40)."""
     with ProgressBar(
-        SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed:,} records"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=_err,
         transient=True,
@@ -125,8 +127,13 @@ def _progress_bar() -> Iterator[Any]:
                 return
             key = f"{event.entity}:{event.mode}"
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{event.mode} sync of {event.entity}")
-            bar.update(tasks[key], completed=event.records)
+                label = (
+                    "push to Dynamics"
+                    if event.entity == PUSH_ENTITY
+                    else f"{event.mode} sync of {event.entity}"
+                )
+                tasks[key] = bar.add_task(label, total=event.total)
+            bar.update(tasks[key], completed=event.records, total=event.total)
 
         yield on_progress
 

@@ -53,11 +53,12 @@ from crmsync.sync.state import (
     lock_for_write,
     notify,
     now_utc,
+    outbox_size,
     pending_rereads,
     read_cursor,
     set_cursor,
 )
-from crmsync.sync.tracking import TrackedPage, first_page_link, initial_pages
+from crmsync.sync.tracking import TrackedPage, first_page_link, initial_pages, record_total
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "systemuser",
@@ -76,15 +77,27 @@ gives its contact a new person (R76 F/T) instead of continuing the stale one."""
 SELECTED_STATUSES = ("selected", "quick_sync")
 
 
+PUSH_ENTITY = "outbox"
+"""The :attr:`Progress.entity` of the push phase's events."""
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A page applied: ``records`` read so far for ``entity`` in this ``mode``."""
+    """Progress of one part of a cycle (B16, B40).
+
+    For reads, a page applied: ``records`` read so far for ``entity`` in this ``mode``
+    (``initial``, ``delta``, ``reconcile``); an initial read first reports 0 records with its
+    ``total`` when Dynamics can count them. For the push (``mode="push"``, ``entity`` =
+    :data:`PUSH_ENTITY`), ``records`` is the outbox entries handled so far of ``total``
+    queued when the push started. ``total`` is ``None`` when unknown.
+    """
 
     entity: str
-    mode: str  # initial | delta | reconcile
+    mode: str  # initial | delta | reconcile | push
     records: int
     pages: int
     done: bool
+    total: int | None = None
 
 
 @dataclass(slots=True)
@@ -216,13 +229,7 @@ class SyncCycle:
             self._reread_requested(mappings)
             for entity in self._entities:
                 report.entities.append(self._sync_entity(entity, mappings))
-            report.push = OutboxPusher(
-                self._engine,
-                self._client,
-                mappings,
-                duplicate_detection=self._duplicate_detection,
-                renew=self._renew,
-            ).push()
+            report.push = self._push(mappings)
             if any(e.error for e in report.entities):
                 report.status = "partial"
         except FatalError as exc:
@@ -238,6 +245,24 @@ class SyncCycle:
             report.api_calls = self._client.stats().requests - calls_before
             self._record(report)
         return report
+
+    def _push(self, mappings: Mapping[str, EntityMapping]) -> PushCounts:
+        """Send the outbox (B18), reporting progress per round against the queue's size."""
+        tracker = None
+        if self._progress is not None:
+            with self._engine.connect() as conn:
+                tracker = _PushProgress(self._progress, outbox_size(conn))
+        counts = OutboxPusher(
+            self._engine,
+            self._client,
+            mappings,
+            duplicate_detection=self._duplicate_detection,
+            renew=self._renew,
+            progress=tracker,
+        ).push()
+        if tracker is not None:
+            tracker.finish()
+        return counts
 
     def _record(self, report: CycleReport) -> None:
         details = report.as_dict()
@@ -300,9 +325,15 @@ class SyncCycle:
                 return
             except DeltaTokenExpiredError as exc:
                 report.note = f"{exc.message}; the initial read started again"
+        total = None
+        if self._progress is not None:
+            # A resumed read's total would count records read before the crash, so only a
+            # read from the start announces one (B16 progress).
+            total = record_total(self._client, entity)
+            self._progress(Progress(entity, report.mode, report.records, 0, False, total))
         first = first_page_link(self._client, entity, mapping.attributes)
         pages = initial_pages(self._client, entity, first, resumed=False)
-        self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
+        self._read(pages, mapping, mappings, report, reconcile=False, resumable=True, total=total)
 
     def _read(
         self,
@@ -313,6 +344,7 @@ class SyncCycle:
         *,
         reconcile: bool,
         resumable: bool = False,
+        total: int | None = None,
     ) -> None:
         seen: set[str] | None = set() if reconcile else None
         for page in pages:
@@ -332,8 +364,17 @@ class SyncCycle:
             if self._renew is not None:
                 self._renew()
             if self._progress is not None:
+                if page.last or (total is not None and report.records > total):
+                    total = report.records if page.last else None
                 self._progress(
-                    Progress(mapping.entity, report.mode, report.records, report.pages, page.last)
+                    Progress(
+                        mapping.entity,
+                        report.mode,
+                        report.records,
+                        report.pages,
+                        page.last,
+                        total,
+                    )
                 )
 
     def apply_page(
@@ -439,6 +480,31 @@ class SyncCycle:
         if done:
             with self._engine.begin() as conn:
                 clear_rereads(conn, done)
+
+
+class _PushProgress:
+    """Turns the pusher's per-round counts into :class:`Progress` events (B40)."""
+
+    def __init__(self, hook: Callable[[Progress], None], total: int) -> None:
+        self._hook = hook
+        self._total = total
+        self._handled = 0
+        self._rounds = 0
+
+    def __call__(self, handled: int) -> None:
+        self._handled = handled
+        self._rounds += 1
+        self._emit(done=False)
+
+    def finish(self) -> None:
+        """The push ended: report it done (nothing when nothing was queued)."""
+        if self._total or self._handled:
+            self._emit(done=True)
+
+    def _emit(self, *, done: bool) -> None:
+        total = max(self._total, self._handled)
+        records = total if done else self._handled
+        self._hook(Progress(PUSH_ENTITY, "push", records, self._rounds, done, total))
 
 
 def _pages_of(pages: Iterable[ChangePage]) -> Iterator[TrackedPage]:

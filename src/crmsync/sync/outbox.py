@@ -153,9 +153,11 @@ class OutboxPusher:
         *,
         duplicate_detection: bool = False,
         renew: Callable[[], None] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self._engine = engine
         self._renew = renew
+        self._progress = progress  # called with the entries handled so far, per round
         self._client = client
         self._mappings = {e: m for e, m in mappings.items() if e in CRM_TYPES}
         # Dataverse runs duplicate detection rules on API writes only when asked (spec §7).
@@ -179,6 +181,7 @@ class OutboxPusher:
         if not self._mappings:
             return counts
         after = 0
+        handled = 0
         chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
         while True:
             with self._engine.connect() as conn:
@@ -187,6 +190,9 @@ class OutboxPusher:
                 break
             after = entries[-1].id
             self._push_entries(entries, counts)
+            handled += len(entries)
+            if self._progress is not None:
+                self._progress(handled)
             if self._renew is not None:
                 self._renew()
             if len(entries) < chunk:

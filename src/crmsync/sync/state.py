@@ -399,6 +399,11 @@ def read_outbox(conn: Connection, *, after_id: int = 0, limit: int = 5000) -> li
     ]
 
 
+def outbox_size(conn: Connection) -> int:
+    """How many outbox entries wait to be sent (the push's progress total, B40)."""
+    return int(conn.execute(select(func.count()).select_from(sync_outbox)).scalar_one())
+
+
 def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
     """Remove exactly the outbox entries that were read and handled (a newer one stays)."""
     for part in chunks(sorted(set(ids))):

@@ -13,10 +13,12 @@ arrives, so Dynamics prepares it while the engine applies this one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -27,6 +29,7 @@ from crmsync.dynamics.query import RowConverter, collection_url, wire_select
 from crmsync.dynamics.types import CrmChange, CrmDelete
 from crmsync.errors import (
     ConfigurationError,
+    CrmsyncError,
     DeltaTokenExpiredError,
     TransientServerError,
     UnknownFieldError,
@@ -34,6 +37,9 @@ from crmsync.errors import (
 
 REJECTED_LINK_STATUSES = frozenset({400, 404, 410, 422})
 """Answers to a stored page link that mean Dynamics no longer accepts it."""
+
+COUNT_CAP = 5000
+"""``GET /{set}/$count`` answers at most this (spec §3 "Count")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +140,42 @@ def initial_pages(
                     entity=entity,
                 )
             yield TrackedPage(info.logical_name, page.items, delta_link=page.delta_link)
+
+
+def record_total(client: DynamicsClient, entity: str) -> int | None:
+    """How many records ``entity`` has, for an initial read's progress (B16, B40), or
+    ``None`` when Dynamics cannot say.
+
+    ``GET /{set}/$count`` is exact up to 5,000; above, the ``RetrieveTotalRecordCount``
+    function gives the (at most a day old) total. Either request failing only makes the
+    total unknown: a count is never retried and never stops the sync.
+    """
+    info = client.entity(entity)
+    try:
+        response = client.send("GET", f"{info.entity_set}/$count", kind="count", no_retry=True)
+        counted = int(response.text.lstrip("\ufeff").strip())
+    except (CrmsyncError, ValueError):
+        return None
+    if counted < COUNT_CAP:
+        return counted
+    names = quote(json.dumps([info.logical_name]).replace('"', "'"), safe="")
+    try:
+        response = client.send(
+            "GET",
+            f"RetrieveTotalRecordCount(EntityNames=@p1)?@p1={names}",
+            kind="count",
+            no_retry=True,
+        )
+        document = response.json()
+    except (CrmsyncError, ValueError):
+        return None
+    collection = document.get("EntityRecordCountCollection") if isinstance(document, dict) else None
+    if not isinstance(collection, dict):
+        return None
+    keys, values = collection.get("Keys"), collection.get("Values")
+    if not isinstance(keys, list) or not isinstance(values, list):
+        return None
+    for key, value in zip(keys, values, strict=False):
+        if key == info.logical_name and isinstance(value, int) and value >= 0:
+            return max(value, counted)
+    return None
