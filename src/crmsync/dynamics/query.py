@@ -8,8 +8,9 @@ exist; paging is server-driven through ``@odata.nextLink``.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -187,10 +188,21 @@ def _date_value(value: Any) -> CrmValue:
 class _RowPlan:
     """How to convert rows having one particular set of keys."""
 
-    copy: tuple[tuple[str, str], ...]  # (key, name): value as is (typed by the schema)
+    copy: tuple[str, ...]  # value as is (typed by the schema), under its own name
+    pick_copy: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # their values, in that order
     dates: tuple[tuple[str, str], ...]  # DateTime columns
     guess: tuple[tuple[str, str], ...]  # unknown columns: converted by the value's shape
     lookups: tuple[tuple[str, str, str, str], ...]  # (key, name, annotation key, default)
+
+
+def _picker(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function returning the values of ``keys`` in a row, as a tuple (one C call)."""
+    if len(keys) > 1:
+        return operator.itemgetter(*keys)
+    if keys:
+        only = keys[0]
+        return lambda row: (row[only],)
+    return lambda row: ()
 
 
 class RowConverter:
@@ -206,7 +218,7 @@ class RowConverter:
         self._plans: dict[tuple[str, ...], _RowPlan] = {}
 
     def _plan(self, keys: tuple[str, ...]) -> _RowPlan:
-        copy: list[tuple[str, str]] = []
+        copy: list[str] = []
         dates: list[tuple[str, str]] = []
         guess: list[tuple[str, str]] = []
         lookups: list[tuple[str, str, str, str]] = []
@@ -226,8 +238,8 @@ class RowConverter:
             elif attribute.type is AttributeType.DATETIME:
                 dates.append((key, key))
             else:
-                copy.append((key, key))
-        plan = _RowPlan(tuple(copy), tuple(dates), tuple(guess), tuple(lookups))
+                copy.append(key)
+        plan = _RowPlan(tuple(copy), _picker(copy), tuple(dates), tuple(guess), tuple(lookups))
         self._plans[keys] = plan
         return plan
 
@@ -235,7 +247,7 @@ class RowConverter:
         """Convert one JSON row (see :func:`record_from_row`)."""
         keys = tuple(row)
         plan = self._plans.get(keys) or self._plan(keys)
-        values: dict[str, CrmValue] = {name: row[key] for key, name in plan.copy}
+        values: dict[str, CrmValue] = dict(zip(plan.copy, plan.pick_copy(row), strict=True))
         for key, name in plan.dates:
             values[name] = _date_value(row[key])
         for key, name in plan.guess:

@@ -427,6 +427,33 @@ class ColumnConverter:
 
             return read_text
 
+        if out is _bool_out:
+
+            def read_bool(value: CrmValue) -> object:
+                if value is None or value.__class__ is bool:
+                    return value
+                return out(attribute, value)
+
+            return read_bool
+        if out is _real_out:
+
+            def read_number(value: CrmValue) -> object:
+                if value is None or value.__class__ is float or value.__class__ is int:
+                    return value
+                return out(attribute, value)
+
+            return read_number
+        if out is _option_out:
+            options = attribute.options
+
+            def read_option(value: CrmValue) -> object:
+                if value.__class__ is int:
+                    label = options.get(value)
+                    return label if label is not None else str(value)
+                return None if value is None else out(attribute, value)
+
+            return read_option
+
         def read(value: CrmValue) -> object:
             return None if value is None else out(attribute, value)
 
