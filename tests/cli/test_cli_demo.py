@@ -124,7 +124,8 @@ def test_demo_rerun_keeps_data_and_follows_a_moved_emulator(
         engine.dispose()
     assert [client.active for client in clients] == [False, True]
     assert clients[1].client_id in second.stdout
-    assert links and all(link.startswith(second_url) for link in links if link)
+    # Portable cursors: stored links name no address, so the moved org needs no fix-up.
+    assert links and all(link and not link.startswith(("http:", "https:")) for link in links)
     assert {str(p["email"]) for p in demo.demo_persons(25)} <= emails
 
 

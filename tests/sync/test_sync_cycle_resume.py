@@ -1,4 +1,5 @@
-"""A crashed initial sync resumes where it stopped (B16), over real HTTP against the emulator.
+"""A crashed initial sync resumes where it stopped (B16), and stored links follow the org to
+a new address (portable cursors, B17), over real HTTP against the emulator.
 
 The crash is a failure raised from the progress hook after a page was applied, which is what a
 killed process leaves behind: the pages applied so far, each committed with the next page's
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sync_harness import engine_client, running_org
+from sync_harness import Org, engine_client, person_by_crm_id, running_org, serve
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import default_config
+from crmsync.emulator.seed import seed_dataset
 from crmsync.store.tables import crm_links, delta_cursors, persons
 from crmsync.sync.cycle import Progress, SyncCycle
 from crmsync.sync.state import INITIAL_PHASE, read_cursor, set_cursor
@@ -109,3 +112,33 @@ def test_a_refused_page_link_restarts_the_initial_read_and_says_so(
     with migrated_engine.connect() as conn:
         phases = conn.execute(select(delta_cursors.c.phase)).scalars().all()
     assert phases == ["delta"]
+
+
+def test_a_moved_org_address_is_followed_by_the_next_cycle(migrated_engine: Engine) -> None:
+    """Portable cursors (B17): the same org answers on a new address and the old one is gone;
+    the next cycle reads the org's changes at the configured address."""
+    config = default_config()
+    app = create_emulator_app(config)
+    seed_dataset(app.state.storage, 12, 5)
+    try:
+        with serve(app) as old:
+            client = engine_client(old, page_size=PAGE)
+            try:
+                SyncCycle(migrated_engine, client, entities=("lead",)).run()
+            finally:
+                client.close()
+        with serve(app) as moved:
+            assert moved != old
+            alex = Org(app, moved, config).alex()
+            lead_id = alex.first_ids("leads", 1)[0]
+            alex.patch("leads", lead_id, {"jobtitle": "Moved org"}).raise_for_status()
+            client = engine_client(moved, page_size=PAGE)
+            try:
+                report = SyncCycle(migrated_engine, client, entities=("lead",)).run()
+            finally:
+                client.close()
+    finally:
+        app.state.storage.close()
+    (lead,) = report.entities
+    assert (lead.mode, lead.error, lead.records, lead.updated) == ("delta", None, 1, 1)
+    assert person_by_crm_id(migrated_engine, "lead", lead_id)["title"] == "Moved org"

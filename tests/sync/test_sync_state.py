@@ -3,18 +3,24 @@ what was read (B18), errors count their attempts and close when the record syncs
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
 from crmsync.marketing.persons import PersonService
+from crmsync.store.tables import delta_cursors
 from crmsync.sync.state import (
+    INITIAL_PHASE,
     ErrorReport,
     LinkRow,
+    StoredCursor,
     delete_outbox,
     get_cursor,
     insert_links,
     load_baselines,
     load_links,
+    now_utc,
     open_errors,
+    portable_link,
+    read_cursor,
     read_outbox,
     record_errors,
     resolve_errors,
@@ -39,6 +45,34 @@ def test_links_baselines_and_cursors_round_trip(migrated_engine: Engine) -> None
         assert baselines == {"id-7": {"city": "B"}, "id-8": {"city": "A", "n": 8}}
         assert get_cursor(conn, "lead").endswith("deltatoken=2")  # type: ignore[union-attr]
         assert get_cursor(conn, "contact") is None
+
+
+def test_cursors_are_stored_relative_to_the_web_api_root(migrated_engine: Engine) -> None:
+    """Portable cursors: a delta or page link keeps no host, so a new address of the same
+    org is followed; links stored absolute before are read back relative too."""
+    with migrated_engine.begin() as conn:
+        set_cursor(conn, "lead", "https://org.crm.dynamics.com/api/data/v9.2/leads?$deltatoken=7")
+        set_cursor(
+            conn,
+            "contact",
+            "http://127.0.0.1:5580/api/data/v9.2/contacts?$select=a,b&$skiptoken=%3Ccookie%3E",
+            phase=INITIAL_PHASE,
+        )
+        conn.execute(
+            insert(delta_cursors).values(
+                entity="account",
+                delta_link="http://old-host:81/org/api/data/v9.1/accounts?$deltatoken=3",
+                updated_at=now_utc(),
+            )
+        )
+    with migrated_engine.connect() as conn:
+        assert get_cursor(conn, "lead") == "leads?$deltatoken=7"
+        assert read_cursor(conn, "contact") == StoredCursor(
+            "contacts?$select=a,b&$skiptoken=%3Ccookie%3E", INITIAL_PHASE
+        )
+        assert get_cursor(conn, "contact") is None  # its initial read has not finished
+        assert get_cursor(conn, "account") == "accounts?$deltatoken=3"
+    assert portable_link("accounts?$deltatoken=3") == "accounts?$deltatoken=3"
 
 
 def test_only_the_outbox_entries_read_are_removed(migrated_engine: Engine) -> None:

@@ -41,9 +41,8 @@ from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.sync.cycle import DEFAULT_ENTITIES, PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.state import get_cursor, set_cursor
 from crmsync.web.app import create_app
 from crmsync.web.clients import ApiClientStore, CreatedClient
 
@@ -209,34 +208,12 @@ def _previous_org_url(directory: Path) -> str | None:
 
 
 def _emulator_port(asked: int | None, directory: Path) -> int | None:
-    """The asked port; else the previous run's (stored delta links name it), else default."""
+    """The asked port; else the previous run's (its configured Dynamics URL), else default."""
     if asked is not None:
         return asked
     previous = _previous_org_url(directory)
     port = urlsplit(previous).port if previous else None
     return port if port else None
-
-
-def _follow_org(database_url: str, base_url: str) -> None:
-    """When the emulator now listens elsewhere, point the stored delta links at it.
-
-    The org (its data and change tracking) is the same file; only its address moved, and a
-    delta link names the address that issued it.
-    """
-    new = urlsplit(base_url)
-    engine = open_database(database_url)
-    try:
-        with engine.begin() as conn:
-            for entity in DEFAULT_ENTITIES:
-                link = get_cursor(conn, entity)
-                if not link:
-                    continue
-                old = urlsplit(link)
-                if (old.scheme, old.netloc) != (new.scheme, new.netloc):
-                    moved = old._replace(scheme=new.scheme, netloc=new.netloc)
-                    set_cursor(conn, entity, moved.geturl())
-    finally:
-        engine.dispose()
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -338,7 +315,6 @@ def demo(
             leads,
             seed_progress=_seed_bar,
         ) as org:
-            _follow_org(setup.database_url, org.base_url)
             config_path = write_demo_config(directory, setup.database_url, org, pause_seconds=pause)
             # The demo's own file decides everything but the web settings (ports, limits).
             settings = replace(load_settings(config_path, environ={}), web=web)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Table, and_, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -324,8 +325,27 @@ class StoredCursor:
         return self.phase == DELTA_PHASE
 
 
+def portable_link(link: str) -> str:
+    """``link`` relative to the Web API root: ``https://org.crm.dynamics.com/api/data/v9.2/
+    leads?$deltatoken=…`` → ``leads?$deltatoken=…``.
+
+    Stored links are portable: the client resolves them against the configured Dynamics URL,
+    so a new host name for the same org (or the emulator on a new port) is followed by the
+    next cycle. A link of another shape is kept as it is.
+    """
+    parts = urlsplit(link)
+    if not parts.scheme or not parts.netloc:
+        return link
+    _, marker, rest = parts.path.partition("/api/data/")
+    version, slash, resource = rest.partition("/")
+    if not marker or not slash or not version.startswith("v"):
+        return link
+    return resource + (f"?{parts.query}" if parts.query else "")
+
+
 def read_cursor(conn: Connection, entity: str) -> StoredCursor | None:
-    """The stored link of ``entity`` with its phase, or ``None`` before its first page."""
+    """The stored link of ``entity`` (Web API root relative) with its phase, or ``None``
+    before its first page."""
     row = conn.execute(
         select(delta_cursors.c.delta_link, delta_cursors.c.phase).where(
             delta_cursors.c.entity == entity
@@ -333,7 +353,7 @@ def read_cursor(conn: Connection, entity: str) -> StoredCursor | None:
     ).first()
     if row is None or row[0] is None:
         return None
-    return StoredCursor(str(row[0]), str(row[1]))
+    return StoredCursor(portable_link(str(row[0])), str(row[1]))
 
 
 def get_cursor(conn: Connection, entity: str) -> str | None:
@@ -346,9 +366,12 @@ def set_cursor(
     conn: Connection, entity: str, delta_link: str | None, *, phase: str = DELTA_PHASE
 ) -> None:
     """Store (or clear, with ``None``) the link of ``entity``: a delta link, or with
-    ``phase=INITIAL_PHASE`` the next page of its unfinished initial read (B16)."""
+    ``phase=INITIAL_PHASE`` the next page of its unfinished initial read (B16). Links are
+    stored relative to the Web API root (:func:`portable_link`)."""
     if phase not in (DELTA_PHASE, INITIAL_PHASE):
         raise ValueError(f"unknown cursor phase {phase!r}")
+    if delta_link is not None:
+        delta_link = portable_link(delta_link)
     stamp = now_utc()
     changed = conn.execute(
         update(delta_cursors)
