@@ -142,3 +142,24 @@ def test_a_moved_org_address_is_followed_by_the_next_cycle(migrated_engine: Engi
     (lead,) = report.entities
     assert (lead.mode, lead.error, lead.records, lead.updated) == ("delta", None, 1, 1)
     assert person_by_crm_id(migrated_engine, "lead", lead_id)["title"] == "Moved org"
+
+
+def test_a_page_link_of_another_field_selection_restarts_the_initial_read(
+    migrated_engine: Engine, client: DynamicsClient
+) -> None:
+    """B16 with B9: a stored page link that selects other columns than the current field
+    selection (it changed while the read was stopped) is not resumed — the rest of its records
+    would miss the new fields — but the initial read starts again, and says why."""
+    crashing = SyncCycle(migrated_engine, client, entities=("lead",), progress=_crash_after(2))
+    with pytest.raises(Crash):
+        crashing.run()
+    with migrated_engine.begin() as conn:
+        stored = read_cursor(conn, "lead")
+        assert stored is not None and "jobtitle," in stored.link
+        set_cursor(conn, "lead", stored.link.replace("jobtitle,", ""), phase=INITIAL_PHASE)
+
+    report = SyncCycle(migrated_engine, client, entities=("lead",)).run()
+    (lead,) = report.entities
+    assert lead.note is not None and "field selection changed" in lead.note
+    assert lead.pages == math.ceil(LEADS / PAGE) and lead.error is None
+    assert _linked_leads(migrated_engine) == (LEADS, LEADS)

@@ -58,7 +58,13 @@ from crmsync.sync.state import (
     read_cursor,
     set_cursor,
 )
-from crmsync.sync.tracking import TrackedPage, first_page_link, initial_pages, record_total
+from crmsync.sync.tracking import (
+    TrackedPage,
+    first_page_link,
+    initial_pages,
+    record_total,
+    same_selection,
+)
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "systemuser",
@@ -317,7 +323,13 @@ class SyncCycle:
         """B16: read every record, storing each page's next link with the page; after a crash
         continue from the stored link, or start again if Dynamics refuses it."""
         entity = mapping.entity
-        if resume_link is not None:
+        first = first_page_link(self._client, entity, mapping.attributes)
+        if resume_link is not None and not same_selection(resume_link, first):
+            report.note = (
+                "the field selection changed since the initial read stopped; "
+                "the initial read started again"
+            )
+        elif resume_link is not None:
             try:
                 pages = initial_pages(self._client, entity, resume_link, resumed=True)
                 self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
@@ -331,7 +343,6 @@ class SyncCycle:
             # read from the start announces one (B16 progress).
             total = record_total(self._client, entity)
             self._progress(Progress(entity, report.mode, report.records, 0, False, total))
-        first = first_page_link(self._client, entity, mapping.attributes)
         pages = initial_pages(self._client, entity, first, resumed=False)
         self._read(pages, mapping, mappings, report, reconcile=False, resumable=True, total=total)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
@@ -65,6 +65,18 @@ def first_page_link(client: DynamicsClient, entity: str, attributes: Sequence[st
     schema = client.cached_schema(info.logical_name)
     columns = [*wire_select(attributes, schema, info.primary_id), info.primary_id]
     return collection_url(info.entity_set, columns)
+
+
+def same_selection(link: str, other: str) -> bool:
+    """Whether two tracking links select the same columns (a resumed read must bring what
+    the current field selection maps, or the rest of its records would miss new fields)."""
+
+    def columns(url: str) -> frozenset[str] | None:
+        values = parse_qs(urlsplit(url).query).get("$select")
+        return frozenset(values[0].split(",")) if values else None
+
+    mine = columns(link)
+    return mine is not None and mine == columns(other)
 
 
 def tracking_preference(client: DynamicsClient) -> str:
