@@ -33,7 +33,7 @@ from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import audit_log, crm_links, notifications
 from crmsync.sync.lease import SyncLease
-from crmsync.sync.state import ErrorReport, record_errors
+from crmsync.sync.state import INITIAL_PHASE, ErrorReport, record_errors, set_cursor
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -103,6 +103,23 @@ def test_once_runs_the_initial_sync_then_status_shows_it(env: dict[str, str]) ->
 
     human = runner.invoke(_root(), ["sync", "status"], env=env)
     assert human.exit_code == 0 and "initial sync done for" in human.stdout
+
+
+def test_once_says_when_a_stopped_initial_read_could_not_be_resumed(
+    env: dict[str, str],
+) -> None:
+    """B16: an initial read stopped on a page link that does not fit the current field
+    selection starts again, and `sync once` says so under its table."""
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            set_cursor(conn, "lead", "leads?$skiptoken=stale", phase=INITIAL_PHASE)
+    finally:
+        engine.dispose()
+    result = runner.invoke(_root(), ["sync", "once"], env=env)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if line.startswith("lead: ")]
+    assert len(notes) == 1 and "the initial read started again" in notes[0]
 
 
 def test_enable_disable_are_audited_and_run_cycles_only_while_enabled(

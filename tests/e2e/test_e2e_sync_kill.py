@@ -89,7 +89,7 @@ def _faults(org: dict[str, Any], **knobs: Any) -> None:
     ).raise_for_status()
 
 
-def _kill_when(process: subprocess.Popen[str], ready: Any, timeout: float = 30) -> None:
+def _kill_when(process: subprocess.Popen[Any], ready: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert process.poll() is None, "the cycle ended before it could be interrupted"

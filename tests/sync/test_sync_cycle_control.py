@@ -89,9 +89,11 @@ def test_creates_are_exactly_once_with_the_stored_id(
     (outcome,) = PersonService(migrated_engine).sync(
         [{"email": "new.person@example.com", "firstName": "Nova", "lastName": "Person"}]
     )
+    assert outcome.id is not None
+    person_id = outcome.id
     with migrated_engine.begin() as conn:
-        crm_id = request_crm_create(conn, outcome.id, "lead")
-        assert request_crm_create(conn, outcome.id, "lead") == crm_id
+        crm_id = request_crm_create(conn, person_id, "lead")
+        assert request_crm_create(conn, person_id, "lead") == crm_id
     leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
 
     report = cycle.run()
@@ -110,7 +112,7 @@ def test_creates_are_exactly_once_with_the_stored_id(
     # create a second lead.
     with migrated_engine.begin() as conn:
         conn.execute(delete(sync_baselines).where(sync_baselines.c.crm_id == crm_id))
-        enqueue_outbox(conn, [outcome.id], operation="create", source="retry")
+        enqueue_outbox(conn, [person_id], operation="create", source="retry")
     pushed = OutboxPusher(migrated_engine, client, cycle.mappings()).push()
     assert pushed.created == 1 and pushed.failed == 0
     cycle.run()

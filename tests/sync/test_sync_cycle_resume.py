@@ -9,7 +9,7 @@ link. (The SIGKILL variant, with real processes, is in the e2e suite.)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -41,7 +41,7 @@ def client() -> Iterator[DynamicsClient]:
         client.close()
 
 
-def _crash_after(pages: int) -> object:
+def _crash_after(pages: int) -> Callable[[Progress], None]:
     def hook(event: Progress) -> None:
         if event.pages == pages and not event.done:
             raise Crash

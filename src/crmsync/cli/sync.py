@@ -75,7 +75,7 @@ def _print_report(report: CycleReport) -> None:
     _out.print(table)
     for e in report.entities:
         if e.note:
-            _out.print(f"{e.entity}: {e.note}", highlight=False)
+            _out.print(f"{e.entity}: {e.note}", highlight=False, soft_wrap=True)
     push = report.push
     _out.print(
         f"to Dynamics: {push.created} created, {push.updated} updated, {push.failed} failed, "
