@@ -7,8 +7,9 @@ the page link itself, so rows changed while the read was interrupted come with t
 read. A stored page link Dynamics no longer accepts raises :class:`DeltaTokenExpiredError`,
 and the cycle starts the initial read again (repeating work, losing nothing).
 
-Pages are requested one ahead: the next page is asked for as soon as the current one
-arrives, so Dynamics prepares it while the engine applies this one.
+Pages are requested one ahead: the next page is asked for (and then decoded and parsed, on a
+background thread) as soon as the current one is handed out, so Dynamics prepares it while the
+engine applies this one.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from crmsync.dynamics.changes import TRACK_CHANGES, parse_change_page
+from crmsync.dynamics.changes import TRACK_CHANGES, ParsedChangePage, parse_change_page
 from crmsync.dynamics.classify import Action, Resolution
 from crmsync.dynamics.client import LOOKUP_PREFERENCE, DynamicsClient
 from crmsync.dynamics.query import RowConverter, collection_url, wire_select
@@ -131,16 +131,18 @@ def initial_pages(
             )
         return resolution
 
-    def fetch(url: str) -> dict[str, Any]:
-        return client.get_json(
+    def fetch(url: str) -> ParsedChangePage:
+        document = client.get_json(
             url, kind="track", headers=headers, entity=info.logical_name, on_failure=refused
         )
+        return parse_change_page(info, document, converter=converter)
 
+    # The page is decoded and parsed on the background thread too, overlapping the caller's
+    # database work; one page at a time, in order.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-track") as pool:
-        pending: Future[dict[str, Any]] | None = pool.submit(fetch, link)
+        pending: Future[ParsedChangePage] | None = pool.submit(fetch, link)
         while pending is not None:
-            document = pending.result()
-            page = parse_change_page(info, document, converter=converter)
+            page = pending.result()
             if page.next_link:
                 pending = pool.submit(fetch, page.next_link)
                 yield TrackedPage(info.logical_name, page.items, next_link=page.next_link)
