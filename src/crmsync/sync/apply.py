@@ -15,13 +15,12 @@ process stops in between.
 from __future__ import annotations
 
 import functools
-import operator
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.marketing.activity_types import (
@@ -35,6 +34,7 @@ from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.tables import activities, opportunity_roles
+from crmsync.sync.bulk import executemany_rows, insert_rows
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.plan import (
     LinkState,
@@ -47,7 +47,6 @@ from crmsync.sync.state import (
     LOCAL_TABLES,
     ErrorReport,
     LinkRow,
-    bulk_insert,
     chunks,
     enqueue_outbox,
     insert_history,
@@ -217,46 +216,12 @@ def apply_plan(
         resolve_errors(conn, plan.entity, synced, "to_marketing")
     if plan.roles:
         _apply_roles(conn, plan, now)
-    _executemany_rows(conn, activities, acts)
+    executemany_rows(conn, activities, acts)
     insert_history(conn, history)
     if is_person and touched:
         link_fk_columns(conn, touched)
         counts.person_ids = touched
     return counts
-
-
-def _executemany_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dictionaries sharing the keys of the first) in one ``executemany``.
-
-    On SQLite the parameters are built a column at a time: each column's values are picked
-    with :func:`operator.itemgetter` and passed through its bind processor (JSON, UTC
-    date-times, booleans) with :func:`map`, then zipped into row tuples — the same values
-    :func:`~crmsync.sync.state.bulk_insert` sends, at a fraction of its per-value cost on
-    the initial sync's large pages (B16). A row lacking a key takes the column's default, as
-    there. Other backends go through :func:`~crmsync.sync.state.bulk_insert`.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    if dialect.name != "sqlite":
-        bulk_insert(conn, table, rows)
-        return
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
-    defaults = compiled.params  # every bound column; Python-side column defaults filled in
-    names = list(compiled.positiontup or defaults)
-    columns: list[list[Any]] = []
-    for name in names:
-        try:
-            column = list(map(operator.itemgetter(name), rows))
-        except KeyError:
-            default = defaults[name]
-            column = [row.get(name, default) for row in rows]
-        process = table.c[name].type.bind_processor(dialect)
-        columns.append(list(map(process, column)) if process is not None else column)
-    params: list[Any] = list(zip(*columns, strict=True))
-    if compiled.positiontup is None:
-        params = [dict(zip(names, values, strict=True)) for values in params]
-    conn.exec_driver_sql(str(compiled), params)
 
 
 def _apply_creates(
@@ -299,7 +264,7 @@ def _apply_creates(
     ids: list[int] = []
     if new_rows:
         # One executemany per set of columns (keeps parameter sets uniform).
-        ids = _insert_rows(conn, table, new_rows, _key_field(plan.entity, local_kind))
+        ids = insert_rows(conn, table, new_rows, _key_field(plan.entity, local_kind))
     if adopted:
         _update_rows(
             conn,
@@ -340,66 +305,6 @@ PERSON_KEYS = {"lead": "crmLeadId", "contact": "crmContactId"}
 
 def _key_field(entity: str, local_kind: str) -> str | None:
     return PERSON_KEYS.get(entity) if local_kind == "person" else EXTERNAL_KEYS.get(local_kind)
-
-
-def _insert_rows(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str | None
-) -> list[int]:
-    """Insert ``rows`` and return their new ids, in order.
-
-    One plain ``executemany`` per set of columns, then the ids: on SQLite the consecutive run
-    after the newest id before the insert (checked, see :func:`_consecutive_ids`), otherwise
-    one query per chunk reading them back by the Dynamics id column: much faster than
-    ``RETURNING`` row by row. New rows always get the highest ids, so the newest row per
-    Dynamics id is the one just inserted.
-    """
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
-    keys = [row.get(key) for row in rows] if key else []
-    if key is None or any(k is None for k in keys) or len(set(keys)) != len(keys):
-        ids: list[int] = []
-        for row in rows:
-            inserted = conn.execute(insert(table).returning(table.c.id), row).scalar_one()
-            ids.append(int(inserted))
-        return ids
-    newest_before = conn.execute(select(func.max(table.c.id))).scalar()
-    for group in groups.values():
-        _executemany_rows(conn, table, group)
-    consecutive = _consecutive_ids(conn, table, newest_before, len(rows))
-    if consecutive is not None:
-        # The rows went in group by group: the ids follow that order.
-        by_row = dict(
-            zip((id(row) for g in groups.values() for row in g), consecutive, strict=True)
-        )
-        return [by_row[id(row)] for row in rows]
-    found: dict[object, int] = {}
-    for part in chunks(keys):
-        for local_id, value in conn.execute(
-            select(table.c.id, table.c[key]).where(table.c[key].in_(part))
-        ):
-            found[value] = max(found.get(value, 0), int(local_id))
-    return [found[k] for k in keys]
-
-
-def _consecutive_ids(
-    conn: Connection, table: Table, newest_before: int | None, count: int
-) -> range | None:
-    """The ids of the ``count`` rows just inserted, when SQLite numbered them right after the
-    newest id before the insert (it does unless ids were freed at the top); else ``None``.
-
-    Checked, not assumed: the rows above ``newest_before`` must be exactly ``count`` rows
-    numbered without a gap. Only on SQLite, where this transaction is the only writer.
-    """
-    if conn.dialect.name != "sqlite":
-        return None
-    start = (newest_before or 0) + 1
-    above = conn.execute(
-        select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(table.c.id >= start)
-    ).one()
-    if tuple(above) != (count, start, start + count - 1):
-        return None
-    return range(start, start + count)
 
 
 def _update_rows(
