@@ -12,6 +12,7 @@ import functools
 from importlib import resources
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -38,6 +39,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         cursor.close()
 
 
+def _json_dumps(value: object) -> str:
+    """Serialise a JSON column value; orjson is several times faster than the standard module
+    on the sync's hot path (baselines, activity attributes). Keys that are not strings are
+    written as strings, as the standard module does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_database_engine(url: str) -> Engine:
     """Build an engine for ``url`` with crmsync's connection settings; the schema is not checked."""
     try:
@@ -58,10 +66,20 @@ def create_database_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         if backend == "sqlite":
-            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(
+                parsed,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                json_serializer=_json_dumps,
+                json_deserializer=orjson.loads,
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(
+                parsed,
+                pool_pre_ping=True,
+                json_serializer=_json_dumps,
+                json_deserializer=orjson.loads,
+            )
     except NoSuchModuleError as exc:
         raise ConfigurationError(f"database driver not available: {exc}") from exc
     return engine

@@ -105,14 +105,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     processors = {name: table.c[name].type.bind_processor(dialect) for name in base}
     order = compiled.positiontup
     if order is not None:
-        plan = [(name, processors[name], base[name]) for name in order]
-        params: list[Any] = [
-            tuple(
-                proc(row.get(name, default)) if proc else row.get(name, default)
-                for name, proc, default in plan
-            )
-            for row in rows
-        ]
+        # built a column at a time: one tight loop per column beats a generator per row
+        columns: list[list[Any]] = []
+        for name in order:
+            proc, default = processors[name], base[name]
+            column = [row.get(name, default) for row in rows]
+            columns.append([proc(value) for value in column] if proc else column)
+        params: list[Any] = list(zip(*columns, strict=True))
     else:
         named = [(name, processors[name], base[name]) for name in base]
         params = [
