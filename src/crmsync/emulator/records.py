@@ -25,7 +25,7 @@ from crmsync.emulator.errors import (
     not_found,
 )
 from crmsync.emulator.metadata import AttributeDef, EntityDef
-from crmsync.emulator.odata import parse_filter, parse_orderby, parse_select
+from crmsync.emulator.odata import parse_filter, parse_orderby, parse_select, split_top_level
 from crmsync.emulator.query import (
     compile_filter,
     decode_skiptoken,
@@ -292,17 +292,7 @@ def _lookup_values(
 
 def _split_expand(text: str) -> list[tuple[str, str | None]]:
     items: list[tuple[str, str | None]] = []
-    depth, start = 0, 0
-    pieces = []
-    for index, char in enumerate(text + ","):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            pieces.append(text[start:index].strip())
-            start = index + 1
-    for piece in pieces:
+    for piece in (part.strip() for part in split_top_level(text, ",")):
         if "(" in piece:
             nav, _, options = piece.partition("(")
             select = None
