@@ -119,6 +119,22 @@ def _close_msal(app: Any) -> None:
         close()
 
 
+def _build_msal_app(
+    factory: Any, client_id: str, authority: str, ca_bundle: str, timeout: float, **extra: Any
+) -> Any:
+    """Create an MSAL application, mapping its set-up failures onto the exception tree."""
+    try:
+        return factory(client_id, **extra, **_msal_options(authority, ca_bundle, timeout))
+    except ValueError as exc:
+        raise AuthenticationError(
+            f"identity provider at {authority} could not be used: {exc}"
+        ) from None
+    except OSError as exc:
+        raise TransientServerError(
+            f"identity provider at {authority} unreachable: {type(exc).__name__}"
+        ) from None
+
+
 class MsalClientCredentialsProvider:
     """Client credentials (app user, spec §1a) via ``msal.ConfidentialClientApplication``."""
 
@@ -148,20 +164,14 @@ class MsalClientCredentialsProvider:
         if self._app is None:
             import msal
 
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    self._client_id,
-                    client_credential=self._client_secret.reveal(),
-                    **_msal_options(self._authority, self._ca_bundle, self._timeout),
-                )
-            except ValueError as exc:
-                raise AuthenticationError(
-                    f"identity provider at {self._authority} could not be used: {exc}"
-                ) from None
-            except OSError as exc:
-                raise TransientServerError(
-                    f"identity provider at {self._authority} unreachable: {type(exc).__name__}"
-                ) from None
+            self._app = _build_msal_app(
+                msal.ConfidentialClientApplication,
+                self._client_id,
+                self._authority,
+                self._ca_bundle,
+                self._timeout,
+                client_credential=self._client_secret.reveal(),
+            )
         return self._app
 
     def close(self) -> None:
@@ -220,19 +230,13 @@ class MsalUsernamePasswordProvider:
         if self._app is None:
             import msal
 
-            try:
-                self._app = msal.PublicClientApplication(
-                    self._client_id,
-                    **_msal_options(self._authority, self._ca_bundle, self._timeout),
-                )
-            except ValueError as exc:
-                raise AuthenticationError(
-                    f"identity provider at {self._authority} could not be used: {exc}"
-                ) from None
-            except OSError as exc:
-                raise TransientServerError(
-                    f"identity provider at {self._authority} unreachable: {type(exc).__name__}"
-                ) from None
+            self._app = _build_msal_app(
+                msal.PublicClientApplication,
+                self._client_id,
+                self._authority,
+                self._ca_bundle,
+                self._timeout,
+            )
         try:
             result = self._app.acquire_token_by_username_password(
                 self._username, self._password.reveal(), scopes=[self._scope]
