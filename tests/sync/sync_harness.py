@@ -13,21 +13,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from crmsync.dynamics import build_client
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, EmulatorConfig
+from crmsync.emulator.metadata import AttributeDef
 from crmsync.emulator.seed import seed_dataset
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
-from crmsync.store.tables import activities, crm_links, persons, sync_errors, sync_outbox
+from crmsync.store.tables import (
+    activities,
+    crm_links,
+    field_selection,
+    persons,
+    sync_errors,
+    sync_outbox,
+)
+from crmsync.sync.mapping import default_selection
 
 
 @contextmanager
@@ -199,3 +209,30 @@ def edit_person(engine: Engine, person_id: int, **values: object) -> None:
     """A marketing-side edit through the person service (outbox in the same transaction)."""
     outcome = PersonService(engine).sync([{"id": person_id, **values}], lookup_field="id")
     assert outcome[0].status == "updated", outcome
+
+
+def select_lead_sync_filter(engine: Engine, org: Org) -> DynamicsClient:
+    """Create the ``new_synctomkto`` column on the org's leads and store a lead selection of
+    the default mapping plus that column (B20); return an engine client for the org."""
+    org.app.state.storage.add_attribute(
+        "lead", AttributeDef("new_synctomkto", "Boolean", "Sync to Marketing", is_custom=True)
+    )
+    client = engine_client(org.base)
+    columns = [*default_selection(client.entity_schema("lead")), "new_synctomkto"]
+    start = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(field_selection),
+            [
+                {
+                    "entity": "lead",
+                    "attribute": column,
+                    "marketing_field": None,
+                    "status": "selected",
+                    "selected_at": start + timedelta(milliseconds=n),
+                    "updated_at": start,
+                }
+                for n, column in enumerate(columns)
+            ],
+        )
+    return client

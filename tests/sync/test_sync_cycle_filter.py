@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
-from sync_harness import Org, engine_client, person_by_crm_id, running_org
+from sqlalchemy import Engine, func, select
+from sync_harness import Org, engine_client, person_by_crm_id, running_org, select_lead_sync_filter
 
 from crmsync.dynamics.types import WriteRequest
 from crmsync.emulator.config import default_config
-from crmsync.emulator.metadata import AttributeDef
-from crmsync.store.tables import crm_links, field_selection
+from crmsync.store.tables import crm_links
 from crmsync.sync.cycle import SyncCycle
-from crmsync.sync.mapping import default_selection
 
 pytestmark = pytest.mark.e2e
 
@@ -25,28 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def org_with_filter(migrated_engine: Engine) -> Iterator[tuple[Org, SyncCycle]]:
     with running_org(default_config(), 5) as org:
-        org.app.state.storage.add_attribute(
-            "lead",
-            AttributeDef("new_synctomkto", "Boolean", "Sync to Marketing", is_custom=True),
-        )
-        client = engine_client(org.base)
-        columns = [*default_selection(client.entity_schema("lead")), "new_synctomkto"]
-        start = datetime.now(UTC)
-        with migrated_engine.begin() as conn:
-            conn.execute(
-                insert(field_selection),
-                [
-                    {
-                        "entity": "lead",
-                        "attribute": column,
-                        "marketing_field": None,
-                        "status": "selected",
-                        "selected_at": start + timedelta(milliseconds=n),
-                        "updated_at": start,
-                    }
-                    for n, column in enumerate(columns)
-                ],
-            )
+        client = select_lead_sync_filter(migrated_engine, org)
         cycle = SyncCycle(migrated_engine, client)
         cycle.run()
         yield org, cycle

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
-from sync_harness import Org, edit_person, engine_client, person_by_crm_id, running_org
+from sqlalchemy import Engine, func, select
+from sync_harness import (
+    Org,
+    edit_person,
+    engine_client,
+    person_by_crm_id,
+    running_org,
+    select_lead_sync_filter,
+)
 
 from crmsync.dynamics.auth import BearerAuth, OAuth2TokenEndpointProvider
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import CrmChange, WriteRequest
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
-from crmsync.emulator.metadata import AttributeDef
 from crmsync.emulator.seed import seed_dataset
 from crmsync.settings import Secret
-from crmsync.store.tables import field_selection, persons
+from crmsync.store.tables import persons
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.mapping import (
     DEFAULT_MAPPING,
     ENGINE_ATTRIBUTES,
     Direction,
     default_mapping,
-    default_selection,
     mapping_for_selection,
 )
 from crmsync.sync.plan import LinkState, LocalRecord, originating_lead_ids, plan_page
@@ -234,28 +238,7 @@ def test_a_lead_switched_to_no_then_qualified_gives_its_contact_a_new_person(
     stale, and a marketing edit is not pushed), then the lead is qualified: the contact gets
     a new person and the lead's person stays a Lead."""
     with running_org(default_config(), 3) as org:
-        org.app.state.storage.add_attribute(
-            "lead",
-            AttributeDef("new_synctomkto", "Boolean", "Sync to Marketing", is_custom=True),
-        )
-        client = engine_client(org.base)
-        columns = [*default_selection(client.entity_schema("lead")), "new_synctomkto"]
-        start = datetime.now(UTC)
-        with migrated_engine.begin() as conn:
-            conn.execute(
-                insert(field_selection),
-                [
-                    {
-                        "entity": "lead",
-                        "attribute": column,
-                        "marketing_field": None,
-                        "status": "selected",
-                        "selected_at": start + timedelta(milliseconds=n),
-                        "updated_at": start,
-                    }
-                    for n, column in enumerate(columns)
-                ],
-            )
+        client = select_lead_sync_filter(migrated_engine, org)
         cycle = SyncCycle(migrated_engine, client)
         cycle.run()
         alex = org.alex()
