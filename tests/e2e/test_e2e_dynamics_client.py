@@ -12,7 +12,6 @@ import math
 import os
 import ssl
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import CRMSYNC, emulator_process
 
 from crmsync.dynamics import build_client
 from crmsync.dynamics.retry import RetryPolicy
@@ -29,50 +29,13 @@ from crmsync.settings import DynamicsSettings, Secret
 
 pytestmark = pytest.mark.e2e
 
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
-
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A running emulator over HTTPS with 150 seeded leads; its connection details."""
     work = tmp_path_factory.mktemp("dynamics-e2e")
-    stderr = (work / "stderr.txt").open("w")
-    process = subprocess.Popen(
-        [
-            CRMSYNC,
-            "emulator",
-            "--port",
-            "0",
-            "--https",
-            "--json",
-            "--db",
-            str(work / "org.db"),
-            "--seed",
-            "150",
-        ],
-        cwd=work,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            process.wait(timeout=10)
-            pytest.fail("emulator exited: " + (work / "stderr.txt").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(work, "--db", str(work / "org.db"), "--seed", "150") as details:
+        yield details
 
 
 def settings_for(org: dict[str, Any], **overrides: Any) -> DynamicsSettings:

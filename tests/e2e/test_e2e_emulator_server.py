@@ -15,11 +15,7 @@ asks ``https://<host>/common/userrealm/...`` with the port dropped; with the aut
 
 from __future__ import annotations
 
-import json
-import os
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,53 +24,17 @@ import httpx
 import msal
 import pytest
 import requests
+from emulator_process import emulator_process
 
 pytestmark = pytest.mark.e2e
-
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("emulator")
-    stderr = (work / "stderr.txt").open("w")
-    process = subprocess.Popen(
-        [
-            CRMSYNC,
-            "emulator",
-            "--port",
-            "0",
-            "--https",
-            "--json",
-            "--db",
-            "org.db",  # relative to the emulator's directory: printed paths must be absolute
-            "--seed",
-            "30",
-        ],
-        cwd=work,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            process.wait(timeout=10)
-            pytest.fail("emulator exited: " + (work / "stderr.txt").read_text())
-        details = json.loads(line)
+    # a database path relative to the emulator's directory: printed paths must be absolute
+    with emulator_process(work, "--db", "org.db", "--seed", "30") as details:
         yield details
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
 
 
 @pytest.fixture
