@@ -33,8 +33,9 @@ from crmsync.marketing.activity_types import (
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
+from crmsync.store.inserts import insert_many
 from crmsync.store.tables import activities, opportunity_roles
-from crmsync.sync.bulk import executemany_rows, insert_rows
+from crmsync.sync.bulk import insert_rows
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.plan import (
     LinkState,
@@ -49,6 +50,7 @@ from crmsync.sync.state import (
     LinkRow,
     chunks,
     enqueue_outbox,
+    fill_person_fks,
     insert_history,
     insert_links,
     link_fk_columns,
@@ -173,14 +175,18 @@ def apply_plan(
     acts: list[dict[str, object]] = []
     history: list[dict[str, object]] = []
     touched: list[int] = []
+    relink: list[int] = []  # persons whose company and sales user need pointing (B5, B6)
     if plan.creates:
-        touched += _apply_creates(conn, plan, table, local_kind, links, now, acts)
+        created, adopted = _apply_creates(conn, plan, table, local_kind, links, now, acts)
+        touched += created
+        relink += adopted
         counts.created = len(plan.creates)
     if plan.updates:
         sends, updated = _apply_updates(conn, plan, table, local_kind, links, now, acts, history)
         if is_person:
             _describe_changes(conn, plan, states or {}, acts)
         touched += [u.local_id for u in plan.updates]
+        relink += [u.local_id for u in plan.updates]
         counts.updated = updated
         counts.collisions = len(plan.collisions)
         counts.to_send = len(sends)
@@ -216,10 +222,11 @@ def apply_plan(
         resolve_errors(conn, plan.entity, synced, "to_marketing")
     if plan.roles:
         _apply_roles(conn, plan, now)
-    executemany_rows(conn, activities, acts)
+    insert_many(conn, activities, acts)
     insert_history(conn, history)
+    if is_person and relink:
+        link_fk_columns(conn, relink)
     if is_person and touched:
-        link_fk_columns(conn, touched)
         counts.person_ids = touched
     return counts
 
@@ -232,7 +239,9 @@ def _apply_creates(
     links: Mapping[str, LinkRow],
     now: str,
     acts: list[dict[str, object]],
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
+    """Insert the plan's new records (or adopt existing ones by external id), link them and
+    store their baselines; returns the ids of every created record and of those adopted."""
     is_person = local_kind == "person"
     existing: dict[str, int] = {}
     key = EXTERNAL_KEYS.get(local_kind)
@@ -262,6 +271,8 @@ def _apply_creates(
         new_rows.append(standard)
         new_creates.append(create)
     ids: list[int] = []
+    if new_rows and is_person:
+        fill_person_fks(conn, new_rows)
     if new_rows:
         # One executemany per set of columns (keeps parameter sets uniform).
         ids = insert_rows(conn, table, new_rows, _key_field(plan.entity, local_kind))
@@ -296,7 +307,7 @@ def _apply_creates(
     insert_links(conn, fresh)
     update_links(conn, moved)
     save_baselines(conn, plan.entity, {c.crm_id: c.baseline for c, _ in pairs})
-    return [local_id for _, local_id in pairs]
+    return [local_id for _, local_id in pairs], [local_id for _, local_id in adopted]
 
 
 PERSON_KEYS = {"lead": "crmLeadId", "contact": "crmContactId"}

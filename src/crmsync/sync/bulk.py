@@ -8,48 +8,14 @@ Dynamics id column. Everything runs in the caller's transaction.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection
 
-from crmsync.sync.state import bulk_insert, chunks
-
-
-def executemany_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dictionaries sharing the keys of the first) in one ``executemany``.
-
-    On SQLite the parameters are built a column at a time: each column's values are picked
-    with :func:`operator.itemgetter` and passed through its bind processor (JSON, UTC
-    date-times, booleans) with :func:`map`, then zipped into row tuples — the same values
-    :func:`~crmsync.sync.state.bulk_insert` sends, at a fraction of its per-value cost on
-    the initial sync's large pages (B16). A row lacking a key takes the column's default, as
-    there. Other backends go through :func:`~crmsync.sync.state.bulk_insert`.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    if dialect.name != "sqlite":
-        bulk_insert(conn, table, rows)
-        return
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
-    defaults = compiled.params  # every bound column; Python-side column defaults filled in
-    names = list(compiled.positiontup or defaults)
-    columns: list[list[Any]] = []
-    for name in names:
-        try:
-            column = list(map(operator.itemgetter(name), rows))
-        except KeyError:
-            default = defaults[name]
-            column = [row.get(name, default) for row in rows]
-        process = table.c[name].type.bind_processor(dialect)
-        columns.append(list(map(process, column)) if process is not None else column)
-    params: list[Any] = list(zip(*columns, strict=True))
-    if compiled.positiontup is None:
-        params = [dict(zip(names, values, strict=True)) for values in params]
-    conn.exec_driver_sql(str(compiled), params)
+from crmsync.store.inserts import insert_many
+from crmsync.sync.state import chunks
 
 
 def insert_rows(
@@ -75,7 +41,7 @@ def insert_rows(
         return ids
     newest_before = conn.execute(select(func.max(table.c.id))).scalar()
     for group in groups.values():
-        executemany_rows(conn, table, group)
+        insert_many(conn, table, group)
     consecutive = consecutive_ids(conn, table, newest_before, len(rows))
     if consecutive is not None:
         # The rows went in group by group: the ids follow that order.

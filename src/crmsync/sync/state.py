@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Table, and_, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from crmsync.store.inserts import insert_many
 from crmsync.store.sync_state import get_setting, set_setting
 from crmsync.store.tables import (
     companies,
@@ -82,46 +83,6 @@ class LinkRow:
     local_kind: str
     local_id: int
     etag: str | None
-
-
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) in one ``executemany``; on SQLite straight on
-    the driver.
-
-    The statement is compiled once and each column's bind processor (JSON, UTC date-times) is
-    applied in a tight loop: the same values SQLAlchemy would send, without its per-row
-    parameter machinery, which dominates the cost of large initial-sync pages.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    if dialect.name != "sqlite":
-        # psycopg adapts JSON and batches executemany itself (insertmanyvalues).
-        conn.execute(insert(table), list(rows))
-        return
-    keys = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    base = compiled.params  # every bound column; Python-side column defaults filled in
-    processors = {name: table.c[name].type.bind_processor(dialect) for name in base}
-    order = compiled.positiontup
-    if order is not None:
-        # built a column at a time: one tight loop per column beats a generator per row
-        columns: list[list[Any]] = []
-        for name in order:
-            proc, default = processors[name], base[name]
-            column = [row.get(name, default) for row in rows]
-            columns.append([proc(value) for value in column] if proc else column)
-        params: list[Any] = list(zip(*columns, strict=True))
-    else:
-        named = [(name, processors[name], base[name]) for name in base]
-        params = [
-            {
-                name: proc(row.get(name, default)) if proc else row.get(name, default)
-                for name, proc, default in named
-            }
-            for row in rows
-        ]
-    conn.exec_driver_sql(str(compiled), params)
 
 
 # ---- links and baselines ------------------------------------------------------------------
@@ -191,7 +152,7 @@ def save_baselines(
             )
         )
     stamp = now_utc()
-    bulk_insert(
+    insert_many(
         conn,
         sync_baselines,
         [
@@ -206,7 +167,7 @@ def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
     if not rows:
         return
     stamp = now_utc()
-    bulk_insert(
+    insert_many(
         conn,
         crm_links,
         [
@@ -645,6 +606,26 @@ def link_fk_columns(conn: Connection, person_ids: Sequence[int]) -> None:
             .where(persons.c.id.in_(part))
             .values(company_id=company, sales_person_id=seller)
         )
+
+
+def fill_person_fks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Set ``company_id`` and ``sales_person_id`` on new person rows from their external ids,
+    as :func:`link_fk_columns` would after the insert, with one query per chunk of ids
+    instead of an update of every row (B5, B6)."""
+    for column, table, key in (
+        ("company_id", companies, "externalCompanyId"),
+        ("sales_person_id", sales_persons, "externalSalesPersonId"),
+    ):
+        wanted = sorted({str(row[key]) for row in rows if row.get(key) is not None})
+        found: dict[str, int] = {}
+        for part in chunks(wanted):
+            for local_id, external in conn.execute(
+                select(table.c.id, table.c[key]).where(table.c[key].in_(part))
+            ):
+                found[str(external)] = int(local_id)
+        for row in rows:
+            external = row.get(key)
+            row[column] = found.get(str(external)) if external is not None else None
 
 
 def link_opportunity_companies(conn: Connection, crm_ids: Sequence[str]) -> None:

@@ -1,0 +1,76 @@
+"""Many rows into one table in one ``executemany``: the store's bulk insert.
+
+The initial sync inserts hundreds of thousands of persons, links, baselines and activities
+(B16); SQLAlchemy's per-row parameter handling and SQLite's per-column cost dominate there.
+On SQLite :func:`insert_many` therefore talks to the driver itself:
+
+* parameters are built a column at a time (:func:`operator.itemgetter` and :func:`map`),
+  each column passed through its bind processor (JSON, UTC date-times, booleans), exactly
+  the values SQLAlchemy would send;
+* a column that is empty in every row, with no default in the schema, is left out of the
+  statement: SQLite stores NULL for it all the same, and binding an empty value still costs
+  nearly as much as binding a real one (a person has over sixty columns, most of them empty);
+* a value shared by every row (one time stamp for a page, a default) is processed once.
+
+Other backends, and tables with defaults computed in Python, go through SQLAlchemy's own
+``executemany`` (psycopg batches it). Everything runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping, Sequence
+from itertools import repeat
+from typing import Any
+
+from sqlalchemy import Column, Table, insert
+from sqlalchemy.engine import Connection
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` into ``table``; every row has the keys of the first, or a subset of
+    them (a missing key takes the column's default, as in a plain insert)."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    if dialect.name != "sqlite" or any(_computed_default(c) for c in table.columns):
+        conn.execute(insert(table), list(rows))
+        return
+    # the rows' keys and every column with a default in Python, in the table's order
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
+    names: list[str] = []
+    columns: list[list[Any]] = []
+    for name in compiled.positiontup or compiled.params:
+        try:
+            column = list(map(operator.itemgetter(name), rows))
+        except KeyError:
+            default = table.c[name].default
+            value = default.arg if default is not None else None  # type: ignore[attr-defined]
+            column = [row.get(name, value) for row in rows]
+        process = table.c[name].type.bind_processor(dialect)
+        if process is not None:
+            first = column[0]
+            if all(map(operator.is_, column, repeat(first))):
+                # one object in every row (a page's time stamp, a default): process it once
+                column = [process(first)] * len(column)
+            else:
+                column = list(map(process, column))
+        if table.c[name].server_default is None and column.count(None) == len(column):
+            continue
+        names.append(table.c[name].name)  # a column's key may differ from its SQL name
+        columns.append(column)
+    if not names:  # every column empty: nothing to gain, let SQLAlchemy write the defaults
+        conn.execute(insert(table), list(rows))
+        return
+    # Schema identifiers, quoted by the dialect, and placeholders: every value is bound.
+    preparer = dialect.identifier_preparer
+    sql = (
+        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
+        f"({', '.join(map(preparer.quote, names))}) VALUES ({', '.join('?' * len(names))})"
+    )
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def _computed_default(column: Column[Any]) -> bool:
+    default = column.default
+    return default is not None and not getattr(default, "is_scalar", False)

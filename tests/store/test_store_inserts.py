@@ -1,0 +1,119 @@
+"""The store's bulk insert (B16's initial-sync pages): what goes in is what comes back.
+
+The SQLite path builds its own statement, leaving out columns empty in every row; these tests
+read the rows back through SQLAlchemy and compare them with a plain insert's result.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from crmsync.store.inserts import insert_many
+from crmsync.store.tables import delta_cursors, persons, sync_baselines
+
+STAMP = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+
+
+def _person(n: int, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "email": f"p{n}@example.com",
+        "email_key": f"p{n}@example.com",
+        "firstName": None,
+        "lastName": f"Last {n}",
+        "city": None,
+        "createdAt": "2026-03-04T05:06:07Z",
+        "updatedAt": f"2026-03-04T05:06:{n:02d}Z",
+        "custom": None,
+        "doNotCall": None,
+    }
+    row.update(values)
+    return row
+
+
+def _read_persons(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        query = select(*(c.label(c.key) for c in persons.c)).order_by(persons.c.id)
+        rows = conn.execute(query).mappings().all()
+    return [{k: v for k, v in row.items() if k != "id"} for row in rows]
+
+
+def test_every_person_key_names_a_column() -> None:
+    """The rows below use the table's column keys (``firstName``), not SQL names."""
+    assert set(_person(0)) <= set(persons.c.keys())
+
+
+def test_rows_read_back_as_a_plain_insert_writes_them(migrated_engine: Engine) -> None:
+    """Texts, empties, JSON, UTC date-times and defaults for left-out keys all survive."""
+    rows = [
+        _person(1, firstName="Ada", custom={"tier": "gold", "n": [1, 2]}),
+        _person(2, city="Paris", doNotCall=True),
+        _person(3),
+    ]
+    with migrated_engine.begin() as conn:
+        insert_many(conn, persons, rows)
+    bulk = _read_persons(migrated_engine)
+    with migrated_engine.begin() as conn:
+        conn.execute(persons.delete())
+        for row in rows:
+            conn.execute(insert(persons), row)
+    plain = _read_persons(migrated_engine)
+
+    assert bulk == plain
+    assert [r["firstName"] for r in bulk] == ["Ada", None, None]
+    assert bulk[0]["custom"] == {"tier": "gold", "n": [1, 2]}
+    assert bulk[1]["updatedAt"] == "2026-03-04T05:06:02Z"
+    assert [r["doNotCall"] for r in bulk] == [None, True, None]
+    # a key no row gives takes the column's default (booleans are false, as in Marketo)
+    assert {r["unsubscribed"] for r in bulk} == {False}
+    assert {r["leadPartitionId"] for r in bulk} == {1}
+
+
+def test_a_column_empty_in_every_row_is_stored_empty(migrated_engine: Engine) -> None:
+    """Leaving an all-empty column out of the statement stores NULL, not a default."""
+    with migrated_engine.begin() as conn:
+        insert_many(conn, persons, [_person(n) for n in range(5)])
+    stored = _read_persons(migrated_engine)
+    assert len(stored) == 5
+    assert {r["city"] for r in stored} == {None}
+    assert {r["custom"] for r in stored} == {None}
+
+
+def test_a_server_default_still_applies(migrated_engine: Engine) -> None:
+    """A column with a default in the schema gets it when the rows leave the key out."""
+    with migrated_engine.begin() as conn:
+        insert_many(
+            conn,
+            delta_cursors,
+            [{"entity": "lead", "delta_link": None, "updated_at": STAMP}],
+        )
+        phase = conn.execute(select(delta_cursors.c.phase)).scalar_one()
+    assert phase == "delta"
+
+
+def test_utc_date_times_and_json_round_trip(migrated_engine: Engine) -> None:
+    """A UTC column comes back as the same instant; a JSON column as the same value."""
+    rows = [
+        {"entity": "lead", "crm_id": f"id-{n}", "values": {"n": n, "s": None}, "updated_at": at}
+        for n, at in enumerate([STAMP, STAMP + timedelta(days=1, microseconds=1)])
+    ]
+    with migrated_engine.begin() as conn:
+        insert_many(conn, sync_baselines, rows)
+        stored = conn.execute(
+            select(sync_baselines.c["values"], sync_baselines.c["updated_at"]).order_by(
+                sync_baselines.c.crm_id
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [(r["values"], r["updated_at"]) for r in rows]
+
+
+def test_a_failing_row_writes_nothing(migrated_engine: Engine) -> None:
+    """A duplicate key in the batch fails the statement and the transaction keeps no row."""
+    row = {"entity": "lead", "crm_id": "x", "values": {"a": 1}, "updated_at": STAMP}
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with migrated_engine.begin() as conn:
+            insert_many(conn, sync_baselines, [row, {**row}])
+    with migrated_engine.connect() as conn:
+        assert conn.execute(select(sync_baselines)).all() == []
