@@ -34,6 +34,7 @@ from crmsync.errors import (
 )
 from crmsync.store.tables import crm_links, field_selection
 from crmsync.sync.apply import ApplyCounts, apply_plan
+from crmsync.sync.collection import PageCollector
 from crmsync.sync.mapping import EntityMapping, default_mapping, mapping_for_selection
 from crmsync.sync.outbox import OutboxPusher, PushCounts
 from crmsync.sync.plan import (
@@ -358,35 +359,38 @@ class SyncCycle:
         total: int | None = None,
     ) -> None:
         seen: set[str] | None = set() if reconcile else None
-        for page in pages:
-            if seen is not None:
-                seen.update(_item_id(item) for item in page.items)
-            counts = self.apply_page(
-                mapping,
-                page.items,
-                mappings,
-                cursor=DeltaCursor(mapping.entity, page.delta_link) if page.delta_link else None,
-                next_page=page.next_link if resumable else None,
-                missing_from=seen if page.last else None,
-            )
-            report.pages += 1
-            report.records += len(page.items)
-            report.add(counts)
-            if self._renew is not None:
-                self._renew()
-            if self._progress is not None:
-                if page.last or (total is not None and report.records > total):
-                    total = report.records if page.last else None
-                self._progress(
-                    Progress(
-                        mapping.entity,
-                        report.mode,
-                        report.records,
-                        report.pages,
-                        page.last,
-                        total,
-                    )
+        with PageCollector() as collector:
+            for page in pages:
+                if seen is not None:
+                    seen.update(_item_id(item) for item in page.items)
+                link = page.delta_link
+                counts = self.apply_page(
+                    mapping,
+                    page.items,
+                    mappings,
+                    cursor=DeltaCursor(mapping.entity, link) if link else None,
+                    next_page=page.next_link if resumable else None,
+                    missing_from=seen if page.last else None,
                 )
+                report.pages += 1
+                report.records += len(page.items)
+                report.add(counts)
+                collector.page_done()
+                if self._renew is not None:
+                    self._renew()
+                if self._progress is not None:
+                    if page.last or (total is not None and report.records > total):
+                        total = report.records if page.last else None
+                    self._progress(
+                        Progress(
+                            mapping.entity,
+                            report.mode,
+                            report.records,
+                            report.pages,
+                            page.last,
+                            total,
+                        )
+                    )
 
     def apply_page(
         self,
