@@ -100,9 +100,15 @@ def test_once_runs_the_initial_sync_then_status_shows_it(env: dict[str, str]) ->
     assert status["last_cycle_api_calls"] == report["api_calls"]
     assert status["records_synced_last_hour"] == report["records_synced"]
     assert status["backlog"] == []
+    traffic = status["traffic_last_hour"]
+    assert traffic == report["traffic"]
+    assert sum(traffic["requests_by_kind"].values()) == report["api_calls"]
+    assert traffic["requests_by_kind"]["track"] >= 6 and traffic["throttled"] == 0
+    assert traffic["bytes_received"] > 0  # the reads; a read sends no body
 
     human = runner.invoke(_root(), ["sync", "status"], env=env)
     assert human.exit_code == 0 and "initial sync done for" in human.stdout
+    assert "Dynamics traffic last hour: " in human.stdout and "0 throttled (429)" in human.stdout
 
 
 def test_once_says_when_a_stopped_initial_read_could_not_be_resumed(

@@ -31,7 +31,7 @@ def test_status_reports_backlog_cycles_and_errors(migrated_engine: Engine) -> No
                     "started_at": now - timedelta(hours=2),
                     "finished_at": now - timedelta(hours=2),
                     "api_calls": 100,
-                    "details": {"records_synced": 1000},
+                    "details": {"records_synced": 1000, "traffic": _traffic(track=100)},
                 },
                 {
                     "kind": "cycle",
@@ -39,7 +39,15 @@ def test_status_reports_backlog_cycles_and_errors(migrated_engine: Engine) -> No
                     "started_at": now - timedelta(minutes=5),
                     "finished_at": now - timedelta(minutes=5) + timedelta(seconds=2),
                     "api_calls": 7,
-                    "details": {"records_synced": 12},
+                    "details": {"records_synced": 12, "traffic": _traffic(delta=6, batch=1)},
+                },
+                {
+                    "kind": "cycle",
+                    "status": "ok",
+                    "started_at": now - timedelta(minutes=10),
+                    "finished_at": now - timedelta(minutes=10),
+                    "api_calls": 3,
+                    "details": {"records_synced": 0, "traffic": _traffic(delta=2, metadata=1)},
                 },
             ],
         )
@@ -53,6 +61,22 @@ def test_status_reports_backlog_cycles_and_errors(migrated_engine: Engine) -> No
     assert status.oldest_pending is not None and status.oldest_pending <= now
     assert status.last_cycle_status == "ok" and status.last_cycle_api_calls == 7
     assert status.last_cycle_duration_seconds == 2.0
-    assert status.cycles_last_hour == 1 and status.records_synced_last_hour == 12
-    assert status.api_calls_last_hour == 7 and status.open_errors == 1
+    assert status.cycles_last_hour == 2 and status.records_synced_last_hour == 12
+    assert status.api_calls_last_hour == 10 and status.open_errors == 1
+    traffic = status.traffic_last_hour
+    assert traffic.requests_by_kind == {"batch": 1, "delta": 8, "metadata": 1}
+    assert traffic.throttled == 2 and traffic.retries == 4 and traffic.transport_errors == 0
+    assert traffic.bytes_sent == 2_000 and traffic.bytes_received == 20_000
     assert status.as_dict()["backlog"][0]["entity"] == "lead"
+
+
+def _traffic(**by_kind: int) -> dict[str, object]:
+    """A cycle's traffic as the cycle records it: one 429, two retries, 1 kB out, 10 kB in."""
+    return {
+        "requests_by_kind": by_kind,
+        "throttled": 1,
+        "retries": 2,
+        "transport_errors": 0,
+        "bytes_sent": 1_000,
+        "bytes_received": 10_000,
+    }

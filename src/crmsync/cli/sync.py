@@ -204,6 +204,10 @@ def disable(ctx: typer.Context) -> None:
     _out.print("sync disabled; changes are kept and sent when it is enabled again")
 
 
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"
+
+
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls (B40)."""
@@ -231,6 +235,15 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         f"last hour: {snapshot.cycles_last_hour} cycles, {snapshot.records_synced_last_hour} "
         f"records synced, {snapshot.api_calls_last_hour} Dynamics requests; "
         f"{snapshot.open_errors} failing records",
+        highlight=False,
+    )
+    traffic = snapshot.traffic_last_hour
+    kinds = ", ".join(f"{kind} {count}" for kind, count in traffic.requests_by_kind.items())
+    _out.print(
+        f"Dynamics traffic last hour: {kinds or 'no requests'}; "
+        f"{traffic.throttled} throttled (429), {traffic.retries} retries, "
+        f"{traffic.transport_errors} transport errors; "
+        f"{_megabytes(traffic.bytes_sent)} sent, {_megabytes(traffic.bytes_received)} received",
         highlight=False,
     )
     table = Table(title="backlog (marketing → Dynamics)")

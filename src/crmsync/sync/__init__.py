@@ -3,8 +3,8 @@
 Its pure core (no I/O) is imported from here: the field mapping (:mod:`crmsync.sync.mapping`),
 value conversion (:mod:`crmsync.sync.convert`), the three-way merge
 (:mod:`crmsync.sync.merge`), the collision policy (:mod:`crmsync.sync.policy`), and the
-planning of a page of Dynamics changes (:mod:`crmsync.sync.plan`) and of outbox changes
-(:mod:`crmsync.sync.push`).
+planning of a page of Dynamics changes (:mod:`crmsync.sync.plan`). The outbox is pushed by
+:class:`crmsync.sync.outbox.OutboxPusher`.
 """
 
 from crmsync.sync.mapping import (
@@ -18,7 +18,6 @@ from crmsync.sync.mapping import (
 from crmsync.sync.merge import Collision, MergeResult, merge_record
 from crmsync.sync.plan import LinkState, LocalRecord, PagePlan, plan_page, sync_filter
 from crmsync.sync.policy import CollisionPolicy, CollisionRule, Side, policy_for
-from crmsync.sync.push import PendingPush, PushPlan, plan_push
 
 __all__ = [
     "Collision",
@@ -31,14 +30,11 @@ __all__ = [
     "LocalRecord",
     "MergeResult",
     "PagePlan",
-    "PendingPush",
-    "PushPlan",
     "Side",
     "default_mapping",
     "mapping_for_selection",
     "merge_record",
     "plan_page",
-    "plan_push",
     "policy_for",
     "rest_name_for",
     "sync_filter",

@@ -1,7 +1,7 @@
 """One sync cycle: Dynamics → marketing for every enabled entity, then the outbox → Dynamics.
 
-Entities go in dependency order (sales users and teams, accounts, contacts, leads,
-opportunities). Per entity, until its delta link is stored the cycle runs the **initial full
+Entities go in dependency order (sales users and teams, accounts, leads, contacts,
+opportunities; see :data:`DEFAULT_ENTITIES`). Per entity, until its delta link is stored the cycle runs the **initial full
 read** (B16, progress reported per page); with a delta link it reads the **changes since**
 (B17). Each page is planned (:func:`~crmsync.sync.plan.plan_page`) and applied, and the link
 that follows it is stored **in the same transaction** as the page: during an initial read the
@@ -24,6 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
+from crmsync.dynamics.budget import ClientStats
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import ChangePage, CrmChange, CrmDelete, DeltaCursor
 from crmsync.errors import (
@@ -144,6 +145,7 @@ class CycleReport:
     entities: list[EntityReport] = field(default_factory=list)
     push: PushCounts = field(default_factory=PushCounts)
     api_calls: int = 0
+    traffic: dict[str, object] = field(default_factory=dict)
     status: str = "ok"
     error: str | None = None
 
@@ -162,10 +164,29 @@ class CycleReport:
             "status": self.status,
             "error": self.error,
             "api_calls": self.api_calls,
+            "traffic": self.traffic,
             "records_synced": self.records_synced,
             "entities": [asdict(e) for e in self.entities],
             "push": asdict(self.push),
         }
+
+
+def traffic_between(before: ClientStats, after: ClientStats) -> dict[str, object]:
+    """What a cycle asked of Dynamics (B40): requests by kind, 429s, retries, transport
+    errors and bytes each way, from the client's counters before and after it."""
+    kinds = {
+        kind: count - before.requests_by_kind.get(kind, 0)
+        for kind, count in after.requests_by_kind.items()
+        if count > before.requests_by_kind.get(kind, 0)
+    }
+    return {
+        "requests_by_kind": dict(sorted(kinds.items())),
+        "throttled": after.throttled - before.throttled,
+        "retries": after.retries - before.retries,
+        "transport_errors": after.transport_errors - before.transport_errors,
+        "bytes_sent": after.bytes_sent - before.bytes_sent,
+        "bytes_received": after.bytes_received - before.bytes_received,
+    }
 
 
 class SyncCycle:
@@ -230,7 +251,7 @@ class SyncCycle:
         """Run one whole cycle; record it in the sync history (B40)."""
         started = self._clock()
         report = CycleReport(started_at=now_utc())
-        calls_before = self._client.stats().requests
+        stats_before = self._client.stats()
         try:
             mappings = self.mappings()
             self._reread_requested(mappings)
@@ -249,7 +270,9 @@ class SyncCycle:
         finally:
             report.finished_at = now_utc()
             report.duration_seconds = self._clock() - started
-            report.api_calls = self._client.stats().requests - calls_before
+            stats_after = self._client.stats()
+            report.api_calls = stats_after.requests - stats_before.requests
+            report.traffic = traffic_between(stats_before, stats_after)
             self._record(report)
         return report
 

@@ -32,6 +32,42 @@ class Backlog:
 
 
 @dataclass(frozen=True, slots=True)
+class Traffic:
+    """What the cycles asked of Dynamics: requests by kind (``track``, ``delta``, ``batch``,
+    ``metadata``...), 429 answers, retries, transport errors and bytes each way (B40)."""
+
+    requests_by_kind: dict[str, int]
+    throttled: int
+    retries: int
+    transport_errors: int
+    bytes_sent: int
+    bytes_received: int
+
+
+_TRAFFIC_COUNTERS = ("throttled", "retries", "transport_errors", "bytes_sent", "bytes_received")
+
+
+def _sum_traffic(details: list[object]) -> Traffic:
+    """Add up the ``traffic`` of cycles' history details (older cycles have none)."""
+    kinds: dict[str, int] = {}
+    totals = dict.fromkeys(_TRAFFIC_COUNTERS, 0)
+    for detail in details:
+        traffic = detail.get("traffic") if isinstance(detail, dict) else None
+        if not isinstance(traffic, dict):
+            continue
+        by_kind = traffic.get("requests_by_kind")
+        if isinstance(by_kind, dict):
+            for kind, count in by_kind.items():
+                if isinstance(count, int):
+                    kinds[str(kind)] = kinds.get(str(kind), 0) + count
+        for name in _TRAFFIC_COUNTERS:
+            value = traffic.get(name)
+            if isinstance(value, int):
+                totals[name] += value
+    return Traffic(dict(sorted(kinds.items())), **totals)
+
+
+@dataclass(frozen=True, slots=True)
 class SyncStatus:
     """A snapshot of the sync for ``crmsync sync status`` and the admin API (B40)."""
 
@@ -47,6 +83,7 @@ class SyncStatus:
     records_synced_last_hour: int
     api_calls_last_hour: int
     open_errors: int
+    traffic_last_hour: Traffic
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -146,6 +183,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
         records_synced_last_hour=records,
         api_calls_last_hour=sum(int(calls or 0) for calls, _ in recent),
         open_errors=int(errors),
+        traffic_last_hour=_sum_traffic([details for _, details in recent]),
     )
 
 
