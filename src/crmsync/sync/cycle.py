@@ -1,16 +1,16 @@
 """One sync cycle: Dynamics → marketing for every enabled entity, then the outbox → Dynamics.
 
 Entities go in dependency order (sales users and teams, accounts, leads, contacts,
-opportunities; see :data:`DEFAULT_ENTITIES`). Per entity, until its delta link is stored the cycle runs the **initial full
-read** (B16, progress reported per page); with a delta link it reads the **changes since**
-(B17). Each page is planned (:func:`~crmsync.sync.plan.plan_page`) and applied, and the link
-that follows it is stored **in the same transaction** as the page: during an initial read the
-next page's link (so a crashed initial sync resumes after its last committed page, and starts
-again if Dynamics refuses that link), on the last page the delta link. A crash at any point
-repeats at most one page's work and never skips any. A rejected or expired delta token starts
-a **full reconciliation** of that entity: every record is read and merged, and linked records
-Dynamics no longer has are flagged deleted in the same transaction that stores the new cursor,
-losing nothing.
+opportunities; see :data:`DEFAULT_ENTITIES`). Per entity, until its delta link is stored the
+cycle runs the **initial full read** (B16, progress reported per page); with a delta link it
+reads the **changes since** (B17). Each page is planned (:func:`~crmsync.sync.plan.plan_page`)
+and applied, and the link that follows it is stored **in the same transaction** as the page:
+during an initial read the next page's link (so a crashed initial sync resumes after its last
+committed page, and starts again if Dynamics refuses that link), on the last page the delta
+link. A crash at any point repeats at most one page's work and never skips any. A rejected or
+expired delta token starts a **full reconciliation** of that entity: every record is read and
+merged, and linked records Dynamics no longer has are flagged deleted in the same transaction
+that stores the new cursor, losing nothing.
 
 After the reads, the outbox is pushed (:class:`~crmsync.sync.outbox.OutboxPusher`).
 """
