@@ -144,3 +144,35 @@ def test_a_person_whose_record_was_deleted_is_not_written_back(
     assert outbox_count(migrated_engine) == 0
     assert person_by_crm_id(migrated_engine, "lead", lead_id)["city"] == "Still here"
     assert activities_of(migrated_engine, person["id"])
+
+
+def test_sync_person_to_microsoft_again_gives_a_deleted_lead_a_new_one(
+    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> None:
+    """B28: a person whose lead was deleted in Dynamics gets a new lead, with its values, when
+    run through Sync Person to Microsoft again; the person keeps its id and is live again."""
+    org, client, cycle = synced
+    old_id = org.alex().first_ids("leads", 1)[0]  # type: ignore[attr-defined]
+    (deleted,) = client.write_batch([WriteRequest.delete("lead", old_id)])
+    assert deleted.ok
+    cycle.run()
+    person = person_by_crm_id(migrated_engine, "lead", old_id)
+    assert person["crmIsDeleted"] is True
+    edit_person(migrated_engine, person["id"], city="Reborn City")
+    leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
+
+    with migrated_engine.begin() as conn:
+        new_id = request_crm_create(conn, person["id"], "lead")
+        assert request_crm_create(conn, person["id"], "lead") == new_id  # asked twice: one lead
+    report = cycle.run()
+
+    assert new_id != old_id
+    assert report.push.created == 1 and report.push.failed == 0
+    assert org.app.state.storage.count("lead") == leads_before + 1  # type: ignore[attr-defined]
+    row = org.row("lead", new_id)  # type: ignore[attr-defined]
+    assert row is not None
+    assert row["address1_city"] == "Reborn City" and row["lastname"] == person["lastName"]
+    reborn = person_by_crm_id(migrated_engine, "lead", new_id)
+    assert reborn["id"] == person["id"] and reborn["crmIsDeleted"] is False
+    assert reborn["crmLeadId"] == new_id
+    assert open_errors(migrated_engine) == [] and outbox_count(migrated_engine) == 0

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
@@ -39,7 +39,7 @@ from crmsync.dynamics.types import (
 )
 from crmsync.errors import RecordNotFoundError, RetryLaterError, ValidationFailedError
 from crmsync.marketing.values import utc_now_text
-from crmsync.store.tables import activities, persons
+from crmsync.store.tables import activities, crm_links, persons, sync_baselines
 from crmsync.sync.apply import apply_plan, sync_error_activity
 from crmsync.sync.convert import canonical_value
 from crmsync.sync.mapping import CrmWrites, EntityMapping
@@ -112,6 +112,10 @@ def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -
     The record id is chosen here and stored as the person's link **before** any request is
     sent, in the caller's transaction; the push phase creates the record with exactly this id,
     so retries, crashes and concurrent cycles never produce a second record. Returns the id.
+
+    A person already linked keeps its record, unless that record was deleted in Dynamics
+    (the person's CRM is-deleted flag): then the dead link and its baseline are dropped and
+    a new record is queued, once (B28).
     """
     if entity not in CRM_TYPES:
         raise ValueError(f"only leads and contacts are created in Dynamics, not {entity!r}")
@@ -119,7 +123,24 @@ def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -
         link for link in links_of_local(conn, "person", [person_id]) if link.entity == entity
     ]
     if existing:
-        return existing[0].crm_id
+        deleted = conn.execute(
+            select(persons.c.crmIsDeleted).where(persons.c.id == person_id)
+        ).scalar()
+        if not deleted:
+            return existing[0].crm_id
+        synced = load_baselines(conn, entity, [link.crm_id for link in existing])
+        queued = [link.crm_id for link in existing if link.crm_id not in synced]
+        if queued:
+            return queued[0]  # the new record is already asked for
+        dead = list(synced)
+        conn.execute(
+            delete(crm_links).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(dead))
+        )
+        conn.execute(
+            delete(sync_baselines).where(
+                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(dead)
+            )
+        )
     crm_id = str(uuid.uuid4())
     insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
     enqueue_outbox(conn, [person_id], operation="create", source="Sync Person to Microsoft")
@@ -216,8 +237,11 @@ class OutboxPusher:
             for person_id, person_entries in by_person.items():
                 local = locals_.get(person_id)
                 found = _choose_link(links.get(person_id, []), local.crm_type if local else None)
-                if local is None or found is None or local.values.get("crmIsDeleted"):
-                    # Deleted here (B27), marketing-only, or its record is gone (B28).
+                creating = any(e.operation == "create" for e in person_entries)
+                gone = local is not None and bool(local.values.get("crmIsDeleted"))
+                if local is None or found is None or (gone and not creating):
+                    # Deleted here (B27), marketing-only, or its record is gone and no new
+                    # one was asked for (B28).
                     drop += [e.id for e in person_entries]
                     continue
                 chosen[person_id] = found
