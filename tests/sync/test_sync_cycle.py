@@ -213,6 +213,36 @@ def test_one_way_company_edit_stays_local_until_dynamics_overwrites_it(world: Wo
     assert row.mainPhone == "+1 555 0199"
 
 
+def test_a_company_collision_is_in_the_sync_history(world: World) -> None:
+    """B23/B24: a company field edited on both sides takes Dynamics' value (one-way entity),
+    and the collision is recorded in the sync history with both values, winner and rule."""
+    account_id = world.alex.first_ids("accounts", 1)[0]
+    with world.engine.begin() as conn:
+        conn.execute(
+            companies.update()
+            .where(companies.c.externalCompanyId == account_id)
+            .values(billingCity="Marketing City")
+        )
+    assert world.alex.patch("accounts", account_id, {"address1_city": "CRM City"}).is_success
+    world.cycle.run()
+
+    with world.engine.connect() as conn:
+        city = conn.execute(
+            select(companies.c.billingCity).where(companies.c.externalCompanyId == account_id)
+        ).scalar_one()
+        rows = conn.execute(
+            select(sync_history.c.entity, sync_history.c.crm_id, sync_history.c.details).where(
+                sync_history.c.kind == "collision"
+            )
+        ).all()
+    assert city == "CRM City"
+    assert len(rows) == 1
+    entity, crm_id, details = rows[0]
+    assert (entity, crm_id) == ("account", account_id)
+    assert details["field"] == "billingCity" and details["winner"] == "crm"
+    assert details["crmValue"] == "CRM City" and details["marketingValue"] == "Marketing City"
+
+
 def test_dynamics_delete_flags_the_person_and_local_delete_then_update_makes_a_new_one(
     world: World,
 ) -> None:

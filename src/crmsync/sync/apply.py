@@ -370,6 +370,8 @@ def _apply_updates(
         (link_rows if item.crm_id in links else new_links).append(link)
         if is_person:
             _update_activities(item, now, acts, history)
+        else:
+            _collision_history(item, history)  # a company, opportunity...: no activity log
     _update_rows(conn, table, [(i, v) for i, v in rows if v], now)
     if custom_updates:
         _merge_custom(conn, table, custom_updates)
@@ -446,9 +448,7 @@ def _update_activities(
                 field_name=name,
             )
         )
-    stamp = now_utc()
     for collision in item.collisions:
-        record = collision.as_record()
         acts.append(
             _activity(
                 item.local_id,
@@ -466,6 +466,13 @@ def _update_activities(
                 field_name=collision.field,
             )
         )
+    _collision_history(item, history)
+
+
+def _collision_history(item: PlannedUpdate, history: list[dict[str, object]]) -> None:
+    """B24: every collision of ``item`` in the sync history, whatever the record's kind."""
+    stamp = now_utc()
+    for collision in item.collisions:
         history.append(
             {
                 "kind": "collision",
@@ -476,7 +483,7 @@ def _update_activities(
                 "local_id": item.local_id,
                 "crm_id": item.crm_id,
                 "api_calls": 0,
-                "details": {k: _text(v) for k, v in record.items()},
+                "details": {k: _text(v) for k, v in collision.as_record().items()},
             }
         )
 
