@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, bindparam, delete, select, update
@@ -197,30 +198,53 @@ class OutboxPusher:
         return WriteRequest(kind, entity, crm_id, dict(values), etag, options=self._options)
 
     def push(self) -> PushCounts:
-        """Send everything queued when the push started; return what happened."""
+        """Send everything queued when the push started; return what happened.
+
+        Rounds overlap: while one round's ``$batch`` requests are with Dynamics, the next
+        round is read and prepared, so neither side waits for the other. A person whose
+        writes are still in flight is held back to the round after, so every write is
+        prepared from the baseline and ETag its previous write left (B25).
+        """
         counts = PushCounts()
         if not self._mappings:
             return counts
         after = 0
         handled = 0
         chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
-        while True:
-            with self._engine.connect() as conn:
-                entries = read_outbox(conn, after_id=after, limit=chunk)
-            if not entries:
-                break
-            after = entries[-1].id
-            self._push_entries(entries, counts)
-            handled += len(entries)
-            if self._progress is not None:
-                self._progress(handled)
-            if self._renew is not None:
-                self._renew()
-            if len(entries) < chunk:
-                break
+        held: list[OutboxEntry] = []  # entries of persons whose writes were in flight
+        exhausted = False
+        in_flight: tuple[list[_Send], Future[list[WriteResult]]] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-push") as pool:
+            while True:
+                entries: list[OutboxEntry] = []
+                if not exhausted:
+                    with self._engine.connect() as conn:
+                        entries = read_outbox(conn, after_id=after, limit=chunk)
+                    exhausted = len(entries) < chunk
+                    if entries:
+                        after = entries[-1].id
+                busy = {send.person_id for send in in_flight[0]} if in_flight else set()
+                ready = [e for e in [*held, *entries] if e.person_id not in busy]
+                held = [e for e in [*held, *entries] if e.person_id in busy]
+                sends = self._prepare(ready, counts) if ready else []
+                if in_flight is not None:
+                    self._settle(in_flight[0], in_flight[1].result(), counts, remerge=True)
+                    in_flight = None
+                if sends:
+                    requests = [send.request for send in sends]
+                    in_flight = (sends, pool.submit(self._client.write_batch, requests))
+                handled += len(ready)
+                if ready:
+                    if self._progress is not None:
+                        self._progress(handled)
+                    if self._renew is not None:
+                        self._renew()
+                if exhausted and not held and in_flight is None:
+                    break
         return counts
 
-    def _push_entries(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> None:
+    def _prepare(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> list[_Send]:
+        """The writes for ``entries``; entries with nothing to send are settled here."""
         by_person: dict[int, list[OutboxEntry]] = {}
         for entry in entries:
             by_person.setdefault(entry.person_id, []).append(entry)
@@ -281,8 +305,7 @@ class OutboxPusher:
                 self._fail(conn, failures)
                 delete_outbox(conn, done)
             counts.failed += len(failures)
-        if sends:
-            self._send(sends, counts, remerge=True)
+        return sends
 
     def _build(
         self,
@@ -336,6 +359,18 @@ class OutboxPusher:
 
     def _send(self, sends: Sequence[_Send], counts: PushCounts, *, remerge: bool) -> None:
         results = self._client.write_batch([s.request for s in sends])
+        self._settle(sends, results, counts, remerge=remerge)
+
+    def _settle(
+        self,
+        sends: Sequence[_Send],
+        results: Sequence[WriteResult],
+        counts: PushCounts,
+        *,
+        remerge: bool,
+    ) -> None:
+        """Store what Dynamics answered: accepted writes' baselines, ETags and outbox entries
+        (removed only now), failures, and a re-read and re-merge of conflicts (B25)."""
         counts.sent += len(sends)
         accepted: list[tuple[_Send, WriteResult]] = []
         failures: list[tuple[int, LinkRow, str | None, str]] = []
