@@ -121,18 +121,27 @@ def test_creates_are_exactly_once_with_the_stored_id(
     assert open_errors(migrated_engine) == []
 
 
-def test_a_person_whose_record_was_deleted_is_not_written_back(
-    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
-) -> None:
-    """B26/B28: after its lead is deleted in Dynamics, editing the person sends nothing (no
-    new lead is created by an edit) and fails nothing; the change stays local."""
+def _lead_deleted_in_dynamics(
+    engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> tuple[str, dict[str, object]]:
+    """Delete a synced lead in Dynamics and sync: its id and the person, now flagged (B26)."""
     org, client, cycle = synced
     lead_id = org.alex().first_ids("leads", 1)[0]  # type: ignore[attr-defined]
     (deleted,) = client.write_batch([WriteRequest.delete("lead", lead_id)])
     assert deleted.ok
     cycle.run()
-    person = person_by_crm_id(migrated_engine, "lead", lead_id)
+    person = person_by_crm_id(engine, "lead", lead_id)
     assert person["crmIsDeleted"] is True
+    return str(lead_id), person
+
+
+def test_a_person_whose_record_was_deleted_is_not_written_back(
+    migrated_engine: Engine, synced: tuple[object, DynamicsClient, SyncCycle]
+) -> None:
+    """B26/B28: after its lead is deleted in Dynamics, editing the person sends nothing (no
+    new lead is created by an edit) and fails nothing; the change stays local."""
+    org, _, cycle = synced
+    lead_id, person = _lead_deleted_in_dynamics(migrated_engine, synced)
     leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
 
     edit_person(migrated_engine, person["id"], city="Still here")
@@ -151,13 +160,8 @@ def test_sync_person_to_microsoft_again_gives_a_deleted_lead_a_new_one(
 ) -> None:
     """B28: a person whose lead was deleted in Dynamics gets a new lead, with its values, when
     run through Sync Person to Microsoft again; the person keeps its id and is live again."""
-    org, client, cycle = synced
-    old_id = org.alex().first_ids("leads", 1)[0]  # type: ignore[attr-defined]
-    (deleted,) = client.write_batch([WriteRequest.delete("lead", old_id)])
-    assert deleted.ok
-    cycle.run()
-    person = person_by_crm_id(migrated_engine, "lead", old_id)
-    assert person["crmIsDeleted"] is True
+    org, _, cycle = synced
+    old_id, person = _lead_deleted_in_dynamics(migrated_engine, synced)
     edit_person(migrated_engine, person["id"], city="Reborn City")
     leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
 

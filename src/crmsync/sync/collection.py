@@ -16,7 +16,6 @@ reclaimed. The collector is switched back on when the read ends, whatever way it
 from __future__ import annotations
 
 import gc
-from types import TracebackType
 
 FULL_EVERY_PAGES = 20
 
@@ -38,11 +37,6 @@ class PageCollector:
         self._pages += 1
         gc.collect(2 if self._pages % FULL_EVERY_PAGES == 0 else 1)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._was_enabled:
             gc.enable()
