@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.budget import ClientStats
 from crmsync.dynamics.client import DynamicsClient
@@ -32,11 +33,17 @@ from crmsync.errors import (
     FatalError,
     RecordNotFoundError,
     RetryLaterError,
+    UnknownFieldError,
 )
 from crmsync.store.tables import crm_links, field_selection
 from crmsync.sync.apply import ApplyCounts, apply_plan
 from crmsync.sync.collection import PageCollector
-from crmsync.sync.mapping import EntityMapping, default_mapping, mapping_for_selection
+from crmsync.sync.mapping import (
+    EntityMapping,
+    default_mapping,
+    mapping_for_selection,
+    rest_name_for,
+)
 from crmsync.sync.outbox import OutboxPusher, PushCounts
 from crmsync.sync.plan import (
     customer_contact_ids,
@@ -223,27 +230,35 @@ class SyncCycle:
     def mappings(self) -> dict[str, EntityMapping]:
         """The mapping of every enabled entity: the stored field selection (B9), else the
         default mapping restricted to what the org has. Schemas are read once."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(field_selection.c.entity, field_selection.c.attribute)
-                .where(field_selection.c.status.in_(SELECTED_STATUSES))
-                .order_by(field_selection.c.entity, field_selection.c.selected_at)
-            ).all()
-        selected: dict[str, list[str]] = {}
-        for entity, attribute in rows:
-            selected.setdefault(str(entity), []).append(str(attribute))
-        result: dict[str, EntityMapping] = {}
-        for entity in self._entities:
-            schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
-            cached = self._mappings.get(entity)
-            wanted = selected.get(entity)
-            if cached is not None and (wanted is None or list(cached.field_attributes) == wanted):
-                result[entity] = cached
-                continue
-            mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
-            self._mappings[entity] = mapping
-            result[entity] = mapping
-        return result
+        with self._engine.begin() as conn:
+            return {entity: self._mapping_of(conn, entity) for entity in self._entities}
+
+    def _mapping_of(self, conn: Connection, entity: str, *, fresh: bool = False) -> EntityMapping:
+        """One entity's mapping (see :meth:`mappings`), reused while its selection holds
+        unless ``fresh``. Selected columns the schema lacks are announced (B14)."""
+        wanted = [
+            str(attribute)
+            for (attribute,) in conn.execute(
+                select(field_selection.c.attribute)
+                .where(
+                    field_selection.c.entity == entity,
+                    field_selection.c.status.in_(SELECTED_STATUSES),
+                )
+                .order_by(field_selection.c.selected_at)
+            )
+        ]
+        cached = self._mappings.get(entity)
+        unchanged = cached is not None and (not wanted or list(cached.field_attributes) == wanted)
+        if cached is not None and unchanged and not fresh:
+            return cached
+        schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
+        mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
+        if mapping.missing:  # selected columns Dynamics no longer has (B14)
+            known = {m.attribute: m.field for m in cached.fields} if cached else {}
+            names = {a: known.get(a) or rest_name_for(a) for a in mapping.missing}
+            _announce_missing(conn, entity, names)
+        self._mappings[entity] = mapping
+        return mapping
 
     # ---- the cycle --------------------------------------------------------------------------
 
@@ -312,30 +327,75 @@ class SyncCycle:
                 ],
             )
 
-    def _sync_entity(self, entity: str, mappings: Mapping[str, EntityMapping]) -> EntityReport:
-        mapping = mappings[entity]
+    def _sync_entity(self, entity: str, mappings: dict[str, EntityMapping]) -> EntityReport:
         report = EntityReport(entity)
-        with self._engine.connect() as conn:
-            stored = read_cursor(conn, entity)
         try:
-            if stored is None or not stored.initial_done:
-                report.mode = "initial"
-                self._initial_read(mapping, mappings, report, stored.link if stored else None)
-                self._initial_done(entity)
-                return report
             try:
-                changes = self._client.read_changes(DeltaCursor(entity, stored.link))
-                self._read(_pages_of(changes), mapping, mappings, report, reconcile=False)
-            except DeltaTokenExpiredError:
-                # B17: the token expired or was refused; reconcile the whole entity.
-                report.mode = "reconcile"
-                changes = self._client.start_tracking(
-                    self._client.entity_set_of(entity), mapping.attributes
+                self._read_entity(entity, mappings, report)
+            except UnknownFieldError:
+                # B14: a synced column was deleted in Dynamics. Drop it and read again; the
+                # rest of the cycle (the push included) uses the mapping without it.
+                dropped = self._drop_deleted_columns(entity, mappings)
+                if not dropped:
+                    raise
+                report.note = (
+                    f"{', '.join(dropped)} deleted in Dynamics: no longer synced; "
+                    "the entity was read again without it"
                 )
-                self._read(_pages_of(changes), mapping, mappings, report, reconcile=True)
+                self._read_entity(entity, mappings, report, reselected=True)
         except RetryLaterError as exc:
             report.error = exc.message
         return report
+
+    def _read_entity(
+        self,
+        entity: str,
+        mappings: Mapping[str, EntityMapping],
+        report: EntityReport,
+        *,
+        reselected: bool = False,
+    ) -> None:
+        """Read ``entity``: its initial read, else its changes since the stored delta link.
+        ``reselected``: the mapped columns changed since that link, so the changes are read
+        by a full reconciliation instead (a delta link keeps the columns it was made for)."""
+        mapping = mappings[entity]
+        with self._engine.connect() as conn:
+            stored = read_cursor(conn, entity)
+        if stored is None or not stored.initial_done:
+            report.mode = "initial"
+            self._initial_read(mapping, mappings, report, stored.link if stored else None)
+            self._initial_done(entity)
+            return
+        if not reselected:
+            try:
+                changes = self._client.read_changes(DeltaCursor(entity, stored.link))
+                self._read(_pages_of(changes), mapping, mappings, report, reconcile=False)
+                return
+            except DeltaTokenExpiredError:
+                pass  # B17: the token expired or was refused; reconcile the whole entity.
+        report.mode = "reconcile"
+        changes = self._client.start_tracking(
+            self._client.entity_set_of(entity), mapping.attributes
+        )
+        self._read(_pages_of(changes), mapping, mappings, report, reconcile=True)
+
+    def _drop_deleted_columns(self, entity: str, mappings: dict[str, EntityMapping]) -> list[str]:
+        """B14: read ``entity``'s schema again; columns the mapping reads that Dynamics no
+        longer has are left out of the mapping (in ``mappings`` too) and announced (see
+        :func:`_announce_missing`). Returns them."""
+        before = mappings[entity]
+        self._client.entity_schema(entity)  # fresh, replacing the cached schema
+        with self._engine.begin() as conn:
+            after = self._mapping_of(conn, entity, fresh=True)
+            dropped = [a for a in before.field_attributes if a not in after.field_attributes]
+            # also a default mapping's columns, which have no selection row to mark
+            names = {m.attribute: m.field for m in before.fields if m.attribute in dropped}
+            _announce_missing(conn, entity, names)
+        if not dropped:
+            return []
+        self._mappings[entity] = after
+        mappings[entity] = after
+        return dropped
 
     def _initial_read(
         self,
@@ -554,3 +614,33 @@ def _pages_of(pages: Iterable[ChangePage]) -> Iterator[TrackedPage]:
 
 def _item_id(item: CrmChange | CrmDelete) -> str:
     return item.record.id if isinstance(item, CrmChange) else item.id
+
+
+def _announce_missing(conn: Connection, entity: str, fields: Mapping[str, str]) -> None:
+    """B14: mark selected columns Dynamics no longer has as *missing* in the field selection
+    (no longer read or written) and raise one critical notification per column; ``fields``
+    maps each column to its marketing field, whose values are kept."""
+    if not fields:
+        return
+    conn.execute(
+        field_selection.update()
+        .where(
+            field_selection.c.entity == entity,
+            field_selection.c.attribute.in_(list(fields)),
+            field_selection.c.status != "missing",
+        )
+        .values(status="missing", updated_at=now_utc())
+    )
+    for attribute, name in fields.items():
+        notify(
+            conn,
+            severity="critical",
+            kind="field_missing",
+            title=f"Field {entity}.{attribute} was deleted in Dynamics",
+            message=(
+                f"crmsync stopped syncing {entity}.{attribute} (marketing field {name}) and "
+                "kept its marketing values; everything else keeps syncing. Save the field "
+                "selection to clear this."
+            ),
+            dedupe_key=f"field_missing:{entity}:{attribute}",
+        )
