@@ -21,6 +21,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmsync.cli import sync as sync_cli
+from crmsync.dynamics import build_client
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import (
     DEFAULT_APP_CLIENT_ID,
@@ -30,6 +31,7 @@ from crmsync.emulator.config import (
 )
 from crmsync.emulator.seed import seed_dataset
 from crmsync.marketing.persons import PersonService
+from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import audit_log, crm_links, notifications
 from crmsync.sync.lease import SyncLease
@@ -223,3 +225,53 @@ def test_retry_of_an_incoming_failure_reads_the_record_again(env: dict[str, str]
     assert report["api_calls"] >= 7  # the six delta reads plus the record read again
     assert _json(runner.invoke(_root(), ["sync", "errors", "--json"], env=env)) == []
     engine.dispose()
+
+
+def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, str]) -> None:
+    """B31/B33: `sync person ID` queues a lead for a person without one; the next cycle
+    creates it in Dynamics with the person's values. Asking again, or asking for a contact,
+    does nothing; an unknown person is refused and nothing is queued."""
+    assert runner.invoke(_root(), ["sync", "once"], env=env).exit_code == 0
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        (outcome,) = PersonService(engine).sync(
+            [{"email": "walk.in@example.com", "firstName": "Walk", "lastName": "In"}]
+        )
+    finally:
+        engine.dispose()
+    person_id = outcome.id
+    assert person_id is not None
+
+    refused = runner.invoke(_root(), ["sync", "person", str(person_id), "999999"], env=env)
+    assert refused.exit_code == 1 and "no person 999999" in refused.stderr
+    (queued,) = _json(runner.invoke(_root(), ["sync", "person", str(person_id), "--json"], env=env))
+    assert queued["queued"] is True and queued["entity"] == "lead"
+    again = runner.invoke(_root(), ["sync", "person", str(person_id), "--as", "contact"], env=env)
+    assert again.exit_code == 0
+    assert f"already has lead {queued['crm_id']}: nothing to do" in again.stdout
+
+    report = _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
+    assert report["push"]["created"] == 1 and report["push"]["failed"] == 0
+
+    settings = DynamicsSettings(
+        url=env["CRMSYNC_DYNAMICS_URL"],
+        authority=env["CRMSYNC_DYNAMICS_AUTHORITY"],
+        auth_mode="adfs",
+        client_id=env["CRMSYNC_DYNAMICS_CLIENT_ID"],
+        client_secret=Secret(env["CRMSYNC_DYNAMICS_CLIENT_SECRET"]),
+    )
+    with build_client(settings) as client:
+        lead = client.get("leads", queued["crm_id"], ["firstname", "lastname", "emailaddress1"])
+    assert (lead.values["firstname"], lead.values["lastname"]) == ("Walk", "In")
+    assert lead.values["emailaddress1"] == "walk.in@example.com"
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            links = (
+                conn.execute(select(crm_links.c.crm_id).where(crm_links.c.local_id == person_id))
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert links == [queued["crm_id"]]

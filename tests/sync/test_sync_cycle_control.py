@@ -92,8 +92,11 @@ def test_creates_are_exactly_once_with_the_stored_id(
     assert outcome.id is not None
     person_id = outcome.id
     with migrated_engine.begin() as conn:
-        crm_id = request_crm_create(conn, person_id, "lead")
-        assert request_crm_create(conn, person_id, "lead") == crm_id
+        asked = request_crm_create(conn, person_id, "lead")
+        crm_id = asked.crm_id
+        assert asked.queued and asked.entity == "lead"
+        again = request_crm_create(conn, person_id, "contact")  # has a lead: nothing to do
+        assert (again.entity, again.crm_id, again.queued) == ("lead", crm_id, False)
     leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
 
     report = cycle.run()
@@ -166,8 +169,11 @@ def test_sync_person_to_microsoft_again_gives_a_deleted_lead_a_new_one(
     leads_before = org.app.state.storage.count("lead")  # type: ignore[attr-defined]
 
     with migrated_engine.begin() as conn:
-        new_id = request_crm_create(conn, person["id"], "lead")
-        assert request_crm_create(conn, person["id"], "lead") == new_id  # asked twice: one lead
+        asked = request_crm_create(conn, person["id"], "lead")
+        new_id = asked.crm_id
+        assert asked.queued
+        again = request_crm_create(conn, person["id"], "lead")  # asked twice: one lead
+        assert (again.crm_id, again.queued) == (new_id, False)
     report = cycle.run()
 
     assert new_id != old_id

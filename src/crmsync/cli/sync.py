@@ -4,8 +4,8 @@
 initial sync, B16); ``run`` cycles, pauses and repeats while sync is enabled (B15, B21);
 ``enable`` / ``disable`` switch the background sync (B44); ``status`` shows backlog, last
 cycle, throughput and API use (B40); ``errors`` lists failing records and ``retry`` queues
-them again (B37–B39). Connection settings come from ``[dynamics]`` (the client secret from
-``CRMSYNC_DYNAMICS_CLIENT_SECRET``).
+them again (B37–B39); ``person`` is *Sync Person to Microsoft* (B31). Connection settings
+come from ``[dynamics]`` (the client secret from ``CRMSYNC_DYNAMICS_CLIENT_SECRET``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -22,14 +23,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from crmsync.cli import settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings
 from crmsync.store.db import open_database
+from crmsync.store.tables import persons
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.outbox import request_crm_create
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.state import enqueue_outbox, open_errors, request_rereads
 from crmsync.sync.status import read_status
@@ -316,3 +319,53 @@ def retry(
     except CrmsyncError as exc:
         raise _fail(exc) from None
     _out.print(f"queued {len(rows)} failing record(s) for the next cycle")
+
+
+class SyncAs(StrEnum):
+    lead = "lead"
+    contact = "contact"
+
+
+@app.command("person")
+def sync_person(
+    ctx: typer.Context,
+    person_ids: Annotated[list[int], typer.Argument(help="Marketing person ids.")],
+    sync_as: Annotated[
+        SyncAs, typer.Option("--as", help="Create a lead (default) or a contact with no account.")
+    ] = SyncAs.lead,
+    as_json: JsonOption = False,
+) -> None:
+    """Sync Person to Microsoft (B31): give persons without a Dynamics record a new lead or
+    contact, created by the next cycle, exactly once (B33). A person that already has one is
+    left alone; one whose record was deleted in Dynamics gets a new one (B28)."""
+    results: list[dict[str, object]] = []
+    try:
+        with _database(settings_from(ctx)) as engine, engine.begin() as conn:
+            known = set(
+                conn.execute(select(persons.c.id).where(persons.c.id.in_(person_ids))).scalars()
+            )
+            unknown = [pid for pid in person_ids if pid not in known]
+            if unknown:
+                _err.print(f"no person {', '.join(map(str, unknown))}; nothing was queued")
+                raise typer.Exit(1)
+            for person_id in dict.fromkeys(person_ids):
+                asked = request_crm_create(conn, person_id, sync_as.value)
+                results.append(
+                    {
+                        "person_id": person_id,
+                        "entity": asked.entity,
+                        "crm_id": asked.crm_id,
+                        "queued": asked.queued,
+                    }
+                )
+    except CrmsyncError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _out.print_json(json.dumps(results))
+        return
+    for row in results:
+        if row["queued"]:
+            text = f"queued: a new {row['entity']} {row['crm_id']}, created by the next cycle"
+        else:
+            text = f"already has {row['entity']} {row['crm_id']}: nothing to do"
+        _out.print(f"person {row['person_id']}: {text}", highlight=False)

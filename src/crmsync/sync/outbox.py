@@ -107,45 +107,57 @@ class _Send:
     partial: bool = False  # some fields were left out as Dynamics would refuse them
 
 
-def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -> str:
-    """Queue the creation of a Dynamics lead/contact for a person (B31, B33).
+@dataclass(frozen=True, slots=True)
+class CrmCreateRequest:
+    """What :func:`request_crm_create` did: the person's Dynamics record and whether its
+    creation was queued now (``False``: the person already has a record, or one queued)."""
+
+    entity: str
+    crm_id: str
+    queued: bool
+
+
+def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -> CrmCreateRequest:
+    """*Sync Person to Microsoft*: queue the creation of a Dynamics lead (or contact) for a
+    person that has none (B31, B33).
 
     The record id is chosen here and stored as the person's link **before** any request is
     sent, in the caller's transaction; the push phase creates the record with exactly this id,
-    so retries, crashes and concurrent cycles never produce a second record. Returns the id.
+    so retries, crashes and concurrent cycles never produce a second record.
 
-    A person already linked keeps its record, unless that record was deleted in Dynamics
-    (the person's CRM is-deleted flag): then the dead link and its baseline are dropped and
-    a new record is queued, once (B28).
+    A person with a lead or a contact keeps it, whichever ``entity`` asks for: nothing is
+    queued and nothing is forced (B31). Unless that record was deleted in Dynamics (the
+    person's CRM is-deleted flag): then the dead links and their baselines are dropped and a
+    new record is queued, once (B28).
     """
     if entity not in CRM_TYPES:
         raise ValueError(f"only leads and contacts are created in Dynamics, not {entity!r}")
     existing = [
-        link for link in links_of_local(conn, "person", [person_id]) if link.entity == entity
+        link for link in links_of_local(conn, "person", [person_id]) if link.entity in CRM_TYPES
     ]
-    if existing:
-        deleted = conn.execute(
-            select(persons.c.crmIsDeleted).where(persons.c.id == person_id)
-        ).scalar()
-        if not deleted:
-            return existing[0].crm_id
-        synced = load_baselines(conn, entity, [link.crm_id for link in existing])
-        queued = [link.crm_id for link in existing if link.crm_id not in synced]
+    deleted = bool(
+        conn.execute(select(persons.c.crmIsDeleted).where(persons.c.id == person_id)).scalar()
+    )
+    if existing and not deleted:
+        return CrmCreateRequest(existing[0].entity, existing[0].crm_id, False)
+    for kind in {link.entity for link in existing}:
+        ids = [link.crm_id for link in existing if link.entity == kind]
+        synced = load_baselines(conn, kind, ids)
+        queued = [crm_id for crm_id in ids if crm_id not in synced]
         if queued:
-            return queued[0]  # the new record is already asked for
-        dead = list(synced)
+            return CrmCreateRequest(kind, queued[0], False)  # already asked for
         conn.execute(
-            delete(crm_links).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(dead))
+            delete(crm_links).where(crm_links.c.entity == kind, crm_links.c.crm_id.in_(ids))
         )
         conn.execute(
             delete(sync_baselines).where(
-                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(dead)
+                sync_baselines.c.entity == kind, sync_baselines.c.crm_id.in_(ids)
             )
         )
     crm_id = str(uuid.uuid4())
     insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
     enqueue_outbox(conn, [person_id], operation="create", source="Sync Person to Microsoft")
-    return crm_id
+    return CrmCreateRequest(entity, crm_id, True)
 
 
 def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
