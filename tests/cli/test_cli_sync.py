@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from crmsync.cli import sync as sync_cli
 from crmsync.dynamics import build_client
+from crmsync.dynamics.types import LookupValue
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import (
     DEFAULT_APP_CLIENT_ID,
@@ -33,7 +34,7 @@ from crmsync.emulator.seed import seed_dataset
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.store.tables import audit_log, crm_links, notifications
+from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.state import INITIAL_PHASE, ErrorReport, record_errors, set_cursor
 
@@ -228,9 +229,10 @@ def test_retry_of_an_incoming_failure_reads_the_record_again(env: dict[str, str]
 
 
 def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, str]) -> None:
-    """B31/B33: `sync person ID` queues a lead for a person without one; the next cycle
-    creates it in Dynamics with the person's values. Asking again, or asking for a contact,
-    does nothing; an unknown person is refused and nothing is queued."""
+    """B31/B33: `sync person ID --owner USER` queues a lead for a person without one; the
+    next cycle creates it in Dynamics with the person's values, owned by that sales user.
+    Asking again, or asking for a contact, does nothing; an unknown person or owner is
+    refused and nothing is queued."""
     assert runner.invoke(_root(), ["sync", "once"], env=env).exit_code == 0
     engine = open_database(env["CRMSYNC_DATABASE_URL"])
     try:
@@ -244,7 +246,28 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
 
     refused = runner.invoke(_root(), ["sync", "person", str(person_id), "999999"], env=env)
     assert refused.exit_code == 1 and "no person 999999" in refused.stderr
-    (queued,) = _json(runner.invoke(_root(), ["sync", "person", str(person_id), "--json"], env=env))
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            seller = (
+                conn.execute(
+                    select(sales_persons.c.externalSalesPersonId).order_by(sales_persons.c.id)
+                )
+                .scalars()
+                .first()
+            )
+    finally:
+        engine.dispose()
+    assert seller is not None
+    nobody = runner.invoke(
+        _root(), ["sync", "person", str(person_id), "--owner", "not-a-user"], env=env
+    )
+    assert nobody.exit_code == 1 and "no sales user 'not-a-user'" in nobody.stderr
+    (queued,) = _json(
+        runner.invoke(
+            _root(), ["sync", "person", str(person_id), "--owner", seller, "--json"], env=env
+        )
+    )
     assert queued["queued"] is True and queued["entity"] == "lead"
     again = runner.invoke(_root(), ["sync", "person", str(person_id), "--as", "contact"], env=env)
     assert again.exit_code == 0
@@ -261,8 +284,11 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
         client_secret=Secret(env["CRMSYNC_DYNAMICS_CLIENT_SECRET"]),
     )
     with build_client(settings) as client:
-        lead = client.get("leads", queued["crm_id"], ["firstname", "lastname", "emailaddress1"])
+        lead = client.get(
+            "leads", queued["crm_id"], ["firstname", "lastname", "emailaddress1", "ownerid"]
+        )
     assert (lead.values["firstname"], lead.values["lastname"]) == ("Walk", "In")
+    assert lead.values["ownerid"] == LookupValue(seller, "systemuser")
     assert lead.values["emailaddress1"] == "walk.in@example.com"
     engine = open_database(env["CRMSYNC_DATABASE_URL"])
     try:

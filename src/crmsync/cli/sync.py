@@ -333,11 +333,16 @@ def sync_person(
     sync_as: Annotated[
         SyncAs, typer.Option("--as", help="Create a lead (default) or a contact with no account.")
     ] = SyncAs.lead,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="The new records' owner: a synced sales user's Dynamics id."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sync Person to Microsoft (B31): give persons without a Dynamics record a new lead or
-    contact, created by the next cycle, exactly once (B33). A person that already has one is
-    left alone; one whose record was deleted in Dynamics gets a new one (B28)."""
+    contact, created by the next cycle, exactly once (B33), optionally owned by a sales user.
+    A person that already has one is left alone; one whose record was deleted in Dynamics
+    gets a new one (B28)."""
     results: list[dict[str, object]] = []
     try:
         with _database(settings_from(ctx)) as engine, engine.begin() as conn:
@@ -349,7 +354,7 @@ def sync_person(
                 _err.print(f"no person {', '.join(map(str, unknown))}; nothing was queued")
                 raise typer.Exit(1)
             for person_id in dict.fromkeys(person_ids):
-                asked = request_crm_create(conn, person_id, sync_as.value)
+                asked = request_crm_create(conn, person_id, sync_as.value, owner=owner)
                 results.append(
                     {
                         "person_id": person_id,

@@ -38,9 +38,14 @@ from crmsync.dynamics.types import (
     WriteResult,
     WriteStatus,
 )
-from crmsync.errors import RecordNotFoundError, RetryLaterError, ValidationFailedError
+from crmsync.errors import (
+    InvalidValueError,
+    RecordNotFoundError,
+    RetryLaterError,
+    ValidationFailedError,
+)
 from crmsync.marketing.values import utc_now_text
-from crmsync.store.tables import activities, crm_links, persons, sync_baselines
+from crmsync.store.tables import activities, crm_links, persons, sales_persons, sync_baselines
 from crmsync.sync.apply import apply_plan, sync_error_activity
 from crmsync.sync.convert import canonical_value
 from crmsync.sync.mapping import CrmWrites, EntityMapping
@@ -107,6 +112,23 @@ class _Send:
     partial: bool = False  # some fields were left out as Dynamics would refuse them
 
 
+def _set_sales_user(conn: Connection, person_id: int, owner: str) -> None:
+    found = conn.execute(
+        select(sales_persons.c.id, sales_persons.c.externalSalesPersonId).where(
+            sales_persons.c.externalSalesPersonId == owner.strip().lower()
+        )
+    ).first()
+    if found is None:
+        raise InvalidValueError(
+            f"no sales user {owner!r}: the owner must be a Dynamics user the sync has read"
+        )
+    conn.execute(
+        update(persons)
+        .where(persons.c.id == person_id)
+        .values(externalSalesPersonId=found[1], sales_person_id=found[0])
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CrmCreateRequest:
     """What :func:`request_crm_create` did: the person's Dynamics record and whether its
@@ -117,7 +139,9 @@ class CrmCreateRequest:
     queued: bool
 
 
-def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -> CrmCreateRequest:
+def request_crm_create(
+    conn: Connection, person_id: int, entity: str = "lead", *, owner: str | None = None
+) -> CrmCreateRequest:
     """*Sync Person to Microsoft*: queue the creation of a Dynamics lead (or contact) for a
     person that has none (B31, B33).
 
@@ -129,6 +153,10 @@ def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -
     queued and nothing is forced (B31). Unless that record was deleted in Dynamics (the
     person's CRM is-deleted flag): then the dead links and their baselines are dropped and a
     new record is queued, once (B28).
+
+    ``owner`` (a sales user's Dynamics id) becomes the person's sales user, and so the new
+    record's owner; it is refused unless that sales user is synced (B2, B5). It changes
+    nothing when no record is queued.
     """
     if entity not in CRM_TYPES:
         raise ValueError(f"only leads and contacts are created in Dynamics, not {entity!r}")
@@ -154,6 +182,8 @@ def request_crm_create(conn: Connection, person_id: int, entity: str = "lead") -
                 sync_baselines.c.entity == kind, sync_baselines.c.crm_id.in_(ids)
             )
         )
+    if owner is not None:
+        _set_sales_user(conn, person_id, owner)
     crm_id = str(uuid.uuid4())
     insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
     enqueue_outbox(conn, [person_id], operation="create", source="Sync Person to Microsoft")
@@ -174,6 +204,19 @@ def _choose_link(links: Sequence[LinkRow], crm_type: str | None) -> LinkRow | No
     if crm_type == "Lead" and "lead" in by_entity:
         return by_entity["lead"]
     return by_entity.get("contact") or by_entity.get("lead")
+
+
+OWNER = "ownerid"
+
+
+def _owner_of_new_record(mapping: EntityMapping, marketing: Mapping[str, object]) -> CrmValue:
+    """The owner a new lead or contact is created with: the person's sales user, when the
+    mapping reads owners (B5, B31). Owners otherwise sync from Dynamics only."""
+    for field_mapping in mapping.fields:
+        if field_mapping.attribute == OWNER:
+            value = marketing.get(field_mapping.field)
+            return field_mapping.converter.to_crm(value) if value is not None else None
+    return None
 
 
 class OutboxPusher:
@@ -335,9 +378,11 @@ class OutboxPusher:
             values = {
                 m.field: marketing[m.field] for m in two_way if marketing[m.field] is not None
             }
-            request = self._write(
-                WriteKind.CREATE, link.entity, link.crm_id, mapping.to_crm(values), None
-            )
+            crm_values = mapping.to_crm(values)
+            owner = _owner_of_new_record(mapping, marketing)
+            if owner is not None:
+                crm_values[OWNER] = owner
+            request = self._write(WriteKind.CREATE, link.entity, link.crm_id, crm_values, None)
             send = _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
             return send, None
         writes = {
