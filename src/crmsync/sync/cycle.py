@@ -73,6 +73,7 @@ from crmsync.sync.tracking import (
     initial_pages,
     record_total,
     same_selection,
+    selection_changed,
 )
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
@@ -366,6 +367,15 @@ class SyncCycle:
             self._initial_read(mapping, mappings, report, stored.link if stored else None)
             self._initial_done(entity)
             return
+        if not reselected and selection_changed(
+            stored.link, first_page_link(self._client, entity, mapping.attributes)
+        ):
+            # B12: fields were selected (or removed) since the delta link was made; it keeps
+            # its columns, so the entity is read in full with the new ones (a quick sync).
+            # Records are merged as in any read: a newly selected field, absent from the
+            # baselines, is filled from Dynamics and never pushed blank.
+            report.note = "the field selection changed: read in full with the new fields"
+            reselected = True
         if not reselected:
             try:
                 changes = self._client.read_changes(DeltaCursor(entity, stored.link))

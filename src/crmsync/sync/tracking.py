@@ -67,16 +67,24 @@ def first_page_link(client: DynamicsClient, entity: str, attributes: Sequence[st
     return collection_url(info.entity_set, columns)
 
 
+def _columns(url: str) -> frozenset[str] | None:
+    values = parse_qs(urlsplit(url).query).get("$select")
+    return frozenset(values[0].split(",")) if values else None
+
+
 def same_selection(link: str, other: str) -> bool:
     """Whether two tracking links select the same columns (a resumed read must bring what
     the current field selection maps, or the rest of its records would miss new fields)."""
+    mine = _columns(link)
+    return mine is not None and mine == _columns(other)
 
-    def columns(url: str) -> frozenset[str] | None:
-        values = parse_qs(urlsplit(url).query).get("$select")
-        return frozenset(values[0].split(",")) if values else None
 
-    mine = columns(link)
-    return mine is not None and mine == columns(other)
+def selection_changed(delta_link: str, current: str) -> bool:
+    """Whether a stored delta link reads other columns than the current selection's link
+    (:func:`first_page_link`): the admin selected or removed fields since (B12). A delta link
+    that does not show its columns is taken as unchanged."""
+    stored = _columns(delta_link)
+    return stored is not None and stored != _columns(current)
 
 
 def tracking_preference(client: DynamicsClient) -> str:

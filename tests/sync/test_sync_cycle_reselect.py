@@ -1,0 +1,77 @@
+"""B12 (the engine's half): a field selected after go-live is filled from Dynamics for every
+record by the next cycle, never pushed blank and never clearing a marketing value; the
+entity's change tracking then continues with the new columns. Real HTTP against the emulator,
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, insert, select
+from sync_harness import engine_client, person_by_crm_id, running_org
+
+from crmsync.emulator.config import default_config
+from crmsync.emulator.metadata import AttributeDef
+from crmsync.store.tables import field_selection, persons
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.mapping import default_selection
+
+pytestmark = pytest.mark.e2e
+
+
+def _custom(engine: Engine, person_id: int) -> dict[str, object]:
+    with engine.connect() as conn:
+        custom = conn.execute(select(persons.c.custom).where(persons.c.id == person_id)).scalar()
+    return dict(custom or {})
+
+
+def test_a_newly_selected_field_is_filled_from_dynamics_by_the_next_cycle(
+    migrated_engine: Engine,
+) -> None:
+    with running_org(default_config(), 4) as org:
+        storage = org.app.state.storage
+        storage.add_attribute(
+            "lead", AttributeDef("new_tier", "String", "Tier", max_length=20, is_custom=True)
+        )
+        client = engine_client(org.base)
+        cycle = SyncCycle(migrated_engine, client)
+        assert cycle.run().status == "ok"  # go-live on the default mapping
+        alex = org.alex()
+        first, second = alex.first_ids("leads", 2)
+        assert alex.patch("leads", first, {"new_tier": "Gold"}).is_success
+        assert alex.patch("leads", second, {"jobtitle": "Changed meanwhile"}).is_success
+
+        columns = [*default_selection(client.entity_schema("lead")), "new_tier"]
+        start = datetime.now(UTC)
+        with migrated_engine.begin() as conn:
+            conn.execute(
+                insert(field_selection),
+                [
+                    {
+                        "entity": "lead",
+                        "attribute": column,
+                        "marketing_field": None,
+                        "status": "selected",
+                        "selected_at": start + timedelta(milliseconds=n),
+                        "updated_at": start,
+                    }
+                    for n, column in enumerate(columns)
+                ],
+            )
+        report = cycle.run()
+        assert {e.entity: e.mode for e in report.entities}["lead"] == "reconcile"
+        assert report.push.sent == 0  # nothing pushed blank
+        assert org.row("lead", second)["new_tier"] is None  # type: ignore[index]
+        gold = person_by_crm_id(migrated_engine, "lead", first)
+        assert _custom(migrated_engine, gold["id"])["newTier"] == "Gold"
+        assert person_by_crm_id(migrated_engine, "lead", second)["title"] == "Changed meanwhile"
+
+        # change tracking goes on with the new column
+        assert alex.patch("leads", second, {"new_tier": "Silver"}).is_success
+        again = cycle.run()
+        client.close()
+    assert {e.entity: e.mode for e in again.entities}["lead"] == "delta"
+    silver = person_by_crm_id(migrated_engine, "lead", second)
+    assert _custom(migrated_engine, silver["id"])["newTier"] == "Silver"
