@@ -13,6 +13,7 @@ _GROUPS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.api_clients", "app", "api-client"),
     ("crmsync.cli.dynamics", "app", "dynamics"),
     ("crmsync.cli.sync", "app", "sync"),
+    ("crmsync.cli.notifications", "app", "notifications"),
 )
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.serve", "serve", "serve"),

@@ -340,7 +340,7 @@ def _run(
         set_enabled(engine, True, actor="crmsync demo")
         with build_client(settings.dynamics) as client:
             relay = _ProgressRelay()
-            runner = SyncRunner(engine, client, settings.sync, progress=relay)
+            runner = SyncRunner(engine, client, settings.sync, progress=relay, smtp=settings.smtp)
             _initial_sync(runner, relay)
             lead = find_demo_lead(engine)
 

@@ -172,7 +172,7 @@ def run(
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
     try:
         with _database(settings) as engine, build_client(settings.dynamics) as client:
-            runner = SyncRunner(engine, client, settings.sync)
+            runner = SyncRunner(engine, client, settings.sync, smtp=settings.smtp)
             try:
                 runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
             except KeyboardInterrupt:

@@ -16,11 +16,12 @@ from sqlalchemy import Engine, insert
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import FatalError, RetryLaterError
-from crmsync.settings import SyncSettings
+from crmsync.settings import SmtpSettings, SyncSettings
 from crmsync.store.sync_state import get_sync_enabled, set_sync_enabled
 from crmsync.store.tables import audit_log
 from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress, SyncCycle
 from crmsync.sync.lease import SyncLease
+from crmsync.sync.mailer import deliver, raise_failure_digest
 from crmsync.sync.state import notify, now_utc
 
 
@@ -55,9 +56,11 @@ class SyncRunner:
         *,
         progress: Callable[[Progress], None] | None = None,
         entities: tuple[str, ...] = DEFAULT_ENTITIES,
+        smtp: SmtpSettings | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
+        self._smtp = smtp  # e-mail notifications from the background sync (B41)
         self.lease = SyncLease(engine, seconds=settings.lease_seconds)
         self.cycle = SyncCycle(
             engine,
@@ -108,6 +111,7 @@ class SyncRunner:
                     report = self.once()
                 except FatalError as exc:
                     self._stopped(exc)
+                    self._notify_by_mail()
                     raise
                 except RetryLaterError as exc:
                     if on_idle is not None:
@@ -116,7 +120,16 @@ class SyncRunner:
                     cycles += 1
                     if on_cycle is not None:
                         on_cycle(report)
-                    if max_cycles is not None and cycles >= max_cycles:
-                        break
+            self._notify_by_mail()
+            if max_cycles is not None and cycles >= max_cycles:
+                break
             stop.wait(self._settings.pause_seconds)
         return cycles
+
+    def _notify_by_mail(self) -> None:
+        """B41: today's failure digest when records are failing (in-app), then, when SMTP is
+        configured, e-mail whatever was raised since the last delivery."""
+        with self._engine.begin() as conn:
+            raise_failure_digest(conn)
+        if self._smtp is not None:
+            deliver(self._engine, self._smtp)
