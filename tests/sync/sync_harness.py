@@ -218,14 +218,23 @@ def select_lead_sync_filter(engine: Engine, org: Org) -> DynamicsClient:
         "lead", AttributeDef("new_synctomkto", "Boolean", "Sync to Marketing", is_custom=True)
     )
     client = engine_client(org.base)
-    columns = [*default_selection(client.entity_schema("lead")), "new_synctomkto"]
+    store_selection(engine, client, "lead", ["new_synctomkto"])
+    return client
+
+
+def store_selection(
+    engine: Engine, client: DynamicsClient, entity: str, extra: list[str]
+) -> list[str]:
+    """Store a field selection of ``entity`` as an admin would save it: the default mapping's
+    columns plus ``extra`` (B9); returns the selected columns in order."""
+    columns = [*default_selection(client.entity_schema(entity)), *extra]
     start = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
             insert(field_selection),
             [
                 {
-                    "entity": "lead",
+                    "entity": entity,
                     "attribute": column,
                     "marketing_field": None,
                     "status": "selected",
@@ -235,4 +244,4 @@ def select_lead_sync_filter(engine: Engine, org: Org) -> DynamicsClient:
                 for n, column in enumerate(columns)
             ],
         )
-    return client
+    return columns

@@ -6,7 +6,6 @@ the emulator, SQLite and PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, delete, select
@@ -17,12 +16,10 @@ from sync_harness import (
     open_errors,
     outbox_count,
     person_by_crm_id,
-    running_org,
 )
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import WriteRequest
-from crmsync.emulator.config import default_config
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import SyncSettings
 from crmsync.store.tables import persons, sync_baselines
@@ -32,16 +29,6 @@ from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.state import enqueue_outbox
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def synced(migrated_engine: Engine) -> Iterator[tuple[object, DynamicsClient, SyncCycle]]:
-    with running_org(default_config(), 6) as org:
-        client = engine_client(org.base)
-        cycle = SyncCycle(migrated_engine, client)
-        cycle.run()
-        yield org, client, cycle
-        client.close()
 
 
 def test_disabled_sync_exchanges_nothing_and_loses_nothing(

@@ -6,8 +6,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine, select
 from sync_harness import (
@@ -27,16 +25,6 @@ from crmsync.store.tables import field_selection, notifications
 from crmsync.sync.cycle import SyncCycle
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def synced(migrated_engine: Engine) -> Iterator[tuple[Org, DynamicsClient, SyncCycle]]:
-    with running_org(default_config(), 6) as org:
-        client = engine_client(org.base)
-        cycle = SyncCycle(migrated_engine, client)
-        assert cycle.run().status == "ok"
-        yield org, client, cycle
-        client.close()
 
 
 def _critical(engine: Engine) -> list[tuple[str, str]]:

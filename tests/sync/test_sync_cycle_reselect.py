@@ -6,17 +6,14 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
-from sqlalchemy import Engine, insert, select
-from sync_harness import engine_client, person_by_crm_id, running_org
+from sqlalchemy import Engine, select
+from sync_harness import engine_client, person_by_crm_id, running_org, store_selection
 
 from crmsync.emulator.config import default_config
 from crmsync.emulator.metadata import AttributeDef
-from crmsync.store.tables import field_selection, persons
+from crmsync.store.tables import persons
 from crmsync.sync.cycle import SyncCycle
-from crmsync.sync.mapping import default_selection
 
 pytestmark = pytest.mark.e2e
 
@@ -43,23 +40,7 @@ def test_a_newly_selected_field_is_filled_from_dynamics_by_the_next_cycle(
         assert alex.patch("leads", first, {"new_tier": "Gold"}).is_success
         assert alex.patch("leads", second, {"jobtitle": "Changed meanwhile"}).is_success
 
-        columns = [*default_selection(client.entity_schema("lead")), "new_tier"]
-        start = datetime.now(UTC)
-        with migrated_engine.begin() as conn:
-            conn.execute(
-                insert(field_selection),
-                [
-                    {
-                        "entity": "lead",
-                        "attribute": column,
-                        "marketing_field": None,
-                        "status": "selected",
-                        "selected_at": start + timedelta(milliseconds=n),
-                        "updated_at": start,
-                    }
-                    for n, column in enumerate(columns)
-                ],
-            )
+        store_selection(migrated_engine, client, "lead", ["new_tier"])
         report = cycle.run()
         assert {e.entity: e.mode for e in report.entities}["lead"] == "reconcile"
         assert report.push.sent == 0  # nothing pushed blank

@@ -50,6 +50,13 @@ def settings_from(ctx: typer.Context) -> Settings:
     return settings
 
 
+def fail(exc: CrmsyncError) -> typer.Exit:
+    """Say what went wrong on stderr (the message only, never a traceback); the exit to raise:
+    ``raise fail(exc) from None``."""
+    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    return typer.Exit(1)
+
+
 def _register() -> None:
     # Imported here so that each sub-command module can import ``app`` helpers from this one.
     from crmsync.cli import commands

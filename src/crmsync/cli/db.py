@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from crmsync.cli import settings_from
+from crmsync.cli import fail, settings_from
 from crmsync.errors import CrmsyncError
 from crmsync.store.db import current_revision, head_revision, open_database, upgrade_database
 
 app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
 _out = Console()
-_err = Console(stderr=True)
 
 DatabaseUrlOption = Annotated[
     str | None,
@@ -26,11 +25,6 @@ def _url(ctx: typer.Context, override: str | None) -> str:
     return override if override else settings_from(ctx).database.url
 
 
-def _fail(exc: CrmsyncError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    return typer.Exit(1)
-
-
 @app.command("upgrade")
 def upgrade(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Create or migrate the database schema to the newest version."""
@@ -38,7 +32,7 @@ def upgrade(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
         url = _url(ctx, database_url)
         upgrade_database(url)
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _out.print(f"database is at schema revision {head_revision()}", highlight=False)
 
 
@@ -58,7 +52,7 @@ def status(
         finally:
             engine.dispose()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     head = head_revision()
     up_to_date = current == head
     if as_json:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crmsync.cli import settings_from
+from crmsync.cli import fail, settings_from
 from crmsync.errors import CrmsyncError
 from crmsync.marketing.fields import add_local_field, load_catalog
 from crmsync.store.db import open_database
@@ -21,17 +21,11 @@ from crmsync.store.field_specs import DATA_TYPES, OBJECT_FIELDS
 
 app = typer.Typer(help="Marketing field catalog.", no_args_is_help=True)
 _out = Console()
-_err = Console(stderr=True)
 
 ObjectOption = Annotated[
     str,
     typer.Option("--object", help=f"Object type: {', '.join(OBJECT_FIELDS)}."),
 ]
-
-
-def _fail(exc: CrmsyncError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    return typer.Exit(1)
 
 
 @app.command("add-local")
@@ -56,7 +50,7 @@ def add_local(
         finally:
             engine.dispose()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _out.print(
         f"added {field.object_type} field {field.rest_name} ({field.data_type}"
         + (f", length {field.length}" if field.length else "")
@@ -80,7 +74,7 @@ def list_fields(
         finally:
             engine.dispose()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         rows = [
             {

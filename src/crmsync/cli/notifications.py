@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select, update
 
-from crmsync.cli import settings_from
+from crmsync.cli import fail, settings_from
 from crmsync.errors import CrmsyncError
 from crmsync.store.db import open_database
 from crmsync.store.tables import notifications
@@ -25,11 +25,6 @@ from crmsync.sync.state import now_utc
 app = typer.Typer(help="In-app notifications from the sync.", no_args_is_help=True)
 _out = Console()
 _err = Console(stderr=True)
-
-
-def _fail(exc: CrmsyncError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    return typer.Exit(1)
 
 
 @app.command("list")
@@ -51,7 +46,7 @@ def list_notifications(
         finally:
             engine.dispose()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         for row in rows:
             for key in ("created_at", "read_at", "emailed_at"):
@@ -100,7 +95,7 @@ def mark_read(
         finally:
             engine.dispose()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if notification_id is not None and not marked:
         _err.print(f"no unread notification {notification_id}")
         raise typer.Exit(1)

@@ -25,7 +25,7 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from crmsync.cli import settings_from
+from crmsync.cli import fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings
@@ -42,11 +42,6 @@ _out = Console()
 _err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _fail(exc: CrmsyncError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    return typer.Exit(1)
 
 
 @contextmanager
@@ -102,7 +97,7 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 with _progress_bar() as on_progress:
                     report = SyncRunner(engine, client, settings.sync, progress=on_progress).once()
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         _out.print_json(json.dumps(report.as_dict()))
     else:
@@ -179,7 +174,7 @@ def run(
                 stop.set()
                 _err.print("stopped")
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
@@ -192,7 +187,7 @@ def enable(ctx: typer.Context) -> None:
         with _database(settings_from(ctx)) as engine:
             set_enabled(engine, True)
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _out.print("sync enabled")
 
 
@@ -203,7 +198,7 @@ def disable(ctx: typer.Context) -> None:
         with _database(settings_from(ctx)) as engine:
             set_enabled(engine, False)
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _out.print("sync disabled; changes are kept and sent when it is enabled again")
 
 
@@ -218,7 +213,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         with _database(settings_from(ctx)) as engine:
             snapshot = read_status(engine)
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         _out.print_json(json.dumps(snapshot.as_dict()))
         return
@@ -274,7 +269,7 @@ def errors(ctx: typer.Context, as_json: JsonOption = False) -> None:
         with _database(settings_from(ctx)) as engine, engine.connect() as conn:
             rows = open_errors(conn)
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         _out.print_json(json.dumps([_jsonable(r) for r in rows]))
         return
@@ -317,7 +312,7 @@ def retry(
                 [(r["entity"], r["crm_id"]) for r in rows if r["direction"] == "to_marketing"],
             )
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _out.print(f"queued {len(rows)} failing record(s) for the next cycle")
 
 
@@ -364,7 +359,7 @@ def sync_person(
                     }
                 )
     except CrmsyncError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         _out.print_json(json.dumps(results))
         return
