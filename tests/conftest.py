@@ -20,6 +20,9 @@ Database fixtures (stable names; other test packages rely on them):
 
 ``sqlite_database_url``
     A migrated SQLite database only, for tests that need no PostgreSQL variant.
+
+``smtp_server``
+    A real SMTP server on 127.0.0.1 (aiosmtpd) and what it received: ``(inbox, port)``.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from crmsync.store.db import open_database, upgrade_database
+from mail_support import Inbox, free_port
 
 POSTGRES_ENV = "CRMSYNC_TEST_POSTGRES_URL"
 
@@ -120,3 +125,16 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
     engine = open_database(database_url)
     yield engine
     engine.dispose()
+
+
+# ---- mail ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

@@ -37,6 +37,7 @@ from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.state import INITIAL_PHASE, ErrorReport, record_errors, set_cursor
+from mail_support import Inbox
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -301,3 +302,23 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
     finally:
         engine.dispose()
     assert links == [queued["crm_id"]]
+
+
+def test_run_mails_notifications_to_the_configured_recipients(
+    env: dict[str, str], smtp_server: tuple[Inbox, int]
+) -> None:
+    """B41: with SMTP given through the environment, `sync run` e-mails what it raised
+    (here: the initial sync done) to every recipient."""
+    inbox, port = smtp_server
+    mail_env = {
+        **env,
+        "CRMSYNC_SMTP_HOST": "127.0.0.1",
+        "CRMSYNC_SMTP_PORT": str(port),
+        "CRMSYNC_SMTP_SENDER": "crmsync@example.com",
+        "CRMSYNC_SMTP_RECIPIENTS": "ops@example.com, admin@example.com",
+    }
+    assert runner.invoke(_root(), ["sync", "enable"], env=mail_env).exit_code == 0
+    ran = runner.invoke(_root(), ["sync", "run", "--max-cycles", "1"], env=mail_env)
+    assert ran.exit_code == 0, ran.output
+    assert [m["Subject"] for m in inbox.messages] == ["[crmsync] info: Initial sync done"]
+    assert inbox.recipients == [["ops@example.com", "admin@example.com"]]

@@ -4,17 +4,10 @@ digest. A mail server that is down loses nothing and never leaks the SMTP passwo
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select, update
 from sync_harness import engine_client, running_org
 
@@ -24,35 +17,9 @@ from crmsync.store.tables import notifications
 from crmsync.sync.mailer import deliver, raise_failure_digest
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.state import ErrorReport, notify, record_errors
+from mail_support import Inbox, free_port
 
 NOW = datetime(2026, 5, 6, 7, 8, tzinfo=UTC)
-
-
-@dataclass
-class Inbox:
-    messages: list[Message] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        self.recipients.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def _smtp(port: int) -> SmtpSettings:
@@ -114,7 +81,7 @@ def test_a_mail_server_that_is_down_loses_nothing_and_leaks_nothing(
     inbox, port = smtp_server
     _raise(migrated_engine, "Initial sync done")
     with caplog.at_level(logging.WARNING):
-        assert deliver(migrated_engine, _smtp(_free_port()), now=NOW) == 0
+        assert deliver(migrated_engine, _smtp(free_port()), now=NOW) == 0
     assert _emailed(migrated_engine) == {"Initial sync done": False}
     assert "not sent" in caplog.text and "never-in-logs" not in caplog.text
 
