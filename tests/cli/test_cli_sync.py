@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,24 +14,18 @@ from typing import Any
 import httpx
 import pytest
 import typer
-import uvicorn
+from cli_support import dynamics_client, emulated_org_env, group_root
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmsync.cli import sync as sync_cli
-from crmsync.dynamics import build_client
 from crmsync.dynamics.types import LookupValue
-from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import (
-    DEFAULT_APP_CLIENT_ID,
-    DEFAULT_APP_SECRET,
     PluginRule,
     default_config,
 )
-from crmsync.emulator.seed import seed_dataset
 from crmsync.marketing.persons import PersonService
-from crmsync.settings import DynamicsSettings, Secret
-from crmsync.store.db import open_database, upgrade_database
+from crmsync.store.db import open_database
 from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.state import INITIAL_PHASE, ErrorReport, record_errors, set_cursor
@@ -46,43 +38,15 @@ RULE = PluginRule("lead", "telephone1", "regex", r"[0-9 +()-]*", "Business phone
 
 
 def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(sync_cli.app, name="sync")
-    return root
+    return group_root(sync_cli.app, "sync")
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A seeded emulator over HTTP and the environment that points crmsync at it."""
-    app = create_emulator_app(dataclasses.replace(default_config(), plugin_rules=(RULE,)))
-    seed_dataset(app.state.storage, 8, 3)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    upgrade_database(url)
-    yield {
-        "CRMSYNC_DATABASE_URL": url,
-        "CRMSYNC_DYNAMICS_URL": base,
-        "CRMSYNC_DYNAMICS_AUTHORITY": base,
-        "CRMSYNC_DYNAMICS_AUTH_MODE": "adfs",
-        "CRMSYNC_DYNAMICS_CLIENT_ID": DEFAULT_APP_CLIENT_ID,
-        "CRMSYNC_DYNAMICS_CLIENT_SECRET": DEFAULT_APP_SECRET,
-        "CRMSYNC_SYNC_PAUSE_SECONDS": "0",
-        "CRMSYNC_CONFIG": "",
-    }
-    server.should_exit = True
-    thread.join(10)
-    app.state.storage.close()
+    config = dataclasses.replace(default_config(), plugin_rules=(RULE,))
+    with emulated_org_env(tmp_path, config, 8) as (environment, _):
+        yield environment
 
 
 def _json(result: Any) -> Any:
@@ -277,14 +241,7 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
     report = _json(runner.invoke(_root(), ["sync", "once", "--json"], env=env))
     assert report["push"]["created"] == 1 and report["push"]["failed"] == 0
 
-    settings = DynamicsSettings(
-        url=env["CRMSYNC_DYNAMICS_URL"],
-        authority=env["CRMSYNC_DYNAMICS_AUTHORITY"],
-        auth_mode="adfs",
-        client_id=env["CRMSYNC_DYNAMICS_CLIENT_ID"],
-        client_secret=Secret(env["CRMSYNC_DYNAMICS_CLIENT_SECRET"]),
-    )
-    with build_client(settings) as client:
+    with dynamics_client(env) as client:
         lead = client.get(
             "leads", queued["crm_id"], ["firstname", "lastname", "emailaddress1", "ownerid"]
         )

@@ -7,14 +7,18 @@ commands that print results accept ``--json`` for scripting.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings, load_settings
+from crmsync.store.db import open_database
 
 app = typer.Typer(
     name="crmsync",
@@ -48,6 +52,16 @@ def settings_from(ctx: typer.Context) -> Settings:
     settings = load_settings(config)
     root.meta["crmsync.settings"] = settings
     return settings
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Engine]:
+    """The migrated database of ``settings``, disposed when the command is done."""
+    engine = open_database(settings.database.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def fail(exc: CrmsyncError) -> typer.Exit:

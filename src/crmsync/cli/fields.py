@@ -1,11 +1,14 @@
-"""``crmsync fields``: list the marketing field catalog and add marketing-only fields.
+"""``crmsync fields``: the marketing field catalog, and which Dynamics columns sync.
 
-Fields in Dynamics are never created by crmsync (B10); ``add-local`` adds a field that exists
-only in the marketing database.
+``list`` shows the catalog and ``add-local`` adds a field that exists only in the marketing
+database. ``dynamics ENTITY`` reads a table's columns from Dynamics with their selection state
+(B8, B14) and ``select ENTITY --add/--remove`` saves the table's field selection (B9–B13).
+Fields in Dynamics are never created by crmsync (B10).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated
 
@@ -13,11 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crmsync.cli import fail, settings_from
+from crmsync.cli import database, fail, settings_from
+from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.marketing.fields import add_local_field, load_catalog
-from crmsync.store.db import open_database
 from crmsync.store.field_specs import DATA_TYPES, OBJECT_FIELDS
+from crmsync.sync.selection import columns_of, save_selection
 
 app = typer.Typer(help="Marketing field catalog.", no_args_is_help=True)
 _out = Console()
@@ -43,12 +47,8 @@ def add_local(
 ) -> None:
     """Add a marketing-only custom field (it is never sent to Dynamics)."""
     try:
-        engine = open_database(settings_from(ctx).database.url)
-        try:
-            with engine.begin() as conn:
-                field = add_local_field(conn, object_type, name, display, data_type, length)
-        finally:
-            engine.dispose()
+        with database(settings_from(ctx)) as engine, engine.begin() as conn:
+            field = add_local_field(conn, object_type, name, display, data_type, length)
     except CrmsyncError as exc:
         raise fail(exc) from None
     _out.print(
@@ -67,12 +67,8 @@ def list_fields(
 ) -> None:
     """List the fields of an object: standard ones first, then custom ones."""
     try:
-        engine = open_database(settings_from(ctx).database.url)
-        try:
-            with engine.connect() as conn:
-                catalog = load_catalog(conn, object_type)
-        finally:
-            engine.dispose()
+        with database(settings_from(ctx)) as engine, engine.connect() as conn:
+            catalog = load_catalog(conn, object_type)
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:
@@ -103,3 +99,87 @@ def list_fields(
             f.rest_name,
         )
     Console().print(table)  # built now so that it measures the terminal of this call
+
+
+EntityArgument = Annotated[str, typer.Argument(help="Dynamics table: lead, contact, account...")]
+
+
+@app.command("dynamics")
+def dynamics_columns(
+    ctx: typer.Context,
+    entity: EntityArgument,
+    selected: Annotated[bool, typer.Option("--selected", help="Only selected columns.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Read a table's columns from Dynamics and show which sync, and to which field (B8)."""
+    settings = settings_from(ctx)
+    try:
+        with (
+            database(settings) as engine,
+            build_client(settings.dynamics) as client,
+            engine.connect() as conn,
+        ):
+            columns = columns_of(conn, client, entity.strip().lower())
+    except CrmsyncError as exc:
+        raise fail(exc) from None
+    if selected:
+        columns = [c for c in columns if c.status is not None]
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(c) for c in columns]))
+        return
+    table = Table("column", "type", "status", "marketing field", "direction", "note")
+    for c in columns:
+        note = "" if c.can_sync else "cannot sync (secured or unsupported)"
+        if c.status == "missing":
+            note = "deleted in Dynamics; save the selection to clear"
+        table.add_row(
+            c.attribute,
+            c.type,
+            c.status or "",
+            c.marketing_field or "",
+            ("both ways" if c.two_way else "from Dynamics") if c.marketing_field else "",
+            note,
+        )
+    Console().print(table)
+
+
+@app.command("select")
+def select_columns(
+    ctx: typer.Context,
+    entity: EntityArgument,
+    add: Annotated[list[str], typer.Option("--add", help="Column to start syncing.")] = [],  # noqa: B006
+    remove: Annotated[
+        list[str], typer.Option("--remove", help="Column to stop syncing (values are kept).")
+    ] = [],  # noqa: B006
+) -> None:
+    """Save a table's field selection, refreshing its schema from Dynamics first (B9, B13).
+
+    Columns added after the initial sync are filled from Dynamics by the next cycle (a quick
+    sync, B12). Saving without changes refreshes the schema and clears deleted columns (B14).
+    """
+    settings = settings_from(ctx)
+    name = entity.strip().lower()
+    try:
+        with (
+            database(settings) as engine,
+            build_client(settings.dynamics) as client,
+            engine.begin() as conn,
+        ):
+            current = [
+                c.attribute
+                for c in columns_of(conn, client, name)
+                if c.status in ("selected", "quick_sync")  # a missing column is cleared
+            ]
+            dropping = {c.strip().lower() for c in remove}
+            wanted = [c for c in [*current, *add] if c.strip().lower() not in dropping]
+            saved = save_selection(conn, client, name, wanted)
+    except CrmsyncError as exc:
+        raise fail(exc) from None
+    _out.print(
+        f"{name}: {len(saved.mapping.fields)} columns selected"
+        + (f"; added {', '.join(saved.added)}" if saved.added else "")
+        + (f"; removed {', '.join(saved.removed)}" if saved.removed else ""),
+        highlight=False,
+    )
+    if saved.quick_sync:
+        _out.print("the next sync cycle fills the added fields from Dynamics (quick sync)")

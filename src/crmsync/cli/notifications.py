@@ -16,9 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select, update
 
-from crmsync.cli import fail, settings_from
+from crmsync.cli import database, fail, settings_from
 from crmsync.errors import CrmsyncError
-from crmsync.store.db import open_database
 from crmsync.store.tables import notifications
 from crmsync.sync.state import now_utc
 
@@ -39,12 +38,8 @@ def list_notifications(
     if unread:
         query = query.where(notifications.c.read_at.is_(None))
     try:
-        engine = open_database(settings_from(ctx).database.url)
-        try:
-            with engine.connect() as conn:
-                rows = [dict(row) for row in conn.execute(query).mappings()]
-        finally:
-            engine.dispose()
+        with database(settings_from(ctx)) as engine, engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(query).mappings()]
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:
@@ -88,12 +83,8 @@ def mark_read(
     if notification_id is not None:
         statement = statement.where(notifications.c.id == notification_id)
     try:
-        engine = open_database(settings_from(ctx).database.url)
-        try:
-            with engine.begin() as conn:
-                marked = conn.execute(statement).rowcount
-        finally:
-            engine.dispose()
+        with database(settings_from(ctx)) as engine, engine.begin() as conn:
+            marked = conn.execute(statement).rowcount
     except CrmsyncError as exc:
         raise fail(exc) from None
     if notification_id is not None and not marked:

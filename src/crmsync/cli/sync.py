@@ -23,13 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
-from crmsync.cli import fail, settings_from
+from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
-from crmsync.settings import Settings
-from crmsync.store.db import open_database
 from crmsync.store.tables import persons
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.outbox import request_crm_create
@@ -42,15 +40,6 @@ _out = Console()
 _err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[Engine]:
-    engine = open_database(settings.database.url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _print_report(report: CycleReport) -> None:
@@ -90,7 +79,7 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run one whole sync cycle now and print what it did."""
     settings = settings_from(ctx)
     try:
-        with _database(settings) as engine, build_client(settings.dynamics) as client:
+        with database(settings) as engine, build_client(settings.dynamics) as client:
             if as_json:
                 report = SyncRunner(engine, client, settings.sync).once()
             else:
@@ -166,7 +155,7 @@ def run(
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
     try:
-        with _database(settings) as engine, build_client(settings.dynamics) as client:
+        with database(settings) as engine, build_client(settings.dynamics) as client:
             runner = SyncRunner(engine, client, settings.sync, smtp=settings.smtp)
             try:
                 runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
@@ -184,7 +173,7 @@ def run(
 def enable(ctx: typer.Context) -> None:
     """Enable the background sync (the first cycle runs the initial sync, B16)."""
     try:
-        with _database(settings_from(ctx)) as engine:
+        with database(settings_from(ctx)) as engine:
             set_enabled(engine, True)
     except CrmsyncError as exc:
         raise fail(exc) from None
@@ -195,7 +184,7 @@ def enable(ctx: typer.Context) -> None:
 def disable(ctx: typer.Context) -> None:
     """Disable the background sync; changes wait and nothing is lost (B21)."""
     try:
-        with _database(settings_from(ctx)) as engine:
+        with database(settings_from(ctx)) as engine:
             set_enabled(engine, False)
     except CrmsyncError as exc:
         raise fail(exc) from None
@@ -210,7 +199,7 @@ def _megabytes(count: int) -> str:
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls (B40)."""
     try:
-        with _database(settings_from(ctx)) as engine:
+        with database(settings_from(ctx)) as engine:
             snapshot = read_status(engine)
     except CrmsyncError as exc:
         raise fail(exc) from None
@@ -266,7 +255,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def errors(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List records that failed to sync, with Dynamics' code and message (B37, B39)."""
     try:
-        with _database(settings_from(ctx)) as engine, engine.connect() as conn:
+        with database(settings_from(ctx)) as engine, engine.connect() as conn:
             rows = open_errors(conn)
     except CrmsyncError as exc:
         raise fail(exc) from None
@@ -300,7 +289,7 @@ def retry(
         _err.print("give an error ID or --all (not both)")
         raise typer.Exit(2)
     try:
-        with _database(settings_from(ctx)) as engine, engine.begin() as conn:
+        with database(settings_from(ctx)) as engine, engine.begin() as conn:
             rows = open_errors(conn, error_id=error_id)
             if error_id is not None and not rows:
                 _err.print(f"no open sync error {error_id}")
@@ -340,7 +329,7 @@ def sync_person(
     gets a new one (B28)."""
     results: list[dict[str, object]] = []
     try:
-        with _database(settings_from(ctx)) as engine, engine.begin() as conn:
+        with database(settings_from(ctx)) as engine, engine.begin() as conn:
             known = set(
                 conn.execute(select(persons.c.id).where(persons.c.id.in_(person_ids))).scalars()
             )

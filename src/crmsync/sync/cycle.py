@@ -388,6 +388,41 @@ class SyncCycle:
             self._client.entity_set_of(entity), mapping.attributes
         )
         self._read(_pages_of(changes), mapping, mappings, report, reconcile=True)
+        if reselected:
+            self._quick_sync_done(entity)
+
+    def _quick_sync_done(self, entity: str) -> None:
+        """B12/B41: the columns selected after go-live were filled by this full read; they
+        are now ordinary selected columns, and the admins are told."""
+        stamp = now_utc()
+        with self._engine.begin() as conn:
+            filled = [
+                str(attribute)
+                for (attribute,) in conn.execute(
+                    select(field_selection.c.attribute).where(
+                        field_selection.c.entity == entity,
+                        field_selection.c.status == "quick_sync",
+                    )
+                )
+            ]
+            if not filled:
+                return
+            conn.execute(
+                field_selection.update()
+                .where(field_selection.c.entity == entity, field_selection.c.status == "quick_sync")
+                .values(status="selected", updated_at=stamp)
+            )
+            notify(
+                conn,
+                severity="info",
+                kind="quick_sync_done",
+                title=f"Quick sync done: {entity}",
+                message=(
+                    f"{', '.join(filled)} now hold Dynamics' values for every {entity}, and "
+                    "sync both ways from now on where the field allows it."
+                ),
+                dedupe_key=f"quick_sync_done:{entity}:{stamp.isoformat()}",
+            )
 
     def _drop_deleted_columns(self, entity: str, mappings: dict[str, EntityMapping]) -> list[str]:
         """B14: read ``entity``'s schema again; columns the mapping reads that Dynamics no

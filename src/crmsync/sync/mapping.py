@@ -411,7 +411,9 @@ def _reader_of(converter: ValueConverter) -> Callable[[CrmValue], object]:
     return converter.to_marketing
 
 
-def _readable(attr: AttributeSchema) -> bool:
+def readable(attr: AttributeSchema) -> bool:
+    """Whether a column can sync: the sync user may read it (field security, B8), Dynamics
+    returns it on reads, and its type is one crmsync converts."""
     return attr.can_read and attr.valid_for_read and attr.type in SUPPORTED_TYPES
 
 
@@ -454,7 +456,7 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
         if attr is None:
             missing.append(attribute)
             continue
-        if not _readable(attr):
+        if not readable(attr):
             unreadable.append(attribute)
             continue
         if attribute in defaults:
