@@ -4,6 +4,7 @@ every person (quick sync); the field is in the catalog and syncs both ways from 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,19 @@ def test_saving_clears_a_deleted_column_and_removing_keeps_values(
     report = _run(env, "sync", "once", "--json")
     assert report["status"] == "ok"
     assert _lead_person(env, lead_id)["title"] == title  # marketing values are kept
+
+
+def test_a_column_secured_from_the_sync_user_cannot_be_selected(tmp_path: Path) -> None:
+    """B8: a secured column the sync user may not read is shown as unable to sync, and
+    selecting it is refused (its empty reads would look like cleared values)."""
+    config = dataclasses.replace(
+        default_config(), secured_attributes=frozenset({("lead", "telephone1")})
+    )
+    with emulated_org_env(tmp_path, config, 2) as (env, _):
+        columns = {c["attribute"]: c for c in _run(env, "fields", "dynamics", "lead", "--json")}
+        refused = runner.invoke(
+            _root(), ["fields", "select", "lead", "--add", "telephone1"], env=env
+        )
+    assert columns["telephone1"]["can_sync"] is False and columns["telephone1"]["status"] is None
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 1 and "telephone1 cannot be synced" in said
