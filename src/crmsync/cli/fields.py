@@ -127,7 +127,9 @@ def dynamics_columns(
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(c) for c in columns]))
         return
-    table = Table("column", "type", "status", "marketing field", "direction", "note")
+    table = Table()
+    for title in ("column", "type", "status", "marketing field", "direction", "note"):
+        table.add_column(title, overflow="fold")  # names are read, and copied, whole
     for c in columns:
         note = "" if c.can_sync else "cannot sync (secured or unsupported)"
         if c.status == "missing":
