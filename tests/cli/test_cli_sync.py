@@ -5,6 +5,7 @@ client secret included, as a deployment would give them.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -279,3 +280,77 @@ def test_run_mails_notifications_to_the_configured_recipients(
     assert ran.exit_code == 0, ran.output
     assert [m["Subject"] for m in inbox.messages] == ["[crmsync] info: Initial sync done"]
     assert inbox.recipients == [["ops@example.com", "admin@example.com"]]
+
+
+def test_errors_can_be_searched_filtered_and_exported_as_csv(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """B39: browse, search (message, code or Dynamics id, any case) and export to CSV the
+    failing records, with operation, direction, code, message and first/last seen."""
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            record_errors(
+                conn,
+                [
+                    ErrorReport(
+                        "lead",
+                        "to_crm",
+                        "update",
+                        "person",
+                        1,
+                        "aa-1",
+                        "0x80044331",
+                        'Business phone: digits only, "+1 555" refused',
+                    ),
+                    ErrorReport(
+                        "contact",
+                        "to_crm",
+                        "create",
+                        "person",
+                        2,
+                        "bb-2",
+                        "0x80040237",
+                        "A record with these values already exists",
+                    ),
+                    ErrorReport(
+                        "lead",
+                        "to_marketing",
+                        "update",
+                        None,
+                        None,
+                        "cc-3",
+                        None,
+                        "Value 100% too long\nfor city",
+                    ),
+                ],
+            )
+    finally:
+        engine.dispose()
+
+    def ids(*args: str) -> list[str]:
+        rows = _json(runner.invoke(_root(), ["sync", "errors", "--json", *args], env=env))
+        return sorted(str(r["crm_id"]) for r in rows)
+
+    assert ids() == ["aa-1", "bb-2", "cc-3"]
+    assert ids("--entity", "lead") == ["aa-1", "cc-3"]
+    assert ids("--search", "DIGITS") == ["aa-1"]
+    assert ids("--search", "0x80040237") == ["bb-2"]
+    assert ids("--search", "bb-") == ["bb-2"]
+    assert ids("--search", "100%") == ["cc-3"]  # a wildcard character is searched as typed
+    assert ids("--search", "_") == []
+
+    target = tmp_path / "errors.csv"
+    exported = runner.invoke(_root(), ["sync", "errors", "--csv", str(target)], env=env)
+    assert exported.exit_code == 0 and "exported 3 failing record(s)" in exported.stdout
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(sync_cli.ERROR_COLUMNS)
+    by_id = {r["crm_id"]: r for r in rows}
+    assert by_id["aa-1"]["message"] == 'Business phone: digits only, "+1 555" refused'
+    assert by_id["cc-3"]["message"] == "Value 100% too long\nfor city"
+    assert by_id["bb-2"]["operation"] == "create" and by_id["bb-2"]["error_code"] == "0x80040237"
+    assert by_id["aa-1"]["first_seen"].startswith("20") and by_id["aa-1"]["last_seen"]
+    stdout = runner.invoke(_root(), ["sync", "errors", "--csv", "-", "--search", "exists"], env=env)
+    assert stdout.exit_code == 0
+    assert [r["crm_id"] for r in csv.DictReader(stdout.stdout.splitlines())] == ["bb-2"]

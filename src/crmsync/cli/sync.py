@@ -10,8 +10,10 @@ come from ``[dynamics]`` (the client secret from ``CRMSYNC_DYNAMICS_CLIENT_SECRE
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,20 +253,50 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
+ERROR_COLUMNS = (
+    "id",
+    "entity",
+    "direction",
+    "operation",
+    "local_kind",
+    "local_id",
+    "crm_id",
+    "error_code",
+    "message",
+    "attempts",
+    "first_seen",
+    "last_seen",
+)
+"""The columns of ``sync errors --csv``, in order."""
+
+
 @app.command("errors")
-def errors(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def errors(
+    ctx: typer.Context,
+    entity: Annotated[str | None, typer.Option("--entity", help="Only this table.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Text in the message, code or Dynamics id.")
+    ] = None,
+    csv_file: Annotated[
+        str | None, typer.Option("--csv", help="Export to this CSV file ('-': standard output).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """List records that failed to sync, with Dynamics' code and message (B37, B39)."""
     try:
         with database(settings_from(ctx)) as engine, engine.connect() as conn:
-            rows = open_errors(conn)
+            rows = open_errors(conn, entity=entity, search=search)
     except CrmsyncError as exc:
         raise fail(exc) from None
+    if csv_file is not None:
+        _export_csv(rows, csv_file)
+        return
     if as_json:
         _out.print_json(json.dumps([_jsonable(r) for r in rows]))
         return
     table = Table(title=f"{len(rows)} failing records")
-    for column in ("id", "entity", "direction", "record", "code", "message", "attempts"):
-        table.add_column(column)
+    for column in ("id", "entity", "direction", "record", "code", "message", "attempts", "last"):
+        table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -274,8 +306,28 @@ def errors(ctx: typer.Context, as_json: JsonOption = False) -> None:
             str(r["error_code"] or ""),
             r["message"],
             str(r["attempts"]),
+            f"{r['last_seen']:%Y-%m-%d %H:%M}",
         )
     _out.print(table)
+
+
+def _export_csv(rows: list[dict[str, Any]], target: str) -> None:
+    """B39: the failing records as CSV, one row each, times in ISO 8601 UTC."""
+    values = [_jsonable(row) for row in rows]
+    if target == "-":
+        writer = csv.DictWriter(sys.stdout, ERROR_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(values)
+        return
+    try:
+        with open(target, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, ERROR_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(values)
+    except OSError as exc:
+        _err.print(f"[red]error:[/red] cannot write {target}: {exc.strerror}", highlight=False)
+        raise typer.Exit(1) from None
+    _out.print(f"exported {len(rows)} failing record(s) to {target}", highlight=False)
 
 
 @app.command("retry")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, bindparam, delete, false, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, false, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.store.inserts import insert_many
@@ -513,11 +513,35 @@ def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direct
         )
 
 
-def open_errors(conn: Connection, *, error_id: int | None = None) -> list[dict[str, Any]]:
-    """Open sync errors (all, or the one with ``error_id``), newest first."""
+def open_errors(
+    conn: Connection,
+    *,
+    error_id: int | None = None,
+    entity: str | None = None,
+    search: str | None = None,
+) -> list[dict[str, Any]]:
+    """Open sync errors, newest first: all, the one with ``error_id``, those of ``entity``,
+    and those whose message, error code or Dynamics id contains ``search`` (any case, B39)."""
     query = select(sync_errors).where(sync_errors.c.resolved_at.is_(None))
     if error_id is not None:
         query = query.where(sync_errors.c.id == error_id)
+    if entity is not None:
+        query = query.where(sync_errors.c.entity == entity.strip().lower())
+    if search:
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(
+            or_(
+                *(
+                    func.lower(func.coalesce(column, "")).like(pattern, escape="\\")
+                    for column in (
+                        sync_errors.c.message,
+                        sync_errors.c.error_code,
+                        sync_errors.c.crm_id,
+                    )
+                )
+            )
+        )
     rows = conn.execute(query.order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc()))
     return [dict(row) for row in rows.mappings()]
 
