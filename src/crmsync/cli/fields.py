@@ -167,14 +167,7 @@ def select_columns(
             build_client(settings.dynamics) as client,
             engine.begin() as conn,
         ):
-            current = [
-                c.attribute
-                for c in columns_of(conn, client, name)
-                if c.status in ("selected", "quick_sync")  # a missing column is cleared
-            ]
-            dropping = {c.strip().lower() for c in remove}
-            wanted = [c for c in [*current, *add] if c.strip().lower() not in dropping]
-            saved = save_selection(conn, client, name, wanted)
+            saved = save_selection(conn, client, name, add=add, remove=remove)
     except CrmsyncError as exc:
         raise fail(exc) from None
     _out.print(

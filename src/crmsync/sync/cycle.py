@@ -223,7 +223,8 @@ class SyncCycle:
         self._progress = progress
         self._renew = renew
         self._clock = clock
-        self._mappings: dict[str, EntityMapping] = {}
+        # per entity: the selected columns a mapping was built from, and the mapping
+        self._mappings: dict[str, tuple[tuple[str, ...], EntityMapping]] = {}
         self._duplicate_detection = duplicate_detection
 
     # ---- mappings ---------------------------------------------------------------------------
@@ -232,33 +233,29 @@ class SyncCycle:
         """The mapping of every enabled entity: the stored field selection (B9), else the
         default mapping restricted to what the org has. Schemas are read once."""
         with self._engine.begin() as conn:
-            return {entity: self._mapping_of(conn, entity) for entity in self._entities}
+            selected = _selections(conn)
+            return {
+                entity: self._mapping_of(conn, entity, selected.get(entity, ()))
+                for entity in self._entities
+            }
 
-    def _mapping_of(self, conn: Connection, entity: str, *, fresh: bool = False) -> EntityMapping:
-        """One entity's mapping (see :meth:`mappings`), reused while its selection holds
-        unless ``fresh``. Selected columns the schema lacks are announced (B14)."""
-        wanted = [
-            str(attribute)
-            for (attribute,) in conn.execute(
-                select(field_selection.c.attribute)
-                .where(
-                    field_selection.c.entity == entity,
-                    field_selection.c.status.in_(SELECTED_STATUSES),
-                )
-                .order_by(field_selection.c.selected_at)
-            )
-        ]
+    def _mapping_of(
+        self, conn: Connection, entity: str, wanted: tuple[str, ...], *, fresh: bool = False
+    ) -> EntityMapping:
+        """One entity's mapping for the ``wanted`` columns (none: the default mapping), reused
+        while that selection holds unless ``fresh``. Selected columns the schema lacks are
+        announced (B14)."""
         cached = self._mappings.get(entity)
-        unchanged = cached is not None and (not wanted or list(cached.field_attributes) == wanted)
-        if cached is not None and unchanged and not fresh:
-            return cached
+        if cached is not None and cached[0] == wanted and not fresh:
+            return cached[1]
         schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
         mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
         if mapping.missing:  # selected columns Dynamics no longer has (B14)
-            known = {m.attribute: m.field for m in cached.fields} if cached else {}
+            known = {m.attribute: m.field for m in cached[1].fields} if cached else {}
             names = {a: known.get(a) or rest_name_for(a) for a in mapping.missing}
             _announce_missing(conn, entity, names)
-        self._mappings[entity] = mapping
+            wanted = tuple(a for a in wanted if a not in mapping.missing)  # now marked missing
+        self._mappings[entity] = (wanted, mapping)
         return mapping
 
     # ---- the cycle --------------------------------------------------------------------------
@@ -431,15 +428,14 @@ class SyncCycle:
         before = mappings[entity]
         self._client.entity_schema(entity)  # fresh, replacing the cached schema
         with self._engine.begin() as conn:
-            after = self._mapping_of(conn, entity, fresh=True)
+            wanted = _selections(conn, entity).get(entity, ())
+            after = self._mapping_of(conn, entity, wanted, fresh=True)
             dropped = [a for a in before.field_attributes if a not in after.field_attributes]
             # also a default mapping's columns, which have no selection row to mark
             names = {m.attribute: m.field for m in before.fields if m.attribute in dropped}
             _announce_missing(conn, entity, names)
-        if not dropped:
-            return []
-        self._mappings[entity] = after
-        mappings[entity] = after
+        if dropped:
+            mappings[entity] = after
         return dropped
 
     def _initial_read(
@@ -659,6 +655,22 @@ def _pages_of(pages: Iterable[ChangePage]) -> Iterator[TrackedPage]:
 
 def _item_id(item: CrmChange | CrmDelete) -> str:
     return item.record.id if isinstance(item, CrmChange) else item.id
+
+
+def _selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The stored field selection in effect (selected or waiting for a quick sync), per entity
+    in selection order: one query for every entity, or for ``entity``."""
+    query = select(field_selection.c.entity, field_selection.c.attribute).where(
+        field_selection.c.status.in_(SELECTED_STATUSES)
+    )
+    if entity is not None:
+        query = query.where(field_selection.c.entity == entity)
+    selected: dict[str, list[str]] = {}
+    for name, attribute in conn.execute(
+        query.order_by(field_selection.c.entity, field_selection.c.selected_at)
+    ):
+        selected.setdefault(str(name), []).append(str(attribute))
+    return {name: tuple(columns) for name, columns in selected.items()}
 
 
 def _announce_missing(conn: Connection, entity: str, fields: Mapping[str, str]) -> None:

@@ -122,6 +122,11 @@ def raise_failure_digest(conn: Connection, *, now: datetime | None = None) -> bo
     """Raise today's failure digest if records are failing and none was raised today (B41);
     returns whether one was raised."""
     moment = now or now_utc()
+    key = f"failure_digest:{moment:%Y-%m-%d}"
+    if conn.execute(
+        select(func.count()).select_from(notifications).where(notifications.c.dedupe_key == key)
+    ).scalar_one():
+        return False  # already raised today: the errors are not counted again
     kinds = (sync_errors.c.entity, sync_errors.c.direction, sync_errors.c.error_code)
     rows = conn.execute(
         select(*kinds, func.count())
@@ -132,11 +137,6 @@ def raise_failure_digest(conn: Connection, *, now: datetime | None = None) -> bo
     if not rows:
         return False
     total = sum(int(count) for *_, count in rows)
-    key = f"failure_digest:{moment:%Y-%m-%d}"
-    if conn.execute(
-        select(func.count()).select_from(notifications).where(notifications.c.dedupe_key == key)
-    ).scalar_one():
-        return False
     lines = [
         f"- {count} {entity} ({'to Dynamics' if direction == 'to_crm' else 'from Dynamics'}), "
         f"{code or 'no code'}"

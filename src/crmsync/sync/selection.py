@@ -104,7 +104,7 @@ def columns_of(conn: Connection, client: DynamicsClient, entity: str) -> list[Co
             max_length=attr.max_length,
             required_level=attr.required_level,
             can_sync=readable(attr),
-            status=statuses.get(name) if name in fields or name in stored else None,
+            status=statuses.get(name),
             marketing_field=fields[name].field if name in fields else None,
             two_way=fields[name].two_way if name in fields else False,
         )
@@ -119,32 +119,43 @@ def columns_of(conn: Connection, client: DynamicsClient, entity: str) -> list[Co
 
 
 def save_selection(
-    conn: Connection, client: DynamicsClient, entity: str, columns: Sequence[str]
+    conn: Connection,
+    client: DynamicsClient,
+    entity: str,
+    *,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
 ) -> SavedSelection:
-    """Store ``columns`` as the selection of ``entity`` after reading its schema again (B13).
+    """Save the selection of ``entity``: the one in effect, plus ``add``, minus ``remove``,
+    after reading the schema again (B13). Saving without changes clears missing columns
+    (B14).
 
-    Raises :class:`~crmsync.errors.InvalidValueError` naming every column Dynamics does not
-    have (B10) or the sync user cannot read (B8); nothing is stored then.
+    Raises :class:`~crmsync.errors.InvalidValueError` naming every added column Dynamics does
+    not have (B10) or the sync user cannot read (B8); nothing is stored then.
     """
     schema = client.entity_schema(entity)
-    wanted = list(dict.fromkeys(c.strip().lower() for c in columns if c.strip()))
-    unknown = [c for c in wanted if c not in schema.attributes]
+    adding = _names(add)
+    unknown = [c for c in adding if c not in schema.attributes]
     if unknown:
         raise InvalidValueError(
             f"{entity} has no column {', '.join(unknown)} in Dynamics; crmsync never creates "
             "fields in Dynamics: create the column there first, then select it",
             entity=entity,
         )
-    unreadable = [c for c in wanted if not readable(schema.attributes[c])]
+    unreadable = [c for c in adding if not readable(schema.attributes[c])]
     if unreadable:
         raise InvalidValueError(
             f"{entity}: {', '.join(unreadable)} cannot be synced (secured from the sync user, "
             "not readable, or of a type crmsync does not convert)",
             entity=entity,
         )
-    mapping = mapping_for_selection(schema, wanted)  # refuses two columns on one field
     stored = stored_selection(conn, entity)
     before = [c for c, status in stored.items() if status != "missing"] or _current(schema, {})
+    dropping = set(_names(remove))
+    # columns deleted in Dynamics since the last save go too (B14)
+    kept = [c for c in before if c in schema.attributes and c not in dropping]
+    wanted = [*kept, *(c for c in adding if c not in kept and c not in dropping)]
+    mapping = mapping_for_selection(schema, wanted)  # refuses two columns on one field
     added = [c for c in wanted if c not in before]
     removed = [c for c in before if c not in wanted]
     cursor = read_cursor(conn, entity)
@@ -179,6 +190,10 @@ def save_selection(
         .values(read_at=stamp)
     )
     return SavedSelection(entity, tuple(added), tuple(removed), live and bool(added), mapping)
+
+
+def _names(columns: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(c.strip().lower() for c in columns if c.strip()))
 
 
 def _current(schema: EntitySchema, stored: dict[str, str]) -> list[str]:
