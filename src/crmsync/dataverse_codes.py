@@ -32,7 +32,6 @@ RESOURCE_NOT_FOUND = "0x8006088a"  # a URL segment that names nothing (404)
 # --- Records ---------------------------------------------------------------------------------
 OBJECT_DOES_NOT_EXIST = "0x80040217"  # 404 ObjectDoesNotExist
 DUPLICATE_RECORD = "0x80040237"  # 412 DuplicateRecord: create with an existing id
-DUPLICATE_ENTITY_KEY = "0x80060892"  # DuplicateRecordEntityKey (412 assumed, not documented)
 DUPLICATE_DETECTED = "0x80040333"  # 500 DuplicateRecordsFound (duplicate-detection rule hit)
 CONCURRENCY_MISMATCH = "0x80060882"  # 412 ConcurrencyVersionMismatch (ETag)
 EXPIRED_VERSION_STAMP = "0x80044352"  # ExpiredVersionStamp: delta token too old, full sync
@@ -46,8 +45,6 @@ SQL_TIMEOUT_DECIMAL = "-2147204783"
 
 # --- Privileges and field security (HTTP 403) ------------------------------------------------
 PRIVILEGE_DENIED = "0x80040220"  # PrivilegeDenied (e.g. prvCreateLead)
-PRINCIPAL_PRIVILEGE_DENIED = "0x80040231"  # PrincipalPrivilegeDenied
-ACCESS_DENIED = "0x80048405"  # AccessDenied
 SECURED_CREATE = "0x8004F502"  # AttributePrivilegeCreateIsMissing
 SECURED_QUERY = "0x8004F506"  # QueryContainedSecuredAttributeWithoutAccess
 SECURED_UPDATE = "0x8004F507"  # AttributePermissionUpdateIsMissingDuringUpdate
@@ -55,7 +52,6 @@ SECURED_UPDATE = "0x8004F507"  # AttributePermissionUpdateIsMissingDuringUpdate
 # --- Authentication (HTTP 401) ----------------------------------------------------------------
 ACCESS_TOKEN_EXPIRED = "0x8005F101"  # noqa: S105 - AccessTokenExpired, a code
 INVALID_AUTH_TICKET = "0x8004A100"  # InvalidAuthTicket
-BAD_AUTH_TICKET = "0x8004A102"  # BadAuthTicket
 
 # --- Service protection limits (HTTP 429 with Retry-After, §8) ---------------------------------
 THROTTLED_REQUESTS = "0x80072322"  # number of requests per 300 s

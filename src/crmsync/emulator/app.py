@@ -473,7 +473,6 @@ def create_emulator_app(
     app.state.storage = storage
     app.state.runtime = runtime
     app.state.config = config
-    app.state.data_plane = plane
     return app
 
 
