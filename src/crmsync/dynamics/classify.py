@@ -4,6 +4,7 @@
 retry it, fail this record and carry on, fail the whole cycle, or reconcile the entity because a
 change-tracking token was rejected. Rules follow spec §7 (status first, hex code second, because
 the documented examples often carry an empty ``code``) and §8 (429 with ``Retry-After``).
+The codes are those of :mod:`crmsync.dataverse_codes`, the one table the emulator answers from.
 """
 
 from __future__ import annotations
