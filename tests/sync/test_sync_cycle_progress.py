@@ -16,7 +16,8 @@ from sync_harness import edit_person, engine_client, running_org
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.emulator.config import default_config
 from crmsync.store.tables import crm_links
-from crmsync.sync.cycle import PUSH_ENTITY, Progress, SyncCycle
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.reports import PUSH_ENTITY, Progress
 from crmsync.sync.tracking import record_total
 
 
