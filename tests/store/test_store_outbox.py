@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from crmsync.marketing.persons import PersonService
@@ -21,3 +24,13 @@ def test_only_the_outbox_entries_read_are_removed(migrated_engine: Engine) -> No
         left = read_outbox(conn)
     assert [(e.person_id, e.operation) for e in left] == [(created.id, "update")]
     assert left[0].changed_fields == ("firstName",)
+
+
+def test_only_the_outbox_module_writes_outbox_entries() -> None:
+    """One writer: no other module of the product inserts into ``sync_outbox``."""
+    src = Path(__file__).resolve().parents[2] / "src" / "crmsync"
+    pattern = re.compile(r"insert\(sync_outbox\)|sync_outbox\.insert\(")
+    writers = sorted(
+        str(path.relative_to(src)) for path in src.rglob("*.py") if pattern.search(path.read_text())
+    )
+    assert writers == ["store/outbox.py"]
