@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from crmsync.cli import notifications as notifications_cli
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.sync.state import notify
+from crmsync.sync.history import notify
 
 runner = CliRunner()
 ROOT = group_root(notifications_cli.app, "notifications")

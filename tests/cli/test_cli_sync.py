@@ -28,8 +28,9 @@ from crmsync.emulator.config import (
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database
 from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
+from crmsync.sync.cursors import INITIAL_PHASE, set_cursor
+from crmsync.sync.failures import ErrorReport, record_errors
 from crmsync.sync.lease import SyncLease
-from crmsync.sync.state import INITIAL_PHASE, ErrorReport, record_errors, set_cursor
 from mail_support import Inbox
 
 pytestmark = pytest.mark.e2e

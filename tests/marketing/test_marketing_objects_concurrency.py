@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from crmsync.marketing.fields import add_local_field
 from crmsync.marketing.objects import ObjectService
 from crmsync.marketing.outcomes import RecordOutcome
-from crmsync.store.sync_state import get_setting, set_setting
+from crmsync.store.key_values import get_setting, set_setting
 from crmsync.store.tables import companies
 
 ROUNDS = 15

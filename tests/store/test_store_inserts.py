@@ -1,4 +1,5 @@
-"""The store's bulk insert (B16's initial-sync pages): what goes in is what comes back.
+"""The store's bulk inserts (B16's initial-sync pages, the REST API's upserts): what goes in is
+what comes back, and new records get back their own ids.
 
 The SQLite path builds its own statement, leaving out columns empty in every row; these tests
 read the rows back through SQLAlchemy and compare them with a plain insert's result.
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.store.inserts import insert_many
+from crmsync.store.inserts import insert_many, insert_returning_ids
 from crmsync.store.tables import delta_cursors, persons, sync_baselines
 
 STAMP = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -117,3 +118,33 @@ def test_a_failing_row_writes_nothing(migrated_engine: Engine) -> None:
         insert_many(conn, sync_baselines, [row, {**row}])
     with migrated_engine.connect() as conn:
         assert conn.execute(select(sync_baselines)).all() == []
+
+
+def _ids_by_email(engine: Engine) -> dict[object, int]:
+    with engine.connect() as conn:
+        return {email: int(i) for i, email in conn.execute(select(persons.c.id, persons.c.email))}
+
+
+def test_new_ids_come_back_in_row_order(migrated_engine: Engine) -> None:
+    """Rows with different keys go in as separate statements, yet each row gets its own id."""
+    rows = [_person(1), _person(2, firstName="B"), _person(3), _person(4, firstName="D")]
+    for row in rows[1::2]:
+        row.pop("city")  # another set of keys
+    with migrated_engine.begin() as conn:
+        ids = insert_returning_ids(conn, persons, rows)
+    by_email = _ids_by_email(migrated_engine)
+    assert ids == [by_email[row["email"]] for row in rows]
+    assert len(set(ids)) == 4
+
+
+def test_ids_freed_at_the_top_are_not_handed_out(migrated_engine: Engine) -> None:
+    """A table that never reuses ids skips those of deleted newest rows: the ids returned are
+    still those the rows got."""
+    with migrated_engine.begin() as conn:
+        first = insert_returning_ids(conn, persons, [_person(n) for n in range(1, 4)])
+        conn.execute(persons.delete().where(persons.c.id == max(first)))
+    with migrated_engine.begin() as conn:
+        again = insert_returning_ids(conn, persons, [_person(n) for n in range(4, 7)])
+    by_email = _ids_by_email(migrated_engine)
+    assert again == [by_email[f"p{n}@example.com"] for n in range(4, 7)]
+    assert min(again) > max(first)

@@ -46,7 +46,8 @@ from crmsync.store.tables import (
     sync_history,
     teams,
 )
-from crmsync.sync.cycle import Progress, SyncCycle
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.reports import Progress
 
 pytestmark = pytest.mark.e2e
 

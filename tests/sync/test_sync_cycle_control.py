@@ -22,11 +22,12 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import WriteRequest
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import SyncSettings
+from crmsync.store import outbox
 from crmsync.store.tables import persons, sync_baselines
+from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.cycle import SyncCycle
-from crmsync.sync.outbox import OutboxPusher, request_crm_create
+from crmsync.sync.push import OutboxPusher
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.state import enqueue_outbox
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +103,7 @@ def test_creates_are_exactly_once_with_the_stored_id(
     # create a second lead.
     with migrated_engine.begin() as conn:
         conn.execute(delete(sync_baselines).where(sync_baselines.c.crm_id == crm_id))
-        enqueue_outbox(conn, [person_id], operation="create", source="retry")
+        outbox.enqueue(conn, [person_id], operation="create", source="retry")
     pushed = OutboxPusher(migrated_engine, client, cycle.mappings()).push()
     assert pushed.created == 1 and pushed.failed == 0
     cycle.run()

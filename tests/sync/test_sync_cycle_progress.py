@@ -13,7 +13,8 @@ from sync_harness import edit_person, engine_client, running_org
 
 from crmsync.emulator.config import default_config
 from crmsync.store.tables import crm_links
-from crmsync.sync.cycle import PUSH_ENTITY, Progress, SyncCycle
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.reports import PUSH_ENTITY, Progress
 
 
 @pytest.mark.e2e

@@ -20,8 +20,9 @@ from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import default_config
 from crmsync.emulator.seed import seed_dataset
 from crmsync.store.tables import crm_links, delta_cursors, persons
-from crmsync.sync.cycle import Progress, SyncCycle
-from crmsync.sync.state import INITIAL_PHASE, read_cursor, set_cursor
+from crmsync.sync.cursors import INITIAL_PHASE, read_cursor, set_cursor
+from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.reports import Progress
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,10 @@ from sync_harness import engine_client, running_org
 from crmsync.emulator.config import default_config
 from crmsync.settings import Secret, SmtpSettings, SyncSettings
 from crmsync.store.tables import notifications
+from crmsync.sync.failures import ErrorReport, record_errors
+from crmsync.sync.history import notify
 from crmsync.sync.mailer import deliver, raise_failure_digest
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.state import ErrorReport, notify, record_errors
 from mail_support import Inbox, free_port
 
 NOW = datetime(2026, 5, 6, 7, 8, tzinfo=UTC)

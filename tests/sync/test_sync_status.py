@@ -9,7 +9,8 @@ from sqlalchemy import Engine, update
 
 from crmsync.marketing.persons import PersonService
 from crmsync.store.tables import persons
-from crmsync.sync.state import ErrorReport, insert_history, record_errors
+from crmsync.sync.failures import ErrorReport, record_errors
+from crmsync.sync.history import insert_history
 from crmsync.sync.status import read_status
 
 

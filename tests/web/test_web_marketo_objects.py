@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marketo_harness import MarketoHarness
 
-from crmsync.store.sync_state import set_sync_enabled
+from crmsync.store.key_values import set_sync_enabled
 
 
 def _enable_sync(marketo: MarketoHarness, enabled: bool) -> None:

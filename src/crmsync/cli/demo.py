@@ -41,7 +41,7 @@ from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
-from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.web.app import create_app
 from crmsync.web.clients import ApiClientStore, CreatedClient

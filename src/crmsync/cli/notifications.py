@@ -18,8 +18,7 @@ from sqlalchemy import select, update
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.errors import CrmsyncError
-from crmsync.store.tables import notifications
-from crmsync.sync.state import now_utc
+from crmsync.store.tables import notifications, now_utc
 
 app = typer.Typer(help="In-app notifications from the sync.", no_args_is_help=True)
 _out = Console()

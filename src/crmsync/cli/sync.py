@@ -30,11 +30,13 @@ from sqlalchemy import select
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
+from crmsync.store import outbox
 from crmsync.store.tables import persons
-from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
-from crmsync.sync.outbox import request_crm_create
+from crmsync.sync.crm_create import request_crm_create
+from crmsync.sync.failures import open_errors
+from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.rereads import request_rereads
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.state import enqueue_outbox, open_errors, request_rereads
 from crmsync.sync.status import read_status
 
 app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
@@ -347,7 +349,7 @@ def retry(
                 _err.print(f"no open sync error {error_id}")
                 raise typer.Exit(1)
             to_crm = [r["local_id"] for r in rows if r["direction"] == "to_crm" and r["local_id"]]
-            enqueue_outbox(conn, to_crm, operation="update", source="Admin retry")
+            outbox.enqueue(conn, to_crm, operation="update", source="Admin retry")
             request_rereads(
                 conn,
                 [(r["entity"], r["crm_id"]) for r in rows if r["direction"] == "to_marketing"],

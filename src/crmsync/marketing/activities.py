@@ -1,4 +1,7 @@
-"""The activity log: typed activities per person, read back in Marketo's JSON shapes.
+"""The activity log's read side: typed activities per person, in Marketo's JSON shapes.
+
+Activities are written by :mod:`crmsync.marketing.activity_log` (one builder per type, one
+insert path); this module reads them back.
 
 Reads page with date-based tokens (spec marketo-rest §1.2, §5.2): a token is base32 of
 ``"<since>,<last activity id>"``; a page holds the activities with a larger id, in id order,
@@ -6,33 +9,33 @@ which is time order because activities are only ever appended with the current t
 id loses nothing because ids follow commit order: SQLite has one writer at a time, and on
 PostgreSQL every insert into ``activities`` first takes a transaction-level advisory lock
 (a trigger, migration ``0003_activity_commit_order``), so a later id never commits first.
-Writers therefore insert activities last in their transaction.
+Writers therefore insert activities last in their transaction
+(:func:`~crmsync.marketing.activity_log.write_activities`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.errors import InvalidValueError
+from crmsync.marketing.activity_log import activity, write_activities
 from crmsync.marketing.activity_types import (
     ACTIVITY_TYPES,
-    ACTIVITY_TYPES_BY_ID,
     CHANGE_DATA_VALUE,
     DELETE_LEAD,
     NEW_LEAD,
 )
 from crmsync.marketing.fields import load_catalog
-from crmsync.marketing.values import format_datetime, storable_ids, utc_now_text
+from crmsync.marketing.values import format_datetime, storable_ids
 from crmsync.store.tables import activities, list_members
 
 __all__ = [
@@ -42,7 +45,6 @@ __all__ = [
     "InvalidPagingTokenError",
     "decode_paging_token",
     "encode_paging_token",
-    "insert_activities",
 ]
 
 MAX_BATCH_SIZE = 300
@@ -80,58 +82,6 @@ def decode_paging_token(token: str) -> int:
     return last_id
 
 
-_ACTIVITY_COLUMNS = (
-    "person_id",
-    "type_id",
-    "activity_date",
-    "primary_value_id",
-    "primary_value",
-    "field_name",
-    "attributes",
-    "campaign_id",
-)
-
-
-def _insert_statement(conn: Connection) -> str:
-    quote = conn.dialect.identifier_preparer.quote
-    if conn.dialect.paramstyle == "qmark":
-        mark, json_mark = "?", "?"
-    else:
-        mark, json_mark = "%s", "CAST(%s AS JSON)"
-    marks = ", ".join(json_mark if name == "attributes" else mark for name in _ACTIVITY_COLUMNS)
-    columns = ", ".join(quote(activities.c[name].name) for name in _ACTIVITY_COLUMNS)
-    # identifiers come from the table definition, values are bound parameters
-    return f"INSERT INTO {quote(activities.name)} ({columns}) VALUES ({marks})"  # noqa: S608
-
-
-def insert_activities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Bulk-insert activity rows in the caller's transaction.
-
-    Keys: person_id, type_id, activity_date (wire-format text), primary_value_id,
-    primary_value, field_name, attributes (a JSON-able mapping), campaign_id. One DBAPI
-    ``executemany`` with the attributes serialised once: this is the hot path of every bulk
-    person change. On PostgreSQL the insert waits for other transactions writing activities to
-    end and makes them wait until this one ends (ids in commit order), so write activities as
-    the last step of a transaction, after every row lock it needs.
-    """
-    if not rows:
-        return
-    params = [
-        (
-            row["person_id"],
-            row["type_id"],
-            row["activity_date"],
-            row.get("primary_value_id"),
-            row.get("primary_value"),
-            row.get("field_name"),
-            json.dumps(row.get("attributes") or {}),
-            row.get("campaign_id"),
-        )
-        for row in rows
-    ]
-    conn.exec_driver_sql(_insert_statement(conn), params)
-
-
 def _clamp(batch_size: int) -> int:
     return max(1, min(int(batch_size), MAX_BATCH_SIZE))
 
@@ -163,7 +113,8 @@ def _base_item(row: RowMapping) -> dict[str, object]:
 
 
 class ActivityService:
-    """Writes and reads the activity log."""
+    """Reads the activity log (and records single activities for callers holding a
+    transaction)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -183,22 +134,20 @@ class ActivityService:
     ) -> None:
         """Append one activity for ``person_id`` in the caller's transaction ``conn``.
 
-        As with :func:`insert_activities`, record activities last in the transaction.
+        As with :func:`~crmsync.marketing.activity_log.write_activities`, record activities
+        last in the transaction. Raises :class:`InvalidValueError` for an unknown type.
         """
-        if type_id not in ACTIVITY_TYPES_BY_ID and type_id < 100_000:
-            raise InvalidValueError(f"unknown activity type {type_id}")
-        conn.execute(
-            insert(activities).values(
-                person_id=person_id,
-                type_id=type_id,
-                activity_date=(format_datetime(activity_date) if activity_date else utc_now_text()),
-                primary_value_id=primary_value_id,
-                primary_value=primary_value,
-                field_name=field_name,
-                attributes=dict(attributes),
-                campaign_id=campaign_id,
-            )
+        entry = activity(
+            person_id,
+            type_id,
+            primary_value,
+            attributes,
+            campaign_id=campaign_id,
+            primary_value_id=primary_value_id,
+            field_name=field_name,
+            when=format_datetime(activity_date) if activity_date else None,
         )
+        write_activities(conn, [entry])
 
     def paging_token(self, since: datetime) -> str:
         """A token for the activities recorded at or after ``since``."""

@@ -13,8 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from crmsync.errors import InvalidValueError, RecordNotFoundError
-from crmsync.marketing.activities import insert_activities
-from crmsync.marketing.activity_types import ADD_TO_LIST, REMOVE_FROM_LIST
+from crmsync.marketing.activity_log import ActivityEntry, list_membership, write_activities
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.outcomes import (
     LEAD_NOT_FOUND,
@@ -30,7 +29,7 @@ from crmsync.marketing.persons import (
     encode_position,
 )
 from crmsync.marketing.values import storable_ids, utc_now_text
-from crmsync.store.db import take_write_lock
+from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import list_members, persons, static_lists
 
 OBJECT_EXISTS = "1017"
@@ -159,20 +158,14 @@ class ListService:
             ).scalars()
         )
 
+    @staticmethod
     def _activity_rows(
-        self, type_id: int, list_id: int, name: str, person_ids: list[int], source: str, now: str
-    ) -> list[dict[str, object]]:
+        added: bool, list_id: int, name: str, person_ids: list[int], source: str, now: str
+    ) -> list[ActivityEntry]:
         return [
-            {
-                "person_id": person_id,
-                "type_id": type_id,
-                "activity_date": now,
-                "primary_value_id": int(list_id),
-                "primary_value": name,
-                "field_name": None,
-                "attributes": {"Source": source},
-                "campaign_id": None,
-            }
+            list_membership(
+                person_id, added=added, list_id=list_id, list_name=name, source=source, when=now
+            )
             for person_id in person_ids
         ]
 
@@ -198,9 +191,7 @@ class ListService:
                     insert(list_members),
                     [{"list_id": int(list_id), "person_id": p, "added_at": now} for p in new],
                 )
-                insert_activities(
-                    conn, self._activity_rows(ADD_TO_LIST, list_id, name, new, source, now)
-                )
+                write_activities(conn, self._activity_rows(True, list_id, name, new, source, now))
         return outcomes
 
     def remove_members(
@@ -228,9 +219,7 @@ class ListService:
                         list_members.c.person_id.in_(gone),
                     )
                 )
-                insert_activities(
-                    conn, self._activity_rows(REMOVE_FROM_LIST, list_id, name, gone, source, now)
-                )
+                write_activities(conn, self._activity_rows(False, list_id, name, gone, source, now))
         return outcomes
 
     def is_member(self, list_id: int, person_ids: Sequence[int]) -> list[RecordOutcome]:

@@ -26,10 +26,10 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
-from crmsync.marketing.person_sync import insert_rows_returning_ids, lock_keys
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
 from crmsync.marketing.values import storable_ids, utc_now_text
-from crmsync.store.db import take_write_lock
+from crmsync.store.inserts import insert_returning_ids
+from crmsync.store.locks import lock_keys, take_write_lock
 from crmsync.store.tables import (
     companies,
     opportunities,
@@ -394,7 +394,7 @@ class ObjectService:
                 for created in full:
                     if created.get("crmIsDeleted") is None:
                         created["crmIsDeleted"] = False
-                ids = insert_rows_returning_ids(conn, table, full)
+                ids = insert_returning_ids(conn, table, full)
                 for position, new_id in zip(pending, ids, strict=True):
                     outcomes[position] = RecordOutcome("created", new_id)
                 self._link_persons(conn, kind, creates, ids)

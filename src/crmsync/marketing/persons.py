@@ -1,7 +1,8 @@
 """Persons: bulk create/update/delete with change capture, and fast reads.
 
 Every accepted change is written in **one transaction** together with its activities (New
-Lead 12, Change Data Value 13, Delete Lead 37) and its sync outbox entry (B18); a skipped
+Lead 12, Change Data Value 13, Delete Lead 37; :mod:`~crmsync.marketing.activity_log`) and
+its sync outbox entry (B18; :mod:`~crmsync.store.outbox`); a skipped
 record writes nothing, and an update that changes nothing writes nothing. Each call costs one
 lookup query plus one ``executemany`` per table, whatever the number of records.
 """
@@ -11,16 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.errors import InvalidValueError, UnknownFieldError
-from crmsync.marketing.activities import insert_activities
-from crmsync.marketing.activity_types import DELETE_LEAD
+from crmsync.marketing.activity_log import delete_lead, write_activities
 from crmsync.marketing.fields import FieldCatalog, FieldDef, load_catalog
 from crmsync.marketing.outcomes import (
     FIELD_NOT_SUPPORTED,
@@ -30,10 +29,11 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
-from crmsync.marketing.person_sync import ACTIONS, PersonSync, normalise_email
+from crmsync.marketing.sync_leads import ACTIONS, SyncLeads, normalise_email
 from crmsync.marketing.values import MAX_ID, storable_ids, utc_now_text
-from crmsync.store.db import take_write_lock
-from crmsync.store.tables import persons, sync_outbox
+from crmsync.store import outbox
+from crmsync.store.locks import take_write_lock
+from crmsync.store.tables import persons
 
 __all__ = [
     "ACTIONS",
@@ -273,7 +273,7 @@ class PersonService:
                     f"Field '{lookup_field}' not found", entity="person", code="1006"
                 )
             key_column = self._key_column(lookup, "lookup")
-            run = PersonSync(lookup, key_column, source, utc_now_text(), write_outbox)
+            run = SyncLeads(lookup, key_column, source, utc_now_text(), write_outbox)
             return run.apply(conn, catalog, records, action, allow_system_fields)
 
     def delete(self, ids: Sequence[int], *, source: str = "Web service API") -> list[RecordOutcome]:
@@ -311,34 +311,18 @@ class PersonService:
             if not deleted:
                 return outcomes
             conn.execute(delete(persons).where(persons.c.id.in_(deleted)))
-            activity_rows = []
-            for person_id in deleted:
-                row = found[person_id]
-                name = " ".join(p for p in (row.firstName, row.lastName) if p) or row.email or ""
-                activity_rows.append(
-                    {
-                        "person_id": person_id,
-                        "type_id": DELETE_LEAD,
-                        "activity_date": now,
-                        "primary_value_id": person_id,
-                        "primary_value": name,
-                        "field_name": None,
-                        "attributes": {"Source": source},
-                        "campaign_id": None,
-                    }
-                )
-            insert_activities(conn, activity_rows)
-            created_at = datetime.now(UTC)
-            conn.execute(
-                insert(sync_outbox),
+            outbox.enqueue(conn, deleted, operation="delete", source=source)
+            names = {
+                person_id: " ".join(p for p in (row.firstName, row.lastName) if p)
+                or row.email
+                or ""
+                for person_id, row in found.items()
+            }
+            # activities last in the transaction (see crmsync.marketing.activity_log)
+            write_activities(
+                conn,
                 [
-                    {
-                        "person_id": person_id,
-                        "operation": "delete",
-                        "changed_fields": [],
-                        "created_at": created_at,
-                        "source": source,
-                    }
+                    delete_lead(person_id, name=names[person_id], source=source, when=now)
                     for person_id in deleted
                 ],
             )

@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -155,16 +155,3 @@ def upgrade_database(url: str) -> None:
         raise ConfigurationError(f"cannot open database: {exc.orig}") from exc
     finally:
         engine.dispose()
-
-
-def take_write_lock(conn: Connection) -> None:
-    """On SQLite, take the database write lock now, as the transaction's first statement.
-
-    SQLite transactions otherwise start reading without a lock and only queue for the write
-    lock at their first write, so a read-decide-write sequence (read a person, compare, update)
-    can act on values another writer has just replaced. ``BEGIN IMMEDIATE`` makes such
-    transactions run one after another (the busy timeout applies). On PostgreSQL this does
-    nothing: callers lock the rows they read (``FOR UPDATE``) or their keys (advisory locks).
-    """
-    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")

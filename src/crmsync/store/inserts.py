@@ -1,4 +1,7 @@
-"""Many rows into one table in one ``executemany``: the store's bulk insert.
+"""Many rows into one table in one ``executemany``: the store's bulk inserts.
+
+:func:`insert_many` writes rows; :func:`insert_returning_ids` writes new records and gives
+back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries.
 
 The initial sync inserts hundreds of thousands of persons, links, baselines and activities
 (B16); SQLAlchemy's per-row parameter handling and SQLite's per-column cost dominate there.
@@ -19,12 +22,21 @@ Other backends, and tables with defaults computed in Python, go through SQLAlche
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Column, Table, insert
+from sqlalchemy import Column, Table, func, insert, select
 from sqlalchemy.engine import Connection
+
+CHUNK = 2000
+"""Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -74,3 +86,63 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 def _computed_default(column: Column[Any]) -> bool:
     default = column.default
     return default is not None and not getattr(default, "is_scalar", False)
+
+
+def insert_returning_ids(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert new records with one ``executemany`` per set of keys; return their ids in row
+    order.
+
+    PostgreSQL returns them from batched ``INSERT ... RETURNING`` statements. SQLite cannot
+    order ``RETURNING`` rows (SQLAlchemy would insert one row at a time), so the rows go in
+    through :func:`insert_many` and their ids are derived: SQLite numbers each new row above
+    every existing one, and the caller's transaction is the only writer from its first insert,
+    so the new rows are exactly the ids above the newest one before the insert. That is
+    checked (:func:`new_id_run`), and the transaction fails rather than mislabel a row.
+    """
+    if not rows:
+        return []
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    ordered = [row for group in groups.values() for row in group]
+    if conn.dialect.name != "sqlite":
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = [
+            int(new_id)
+            for group in groups.values()
+            for new_id in conn.execute(returning, [dict(row) for row in group]).scalars()
+        ]
+    else:
+        newest_before = conn.execute(select(func.max(table.c.id))).scalar()
+        for group in groups.values():
+            insert_many(conn, table, group)
+        run = new_id_run(conn, table, newest_before, len(rows))
+        if run is None:
+            raise RuntimeError(f"cannot determine the ids of {len(rows)} new {table.name} rows")
+        ids = list(run)
+    # the rows went in group by group: the ids follow that order
+    by_row = dict(zip(map(id, ordered), ids, strict=True))
+    return [by_row[id(row)] for row in rows]
+
+
+def new_id_run(
+    conn: Connection, table: Table, newest_before: int | None, count: int
+) -> range | None:
+    """The ids of the ``count`` rows just inserted on SQLite: the rows above
+    ``newest_before``, when they are exactly ``count`` rows numbered without a gap; else
+    ``None``.
+
+    The run need not start right after ``newest_before``: a table that never reuses ids
+    (``AUTOINCREMENT``) skips ids freed at its top.
+    """
+    above = conn.execute(
+        select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(
+            table.c.id > (newest_before or 0)
+        )
+    ).one()
+    found, first, last = above
+    if found != count or first is None or last - first + 1 != count:
+        return None
+    return range(int(first), int(last) + 1)

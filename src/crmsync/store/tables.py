@@ -75,6 +75,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def now_utc() -> datetime:
+    """The current time, timezone-aware: what every :class:`UtcDateTime` column stores."""
+    return datetime.now(UTC)
+
+
 def _sql_type(spec: FieldSpec) -> TypeEngine[Any]:
     if spec.data_type in {"integer", "score"}:
         return Integer()

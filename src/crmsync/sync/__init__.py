@@ -4,7 +4,7 @@ Its pure core (no I/O) is imported from here: the field mapping (:mod:`crmsync.s
 value conversion (:mod:`crmsync.sync.convert`), the three-way merge
 (:mod:`crmsync.sync.merge`), the collision policy (:mod:`crmsync.sync.policy`), and the
 planning of a page of Dynamics changes (:mod:`crmsync.sync.plan`). The outbox is pushed by
-:class:`crmsync.sync.outbox.OutboxPusher`.
+:class:`crmsync.sync.push.OutboxPusher`.
 """
 
 from crmsync.sync.mapping import (

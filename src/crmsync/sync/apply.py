@@ -1,10 +1,11 @@
 """Applying a planned page of Dynamics changes to the marketing store, in bulk.
 
 Dynamics-origin changes are written **without outbox entries** (echo suppression, B19) but
-with activities: New Lead for a person created from Dynamics, Change Data Value per field the
-sync changed, a collision activity per collision (B24), Delete Lead from Microsoft for a CRM
-delete (B26) and a sync-error activity per failing record (B37). Everything happens in the
-caller's transaction, so the page and its cursor are committed together.
+with activities (built by :mod:`crmsync.marketing.activity_log`): New Lead for a person
+created from Dynamics, Change Data Value per field the sync changed, a collision activity per
+collision (B24), Delete Lead from Microsoft for a CRM delete (B26) and a sync-error activity
+per failing record (B37). Everything happens in the caller's transaction, so the page and
+its cursor are committed together.
 
 Writes that a merge leaves for Dynamics (``crm_writes``) are not sent here: the baseline stored
 is the one that keeps them pending (``baseline_if_rejected``) and the person is queued in the
@@ -23,19 +24,25 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
-from crmsync.marketing.activity_types import (
-    CHANGE_DATA_VALUE,
-    DELETE_LEAD_FROM_MICROSOFT,
-    NEW_LEAD,
-    SYNC_COLLISION,
-    SYNC_ERROR,
-)
-from crmsync.marketing.fields import load_catalog
+from crmsync.marketing import activity_log
+from crmsync.marketing.activity_log import ActivityEntry, write_activities
+from crmsync.marketing.fields import FieldCatalog, load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
-from crmsync.store.inserts import insert_many
-from crmsync.store.tables import activities, opportunity_roles
-from crmsync.sync.bulk import insert_rows
+from crmsync.store import outbox
+from crmsync.store.inserts import chunks, insert_returning_ids
+from crmsync.store.tables import now_utc, opportunity_roles
+from crmsync.sync.failures import ErrorReport, record_errors, resolve_errors
+from crmsync.sync.foreign_keys import fill_person_fks, link_fk_columns
+from crmsync.sync.history import insert_history
+from crmsync.sync.links import (
+    LOCAL_TABLES,
+    LinkRow,
+    insert_links,
+    load_links,
+    save_baselines,
+    update_links,
+)
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.plan import (
     LinkState,
@@ -43,23 +50,6 @@ from crmsync.sync.plan import (
     PlannedCreate,
     PlannedUpdate,
     RecordFailure,
-)
-from crmsync.sync.state import (
-    LOCAL_TABLES,
-    ErrorReport,
-    LinkRow,
-    chunks,
-    enqueue_outbox,
-    fill_person_fks,
-    insert_history,
-    insert_links,
-    link_fk_columns,
-    load_links,
-    now_utc,
-    record_errors,
-    resolve_errors,
-    save_baselines,
-    update_links,
 )
 
 SYNC_SOURCE = "Microsoft Dynamics sync"
@@ -77,9 +67,9 @@ CUSTOMER_ROLE = "Customer"
 """The role name of a contact that is an opportunity's potential customer (B6)."""
 
 
-@dataclass(slots=True)
-class ApplyCounts:
-    """What applying one or more pages did."""
+@dataclass(slots=True, kw_only=True)
+class RecordCounts:
+    """What happened to the records of one or more applied pages, by outcome."""
 
     created: int = 0
     updated: int = 0
@@ -87,10 +77,8 @@ class ApplyCounts:
     skipped: int = 0
     failed: int = 0
     collisions: int = 0
-    to_send: int = 0
-    person_ids: list[int] = field(default_factory=list)
 
-    def add(self, other: ApplyCounts) -> None:
+    def add(self, other: RecordCounts) -> None:
         """Add ``other``'s counts to these."""
         self.created += other.created
         self.updated += other.updated
@@ -98,7 +86,21 @@ class ApplyCounts:
         self.skipped += other.skipped
         self.failed += other.failed
         self.collisions += other.collisions
-        self.to_send += other.to_send
+
+
+@dataclass(slots=True, kw_only=True)
+class ApplyCounts(RecordCounts):
+    """What applying one or more pages did: the counts, the persons whose merge left values
+    for Dynamics (``to_send``), and the persons the pages touched."""
+
+    to_send: int = 0
+    person_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: RecordCounts) -> None:
+        """Add ``other``'s counts to these."""
+        RecordCounts.add(self, other)
+        if isinstance(other, ApplyCounts):
+            self.to_send += other.to_send
 
 
 def _row_values(
@@ -126,28 +128,6 @@ def _columns_of(table: Table) -> frozenset[str]:
     return frozenset(column.key for column in table.c if column.key != "id")
 
 
-def _activity(
-    person_id: int,
-    type_id: int,
-    now: str,
-    primary: str | None,
-    attributes: dict[str, object],
-    *,
-    primary_id: int | None = None,
-    field_name: str | None = None,
-) -> dict[str, object]:
-    return {
-        "person_id": person_id,
-        "type_id": type_id,
-        "activity_date": now,
-        "primary_value_id": primary_id,
-        "primary_value": primary,
-        "field_name": field_name,
-        "attributes": attributes,
-        "campaign_id": None,
-    }
-
-
 def _text(value: object) -> object:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
@@ -172,7 +152,7 @@ def apply_plan(
     now = utc_now_text()
     table = LOCAL_TABLES[local_kind]
     is_person = local_kind == "person"
-    acts: list[dict[str, object]] = []
+    acts: list[ActivityEntry] = []
     history: list[dict[str, object]] = []
     touched: list[int] = []
     relink: list[int] = []  # persons whose company and sales user need pointing (B5, B6)
@@ -182,16 +162,17 @@ def apply_plan(
         relink += adopted
         counts.created = len(plan.creates)
     if plan.updates:
-        sends, updated = _apply_updates(conn, plan, table, local_kind, links, now, acts, history)
-        if is_person:
-            _describe_changes(conn, plan, states or {}, acts)
+        described = _Described(load_catalog(conn), plan, states or {}) if is_person else None
+        sends, updated = _apply_updates(
+            conn, plan, table, local_kind, links, now, acts, history, described
+        )
         touched += [u.local_id for u in plan.updates]
         relink += [u.local_id for u in plan.updates]
         counts.updated = updated
         counts.collisions = len(plan.collisions)
         counts.to_send = len(sends)
         if sends and queue_sends and is_person:
-            enqueue_outbox(conn, sends, operation="update", source=SYNC_SOURCE)
+            outbox.enqueue(conn, sends, operation="update", source=SYNC_SOURCE)
     if plan.delete_flags:
         ids = [flag.local_id for flag in plan.delete_flags]
         values: dict[str, Any] = {"crmIsDeleted": True}
@@ -200,17 +181,12 @@ def apply_plan(
         for part in chunks(ids):
             conn.execute(update(table).where(table.c.id.in_(part)).values(**values))
         if is_person:
-            for flag in plan.delete_flags:
-                acts.append(
-                    _activity(
-                        flag.local_id,
-                        DELETE_LEAD_FROM_MICROSOFT,
-                        now,
-                        flag.crm_id,
-                        {"Entity": flag.entity, "CRM Id": flag.crm_id},
-                        primary_id=flag.local_id,
-                    )
+            acts += [
+                activity_log.delete_lead_from_microsoft(
+                    flag.local_id, entity=flag.entity, crm_id=flag.crm_id, when=now
                 )
+                for flag in plan.delete_flags
+            ]
         counts.deleted_flags = len(ids)
     if plan.failures:
         _record_failures(conn, plan.failures, local_kind, now, acts)
@@ -222,10 +198,11 @@ def apply_plan(
         resolve_errors(conn, plan.entity, synced, "to_marketing")
     if plan.roles:
         _apply_roles(conn, plan, now)
-    insert_many(conn, activities, acts)
     insert_history(conn, history)
     if is_person and relink:
         link_fk_columns(conn, relink)
+    # activities last in the transaction (see crmsync.marketing.activity_log)
+    write_activities(conn, acts)
     if is_person and touched:
         counts.person_ids = touched
     return counts
@@ -238,7 +215,7 @@ def _apply_creates(
     local_kind: str,
     links: Mapping[str, LinkRow],
     now: str,
-    acts: list[dict[str, object]],
+    acts: list[ActivityEntry],
 ) -> tuple[list[int], list[int]]:
     """Insert the plan's new records (or adopt existing ones by external id), link them and
     store their baselines; returns the ids of every created record and of those adopted."""
@@ -275,7 +252,7 @@ def _apply_creates(
         fill_person_fks(conn, new_rows)
     if new_rows:
         # One executemany per set of columns (keeps parameter sets uniform).
-        ids = insert_rows(conn, table, new_rows, _key_field(plan.entity, local_kind))
+        ids = insert_returning_ids(conn, table, new_rows)
     if adopted:
         _update_rows(
             conn,
@@ -291,31 +268,17 @@ def _apply_creates(
         (moved if create.crm_id in links else fresh).append(link)
         if is_person:
             acts.append(
-                _activity(
+                activity_log.new_lead(
                     local_id,
-                    NEW_LEAD,
-                    now,
-                    SYNC_SOURCE,
-                    {
-                        "Created Date": now[:10],
-                        "Source Type": SYNC_SOURCE,
-                        "Lead Source": create.values.get("leadSource"),
-                    },
-                    primary_id=local_id,
+                    source=SYNC_SOURCE,
+                    lead_source=create.values.get("leadSource"),
+                    when=now,
                 )
             )
     insert_links(conn, fresh)
     update_links(conn, moved)
     save_baselines(conn, plan.entity, {c.crm_id: c.baseline for c, _ in pairs})
     return [local_id for _, local_id in pairs], [local_id for _, local_id in adopted]
-
-
-PERSON_KEYS = {"lead": "crmLeadId", "contact": "crmContactId"}
-"""The person column holding the Dynamics id of each two-way entity (B7)."""
-
-
-def _key_field(entity: str, local_kind: str) -> str | None:
-    return PERSON_KEYS.get(entity) if local_kind == "person" else EXTERNAL_KEYS.get(local_kind)
 
 
 def _update_rows(
@@ -343,10 +306,10 @@ def _apply_updates(
     local_kind: str,
     links: Mapping[str, LinkRow],
     now: str,
-    acts: list[dict[str, object]],
+    acts: list[ActivityEntry],
     history: list[dict[str, object]],
+    described: _Described | None,
 ) -> tuple[list[int], int]:
-    is_person = local_kind == "person"
     rows: list[tuple[int, dict[str, Any]]] = []
     custom_updates: dict[int, dict[str, Any]] = {}
     baselines: dict[str, dict[str, object]] = {}
@@ -368,8 +331,8 @@ def _apply_updates(
             sends.append(item.local_id)
         link = LinkRow(plan.entity, item.crm_id, local_kind, item.local_id, item.etag)
         (link_rows if item.crm_id in links else new_links).append(link)
-        if is_person:
-            _update_activities(item, now, acts, history)
+        if described is not None:
+            _update_activities(item, now, acts, history, described)
         else:
             _collision_history(item, history)  # a company, opportunity...: no activity log
     _update_rows(conn, table, [(i, v) for i, v in rows if v], now)
@@ -400,60 +363,50 @@ def _merge_custom(conn: Connection, table: Table, updates: Mapping[int, Mapping[
     conn.execute(update(table).where(table.c.id == bindparam("_local_id")), params)
 
 
-def _describe_changes(
-    conn: Connection,
-    plan: PagePlan,
-    states: Mapping[str, LinkState],
-    acts: list[dict[str, object]],
-) -> None:
-    """Fill Change Data Value activities like the person service does: the field's display
-    name and id, and the value it had before this sync."""
-    catalog = load_catalog(conn)
-    old_values = {
-        crm_id: state.local.values for crm_id, state in states.items() if state.local is not None
-    }
-    by_person = {u.local_id: old_values.get(u.crm_id, {}) for u in plan.updates}
-    for act in acts:
-        if act["type_id"] != CHANGE_DATA_VALUE:
-            continue
-        name = str(act["field_name"])
-        field_def = catalog.get(name)
-        if field_def is not None:
-            act["primary_value_id"] = field_def.field_id
-            act["primary_value"] = field_def.display_name
-        attributes = act["attributes"]
-        if isinstance(attributes, dict):
-            attributes["Old Value"] = _text(by_person.get(int(str(act["person_id"])), {}).get(name))
+class _Described:
+    """What Change Data Value activities name, as the person service does: each field's
+    display name and id (the catalog) and the value it had before this sync."""
+
+    def __init__(
+        self, catalog: FieldCatalog, plan: PagePlan, states: Mapping[str, LinkState]
+    ) -> None:
+        self.catalog = catalog
+        old_values = {
+            crm_id: state.local.values
+            for crm_id, state in states.items()
+            if state.local is not None
+        }
+        self._by_person = {u.local_id: old_values.get(u.crm_id, {}) for u in plan.updates}
+
+    def old_value(self, person_id: int, name: str) -> object:
+        """The value field ``name`` of ``person_id`` had before this sync."""
+        return _text(self._by_person.get(person_id, {}).get(name))
 
 
 def _update_activities(
     item: PlannedUpdate,
     now: str,
-    acts: list[dict[str, object]],
+    acts: list[ActivityEntry],
     history: list[dict[str, object]],
+    described: _Described,
 ) -> None:
     for name, value in item.marketing_writes.items():
         acts.append(
-            _activity(
+            activity_log.change_data_value(
                 item.local_id,
-                CHANGE_DATA_VALUE,
-                now,
                 name,
-                {
-                    "New Value": _text(value),
-                    "Old Value": None,
-                    "Reason": f"Changed in Dynamics ({item.entity})",
-                    "Source": SYNC_SOURCE,
-                },
-                field_name=name,
+                described.old_value(item.local_id, name),
+                _text(value),
+                field=described.catalog.get(name),
+                reason=f"Changed in Dynamics ({item.entity})",
+                source=SYNC_SOURCE,
+                when=now,
             )
         )
     for collision in item.collisions:
         acts.append(
-            _activity(
+            activity_log.sync_collision(
                 item.local_id,
-                SYNC_COLLISION,
-                now,
                 collision.field,
                 {
                     "Marketing Value": _text(collision.marketing_value),
@@ -463,7 +416,7 @@ def _update_activities(
                     "Rule": collision.rule.value,
                     "Description": collision.describe(),
                 },
-                field_name=collision.field,
+                when=now,
             )
         )
     _collision_history(item, history)
@@ -493,7 +446,7 @@ def _record_failures(
     failures: Sequence[RecordFailure],
     local_kind: str,
     now: str,
-    acts: list[dict[str, object]],
+    acts: list[ActivityEntry],
 ) -> None:
     reports = [
         ErrorReport(
@@ -511,37 +464,19 @@ def _record_failures(
     record_errors(conn, reports)
     if local_kind != "person":
         return
-    for f in failures:
-        if f.local_id is None:
-            continue
-        acts.append(
-            sync_error_activity(f.local_id, now, f.entity, f.crm_id, f.direction, f.code, f.message)
+    acts += [
+        activity_log.sync_error(
+            f.local_id,
+            entity=f.entity,
+            crm_id=f.crm_id,
+            direction=f.direction,
+            code=f.code,
+            message=f.message,
+            when=now,
         )
-
-
-def sync_error_activity(
-    person_id: int,
-    now: str,
-    entity: str,
-    crm_id: str | None,
-    direction: str,
-    code: str | None,
-    message: str,
-) -> dict[str, object]:
-    """The person's activity for a failed sync of its record (B37)."""
-    return _activity(
-        person_id,
-        SYNC_ERROR,
-        now,
-        "update" if direction == "to_crm" else "read",
-        {
-            "Direction": direction,
-            "Error Code": code,
-            "Message": message,
-            "Entity": entity,
-            "CRM Id": crm_id,
-        },
-    )
+        for f in failures
+        if f.local_id is not None
+    ]
 
 
 def _apply_roles(conn: Connection, plan: PagePlan, now: str) -> None:

@@ -19,8 +19,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crmsync.errors import LeaseHeldError
-from crmsync.store.tables import sync_lease
-from crmsync.sync.state import now_utc
+from crmsync.store.tables import now_utc, sync_lease
 
 CYCLE_LEASE = "sync_cycle"
 

@@ -24,8 +24,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.settings import SmtpSettings
-from crmsync.store.tables import notifications, sync_errors
-from crmsync.sync.state import notify, now_utc
+from crmsync.store.tables import notifications, now_utc, sync_errors
+from crmsync.sync.history import notify
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,13 @@ from sqlalchemy import Engine, insert
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import FatalError, RetryLaterError
 from crmsync.settings import SmtpSettings, SyncSettings
-from crmsync.store.sync_state import get_sync_enabled, set_sync_enabled
-from crmsync.store.tables import audit_log
-from crmsync.sync.cycle import DEFAULT_ENTITIES, CycleReport, Progress, SyncCycle
+from crmsync.store.key_values import get_sync_enabled, set_sync_enabled
+from crmsync.store.tables import audit_log, now_utc
+from crmsync.sync.cycle import DEFAULT_ENTITIES, SyncCycle
+from crmsync.sync.history import notify
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.mailer import deliver, raise_failure_digest
-from crmsync.sync.state import notify, now_utc
+from crmsync.sync.reports import CycleReport, Progress
 
 
 def set_enabled(engine: Engine, enabled: bool, *, actor: str = "cli") -> None:

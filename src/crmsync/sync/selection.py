@@ -25,14 +25,14 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import AttributeSchema, AttributeType, EntitySchema
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.fields import add_local_field, load_catalog
-from crmsync.store.tables import field_selection, notifications
+from crmsync.store.tables import field_selection, notifications, now_utc
+from crmsync.sync.cursors import read_cursor
 from crmsync.sync.mapping import (
     EntityMapping,
     default_mapping,
     mapping_for_selection,
     readable,
 )
-from crmsync.sync.state import now_utc, read_cursor
 
 CATALOG_OBJECT = {"lead": "person", "contact": "person", "account": "company"}
 """The marketing object whose field catalog holds each table's fields (others: none yet)."""

@@ -13,9 +13,16 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from crmsync.store.sync_state import get_sync_enabled
-from crmsync.store.tables import delta_cursors, persons, sync_errors, sync_history, sync_outbox
-from crmsync.sync.state import DELTA_PHASE, now_utc
+from crmsync.store.key_values import get_sync_enabled
+from crmsync.store.tables import (
+    delta_cursors,
+    now_utc,
+    persons,
+    sync_errors,
+    sync_history,
+    sync_outbox,
+)
+from crmsync.sync.cursors import DELTA_PHASE
 
 _ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
 

@@ -11,7 +11,7 @@ from crmsync.marketing.fields import FieldCatalog, load_catalog
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.objects import ObjectService
 from crmsync.marketing.persons import PersonService
-from crmsync.store.sync_state import get_sync_enabled
+from crmsync.store.key_values import get_sync_enabled
 
 
 @dataclass(frozen=True, slots=True)

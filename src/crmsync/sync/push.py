@@ -1,4 +1,4 @@
-"""Pushing the outbox to Dynamics: conditional ``$batch`` writes that lose nothing (B18, B25,
+"""Sending the outbox to Dynamics: conditional ``$batch`` writes that lose nothing (B18, B25,
 B33, B37, B38).
 
 For each queued person the fields whose marketing value differs from the baseline are sent as
@@ -15,18 +15,21 @@ one update, conditional on the ETag the baseline was agreed against (``If-Match`
 * throttled or transient after the client's own retries → left queued, never marked failing.
 
 A person whose lead/contact does not exist yet is created only when a link with a
-client-chosen id was stored first (:func:`request_crm_create`, B33): the create then carries
-that id, and a retry after a lost answer finds the record instead of creating a second one.
+client-chosen id was stored first (:func:`~crmsync.sync.crm_create.request_crm_create`, B33):
+the create then carries that id, and a retry after a lost answer finds the record instead of
+creating a second one.
+
+Entries are written by :mod:`crmsync.store.outbox`; the sync-failure activity by
+:func:`crmsync.marketing.activity_log.sync_error`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
@@ -39,36 +42,30 @@ from crmsync.dynamics.types import (
     WriteStatus,
 )
 from crmsync.errors import (
-    InvalidValueError,
     RecordNotFoundError,
     RetryLaterError,
     ValidationFailedError,
 )
+from crmsync.marketing import activity_log
 from crmsync.marketing.values import utc_now_text
-from crmsync.store.tables import activities, crm_links, persons, sales_persons, sync_baselines
-from crmsync.sync.apply import apply_plan, sync_error_activity
+from crmsync.store.locks import take_write_lock
+from crmsync.store.outbox import OutboxEntry, delete_outbox, read_outbox
+from crmsync.store.tables import persons
+from crmsync.sync.apply import apply_plan
 from crmsync.sync.convert import canonical_value
-from crmsync.sync.mapping import CrmWrites, EntityMapping
-from crmsync.sync.merge import normalize_value, same_value
-from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
-from crmsync.sync.state import (
-    ErrorReport,
+from crmsync.sync.failures import ErrorReport, record_errors, resolve_errors
+from crmsync.sync.links import (
     LinkRow,
-    OutboxEntry,
-    delete_outbox,
-    enqueue_outbox,
-    insert_links,
     link_states,
     links_of_local,
     load_baselines,
     local_values,
-    lock_for_write,
-    read_outbox,
-    record_errors,
-    resolve_errors,
     save_baselines,
     update_links,
 )
+from crmsync.sync.mapping import CrmWrites, EntityMapping
+from crmsync.sync.merge import normalize_value, same_value
+from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
 
 MAX_PUSH_CHUNK = 5000
 """At most this many outbox entries per round; a round is as many ``$batch`` requests as the
@@ -110,84 +107,6 @@ class _Send:
     entry_ids: tuple[int, ...]
     creating: bool
     partial: bool = False  # some fields were left out as Dynamics would refuse them
-
-
-def _set_sales_user(conn: Connection, person_id: int, owner: str) -> None:
-    found = conn.execute(
-        select(sales_persons.c.id, sales_persons.c.externalSalesPersonId).where(
-            sales_persons.c.externalSalesPersonId == owner.strip().lower()
-        )
-    ).first()
-    if found is None:
-        raise InvalidValueError(
-            f"no sales user {owner!r}: the owner must be a Dynamics user the sync has read"
-        )
-    conn.execute(
-        update(persons)
-        .where(persons.c.id == person_id)
-        .values(externalSalesPersonId=found[1], sales_person_id=found[0])
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class CrmCreateRequest:
-    """What :func:`request_crm_create` did: the person's Dynamics record and whether its
-    creation was queued now (``False``: the person already has a record, or one queued)."""
-
-    entity: str
-    crm_id: str
-    queued: bool
-
-
-def request_crm_create(
-    conn: Connection, person_id: int, entity: str = "lead", *, owner: str | None = None
-) -> CrmCreateRequest:
-    """*Sync Person to Microsoft*: queue the creation of a Dynamics lead (or contact) for a
-    person that has none (B31, B33).
-
-    The record id is chosen here and stored as the person's link **before** any request is
-    sent, in the caller's transaction; the push phase creates the record with exactly this id,
-    so retries, crashes and concurrent cycles never produce a second record.
-
-    A person with a lead or a contact keeps it, whichever ``entity`` asks for: nothing is
-    queued and nothing is forced (B31). Unless that record was deleted in Dynamics (the
-    person's CRM is-deleted flag): then the dead links and their baselines are dropped and a
-    new record is queued, once (B28).
-
-    ``owner`` (a sales user's Dynamics id) becomes the person's sales user, and so the new
-    record's owner; it is refused unless that sales user is synced (B2, B5). It changes
-    nothing when no record is queued.
-    """
-    if entity not in CRM_TYPES:
-        raise ValueError(f"only leads and contacts are created in Dynamics, not {entity!r}")
-    existing = [
-        link for link in links_of_local(conn, "person", [person_id]) if link.entity in CRM_TYPES
-    ]
-    deleted = bool(
-        conn.execute(select(persons.c.crmIsDeleted).where(persons.c.id == person_id)).scalar()
-    )
-    if existing and not deleted:
-        return CrmCreateRequest(existing[0].entity, existing[0].crm_id, False)
-    for kind in {link.entity for link in existing}:
-        ids = [link.crm_id for link in existing if link.entity == kind]
-        synced = load_baselines(conn, kind, ids)
-        queued = [crm_id for crm_id in ids if crm_id not in synced]
-        if queued:
-            return CrmCreateRequest(kind, queued[0], False)  # already asked for
-        conn.execute(
-            delete(crm_links).where(crm_links.c.entity == kind, crm_links.c.crm_id.in_(ids))
-        )
-        conn.execute(
-            delete(sync_baselines).where(
-                sync_baselines.c.entity == kind, sync_baselines.c.crm_id.in_(ids)
-            )
-        )
-    if owner is not None:
-        _set_sales_user(conn, person_id, owner)
-    crm_id = str(uuid.uuid4())
-    insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
-    enqueue_outbox(conn, [person_id], operation="create", source="Sync Person to Microsoft")
-    return CrmCreateRequest(entity, crm_id, True)
 
 
 def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
@@ -357,8 +276,8 @@ class OutboxPusher:
                 sends.append(send)
         if failures or done:
             with self._engine.begin() as conn:
-                self._fail(conn, failures)
                 delete_outbox(conn, done)
+                self._fail(conn, failures)  # writes activities: last
             counts.failed += len(failures)
         return sends
 
@@ -451,8 +370,8 @@ class OutboxPusher:
                 counts.deferred += 1  # throttled / transient: stays queued (B38)
         with self._engine.begin() as conn:
             self._accept(conn, accepted, counts)
-            self._fail(conn, failures)
             delete_outbox(conn, done + [i for s, _ in accepted for i in s.entry_ids])
+            self._fail(conn, failures)  # writes activities: last
         counts.failed += len(failures)
         counts.failures += [f"{p}: {code} {message}" for p, _, code, message in failures]
         if conflicts:
@@ -509,10 +428,19 @@ class OutboxPusher:
                 for pid, link, code, msg in failures
             ],
         )
-        conn.execute(
-            activities.insert(),
+        # activities last in the transaction (see crmsync.marketing.activity_log)
+        activity_log.write_activities(
+            conn,
             [
-                sync_error_activity(pid, now, link.entity, link.crm_id, "to_crm", code, msg)
+                activity_log.sync_error(
+                    pid,
+                    entity=link.entity,
+                    crm_id=link.crm_id,
+                    direction="to_crm",
+                    code=code,
+                    message=msg,
+                    when=now,
+                )
                 for pid, link, code, msg in failures
             ],
         )
@@ -536,7 +464,7 @@ class OutboxPusher:
                 continue
             counts.remerged += 1
             with self._engine.begin() as conn:
-                lock_for_write(conn)
+                take_write_lock(conn)
                 states, links = link_states(conn, mapping, [send.crm_id], "person")
                 plan = plan_page(mapping, [CrmChange(record)], states)
                 apply_plan(conn, plan, mapping, "person", links, states=states, queue_sends=False)

@@ -1,24 +1,32 @@
-"""The write side of person sync: one call's records applied in bulk with change capture.
+"""Marketo's *Sync Leads* (``POST /rest/v1/leads.json``): one call's records upserted in bulk
+with change capture. Not the Dynamics sync: that is :mod:`crmsync.sync`.
 
-:class:`PersonSync` parses and coerces each record, loads the persons the call can touch with
+:class:`SyncLeads` parses and coerces each record, loads the persons the call can touch with
 one query, decides create / update / skip per record in order (a record may update a person
 created earlier in the same call), then writes persons, activities (New Lead 12, Change Data
-Value 13) and outbox rows with one ``executemany`` each, in the caller's transaction (B18).
+Value 13, :mod:`~crmsync.marketing.activity_log`) and outbox entries
+(:mod:`~crmsync.store.outbox`) with one ``executemany`` each, in the caller's transaction
+(B18).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.errors import InvalidValueError
-from crmsync.marketing.activities import insert_activities
-from crmsync.marketing.activity_types import CHANGE_DATA_VALUE, NEW_LEAD
+from crmsync.marketing.activity_log import (
+    ActivityEntry,
+    change_data_value,
+    new_lead,
+    write_activities,
+)
+from crmsync.marketing.activity_types import NEW_LEAD
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
@@ -31,8 +39,11 @@ from crmsync.marketing.outcomes import (
     skipped,
 )
 from crmsync.marketing.values import MAX_ID
+from crmsync.store import outbox
 from crmsync.store.field_specs import PERSON_FIELDS
-from crmsync.store.tables import companies, persons, sales_persons, sync_outbox
+from crmsync.store.inserts import insert_returning_ids
+from crmsync.store.locks import lock_keys
+from crmsync.store.tables import companies, persons, sales_persons
 
 ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
 _STANDARD = tuple(spec.rest_name for spec in PERSON_FIELDS if spec.rest_name != "id")
@@ -61,59 +72,19 @@ def normalise_email(value: object) -> str | None:
     return key or None
 
 
-def insert_rows_returning_ids(
-    conn: Connection, table: Table, rows: list[dict[str, object]]
-) -> list[int]:
-    """Insert ``rows`` with one ``executemany`` and return their new ids in row order.
-
-    PostgreSQL returns them from one batched ``INSERT ... RETURNING``. SQLite cannot order
-    ``RETURNING`` rows, so SQLAlchemy would insert one row at a time; instead the rows are
-    inserted in bulk and their ids derived: SQLite gives each new row ``max(rowid) + 1`` and this
-    transaction holds the write lock from its first insert, so the rows are the last ``n`` ids.
-    The count is checked, and the transaction fails rather than mislabel a row.
-    """
-    if conn.dialect.name != "sqlite":
-        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return [int(i) for i in conn.execute(returning, rows).scalars()]
-    conn.execute(insert(table), rows)
-    last = int(conn.execute(select(func.max(table.c.id))).scalar_one())
-    first = last - len(rows) + 1
-    placed = conn.execute(
-        select(func.count()).select_from(table).where(table.c.id.between(first, last))
-    ).scalar_one()
-    if placed != len(rows) or last >= MAX_ID:
-        raise RuntimeError(f"cannot determine the ids of {len(rows)} new {table.name} rows")
-    return list(range(first, last + 1))
-
-
-def lock_keys(conn: Connection, namespace: str, keys: set[object]) -> None:
-    """PostgreSQL: serialise calls that look up the same keys (so two concurrent upserts of
-    one new e-mail create one person), locking in hash order so that calls never deadlock.
-
-    The locks are transaction-level: held until the caller's transaction ends. ``namespace``
-    keeps kinds of keys apart (``person:email``, ``object:company``).
-    """
-    conn.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
-            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"
-        ),
-        {"keys": [f"{namespace}:{key}" for key in keys]},
-    )
-
-
 class _Batch:
     """The in-memory working set of one sync call: states, keys, and what to write."""
 
-    def __init__(self, lookup: FieldDef, source: str, now: str) -> None:
+    def __init__(self, lookup: FieldDef, catalog: FieldCatalog, source: str, now: str) -> None:
         self.lookup = lookup
+        self.catalog = catalog
         self.source = source
         self.now = now
         self.states: dict[int, State] = {}
         self.by_key: dict[object, list[int]] = {}
         self.new_ids: list[int] = []  # temporary negative ids, in creation order
         self.dirty: dict[int, set[str]] = {}  # existing person id -> changed columns
-        self.activities: list[dict[str, Any]] = []
+        self.activities: list[ActivityEntry] = []
         self.changed_names: dict[int, list[str]] = {}
         self.write_outbox = True
 
@@ -136,31 +107,9 @@ class _Batch:
         if ids and person_id in ids:
             ids.remove(person_id)
 
-    def activity(
-        self,
-        person_id: int,
-        type_id: int,
-        primary_id: int | None,
-        primary: str | None,
-        attributes: dict[str, object],
-        field_name: str | None = None,
-    ) -> None:
-        self.activities.append(
-            {
-                "person_id": person_id,
-                "type_id": type_id,
-                "activity_date": self.now,
-                "primary_value_id": primary_id,
-                "primary_value": primary,
-                "field_name": field_name,
-                "attributes": attributes,
-                "campaign_id": None,
-            }
-        )
 
-
-class PersonSync:
-    """One sync call: the lookup field, its key column, the source and the call's timestamp."""
+class SyncLeads:
+    """One Sync Leads call: the lookup field, its key column, the source and the time."""
 
     def __init__(
         self,
@@ -185,7 +134,7 @@ class PersonSync:
         allow_system_fields: bool,
     ) -> list[RecordOutcome]:
         """Apply ``records`` in the caller's transaction; one outcome per record, in order."""
-        batch = _Batch(self.lookup, self.source, self.now)
+        batch = _Batch(self.lookup, catalog, self.source, self.now)
         batch.write_outbox = self.write_outbox
         parsed = [self._parse(catalog, record, allow_system_fields) for record in records]
         self._load_existing(conn, batch, parsed, self.key_column, action)
@@ -193,7 +142,7 @@ class PersonSync:
             item if isinstance(item, RecordOutcome) else self._apply(batch, action, *item)
             for item in parsed
         ]
-        real_ids = self._write(conn, batch, catalog)
+        real_ids = self._write(conn, batch)
         return [
             RecordOutcome(o.status, real_ids.get(o.id, o.id), o.reasons)
             if o.id is not None and o.id < 0
@@ -343,16 +292,10 @@ class PersonSync:
         batch.states[temp_id] = state
         batch.new_ids.append(temp_id)
         batch.register(temp_id, state)
-        batch.activity(
-            temp_id,
-            NEW_LEAD,
-            None,
-            batch.source,
-            {
-                "Created Date": batch.now[:10],
-                "Source Type": batch.source,
-                "Lead Source": state.get("leadSource"),
-            },
+        batch.activities.append(
+            new_lead(
+                temp_id, source=batch.source, lead_source=state.get("leadSource"), when=batch.now
+            )
         )
         batch.changed_names[temp_id] = [
             *(k for k, v in values.items() if v is not None),
@@ -400,18 +343,17 @@ class PersonSync:
                     dirty.add(name)
             if name not in names:
                 names.append(name)
-            batch.activity(
-                person_id,
-                CHANGE_DATA_VALUE,
-                None,
-                name,
-                {
-                    "New Value": new,
-                    "Old Value": old,
-                    "Reason": batch.source,
-                    "Source": batch.source,
-                },
-                field_name=name,
+            batch.activities.append(
+                change_data_value(
+                    person_id,
+                    name,
+                    old,
+                    new,
+                    field=batch.catalog.get(name),
+                    reason=batch.source,
+                    source=batch.source,
+                    when=batch.now,
+                )
             )
         state["updatedAt"] = batch.now
         if dirty is not None:
@@ -422,7 +364,7 @@ class PersonSync:
             batch.register(person_id, state)
         return RecordOutcome("updated", person_id)
 
-    def _write(self, conn: Connection, batch: _Batch, catalog: FieldCatalog) -> dict[int, int]:
+    def _write(self, conn: Connection, batch: _Batch) -> dict[int, int]:
         real_ids: dict[int, int] = {}
         if batch.new_ids:
             # Only the columns this batch sets; the others take their column defaults
@@ -441,7 +383,7 @@ class PersonSync:
                 row["email_key"] = normalise_email(state["email"])
                 row[_CUSTOM] = state[_CUSTOM] or None
                 rows.append(row)
-            inserted = insert_rows_returning_ids(conn, persons, rows)
+            inserted = insert_returning_ids(conn, persons, rows)
             real_ids = dict(zip(batch.new_ids, inserted, strict=True))
         groups: dict[frozenset[str], list[dict[str, object]]] = {}
         changed_columns: set[str] = set()
@@ -461,43 +403,25 @@ class PersonSync:
             groups.setdefault(frozenset(params), []).append(params)
         for group_rows in groups.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), group_rows)
-        if batch.activities:
-            for row in batch.activities:
-                pid = row["person_id"]
-                if pid < 0:
-                    row["person_id"] = real_ids[pid]
-                if row["type_id"] == NEW_LEAD:
-                    row["primary_value_id"] = row["person_id"]
-                elif row["type_id"] == CHANGE_DATA_VALUE:
-                    field = catalog.get(row["field_name"])
-                    if field is not None:
-                        row["primary_value_id"] = field.field_id
-                        row["primary_value"] = field.display_name
-            insert_activities(conn, batch.activities)
-        outbox = []
-        created_at = datetime.now(UTC)
-        for temp_id in batch.new_ids:
-            outbox.append(
-                {
-                    "person_id": real_ids[temp_id],
-                    "operation": "create",
-                    "changed_fields": batch.changed_names.get(temp_id, []),
-                    "created_at": created_at,
-                    "source": batch.source,
-                }
+        if self.write_outbox:
+            outbox.enqueue(
+                conn,
+                [real_ids[temp_id] for temp_id in batch.new_ids],
+                operation="create",
+                source=batch.source,
+                changed_fields={
+                    real_ids[t]: names for t, names in batch.changed_names.items() if t < 0
+                },
             )
-        for person_id in batch.dirty:
-            outbox.append(
-                {
-                    "person_id": person_id,
-                    "operation": "update",
-                    "changed_fields": batch.changed_names.get(person_id, []),
-                    "created_at": created_at,
-                    "source": batch.source,
-                }
+            outbox.enqueue(
+                conn,
+                list(batch.dirty),
+                operation="update",
+                source=batch.source,
+                changed_fields=batch.changed_names,
             )
-        if outbox and batch.write_outbox:
-            conn.execute(insert(sync_outbox), outbox)
+        # activities last in the transaction (see crmsync.marketing.activity_log)
+        write_activities(conn, [_with_real_id(entry, real_ids) for entry in batch.activities])
         return real_ids
 
     @staticmethod
@@ -520,3 +444,13 @@ class PersonSync:
                 found = {row[0]: int(row[1]) for row in rows}
             result[ext] = (column, found)
         return result
+
+
+def _with_real_id(entry: ActivityEntry, real_ids: Mapping[int, int]) -> ActivityEntry:
+    """``entry`` of a person created in this call, with its new id in place of the
+    temporary one (a New Lead names the person's id as its primary value)."""
+    if entry.person_id >= 0:
+        return entry
+    person_id = real_ids[entry.person_id]
+    primary_id = person_id if entry.type_id == NEW_LEAD else entry.primary_value_id
+    return replace(entry, person_id=person_id, primary_value_id=primary_id)

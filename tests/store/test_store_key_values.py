@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from crmsync.store.sync_state import get_setting, get_sync_enabled, set_setting, set_sync_enabled
+from crmsync.store.key_values import get_setting, get_sync_enabled, set_setting, set_sync_enabled
 
 
 def test_sync_enabled_defaults_to_false_and_round_trips(migrated_engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""Small key/value sync settings (``sync_settings``), starting with the global sync switch.
+"""The store's key/value table (``sync_settings``): small JSON values by key, starting with
+the global sync switch.
 
 ``sync_enabled`` is false until an admin enables sync (B44); while it is true the REST API
 refuses company/opportunity/sales-person writes with 1018 (spec marketo-rest §7.2).

@@ -1,0 +1,100 @@
+"""The sync outbox (``sync_outbox``): the one place an outbox entry is written, read and
+removed.
+
+An entry says "this person changed here; send it to Dynamics" (B18). It is written in the
+same transaction as the change it stands for, by :func:`enqueue`: the REST API's person
+writes, the engine when a merge leaves marketing values for Dynamics, an admin's retry, and
+*Sync Person to Microsoft*. The push phase reads entries (:func:`read_outbox`) and removes
+exactly those it handled (:func:`delete_outbox`), so an entry queued meanwhile stays queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from crmsync.store.inserts import chunks
+from crmsync.store.tables import now_utc, sync_outbox
+
+OPERATIONS = frozenset({"create", "update", "delete"})
+"""What an entry asks the push to do with the person's Dynamics record."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One captured marketing-side change waiting to be sent (B18)."""
+
+    id: int
+    person_id: int
+    operation: str
+    changed_fields: tuple[str, ...]
+    created_at: datetime
+    source: str
+
+
+def enqueue(
+    conn: Connection,
+    person_ids: Iterable[int],
+    *,
+    operation: str,
+    source: str,
+    changed_fields: Mapping[int, Sequence[str]] | None = None,
+) -> None:
+    """Queue ``person_ids`` (each once, in order) for sending, in the caller's transaction.
+
+    ``operation`` is ``create``, ``update`` or ``delete``; ``source`` names who changed the
+    person (shown in the backlog); ``changed_fields`` lists, per person, the fields the change
+    touched (none: the push compares every mapped field with its baseline).
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown outbox operation {operation!r}")
+    fields = changed_fields or {}
+    stamp = now_utc()
+    rows = [
+        {
+            "person_id": person_id,
+            "operation": operation,
+            "changed_fields": list(fields.get(person_id, ())),
+            "created_at": stamp,
+            "source": source,
+        }
+        for person_id in dict.fromkeys(person_ids)
+    ]
+    if rows:
+        conn.execute(insert(sync_outbox), rows)
+
+
+def read_outbox(conn: Connection, *, after_id: int = 0, limit: int = 5000) -> list[OutboxEntry]:
+    """Up to ``limit`` outbox entries with ids above ``after_id``, oldest first."""
+    rows = conn.execute(
+        select(sync_outbox)
+        .where(sync_outbox.c.id > after_id)
+        .order_by(sync_outbox.c.id)
+        .limit(limit)
+    ).mappings()
+    return [
+        OutboxEntry(
+            int(row["id"]),
+            int(row["person_id"]),
+            str(row["operation"]),
+            tuple(row["changed_fields"] or ()),
+            row["created_at"],
+            str(row["source"]),
+        )
+        for row in rows
+    ]
+
+
+def outbox_size(conn: Connection) -> int:
+    """How many outbox entries wait to be sent (the push's progress total, B40)."""
+    return int(conn.execute(select(func.count()).select_from(sync_outbox)).scalar_one())
+
+
+def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
+    """Remove exactly the outbox entries that were read and handled (a newer one stays)."""
+    for part in chunks(sorted(set(ids))):
+        conn.execute(delete(sync_outbox).where(sync_outbox.c.id.in_(part)))

@@ -1,0 +1,150 @@
+"""Record-level sync failures (``sync_errors``, B37) and admin retries of them (B38).
+
+A failing record gets one open error, refreshed (attempts counted) while it keeps failing
+and closed once it syncs. An admin retry of a record that failed on its way in is a re-read
+(:mod:`crmsync.sync.rereads`); the sync-failure activity on the person is built by
+:func:`crmsync.marketing.activity_log.sync_error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from crmsync.store.inserts import chunks
+from crmsync.store.tables import now_utc, sync_errors
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """One record-level failure to store in ``sync_errors`` (B37)."""
+
+    entity: str
+    direction: str
+    operation: str
+    local_kind: str | None
+    local_id: int | None
+    crm_id: str | None
+    code: str | None
+    message: str
+
+
+def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
+    """Open (or refresh, counting attempts) one sync error per failing record."""
+    if not reports:
+        return
+    stamp = now_utc()
+    crm_ids = sorted({r.crm_id for r in reports if r.crm_id})
+    open_rows: dict[tuple[str, str | None, str], tuple[int, int]] = {}
+    for part in chunks(crm_ids):
+        rows = conn.execute(
+            select(
+                sync_errors.c.id,
+                sync_errors.c.entity,
+                sync_errors.c.crm_id,
+                sync_errors.c.direction,
+                sync_errors.c.attempts,
+            ).where(sync_errors.c.resolved_at.is_(None), sync_errors.c.crm_id.in_(part))
+        )
+        for error_id, entity, crm_id, direction, attempts in rows:
+            open_rows[(entity, crm_id, direction)] = (int(error_id), int(attempts))
+    updates: list[dict[str, object]] = []
+    inserts: list[dict[str, object]] = []
+    for r in reports:
+        existing = open_rows.get((r.entity, r.crm_id, r.direction))
+        if existing is not None:
+            updates.append(
+                {
+                    "_id": existing[0],
+                    "attempts": existing[1] + 1,
+                    "error_code": r.code,
+                    "message": r.message,
+                    "operation": r.operation,
+                    "last_seen": stamp,
+                }
+            )
+            continue
+        inserts.append(
+            {
+                "entity": r.entity,
+                "direction": r.direction,
+                "operation": r.operation,
+                "local_kind": r.local_kind,
+                "local_id": r.local_id,
+                "crm_id": r.crm_id,
+                "error_code": r.code,
+                "message": r.message,
+                "details": None,
+                "attempts": 1,
+                "first_seen": stamp,
+                "last_seen": stamp,
+                "resolved_at": None,
+            }
+        )
+    if updates:
+        conn.execute(
+            update(sync_errors).where(sync_errors.c.id == bindparam("_id")),
+            updates,
+        )
+    if inserts:
+        conn.execute(insert(sync_errors), inserts)
+
+
+def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
+    """Close the open errors of records that now synced (nothing to do when none is open)."""
+    if (
+        not crm_ids
+        or not conn.execute(
+            select(sync_errors.c.id).where(sync_errors.c.resolved_at.is_(None)).limit(1)
+        ).first()
+    ):
+        return
+    stamp = now_utc()
+    for part in chunks(sorted(set(crm_ids))):
+        conn.execute(
+            update(sync_errors)
+            .where(
+                sync_errors.c.resolved_at.is_(None),
+                sync_errors.c.entity == entity,
+                sync_errors.c.direction == direction,
+                sync_errors.c.crm_id.in_(part),
+            )
+            .values(resolved_at=stamp)
+        )
+
+
+def open_errors(
+    conn: Connection,
+    *,
+    error_id: int | None = None,
+    entity: str | None = None,
+    search: str | None = None,
+) -> list[dict[str, Any]]:
+    """Open sync errors, newest first: all, the one with ``error_id``, those of ``entity``,
+    and those whose message, error code or Dynamics id contains ``search`` (any case, B39)."""
+    query = select(sync_errors).where(sync_errors.c.resolved_at.is_(None))
+    if error_id is not None:
+        query = query.where(sync_errors.c.id == error_id)
+    if entity is not None:
+        query = query.where(sync_errors.c.entity == entity.strip().lower())
+    if search:
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(
+            or_(
+                *(
+                    func.lower(func.coalesce(column, "")).like(pattern, escape="\\")
+                    for column in (
+                        sync_errors.c.message,
+                        sync_errors.c.error_code,
+                        sync_errors.c.crm_id,
+                    )
+                )
+            )
+        )
+    rows = conn.execute(query.order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc()))
+    return [dict(row) for row in rows.mappings()]

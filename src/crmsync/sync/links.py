@@ -1,0 +1,223 @@
+"""Links between Dynamics records and local records, their baselines, and the local values a
+page is planned against (``crm_links``, ``sync_baselines``).
+
+Each function costs one statement (or one ``executemany``) per chunk of ids whatever the
+number of records, in the caller's transaction, so the cycle's cost grows with the changes,
+not with the database (DESIGN principle 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
+
+from crmsync.store.inserts import chunks, insert_many
+from crmsync.store.tables import (
+    companies,
+    crm_links,
+    now_utc,
+    opportunities,
+    persons,
+    sales_persons,
+    sync_baselines,
+    teams,
+)
+from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.plan import LinkState, LocalRecord
+
+LOCAL_TABLES: Mapping[str, Table] = {
+    "person": persons,
+    "company": companies,
+    "salesperson": sales_persons,
+    "team": teams,
+    "opportunity": opportunities,
+}
+"""The marketing table each local kind lives in."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """One stored link between a Dynamics record and a local record."""
+
+    entity: str
+    crm_id: str
+    local_kind: str
+    local_id: int
+    etag: str | None
+
+
+def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[str, LinkRow]:
+    """The links of ``entity`` records among ``crm_ids``, by Dynamics id."""
+    found: dict[str, LinkRow] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.crm_id,
+                crm_links.c.local_kind,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+            ).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+        )
+        for crm_id, kind, local_id, etag in rows:
+            found[crm_id] = LinkRow(entity, crm_id, kind, int(local_id), etag)
+    return found
+
+
+def links_of_local(conn: Connection, local_kind: str, local_ids: Sequence[int]) -> list[LinkRow]:
+    """Every link of the given local records (a person may have a lead and a contact)."""
+    found: list[LinkRow] = []
+    for part in chunks(list(local_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.entity,
+                crm_links.c.crm_id,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+            ).where(crm_links.c.local_kind == local_kind, crm_links.c.local_id.in_(part))
+        )
+        for entity, crm_id, local_id, etag in rows:
+            found.append(LinkRow(entity, crm_id, local_kind, int(local_id), etag))
+    return found
+
+
+def load_baselines(
+    conn: Connection, entity: str, crm_ids: Sequence[str]
+) -> dict[str, dict[str, object]]:
+    """The baselines of ``entity`` records among ``crm_ids``, by Dynamics id."""
+    found: dict[str, dict[str, object]] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(sync_baselines.c.crm_id, sync_baselines.c["values"]).where(
+                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+            )
+        )
+        for crm_id, values in rows:
+            found[crm_id] = dict(values or {})
+    return found
+
+
+def save_baselines(
+    conn: Connection, entity: str, baselines: Mapping[str, Mapping[str, object]]
+) -> None:
+    """Replace the baselines of the given records (delete, then one ``executemany``)."""
+    if not baselines:
+        return
+    ids = list(baselines)
+    for part in chunks(ids):
+        conn.execute(
+            delete(sync_baselines).where(
+                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+            )
+        )
+    stamp = now_utc()
+    insert_many(
+        conn,
+        sync_baselines,
+        [
+            {"entity": entity, "crm_id": crm_id, "values": dict(values), "updated_at": stamp}
+            for crm_id, values in baselines.items()
+        ],
+    )
+
+
+def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
+    """Insert new links in one ``executemany``."""
+    if not rows:
+        return
+    stamp = now_utc()
+    insert_many(
+        conn,
+        crm_links,
+        [
+            {
+                "entity": row.entity,
+                "crm_id": row.crm_id,
+                "local_kind": row.local_kind,
+                "local_id": row.local_id,
+                "etag": row.etag,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+            for row in rows
+        ],
+    )
+
+
+def update_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
+    """Point existing links at (possibly new) local records and store their ETags."""
+    if not rows:
+        return
+    stamp = now_utc()
+    conn.execute(
+        update(crm_links)
+        .where(
+            crm_links.c.entity == bindparam("_entity"),
+            crm_links.c.crm_id == bindparam("_crm_id"),
+        )
+        .values(local_id=bindparam("local_id"), etag=bindparam("etag"), updated_at=stamp),
+        [
+            {"_entity": r.entity, "_crm_id": r.crm_id, "local_id": r.local_id, "etag": r.etag}
+            for r in rows
+        ],
+    )
+
+
+def local_values(
+    conn: Connection, kind: str, ids: Sequence[int], fields: Sequence[str]
+) -> dict[int, LocalRecord]:
+    """The local records ``ids`` of ``kind`` with the mapped ``fields`` (custom ones from the
+    ``custom`` JSON column) and, for persons, the CRM type."""
+    table = LOCAL_TABLES[kind]
+    columns = [table.c.id]
+    standard = [name for name in fields if name in table.c]
+    columns += [table.c[name] for name in standard]
+    custom_fields = [name for name in fields if name not in table.c]
+    has_custom = "custom" in table.c and bool(custom_fields)
+    if has_custom:
+        columns.append(table.c.custom)
+    is_person = kind == "person"
+    if is_person and "crmType" not in standard:
+        columns.append(table.c.crmType)
+    found: dict[int, LocalRecord] = {}
+    for part in chunks(list(ids)):
+        query = select(*columns).where(table.c.id.in_(part))
+        if is_person and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in conn.execute(query).mappings():
+            values: dict[str, object] = {name: row[table.c[name]] for name in standard}
+            if has_custom:
+                custom = row["custom"] or {}
+                for name in custom_fields:
+                    values[name] = custom.get(name)
+            crm_type = row[table.c.crmType] if is_person else None
+            found[int(row["id"])] = LocalRecord(int(row["id"]), values, crm_type)
+    return found
+
+
+def link_states(
+    conn: Connection,
+    mapping: EntityMapping,
+    crm_ids: Sequence[str],
+    local_kind: str,
+    *,
+    entity: str | None = None,
+) -> tuple[dict[str, LinkState], dict[str, LinkRow]]:
+    """The :class:`LinkState` of every linked id among ``crm_ids`` (for ``plan_page``), and
+    the raw links. A link whose local record is gone gets ``local=None`` (B27). ``entity``
+    reads another entity's links with ``mapping``'s fields (a contact's originating leads)."""
+    linked_entity = entity or mapping.entity
+    links = load_links(conn, linked_entity, crm_ids)
+    if not links:
+        return {}, {}
+    baselines = load_baselines(conn, linked_entity, list(links))
+    locals_ = local_values(
+        conn, local_kind, sorted({link.local_id for link in links.values()}), mapping.field_names
+    )
+    states = {
+        crm_id: LinkState(locals_.get(link.local_id), baselines.get(crm_id))
+        for crm_id, link in links.items()
+    }
+    return states, links

@@ -1,0 +1,171 @@
+"""The mapping each entity is synced with, and what happens when Dynamics' schema or the
+field selection changes under it (B9, B12, B14).
+
+:class:`EntityMappings` builds an entity's mapping from the stored field selection (else the
+default mapping restricted to what the org has) and keeps it while that selection holds, so
+schemas are read once per process. A selected column Dynamics no longer has is dropped from
+the mapping, marked *missing* in the selection and announced (B14). Columns selected after
+go-live are filled by one full read, then :func:`finish_quick_sync` makes them ordinary
+selected columns (B12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.store.tables import field_selection, now_utc
+from crmsync.sync.history import notify
+from crmsync.sync.mapping import (
+    EntityMapping,
+    default_mapping,
+    mapping_for_selection,
+    rest_name_for,
+)
+
+SELECTED_STATUSES = ("selected", "quick_sync")
+"""Field-selection statuses whose columns are read and written."""
+
+
+class EntityMappings:
+    """The mappings of the enabled entities, cached per selection.
+
+    Keep one for a long-running sync: schemas are read from Dynamics once and reused, so a
+    cycle with no changes costs one request per entity (B17).
+    """
+
+    def __init__(self, client: DynamicsClient, entities: Sequence[str]) -> None:
+        self._client = client
+        self._entities = tuple(entities)
+        # per entity: the selected columns a mapping was built from, and the mapping
+        self._cache: dict[str, tuple[tuple[str, ...], EntityMapping]] = {}
+
+    def all(self, engine: Engine) -> dict[str, EntityMapping]:
+        """The mapping of every enabled entity: the stored field selection (B9), else the
+        default mapping restricted to what the org has. Schemas are read once."""
+        with engine.begin() as conn:
+            selected = selections(conn)
+            return {
+                entity: self.of(conn, entity, selected.get(entity, ())) for entity in self._entities
+            }
+
+    def of(
+        self, conn: Connection, entity: str, wanted: tuple[str, ...], *, fresh: bool = False
+    ) -> EntityMapping:
+        """One entity's mapping for the ``wanted`` columns (none: the default mapping), reused
+        while that selection holds unless ``fresh``. Selected columns the schema lacks are
+        announced (B14)."""
+        cached = self._cache.get(entity)
+        if cached is not None and cached[0] == wanted and not fresh:
+            return cached[1]
+        schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
+        mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
+        if mapping.missing:  # selected columns Dynamics no longer has (B14)
+            known = {m.attribute: m.field for m in cached[1].fields} if cached else {}
+            names = {a: known.get(a) or rest_name_for(a) for a in mapping.missing}
+            announce_missing(conn, entity, names)
+            wanted = tuple(a for a in wanted if a not in mapping.missing)  # now marked missing
+        self._cache[entity] = (wanted, mapping)
+        return mapping
+
+    def drop_deleted_columns(
+        self, engine: Engine, entity: str, mappings: dict[str, EntityMapping]
+    ) -> list[str]:
+        """B14: read ``entity``'s schema again; columns the mapping reads that Dynamics no
+        longer has are left out of the mapping (in ``mappings`` too) and announced (see
+        :func:`announce_missing`). Returns them."""
+        before = mappings[entity]
+        self._client.entity_schema(entity)  # fresh, replacing the cached schema
+        with engine.begin() as conn:
+            wanted = selections(conn, entity).get(entity, ())
+            after = self.of(conn, entity, wanted, fresh=True)
+            dropped = [a for a in before.field_attributes if a not in after.field_attributes]
+            # also a default mapping's columns, which have no selection row to mark
+            names = {m.attribute: m.field for m in before.fields if m.attribute in dropped}
+            announce_missing(conn, entity, names)
+        if dropped:
+            mappings[entity] = after
+        return dropped
+
+
+def finish_quick_sync(engine: Engine, entity: str) -> None:
+    """B12/B41: the columns selected after go-live were filled by a full read; they are now
+    ordinary selected columns, and the admins are told."""
+    stamp = now_utc()
+    with engine.begin() as conn:
+        filled = [
+            str(attribute)
+            for (attribute,) in conn.execute(
+                select(field_selection.c.attribute).where(
+                    field_selection.c.entity == entity,
+                    field_selection.c.status == "quick_sync",
+                )
+            )
+        ]
+        if not filled:
+            return
+        conn.execute(
+            field_selection.update()
+            .where(field_selection.c.entity == entity, field_selection.c.status == "quick_sync")
+            .values(status="selected", updated_at=stamp)
+        )
+        notify(
+            conn,
+            severity="info",
+            kind="quick_sync_done",
+            title=f"Quick sync done: {entity}",
+            message=(
+                f"{', '.join(filled)} now hold Dynamics' values for every {entity}, and "
+                "sync both ways from now on where the field allows it."
+            ),
+            dedupe_key=f"quick_sync_done:{entity}:{stamp.isoformat()}",
+        )
+
+
+def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The stored field selection in effect (selected or waiting for a quick sync), per entity
+    in selection order: one query for every entity, or for ``entity``."""
+    query = select(field_selection.c.entity, field_selection.c.attribute).where(
+        field_selection.c.status.in_(SELECTED_STATUSES)
+    )
+    if entity is not None:
+        query = query.where(field_selection.c.entity == entity)
+    selected: dict[str, list[str]] = {}
+    for name, attribute in conn.execute(
+        query.order_by(field_selection.c.entity, field_selection.c.selected_at)
+    ):
+        selected.setdefault(str(name), []).append(str(attribute))
+    return {name: tuple(columns) for name, columns in selected.items()}
+
+
+def announce_missing(conn: Connection, entity: str, fields: Mapping[str, str]) -> None:
+    """B14: mark selected columns Dynamics no longer has as *missing* in the field selection
+    (no longer read or written) and raise one critical notification per column; ``fields``
+    maps each column to its marketing field, whose values are kept."""
+    if not fields:
+        return
+    conn.execute(
+        field_selection.update()
+        .where(
+            field_selection.c.entity == entity,
+            field_selection.c.attribute.in_(list(fields)),
+            field_selection.c.status != "missing",
+        )
+        .values(status="missing", updated_at=now_utc())
+    )
+    for attribute, name in fields.items():
+        notify(
+            conn,
+            severity="critical",
+            kind="field_missing",
+            title=f"Field {entity}.{attribute} was deleted in Dynamics",
+            message=(
+                f"crmsync stopped syncing {entity}.{attribute} (marketing field {name}) and "
+                "kept its marketing values; everything else keeps syncing. Save the field "
+                "selection to clear this."
+            ),
+            dedupe_key=f"field_missing:{entity}:{attribute}",
+        )
