@@ -156,8 +156,9 @@ def select_columns(
 ) -> None:
     """Save a table's field selection, refreshing its schema from Dynamics first.
 
-    Columns added after the initial sync are filled from Dynamics by the next cycle (a quick
-    sync). Saving without changes refreshes the schema and clears columns deleted in Dynamics.
+    Columns added after the initial sync are filled from Dynamics by the next
+    cycle (a quick sync). Saving without changes refreshes the schema and
+    clears columns deleted in Dynamics.
     """
     settings = settings_from(ctx)
     name = entity.strip().lower()

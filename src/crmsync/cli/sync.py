@@ -375,10 +375,12 @@ def sync_person(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync Person to Microsoft: give persons without a Dynamics record a new lead or
-    contact, created by the next cycle, exactly once, optionally owned by a sales user.
-    A person that already has one is left alone; one whose record was deleted in Dynamics
-    gets a new one."""
+    """Sync Person to Microsoft: a new Dynamics lead, or contact, for each person.
+
+    The next cycle creates it, exactly once, optionally owned by a sales user.
+    A person that already has a lead or contact is left alone; one whose
+    record was deleted in Dynamics gets a new one.
+    """
     results: list[dict[str, object]] = []
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:
