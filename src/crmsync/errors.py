@@ -11,8 +11,7 @@ messages or reprs.
     │   ├── ConfigurationError        bad or missing setting
     │   ├── DatabaseNotMigratedError  schema missing or outdated ("run crmsync db upgrade")
     │   ├── AuthenticationError       credentials refused by Dynamics / the identity provider
-    │   ├── PermissionDeniedError     the sync user lacks a privilege
-    │   └── FieldCreationRefusedError crmsync never creates fields in Dynamics (B10)
+    │   └── PermissionDeniedError     the sync user lacks a privilege
     ├── RetryLaterError               transient: retry the same thing after a pause
     │   ├── ThrottledError            429 / service protection, carries retry_after
     │   ├── TransientServerError      5xx, timeout, dropped connection
@@ -80,10 +79,6 @@ class AuthenticationError(FatalError):
 
 class PermissionDeniedError(FatalError):
     """The acting user lacks a privilege."""
-
-
-class FieldCreationRefusedError(FatalError):
-    """crmsync never creates fields in Dynamics; they are created in Dynamics (B10)."""
 
 
 class RetryLaterError(CrmsyncError):

@@ -82,7 +82,6 @@ class WebSettings:
     window_seconds: float = 20.0
     max_concurrent_calls: int = 10
     token_lifetime_seconds: int = 3600
-    session_secret: Secret = Secret("")
 
 
 @dataclass(frozen=True, slots=True)

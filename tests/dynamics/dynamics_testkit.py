@@ -37,7 +37,7 @@ def make_client(
     handler: Handler, *, sleeps: Sleeps | None = None, **options: Any
 ) -> DynamicsClient:
     """A client whose transport is ``handler``; pauses are recorded, never slept."""
-    options.setdefault("retry_policy", RetryPolicy(max_attempts=6, jitter=0.0, seed=1))
+    options.setdefault("retry_policy", RetryPolicy(max_attempts=6, jitter=0.0))
     http = httpx.Client(transport=httpx.MockTransport(handler))
     return DynamicsClient(http, ORG, sleep=sleeps if sleeps is not None else Sleeps(), **options)
 

@@ -12,7 +12,7 @@ from dynamics_testkit import error_response
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crmsync.dynamics.budget import RequestBudget
+from crmsync.dynamics.budget import RECOVERY_AFTER, RequestBudget
 from crmsync.dynamics.classify import Action, classify, classify_transport_error, parse_error_body
 from crmsync.dynamics.retry import RetryPolicy, parse_retry_after
 from crmsync.errors import (
@@ -132,17 +132,17 @@ def test_retry_after_header_parsing() -> None:
 
 def test_budget_halves_on_429_and_recovers_slowly() -> None:
     """Brief: concurrency halves on 429 (never below 1) and grows back by one per N successes."""
-    budget = RequestBudget(8, recovery_after=3)
+    budget = RequestBudget(8)
     budget.record_throttled()
     assert budget.limit == 4
     budget.record_throttled()
     budget.record_throttled()
     budget.record_throttled()
     assert budget.limit == 1
-    for _ in range(3):
+    for _ in range(RECOVERY_AFTER):
         budget.record_success()
     assert budget.limit == 2
-    for _ in range(2):
+    for _ in range(RECOVERY_AFTER - 1):
         budget.record_success()
     assert budget.limit == 2
     budget.record_success()

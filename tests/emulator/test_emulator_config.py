@@ -12,7 +12,7 @@ from crmsync.emulator.config import (
     default_config,
     load_emulator_config,
 )
-from crmsync.errors import ConfigurationError
+from crmsync.emulator.errors import EmulatorConfigError
 
 FULL = """
 tenant = "11111111-2222-3333-4444-555555555555"
@@ -154,9 +154,9 @@ def test_secrets_never_appear_in_reprs(tmp_path: Path) -> None:
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
-    """Each mistake gives a ConfigurationError naming the file and the key."""
+    """Each mistake gives a EmulatorConfigError naming the file and the key."""
     path = write(tmp_path, text)
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(EmulatorConfigError) as caught:
         load_emulator_config(path)
     assert fragment in caught.value.message
     assert str(path) in caught.value.message
@@ -184,7 +184,7 @@ def test_a_wrongly_typed_secret_is_named_but_never_shown(
 ) -> None:
     """Secrets stay out of error messages, also when they have the wrong type; the key is
     named so the mistake can still be found."""
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(EmulatorConfigError) as caught:
         load_emulator_config(write(tmp_path, text))
     assert f"{key} must be a str" in caught.value.message
     assert secret not in caught.value.message
@@ -199,10 +199,10 @@ def test_entra_object_id_can_be_given_and_must_be_a_unique_guid(tmp_path: Path) 
     assert config.users[0].entra_object_id == given.lower()
     assert config.user_by_object_id(given) == config.users[0]
     bad = user.replace(given, "not-a-guid")
-    with pytest.raises(ConfigurationError, match=r"users\[0\]\.entra_object_id must be a GUID"):
+    with pytest.raises(EmulatorConfigError, match=r"users\[0\]\.entra_object_id must be a GUID"):
         load_emulator_config(write(tmp_path, bad))
     twice = user + "\n" + user.replace("x@y.z", "w@y.z")
-    with pytest.raises(ConfigurationError, match=r"entra_object_id .* appears more than once"):
+    with pytest.raises(EmulatorConfigError, match=r"entra_object_id .* appears more than once"):
         load_emulator_config(write(tmp_path, twice))
 
 
@@ -215,7 +215,7 @@ def test_org_url_is_read_as_an_origin(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     """A missing file is a clear error, not a crash."""
-    with pytest.raises(ConfigurationError, match="not found"):
+    with pytest.raises(EmulatorConfigError, match="not found"):
         load_emulator_config(tmp_path / "absent.toml")
 
 

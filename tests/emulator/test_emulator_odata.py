@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crmsync.emulator.errors import EmulatorFault
 from crmsync.emulator.odata import (
     Comparison,
     InFunction,
@@ -18,7 +19,6 @@ from crmsync.emulator.odata import (
     parse_prefer,
     split_top_level,
 )
-from crmsync.errors import InputError
 
 
 def test_prefer_with_several_values_and_a_quoted_annotation_list() -> None:
@@ -40,7 +40,7 @@ def test_prefer_with_several_values_and_a_quoted_annotation_list() -> None:
 @pytest.mark.parametrize("bad", ["odata.maxpagesize=abc", "odata.maxpagesize=0"])
 def test_prefer_rejects_bad_page_sizes(bad: str) -> None:
     """A malformed odata.maxpagesize is a clear 400."""
-    with pytest.raises(InputError) as raised:
+    with pytest.raises(EmulatorFault) as raised:
         parse_prefer([bad])
     assert raised.value.status == 400
 
@@ -71,7 +71,7 @@ def test_filter_precedence_literals_and_functions() -> None:
 )
 def test_malformed_filters_are_400(bad: str) -> None:
     """Bad input gets a clear 400, never a 500."""
-    with pytest.raises(InputError):
+    with pytest.raises(EmulatorFault):
         parse_filter(bad)
 
 
@@ -89,7 +89,7 @@ def test_orderby_parsing() -> None:
     """§3: `a asc, b desc`; default ascending."""
     assert parse_orderby("modifiedon asc,leadid") == [("modifiedon", False), ("leadid", False)]
     assert parse_orderby("name desc") == [("name", True)]
-    with pytest.raises(InputError):
+    with pytest.raises(EmulatorFault):
         parse_orderby("name sideways")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.tls import ensure_tls_files, generate_tls_files
-from crmsync.errors import ConfigurationError
 
 
 def handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
@@ -82,9 +82,9 @@ def test_unusable_directory_is_a_configuration_error(tmp_path: Path) -> None:
     """Bad input gets a clear error."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ConfigurationError, match="TLS directory"):
+    with pytest.raises(EmulatorConfigError, match="TLS directory"):
         generate_tls_files(blocker / "sub")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(EmulatorConfigError):
         generate_tls_files(tmp_path, ())
 
 

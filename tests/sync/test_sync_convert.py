@@ -9,13 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crmsync.dataverse_codes import (
+    INTEGER_OUT_OF_RANGE,
+    NUMBER_OUT_OF_RANGE,
+    PICKLIST_OUT_OF_RANGE,
+    STRING_TOO_LONG,
+)
 from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, LookupValue
 from crmsync.errors import ValidationFailedError
 from crmsync.sync.convert import (
     CODE_BAD_DATETIME,
-    CODE_NUMBER_OUT_OF_RANGE,
-    CODE_OPTION_OUT_OF_RANGE,
-    CODE_TOO_LONG,
     CODE_WRONG_TYPE,
     ColumnConverter,
     DateOnlyConverter,
@@ -134,7 +137,7 @@ def test_an_unknown_label_fails_naming_the_allowed_ones() -> None:
     """B37: a bad option fails that record with Dynamics' code and a message that helps."""
     with pytest.raises(ValidationFailedError) as caught:
         to_crm(LEAD_SOURCE, "Carrier Pigeon")
-    assert caught.value.code == CODE_OPTION_OUT_OF_RANGE
+    assert caught.value.code == PICKLIST_OUT_OF_RANGE
     message = str(caught.value)
     assert "leadsourcecode" in message
     assert "'Carrier Pigeon'" in message
@@ -151,7 +154,7 @@ def test_an_option_missing_from_stale_metadata_keeps_its_number() -> None:
 def test_an_integer_outside_the_option_set_is_refused() -> None:
     with pytest.raises(ValidationFailedError) as caught:
         to_crm(LEAD_SOURCE, 3)
-    assert caught.value.code == CODE_OPTION_OUT_OF_RANGE
+    assert caught.value.code == PICKLIST_OUT_OF_RANGE
 
 
 def test_too_long_text_fails_instead_of_being_truncated() -> None:
@@ -159,7 +162,7 @@ def test_too_long_text_fails_instead_of_being_truncated() -> None:
     assert to_crm(FIRSTNAME, "x" * 50) == "x" * 50
     with pytest.raises(ValidationFailedError) as caught:
         to_crm(FIRSTNAME, "x" * 51)
-    assert caught.value.code == CODE_TOO_LONG
+    assert caught.value.code == STRING_TOO_LONG
     assert "51 characters" in str(caught.value)
     assert "maximum of 50" in str(caught.value)
 
@@ -173,10 +176,18 @@ def test_control_characters_are_refused() -> None:
 
 @pytest.mark.parametrize("bad", [-1, 1_000_001])
 def test_numbers_outside_the_column_range_fail(bad: int) -> None:
-    """§10: Integer/Money min/max are enforced (0x8004432F)."""
+    """§10: Integer min/max are enforced with IntegerValueOutOfRange (0x8004432F)."""
     with pytest.raises(ValidationFailedError) as caught:
         to_crm(EMPLOYEES, bad)
-    assert caught.value.code == CODE_NUMBER_OUT_OF_RANGE
+    assert caught.value.code == INTEGER_OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1e15])
+def test_money_outside_the_column_range_fails_with_the_code_dynamics_sends(bad: float) -> None:
+    """§10: money min/max are enforced with the code the emulator and Dynamics answer."""
+    with pytest.raises(ValidationFailedError) as caught:
+        to_crm(REVENUE, bad)
+    assert caught.value.code == NUMBER_OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,19 @@
 """Progress with totals (B16, B40): an initial read announces how many records it will read,
 and the push reports the outbox entries handled against those queued.
 
-Reads and writes go over real HTTP to the emulator; the count fallbacks of
-:func:`~crmsync.sync.tracking.record_total` above the ``$count`` cap (spec §3 "Count") are
-checked against a transport that answers like Dataverse.
+Reads and writes go over real HTTP to the emulator; how the total is counted is checked in
+``tests/dynamics/test_dynamics_tracking.py``.
 """
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select
 from sync_harness import edit_person, engine_client, running_org
 
-from crmsync.dynamics.client import DynamicsClient
 from crmsync.emulator.config import default_config
 from crmsync.store.tables import crm_links
 from crmsync.sync.cycle import PUSH_ENTITY, Progress, SyncCycle
-from crmsync.sync.tracking import record_total
 
 
 @pytest.mark.e2e
@@ -62,42 +58,3 @@ def test_initial_read_has_a_total_and_the_push_reports_its_progress(
     assert pushed and all(e.entity == PUSH_ENTITY for e in pushed)
     assert all(e.total == len(person_ids) for e in pushed)
     assert pushed[-1].done and pushed[-1].records == len(person_ids)
-
-
-def _client(answers: dict[str, httpx.Response]) -> DynamicsClient:
-    def handler(request: httpx.Request) -> httpx.Response:
-        path = request.url.raw_path.decode()
-        for prefix, response in answers.items():
-            if path.startswith(f"/api/data/v9.2/{prefix}"):
-                return response
-        return httpx.Response(404, json={"error": {"code": "0x8006088a", "message": "nope"}})
-
-    http = httpx.Client(transport=httpx.MockTransport(handler))
-    return DynamicsClient(http, "https://org.example.com", sleep=lambda s: None)
-
-
-def test_record_total_counts_exactly_below_the_cap() -> None:
-    """Spec §3: ``/$count`` is text (a BOM may lead); below 5,000 it is the total."""
-    client = _client({"leads/$count": httpx.Response(200, text="\ufeff1234")})
-    assert record_total(client, "lead") == 1234
-
-
-def test_record_total_above_the_cap_asks_retrieve_total_record_count() -> None:
-    """Spec §3: at the 5,000 cap the total comes from ``RetrieveTotalRecordCount``."""
-    body = {"EntityRecordCountCollection": {"Keys": ["lead"], "Values": [123456]}}
-    client = _client(
-        {
-            "leads/$count": httpx.Response(200, text="5000"),
-            "RetrieveTotalRecordCount": httpx.Response(200, json=body),
-        }
-    )
-    assert record_total(client, "lead") == 123456
-
-
-def test_record_total_is_unknown_when_dynamics_cannot_say() -> None:
-    """Above the cap without ``RetrieveTotalRecordCount`` (or with ``$count`` failing) the
-    total is unknown, and the sync is not held up by it."""
-    capped = _client({"leads/$count": httpx.Response(200, text="5000")})
-    assert record_total(capped, "lead") is None
-    failing = _client({"leads/$count": httpx.Response(503, text="busy")})
-    assert record_total(failing, "lead") is None

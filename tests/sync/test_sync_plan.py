@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crmsync.dataverse_codes import STRING_TOO_LONG
 from crmsync.dynamics.types import (
     AttributeSchema,
     AttributeType,
@@ -16,7 +17,6 @@ from crmsync.dynamics.types import (
     EntitySchema,
     LookupValue,
 )
-from crmsync.sync.convert import CODE_TOO_LONG
 from crmsync.sync.mapping import default_mapping, mapping_for_selection
 from crmsync.sync.plan import (
     FilterAction,
@@ -354,7 +354,7 @@ def test_one_value_dynamics_would_reject_does_not_hold_back_the_others() -> None
     person = _person(firstName="Bartholomew-Jones", city="Genoa")
     plan = plan_page(LEAD_MAP, [_lead()], {LEAD_ID: LinkState(person, BASELINE)})
     (failure,) = plan.failures
-    assert (failure.direction, failure.code) == ("to_crm", CODE_TOO_LONG)
+    assert (failure.direction, failure.code) == ("to_crm", STRING_TOO_LONG)
     assert "firstName" in failure.message
     (update,) = plan.updates
     assert update.crm_writes == {"address1_city": "Genoa"}
@@ -372,7 +372,7 @@ def test_a_marketing_value_dynamics_would_reject_stays_pending() -> None:
     )
     (failure,) = plan.failures
     assert failure.direction == "to_crm"
-    assert failure.code == CODE_TOO_LONG
+    assert failure.code == STRING_TOO_LONG
     assert failure.local_id == 7
     (update,) = plan.updates
     assert update.crm_writes == {}

@@ -30,13 +30,6 @@ def test_form_body_and_json_object_merge_with_the_query() -> None:
     assert "input" not in params
 
 
-def test_booleans_are_case_insensitive() -> None:
-    """§1: clients send Python's ``False``."""
-    params = ApiParams.from_query("mergeInCRM=False&other=TRUE")
-    assert params.get_bool("mergeInCRM", default=True) is False
-    assert params.get_bool("other") is True
-
-
 @pytest.mark.parametrize(
     ("query", "code"),
     [("batchSize=301", "1003"), ("batchSize=0", "1003"), ("batchSize=x", "1003"), ("", "701")],

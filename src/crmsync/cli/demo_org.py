@@ -23,6 +23,7 @@ import uvicorn
 
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import EmulatorConfig, load_emulator_config
+from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.seed import planned_counts, seed_dataset
 from crmsync.errors import ConfigurationError
@@ -91,11 +92,11 @@ def _org_details(
         base_url=base_url,
         tenant=config.tenant,
         app_client_id=app_user.client_id,
-        app_client_secret=config.secret_for(app_user),
+        app_client_secret=Secret(config.secret_for(app_user).reveal()),
         public_client_id=config.public_client_id,
         salesperson_upn=seller.upn,
         salesperson_name=seller.fullname,
-        salesperson_password=config.secret_for(seller),
+        salesperson_password=Secret(config.secret_for(seller).reveal()),
         seeded=seeded,
         counts=counts,
     )
@@ -128,7 +129,10 @@ def running_org(
     opportunities and salespeople (always the same rows); an existing one is served as it is.
     ``port`` 0 picks a free port; ``None`` tries 5580 and falls back to a free one.
     """
-    config = load_emulator_config(None)
+    try:
+        config = load_emulator_config(None)
+    except EmulatorConfigError as exc:  # the emulator's own error, told as crmsync's
+        raise ConfigurationError(exc.message) from exc
     sock = listen_with_fallback(port, DEFAULT_EMULATOR_PORT)
     try:
         try:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crmsync.emulator.config import EmulatorConfig, load_emulator_config
+from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.seed import planned_counts, seed_dataset
 from crmsync.emulator.tls import TlsFiles, ensure_tls_files
@@ -160,17 +161,20 @@ def emulator(
     """Serve a local Dataverse Web API emulator until interrupted."""
     from crmsync.emulator.app import create_emulator_app
 
-    config = load_emulator_config(config_file)
-    if random_seed is not None:
-        config = dataclasses.replace(config, seed=random_seed)
-    tls: TlsFiles | None = None
-    if https:
-        default_dir = Path(db + ".tls") if db != ":memory:" else Path(".emulator-tls")
-        named = () if host in _ANY_ADDRESS else (host,)
-        hosts = (*named, "127.0.0.1", "localhost", "::1")
-        # Absolute paths: clients run from other directories read the printed CA bundle.
-        directory = (tls_dir or default_dir).resolve()
-        tls = ensure_tls_files(directory, tuple(dict.fromkeys(hosts)))
+    try:
+        config = load_emulator_config(config_file)
+        if random_seed is not None:
+            config = dataclasses.replace(config, seed=random_seed)
+        tls: TlsFiles | None = None
+        if https:
+            default_dir = Path(db + ".tls") if db != ":memory:" else Path(".emulator-tls")
+            named = () if host in _ANY_ADDRESS else (host,)
+            hosts = (*named, "127.0.0.1", "localhost", "::1")
+            # Absolute paths: clients run from other directories read the printed CA bundle.
+            directory = (tls_dir or default_dir).resolve()
+            tls = ensure_tls_files(directory, tuple(dict.fromkeys(hosts)))
+    except EmulatorConfigError as exc:  # the emulator's own error, told as crmsync's
+        raise ConfigurationError(exc.message) from exc
     sock = _listen(host, port)
     try:
         runtime = EmulatorRuntime(config)

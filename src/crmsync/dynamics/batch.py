@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.dynamics.classify import (
-    CODE_DUPLICATE_RECORD,
-    CODE_UNKNOWN_PROPERTY,
+from crmsync.dataverse_codes import (
+    DUPLICATE_RECORD,
+    PAYLOAD_ERROR,
     THROTTLE_CODES,
+    normalised,
+    same_code,
+)
+from crmsync.dynamics.classify import (
     Action,
     DataverseError,
     classify_status,
@@ -344,7 +348,7 @@ def failure_result(
     resolution = classify_status(
         status, error, retry_after, entity=request.entity, record_id=request.record_id
     )
-    code = error.code.lower()
+    code = normalised(error.code)
     if status == 429 or code in THROTTLE_CODES:
         outcome = WriteStatus.THROTTLED
     elif resolution.action is Action.RETRY:
@@ -355,7 +359,7 @@ def failure_result(
         outcome = WriteStatus.NOT_FOUND
     elif status == 403:
         outcome = WriteStatus.PERMISSION_DENIED
-    elif code == CODE_UNKNOWN_PROPERTY or (
+    elif same_code(code, PAYLOAD_ERROR) or (
         status == 400 and unknown_property_of(error.message) is not None
     ):
         outcome = WriteStatus.UNKNOWN_ATTRIBUTE
@@ -377,4 +381,4 @@ def is_duplicate_create(request: WriteRequest, result: WriteResult) -> bool:
     """A create refused because a record with its primary key exists (spec §7: 412 0x80040237)."""
     if request.kind is not WriteKind.CREATE:
         return False
-    return result.http_status == 412 or (result.error_code or "").lower() == CODE_DUPLICATE_RECORD
+    return result.http_status == 412 or same_code(result.error_code, DUPLICATE_RECORD)

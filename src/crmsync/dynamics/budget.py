@@ -3,7 +3,8 @@
 Dataverse limits are per user and per web server over a 5-minute window (spec §8); Microsoft
 advises starting with low parallelism and backing off when 429s appear. :class:`RequestBudget`
 allows at most ``limit`` requests in flight, halves the limit on every 429 (never below one) and
-grows it back by one after ``recovery_after`` consecutive successes, up to ``max_concurrency``.
+grows it back by one after :data:`RECOVERY_AFTER` consecutive successes, up to
+``max_concurrency``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+RECOVERY_AFTER = 50
+"""Consecutive successes after which one more request may be in flight again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +38,11 @@ class ClientStats:
 class RequestBudget:
     """Bounded concurrency that halves on 429 and recovers slowly; thread-safe counters."""
 
-    def __init__(self, max_concurrency: int = 4, *, recovery_after: int = 50) -> None:
+    def __init__(self, max_concurrency: int = 4) -> None:
         if max_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._max = max_concurrency
         self._limit = max_concurrency
-        self._recovery_after = max(recovery_after, 1)
         self._successes_since_change = 0
         self._in_flight = 0
         self._condition = threading.Condition()
@@ -81,7 +84,7 @@ class RequestBudget:
         """A request succeeded: after enough of them in a row, allow one more in flight."""
         with self._condition:
             self._successes_since_change += 1
-            if self._limit < self._max and self._successes_since_change >= self._recovery_after:
+            if self._limit < self._max and self._successes_since_change >= RECOVERY_AFTER:
                 self._limit += 1
                 self._successes_since_change = 0
                 self._condition.notify_all()

@@ -4,6 +4,7 @@
 retry it, fail this record and carry on, fail the whole cycle, or reconcile the entity because a
 change-tracking token was rejected. Rules follow spec §7 (status first, hex code second, because
 the documented examples often carry an empty ``code``) and §8 (429 with ``Retry-After``).
+The codes are those of :mod:`crmsync.dataverse_codes`, the one table the emulator answers from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from enum import Enum
 
 import httpx
 
+from crmsync import dataverse_codes as codes
+from crmsync.dataverse_codes import FIELD_SECURITY_CODES, SQL_TRANSIENT_CODES, THROTTLE_CODES
 from crmsync.dynamics.retry import parse_retry_after
 from crmsync.errors import (
     AuthenticationError,
@@ -31,20 +34,10 @@ from crmsync.errors import (
     ValidationFailedError,
 )
 
-# Dataverse error codes the client reacts to (spec §7, §8).
-CODE_EXPIRED_VERSION_STAMP = "0x80044352"
-CODE_DUPLICATE_RECORD = "0x80040237"
-CODE_DUPLICATE_ENTITY_KEY = "0x80060892"
-CODE_CONCURRENCY_MISMATCH = "0x80060882"
-CODE_UNKNOWN_PROPERTY = "0x80048d19"
-CODE_DUPLICATE_DETECTED = "0x80040333"
-CODE_PLUGIN_ABORTED = "0x80040265"
-CODE_LOCK_NOT_OBTAINED = "0x80044339"
-CODE_OBJECT_DOES_NOT_EXIST = "0x80040217"
-FIELD_SECURITY_CODES = frozenset({"0x8004f502", "0x8004f507", "0x8004f506"})
-SQL_TRANSIENT_CODES = frozenset({"-2147204784", "-2147204783", "0x80044150", "0x80044151"})
-THROTTLE_CODES = frozenset({"0x80072322", "0x80072321", "0x80072326"})
-
+# A duplicate-detection rule or a plug-in refused this record: answered 500 / 400, not transient.
+_REFUSED_RECORD_CODES = frozenset(
+    codes.normalised(code) for code in (codes.DUPLICATE_DETECTED, codes.PLUGIN_ABORTED)
+)
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # The messages Dataverse gives for a column that does not exist: in a query ($select,
 # 0x80060888) and in a write payload (0x80048d19, the OData parser's inner message).
@@ -79,10 +72,6 @@ class Resolution:
     retry_after: float | None = None
     error: CrmsyncError | None = None
 
-    @property
-    def retryable(self) -> bool:
-        return self.action is Action.RETRY
-
 
 def parse_error_body(content: bytes | str) -> DataverseError:
     """Read Dataverse's JSON error body; tolerate empty or non-JSON bodies."""
@@ -116,7 +105,7 @@ def classify_status(
     """Classify a status code and error body (shared by whole responses and batch parts)."""
     if status < 400:
         return Resolution(Action.SUCCESS)
-    code = error.code.lower()
+    code = codes.normalised(error.code)
     message = error.message or f"Dynamics answered HTTP {status}"
     hex_code = error.code or None
 
@@ -139,7 +128,7 @@ def classify_status(
 
     if status == 429 or code in THROTTLE_CODES:
         return retry(ThrottledError)
-    if code == CODE_EXPIRED_VERSION_STAMP:
+    if code == codes.normalised(codes.EXPIRED_VERSION_STAMP):
         return fail(Action.RECONCILE, DeltaTokenExpiredError)
     if status == 401:
         return fail(Action.FAIL_CYCLE, AuthenticationError)
@@ -154,11 +143,11 @@ def classify_status(
     if status == 400 and unknown_property_of(message) is not None:
         # A selected or written column no longer exists in Dynamics (B14).
         return fail(Action.FAIL_RECORD, UnknownFieldError)
-    if code in (CODE_DUPLICATE_DETECTED, CODE_PLUGIN_ABORTED):
+    if code in _REFUSED_RECORD_CODES:
         return fail(Action.FAIL_RECORD, ValidationFailedError)
     if (
         status in RETRYABLE_STATUSES
-        or code == CODE_LOCK_NOT_OBTAINED
+        or code == codes.normalised(codes.LOCK_NOT_OBTAINED)
         or code in SQL_TRANSIENT_CODES
     ):
         return retry(TransientServerError)

@@ -24,8 +24,13 @@ from crmsync.dynamics.types import (
     EntitySchema,
     LookupValue,
 )
+from crmsync.errors import ConfigurationError
 
 LOOKUP_ANNOTATION = "Microsoft.Dynamics.CRM.lookuplogicalname"
+LOOKUP_PREFERENCE = f'odata.include-annotations="{LOOKUP_ANNOTATION}"'
+"""The ``Prefer`` preference that names each lookup's table (spec §2e)."""
+MAX_PAGE_SIZE = 5000
+"""The largest ``odata.maxpagesize`` Dataverse honours (spec §3)."""
 LOOKUP_TYPES = frozenset({AttributeType.LOOKUP, AttributeType.CUSTOMER, AttributeType.OWNER})
 DATE_TIME_PATTERN = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"
@@ -85,21 +90,14 @@ def quote_query_value(value: str) -> str:
     return quote(value, safe=_QUERY_SAFE)
 
 
-def format_odata_literal(value: object) -> str:
-    """Render a Python value as an OData ``$filter`` literal (spec §3)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, LookupValue):
-        return value.id
-    text = str(value).replace("'", "''")
-    return f"'{text}'"
+def page_preference(size: int, *, first: str | None = None) -> str:
+    """The ``Prefer`` header of a paged read: ``first`` (e.g. track changes), the page size
+    and lookup names; a size outside 1..5,000 is a configuration error."""
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ConfigurationError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
+    parts = [first] if first else []
+    parts += [f"odata.maxpagesize={size}", LOOKUP_PREFERENCE]
+    return ",".join(parts)
 
 
 def wire_select(

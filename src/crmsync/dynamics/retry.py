@@ -1,15 +1,31 @@
-"""One immutable retry policy: exponential backoff with jitter that honours ``Retry-After``.
+"""Where a request to Dynamics is retried: one immutable policy and the one loop that follows it.
 
 Dataverse answers service-protection hits with ``429`` and a ``Retry-After`` header in seconds
 (spec §8); Microsoft's own samples honour it exactly and fall back to ``2^n`` seconds when it is
 missing. :class:`RetryPolicy` does the same, with full jitter on the fallback so that parallel
 workers do not retry in lock step, and bounds both the number of attempts and the total time.
+
+:class:`Retrier` runs that policy: it repeats an attempt while the attempt answers
+:class:`Retry`, pausing as the policy says and counting every retry in the
+:class:`~crmsync.dynamics.budget.RequestBudget`. Single requests
+(:class:`~crmsync.dynamics.transport.Transport`) and the per-part retries of ``$batch`` writes
+(:class:`~crmsync.dynamics.writes.BatchWriter`) both go through it.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from crmsync.dynamics.budget import RequestBudget
+from crmsync.errors import CrmsyncError
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +43,6 @@ class RetryPolicy:
     max_retry_after_seconds: float = 300.0
     jitter: float = 0.5
     deadline_seconds: float = 900.0
-    seed: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -50,7 +65,7 @@ class RetryPolicy:
             return min(float(retry_after), self.max_retry_after_seconds)
         exponential = self.base_delay_seconds * float(2 ** max(attempt - 1, 0))
         capped = min(exponential, self.max_delay_seconds)
-        chooser = rng if rng is not None else random.Random(self.seed)
+        chooser = rng if rng is not None else random.Random()
         randomised = capped * self.jitter * chooser.random()
         return capped * (1.0 - self.jitter) + randomised
 
@@ -59,10 +74,6 @@ class RetryPolicy:
         if attempt >= self.max_attempts:
             return False
         return elapsed_seconds + next_delay <= self.deadline_seconds
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)
-"""A policy that never retries (for callers that retry at a higher level)."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -79,3 +90,67 @@ def parse_retry_after(value: str | None) -> float | None:
     if seconds != seconds or seconds < 0:  # NaN or negative
         return None
     return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An attempt's answer meaning "try again": after ``retry_after`` seconds when the server
+    asked for a pause, else after the policy's backoff.
+
+    ``reason`` is logged with the retry; ``count`` is how many retries it stands for in the
+    request budget (a ``$batch`` round retries each of its throttled parts); ``error`` is what
+    a single request raises when no retry is left.
+    """
+
+    reason: str
+    retry_after: float | None = None
+    count: int = 1
+    error: CrmsyncError | None = None
+
+
+class Retrier:
+    """The retry loop: repeat an attempt while it answers :class:`Retry` and the policy allows.
+
+    ``clock`` and ``sleep`` make the timing testable; ``budget`` counts the retries (B40).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        budget: RequestBudget,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy
+        self._budget = budget
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = random.Random()
+
+    def run(
+        self,
+        attempt: Callable[[], _T | Retry],
+        give_up: Callable[[Retry], _T],
+        *,
+        what: str,
+    ) -> _T:
+        """``attempt()`` until it answers a result; when the policy allows no further attempt
+        (too many, or past the deadline), ``give_up`` turns the last :class:`Retry` into the
+        result (or raises). ``what`` names the operation in the log."""
+        started = self._clock()
+        number = 0
+        while True:
+            number += 1
+            outcome = attempt()
+            if not isinstance(outcome, Retry):
+                return outcome
+            delay = self.policy.delay(number, outcome.retry_after, self._rng)
+            if not self.policy.should_retry(number, self._clock() - started, delay):
+                return give_up(outcome)
+            for _ in range(outcome.count):
+                self._budget.record_retry()
+            log.warning(
+                "Dynamics %s attempt %d: %s; retrying in %.1fs", what, number, outcome.reason, delay
+            )
+            self._sleep(delay)

@@ -60,15 +60,27 @@ class DeltaCursor:
 
 @dataclass(frozen=True, slots=True)
 class ChangePage:
-    """One page of a change-tracking read; ``cursor`` is set only on the last page."""
+    """One page of a change-tracking read (spec §4), the one shape every reader hands out.
+
+    ``next_link`` is set on every page but the last; only the last carries ``delta_link``,
+    where the next read of the entity starts. A caller must not store the delta link before
+    it has kept every item before it.
+    """
 
     entity: str
     items: tuple[CrmChange | CrmDelete, ...]
-    cursor: DeltaCursor | None = None
+    next_link: str | None = None
+    delta_link: str | None = None
 
     @property
     def last(self) -> bool:
-        return self.cursor is not None
+        """Whether this is the read's last page (it carries the delta link)."""
+        return self.delta_link is not None
+
+    @property
+    def cursor(self) -> DeltaCursor | None:
+        """Where the next read of the entity starts, on the last page; else ``None``."""
+        return DeltaCursor(self.entity, self.delta_link) if self.delta_link else None
 
 
 class WriteKind(Enum):

@@ -1,20 +1,19 @@
-"""The write loop behind :meth:`DynamicsClient.write_batch`.
+"""``$batch`` writes: the work behind :meth:`DynamicsClient.write_batch`.
 
 Requests are chunked into ``$batch`` requests of ``batch_size`` with
 ``Prefer: odata.continue-on-error`` (spec §6), sent with bounded concurrency, and every part is
 parsed into a :class:`WriteResult`. Only what is retryable is retried, per part: throttled and
 transient parts (and whole batches that timed out or dropped) go round again after the pause the
-server asked for; everything else is final. A create refused as a duplicate is checked with a GET:
+server asked for, through the one retry loop (:class:`~crmsync.dynamics.retry.Retrier`);
+everything else is final. A create refused as a duplicate is checked with a GET:
 the record with the client-chosen key exists, so it was created by an earlier attempt (B33).
 """
 
 from __future__ import annotations
 
-import logging
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from crmsync.dynamics.batch import (
     EncodedRequest,
@@ -26,7 +25,16 @@ from crmsync.dynamics.batch import (
     result_from_part,
 )
 from crmsync.dynamics.classify import parse_error_body
-from crmsync.dynamics.types import LookupValue, WriteKind, WriteRequest, WriteResult, WriteStatus
+from crmsync.dynamics.retry import Retry
+from crmsync.dynamics.transport import Transport
+from crmsync.dynamics.types import (
+    CrmRecord,
+    LookupValue,
+    WriteKind,
+    WriteRequest,
+    WriteResult,
+    WriteStatus,
+)
 from crmsync.errors import (
     ConfigurationError,
     CrmsyncError,
@@ -37,34 +45,42 @@ from crmsync.errors import (
     ValidationFailedError,
 )
 
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from crmsync.dynamics.client import DynamicsClient
-
 RETRYABLE = frozenset({WriteStatus.THROTTLED, WriteStatus.TRANSIENT})
+
+
+class RecordAccess(Protocol):
+    """What the writer needs besides the transport: where writes go, and record reads to
+    verify an answer that was lost (:class:`~crmsync.dynamics.client.DynamicsClient`)."""
+
+    def target(self, logical_name: str) -> Target:
+        """Where writes to a table go."""
+        ...
+
+    def entity_set_of(self, logical_name: str) -> str:
+        """The URL entity set of a table."""
+        ...
+
+    def get(self, entity_set: str, id: str, select: Sequence[str]) -> CrmRecord:
+        """Read one record (raises when it does not exist)."""
+        ...
+
+    def exists(self, entity_set: str, id: str) -> CrmRecord | None:
+        """The record if it exists, else ``None``."""
+        ...
 
 
 class BatchWriter:
     """One ``write_batch`` call: chunk, send, parse, retry per part, verify duplicates."""
 
-    def __init__(
-        self,
-        client: DynamicsClient,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        rng: random.Random,
-    ) -> None:
-        self._client = client
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
-        self._policy = client.retry_policy
+    def __init__(self, transport: Transport, records: RecordAccess, batch_size: int) -> None:
+        self._transport = transport
+        self._records = records
+        self._batch_size = batch_size
         self._targets: dict[str, Target] = {}
 
     def _target(self, entity: str) -> Target:
         if entity not in self._targets:
-            self._targets[entity] = self._client.target(entity)
+            self._targets[entity] = self._records.target(entity)
         return self._targets[entity]
 
     def write(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
@@ -75,7 +91,7 @@ class BatchWriter:
             try:
                 target = self._target(request.entity)
                 encoded[index] = encode_request(
-                    request, target, self._client.service_root, self._client.entity_set_of
+                    request, target, self._transport.service_root, self._records.entity_set_of
                 )
             except (ValueError, ConfigurationError, InputError) as exc:
                 # This write cannot be expressed (unknown table, missing relationship): it
@@ -89,16 +105,15 @@ class BatchWriter:
                 )
         pending = sorted(encoded)
         unknown_outcome: set[int] = set()
-        started = self._clock()
-        attempt = 0
-        while pending:
-            attempt += 1
-            chunk_size = self._client.batch_size
-            chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
-            outcomes = self._send_chunks(chunks, requests, encoded)
+
+        def send_round() -> Retry | None:
+            nonlocal pending
+            chunks = [
+                pending[i : i + self._batch_size] for i in range(0, len(pending), self._batch_size)
+            ]
             retry: list[int] = []
             pause: float | None = None
-            for index, result in outcomes:
+            for index, result in self._send_chunks(chunks, requests, encoded):
                 if result.status in RETRYABLE:
                     retry.append(index)
                     if result.retry_after is not None:
@@ -107,23 +122,15 @@ class BatchWriter:
                         # Timed out or dropped: the server may have applied it (B33).
                         unknown_outcome.add(index)
                 results[index] = result
-            if not retry:
-                break
-            delay = self._policy.delay(attempt, pause, self._rng)
-            if not self._policy.should_retry(attempt, self._clock() - started, delay):
-                break
-            for _ in retry:
-                self._client.budget.record_retry()
-            log.warning(
-                "Dynamics $batch round %d: %d of %d writes throttled or failed transiently; "
-                "retrying them in %.1fs",
-                attempt,
-                len(retry),
-                len(requests),
-                delay,
-            )
-            self._sleep(delay)
             pending = sorted(retry)
+            if not retry:
+                return None
+            reason = f"{len(retry)} of {len(requests)} writes throttled or failed transiently"
+            return Retry(reason, pause, count=len(retry))
+
+        if pending:
+            # When no retry is left, the last round's results stand (throttled, transient).
+            self._transport.retrier.run(send_round, lambda last: None, what="$batch")
         final: list[WriteResult] = []
         for index, request in enumerate(requests):
             outcome = results[index]
@@ -143,7 +150,7 @@ class BatchWriter:
     ) -> list[tuple[int, WriteResult]]:
         if len(chunks) == 1:
             return self._send_chunk(chunks[0], requests, encoded)
-        workers = min(len(chunks), self._client.budget.snapshot().max_concurrency)
+        workers = min(len(chunks), self._transport.budget.snapshot().max_concurrency)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._send_chunk, chunk, requests, encoded) for chunk in chunks]
             outcomes: list[tuple[int, WriteResult]] = []
@@ -159,7 +166,7 @@ class BatchWriter:
     ) -> list[tuple[int, WriteResult]]:
         boundary, body = encode_batch([encoded[index] for index in chunk])
         try:
-            response = self._client.send(
+            response = self._transport.send(
                 "POST",
                 "$batch",
                 kind="batch",
@@ -220,7 +227,7 @@ class BatchWriter:
             result = result_from_part(request, self._target(request.entity), part)
             outcomes.append((index, result))
         if any(result.status is WriteStatus.THROTTLED for _, result in outcomes):
-            self._client.budget.record_throttled()  # once per answer, however many parts
+            self._transport.budget.record_throttled()  # once per answer, however many parts
         return outcomes
 
     @staticmethod
@@ -257,7 +264,7 @@ class BatchWriter:
         if kind is not WriteKind.UPDATE or refused.status is not WriteStatus.PRECONDITION_FAILED:
             return refused
         try:
-            current = self._client.get(request.entity, request.record_id, list(request.values))
+            current = self._records.get(request.entity, request.record_id, list(request.values))
         except CrmsyncError:
             return refused
         for name, wanted in request.values.items():
@@ -272,7 +279,7 @@ class BatchWriter:
     def _verify_created(self, request: WriteRequest, refused: WriteResult) -> WriteResult:
         """A duplicate-key answer to a create: the record exists if a GET finds it (B33)."""
         try:
-            found = self._client.exists(request.entity, request.record_id)
+            found = self._records.exists(request.entity, request.record_id)
         except CrmsyncError:
             return refused
         if found is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.config import EmulatorUser
 from crmsync.emulator.context import (
     ApiResponse,
@@ -21,7 +22,7 @@ from crmsync.emulator.context import (
     json_response,
     privilege_name,
 )
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
+from crmsync.emulator.errors import bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef, metadata_id
 from crmsync.emulator.storage import iso
 from crmsync.emulator.validation import parse_reference

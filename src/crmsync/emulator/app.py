@@ -66,12 +66,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from crmsync.dataverse_codes import (
+    INVALID_AUTH_TICKET,
+    ODATA_URI_ERROR,
+    PAYLOAD_ERROR,
+    UNEXPECTED,
+)
 from crmsync.emulator import actions, bulk, changes, lists, records, relations, writes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
-    ODATA_URI_ERROR,
-    UNEXPECTED,
+    EmulatorFault,
     bad_request,
     error_payload,
     method_not_allowed,
@@ -86,7 +91,6 @@ from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.schema import builtin_entities
 from crmsync.emulator.storage import Storage
 from crmsync.emulator.validation import parse_guid
-from crmsync.errors import CrmsyncError
 
 log = logging.getLogger(__name__)
 
@@ -173,19 +177,19 @@ class DataPlane:
             # it wrote, so no record is ever half-written.
             with self.storage.lock, self.storage.transaction():
                 return self.route(ctx, method.upper(), path, query, body)
-        except CrmsyncError as error:
-            return self.error_response(error, details=details)
+        except EmulatorFault as fault:
+            return self.error_response(fault, details=details)
         except Exception:
             log.exception("unexpected error answering %s %s", method, path)
             return self.error_response(
-                CrmsyncError("An unexpected error occurred.", status=500, code=UNEXPECTED),
+                EmulatorFault(500, UNEXPECTED, "An unexpected error occurred."),
                 details=details,
             )
 
     @staticmethod
-    def error_response(error: CrmsyncError, *, details: bool) -> ApiResponse:
-        """The JSON error body with the status the error carries (400 by default)."""
-        response = json_response(error.status or 400, error_payload(error, details=details))
+    def error_response(fault: EmulatorFault, *, details: bool) -> ApiResponse:
+        """The JSON error body with the status the fault carries."""
+        response = json_response(fault.status, error_payload(fault, details=details))
         response.headers.append(("REQ_ID", str(uuid.uuid4())))
         return response
 
@@ -198,7 +202,7 @@ class DataPlane:
             resolved = ctx.content_ids.get(segments[0])
             if resolved is None:
                 raise bad_request(
-                    "0x80048d19",
+                    PAYLOAD_ERROR,
                     f"Content-ID Reference: '{segments[0]}' does not exist in the batch context.",
                 )
             segments = [resolved, *segments[1:]]
@@ -396,10 +400,10 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         user = request.scope.get("state", {}).get("user")
         if not isinstance(user, EmulatorUser):
             answer = plane.error_response(
-                CrmsyncError(
+                EmulatorFault(
+                    401,
+                    INVALID_AUTH_TICKET,
                     "The request is not authenticated: no user was resolved from its token.",
-                    status=401,
-                    code="0x8004A100",
                 ),
                 details=False,
             )
@@ -469,7 +473,6 @@ def create_emulator_app(
     app.state.storage = storage
     app.state.runtime = runtime
     app.state.config = config
-    app.state.data_plane = plane
     return app
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.config import EmulatorUser
 from crmsync.emulator.context import ApiResponse
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request
+from crmsync.emulator.errors import EmulatorFault, bad_request
 from crmsync.emulator.odata import parse_prefer
-from crmsync.errors import CrmsyncError
 
 MAX_REQUESTS = 1000
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
@@ -187,8 +187,8 @@ def run_batch(
     try:
         continue_on_error = parse_prefer(prefer).continue_on_error
         items = parse_batch(headers.get("content-type", ""), body)
-    except CrmsyncError as error:
-        return plane.error_response(error, details=False)
+    except EmulatorFault as fault:
+        return plane.error_response(fault, details=False)
     parts: list[bytes] = []
     failed = False
     storage = plane.storage

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import (
     ApiResponse,
     RequestContext,
     action_response,
     empty_response,
 )
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, not_found
+from crmsync.emulator.errors import bad_request, not_found
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.validation import parse_guid, prepare
 from crmsync.emulator.writes import fetch_for_write, insert_record, update_record

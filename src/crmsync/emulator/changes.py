@@ -23,14 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from crmsync.dataverse_codes import EXPIRED_VERSION_STAMP, INVALID_ARGUMENT, ODATA_URI_ERROR
 from crmsync.emulator.context import ApiResponse, RequestContext, json_response
-from crmsync.emulator.errors import (
-    EXPIRED_VERSION_STAMP,
-    INVALID_ARGUMENT,
-    ODATA_URI_ERROR,
-    bad_request,
-    invalid,
-)
+from crmsync.emulator.errors import bad_request, invalid
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.query import decode_skiptoken, encode_skiptoken
 from crmsync.emulator.records import (

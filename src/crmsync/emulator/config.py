@@ -60,8 +60,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from crmsync.errors import ConfigurationError
-from crmsync.settings import Secret
+from crmsync.emulator.errors import EmulatorConfigError
+from crmsync.emulator.secret import Secret
 
 PRIVILEGES: frozenset[str] = frozenset({"create", "read", "write", "delete", "append", "appendto"})
 USER_KINDS: frozenset[str] = frozenset({"application", "user"})
@@ -215,21 +215,21 @@ class FaultSettings:
         return not self.path_contains or self.path_contains in path
 
     def validated(self) -> FaultSettings:
-        """Return self, or raise :class:`ConfigurationError` naming the bad knob."""
+        """Return self, or raise :class:`EmulatorConfigError` naming the bad knob."""
         for name in ("error_rate", "drop_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ConfigurationError(f"fault {name} must be between 0 and 1, got {value}")
+                raise EmulatorConfigError(f"fault {name} must be between 0 and 1, got {value}")
         if self.error_status not in FAULT_ERROR_STATUSES:
             allowed = ", ".join(str(s) for s in sorted(FAULT_ERROR_STATUSES))
-            raise ConfigurationError(f"fault error_status must be one of {allowed}")
+            raise EmulatorConfigError(f"fault error_status must be one of {allowed}")
         if self.latency_ms < 0 or self.throttle_burst < 0:
-            raise ConfigurationError("fault latency_ms and throttle_burst must not be negative")
+            raise EmulatorConfigError("fault latency_ms and throttle_burst must not be negative")
         if self.throttle_retry_after_seconds < 1:
-            raise ConfigurationError("fault throttle_retry_after_seconds must be at least 1")
+            raise EmulatorConfigError("fault throttle_retry_after_seconds must be at least 1")
         unknown = sorted(set(self.methods) - HTTP_METHODS)
         if unknown:
-            raise ConfigurationError(f"fault methods: unknown HTTP method(s) {', '.join(unknown)}")
+            raise EmulatorConfigError(f"fault methods: unknown HTTP method(s) {', '.join(unknown)}")
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -374,21 +374,21 @@ def default_config() -> EmulatorConfig:
 def load_emulator_config(path: str | Path | None) -> EmulatorConfig:
     """Read an emulator TOML file; ``None`` gives :func:`default_config`.
 
-    Raises :class:`ConfigurationError` with the file and key named for any missing file,
+    Raises :class:`EmulatorConfigError` with the file and key named for any missing file,
     invalid TOML, unknown key, wrong type or inconsistent value.
     """
     if path is None:
         return default_config()
     source = Path(path)
     if not source.is_file():
-        raise ConfigurationError(f"emulator configuration file {source} not found")
+        raise EmulatorConfigError(f"emulator configuration file {source} not found")
     try:
         document = tomllib.loads(source.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{source} is not valid TOML: {exc}") from exc
+        raise EmulatorConfigError(f"{source} is not valid TOML: {exc}") from exc
     from crmsync.emulator.config_toml import config_from_document
 
     try:
         return config_from_document(document)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{source}: {exc.message}") from exc
+    except EmulatorConfigError as exc:
+        raise EmulatorConfigError(f"{source}: {exc.message}") from exc

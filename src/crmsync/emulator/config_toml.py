@@ -1,7 +1,7 @@
 """Building an :class:`~crmsync.emulator.config.EmulatorConfig` from a parsed TOML document.
 
 The file format is described in :mod:`crmsync.emulator.config`; every function here raises
-:class:`~crmsync.errors.ConfigurationError` naming the key that is wrong.
+:class:`~crmsync.emulator.errors.EmulatorConfigError` naming the key that is wrong.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from crmsync.emulator.config import (
     default_config,
     stable_id,
 )
+from crmsync.emulator.errors import EmulatorConfigError
+from crmsync.emulator.secret import Secret
 from crmsync.emulator.tokens import org_origin
-from crmsync.errors import ConfigurationError
-from crmsync.settings import Secret
 
 _TOP_LEVEL_SCALARS: dict[str, type] = {
     "tenant": str,
@@ -79,13 +79,13 @@ def _typed(where: str, raw: object, wanted: type) -> Any:
             shown = f"a {type(raw).__name__} (value not shown: it is a secret)"
         else:
             shown = repr(raw)
-        raise ConfigurationError(f"{where} must be a {wanted.__name__}, got {shown}")
+        raise EmulatorConfigError(f"{where} must be a {wanted.__name__}, got {shown}")
     return raw
 
 
 def _string_list(where: str, raw: object) -> list[str]:
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise ConfigurationError(f"{where} must be a list of strings")
+        raise EmulatorConfigError(f"{where} must be a list of strings")
     return list(raw)
 
 
@@ -94,7 +94,7 @@ def _column_refs(where: str, raw: object) -> frozenset[tuple[str, str]]:
     for item in _string_list(where, raw):
         entity, dot, attribute = item.strip().lower().partition(".")
         if not dot or not entity or not attribute:
-            raise ConfigurationError(f"{where}: {item!r} must look like 'entity.attribute'")
+            raise EmulatorConfigError(f"{where}: {item!r} must look like 'entity.attribute'")
         refs.add((entity, attribute))
     return frozenset(refs)
 
@@ -102,19 +102,19 @@ def _column_refs(where: str, raw: object) -> frozenset[tuple[str, str]]:
 def _unknown(where: str, given: Mapping[str, object], known: frozenset[str]) -> None:
     extra = sorted(set(given) - known)
     if extra:
-        raise ConfigurationError(f"unknown key(s) in {where}: {', '.join(extra)}")
+        raise EmulatorConfigError(f"unknown key(s) in {where}: {', '.join(extra)}")
 
 
 def _privileges(where: str, raw: object) -> Mapping[str, frozenset[str]]:
     if not isinstance(raw, dict):
-        raise ConfigurationError(f"{where} must be a table of entity = [privileges]")
+        raise EmulatorConfigError(f"{where} must be a table of entity = [privileges]")
     granted: dict[str, frozenset[str]] = {}
     for entity, names in raw.items():
         values = frozenset(name.lower() for name in _string_list(f"{where}.{entity}", names))
         bad = sorted(values - PRIVILEGES)
         if bad:
             allowed = ", ".join(sorted(PRIVILEGES))
-            raise ConfigurationError(
+            raise EmulatorConfigError(
                 f"{where}.{entity}: unknown privilege(s) {', '.join(bad)} (allowed: {allowed})"
             )
         granted[entity.lower()] = values
@@ -126,19 +126,19 @@ def _user_from(
 ) -> tuple[EmulatorUser, Secret]:
     where = f"users[{index}]"
     if not isinstance(raw, dict):
-        raise ConfigurationError(f"{where} must be a table")
+        raise EmulatorConfigError(f"{where} must be a table")
     _unknown(where, raw, _USER_KEYS)
     fullname = _typed(f"{where}.fullname", raw.get("fullname", ""), str)
     if not fullname:
-        raise ConfigurationError(f"{where}.fullname is required")
+        raise EmulatorConfigError(f"{where}.fullname is required")
     kind = _typed(f"{where}.kind", raw.get("kind", "user"), str)
     if kind not in USER_KINDS:
-        raise ConfigurationError(f"{where}.kind must be 'application' or 'user', got {kind!r}")
+        raise EmulatorConfigError(f"{where}.kind must be 'application' or 'user', got {kind!r}")
     if kind == "application":
         client_id = _typed(f"{where}.client_id", raw.get("client_id", ""), str)
         secret = _typed(f"{where}.client_secret", raw.get("client_secret", ""), str)
         if not client_id or not secret:
-            raise ConfigurationError(
+            raise EmulatorConfigError(
                 f"{where}: an application user needs client_id and client_secret"
             )
         upn = None
@@ -147,7 +147,7 @@ def _user_from(
         upn = _typed(f"{where}.upn", raw.get("upn", ""), str)
         secret = _typed(f"{where}.password", raw.get("password", ""), str)
         if not upn or "@" not in upn or not secret:
-            raise ConfigurationError(f"{where}: a user needs a upn (name@domain) and a password")
+            raise EmulatorConfigError(f"{where}: a user needs a upn (name@domain) and a password")
         client_id = None
         identity = f"user:{upn.lower()}"
     systemuserid = _typed(
@@ -156,17 +156,17 @@ def _user_from(
     try:
         systemuserid = str(uuid.UUID(systemuserid))
     except ValueError as exc:
-        raise ConfigurationError(f"{where}.systemuserid must be a GUID") from exc
+        raise EmulatorConfigError(f"{where}.systemuserid must be a GUID") from exc
     object_id = _typed(f"{where}.entra_object_id", raw.get("entra_object_id", ""), str)
     if object_id:
         try:
             object_id = str(uuid.UUID(object_id))
         except ValueError as exc:
-            raise ConfigurationError(f"{where}.entra_object_id must be a GUID") from exc
+            raise EmulatorConfigError(f"{where}.entra_object_id must be a GUID") from exc
     readable = _column_refs(f"{where}.readable_secured", raw.get("readable_secured", []))
     updatable = _column_refs(f"{where}.updatable_secured", raw.get("updatable_secured", []))
     for ref in sorted((readable | updatable) - secured):
-        raise ConfigurationError(f"{where}: {ref[0]}.{ref[1]} is not listed in secured_attributes")
+        raise EmulatorConfigError(f"{where}: {ref[0]}.{ref[1]} is not listed in secured_attributes")
     user = EmulatorUser(
         systemuserid=systemuserid,
         fullname=fullname,
@@ -186,18 +186,18 @@ def _user_from(
 def _rule_from(index: int, raw: object) -> PluginRule:
     where = f"plugin_rules[{index}]"
     if not isinstance(raw, dict):
-        raise ConfigurationError(f"{where} must be a table")
+        raise EmulatorConfigError(f"{where} must be a table")
     _unknown(where, raw, _RULE_KEYS)
     values = {key: _typed(f"{where}.{key}", raw.get(key, ""), str) for key in _RULE_KEYS}
     if not values["entity"] or not values["attribute"] or not values["message"]:
-        raise ConfigurationError(f"{where} needs entity, attribute and message")
+        raise EmulatorConfigError(f"{where} needs entity, attribute and message")
     if values["kind"] not in PLUGIN_RULE_KINDS:
-        raise ConfigurationError(f"{where}.kind must be 'regex' or 'required_on_create'")
+        raise EmulatorConfigError(f"{where}.kind must be 'regex' or 'required_on_create'")
     if values["kind"] == "regex":
         try:
             re.compile(values["pattern"])
         except re.error as exc:
-            raise ConfigurationError(
+            raise EmulatorConfigError(
                 f"{where}.pattern is not a valid regular expression: {exc}"
             ) from exc
     return PluginRule(
@@ -242,16 +242,16 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
             changes[name] = _typed(name, document[name], wanted)
     for name in ("token_lifetime_seconds", "request_limit", "concurrency_limit", "max_page_size"):
         if name in changes and changes[name] < 1:
-            raise ConfigurationError(f"{name} must be at least 1")
+            raise EmulatorConfigError(f"{name} must be at least 1")
     for name in ("request_window_seconds", "execution_time_limit_ms", "delta_token_max_age_days"):
         if name in changes and changes[name] <= 0:
-            raise ConfigurationError(f"{name} must be positive")
+            raise EmulatorConfigError(f"{name} must be positive")
     if changes.get("max_page_size", 1) > 5000:
-        raise ConfigurationError("max_page_size cannot exceed 5000 (the Dataverse cap)")
+        raise EmulatorConfigError("max_page_size cannot exceed 5000 (the Dataverse cap)")
     if "org_url" in changes:
         origin = org_origin(changes["org_url"])
         if origin is None:
-            raise ConfigurationError(
+            raise EmulatorConfigError(
                 "org_url must be an http(s) URL with a host and no path, like "
                 "https://org.crm.example"
             )
@@ -259,7 +259,7 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
     if "admin_key" in document:
         key = _typed("admin_key", document["admin_key"], str)
         if len(key) < 8:
-            raise ConfigurationError("admin_key must be at least 8 characters")
+            raise EmulatorConfigError("admin_key must be at least 8 characters")
         changes["admin_key"] = Secret(key)
     secured = defaults.secured_attributes
     if "secured_attributes" in document:
@@ -268,7 +268,7 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
     if "change_tracking" in document:
         raw_tracking = document["change_tracking"]
         if not isinstance(raw_tracking, dict):
-            raise ConfigurationError("change_tracking must be a table of entity = true/false")
+            raise EmulatorConfigError("change_tracking must be a table of entity = true/false")
         tracking = dict(DEFAULT_CHANGE_TRACKING)
         for entity, enabled in raw_tracking.items():
             tracking[entity.lower()] = _typed(f"change_tracking.{entity}", enabled, bool)
@@ -276,12 +276,12 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
     if "faults" in document:
         raw_faults = document["faults"]
         if not isinstance(raw_faults, dict):
-            raise ConfigurationError("faults must be a table")
+            raise EmulatorConfigError("faults must be a table")
         changes["faults"] = faults_from_mapping(raw_faults)
     if "users" in document:
         raw_users = document["users"]
         if not isinstance(raw_users, list) or not raw_users:
-            raise ConfigurationError("users must be a non-empty array of tables ([[users]])")
+            raise EmulatorConfigError("users must be a non-empty array of tables ([[users]])")
         parsed = [_user_from(i, raw, secured) for i, raw in enumerate(raw_users)]
         users = tuple(user for user, _ in parsed)
         _check_unique(users)
@@ -298,7 +298,7 @@ def config_from_document(document: Mapping[str, object]) -> EmulatorConfig:
     if "plugin_rules" in document:
         raw_rules = document["plugin_rules"]
         if not isinstance(raw_rules, list):
-            raise ConfigurationError("plugin_rules must be an array of tables ([[plugin_rules]])")
+            raise EmulatorConfigError("plugin_rules must be an array of tables ([[plugin_rules]])")
         changes["plugin_rules"] = tuple(_rule_from(i, raw) for i, raw in enumerate(raw_rules))
     return dataclasses.replace(defaults, **changes)
 
@@ -315,5 +315,5 @@ def _check_unique(users: tuple[EmulatorUser, ...]) -> None:
         keys.append(f"entra_object_id {user.entra_object_id.lower()}")
         for key in keys:
             if key in seen:
-                raise ConfigurationError(f"users: {key} appears more than once")
+                raise EmulatorConfigError(f"users: {key} appears more than once")
             seen.add(key)

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from crmsync.dataverse_codes import PRIVILEGE_DENIED
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
-from crmsync.emulator.errors import PRIVILEGE_DENIED, forbidden
+from crmsync.emulator.errors import forbidden
 from crmsync.emulator.metadata import Catalog, EntityDef
 from crmsync.emulator.odata import Preferences
 from crmsync.emulator.storage import Storage

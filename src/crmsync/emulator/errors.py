@@ -1,9 +1,11 @@
-"""The documented Dataverse error body and the error codes the emulator answers with (spec §7).
+"""The emulator's own error types and the documented Dataverse error body (spec §7).
 
-Errors are raised as the project's own exceptions (:mod:`crmsync.errors`) carrying the HTTP
-``status`` and Dataverse hex ``code``; :func:`error_payload` turns one into
+An error answer is raised as an :class:`EmulatorFault` carrying the HTTP ``status`` and the
+Dataverse hex ``code`` (named in :mod:`crmsync.dataverse_codes`, the one table of codes, which
+is all the emulator imports of the product); :func:`error_payload` turns one into
 ``{"error": {"code": ..., "message": ...}}``, adding the ``Microsoft.PowerApps.CDS`` detail
 annotations when the request asked for them with ``Prefer: odata.include-annotations``.
+A bad configuration raises :class:`EmulatorConfigError`.
 """
 
 from __future__ import annotations
@@ -11,47 +13,63 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crmsync.errors import (
-    CrmsyncError,
-    InputError,
-    PermissionDeniedError,
-    PreconditionFailedError,
-    RecordNotFoundError,
-    ValidationFailedError,
+from crmsync.dataverse_codes import (
+    CONCURRENCY_MISMATCH,
+    DUPLICATE_RECORD,
+    GENERIC_SUB_ERROR,
+    INVALID_ARGUMENT,
+    OBJECT_DOES_NOT_EXIST,
+    ODATA_URI_ERROR,
+    PLUGIN_ABORTED,
+    RESOURCE_NOT_FOUND,
+    same_code,
 )
 
-STRING_TOO_LONG = "0x80044331"
-INTEGER_OUT_OF_RANGE = "0x8004432F"
-# Not in our notes: the name MoneyValueOutOfRange and this code are our best reading of the
-# published error list; clients key on the HTTP status first.
-NUMBER_OUT_OF_RANGE = "0x80044330"
-PICKLIST_OUT_OF_RANGE = "0x8004431A"
-INVALID_CHARACTERS = "0x80040278"
-INVALID_DATETIME = "0x80040239"
-PAYLOAD_ERROR = "0x80048d19"
-INVALID_ARGUMENT = "0x80040203"
-UNEXPECTED = "0x80040216"
-NOT_FOUND = "0x80040217"
-PRIVILEGE_DENIED = "0x80040220"
-SECURED_CREATE = "0x8004F502"
-SECURED_UPDATE = "0x8004F507"
-SECURED_QUERY = "0x8004F506"
-DUPLICATE_DETECTED = "0x80040333"
-DUPLICATE_RECORD = "0x80040237"
-CONCURRENCY_MISMATCH = "0x80060882"
-EXPIRED_VERSION_STAMP = "0x80044352"
-PLUGIN_ERROR = "0x80040265"
-ODATA_URI_ERROR = "0x80060888"
-RESOURCE_NOT_FOUND = "0x8006088a"
-METHOD_NOT_ALLOWED = "0x80060888"
-BATCH_CONTENT_ID = "0x80048d19"
+
+class EmulatorFault(Exception):
+    """An error answer of the emulator: the HTTP ``status``, the Dataverse ``code`` and message.
+
+    Raised anywhere below the request handler and rendered once, by :func:`error_payload`,
+    into the documented error body. ``entity`` and ``record_id`` name the row when there is one.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        entity: str | None = None,
+        record_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.entity = entity
+        self.record_id = record_id
+
+    def __repr__(self) -> str:
+        return f"EmulatorFault({self.status}, {self.code!r}, {self.message!r})"
+
+
+class EmulatorConfigError(Exception):
+    """The emulator's configuration (file, knobs, TLS files) is missing or invalid.
+
+    The message names the file or key at fault; the command that started the emulator shows it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
 
 _HELP_LINK = "http://go.microsoft.com/fwlink/?LinkID=398563&error=Microsoft.Crm.CrmException%3a{code}&client=platform"
 
 
-def bad_request(code: str, message: str) -> InputError:
+def bad_request(code: str, message: str) -> EmulatorFault:
     """A 400 for a malformed request (URL, query option, payload shape)."""
-    return InputError(message, status=400, code=code)
+    return EmulatorFault(400, code, message)
 
 
 def json_object(body: bytes, subject: str, *, plural: bool = False) -> dict[str, Any]:
@@ -70,7 +88,7 @@ def json_object(body: bytes, subject: str, *, plural: bool = False) -> dict[str,
     return payload
 
 
-def no_property(name: str, type_name: str) -> InputError:
+def no_property(name: str, type_name: str) -> EmulatorFault:
     """ODataLib's 400 for a property the type does not declare."""
     return bad_request(
         ODATA_URI_ERROR,
@@ -78,75 +96,77 @@ def no_property(name: str, type_name: str) -> InputError:
     )
 
 
-def invalid(code: str, message: str, *, entity: str | None = None) -> ValidationFailedError:
+def invalid(code: str, message: str, *, entity: str | None = None) -> EmulatorFault:
     """A 400 validation error (length, range, option value, date, characters, plug-in)."""
-    return ValidationFailedError(message, status=400, code=code, entity=entity)
+    return EmulatorFault(400, code, message, entity=entity)
 
 
-def not_found(entity: str, record_id: str) -> RecordNotFoundError:
+def not_found(entity: str, record_id: str) -> EmulatorFault:
     """404 ObjectDoesNotExist with the message live orgs send."""
-    return RecordNotFoundError(
+    return EmulatorFault(
+        404,
+        OBJECT_DOES_NOT_EXIST,
         f"{entity} With Id = {record_id} Does Not Exist",
-        status=404,
-        code=NOT_FOUND,
         entity=entity,
         record_id=record_id,
     )
 
 
-def segment_not_found(segment: str) -> RecordNotFoundError:
+def segment_not_found(segment: str) -> EmulatorFault:
     """404 for a URL segment that names nothing (unknown entity set, property, action)."""
-    return RecordNotFoundError(
-        f"Resource not found for the segment '{segment}'.", status=404, code=RESOURCE_NOT_FOUND
+    return EmulatorFault(
+        404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{segment}'."
     )
 
 
-def precondition_failed(message: str, code: str = CONCURRENCY_MISMATCH) -> PreconditionFailedError:
+def precondition_failed(message: str, code: str = CONCURRENCY_MISMATCH) -> EmulatorFault:
     """412: ETag mismatch (ConcurrencyVersionMismatch) or an existing key (DuplicateRecord)."""
-    return PreconditionFailedError(message, status=412, code=code)
+    return EmulatorFault(412, code, message)
 
 
-def version_mismatch() -> PreconditionFailedError:
+def version_mismatch() -> EmulatorFault:
     """412 ConcurrencyVersionMismatch with the documented message."""
     return precondition_failed(
         "The version of the existing record doesn't match the RowVersion property provided."
     )
 
 
-def duplicate_record() -> PreconditionFailedError:
+def duplicate_record() -> EmulatorFault:
     """412 DuplicateRecord: a create found a row with the same key."""
     return precondition_failed(
         "A record with matching key values already exists.", DUPLICATE_RECORD
     )
 
 
-def forbidden(code: str, message: str) -> PermissionDeniedError:
+def forbidden(code: str, message: str) -> EmulatorFault:
     """403 with a privilege or field-security code."""
-    return PermissionDeniedError(message, status=403, code=code)
+    return EmulatorFault(403, code, message)
 
 
-def method_not_allowed(message: str) -> CrmsyncError:
+def method_not_allowed(message: str) -> EmulatorFault:
     """405 for a method the resource does not support."""
-    return CrmsyncError(message, status=405, code=METHOD_NOT_ALLOWED)
+    # Where the docs are silent: the code of a 405 is not documented; ODataLib's URI error
+    # is the code the OData layer gives for a request it cannot route.
+    return EmulatorFault(405, ODATA_URI_ERROR, message)
 
 
-def server_error(code: str, message: str) -> CrmsyncError:
+def server_error(code: str, message: str) -> EmulatorFault:
     """A 5xx with a Dataverse code (duplicate detection is documented as 500)."""
-    return CrmsyncError(message, status=500, code=code)
+    return EmulatorFault(500, code, message)
 
 
-def error_payload(error: CrmsyncError, *, details: bool) -> dict[str, Any]:
+def error_payload(fault: EmulatorFault, *, details: bool) -> dict[str, Any]:
     """The documented error body; ``details`` adds the CDS error-detail annotations."""
-    code = error.code or ""
-    body: dict[str, Any] = {"code": code, "message": error.message}
+    code = fault.code
+    body: dict[str, Any] = {"code": code, "message": fault.message}
     if details:
         hex_code = code[2:] if code.startswith("0x") else code
         body["@Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus"] = "0"
-        body["@Microsoft.PowerApps.CDS.ErrorDetails.SubErrorCode"] = "-2146233088"
+        body["@Microsoft.PowerApps.CDS.ErrorDetails.SubErrorCode"] = GENERIC_SUB_ERROR
         body["@Microsoft.PowerApps.CDS.HelpLink"] = _HELP_LINK.format(code=hex_code)
-        if code == PLUGIN_ERROR:
+        if same_code(code, PLUGIN_ABORTED):
             body["@Microsoft.PowerApps.CDS.TraceText"] = (
-                f"[crmsync.emulator: plug-in rule]\r\n{error.message}"
+                f"[crmsync.emulator: plug-in rule]\r\n{fault.message}"
             )
-        body["@Microsoft.PowerApps.CDS.InnerError.Message"] = error.message
+        body["@Microsoft.PowerApps.CDS.InnerError.Message"] = fault.message
     return {"error": body}

@@ -38,12 +38,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crmsync.dataverse_codes import (
+    ACCESS_TOKEN_EXPIRED,
+    INVALID_AUTH_TICKET,
+    OBJECT_DOES_NOT_EXIST,
+    PRIVILEGE_DENIED,
+    THROTTLED_REQUESTS,
+    UNEXPECTED,
+)
 from crmsync.emulator.auth import check_bearer, identity_routes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser, FaultSettings
 from crmsync.emulator.config_toml import faults_from_mapping
+from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.protection import Admission, Throttle
 from crmsync.emulator.runtime import EmulatorRuntime
-from crmsync.errors import ConfigurationError
 
 API_PREFIX = "/api/data/"
 _NO_FAULTS = FaultSettings()
@@ -51,11 +59,11 @@ ADMIN_KEY_HEADER = "x-emulator-key"
 
 # 401 bodies. The docs name AccessTokenExpired (0x8005F101) with this message for a missing or
 # expired token; for a token that is not one of ours they are silent, InvalidAuthTicket is used.
-_MISSING_OR_EXPIRED = ("0x8005F101", "The requested resource requires authentication.")
-_INVALID = ("0x8004A100", "The authentication ticket is invalid.")
+_MISSING_OR_EXPIRED = (ACCESS_TOKEN_EXPIRED, "The requested resource requires authentication.")
+_INVALID = (INVALID_AUTH_TICKET, "The authentication ticket is invalid.")
 # Injected server errors. Dataverse's generic "unexpected error" code (spec §7); for 502/503/504
 # real gateways may answer with HTML, but the Web API promises JSON errors, so JSON it is.
-_SERVER_ERROR = ("0x80040216", "An unexpected error occurred.")
+_SERVER_ERROR = (UNEXPECTED, "An unexpected error occurred.")
 
 
 def _json_body(code: str, message: str) -> bytes:
@@ -176,7 +184,7 @@ class ControlPlane:
             await self._throttled(
                 send,
                 Throttle(
-                    "0x80072322",
+                    THROTTLED_REQUESTS,
                     f"Number of requests exceeded the limit of {config.request_limit} over "
                     f"time window of {window} seconds.",
                     retry_after,
@@ -246,7 +254,7 @@ class ControlPlane:
                 send,
                 403,
                 _json_body(
-                    "0x80040220",
+                    PRIVILEGE_DENIED,
                     f"Principal user (Id={caller.systemuserid}, type=8) is missing "
                     "prvActOnBehalfOfAnotherUser privilege.",
                 ),
@@ -261,7 +269,9 @@ class ControlPlane:
             await _send_json(
                 send,
                 404,
-                _json_body("0x80040217", f"systemuser With Id = {target_id} Does Not Exist"),
+                _json_body(
+                    OBJECT_DOES_NOT_EXIST, f"systemuser With Id = {target_id} Does Not Exist"
+                ),
             )
             return None
         return caller.acting_for(target)
@@ -342,7 +352,7 @@ def admin_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseR
         base = runtime.faults if request.method == "PATCH" else FaultSettings()
         try:
             runtime.set_faults(faults_from_mapping(body, base))
-        except ConfigurationError as exc:
+        except EmulatorConfigError as exc:
             return _admin_error(400, "InvalidFaults", exc.message)
         return JSONResponse(runtime.faults.as_dict())
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import (
     ApiResponse,
     RequestContext,
     action_response,
     empty_response,
 )
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, invalid, json_object, not_found
+from crmsync.emulator.errors import bad_request, invalid, json_object, not_found
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import list_records
 from crmsync.emulator.storage import iso, q

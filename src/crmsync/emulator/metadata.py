@@ -22,7 +22,6 @@ _METADATA_NS = uuid.UUID("0d6f9a51-7c3e-4f0b-8f5e-2b1d4c6a8e90")
 LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
 STRING_TYPES = frozenset({"String", "Memo"})
 NUMBER_TYPES = frozenset({"Integer", "BigInt", "Decimal", "Double", "Money"})
-CHOICE_TYPES = frozenset({"Picklist", "State", "Status"})
 SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 
 # AttributeType -> (AttributeTypeName.Value, the derived metadata type of the OData model)

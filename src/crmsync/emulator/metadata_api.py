@@ -14,13 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
-from crmsync.emulator.errors import (
-    INVALID_ARGUMENT,
-    bad_request,
-    no_property,
-    segment_not_found,
-)
+from crmsync.emulator.errors import bad_request, no_property, segment_not_found
 from crmsync.emulator.metadata import (
     TYPE_NAMES,
     AttributeDef,

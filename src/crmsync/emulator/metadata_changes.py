@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
-from crmsync.emulator.errors import INVALID_ARGUMENT, bad_request, json_object
+from crmsync.emulator.errors import bad_request, json_object
 from crmsync.emulator.metadata import (
     SAFE_NAME,
     AttributeDef,

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request
+from crmsync.dataverse_codes import ODATA_URI_ERROR
+from crmsync.emulator.errors import bad_request
 
 # -- Prefer -------------------------------------------------------------------------------
 

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from crmsync.dataverse_codes import (
+    THROTTLED_CONCURRENCY,
+    THROTTLED_EXECUTION_TIME,
+    THROTTLED_REQUESTS,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from crmsync.emulator.config import EmulatorConfig
-
-REQUEST_LIMIT_CODE = "0x80072322"
-EXECUTION_TIME_CODE = "0x80072321"
-CONCURRENCY_CODE = "0x80072326"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class ServiceProtection:
             self._prune(window, now)
             if window.in_flight >= config.concurrency_limit:
                 return Throttle(
-                    CONCURRENCY_CODE,
+                    THROTTLED_CONCURRENCY,
                     "Number of concurrent requests exceeded the limit of "
                     f"{config.concurrency_limit}.",
                     1,
@@ -98,7 +100,7 @@ class ServiceProtection:
                 index = len(window.arrivals) - config.request_limit
                 wait = window.arrivals[index] + config.request_window_seconds - now
                 return Throttle(
-                    REQUEST_LIMIT_CODE,
+                    THROTTLED_REQUESTS,
                     f"Number of requests exceeded the limit of {config.request_limit} over "
                     f"time window of {window_text} seconds.",
                     max(1, math.ceil(wait)),
@@ -113,7 +115,7 @@ class ServiceProtection:
                         wait = stamp + config.request_window_seconds - now
                         break
                 return Throttle(
-                    EXECUTION_TIME_CODE,
+                    THROTTLED_EXECUTION_TIME,
                     "Combined execution time of incoming requests exceeded limit of "
                     f"{config.execution_time_limit_ms:,.0f} milliseconds over time window of "
                     f"{window_text} seconds. Decrease number of concurrent requests or reduce "

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from crmsync.emulator.errors import ODATA_URI_ERROR, bad_request, no_property
+from crmsync.dataverse_codes import ODATA_URI_ERROR
+from crmsync.emulator.errors import bad_request, no_property
 from crmsync.emulator.metadata import (
     NUMBER_TYPES,
     STRING_TYPES,

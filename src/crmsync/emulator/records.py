@@ -16,14 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from crmsync.dataverse_codes import ODATA_URI_ERROR, SECURED_QUERY
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
-from crmsync.emulator.errors import (
-    ODATA_URI_ERROR,
-    SECURED_QUERY,
-    bad_request,
-    forbidden,
-    not_found,
-)
+from crmsync.emulator.errors import bad_request, forbidden, not_found
 from crmsync.emulator.metadata import AttributeDef, EntityDef
 from crmsync.emulator.odata import parse_filter, parse_orderby, parse_select, split_top_level
 from crmsync.emulator.query import (

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from crmsync.errors import ConfigurationError
+from crmsync.emulator.errors import EmulatorConfigError
 
 DEFAULT_HOSTS: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")
 _VALID_DAYS = 365
@@ -144,12 +144,12 @@ def generate_tls_files(
 ) -> TlsFiles:
     """Write a fresh CA and a server certificate for ``hosts`` into ``directory``."""
     if not hosts:
-        raise ConfigurationError("a TLS certificate needs at least one host name or address")
+        raise EmulatorConfigError("a TLS certificate needs at least one host name or address")
     target = Path(directory)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigurationError(f"cannot create the TLS directory {target}: {exc}") from exc
+        raise EmulatorConfigError(f"cannot create the TLS directory {target}: {exc}") from exc
     moment = now or dt.datetime.now(dt.UTC)
     start = moment - dt.timedelta(hours=1)
     end = moment + dt.timedelta(days=_VALID_DAYS)
@@ -232,7 +232,7 @@ def generate_tls_files(
         _write(files.server_certificate, server_cert.public_bytes(pem))
         _write(files.ca_certificate, ca_cert.public_bytes(pem))
     except OSError as exc:
-        raise ConfigurationError(f"cannot write the TLS files in {target}: {exc}") from exc
+        raise EmulatorConfigError(f"cannot write the TLS files in {target}: {exc}") from exc
     _sync_directory(target)
     return files
 
@@ -244,7 +244,7 @@ def _directory_lock(directory: Path) -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True)
         handle = open(directory / ".emulator-tls.lock", "ab")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise ConfigurationError(f"cannot create the TLS directory {directory}: {exc}") from exc
+        raise EmulatorConfigError(f"cannot create the TLS directory {directory}: {exc}") from exc
     with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:

@@ -16,25 +16,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.emulator.context import RequestContext
-from crmsync.emulator.errors import (
-    BATCH_CONTENT_ID,
+from crmsync.dataverse_codes import (
     INTEGER_OUT_OF_RANGE,
     INVALID_ARGUMENT,
     INVALID_CHARACTERS,
     INVALID_DATETIME,
     NUMBER_OUT_OF_RANGE,
+    ODATA_URI_ERROR,
     PAYLOAD_ERROR,
     PICKLIST_OUT_OF_RANGE,
-    PLUGIN_ERROR,
+    PLUGIN_ABORTED,
     SECURED_CREATE,
     SECURED_UPDATE,
     STRING_TOO_LONG,
-    bad_request,
-    forbidden,
-    invalid,
-    not_found,
 )
+from crmsync.emulator.context import RequestContext
+from crmsync.emulator.errors import bad_request, forbidden, invalid, not_found
 from crmsync.emulator.metadata import (
     NUMBER_TYPES,
     STRING_TYPES,
@@ -90,7 +87,7 @@ def parse_reference(ctx: RequestContext, text: str) -> tuple[EntityDef, str]:
         resolved = ctx.content_ids.get(reference)
         if resolved is None:
             raise bad_request(
-                BATCH_CONTENT_ID,
+                PAYLOAD_ERROR,
                 f"Content-ID Reference: '{reference}' does not exist in the batch context.",
             )
         reference = resolved
@@ -144,7 +141,7 @@ def prepare(
                 and entity.attribute_by_wire_name(key)
             ):
                 raise bad_request(
-                    "0x80060888",
+                    ODATA_URI_ERROR,
                     "CRM do not support direct update of Entity Reference properties, Use "
                     "Navigation properties instead.",
                 )
@@ -384,4 +381,4 @@ def check_plugin_rules(
         return
     for rule in ctx.config.plugin_rules:
         if rule.entity == entity.logical_name and rule.violated_by(values, creating=creating):
-            raise invalid(PLUGIN_ERROR, rule.message, entity=entity.logical_name)
+            raise invalid(PLUGIN_ABORTED, rule.message, entity=entity.logical_name)

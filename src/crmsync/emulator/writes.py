@@ -20,10 +20,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from crmsync.dataverse_codes import DUPLICATE_DETECTED, INVALID_ARGUMENT, ODATA_URI_ERROR
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import (
-    DUPLICATE_DETECTED,
-    INVALID_ARGUMENT,
     bad_request,
     duplicate_record,
     not_found,
@@ -272,7 +271,7 @@ def set_reference(
     """``PUT .../<nav>/$ref`` with ``{"@odata.id": ...}`` or ``DELETE .../<nav>/$ref``."""
     if entity.navigation(nav) is None:
         raise bad_request(
-            "0x80060888",
+            ODATA_URI_ERROR,
             f"Could not find a property named '{nav}' on type "
             f"'Microsoft.Dynamics.CRM.{entity.logical_name}'.",
         )

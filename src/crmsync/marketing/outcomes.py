@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a record was skipped: a Marketo record-level code (``"1004"``) and its message."""
+    """Why a record was skipped: a Marketo record-level code (``"1004"``) and its message.
+
+    The one reason type: services return it, and the Marketo API writes it as it is
+    (``{"code": "1004", "message": "Lead not found"}``).
+    """
 
     code: str
     message: str

@@ -24,14 +24,18 @@ from datetime import UTC, date, datetime
 from numbers import Real
 from typing import Protocol
 
+from crmsync.dataverse_codes import (
+    INTEGER_OUT_OF_RANGE,
+    INVALID_CHARACTERS,
+    NUMBER_OUT_OF_RANGE,
+    PICKLIST_OUT_OF_RANGE,
+    STRING_TOO_LONG,
+)
 from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, LookupValue
 from crmsync.errors import ValidationFailedError
 
-# Dynamics error codes a rejected value would get (dataverse-webapi.md §2e, §10).
-CODE_TOO_LONG = "0x80044331"
-CODE_OPTION_OUT_OF_RANGE = "0x8004431A"
-CODE_NUMBER_OUT_OF_RANGE = "0x8004432F"
-CODE_INVALID_CHARACTERS = "0x80040278"
+# A value Dynamics would reject carries the Dataverse code it would get (crmsync.dataverse_codes);
+# these are crmsync's own codes for values that never reach Dynamics.
 CODE_WRONG_TYPE = "wrong_type"
 CODE_BAD_DATETIME = "bad_datetime"
 CODE_UNSUPPORTED_TYPE = "unsupported_type"
@@ -111,7 +115,7 @@ def option_value(attr: AttributeSchema, label: str) -> int:
         return int(wanted)
     allowed = ", ".join(repr(text) for _, text in sorted(attr.options.items()))
     raise _fail(
-        attr, f"{label!r} is not one of the allowed options: {allowed}", CODE_OPTION_OUT_OF_RANGE
+        attr, f"{label!r} is not one of the allowed options: {allowed}", PICKLIST_OUT_OF_RANGE
     )
 
 
@@ -216,21 +220,21 @@ def _text_to_crm(attr: AttributeSchema, value: object) -> CrmValue:
         raise _fail(
             attr,
             f"{len(value)} characters is longer than the maximum of {attr.max_length}",
-            CODE_TOO_LONG,
+            STRING_TOO_LONG,
         )
     if _FORBIDDEN_CHARS.search(value):
-        raise _fail(attr, "text contains control characters", CODE_INVALID_CHARACTERS)
+        raise _fail(attr, "text contains control characters", INVALID_CHARACTERS)
     return value
 
 
-def _check_range(attr: AttributeSchema, number: float) -> None:
+def _check_range(attr: AttributeSchema, number: float, code: str) -> None:
     if (attr.min_value is not None and number < attr.min_value) or (
         attr.max_value is not None and number > attr.max_value
     ):
         raise _fail(
             attr,
             f"{number!r} is outside the allowed range {attr.min_value!r}..{attr.max_value!r}",
-            CODE_NUMBER_OUT_OF_RANGE,
+            code,
         )
 
 
@@ -239,7 +243,7 @@ def _integer_to_crm(attr: AttributeSchema, value: object) -> int:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise _fail(attr, f"{value!r} is not a whole number", CODE_WRONG_TYPE)
-    _check_range(attr, value)
+    _check_range(attr, value, INTEGER_OUT_OF_RANGE)
     return value
 
 
@@ -248,7 +252,7 @@ def _real_to_crm(attr: AttributeSchema, value: object) -> int | float:
         raise _fail(attr, f"{value!r} is not a number", CODE_WRONG_TYPE)
     if isinstance(value, float) and not math.isfinite(value):
         raise _fail(attr, f"{value!r} is not a finite number", CODE_WRONG_TYPE)
-    _check_range(attr, value)
+    _check_range(attr, value, NUMBER_OUT_OF_RANGE)
     return value
 
 
@@ -276,7 +280,7 @@ def _option_to_crm(attr: AttributeSchema, value: object) -> int:
         return value
     allowed = ", ".join(repr(text) for _, text in sorted(attr.options.items()))
     raise _fail(
-        attr, f"{value!r} is not one of the allowed options: {allowed}", CODE_OPTION_OUT_OF_RANGE
+        attr, f"{value!r} is not one of the allowed options: {allowed}", PICKLIST_OUT_OF_RANGE
     )
 
 

@@ -18,7 +18,7 @@ After the reads, the outbox is pushed (:class:`~crmsync.sync.outbox.OutboxPusher
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.budget import ClientStats
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.tracking import same_selection, selection_changed
 from crmsync.dynamics.types import ChangePage, CrmChange, CrmDelete, DeltaCursor
 from crmsync.errors import (
     DeltaTokenExpiredError,
@@ -66,14 +67,6 @@ from crmsync.sync.state import (
     pending_rereads,
     read_cursor,
     set_cursor,
-)
-from crmsync.sync.tracking import (
-    TrackedPage,
-    first_page_link,
-    initial_pages,
-    record_total,
-    same_selection,
-    selection_changed,
 )
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
@@ -365,7 +358,7 @@ class SyncCycle:
             self._initial_done(entity)
             return
         if not reselected and selection_changed(
-            stored.link, first_page_link(self._client, entity, mapping.attributes)
+            stored.link, self._client.tracking.first_page_link(entity, mapping.attributes)
         ):
             # B12: fields were selected (or removed) since the delta link was made; it keeps
             # its columns, so the entity is read in full with the new ones (a quick sync).
@@ -376,7 +369,7 @@ class SyncCycle:
         if not reselected:
             try:
                 changes = self._client.read_changes(DeltaCursor(entity, stored.link))
-                self._read(_pages_of(changes), mapping, mappings, report, reconcile=False)
+                self._read(changes, mapping, mappings, report, reconcile=False)
                 return
             except DeltaTokenExpiredError:
                 pass  # B17: the token expired or was refused; reconcile the whole entity.
@@ -384,7 +377,7 @@ class SyncCycle:
         changes = self._client.start_tracking(
             self._client.entity_set_of(entity), mapping.attributes
         )
-        self._read(_pages_of(changes), mapping, mappings, report, reconcile=True)
+        self._read(changes, mapping, mappings, report, reconcile=True)
         if reselected:
             self._quick_sync_done(entity)
 
@@ -448,7 +441,7 @@ class SyncCycle:
         """B16: read every record, storing each page's next link with the page; after a crash
         continue from the stored link, or start again if Dynamics refuses it."""
         entity = mapping.entity
-        first = first_page_link(self._client, entity, mapping.attributes)
+        first = self._client.tracking.first_page_link(entity, mapping.attributes)
         if resume_link is not None and not same_selection(resume_link, first):
             report.note = (
                 "the field selection changed since the initial read stopped; "
@@ -456,7 +449,7 @@ class SyncCycle:
             )
         elif resume_link is not None:
             try:
-                pages = initial_pages(self._client, entity, resume_link, resumed=True)
+                pages = self._client.tracking.initial_pages(entity, resume_link, resumed=True)
                 self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
                 report.note = "initial read resumed where it stopped"
                 return
@@ -466,14 +459,14 @@ class SyncCycle:
         if self._progress is not None:
             # A resumed read's total would count records read before the crash, so only a
             # read from the start announces one (B16 progress).
-            total = record_total(self._client, entity)
+            total = self._client.tracking.record_total(entity)
             self._progress(Progress(entity, report.mode, report.records, 0, False, total))
-        pages = initial_pages(self._client, entity, first, resumed=False)
+        pages = self._client.tracking.initial_pages(entity, first, resumed=False)
         self._read(pages, mapping, mappings, report, reconcile=False, resumable=True, total=total)
 
     def _read(
         self,
-        pages: Iterable[TrackedPage],
+        pages: Iterable[ChangePage],
         mapping: EntityMapping,
         mappings: Mapping[str, EntityMapping],
         report: EntityReport,
@@ -644,13 +637,6 @@ class _PushProgress:
         total = max(self._total, self._handled)
         records = total if done else self._handled
         self._hook(Progress(PUSH_ENTITY, "push", records, self._rounds, done, total))
-
-
-def _pages_of(pages: Iterable[ChangePage]) -> Iterator[TrackedPage]:
-    """The client's change pages as :class:`TrackedPage` (the delta link on the last)."""
-    for page in pages:
-        link = page.cursor.delta_link if page.cursor is not None else None
-        yield TrackedPage(page.entity, page.items, delta_link=link)
 
 
 def _item_id(item: CrmChange | CrmDelete) -> str:

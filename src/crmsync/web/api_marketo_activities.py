@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmsync.errors import InputError
 from crmsync.marketing.activities import ACTIVITY_TYPES, ActivityPage
 from crmsync.marketing.activity_types import ActivityAttribute, ActivityType
 from crmsync.web.dispatch import ApiCall, Route
@@ -69,24 +68,17 @@ def _lead_ids(call: ApiCall) -> list[int] | None:
     return call.params.get_int_list("leadIds", MAX_LEAD_IDS) or None
 
 
-def _invalid_token(exc: InputError) -> ApiError:
-    return ApiError(exc.code or "1003", exc.message)
-
-
 def get_activities(call: ApiCall) -> dict[str, Any]:
     """§5.3: activities of the given types after the token, oldest first."""
     token = _token(call)
     type_ids = call.params.require_int_list("activityTypeIds", MAX_ACTIVITY_TYPES)
-    try:
-        page = call.services.activities.list(
-            token,
-            type_ids,
-            _lead_ids(call),
-            call.params.get_int("listId"),
-            call.params.batch_size(),
-        )
-    except InputError as exc:
-        raise _invalid_token(exc) from exc
+    page = call.services.activities.list(
+        token,
+        type_ids,
+        _lead_ids(call),
+        call.params.get_int("listId"),
+        call.params.batch_size(),
+    )
     return _page_reply(page)
 
 
@@ -100,26 +92,20 @@ def get_lead_changes(call: ApiCall) -> dict[str, Any]:
     for name in fields:
         if catalog.get(name) is None:
             raise ApiError("1006", f"Field '{name}' not found")
-    try:
-        page = call.services.activities.lead_changes(
-            token,
-            fields,
-            lead_ids=_lead_ids(call),
-            list_id=call.params.get_int("listId"),
-            batch_size=call.params.batch_size(),
-        )
-    except InputError as exc:
-        raise _invalid_token(exc) from exc
+    page = call.services.activities.lead_changes(
+        token,
+        fields,
+        lead_ids=_lead_ids(call),
+        list_id=call.params.get_int("listId"),
+        batch_size=call.params.batch_size(),
+    )
     return _page_reply(page)
 
 
 def get_deleted_leads(call: ApiCall) -> dict[str, Any]:
     """§5.5: Delete Lead activities after the token."""
     token = _token(call)
-    try:
-        page = call.services.activities.deleted_leads(token, call.params.batch_size())
-    except InputError as exc:
-        raise _invalid_token(exc) from exc
+    page = call.services.activities.deleted_leads(token, call.params.batch_size())
     return _page_reply(page)
 
 

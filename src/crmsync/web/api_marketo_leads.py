@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from crmsync.errors import InputError, UnknownFieldError
 from crmsync.marketing.fields import FieldCatalog, FieldDef
 from crmsync.marketing.objects import describe_field
-from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS, RecordOutcome
+from crmsync.marketing.outcomes import INVALID_DATA, Reason, RecordOutcome
+from crmsync.marketing.persons import FILTER_ONLY_FIELDS, KEY_FIELDS
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
-from crmsync.web.envelope import ApiError, Reason, invalid_parameter, skipped, success
+from crmsync.web.envelope import ApiError, invalid_parameter, skipped, success
 from crmsync.web.params import as_record_id
 
 DEFAULT_LEAD_FIELDS = ("id", "updatedAt", "lastName", "email", "createdAt", "firstName")
@@ -43,12 +43,6 @@ def requested_fields(call: ApiCall, catalog: FieldCatalog) -> list[str]:
     return list(dict.fromkeys(fields))
 
 
-def _input_error(exc: InputError) -> ApiError:
-    if isinstance(exc, UnknownFieldError):
-        return ApiError("1006", exc.message)
-    return ApiError(exc.code or "1003", exc.message)
-
-
 def outcome_json(outcome: RecordOutcome, *, skipped_with_id: bool = True) -> dict[str, Any]:
     """Return the wire form of one record outcome (``{"id":…,"status":…}`` or skipped).
 
@@ -56,10 +50,9 @@ def outcome_json(outcome: RecordOutcome, *, skipped_with_id: bool = True) -> dic
     id they skipped (§4.6, §6.4).
     """
     if outcome.status == "skipped":
-        reasons = [Reason(reason.code, reason.message) for reason in outcome.reasons]
         if outcome.id is not None and skipped_with_id:
-            return skipped(reasons, id=outcome.id)
-        return skipped(reasons)
+            return skipped(outcome.reasons, id=outcome.id)
+        return skipped(outcome.reasons)
     record: dict[str, Any] = {"id": outcome.id, "status": outcome.status}
     return record
 
@@ -78,7 +71,7 @@ def outcomes_by_id(
     for index, raw in enumerate(raw_ids):
         record_id = as_record_id(raw)
         if record_id is None:
-            results[index] = skipped([Reason("1003", "Invalid data")])
+            results[index] = skipped([Reason(INVALID_DATA, "Invalid data")])
         else:
             ids.append(record_id)
             positions.append(index)
@@ -93,10 +86,7 @@ def get_lead_by_id(call: ApiCall) -> dict[str, Any]:
     lead_id = call.path_int("id")
     catalog = call.services.person_catalog()
     fields = requested_fields(call, catalog)
-    try:
-        items = call.services.persons.get_by_ids([lead_id], fields)
-    except InputError as exc:
-        raise _input_error(exc) from exc
+    items = call.services.persons.get_by_ids([lead_id], fields)
     return success(list(items))
 
 
@@ -110,12 +100,7 @@ def get_leads_by_filter(call: ApiCall) -> dict[str, Any]:
     fields = requested_fields(call, catalog)
     batch_size = call.params.batch_size()
     token = call.params.get("nextPageToken") or None
-    try:
-        items, next_token = call.services.persons.find(
-            filter_type, values, fields, batch_size, token
-        )
-    except InputError as exc:
-        raise _input_error(exc) from exc
+    items, next_token = call.services.persons.find(filter_type, values, fields, batch_size, token)
     return success(list(items), next_page_token=next_token)
 
 
@@ -129,12 +114,9 @@ def sync_leads(call: ApiCall) -> dict[str, Any]:
     if not isinstance(lookup_field, str):
         raise invalid_parameter("Invalid lookupField")
     records = call.input_list()
-    try:
-        outcomes = call.services.persons.sync(
-            records, action=action, lookup_field=lookup_field, source=call.services.source
-        )
-    except InputError as exc:
-        raise _input_error(exc) from exc
+    outcomes = call.services.persons.sync(
+        records, action=action, lookup_field=lookup_field, source=call.services.source
+    )
     return success([outcome_json(outcome, skipped_with_id=False) for outcome in outcomes])
 
 

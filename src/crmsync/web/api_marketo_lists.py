@@ -17,19 +17,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crmsync.errors import InputError, RecordError
+from crmsync.errors import InputError
+from crmsync.marketing.lists import OBJECT_EXISTS
 from crmsync.marketing.outcomes import RecordOutcome
 from crmsync.web.api_marketo_leads import outcomes_by_id
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Route
 from crmsync.web.envelope import ApiError, invalid_parameter, success
 
 MAX_LIST_NAME_LENGTH = 255
-
-
-def _service_error(exc: InputError | RecordError) -> ApiError:
-    if isinstance(exc, RecordError):
-        return ApiError(exc.code or "1013", exc.message)
-    return ApiError(exc.code or "1003", exc.message)
 
 
 def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
@@ -45,10 +40,7 @@ def _membership_call(call: ApiCall, operation: str) -> dict[str, Any]:
             return lists.remove_members(list_id, ids, source=source)
         return lists.is_member(list_id, ids)
 
-    try:
-        return outcomes_by_id(raw_ids, act)
-    except (InputError, RecordError) as exc:
-        raise _service_error(exc) from exc
+    return outcomes_by_id(raw_ids, act)
 
 
 def add_to_list(call: ApiCall) -> dict[str, Any]:
@@ -68,15 +60,12 @@ def member_of_list(call: ApiCall) -> dict[str, Any]:
 
 def get_lists(call: ApiCall) -> dict[str, Any]:
     """Static lists filtered by ``id`` and/or ``name``, paged."""
-    try:
-        items, token = call.services.lists.query(
-            call.params.get_int_list("id") or None,
-            call.params.get_list("name") or None,
-            call.params.batch_size(),
-            call.params.get("nextPageToken") or None,
-        )
-    except InputError as exc:
-        raise _service_error(exc) from exc
+    items, token = call.services.lists.query(
+        call.params.get_int_list("id") or None,
+        call.params.get_list("name") or None,
+        call.params.batch_size(),
+        call.params.get("nextPageToken") or None,
+    )
     return success(list(items), next_page_token=token)
 
 
@@ -90,15 +79,12 @@ def get_list(call: ApiCall) -> dict[str, Any]:
 
 def get_list_leads(call: ApiCall) -> dict[str, Any]:
     """The leads of a static list with the requested ``fields``, paged (§4.12)."""
-    try:
-        items, token = call.services.lists.members(
-            call.path_int("listId"),
-            call.params.get_list("fields") or None,
-            call.params.batch_size(),
-            call.params.get("nextPageToken") or None,
-        )
-    except (InputError, RecordError) as exc:
-        raise _service_error(exc) from exc
+    items, token = call.services.lists.members(
+        call.path_int("listId"),
+        call.params.get_list("fields") or None,
+        call.params.batch_size(),
+        call.params.get("nextPageToken") or None,
+    )
     return success(list(items), next_page_token=token)
 
 
@@ -120,9 +106,11 @@ def create_static_list(call: ApiCall) -> dict[str, Any]:
     try:
         list_id = call.services.lists.create(name, description)
     except InputError as exc:
-        if exc.code == "1017":
-            raise ApiError("709", f"Static List with name '{name}' already exists") from exc
-        raise _service_error(exc) from exc
+        # The asset API names an existing list 709 where the lead database says 1017 (§6.4);
+        # every other error is answered by the dispatcher (web.error_answers).
+        if exc.code != OBJECT_EXISTS:
+            raise
+        raise ApiError("709", f"Static List with name '{name}' already exists") from exc
     item = call.services.lists.get(list_id) or {"id": list_id, "name": name}
     return _asset_reply([{**item, "folder": folder}])
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crmsync.errors import InputError
 from crmsync.web.api_marketo_leads import outcome_json
 from crmsync.web.dispatch import MAX_RECORDS_PER_CALL, ApiCall, Handler, Route
 from crmsync.web.envelope import ApiError, invalid_parameter, success
@@ -37,10 +36,6 @@ def crm_enabled() -> ApiError:
 def _guard(call: ApiCall, object_type: str, *, write: bool) -> None:
     if (write or object_type not in READABLE_WHILE_SYNCING) and call.services.crm_sync_enabled():
         raise crm_enabled()
-
-
-def _input_error(exc: InputError) -> ApiError:
-    return ApiError(exc.code or "1003", exc.message)
 
 
 def _describe(object_type: str) -> Handler:
@@ -77,20 +72,17 @@ def _query(object_type: str) -> Handler:
         _guard(call, object_type, write=False)
         fields = call.params.get_list("fields")
         filter_type = call.params.require("filterType")
-        try:
-            if object_type == "opportunityRole" and filter_type == "dedupeFields":
-                return _compound_role_query(call, fields)
-            values = call.params.require_list("filterValues", MAX_RECORDS_PER_CALL)
-            items, token = call.services.objects.query(
-                object_type,
-                filter_type,
-                values,
-                fields or None,
-                call.params.batch_size(),
-                call.params.get("nextPageToken") or None,
-            )
-        except InputError as exc:
-            raise _input_error(exc) from exc
+        if object_type == "opportunityRole" and filter_type == "dedupeFields":
+            return _compound_role_query(call, fields)
+        values = call.params.require_list("filterValues", MAX_RECORDS_PER_CALL)
+        items, token = call.services.objects.query(
+            object_type,
+            filter_type,
+            values,
+            fields or None,
+            call.params.batch_size(),
+            call.params.get("nextPageToken") or None,
+        )
         return success(list(items), next_page_token=token)
 
     query.__doc__ = f"Query {object_type} by a searchable field (§7.1)."
@@ -105,10 +97,7 @@ def _sync(object_type: str) -> Handler:
         if not isinstance(action, str):
             raise invalid_parameter(f"Invalid action '{action}'")
         records = call.input_list()
-        try:
-            outcomes = call.services.objects.upsert(object_type, records, action=action)
-        except InputError as exc:
-            raise _input_error(exc) from exc
+        outcomes = call.services.objects.upsert(object_type, records, action=action)
         result = []
         for seq, outcome in enumerate(outcomes):
             item = outcome_json(outcome)

@@ -79,11 +79,6 @@ class TokenCheck:
     client_id: str | None
     expired: bool = False
 
-    @property
-    def valid(self) -> bool:
-        """True when the token belongs to an active client and has not expired."""
-        return self.client_id is not None and not self.expired
-
 
 def hash_secret(secret: str) -> str:
     """Return a salted scrypt hash of ``secret`` in a self-describing text form."""

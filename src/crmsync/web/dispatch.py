@@ -9,7 +9,9 @@ which applies, in order, what every Marketo call shares (spec marketo-rest.md §
 3. route lookup: unknown path 610, known path with the wrong method 605;
 4. the access token (header, ``access_token`` query parameter or form field; 601/602);
 5. the per-client rate (606) and the concurrency limit (615);
-6. the handler, which returns a reply document or raises :class:`ApiError`.
+6. the handler, which returns a reply document or raises :class:`ApiError`; an error of
+   :mod:`crmsync.errors` raised below it is answered here, through the one table of
+   :mod:`crmsync.web.error_answers`.
 
 Handlers are plain synchronous functions of an :class:`ApiCall`; they run in a worker thread
 because the services below them do blocking database I/O.
@@ -23,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from crmsync.errors import CrmsyncError
 from crmsync.web.clients import ApiClientStore
 from crmsync.web.envelope import (
     ApiError,
@@ -33,6 +36,7 @@ from crmsync.web.envelope import (
     method_not_supported,
     resource_not_found,
 )
+from crmsync.web.error_answers import answer_for, api_error_for
 from crmsync.web.limits import UNCOUNTED_CODES, ApiLimits
 from crmsync.web.params import (
     FORM_MEDIA_TYPE,
@@ -231,6 +235,10 @@ class Dispatcher:
         self.limits = limits
         self.services = services
 
+    def _forget_if_uncounted(self, client_id: str, error: ApiError) -> None:
+        if error.code in UNCOUNTED_CODES:
+            self.limits.rate.forget_last(client_id)
+
     def serve(self, request: RawRequest) -> dict[str, Any]:
         """Serve an already-read request and return the reply document.
 
@@ -273,9 +281,14 @@ class Dispatcher:
         )
         try:
             return handler(call)
+        except CrmsyncError as exc:
+            error = api_error_for(exc)
+            if answer_for(exc).unexpected:  # answered 611 without details: the log has them
+                logger.exception("unhandled error serving %s %s", method, request.path)
+            self._forget_if_uncounted(client_id, error)
+            raise error from exc
         except ApiError as error:
-            if error.code in UNCOUNTED_CODES:
-                self.limits.rate.forget_last(client_id)
+            self._forget_if_uncounted(client_id, error)
             raise
         except Exception:
             self.limits.rate.forget_last(client_id)  # answered 611, which does not count

@@ -15,11 +15,12 @@ import gzip
 import json
 import secrets
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.responses import Response
+
+from crmsync.marketing.outcomes import Reason
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -36,18 +37,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.http_status = http_status
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """A record-level reason (``{"code": "1004", "message": "Lead not found"}``)."""
-
-    code: str
-    message: str
-
-    def as_json(self) -> dict[str, str]:
-        """Return the wire form."""
-        return {"code": self.code, "message": self.message}
 
 
 def new_request_id() -> str:
@@ -142,11 +131,12 @@ def error_response(error: ApiError) -> Response:
     return json_response(failure(error.code, error.message), status_code=error.http_status)
 
 
-def skipped(reasons: list[Reason], **identity: object) -> dict[str, Any]:
-    """Build a skipped record result (``status: skipped`` plus its reasons)."""
+def skipped(reasons: Iterable[Reason], **identity: object) -> dict[str, Any]:
+    """Build a skipped record result (``status: skipped`` plus its reasons, e.g.
+    ``{"code": "1004", "message": "Lead not found"}``)."""
     record: dict[str, Any] = dict(identity)
     record["status"] = "skipped"
-    record["reasons"] = [reason.as_json() for reason in reasons]
+    record["reasons"] = [{"code": reason.code, "message": reason.message} for reason in reasons]
     return record
 
 

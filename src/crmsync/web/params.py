@@ -24,9 +24,6 @@ MAX_RECORD_ID = 2**63 - 1
 
 _T = TypeVar("_T")
 
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
 
 def media_type(content_type: str | None) -> str:
     """Return the bare media type of a ``Content-Type`` header (no charset, lower case)."""
@@ -135,18 +132,6 @@ class ApiParams:
         if number is None:
             raise invalid_parameter(f"Invalid value '{value}' for '{key}'")
         return number
-
-    def get_bool(self, key: str, default: bool = False) -> bool:
-        """Return a boolean parameter, case-insensitively (clients send ``False``, §1)."""
-        value = self.get(key)
-        if value is None or value == "":
-            return default
-        lowered = value.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise invalid_parameter(f"Invalid value '{value}' for '{key}'")
 
     def batch_size(self, maximum: int = 300) -> int:
         """Return ``batchSize`` (default and maximum 300, spec §1.2); 1003 out of range."""
