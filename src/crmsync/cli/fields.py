@@ -111,7 +111,7 @@ def dynamics_columns(
     selected: Annotated[bool, typer.Option("--selected", help="Only selected columns.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Read a table's columns from Dynamics and show which sync, and to which field (B8)."""
+    """Read a table's columns from Dynamics and show which sync, and to which field."""
     settings = settings_from(ctx)
     try:
         with (
@@ -154,10 +154,11 @@ def select_columns(
         list[str], typer.Option("--remove", help="Column to stop syncing (values are kept).")
     ] = [],  # noqa: B006
 ) -> None:
-    """Save a table's field selection, refreshing its schema from Dynamics first (B9, B13).
+    """Save a table's field selection, refreshing its schema from Dynamics first.
 
-    Columns added after the initial sync are filled from Dynamics by the next cycle (a quick
-    sync, B12). Saving without changes refreshes the schema and clears deleted columns (B14).
+    Columns added after the initial sync are filled from Dynamics by the next
+    cycle (a quick sync). Saving without changes refreshes the schema and
+    clears columns deleted in Dynamics.
     """
     settings = settings_from(ctx)
     name = entity.strip().lower()

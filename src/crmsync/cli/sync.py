@@ -175,7 +175,7 @@ def run(
 
 @app.command("enable")
 def enable(ctx: typer.Context) -> None:
-    """Enable the background sync (the first cycle runs the initial sync, B16)."""
+    """Enable the background sync (its first cycle runs the initial sync of every table)."""
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, True)
@@ -186,7 +186,7 @@ def enable(ctx: typer.Context) -> None:
 
 @app.command("disable")
 def disable(ctx: typer.Context) -> None:
-    """Disable the background sync; changes wait and nothing is lost (B21)."""
+    """Disable the background sync; changes wait on both sides and nothing is lost."""
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, False)
@@ -201,7 +201,7 @@ def _megabytes(count: int) -> str:
 
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Show backlog per entity, the last cycle, last-hour throughput and API calls (B40)."""
+    """Show backlog per entity, the last cycle, last-hour throughput and API calls."""
     try:
         with database(settings_from(ctx)) as engine:
             snapshot = read_status(engine)
@@ -284,7 +284,7 @@ def errors(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List records that failed to sync, with Dynamics' code and message (B37, B39)."""
+    """List records that failed to sync, with Dynamics' code and message."""
     try:
         with database(settings_from(ctx)) as engine, engine.connect() as conn:
             rows = open_errors(conn, entity=entity, search=search)
@@ -338,7 +338,7 @@ def retry(
     error_id: Annotated[int | None, typer.Argument(help="The sync error to retry.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Retry every failing record.")] = False,
 ) -> None:
-    """Queue failing records for the next cycle (B38); they stay listed until they sync."""
+    """Queue failing records for the next cycle; they stay listed until they sync."""
     if (error_id is None) == (not all_):
         _err.print("give an error ID or --all (not both)")
         raise typer.Exit(2)
@@ -377,10 +377,12 @@ def sync_person(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sync Person to Microsoft (B31): give persons without a Dynamics record a new lead or
-    contact, created by the next cycle, exactly once (B33), optionally owned by a sales user.
-    A person that already has one is left alone; one whose record was deleted in Dynamics
-    gets a new one (B28)."""
+    """Sync Person to Microsoft: a new Dynamics lead, or contact, for each person.
+
+    The next cycle creates it, exactly once, optionally owned by a sales user.
+    A person that already has a lead or contact is left alone; one whose
+    record was deleted in Dynamics gets a new one.
+    """
     results: list[dict[str, object]] = []
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:

@@ -114,7 +114,7 @@ def _delete(object_type: str) -> Handler:
         raise ApiError(
             "1003",
             "Invalid data: these records are deleted in Dynamics; crmsync marks them deleted "
-            "when the sync reads the deletion (B29)",
+            "when the sync reads the deletion",
         )
 
     delete.__doc__ = f"Delete {object_type} records: refused (1018 while syncing)."
