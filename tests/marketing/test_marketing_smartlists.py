@@ -80,6 +80,10 @@ def model(person: Person, item: Filter) -> bool:
     return compare[op](value, wanted[0])
 
 
+def _picker(marks: list[bool]) -> Callable[[int], bool]:
+    return lambda number: marks[number - 1]
+
+
 def model_members(people: list[Person], smart_list: SmartList) -> set[int]:
     result = set()
     for index, person in enumerate(people):
@@ -90,7 +94,7 @@ def model_members(people: list[Person], smart_list: SmartList) -> set[int]:
             inside = any(marks)
         else:
             tree = parse_logic(smart_list.logic, len(marks))
-            inside = fold_logic(tree, lambda i: marks[i - 1], lambda b: not b, all, any)
+            inside = fold_logic(tree, _picker(marks), lambda b: not b, all, any)
         if inside:
             result.add(index)
     return result
