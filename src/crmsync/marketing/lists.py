@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from crmsync.errors import InvalidValueError, RecordNotFoundError
 from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import ADD_TO_LIST, REMOVE_FROM_LIST
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.outcomes import (
     LEAD_NOT_FOUND,
@@ -198,9 +199,9 @@ class ListService:
                     insert(list_members),
                     [{"list_id": int(list_id), "person_id": p, "added_at": now} for p in new],
                 )
-                insert_activities(
-                    conn, self._activity_rows(ADD_TO_LIST, list_id, name, new, source, now)
-                )
+                rows = self._activity_rows(ADD_TO_LIST, list_id, name, new, source, now)
+                insert_activities(conn, rows)
+                record_trigger_events(conn, rows)
         return outcomes
 
     def remove_members(
@@ -228,9 +229,9 @@ class ListService:
                         list_members.c.person_id.in_(gone),
                     )
                 )
-                insert_activities(
-                    conn, self._activity_rows(REMOVE_FROM_LIST, list_id, name, gone, source, now)
-                )
+                rows = self._activity_rows(REMOVE_FROM_LIST, list_id, name, gone, source, now)
+                insert_activities(conn, rows)
+                record_trigger_events(conn, rows)
         return outcomes
 
     def is_member(self, list_id: int, person_ids: Sequence[int]) -> list[RecordOutcome]:

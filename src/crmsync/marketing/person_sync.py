@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import CHANGE_DATA_VALUE, NEW_LEAD
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
@@ -474,6 +475,7 @@ class PersonSync:
                         row["primary_value_id"] = field.field_id
                         row["primary_value"] = field.display_name
             insert_activities(conn, batch.activities)
+            record_trigger_events(conn, batch.activities)
         outbox = []
         created_at = datetime.now(UTC)
         for temp_id in batch.new_ids:

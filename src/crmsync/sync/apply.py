@@ -30,6 +30,7 @@ from crmsync.marketing.activity_types import (
     SYNC_COLLISION,
     SYNC_ERROR,
 )
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
@@ -223,6 +224,7 @@ def apply_plan(
     if plan.roles:
         _apply_roles(conn, plan, now)
     insert_many(conn, activities, acts)
+    record_trigger_events(conn, acts)
     insert_history(conn, history)
     if is_person and relink:
         link_fk_columns(conn, relink)
