@@ -152,14 +152,19 @@ class _Compiler:
     def values(self, number: int, field: FieldDef, raw: tuple[object, ...]) -> list[Any]:
         result = []
         for value in raw:
+            if field.data_type in TEXT_TYPES:  # any text compares, even a part of an e-mail
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise _bad(number, f"'{field.rest_name}' compares with text values")
+                if str(value) == "" or "\x00" in str(value):
+                    raise _bad(number, "a value may not be empty (use is_empty)")
+                result.append(str(value).lower())
+                continue
             try:
                 coerced = coerce_value(field, value)
             except InvalidValueError as exc:
                 raise _bad(number, exc.message) from None
             if coerced is None:
                 raise _bad(number, "a value may not be empty (use is_empty)")
-            if field.data_type in TEXT_TYPES:
-                coerced = str(coerced).lower()
             result.append(coerced)
         return result
 
