@@ -150,7 +150,7 @@ class _Compiler:
         return found, element.as_string()
 
     def values(self, number: int, field: FieldDef, raw: tuple[object, ...]) -> list[Any]:
-        result = []
+        result: list[Any] = []
         for value in raw:
             if field.data_type in TEXT_TYPES:  # any text compares, even a part of an e-mail
                 if isinstance(value, bool) or not isinstance(value, str | int | float):
