@@ -30,6 +30,7 @@ from sqlalchemy import select
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
+from crmsync.marketing.campaigns.realtime import start_campaign_runner
 from crmsync.store.tables import persons
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.outbox import request_crm_create
@@ -159,11 +160,14 @@ def run(
     try:
         with database(settings) as engine, build_client(settings.dynamics) as client:
             runner = SyncRunner(engine, client, settings.sync, smtp=settings.smtp)
+            campaigns = start_campaign_runner(engine, client, settings.sync)  # B32: real time
             try:
                 runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
             except KeyboardInterrupt:
                 stop.set()
                 _err.print("stopped")
+            finally:
+                campaigns.stop()
     except CrmsyncError as exc:
         raise fail(exc) from None
     finally:

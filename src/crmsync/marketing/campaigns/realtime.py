@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, select
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.marketing.campaigns.runner import CampaignRunner
+from crmsync.settings import SyncSettings
 from crmsync.store.sync_state import get_sync_enabled
 from crmsync.store.tables import sync_outbox
 from crmsync.sync.cycle import SyncCycle
@@ -77,3 +79,19 @@ class ImmediatePush:
             if not self._queued(person_ids) or self._clock() > deadline:
                 return
             time.sleep(0.02)
+
+
+def start_campaign_runner(
+    engine: Engine, client: DynamicsClient, settings: SyncSettings
+) -> CampaignRunner:
+    """A campaign runner whose Sync Person to Microsoft steps reach Dynamics at once, already
+    running in a background thread; call ``stop()`` on it when the process stops."""
+    push = ImmediatePush(
+        engine,
+        client,
+        duplicate_detection=settings.duplicate_detection,
+        lease_seconds=settings.lease_seconds,
+    )
+    runner = CampaignRunner(engine, push=push)
+    runner.start()
+    return runner
