@@ -146,3 +146,44 @@ def test_a_rejected_create_is_logged_and_the_campaign_goes_on(
     (error,) = open_errors(migrated_engine)
     assert error["local_id"] == refused and error["error_code"] == "0x80040333"
     assert SYNC_ERROR in {a["type_id"] for a in activities_of(migrated_engine, refused)}
+
+
+class _Crash(BaseException):
+    """The process dying between the step's commit and the push (not an Exception: nothing
+    in the runner may catch it)."""
+
+
+def test_a_crash_after_the_step_leaves_one_lead_and_the_step_done(
+    migrated_engine: Engine, synced: tuple[Org, DynamicsClient, SyncCycle]
+) -> None:
+    """The first runner dies right after the step committed; once its claim expires a second
+    runner takes the event over: the step is not run again, its create is pushed, and there
+    is exactly one new lead; a later cycle adds none."""
+    org, client, cycle = synced
+    set_enabled(migrated_engine, True)
+    campaign_id = _campaign(migrated_engine)
+    leads_before = org.app.state.storage.count("lead")
+
+    def die(_: object) -> None:
+        raise _Crash
+
+    person_id = _person(migrated_engine, "crash.test@example.com")
+    dying = CampaignRunner(migrated_engine, push=die, claim_seconds=0.2)
+    try:
+        dying.run_pending()
+    except _Crash:
+        pass
+    else:  # pragma: no cover - the push must have been reached
+        raise AssertionError("the step did not ask for a push")
+    assert org.app.state.storage.count("lead") == leads_before  # nothing sent yet
+
+    time.sleep(0.3)  # the dead runner's claim expires
+    survivor = CampaignRunner(migrated_engine, push=ImmediatePush(migrated_engine, client))
+    assert survivor.run_pending() == 1
+
+    assert org.app.state.storage.count("lead") == leads_before + 1
+    assert _crm(migrated_engine, person_id)[0] == "Lead"
+    results = CampaignService(migrated_engine).results(campaign_id)
+    assert [(r["personId"], r["status"]) for r in results] == [(person_id, "done")]
+    cycle.run()
+    assert org.app.state.storage.count("lead") == leads_before + 1
