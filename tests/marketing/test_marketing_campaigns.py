@@ -5,6 +5,8 @@ definitions refused with a reason."""
 from __future__ import annotations
 
 import threading
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,3 +262,11 @@ def test_bad_definitions_are_refused(
 ) -> None:
     with pytest.raises(InvalidValueError, match=message):
         CampaignService(migrated_engine).create(definition)
+
+
+def test_the_documented_example_is_a_valid_campaign(migrated_engine: Engine) -> None:
+    """docs/campaigns.md's worked example saves as written."""
+    text = (Path(__file__).parents[2] / "docs" / "campaigns.md").read_text(encoding="utf-8")
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    record = CampaignService(migrated_engine).create(tomllib.loads(block))
+    assert record.definition.active and record.definition.smart_list.logic == "1 and (2 or 3)"

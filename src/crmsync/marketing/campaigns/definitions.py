@@ -152,6 +152,8 @@ def parse_trigger(raw: object, number: int) -> Trigger:
     params = _params(raw)
     if kind == "data_value_changes":
         _text(raw, "field", where)
+    if kind == "person_created" and "source" in raw:
+        _text(raw, "source", where)
     if kind in {"added_to_list", "removed_from_list"}:
         params["listId"] = _positive_int(raw, "listId", where)
     if kind == "campaign_requested":

@@ -59,7 +59,11 @@ def _fires(trigger: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     kind = trigger.get("type")
     type_id = row.get("type_id")
     if kind == "person_created":
-        return bool(type_id == NEW_LEAD)
+        if type_id != NEW_LEAD:
+            return False
+        created: Mapping[str, Any] = row.get("attributes") or {}
+        wanted = trigger.get("source")
+        return wanted is None or _text(created.get("Source Type")) == _text(wanted)
     if kind == "data_value_changes":
         if type_id != CHANGE_DATA_VALUE:
             return False
