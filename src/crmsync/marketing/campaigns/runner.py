@@ -146,6 +146,10 @@ class CampaignRunner:
                 campaign_events.c.claimed_until < now,
             ),
         )
+        with self._engine.connect() as conn:  # idle polls read only: no write lock taken
+            waiting = conn.execute(select(campaign_events.c.id).where(free).limit(1)).first()
+        if waiting is None:
+            return []
         with self._engine.begin() as conn:
             take_write_lock(conn)
             chosen = (
