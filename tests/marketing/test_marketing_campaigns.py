@@ -270,3 +270,79 @@ def test_the_documented_example_is_a_valid_campaign(migrated_engine: Engine) -> 
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     record = CampaignService(migrated_engine).create(tomllib.loads(block))
     assert record.definition.active and record.definition.smart_list.logic == "1 and (2 or 3)"
+
+
+def test_step_choices_pick_parameters_per_person(migrated_engine: Engine) -> None:
+    """'If CRM Type is Lead then …, if country is FR then …, default: do nothing': each person
+    gets the first matching choice; one matching none is skipped with that reason."""
+    people = PersonService(migrated_engine)
+    (lead,) = people.sync(
+        [{"email": "l@example.com", "crmType": "Lead", "country": "FR"}], allow_system_fields=True
+    )
+    (french,) = people.sync([{"email": "f@example.com", "country": "fr"}])
+    (other,) = people.sync([{"email": "o@example.com", "country": "DE"}])
+    service = CampaignService(migrated_engine)
+    campaign = service.create(
+        {
+            "name": "Choices",
+            "type": "batch",
+            "smartList": {"filters": [{"field": "email", "operator": "is_not_empty"}]},
+            "flow": [
+                {
+                    "type": "change_data_value",
+                    "field": "leadStatus",
+                    "choices": [
+                        {
+                            "if": {"field": "crmType", "operator": "is", "value": "Lead"},
+                            "then": {"value": "Sales lead"},
+                        },
+                        {
+                            "if": {"field": "country", "operator": "is", "value": "FR"},
+                            "then": {"value": "Nurture FR"},
+                        },
+                    ],
+                    "default": "do_nothing",
+                }
+            ],
+        }
+    )
+    assert service.run_batch(campaign.id) == 3
+    assert CampaignRunner(migrated_engine).run_pending() == 3
+    assert _field(migrated_engine, lead.id, "leadStatus") == "Sales lead"  # type: ignore[arg-type]
+    assert _field(migrated_engine, french.id, "leadStatus") == "Nurture FR"  # type: ignore[arg-type]
+    assert _field(migrated_engine, other.id, "leadStatus") is None  # type: ignore[arg-type]
+    by_person = {r["personId"]: r for r in service.results(campaign.id)}
+    assert by_person[other.id]["status"] == "skipped"
+    assert "no choice matched" in str(by_person[other.id]["message"])
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            {
+                "type": "sync_person_to_microsoft",
+                "choices": [
+                    {"if": {"field": "city", "operator": "is_empty"}, "then": {"syncAs": "account"}}
+                ],
+            },
+            "'syncAs' must be 'lead' or 'contact'",
+        ),
+        (
+            {
+                "type": "delete_person",
+                "choices": [{"if": {"field": "nope", "operator": "is_empty"}, "then": {}}],
+            },
+            "unknown person field 'nope'",
+        ),
+        ({"type": "delete_person", "default": "skip"}, "'default' can only be 'do_nothing'"),
+        ({"type": "delete_person", "choices": [{"then": {}}]}, "choice 1: 'if' must be a filter"),
+    ],
+)
+def test_bad_choices_are_refused(
+    migrated_engine: Engine, step: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidValueError, match=message):
+        CampaignService(migrated_engine).create(
+            {"name": "x", "triggers": [{"type": "person_created"}], "flow": [step]}
+        )

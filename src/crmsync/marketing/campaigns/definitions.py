@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crmsync.errors import InvalidValueError
+from crmsync.marketing.campaigns.choices import step_variants
 from crmsync.marketing.smartlists import SmartList
 
 KINDS = frozenset({"trigger", "batch"})
@@ -167,10 +168,19 @@ def parse_trigger(raw: object, number: int) -> Trigger:
 
 
 def parse_step(raw: object, number: int, campaign_kind: str) -> Step:
-    """Check one flow step; raise :class:`InvalidValueError` saying what is wrong."""
+    """Check one flow step, each of its choices included; raise :class:`InvalidValueError`
+    saying what is wrong."""
     where = f"flow step {number}"
     if not isinstance(raw, dict):
         raise InvalidValueError(f"{where} must be an object with a 'type'")
+    if "choices" in raw or "default" in raw:
+        for variant in step_variants(raw, where):
+            _parse_plain(variant, where, campaign_kind)
+        return Step(_text(raw, "type", where), _params(raw))  # resolved per person when run
+    return _parse_plain(raw, where, campaign_kind)
+
+
+def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
     kind = _text(raw, "type", where)
     if kind in TRIGGER_ONLY_STEPS:
         label = TRIGGER_ONLY_STEPS[kind]

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmsync.errors import CrmsyncError, RetryLaterError
+from crmsync.marketing.campaigns.choices import resolve_params
 from crmsync.marketing.campaigns.steps import STEPS, StepContext, StepOutcome
 from crmsync.marketing.campaigns.triggers import running_campaign
 from crmsync.marketing.smartlists import SmartList, SmartListQuery
@@ -325,6 +326,11 @@ class CampaignRunner:
                 if done is not None:  # committed before a crash or by another runner
                     again = done[0] == "done" and kind == "sync_person_to_microsoft"
                     return StepOutcome("skipped", push=again, stop=kind == "delete_person")
+                chosen = resolve_params(conn, self._smart_lists, params, event.person_id)
+                if chosen is None:  # no choice matched and the default is "do nothing"
+                    outcome = StepOutcome("skipped", "no choice matched (default: do nothing)")
+                    self._result(conn, event, campaign, index, kind, outcome)
+                    return outcome
                 context = StepContext(
                     conn,
                     campaign.id,
@@ -332,7 +338,7 @@ class CampaignRunner:
                     campaign.kind,
                     event.person_id,
                     event.id,
-                    params,
+                    chosen,
                     tokens,
                 )
                 function = STEPS.get(kind)

@@ -17,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from crmsync.errors import InvalidValueError, RecordNotFoundError
 from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import REQUEST_CAMPAIGN
+from crmsync.marketing.campaigns.choices import choice_filter, step_variants
 from crmsync.marketing.campaigns.definitions import CampaignDefinition, parse_definition
 from crmsync.marketing.campaigns.triggers import enqueue_batch_run, enqueue_request
 from crmsync.marketing.fields import load_catalog
-from crmsync.marketing.smartlists import compile_smart_list
+from crmsync.marketing.smartlists import SmartList, compile_smart_list
 from crmsync.marketing.values import format_datetime, storable_ids, utc_now_text
 from crmsync.store.db import take_write_lock
 from crmsync.store.tables import (
@@ -110,14 +111,17 @@ class CampaignService:
         lists = {int(i) for i in conn.execute(select(static_lists.c.id)).scalars()}
         for number, step in enumerate(definition.flow, start=1):
             where = f"flow step {number}"
-            if step.type == "change_data_value":
-                found = catalog.get(str(step.params["field"]))
-                if found is None or found.read_only:
-                    raise InvalidValueError(
-                        f"{where}: '{step.params['field']}' is not a writable person field"
-                    )
-            if "listId" in step.params and int(step.params["listId"]) not in lists:
-                raise InvalidValueError(f"{where}: static list {step.params['listId']} not found")
+            for choice in step.params.get("choices") or []:
+                compile_smart_list(conn, SmartList((choice_filter(choice["if"], where),)))
+            for params in step_variants(step.as_dict(), where):
+                if step.type == "change_data_value":
+                    found = catalog.get(str(params["field"]))
+                    if found is None or found.read_only:
+                        raise InvalidValueError(
+                            f"{where}: '{params['field']}' is not a writable person field"
+                        )
+                if "listId" in params and int(params["listId"]) not in lists:
+                    raise InvalidValueError(f"{where}: static list {params['listId']} not found")
         for number, trigger in enumerate(definition.triggers, start=1):
             if (
                 trigger.type == "data_value_changes"

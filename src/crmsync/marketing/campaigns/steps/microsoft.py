@@ -25,7 +25,7 @@ def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
     exists = ctx.conn.execute(select(persons.c.id).where(persons.c.id == ctx.person_id)).first()
     if exists is None:
         return StepOutcome("skipped", "the person no longer exists", stop=True)
-    sync_as = str(ctx.params.get("syncAs", "lead"))
+    sync_as = str(ctx.params.get("syncAs", "lead")).lower()
     owner = ctx.params.get("owner")
     try:
         asked = request_crm_create(
