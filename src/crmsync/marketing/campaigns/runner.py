@@ -355,9 +355,16 @@ class CampaignRunner:
             if isinstance(exc, RetryLaterError):
                 raise
             outcome = StepOutcome("failed", exc.message)
-            with self._engine.begin() as conn:
-                self._result(conn, event, campaign, index, kind, outcome)
-            return outcome
+        except OperationalError:
+            raise  # the database is unreachable: the event stays pending
+        except Exception:  # a defect must not stop the campaign for everybody else
+            log.exception(
+                "campaign %s step %s failed for person %s", campaign.id, index, event.person_id
+            )
+            outcome = StepOutcome("failed", "unexpected error (details in the server log)")
+        with self._engine.begin() as conn:
+            self._result(conn, event, campaign, index, kind, outcome)
+        return outcome
 
     @staticmethod
     def _result(
