@@ -81,3 +81,21 @@ def test_request_campaign_through_marketorestpython(server: RunningServer, workd
     membership = mc.execute(method="get_smart_campaigns_by_lead_id", lead_id=lead_id)
     assert [m["smartCampaignId"] for m in membership] == [requested.id]
     engine.dispose()
+
+
+def test_schedule_campaign_through_marketorestpython(server: RunningServer, workdir: Path) -> None:
+    engine = open_database(f"sqlite:///{workdir / 'crmsync.db'}")
+    campaign = CampaignService(engine).create(
+        {
+            "name": "Scheduled by client",
+            "type": "batch",
+            "smartList": {"filters": [{"field": "email", "operator": "is_not_empty"}]},
+            "flow": [{"type": "change_data_value", "field": "rating", "value": "{{my.r}}"}],
+        }
+    )
+    mc = marketo_client(server)
+    assert mc.execute(method="schedule_campaign", id=campaign.id, tokens={"my.r": "Warm"})
+    assert mc.execute(method="schedule_campaign", id=campaign.id)  # no body at all
+    with pytest.raises(Exception, match="'code': '1042'"):
+        mc.execute(method="schedule_campaign", id=campaign.id, runAt="2100-01-01T00:00:00+0000")
+    engine.dispose()

@@ -3,8 +3,11 @@ Request Campaign's limits and refusals (§6.2), membership (§4.11)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from marketo_harness import MarketoHarness
 
+from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
 
@@ -94,3 +97,45 @@ def test_request_campaign_limits_and_refusals(marketo_db: MarketoHarness) -> Non
     )
     (requested,) = activities["result"]
     assert requested["leadId"] == person.id and requested["primaryAttributeValueId"] == api
+
+
+def test_schedule_campaign_runs_once_when_due(marketo_db: MarketoHarness) -> None:
+    """Schedule Campaign: at the earliest in five minutes, 1042 beyond two years, 1003 for a
+    trigger campaign; a due schedule is started by exactly one runner pass."""
+    service = CampaignService(marketo_db.engine)
+    (person,) = PersonService(marketo_db.engine).sync([{"email": "s@example.com"}])
+    batch = service.create(
+        {
+            "name": "Scheduled",
+            "type": "batch",
+            "smartList": {"filters": [{"field": "email", "operator": "is_not_empty"}]},
+            "flow": [{"type": "change_data_value", "field": "rating", "value": "{{my.r}}"}],
+        }
+    ).id
+    trigger = service.create(
+        {"name": "T", "triggers": [{"type": "person_created"}], "flow": [{"type": "delete_person"}]}
+    ).id
+    path = f"/rest/v1/campaigns/{batch}/schedule.json"
+    far = marketo_db.post_json(path, {"input": {"runAt": "2099-01-01T00:00:00Z"}})
+    assert far["success"] is False and far["errors"][0]["code"] == "1042"
+    wrong = marketo_db.post_json(f"/rest/v1/campaigns/{trigger}/schedule.json", {"input": {}})
+    assert wrong["errors"][0]["code"] == "1003"
+    ok = marketo_db.post_json(
+        path,
+        {
+            "input": {
+                "runAt": "2000-01-01T00:00:00Z",
+                "tokens": [{"name": "{{my.r}}", "value": "A"}],
+            }
+        },
+    )
+    assert ok["success"] is True and ok["result"] == [{"id": batch}]
+
+    runner = CampaignRunner(marketo_db.engine)
+    assert runner.run_pending() == 0  # runAt in the past still waits five minutes
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert service.start_due_schedules(now=later) == 1
+    assert service.start_due_schedules(now=later) == 0  # started once
+    assert runner.run_pending() == 1
+    (read,) = PersonService(marketo_db.engine).get_by_ids([person.id], ["rating"])  # type: ignore[list-item]
+    assert read["rating"] == "A"

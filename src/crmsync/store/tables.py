@@ -490,6 +490,21 @@ campaign_members = Table(
     Index("ix_campaign_members_person_id", "person_id"),
 )
 
+# Scheduled runs of batch campaigns (Schedule Campaign): started once, by one runner.
+campaign_schedules = Table(
+    "campaign_schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("tokens", JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("queued", Integer, nullable=True),
+    Index("ix_campaign_schedules_due", "started_at", "run_at"),
+    sqlite_autoincrement=True,
+)
+
 # One result per person per step per event: written with the step's effect, so a step that
 # committed is never run again (a retry, a crash, a second runner).
 campaign_results = Table(

@@ -5,6 +5,8 @@
 * ``GET /rest/v1/campaigns/{campaignId}.json`` — one campaign (1013 when unknown)
 * ``POST /rest/v1/campaigns/{campaignId}/trigger.json`` — Request Campaign: at most 100 leads
   and 100 ``{{my.token}}`` tokens; 1003 for a batch campaign or one that cannot be requested
+* ``POST /rest/v1/campaigns/{campaignId}/schedule.json`` — Schedule Campaign (batch campaigns;
+  ``runAt`` at the earliest in five minutes, 1042 beyond two years)
 * ``GET /rest/v1/leads/{leadId}/smartCampaignMembership.json`` — the campaigns a lead went
   through, with ``moreResult``
 """
@@ -18,7 +20,7 @@ from crmsync.marketing.campaigns.service import MAX_REQUEST_LEADS, MAX_REQUEST_T
 from crmsync.marketing.persons import decode_position, encode_position
 from crmsync.web.dispatch import ApiCall, Route
 from crmsync.web.envelope import ApiError, invalid_parameter, success
-from crmsync.web.params import as_record_id
+from crmsync.web.params import as_record_id, parse_datetime
 
 
 def get_campaigns(call: ApiCall) -> dict[str, Any]:
@@ -99,6 +101,29 @@ def trigger_campaign(call: ApiCall) -> dict[str, Any]:
     return success([{"id": record.id}])
 
 
+def schedule_campaign(call: ApiCall) -> dict[str, Any]:
+    """Schedule Campaign: run a batch campaign at ``runAt`` (default and earliest: in five
+    minutes; 1042 beyond two years), with optional ``{{my.token}}`` tokens."""
+    campaign_id = call.path_int("campaignId")
+    document = call.json_object() if call.has_body() else {}
+    body = document.get("input") or {}
+    if not isinstance(body, dict):
+        raise invalid_parameter("Invalid data: 'input' must be an object")
+    if body.get("cloneToProgramName"):
+        raise invalid_parameter("cloneToProgramName is not supported: crmsync has no programs")
+    run_at = None
+    if body.get("runAt"):
+        run_at = parse_datetime(str(body["runAt"]))  # 704 when not a date
+    tokens = _tokens(body.get("tokens"))
+    try:
+        record = call.services.campaigns.schedule(campaign_id, run_at=run_at, tokens=tokens)
+    except RecordNotFoundError as exc:
+        raise ApiError("1013", "Campaign not found") from exc
+    except InputError as exc:
+        raise ApiError(exc.code or "1003", exc.message) from exc
+    return success([{"id": record.id}])
+
+
 def smart_campaign_membership(call: ApiCall) -> dict[str, Any]:
     """The smart campaigns a lead has been through (spec §4.11)."""
     items = call.services.campaigns.memberships(call.path_int("leadId"))
@@ -109,5 +134,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/rest/v1/campaigns.json", get_campaigns),
     Route("GET", "/rest/v1/campaigns/{campaignId}.json", get_campaign),
     Route("POST", "/rest/v1/campaigns/{campaignId}/trigger.json", trigger_campaign),
+    Route("POST", "/rest/v1/campaigns/{campaignId}/schedule.json", schedule_campaign),
     Route("GET", "/rest/v1/leads/{leadId}/smartCampaignMembership.json", smart_campaign_membership),
 )

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
+from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.campaigns.steps import STEPS, StepContext, StepOutcome
 from crmsync.marketing.campaigns.triggers import running_campaign
 from crmsync.marketing.smartlists import SmartList, SmartListQuery
@@ -97,6 +98,7 @@ class CampaignRunner:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._smart_lists = SmartListQuery(engine)
+        self._schedules = CampaignService(engine)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,6 +192,7 @@ class CampaignRunner:
         """Claim and run events until none are pending (or ``max_events`` ran); returns how
         many were handled."""
         handled = 0
+        self._schedules.start_due_schedules()
         while max_events is None or handled < max_events:
             events = self.claim()
             if not events:

@@ -165,7 +165,12 @@ def enqueue_request(
         conn.execute(insert(campaign_events), rows)
 
 
-def enqueue_batch_run(conn: Connection, campaign_id: int, condition: ColumnElement[bool]) -> int:
+def enqueue_batch_run(
+    conn: Connection,
+    campaign_id: int,
+    condition: ColumnElement[bool],
+    tokens: Mapping[str, str] | None = None,
+) -> int:
     """Run a batch campaign now: one event per person matching ``condition`` (its compiled
     smart list), inserted by one ``INSERT ... SELECT`` without loading anybody. Returns the
     number of persons queued."""
@@ -175,11 +180,12 @@ def enqueue_batch_run(conn: Connection, campaign_id: int, condition: ColumnEleme
         persons.c.id.label("person_id"),
         literal("batch").label("kind"),
         literal(now, campaign_events.c.created_at.type).label("created_at"),
+        literal({"tokens": dict(tokens or {})}, campaign_events.c.details.type).label("details"),
     ).where(condition)
     before = conn.execute(select(func.max(campaign_events.c.id))).scalar() or 0
     conn.execute(
         insert(campaign_events).from_select(
-            ["campaign_id", "person_id", "kind", "created_at"], chosen
+            ["campaign_id", "person_id", "kind", "created_at", "details"], chosen
         )
     )
     queued = select(func.count()).where(

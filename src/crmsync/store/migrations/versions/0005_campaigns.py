@@ -1,5 +1,5 @@
-"""Smart campaigns: definitions, the durable trigger outbox, members and per-step results
-(issue 10, B31-B36).
+"""Smart campaigns: definitions, the durable trigger outbox, members, schedules and per-step
+results (issue 10, B31-B36).
 
 Revision ID: 0005_campaigns
 Revises: 0004_cursor_phase
@@ -84,6 +84,27 @@ def upgrade() -> None:
         "ix_campaign_members_person_id", "campaign_members", ["person_id"], unique=False
     )
     op.create_table(
+        "campaign_schedules",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("campaign_id", _ID, nullable=False),
+        sa.Column("run_at", _UTC, nullable=False),
+        sa.Column("tokens", sa.JSON(), nullable=True),
+        sa.Column("created_at", _UTC, nullable=False),
+        sa.Column("started_at", _UTC, nullable=True),
+        sa.Column("queued", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_campaign_schedules_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaign_schedules")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        "ix_campaign_schedules_due", "campaign_schedules", ["started_at", "run_at"], unique=False
+    )
+    op.create_table(
         "campaign_results",
         sa.Column("id", _ID, autoincrement=True, nullable=False),
         sa.Column("event_id", sa.BigInteger(), nullable=False),
@@ -112,6 +133,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_campaign_results_campaign", table_name="campaign_results")
     op.drop_table("campaign_results")
+    op.drop_index("ix_campaign_schedules_due", table_name="campaign_schedules")
+    op.drop_table("campaign_schedules")
     op.drop_index("ix_campaign_members_person_id", table_name="campaign_members")
     op.drop_table("campaign_members")
     op.drop_index("ix_campaign_events_pending", table_name="campaign_events")
