@@ -187,3 +187,38 @@ def test_a_crash_after_the_step_leaves_one_lead_and_the_step_done(
     assert [(r["personId"], r["status"]) for r in results] == [(person_id, "done")]
     cycle.run()
     assert org.app.state.storage.count("lead") == leads_before + 1
+
+
+def test_changes_from_dynamics_fire_triggers(
+    migrated_engine: Engine, synced: tuple[Org, DynamicsClient, SyncCycle]
+) -> None:
+    """The sync applying a Dynamics edit writes the trigger event in the same transaction:
+    'Data Value Changes' on the job title fires for the edited lead's person only."""
+    org, _, cycle = synced
+    CampaignService(migrated_engine).create(
+        {
+            "name": "Title changed in Dynamics",
+            "active": True,
+            "qualification": "every_time",
+            "triggers": [{"type": "data_value_changes", "field": "title", "to": "CFO"}],
+            "flow": [{"type": "change_data_value", "field": "leadStatus", "value": "Title CFO"}],
+        }
+    )
+    alex = org.alex()
+    edited, untouched = alex.first_ids("leads", 2)
+    assert alex.patch("leads", edited, {"jobtitle": "CFO"}).is_success
+    assert alex.patch("leads", untouched, {"jobtitle": "CTO"}).is_success
+
+    cycle.run()
+    assert CampaignRunner(migrated_engine).run_pending() == 1
+
+    with migrated_engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                select(persons.c.crmLeadId, persons.c.leadStatus).where(
+                    persons.c.crmLeadId.in_([edited, untouched])
+                )
+            ).all()
+        )
+    assert statuses == {edited: "Title CFO", untouched: statuses[untouched]}
+    assert statuses[untouched] != "Title CFO"
