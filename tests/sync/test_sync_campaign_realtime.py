@@ -14,10 +14,10 @@ from sqlalchemy import Engine, select
 from sync_harness import Org
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.marketing.campaigns.realtime import start_campaign_runner
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.settings import Settings, SyncSettings
 from crmsync.store.tables import persons
+from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.runner import set_enabled
 from crmsync.web.app import create_app

@@ -14,11 +14,10 @@ from sync_harness import Org, activities_of, open_errors
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.marketing.activity_types import SYNC_ERROR, SYNC_LEAD_TO_MICROSOFT
-from crmsync.marketing.campaigns.realtime import ImmediatePush
-from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
 from crmsync.store.tables import persons
+from crmsync.sync.campaign_push import ImmediatePush, campaign_runner
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.runner import set_enabled
 
@@ -66,7 +65,7 @@ def test_trigger_creates_the_lead_at_once_and_only_once(
     org, client, cycle = synced
     set_enabled(migrated_engine, True)
     campaign_id = _campaign(migrated_engine)
-    runner = CampaignRunner(migrated_engine, push=ImmediatePush(migrated_engine, client))
+    runner = campaign_runner(migrated_engine, push=ImmediatePush(migrated_engine, client))
     leads_before = org.app.state.storage.count("lead")
 
     started = time.monotonic()
@@ -109,7 +108,7 @@ def test_sync_as_contact_makes_a_contact_with_no_account(
     org, client, _ = synced
     set_enabled(migrated_engine, True)
     _campaign(migrated_engine, syncAs="contact")
-    runner = CampaignRunner(migrated_engine, push=ImmediatePush(migrated_engine, client))
+    runner = campaign_runner(migrated_engine, push=ImmediatePush(migrated_engine, client))
     contacts_before = org.app.state.storage.count("contact")
 
     person_id = _person(migrated_engine, "contact.trigger@example.com")
@@ -132,7 +131,7 @@ def test_a_rejected_create_is_logged_and_the_campaign_goes_on(
     taken = org.alex().get("leads", org.alex().first_ids("leads", 1)[0], "emailaddress1")
     campaign_id = _campaign(migrated_engine)
     push = ImmediatePush(migrated_engine, client, duplicate_detection=True)
-    runner = CampaignRunner(migrated_engine, push=push)
+    runner = campaign_runner(migrated_engine, push=push)
 
     refused = _person(migrated_engine, str(taken["emailaddress1"]))
     accepted = _person(migrated_engine, "fresh.person@example.com")
@@ -168,7 +167,7 @@ def test_a_crash_after_the_step_leaves_one_lead_and_the_step_done(
         raise _Crash
 
     person_id = _person(migrated_engine, "crash.test@example.com")
-    dying = CampaignRunner(migrated_engine, push=die, claim_seconds=0.2)
+    dying = campaign_runner(migrated_engine, push=die, claim_seconds=0.2)
     try:
         dying.run_pending()
     except _Crash:
@@ -178,7 +177,7 @@ def test_a_crash_after_the_step_leaves_one_lead_and_the_step_done(
     assert org.app.state.storage.count("lead") == leads_before  # nothing sent yet
 
     time.sleep(0.3)  # the dead runner's claim expires
-    survivor = CampaignRunner(migrated_engine, push=ImmediatePush(migrated_engine, client))
+    survivor = campaign_runner(migrated_engine, push=ImmediatePush(migrated_engine, client))
     assert survivor.run_pending() == 1
 
     assert org.app.state.storage.count("lead") == leads_before + 1
@@ -210,7 +209,7 @@ def test_changes_from_dynamics_fire_triggers(
     assert alex.patch("leads", untouched, {"jobtitle": "CTO"}).is_success
 
     cycle.run()
-    assert CampaignRunner(migrated_engine).run_pending() == 1
+    assert campaign_runner(migrated_engine).run_pending() == 1
 
     with migrated_engine.connect() as conn:
         statuses = dict(

@@ -19,9 +19,9 @@ from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.errors import CrmsyncError, InvalidValueError
-from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
+from crmsync.sync.campaign_push import campaign_runner
 
 app = typer.Typer(help="Smart campaigns: define, switch, run, see results.", no_args_is_help=True)
 _out = Console()
@@ -148,7 +148,7 @@ def run(
             service = CampaignService(engine)
             record = service.find(campaign)
             queued = service.run_batch(record.id)
-            handled = CampaignRunner(engine).run_pending() if wait else 0
+            handled = campaign_runner(engine).run_pending() if wait else 0
     except CrmsyncError as exc:
         raise fail(exc) from None
     _out.print(f"campaign {record.id}: {queued} person(s) queued", highlight=False)

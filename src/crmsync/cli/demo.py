@@ -38,11 +38,11 @@ from crmsync.cli.demo_people import DEMO_SEED, demo_persons
 from crmsync.cli.serve import run_server
 from crmsync.dynamics import build_client
 from crmsync.errors import ConfigurationError, CrmsyncError, InputError
-from crmsync.marketing.campaigns.realtime import start_campaign_runner
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
+from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.web.app import create_app

@@ -30,8 +30,8 @@ from sqlalchemy import select
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
-from crmsync.marketing.campaigns.realtime import start_campaign_runner
 from crmsync.store.tables import persons
+from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.outbox import request_crm_create
 from crmsync.sync.runner import SyncRunner, set_enabled

@@ -2,6 +2,8 @@
 
 Modules: :mod:`.definitions` (the JSON shape, checked), :mod:`.service` (save, list, activate,
 run, results), :mod:`.triggers` (events written with the change that fires them),
-:mod:`.runner` (claims events and runs flows), :mod:`.steps` (one function per flow step) and
-:mod:`.realtime` (pushes a Sync Person to Microsoft create to Dynamics right away).
+:mod:`.runner` (claims events and runs flows), :mod:`.choices` (per-step choices) and
+:mod:`.steps` (one function per marketing flow step). The Microsoft steps and the real-time
+push need the Dynamics sync, a layer above: :mod:`crmsync.sync.campaign_steps` and
+:mod:`crmsync.sync.campaign_push`.
 """

@@ -19,8 +19,11 @@ with :meth:`CampaignRunner.wake`.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +35,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
 from crmsync.marketing.campaigns.service import CampaignService
-from crmsync.marketing.campaigns.steps import STEPS, StepContext, StepOutcome
+from crmsync.marketing.campaigns.steps import (
+    MARKETING_STEPS,
+    StepContext,
+    StepFunction,
+    StepOutcome,
+)
 from crmsync.marketing.campaigns.triggers import running_campaign
 from crmsync.marketing.smartlists import SmartList, SmartListQuery
 from crmsync.store.db import take_write_lock
@@ -44,7 +52,6 @@ from crmsync.store.tables import (
     persons,
     sync_errors,
 )
-from crmsync.sync.lease import new_holder_id
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +85,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def runner_id() -> str:
+    """A name for this runner's claims: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class CampaignRunner:
-    """Runs the flows of pending campaign events on one database."""
+    """Runs the flows of pending campaign events on one database.
+
+    ``steps`` maps step types to functions (default: the marketing-only steps; the sync layer
+    adds the Microsoft ones, :func:`crmsync.sync.campaign_push.campaign_runner`); ``push``
+    sends a person's queued Dynamics create at once."""
 
     def __init__(
         self,
         engine: Engine,
         *,
         push: PushFunction | None = None,
+        steps: Mapping[str, StepFunction] | None = None,
         holder: str | None = None,
         claim_seconds: float = 60.0,
         batch_size: int = 50,
@@ -93,7 +110,8 @@ class CampaignRunner:
     ) -> None:
         self._engine = engine
         self._push = push
-        self.holder = holder or new_holder_id()
+        self._steps = dict(steps if steps is not None else MARKETING_STEPS)
+        self.holder = holder or runner_id()
         self._claim_seconds = claim_seconds
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -344,9 +362,13 @@ class CampaignRunner:
                     chosen,
                     tokens,
                 )
-                function = STEPS.get(kind)
+                function = self._steps.get(kind)
                 if function is None:
-                    outcome = StepOutcome("failed", f"unknown step '{kind}'")
+                    outcome = StepOutcome(
+                        "failed",
+                        f"step '{kind}' is not available in this process: Microsoft steps run "
+                        "where the Dynamics sync runs ('crmsync sync run')",
+                    )
                 else:
                     with running_campaign(campaign.id):
                         outcome = function(context)

@@ -87,13 +87,27 @@ _KINDS = {
 }
 
 
-def record_trigger_events(conn: Connection, activity_rows: Sequence[Mapping[str, Any]]) -> int:
+_ROW_FIELDS = ("person_id", "type_id", "primary_value_id", "field_name", "attributes")
+
+
+def _as_row(entry: object) -> Mapping[str, Any]:
+    """An activity row as a mapping: a dict as written, or an activity entry object."""
+    if isinstance(entry, Mapping):
+        return entry
+    return {name: getattr(entry, name, None) for name in _ROW_FIELDS}
+
+
+def record_trigger_events(conn: Connection, activity_rows: Sequence[object]) -> int:
     """Write the campaign events the changes behind ``activity_rows`` fire; returns how many.
 
-    Call it in the writer's transaction, right after its activities were inserted (the rows
-    need real person ids). Costs one small query when no trigger campaign is active.
+    ``activity_rows`` are the activities the writer has just inserted, as dicts or as activity
+    entry objects (``person_id``, ``type_id``, ``primary_value_id``, ``field_name``,
+    ``attributes``). Call it in the writer's transaction, right after its activities were
+    inserted (the rows need real person ids). Costs one small query when no trigger campaign
+    is active.
     """
-    relevant = [row for row in activity_rows if row.get("type_id") in _KINDS]
+    rows = [_as_row(entry) for entry in activity_rows]
+    relevant = [row for row in rows if row.get("type_id") in _KINDS]
     if not relevant:
         return 0
     active = conn.execute(

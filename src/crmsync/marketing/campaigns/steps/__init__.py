@@ -1,5 +1,9 @@
-"""Flow steps, one function each, looked up by type (see ``STEP_TYPES`` in
-:mod:`crmsync.marketing.campaigns.definitions`)."""
+"""Flow steps that change only the marketing database, one function each, looked up by type
+(see ``STEP_TYPES`` in :mod:`crmsync.marketing.campaigns.definitions`).
+
+The Microsoft steps need the Dynamics sync, a layer above this package: they live in
+:mod:`crmsync.sync.campaign_steps`, and the sync layer hands them to the runner.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,10 @@ from crmsync.marketing.campaigns.steps.marketing import (
     remove_from_list,
     request_campaign,
 )
-from crmsync.marketing.campaigns.steps.microsoft import sync_person_to_microsoft
 
-__all__ = ["STEPS", "StepContext", "StepFunction", "StepOutcome"]
+__all__ = ["MARKETING_STEPS", "StepContext", "StepFunction", "StepOutcome"]
 
-STEPS: dict[str, StepFunction] = {
-    "sync_person_to_microsoft": sync_person_to_microsoft,
+MARKETING_STEPS: dict[str, StepFunction] = {
     "change_data_value": change_data_value,
     "add_to_list": add_to_list,
     "remove_from_list": remove_from_list,

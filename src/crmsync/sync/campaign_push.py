@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, select
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.marketing.campaigns.runner import CampaignRunner
+from crmsync.marketing.campaigns.runner import CampaignRunner, PushFunction
 from crmsync.settings import SyncSettings
 from crmsync.store.sync_state import get_sync_enabled
 from crmsync.store.tables import sync_outbox
+from crmsync.sync.campaign_steps import all_steps
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.outbox import OutboxPusher, PushCounts
@@ -92,6 +93,14 @@ def start_campaign_runner(
         duplicate_detection=settings.duplicate_detection,
         lease_seconds=settings.lease_seconds,
     )
-    runner = CampaignRunner(engine, push=push)
+    runner = campaign_runner(engine, push=push)
     runner.start()
     return runner
+
+
+def campaign_runner(
+    engine: Engine, *, push: PushFunction | None = None, claim_seconds: float = 60.0
+) -> CampaignRunner:
+    """A campaign runner with every flow step, Microsoft steps included (``push``: see
+    :class:`ImmediatePush`; without it creates wait for the next cycle)."""
+    return CampaignRunner(engine, push=push, steps=all_steps(), claim_seconds=claim_seconds)

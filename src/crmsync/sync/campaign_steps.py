@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
+from crmsync.marketing.campaigns.steps import MARKETING_STEPS, StepFunction
 from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
 from crmsync.store.tables import persons
 from crmsync.sync.outbox import request_crm_create
@@ -42,3 +43,12 @@ def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
         primary_value_id=ctx.person_id,
     )
     return StepOutcome("done", f"new {asked.entity} {asked.crm_id}", push=True)
+
+
+MICROSOFT_STEPS: dict[str, StepFunction] = {"sync_person_to_microsoft": sync_person_to_microsoft}
+"""The flow steps that need the Dynamics sync."""
+
+
+def all_steps() -> dict[str, StepFunction]:
+    """Every flow step crmsync has: the marketing ones and the Microsoft ones."""
+    return {**MARKETING_STEPS, **MICROSOFT_STEPS}
