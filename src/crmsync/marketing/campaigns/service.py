@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from crmsync.errors import InvalidValueError, RecordNotFoundError
-from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import REQUEST_CAMPAIGN
 from crmsync.marketing.campaigns.choices import choice_filter, step_variants
 from crmsync.marketing.campaigns.definitions import CampaignDefinition, parse_definition
 from crmsync.marketing.campaigns.triggers import enqueue_batch_run, enqueue_request
+from crmsync.marketing.campaigns.writes import write_activities
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.smartlists import SmartList, compile_smart_list
 from crmsync.marketing.values import format_datetime, storable_ids, utc_now_text
@@ -277,7 +277,7 @@ class CampaignService:
             )
             enqueue_request(conn, record.id, known, source="web_service_api", tokens=tokens)
             now = utc_now_text()
-            insert_activities(
+            write_activities(
                 conn,
                 [
                     {

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from crmsync.marketing.activities import insert_activities
+from crmsync.marketing.campaigns.writes import write_activities
 from crmsync.marketing.values import utc_now_text
 
 
@@ -34,7 +34,7 @@ class StepContext:
         primary_value_id: int | None = None,
     ) -> None:
         """Append an activity for the person, carrying this campaign's id."""
-        insert_activities(
+        write_activities(
             self.conn,
             [
                 {

@@ -8,11 +8,8 @@ through the same writers as the REST API so its own changes fire other campaigns
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import delete, func, insert, select, update
 
-from crmsync.marketing.activities import insert_activities
 from crmsync.marketing.activity_types import (
     ADD_TO_LIST,
     DELETE_LEAD,
@@ -21,6 +18,7 @@ from crmsync.marketing.activity_types import (
 )
 from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
 from crmsync.marketing.campaigns.triggers import enqueue_request, record_trigger_events
+from crmsync.marketing.campaigns.writes import queue_deleted_person, write_activities
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.person_sync import PersonSync
 from crmsync.marketing.values import utc_now_text
@@ -30,7 +28,6 @@ from crmsync.store.tables import (
     list_members,
     persons,
     static_lists,
-    sync_outbox,
 )
 
 SOURCE = "Smart campaign"
@@ -85,7 +82,7 @@ def _list_activity(ctx: StepContext, type_id: int, list_id: int, name: str) -> N
         "attributes": {"Source": SOURCE, "Campaign": ctx.campaign_name},
         "campaign_id": ctx.campaign_id,
     }
-    insert_activities(ctx.conn, [row])
+    write_activities(ctx.conn, [row])
     record_trigger_events(ctx.conn, [row])
 
 
@@ -166,15 +163,7 @@ def delete_person(ctx: StepContext) -> StepOutcome:
     if row is None:
         return StepOutcome("skipped", "person already deleted", stop=True)
     ctx.conn.execute(delete(persons).where(persons.c.id == ctx.person_id))
-    ctx.conn.execute(
-        insert(sync_outbox).values(
-            person_id=ctx.person_id,
-            operation="delete",
-            changed_fields=[],
-            created_at=datetime.now(UTC),
-            source=SOURCE,
-        )
-    )
+    queue_deleted_person(ctx.conn, ctx.person_id, SOURCE)
     name = " ".join(p for p in (row.firstName, row.lastName) if p) or row.email or ""
     ctx.activity(
         DELETE_LEAD,
