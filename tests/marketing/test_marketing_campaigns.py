@@ -346,3 +346,33 @@ def test_bad_choices_are_refused(
         CampaignService(migrated_engine).create(
             {"name": "x", "triggers": [{"type": "person_created"}], "flow": [step]}
         )
+
+
+def test_inactive_campaigns_do_not_fire_and_microsoft_steps_need_the_sync(
+    migrated_engine: Engine,
+) -> None:
+    """A deactivated trigger campaign writes no events; a runner without the Dynamics sync's
+    steps fails a Microsoft step with a reason, and the next step still runs."""
+    service = CampaignService(migrated_engine)
+    campaign = service.create(
+        {
+            "name": "Needs Dynamics",
+            "active": True,
+            "triggers": [{"type": "person_created"}],
+            "flow": [
+                {"type": "sync_person_to_microsoft"},
+                {"type": "change_data_value", "field": "rating", "value": "Seen"},
+            ],
+        }
+    )
+    service.set_active(campaign.id, False)
+    _person(migrated_engine, email="quiet@example.com")
+    assert service.pending() == 0
+
+    service.set_active(campaign.id, True)
+    person = _person(migrated_engine, email="loud@example.com")
+    assert CampaignRunner(migrated_engine).run_pending() == 1
+    first, second = sorted(service.results(campaign.id), key=lambda r: int(str(r["step"])))
+    assert first["status"] == "failed" and "crmsync sync run" in str(first["message"])
+    assert second["status"] == "done"
+    assert _field(migrated_engine, person, "rating") == "Seen"
