@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from marketo_harness import MarketoHarness
 
 from crmsync.marketing.campaigns.runner import CampaignRunner
+from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
 
@@ -134,8 +135,8 @@ def test_schedule_campaign_runs_once_when_due(marketo_db: MarketoHarness) -> Non
     runner = CampaignRunner(marketo_db.engine)
     assert runner.run_pending() == 0  # runAt in the past still waits five minutes
     later = datetime.now(UTC) + timedelta(minutes=6)
-    assert service.start_due_schedules(now=later) == 1
-    assert service.start_due_schedules(now=later) == 0  # started once
+    assert CampaignSchedules(marketo_db.engine).start_due_schedules(now=later) == 1
+    assert CampaignSchedules(marketo_db.engine).start_due_schedules(now=later) == 0  # started once
     assert runner.run_pending() == 1
     (read,) = PersonService(marketo_db.engine).get_by_ids([person.id], ["rating"])  # type: ignore[list-item]
     assert read["rating"] == "A"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmsync.errors import InputError, RecordNotFoundError
+from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.service import MAX_REQUEST_LEADS, MAX_REQUEST_TOKENS
 from crmsync.marketing.persons import decode_position, encode_position
 from crmsync.web.dispatch import ApiCall, Route
@@ -116,7 +117,8 @@ def schedule_campaign(call: ApiCall) -> dict[str, Any]:
         run_at = parse_datetime(str(body["runAt"]))  # 704 when not a date
     tokens = _tokens(body.get("tokens"))
     try:
-        record = call.services.campaigns.schedule(campaign_id, run_at=run_at, tokens=tokens)
+        schedules = CampaignSchedules(call.services.engine)
+        record = schedules.schedule(campaign_id, run_at=run_at, tokens=tokens)
     except RecordNotFoundError as exc:
         raise ApiError("1013", "Campaign not found") from exc
     except InputError as exc:

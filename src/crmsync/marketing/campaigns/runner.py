@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
-from crmsync.marketing.campaigns.service import CampaignService
+from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.steps import (
     MARKETING_STEPS,
     StepContext,
@@ -116,7 +116,7 @@ class CampaignRunner:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._smart_lists = SmartListQuery(engine)
-        self._schedules = CampaignService(engine)
+        self._schedules = CampaignSchedules(engine)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

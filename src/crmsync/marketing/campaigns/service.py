@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -28,7 +28,6 @@ from crmsync.store.tables import (
     campaign_events,
     campaign_members,
     campaign_results,
-    campaign_schedules,
     campaigns,
     persons,
     static_lists,
@@ -36,8 +35,6 @@ from crmsync.store.tables import (
 
 MAX_REQUEST_LEADS = 100
 MAX_REQUEST_TOKENS = 100
-SCHEDULE_DELAY = timedelta(minutes=5)
-SCHEDULE_HORIZON = timedelta(days=730)
 API_SOURCE = "Web service API"
 
 
@@ -84,7 +81,8 @@ class CampaignRecord:
         }
 
 
-def _record(row: RowMapping) -> CampaignRecord:
+def campaign_record(row: RowMapping) -> CampaignRecord:
+    """A stored campaign row as a :class:`CampaignRecord`."""
     definition = parse_definition(
         {
             "name": row["name"],
@@ -176,7 +174,7 @@ class CampaignService:
             )
         if row is None:
             raise RecordNotFoundError(f"campaign {campaign_id} not found", entity="campaign")
-        return _record(row)
+        return campaign_record(row)
 
     def find(self, name_or_id: str) -> CampaignRecord:
         """A campaign by id or exact name."""
@@ -206,7 +204,7 @@ class CampaignService:
         if names:
             query = query.where(campaigns.c.name.in_(list(names)))
         with self._engine.connect() as conn:
-            records = [_record(row) for row in conn.execute(query).mappings()]
+            records = [campaign_record(row) for row in conn.execute(query).mappings()]
         if requestable is not None:
             records = [r for r in records if r.is_requestable == requestable]
         return records[:limit], len(records) > limit
@@ -294,80 +292,6 @@ class CampaignService:
                 ],
             )
         return record
-
-    def schedule(
-        self,
-        campaign_id: int,
-        *,
-        run_at: datetime | None = None,
-        tokens: Mapping[str, str] | None = None,
-        now: datetime | None = None,
-    ) -> CampaignRecord:
-        """Schedule Campaign (spec marketo-rest §6.3): run a batch campaign at ``run_at``
-        (default, and at the earliest, five minutes from now); more than two years ahead is
-        refused with 1042, a trigger campaign with 1003."""
-        record = self.get(campaign_id)
-        if record.definition.kind != "batch":
-            raise InvalidValueError("only batch campaigns can be scheduled", code="1003")
-        if not record.definition.smart_list.filters:
-            raise InvalidValueError(
-                "a batch campaign needs at least one smart list filter", code="1003"
-            )
-        if tokens and len(tokens) > MAX_REQUEST_TOKENS:
-            raise InvalidValueError(f"at most {MAX_REQUEST_TOKENS} tokens", code="1003")
-        current = now or datetime.now(UTC)
-        earliest = current + SCHEDULE_DELAY
-        when = max(run_at or earliest, earliest)
-        if when > current + SCHEDULE_HORIZON:
-            raise InvalidValueError("Invalid runAt date: at most two years ahead", code="1042")
-        with self._engine.begin() as conn:
-            conn.execute(
-                campaign_schedules.insert().values(
-                    campaign_id=record.id,
-                    run_at=when,
-                    tokens=dict(tokens or {}),
-                    created_at=current,
-                )
-            )
-        return record
-
-    def start_due_schedules(self, now: datetime | None = None) -> int:
-        """Start every scheduled run that is due, each exactly once (the row is marked started
-        in the transaction that queues its persons); returns how many were started."""
-        current = now or datetime.now(UTC)
-        due = (campaign_schedules.c.started_at.is_(None)) & (campaign_schedules.c.run_at <= current)
-        with self._engine.connect() as conn:
-            ids = [
-                int(i) for i in conn.execute(select(campaign_schedules.c.id).where(due)).scalars()
-            ]
-        started = 0
-        for schedule_id in ids:
-            with self._engine.begin() as conn:
-                take_write_lock(conn)
-                taken = conn.execute(
-                    update(campaign_schedules)
-                    .where(campaign_schedules.c.id == schedule_id, due)
-                    .values(started_at=current)
-                ).rowcount
-                if taken != 1:
-                    continue  # another runner started it
-                row = conn.execute(
-                    select(campaign_schedules.c.campaign_id, campaign_schedules.c.tokens).where(
-                        campaign_schedules.c.id == schedule_id
-                    )
-                ).one()
-                record = _record(
-                    conn.execute(select(campaigns).where(campaigns.c.id == row[0])).mappings().one()
-                )
-                condition = compile_smart_list(conn, record.definition.smart_list)
-                queued = enqueue_batch_run(conn, record.id, condition, row[1] or {})
-                conn.execute(
-                    update(campaign_schedules)
-                    .where(campaign_schedules.c.id == schedule_id)
-                    .values(queued=queued)
-                )
-                started += 1
-        return started
 
     # ---- what happened ----------------------------------------------------------------------
 
