@@ -24,7 +24,6 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +33,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
+from crmsync.marketing.campaigns.events import ClaimedEvent, FlowCampaign
+from crmsync.marketing.campaigns.qualification import qualify
 from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.steps import (
     MARKETING_STEPS,
@@ -46,7 +47,6 @@ from crmsync.marketing.smartlists import SmartList, SmartListQuery
 from crmsync.store.db import take_write_lock
 from crmsync.store.tables import (
     campaign_events,
-    campaign_members,
     campaign_results,
     campaigns,
     persons,
@@ -57,28 +57,6 @@ log = logging.getLogger(__name__)
 
 PushFunction = Callable[[Sequence[int]], None]
 """Sends the queued Dynamics creates of these persons now (see :mod:`.realtime`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedEvent:
-    """One event this runner holds: a person to take through a campaign."""
-
-    id: int
-    campaign_id: int
-    person_id: int
-    kind: str
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Campaign:
-    id: int
-    name: str
-    kind: str
-    active: bool
-    qualification: str
-    smart_list: SmartList
-    flow: tuple[dict[str, Any], ...]
 
 
 def _now() -> datetime:
@@ -247,13 +225,13 @@ class CampaignRunner:
 
     # ---- one event --------------------------------------------------------------------------
 
-    def _campaign(self, conn: Connection, campaign_id: int) -> _Campaign | None:
+    def _campaign(self, conn: Connection, campaign_id: int) -> FlowCampaign | None:
         row = (
             conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).mappings().first()
         )
         if row is None:
             return None
-        return _Campaign(
+        return FlowCampaign(
             int(row["id"]),
             str(row["name"]),
             str(row["kind"]),
@@ -270,7 +248,7 @@ class CampaignRunner:
         if campaign is None or (campaign.kind == "trigger" and not campaign.active):
             self._finish(event.id)
             return
-        if not self._qualify(event, campaign):
+        if not qualify(self._engine, self._smart_lists, event, campaign):
             self._finish(event.id)
             return
         tokens = {str(k): str(v) for k, v in (event.details.get("tokens") or {}).items()}
@@ -282,53 +260,10 @@ class CampaignRunner:
                 break
         self._finish(event.id)
 
-    def _qualify(self, event: ClaimedEvent, campaign: _Campaign) -> bool:
-        """Whether the person is in the smart list and the qualification rule lets them in;
-        records the membership. A retried event is let in again."""
-        try:
-            with self._engine.begin() as conn:
-                take_write_lock(conn)
-                if not self._smart_lists.matching(conn, campaign.smart_list, [event.person_id]):
-                    return False
-                member = conn.execute(
-                    select(campaign_members.c.last_event_id).where(
-                        campaign_members.c.campaign_id == campaign.id,
-                        campaign_members.c.person_id == event.person_id,
-                    )
-                ).first()
-                now = _now()
-                if member is None:
-                    conn.execute(
-                        insert(campaign_members).values(
-                            campaign_id=campaign.id,
-                            person_id=event.person_id,
-                            first_at=now,
-                            last_at=now,
-                            last_event_id=event.id,
-                            runs=1,
-                        )
-                    )
-                    return True
-                if int(member[0]) == event.id:
-                    return True
-                if campaign.qualification == "once":
-                    return False
-                conn.execute(
-                    update(campaign_members)
-                    .where(
-                        campaign_members.c.campaign_id == campaign.id,
-                        campaign_members.c.person_id == event.person_id,
-                    )
-                    .values(last_at=now, last_event_id=event.id, runs=campaign_members.c.runs + 1)
-                )
-                return True
-        except IntegrityError:  # another runner let this person in at the same moment
-            return campaign.qualification == "every_time"
-
     def _run_step(
         self,
         event: ClaimedEvent,
-        campaign: _Campaign,
+        campaign: FlowCampaign,
         index: int,
         step: dict[str, Any],
         tokens: dict[str, str],
@@ -395,7 +330,7 @@ class CampaignRunner:
     def _result(
         conn: Connection,
         event: ClaimedEvent,
-        campaign: _Campaign,
+        campaign: FlowCampaign,
         index: int,
         kind: str,
         outcome: StepOutcome,
