@@ -185,6 +185,12 @@ def test_guide_lines_are_valid_shell_and_never_show_the_sync_secret() -> None:
         "input": [{"id": 7, "mobilePhone": "+1 555 0100"}],
     }
     shell = [line for line in commands if line.startswith(("curl", "DTOKEN", "TOKEN", "NPT"))]
-    assert len(shell) == 8
+    assert len(shell) == 10
+    signup = next(line for line in commands if "web.signup@example.com" in line and "-d" in line)
+    created = json.loads(shlex.split(signup)[shlex.split(signup).index("-d") + 1])
+    assert created["input"] == [
+        {"email": "web.signup@example.com", "firstName": "Web", "lastName": "Signup"}
+    ]
+    assert "campaigns results 'Demo: web sign-ups to Dynamics'" in text
     checked = subprocess.run(["bash", "-n", "-c", "\n".join(shell)], capture_output=True)
     assert checked.returncode == 0, checked.stderr

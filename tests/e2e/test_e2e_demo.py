@@ -254,6 +254,24 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     snapshot = json.loads(status.stdout)
     assert snapshot["enabled"] is True and snapshot["open_errors"] == 0
 
+    # Step 4 as printed: a person created through the API gets a Dynamics lead at once, by
+    # the demo's trigger campaign, without waiting for a cycle (B32).
+    signup = json.loads(_bash([demo.block(2)[0], demo.block(4)[0]], tmp_path))
+    assert signup["result"][0]["status"] == "created"
+
+    def signup_lead() -> str | None:
+        found = json.loads(_bash([demo.block(2)[0], demo.block(4)[1]], tmp_path))
+        return found["result"][0].get("crmLeadId") if found["result"] else None
+
+    new_lead = _eventually(signup_lead, timeout=5)
+    created_lead = httpx.get(
+        f"{org_url}/api/data/v9.2/leads({new_lead})",
+        params={"$select": "lastname,emailaddress1"},
+        headers=dynamics,
+    ).json()
+    assert created_lead["emailaddress1"] == "web.signup@example.com"
+    assert "done" in _bash(demo.block(4)[2:], tmp_path)
+
     children = _children(demo.process.pid)
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(20) == 0

@@ -99,3 +99,13 @@ def test_media_type_ignores_charset() -> None:
     """§1 Content-Type: clients add ``; charset=utf-8``."""
     assert media_type("Application/JSON; charset=utf-8") == "application/json"
     assert media_type(None) == ""
+
+
+def test_booleans_are_case_insensitive() -> None:
+    """§1: clients send Python's ``False``; anything else is refused with 1003."""
+    params = ApiParams.from_query("isTriggerable=False&other=TRUE&bad=maybe")
+    assert params.get_bool("isTriggerable", default=True) is False
+    assert params.get_bool("other") is True
+    with pytest.raises(ApiError) as caught:
+        params.get_bool("bad")
+    assert caught.value.code == "1003"

@@ -31,6 +31,7 @@ from rich.progress import Progress as ProgressBar
 from sqlalchemy import Engine
 
 from crmsync.cli import settings_from
+from crmsync.cli.demo_campaign import ensure_demo_campaign
 from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
 from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
 from crmsync.cli.demo_people import DEMO_SEED, demo_persons
@@ -41,6 +42,7 @@ from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
+from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.web.app import create_app
@@ -118,6 +120,7 @@ def prepare_demo(directory: Path, count: int) -> DemoSetup:
     engine = open_database(database_url)
     try:
         loaded, list_id = _load_once(engine, count)
+        ensure_demo_campaign(engine)  # after loading: the loaded persons do not trigger it
         clients = ApiClientStore(engine)
         for client in clients.list():
             if client.name == DEMO_CLIENT_NAME and client.active:
@@ -342,6 +345,7 @@ def _run(
             relay = _ProgressRelay()
             runner = SyncRunner(engine, client, settings.sync, progress=relay, smtp=settings.smtp)
             _initial_sync(runner, relay)
+            campaigns = start_campaign_runner(engine, client, settings.sync)
             lead = find_demo_lead(engine)
 
             def guide(api_url: str) -> str:
@@ -358,9 +362,12 @@ def _run(
                     )
                 )
 
-            if no_serve:
-                console.print(guide("http://127.0.0.1:<port>"), soft_wrap=True, markup=False)
-                return
-            _serve_and_sync(settings, runner, port, guide)
+            try:
+                if no_serve:
+                    console.print(guide("http://127.0.0.1:<port>"), soft_wrap=True, markup=False)
+                    return
+                _serve_and_sync(settings, runner, port, guide)
+            finally:
+                campaigns.stop()
     finally:
         engine.dispose()

@@ -154,6 +154,34 @@ def marketing_edit_lines(g: GuideInput) -> list[str]:
     return [token, sync]
 
 
+SIGNUP_EMAIL = "web.signup@example.com"
+
+
+def campaign_lines(g: GuideInput) -> list[str]:
+    """Create a person with Sync Leads; read back the lead id the campaign gave them."""
+    body = json.dumps(
+        {
+            "action": "createOrUpdate",
+            "lookupField": "email",
+            "input": [{"email": SIGNUP_EMAIL, "firstName": "Web", "lastName": "Signup"}],
+        }
+    )
+    create = (
+        f'curl -s {NEWLINE} -X POST -H "Authorization: Bearer $TOKEN"'
+        " -H 'Content-Type: application/json'"
+        f" -d {shlex.quote(body)} {shlex.quote(g.api_url + '/rest/v1/leads.json')}"
+    )
+    read = f'curl -s {NEWLINE} -H "Authorization: Bearer $TOKEN" ' + shlex.quote(
+        f"{g.api_url}/rest/v1/leads.json?filterType=email&filterValues={SIGNUP_EMAIL}"
+        "&fields=email,crmType,crmLeadId"
+    )
+    results = (
+        f"{_command_name()} --config {_shown_path(g.config_path)} campaigns results "
+        + shlex.quote("Demo: web sign-ups to Dynamics")
+    )
+    return [create, read, results]
+
+
 def watch_lines(g: GuideInput) -> list[str]:
     """Sync status, the person through the API, its changes, the lead read back from Dynamics."""
     person = g.lead.person_id
@@ -210,6 +238,10 @@ def guide_text(g: GuideInput) -> str:
         "",
         f"3. Watch each edit arrive on the other side (the sync runs every {g.pause_seconds:g} s):",
         *(f"  {line}" for line in watch_lines(g)),
+        "",
+        "4. Create a person through the Marketo API; the trigger campaign 'Demo: web sign-ups to "
+        "Dynamics' gives them a Dynamics lead at once:",
+        *(f"  {line}" for line in campaign_lines(g)),
         "",
         "Python (marketorestpython):",
         "  from marketorestpython.client import MarketoClient",

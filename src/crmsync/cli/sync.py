@@ -32,6 +32,7 @@ from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.store import outbox
 from crmsync.store.tables import persons
+from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.failures import open_errors
 from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
@@ -161,11 +162,14 @@ def run(
     try:
         with database(settings) as engine, build_client(settings.dynamics) as client:
             runner = SyncRunner(engine, client, settings.sync, smtp=settings.smtp)
+            campaigns = start_campaign_runner(engine, client, settings.sync)  # B32: real time
             try:
                 runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
             except KeyboardInterrupt:
                 stop.set()
                 _err.print("stopped")
+            finally:
+                campaigns.stop()
     except CrmsyncError as exc:
         raise fail(exc) from None
     finally:

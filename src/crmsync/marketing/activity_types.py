@@ -38,6 +38,7 @@ CHANGE_DATA_VALUE = 13
 ADD_TO_LIST = 24
 REMOVE_FROM_LIST = 25
 DELETE_LEAD = 37
+REQUEST_CAMPAIGN = 47
 SYNC_LEAD_TO_MICROSOFT = 300
 # crmsync's own range (500-599)
 SYNC_ERROR = 500
@@ -82,6 +83,13 @@ ACTIVITY_TYPES: tuple[ActivityType, ...] = (
         _a(_SOURCE),
     ),
     ActivityType(DELETE_LEAD, "Delete Lead", "Delete person", _LEAD_ID, _a(_SOURCE)),
+    ActivityType(
+        REQUEST_CAMPAIGN,
+        "Request Campaign",
+        "Request a smart campaign for a person",
+        ActivityAttribute("Campaign ID", "integer"),
+        _a(_SOURCE),
+    ),
     ActivityType(
         SYNC_LEAD_TO_MICROSOFT,
         "Sync Lead to Microsoft",

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crmsync.errors import InvalidValueError, RecordNotFoundError
 from crmsync.marketing.activity_log import ActivityEntry, list_membership, write_activities
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.outcomes import (
     LEAD_NOT_FOUND,
@@ -191,7 +192,9 @@ class ListService:
                     insert(list_members),
                     [{"list_id": int(list_id), "person_id": p, "added_at": now} for p in new],
                 )
-                write_activities(conn, self._activity_rows(True, list_id, name, new, source, now))
+                rows = self._activity_rows(True, list_id, name, new, source, now)
+                write_activities(conn, rows)
+                record_trigger_events(conn, rows)
         return outcomes
 
     def remove_members(
@@ -219,7 +222,9 @@ class ListService:
                         list_members.c.person_id.in_(gone),
                     )
                 )
-                write_activities(conn, self._activity_rows(False, list_id, name, gone, source, now))
+                rows = self._activity_rows(False, list_id, name, gone, source, now)
+                write_activities(conn, rows)
+                record_trigger_events(conn, rows)
         return outcomes
 
     def is_member(self, list_id: int, person_ids: Sequence[int]) -> list[RecordOutcome]:

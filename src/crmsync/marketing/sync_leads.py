@@ -27,6 +27,7 @@ from crmsync.marketing.activity_log import (
     write_activities,
 )
 from crmsync.marketing.activity_types import NEW_LEAD
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value
 from crmsync.marketing.outcomes import (
     FIELD_NOT_FOUND,
@@ -421,7 +422,9 @@ class SyncLeads:
                 changed_fields=batch.changed_names,
             )
         # activities last in the transaction (see crmsync.marketing.activity_log)
-        write_activities(conn, [_with_real_id(entry, real_ids) for entry in batch.activities])
+        entries = [_with_real_id(entry, real_ids) for entry in batch.activities]
+        write_activities(conn, entries)
+        record_trigger_events(conn, entries)
         return real_ids
 
     @staticmethod

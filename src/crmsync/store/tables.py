@@ -439,3 +439,92 @@ api_access_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Index("ix_api_access_tokens_client_id", "client_id"),
 )
+
+# ---- smart campaigns ---------------------------------------------------------------------
+
+# A campaign definition: smart list, triggers and flow are JSON documents validated by
+# crmsync.marketing.campaigns.definitions.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("kind", String(16), nullable=False),  # trigger | batch
+    Column("active", Boolean, nullable=False, default=False),
+    Column("qualification", String(16), nullable=False),  # once | every_time
+    Column("triggers", JSON, nullable=False),
+    Column("smart_list", JSON, nullable=False),
+    Column("flow", JSON, nullable=False),
+    Column("program_name", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("name", name="uq_campaigns_name"),
+    sqlite_autoincrement=True,
+)
+
+# The durable trigger outbox: one row per (person, campaign) to run, written in the same
+# transaction as the change that caused it, claimed by one runner at a time.
+campaign_events = Table(
+    "campaign_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("source_campaign_id", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("claimed_by", String(255), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("processed_at", UtcDateTime, nullable=True),
+    Index("ix_campaign_events_pending", "processed_at", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Who has run through a campaign (qualification rules, smart campaign membership).
+campaign_members = Table(
+    "campaign_members",
+    metadata,
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", BigInteger, primary_key=True),
+    Column("first_at", UtcDateTime, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("runs", Integer, nullable=False, default=1),
+    Index("ix_campaign_members_person_id", "person_id"),
+)
+
+# Scheduled runs of batch campaigns (Schedule Campaign): started once, by one runner.
+campaign_schedules = Table(
+    "campaign_schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("run_at", UtcDateTime, nullable=False),
+    Column("tokens", JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("queued", Integer, nullable=True),
+    Index("ix_campaign_schedules_due", "started_at", "run_at"),
+    sqlite_autoincrement=True,
+)
+
+# One result per person per step per event: written with the step's effect, so a step that
+# committed is never run again (a retry, a crash, a second runner).
+campaign_results = Table(
+    "campaign_results",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", BigInteger, nullable=False),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", BigInteger, nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("step_type", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # done | skipped | failed | refused
+    Column("message", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("event_id", "step_index", name="uq_campaign_results_event_step"),
+    Index("ix_campaign_results_campaign", "campaign_id", "id"),
+    sqlite_autoincrement=True,
+)

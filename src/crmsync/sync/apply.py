@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from crmsync.marketing import activity_log
 from crmsync.marketing.activity_log import ActivityEntry, write_activities
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import FieldCatalog, load_catalog
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
@@ -203,6 +204,7 @@ def apply_plan(
         link_fk_columns(conn, relink)
     # activities last in the transaction (see crmsync.marketing.activity_log)
     write_activities(conn, acts)
+    record_trigger_events(conn, acts)
     if is_person and touched:
         counts.person_ids = touched
     return counts

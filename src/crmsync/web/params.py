@@ -25,6 +25,10 @@ MAX_RECORD_ID = 2**63 - 1
 _T = TypeVar("_T")
 
 
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
 def media_type(content_type: str | None) -> str:
     """Return the bare media type of a ``Content-Type`` header (no charset, lower case)."""
     if not content_type:
@@ -122,6 +126,18 @@ class ApiParams:
     def require_int_list(self, key: str, maximum: int) -> list[int]:
         """Return a required integer array: 1003 bad or past ``maximum``, 701 when empty."""
         return _required(key, self.get_int_list(key), maximum)
+
+    def get_bool(self, key: str, default: bool = False) -> bool:
+        """Return a boolean parameter, case-insensitively (clients send ``False``, §1)."""
+        value = self.get(key)
+        if value is None or value == "":
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise invalid_parameter(f"Invalid value '{value}' for '{key}'")
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
         """Return a 64-bit integer parameter; 1003 when it is not one."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from crmsync.marketing.activities import ActivityService
+from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.fields import FieldCatalog, load_catalog
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.objects import ObjectService
@@ -23,6 +24,7 @@ class MarketoServices:
     activities: ActivityService
     lists: ListService
     objects: ObjectService
+    campaigns: CampaignService
     source: str = "Web service API"
 
     @classmethod
@@ -34,6 +36,7 @@ class MarketoServices:
             activities=ActivityService(engine),
             lists=ListService(engine),
             objects=ObjectService(engine),
+            campaigns=CampaignService(engine),
         )
 
     def person_catalog(self) -> FieldCatalog:

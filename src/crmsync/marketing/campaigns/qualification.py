@@ -1,0 +1,69 @@
+"""Qualification: may this person go through this campaign now?
+
+In the smart list, and allowed by the rule: ``once`` lets each person in at most once, ever;
+``every_time`` lets them in on every event. The membership row is written in the same
+transaction, and a retried event (same event id) is let in again, so a crash between the
+qualification and the flow does not lock the person out.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crmsync.marketing.campaigns.events import ClaimedEvent, FlowCampaign
+from crmsync.marketing.smartlists import SmartListQuery
+from crmsync.store.locks import take_write_lock
+from crmsync.store.tables import campaign_members
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def qualify(
+    engine: Engine, smart_lists: SmartListQuery, event: ClaimedEvent, campaign: FlowCampaign
+) -> bool:
+    """Whether the person is in the smart list and the qualification rule lets them in;
+    records the membership. A retried event is let in again."""
+    try:
+        with engine.begin() as conn:
+            take_write_lock(conn)
+            if not smart_lists.matching(conn, campaign.smart_list, [event.person_id]):
+                return False
+            member = conn.execute(
+                select(campaign_members.c.last_event_id).where(
+                    campaign_members.c.campaign_id == campaign.id,
+                    campaign_members.c.person_id == event.person_id,
+                )
+            ).first()
+            now = _now()
+            if member is None:
+                conn.execute(
+                    insert(campaign_members).values(
+                        campaign_id=campaign.id,
+                        person_id=event.person_id,
+                        first_at=now,
+                        last_at=now,
+                        last_event_id=event.id,
+                        runs=1,
+                    )
+                )
+                return True
+            if int(member[0]) == event.id:
+                return True
+            if campaign.qualification == "once":
+                return False
+            conn.execute(
+                update(campaign_members)
+                .where(
+                    campaign_members.c.campaign_id == campaign.id,
+                    campaign_members.c.person_id == event.person_id,
+                )
+                .values(last_at=now, last_event_id=event.id, runs=campaign_members.c.runs + 1)
+            )
+            return True
+    except IntegrityError:  # another runner let this person in at the same moment
+        return campaign.qualification == "every_time"

@@ -1,0 +1,54 @@
+"""Sync Person to Microsoft (B31-B33, R73-R78): the flow step that gives a person a Dynamics
+lead, or with *Sync As = Contact* a contact with no account.
+
+It uses the engine's one create path, :func:`crmsync.sync.crm_create.request_crm_create`: the
+record id is chosen and stored with the person's link in the step's transaction, before
+anything is sent, so a concurrent cycle, a retry or a crash never makes a second record. A
+person that has a record is left alone (no forced update); one whose record was deleted in
+Dynamics gets a new one (B28). The step then asks the runner to push the create right away
+(real time, B32, B48); if nothing can push it now, the next sync cycle does.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crmsync.errors import InvalidValueError
+from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
+from crmsync.marketing.campaigns.steps import MARKETING_STEPS, StepFunction
+from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
+from crmsync.store.tables import persons
+from crmsync.sync.crm_create import request_crm_create
+
+
+def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
+    """Queue the person's Dynamics create (exactly once) and ask for it to be pushed now."""
+    exists = ctx.conn.execute(select(persons.c.id).where(persons.c.id == ctx.person_id)).first()
+    if exists is None:
+        return StepOutcome("skipped", "the person no longer exists", stop=True)
+    sync_as = str(ctx.params.get("syncAs", "lead")).lower()
+    owner = ctx.params.get("owner")
+    try:
+        asked = request_crm_create(
+            ctx.conn, ctx.person_id, sync_as, owner=str(owner) if owner else None
+        )
+    except InvalidValueError as exc:
+        return StepOutcome("failed", exc.message)
+    if not asked.queued:
+        return StepOutcome("skipped", f"already has {asked.entity} {asked.crm_id}")
+    ctx.activity(
+        SYNC_LEAD_TO_MICROSOFT,
+        ctx.campaign_name,
+        {"Assign To": owner or "", "Sync As": sync_as.capitalize(), "CRM Id": asked.crm_id},
+        primary_value_id=ctx.person_id,
+    )
+    return StepOutcome("done", f"new {asked.entity} {asked.crm_id}", push=True)
+
+
+MICROSOFT_STEPS: dict[str, StepFunction] = {"sync_person_to_microsoft": sync_person_to_microsoft}
+"""The flow steps that need the Dynamics sync."""
+
+
+def all_steps() -> dict[str, StepFunction]:
+    """Every flow step crmsync has: the marketing ones and the Microsoft ones."""
+    return {**MARKETING_STEPS, **MICROSOFT_STEPS}

@@ -1,0 +1,103 @@
+"""``crmsync campaigns``: create from TOML or JSON, list, show, activate, run, results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from cli_support import group_root
+from typer.testing import CliRunner
+
+from crmsync.cli import campaigns as campaigns_cli
+from crmsync.marketing.persons import PersonService
+from crmsync.store.db import open_database, upgrade_database
+
+runner = CliRunner()
+
+BATCH_TOML = """
+name = "Tag the web leads"
+type = "batch"
+
+[smartList]
+logic = "all"
+filters = [{ field = "leadSource", operator = "is", values = ["Web"] }]
+
+[[flow]]
+type = "change_data_value"
+field = "rating"
+value = "Warm"
+"""
+
+
+def _root() -> typer.Typer:
+    return group_root(campaigns_cli.app, "campaigns")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade_database(url)
+    return {"CRMSYNC_DATABASE_URL": url}
+
+
+def test_create_run_and_read_results(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    (web, other) = PersonService(engine).sync(
+        [{"email": "w@example.com", "leadSource": "Web"}, {"email": "o@example.com"}]
+    )
+    definition = tmp_path / "batch.toml"
+    definition.write_text(BATCH_TOML, encoding="utf-8")
+    trigger = tmp_path / "trigger.json"
+    trigger.write_text(
+        json.dumps(
+            {
+                "name": "Welcome",
+                "triggers": [{"type": "person_created"}],
+                "flow": [{"type": "sync_person_to_microsoft", "syncAs": "contact"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    created = runner.invoke(_root(), ["campaigns", "create", "--file", str(definition)], env=env)
+    assert created.exit_code == 0, created.output
+    assert "campaign 1 'Tag the web leads' created" in created.output
+    assert (
+        runner.invoke(_root(), ["campaigns", "create", "-f", str(trigger)], env=env).exit_code == 0
+    )
+
+    listed = runner.invoke(_root(), ["campaigns", "list", "--json"], env=env)
+    assert [c["name"] for c in json.loads(listed.output)] == ["Tag the web leads", "Welcome"]
+    shown = json.loads(runner.invoke(_root(), ["campaigns", "show", "1", "--json"], env=env).output)
+    assert shown["smartListCount"] == 1 and shown["type"] == "batch"
+
+    activated = runner.invoke(_root(), ["campaigns", "activate", "Welcome"], env=env)
+    assert "is active" in activated.output
+    refused = runner.invoke(_root(), ["campaigns", "activate", "1"], env=env)
+    assert refused.exit_code == 1 and "only trigger campaigns are activated" in refused.output
+
+    ran = runner.invoke(_root(), ["campaigns", "run", "Tag the web leads", "--wait"], env=env)
+    assert ran.exit_code == 0, ran.output
+    assert "1 person(s) queued" in ran.output
+    results = json.loads(
+        runner.invoke(_root(), ["campaigns", "results", "1", "--json"], env=env).output
+    )
+    assert [(r["personId"], r["status"]) for r in results] == [(web.id, "done")]
+    found = PersonService(engine).get_by_ids([web.id, other.id], ["rating"])  # type: ignore[list-item]
+    assert [p["rating"] for p in found] == ["Warm", None]
+    engine.dispose()
+
+
+def test_bad_files_are_refused_with_a_reason(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = ", encoding="utf-8")
+    result = runner.invoke(_root(), ["campaigns", "create", "--file", str(broken)], env=env)
+    assert result.exit_code == 1 and "broken.toml is not valid toml" in result.output
+    missing = runner.invoke(
+        _root(), ["campaigns", "create", "--file", str(tmp_path / "nope.json")], env=env
+    )
+    assert missing.exit_code == 1 and "cannot read" in missing.output
+    unknown = runner.invoke(_root(), ["campaigns", "show", "Nope"], env=env)
+    assert unknown.exit_code == 1 and "campaign 'Nope' not found" in unknown.output
