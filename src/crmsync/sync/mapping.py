@@ -473,7 +473,7 @@ def _build(
         choice.field for choice in choices.values() if choice.field
     }
     fields: list[FieldMapping] = []
-    used_fields: set[str] = set()
+    used_fields: dict[str, str] = {}  # marketing field → the column mapped onto it
     missing: list[str] = []
     unreadable: list[str] = []
     engine_only = set(ENGINE_ATTRIBUTES.get(entity, ())) - set(defaults)
@@ -499,9 +499,11 @@ def _build(
                 name = "crm" + name[:1].upper() + name[1:]
         if name in used_fields:
             raise InvalidValueError(
-                f"{entity}: two columns map to the marketing field {name!r}", entity=entity
+                f"{entity}: {used_fields[name]} and {attribute} both map to the marketing "
+                f"field {name!r}; map each column onto a field of its own",
+                entity=entity,
             )
-        used_fields.add(name)
+        used_fields[name] = attribute
         rule = choice.rule if choice is not None else DEFAULT_FIELD_RULE
         direction = _direction(two_way, attr, kind)
         if rule.sync_rule is SyncRule.DYNAMICS_TO_MARKETING:
