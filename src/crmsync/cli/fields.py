@@ -168,7 +168,7 @@ def _rule(column: ColumnInfo) -> str:
 
 
 _RULE_HELP = (
-    "Sync rule of a selected column, COL=RULE (B46). RULE is one of: "
+    "Sync rule of a selected column, COL=RULE. RULE is one of: "
     + "; ".join(f"{rule.value} ({rule.description})" for rule in SyncRule)
     + f". Add ',{NEVER_BLANK}' (or give {NEVER_BLANK} alone) so that a blank never "
     "overwrites a value."
