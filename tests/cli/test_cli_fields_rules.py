@@ -197,7 +197,15 @@ def test_rules_are_set_shown_refused_where_they_cannot_apply_and_audited(
     assert "websiteurl is not selected" in said
 
     _run(env, "fields", "select", "lead", "--remove", "jobtitle")
+    remapped = _run(env, "fields", "select", "lead", "--add", "fax=department", "--json")
+    assert remapped["added"] == {"fax": "department"}
     audit = _audit(env)
+    (mapped,) = [d for a, d in audit if a == "field_mapped"]
+    assert (mapped["attribute"], mapped["previousField"], mapped["field"]) == (
+        "fax",
+        "fax",
+        "department",
+    )
     ruled = [d for a, d in audit if a == "field_rule_changed"]
     assert [(d["attribute"], d["previousRule"], d["rule"]) for d in ruled] == [
         ("jobtitle", "entity-default", "dynamics-wins"),
