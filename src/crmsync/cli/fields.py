@@ -1,9 +1,11 @@
 """``crmsync fields``: the marketing field catalog, and which Dynamics columns sync.
 
 ``list`` shows the catalog and ``add-local`` adds a field that exists only in the marketing
-database. ``dynamics ENTITY`` reads a table's columns from Dynamics with their selection state
-(B8, B14) and ``select ENTITY --add/--remove`` saves the table's field selection (B9–B13).
-Fields in Dynamics are never created by crmsync (B10).
+database. ``dynamics ENTITY`` reads a table's columns from Dynamics with their display names,
+selection state and sync rule (B8, B14, B46) and ``select ENTITY --add/--remove/--rule`` saves
+the table's field selection (B9–B13): ``--add COL=FIELD`` maps a column onto an existing
+marketing field, ``--rule COL=RULE`` sets a column's sync rule (B46). Fields in Dynamics are
+never created by crmsync (B10).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
-from crmsync.errors import CrmsyncError
+from crmsync.errors import CrmsyncError, InvalidValueError
 from crmsync.marketing.fields import add_local_field, load_catalog
 from crmsync.store.field_specs import DATA_TYPES, OBJECT_FIELDS
-from crmsync.sync.selection import columns_of, save_selection
+from crmsync.sync.policy import NEVER_BLANK, SyncRule
+from crmsync.sync.selection import ColumnInfo, columns_of, save_selection
 
 app = typer.Typer(help="Marketing field catalog.", no_args_is_help=True)
 _out = Console()
@@ -128,7 +131,8 @@ def dynamics_columns(
         typer.echo(json.dumps([dataclasses.asdict(c) for c in columns]))
         return
     table = Table()
-    for title in ("column", "type", "status", "marketing field", "direction", "note"):
+    titles = ("column", "display name", "type", "status", "marketing field", "direction")
+    for title in (*titles, "rule", "note"):
         table.add_column(title, overflow="fold")  # names are read, and copied, whole
     for c in columns:
         note = "" if c.can_sync else "cannot sync (secured or unsupported)"
@@ -136,45 +140,114 @@ def dynamics_columns(
             note = "deleted in Dynamics; save the selection to clear"
         table.add_row(
             c.attribute,
+            c.display_name,
             c.type,
             c.status or "",
             c.marketing_field or "",
-            ("both ways" if c.two_way else "from Dynamics") if c.marketing_field else "",
+            _direction(c),
+            _rule(c),
             note,
         )
     Console().print(table)
+
+
+def _direction(column: ColumnInfo) -> str:
+    if not column.marketing_field:
+        return ""
+    if not column.two_way:
+        return "from Dynamics"
+    if column.sync_rule == SyncRule.MARKETING_TO_DYNAMICS.value:
+        return "to Dynamics"
+    return "both ways"
+
+
+def _rule(column: ColumnInfo) -> str:
+    if column.sync_rule is None:
+        return ""
+    return column.sync_rule + (f", {NEVER_BLANK}" if column.never_blank else "")
+
+
+_RULE_HELP = (
+    "Sync rule of a selected column, COL=RULE. RULE is one of: "
+    + "; ".join(f"{rule.value} ({rule.description})" for rule in SyncRule)
+    + f". Add ',{NEVER_BLANK}' (or give {NEVER_BLANK} alone) so that a blank never "
+    "overwrites a value."
+)
+
+
+def _rules(entries: list[str]) -> dict[str, str]:
+    rules: dict[str, str] = {}
+    for entry in entries:
+        column, sep, rule = entry.partition("=")
+        if not sep or not column.strip() or not rule.strip():
+            raise InvalidValueError(
+                f"--rule {entry!r}: write COL=RULE, e.g. --rule jobtitle=dynamics-wins"
+            )
+        rules[column.strip().lower()] = rule.strip()
+    return rules
 
 
 @app.command("select")
 def select_columns(
     ctx: typer.Context,
     entity: EntityArgument,
-    add: Annotated[list[str], typer.Option("--add", help="Column to start syncing.")] = [],  # noqa: B006
+    add: Annotated[
+        list[str],
+        typer.Option(
+            "--add",
+            help="Column to start syncing, COL or COL=FIELD to map it onto an existing "
+            "marketing field (e.g. websiteurl=website).",
+        ),
+    ] = [],  # noqa: B006
     remove: Annotated[
         list[str], typer.Option("--remove", help="Column to stop syncing (values are kept).")
     ] = [],  # noqa: B006
+    rule: Annotated[list[str], typer.Option("--rule", help=_RULE_HELP)] = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Save a table's field selection, refreshing its schema from Dynamics first.
 
     Columns added after the initial sync are filled from Dynamics by the next
     cycle (a quick sync). Saving without changes refreshes the schema and
-    clears columns deleted in Dynamics.
+    clears columns deleted in Dynamics. Every change is recorded in the audit log.
     """
     settings = settings_from(ctx)
     name = entity.strip().lower()
     try:
+        rules = _rules(rule)
         with (
             database(settings) as engine,
             build_client(settings.dynamics) as client,
             engine.begin() as conn,
         ):
-            saved = save_selection(conn, client, name, add=add, remove=remove)
+            saved = save_selection(conn, client, name, add=add, remove=remove, rules=rules)
     except CrmsyncError as exc:
         raise fail(exc) from None
+    fields = {m.attribute: m for m in saved.mapping.fields}
+    # the rule of every column whose rule changed, and of added columns that have one
+    rules_now = {
+        c: fields[c].rule.name
+        for c in (*saved.added, *saved.rules_changed)
+        if c in fields and (c in saved.rules_changed or not fields[c].rule.is_default)
+    }
+    if as_json:
+        document = {
+            "entity": name,
+            "selected": len(saved.mapping.fields),
+            "added": {c: fields[c].field if c in fields else None for c in saved.added},
+            "removed": list(saved.removed),
+            "rules": rules_now,
+            "quickSync": saved.quick_sync,
+        }
+        typer.echo(json.dumps(document))
+        return
+    added = [f"{c} → {fields[c].field}" if c in fields else c for c in saved.added]
+    ruled = [f"{c}: {rule}" for c, rule in rules_now.items()]
     _out.print(
         f"{name}: {len(saved.mapping.fields)} columns selected"
-        + (f"; added {', '.join(saved.added)}" if saved.added else "")
-        + (f"; removed {', '.join(saved.removed)}" if saved.removed else ""),
+        + (f"; added {', '.join(added)}" if added else "")
+        + (f"; removed {', '.join(saved.removed)}" if saved.removed else "")
+        + (f"; rules {', '.join(ruled)}" if ruled else ""),
         highlight=False,
     )
     if saved.quick_sync:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
@@ -412,6 +413,9 @@ field_selection = Table(
     Column("attribute", String(128), primary_key=True),
     Column("marketing_field", String(100), nullable=True),
     Column("status", String(16), nullable=False),  # selected | quick_sync | missing
+    # B46: entity-default | dynamics-wins | marketing-wins | dynamics-to-marketing | ...
+    Column("sync_rule", String(32), nullable=False, server_default="entity-default"),
+    Column("never_blank", Boolean, nullable=False, server_default=false()),
     Column("selected_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -8,6 +8,7 @@ planning of a page of Dynamics changes (:mod:`crmsync.sync.plan`). The outbox is
 """
 
 from crmsync.sync.mapping import (
+    ColumnChoice,
     Direction,
     EntityMapping,
     FieldMapping,
@@ -17,20 +18,30 @@ from crmsync.sync.mapping import (
 )
 from crmsync.sync.merge import Collision, MergeResult, merge_record
 from crmsync.sync.plan import LinkState, LocalRecord, PagePlan, plan_page, sync_filter
-from crmsync.sync.policy import CollisionPolicy, CollisionRule, Side, policy_for
+from crmsync.sync.policy import (
+    CollisionPolicy,
+    CollisionRule,
+    FieldRule,
+    Side,
+    SyncRule,
+    policy_for,
+)
 
 __all__ = [
     "Collision",
     "CollisionPolicy",
     "CollisionRule",
+    "ColumnChoice",
     "Direction",
     "EntityMapping",
     "FieldMapping",
+    "FieldRule",
     "LinkState",
     "LocalRecord",
     "MergeResult",
     "PagePlan",
     "Side",
+    "SyncRule",
     "default_mapping",
     "mapping_for_selection",
     "merge_record",

@@ -14,7 +14,9 @@ every later part capitalised, e.g. ``new_favouritecolour`` → ``newFavouritecol
 ``mkt_lead_grade`` → ``mktLeadGrade``. A lead column and a contact column with the same logical
 name therefore share one person field. A derived name that would clash with a standard
 marketing field or another mapped field is prefixed with ``crm`` (``company`` →
-``crmCompany``).
+``crmCompany``). The admin may instead map a selected column onto an existing marketing field
+(:class:`ColumnChoice`, ``websiteurl`` → ``website``), and give it a per-field sync rule
+(B46); a *Dynamics → marketing only* rule makes the column sync from Dynamics only.
 
 **Engine columns** (:data:`ENGINE_ATTRIBUTES`) are read with every record whatever the admin
 selected, because the engine itself decides with them: a contact's ``originatingleadid`` says
@@ -41,7 +43,7 @@ from crmsync.sync.convert import (
     LinkConverter,
     ValueConverter,
 )
-from crmsync.sync.policy import TWO_WAY_ENTITIES
+from crmsync.sync.policy import DEFAULT_FIELD_RULE, TWO_WAY_ENTITIES, FieldRule, SyncRule
 
 
 class Direction(Enum):
@@ -60,6 +62,7 @@ class FieldMapping:
     field: str
     direction: Direction
     converter: ValueConverter
+    rule: FieldRule = DEFAULT_FIELD_RULE
 
     @property
     def two_way(self) -> bool:
@@ -278,6 +281,7 @@ class EntityMapping:
     )
     _field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _crm_only: frozenset[str] = field(init=False, repr=False, compare=False)
+    _rules: Mapping[str, FieldRule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_field: dict[str, FieldMapping] = {}
@@ -302,6 +306,8 @@ class EntityMapping:
             m.field for m in self.fields if m.direction is Direction.CRM_TO_MARKETING
         )
         object.__setattr__(self, "_crm_only", crm_only)
+        rules = {m.field: m.rule for m in self.fields if not m.rule.is_default}
+        object.__setattr__(self, "_rules", MappingProxyType(rules))
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -323,6 +329,11 @@ class EntityMapping:
     def crm_only_fields(self) -> frozenset[str]:
         """Fields that sync from Dynamics only (the merge's ``one_way_fields``)."""
         return self._crm_only
+
+    @property
+    def field_rules(self) -> Mapping[str, FieldRule]:
+        """The per-field sync rules that differ from the entity's (the merge's ``rules``)."""
+        return self._rules
 
     def for_field(self, name: str) -> FieldMapping:
         """The mapping of marketing field ``name``."""
@@ -425,6 +436,16 @@ def _converter(attr: AttributeSchema, kind: str) -> ValueConverter:
     return ColumnConverter(attr)
 
 
+@dataclass(frozen=True, slots=True)
+class ColumnChoice:
+    """What the admin chose for one selected column: an existing marketing ``field`` to map it
+    onto (``None``: the default or derived one) and its sync ``rule`` (B46)."""
+
+    attribute: str
+    field: str | None = None
+    rule: FieldRule = DEFAULT_FIELD_RULE
+
+
 def _direction(entity_two_way: bool, attr: AttributeSchema, kind: str) -> Direction:
     writable = attr.valid_for_update and attr.can_update and kind == _PLAIN
     # An id alone cannot say which table a multi-table lookup points at, so those only read.
@@ -438,14 +459,21 @@ def _direction(entity_two_way: bool, attr: AttributeSchema, kind: str) -> Direct
     return Direction.CRM_TO_MARKETING
 
 
-def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
-    """Map the ``wanted`` columns that exist and are readable."""
+def _build(
+    schema: EntitySchema,
+    wanted: Iterable[str],
+    choices: Mapping[str, ColumnChoice] = MappingProxyType({}),
+) -> EntityMapping:
+    """Map the ``wanted`` columns that exist and are readable, as the admin's ``choices``
+    (keyed by column) say."""
     entity = schema.logical_name
     two_way = entity in TWO_WAY_ENTITIES
     defaults = {attr: (name, kind) for attr, name, kind in DEFAULT_MAPPING.get(entity, ())}
-    taken = {name for name, _ in defaults.values()}
+    taken = {name for name, _ in defaults.values()} | {
+        choice.field for choice in choices.values() if choice.field
+    }
     fields: list[FieldMapping] = []
-    used_fields: set[str] = set()
+    used_fields: dict[str, str] = {}  # marketing field → the column mapped onto it
     missing: list[str] = []
     unreadable: list[str] = []
     engine_only = set(ENGINE_ATTRIBUTES.get(entity, ())) - set(defaults)
@@ -459,7 +487,11 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
         if not readable(attr):
             unreadable.append(attribute)
             continue
-        if attribute in defaults:
+        choice = choices.get(attribute)
+        if choice is not None and choice.field:
+            name = choice.field
+            kind = defaults[attribute][1] if attribute in defaults else _PLAIN
+        elif attribute in defaults:
             name, kind = defaults[attribute]
         else:
             name, kind = rest_name_for(attribute), _PLAIN
@@ -467,13 +499,17 @@ def _build(schema: EntitySchema, wanted: Iterable[str]) -> EntityMapping:
                 name = "crm" + name[:1].upper() + name[1:]
         if name in used_fields:
             raise InvalidValueError(
-                f"{entity}: two columns map to the marketing field {name!r}", entity=entity
+                f"{entity}: {used_fields[name]} and {attribute} both map to the marketing "
+                f"field {name!r}; map each column onto a field of its own",
+                entity=entity,
             )
-        used_fields.add(name)
+        used_fields[name] = attribute
+        rule = choice.rule if choice is not None else DEFAULT_FIELD_RULE
+        direction = _direction(two_way, attr, kind)
+        if rule.sync_rule is SyncRule.DYNAMICS_TO_MARKETING:
+            direction = Direction.CRM_TO_MARKETING
         fields.append(
-            FieldMapping(
-                entity, attribute, name, _direction(two_way, attr, kind), _converter(attr, kind)
-            )
+            FieldMapping(entity, attribute, name, direction, _converter(attr, kind), rule)
         )
     engine = tuple(
         attribute
@@ -510,16 +546,24 @@ def default_selection(schema: EntitySchema) -> tuple[str, ...]:
 
 
 def mapping_for_selection(
-    schema: EntitySchema, selected_attributes: Iterable[str]
+    schema: EntitySchema, selected_attributes: Iterable[str | ColumnChoice]
 ) -> EntityMapping:
     """The mapping of the admin's selected columns (B9, B11), in selection order.
 
     Default columns keep their Appendix A field; any other column (custom ones included) gets
-    the field :func:`rest_name_for` derives. Selected columns that no longer exist are listed
-    in ``missing`` (B14) and unreadable ones in ``unreadable`` (B8); neither stops the rest.
+    the field :func:`rest_name_for` derives, unless a :class:`ColumnChoice` maps it onto a
+    marketing field of the admin's choosing; a choice's rule goes with the field (B46).
+    Selected columns that no longer exist are listed in ``missing`` (B14) and unreadable ones
+    in ``unreadable`` (B8); neither stops the rest.
     Duplicates in the selection are ignored.
     """
     seen: dict[str, None] = {}
-    for attribute in selected_attributes:
-        seen.setdefault(attribute.strip().lower(), None)
-    return _build(schema, seen)
+    choices: dict[str, ColumnChoice] = {}
+    for selected in selected_attributes:
+        if isinstance(selected, ColumnChoice):
+            attribute = selected.attribute.strip().lower()
+            choices.setdefault(attribute, selected)
+        else:
+            attribute = selected.strip().lower()
+        seen.setdefault(attribute, None)
+    return _build(schema, seen, choices)

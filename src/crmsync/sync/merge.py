@@ -34,6 +34,27 @@ reach the other side. Numbers compare by value (``5 == 5.0``) but never equal a 
 Type-specific canonical forms (date-time offsets, option-label spelling) are the converters'
 job (:func:`crmsync.sync.convert.normalize_marketing`).
 
+**Per-field rules** (B46) override the above for the fields they name (``rules``, keyed by
+marketing field; a field without one follows the policy):
+
+* *Dynamics wins* / *marketing wins*: the field syncs both ways as above, and a collision is
+  won by the named side instead of the policy's.
+* *Dynamics → marketing only*: the field behaves as a read-only field: the Dynamics value
+  always stands, marketing edits are never sent and are overwritten when the record is merged.
+* *Marketing → Dynamics only*: the mirror image: the marketing value always stands, Dynamics
+  edits never reach the person and are overwritten in Dynamics when the record is merged.
+  Without a baseline, a blank marketing value is filled from Dynamics (there is nothing of
+  marketing's to keep yet).
+* *Never blank*: a blank never overwrites a value. On a field that syncs both ways, when the
+  rule would leave the field blank while one side holds a value, that value is kept and both
+  sides end with it; on a one-way field, a blank from the owning side is not copied over. A
+  collision decided this way is recorded under the ``never-blank`` rule.
+
+Every collision is recorded with the per-field rule's name when the field has one, so the
+activity log says which rule decided. A rule that would send marketing values (marketing
+wins, marketing → Dynamics only) cannot make a read-only field or a one-way entity write to
+Dynamics: there the Dynamics value stands as before (the field selection refuses such rules).
+
 **Echo suppression** (B19) follows: a value we wrote comes back equal to the new baseline, so
 it is not a change and produces no write.
 """
@@ -43,7 +64,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from crmsync.sync.policy import CollisionPolicy, CollisionRule, Side
+from crmsync.sync.policy import CollisionPolicy, CollisionRule, FieldRule, Side, SyncRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +151,7 @@ def merge_record(
     *,
     one_way_fields: Collection[str] = frozenset(),
     origin: Side = Side.CRM,
+    rules: Mapping[str, FieldRule] | None = None,
 ) -> MergeResult:
     """Merge one record's synced ``fields`` three ways against ``baseline`` (B22, B23).
 
@@ -173,6 +195,19 @@ def merge_record(
                 base_value = base_value.strip() or None
         else:
             base_value = None
+
+        rule = rules.get(name) if rules else None
+        if rule is not None and not rule.is_default:
+            new_baseline[name] = _merge_ruled_field(
+                _FieldValues(name, has_baseline, base_value, crm_value, marketing_value),
+                rule,
+                policy,
+                dynamics_only=not two_way or name in crm_only,
+                one_way_rule=one_way_rule,
+                marketing_created=marketing_created,
+                out=_Writes(crm_writes, marketing_writes, collisions),
+            )
+            continue
 
         if not two_way or name in crm_only:
             # Dynamics only: its value always stands.
@@ -241,3 +276,140 @@ def merge_record(
         new_baseline[name] = final
 
     return MergeResult(crm_writes, marketing_writes, new_baseline, tuple(collisions))
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldValues:
+    """One field's normalised values on each side and in the baseline."""
+
+    name: str
+    has_baseline: bool
+    base: object
+    crm: object
+    marketing: object
+
+    @property
+    def crm_changed(self) -> bool:
+        return not same_value(self.crm, self.base)
+
+    @property
+    def marketing_changed(self) -> bool:
+        return not same_value(self.marketing, self.base)
+
+    @property
+    def both_changed(self) -> bool:
+        return (
+            self.has_baseline
+            and self.crm_changed
+            and self.marketing_changed
+            and not same_value(self.crm, self.marketing)
+        )
+
+    def collision(self, winner: Side, rule: CollisionRule) -> Collision:
+        return Collision(self.name, self.base, self.crm, self.marketing, winner, rule)
+
+
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """Where a merged field's writes and collision go."""
+
+    crm: dict[str, object]
+    marketing: dict[str, object]
+    collisions: list[Collision]
+
+
+def _merge_ruled_field(
+    values: _FieldValues,
+    rule: FieldRule,
+    policy: CollisionPolicy,
+    *,
+    dynamics_only: bool,
+    one_way_rule: CollisionRule,
+    marketing_created: bool,
+    out: _Writes,
+) -> object:
+    """Merge one field that has a per-field rule (B46); returns its new baseline value."""
+    kind = rule.sync_rule
+    if dynamics_only or kind is SyncRule.DYNAMICS_TO_MARKETING:
+        decided = (
+            rule.collision_rule
+            if kind in (SyncRule.DYNAMICS_TO_MARKETING, SyncRule.DYNAMICS_WINS)
+            else None
+        )
+        return _one_way(values, Side.CRM, decided or one_way_rule, rule.never_blank, out)
+    if kind is SyncRule.MARKETING_TO_DYNAMICS:
+        if values.has_baseline or values.marketing is not None:
+            decided = CollisionRule.MARKETING_TO_DYNAMICS
+            return _one_way(values, Side.MARKETING, decided, rule.never_blank, out)
+        # nothing of marketing's to keep yet: Dynamics fills the blank
+        if values.crm is not None:
+            out.marketing[values.name] = values.crm
+        return values.crm
+    return _two_way(values, rule, policy, marketing_created, out)
+
+
+def _one_way(
+    values: _FieldValues, owner: Side, rule: CollisionRule, never_blank: bool, out: _Writes
+) -> object:
+    """The ``owner``'s value stands and is copied to the other side, unless it is a blank the
+    rule keeps from overwriting a value."""
+    if owner is Side.CRM:
+        kept, other, target = values.crm, values.marketing, out.marketing
+    else:
+        kept, other, target = values.marketing, values.crm, out.crm
+    if same_value(kept, other):
+        return kept
+    collided = values.both_changed
+    if never_blank and kept is None:
+        if collided:
+            loser = Side.MARKETING if owner is Side.CRM else Side.CRM
+            out.collisions.append(values.collision(loser, CollisionRule.NEVER_BLANK))
+        return kept
+    target[values.name] = kept
+    if collided:
+        out.collisions.append(values.collision(owner, rule))
+    return kept
+
+
+def _two_way(
+    values: _FieldValues,
+    rule: FieldRule,
+    policy: CollisionPolicy,
+    marketing_created: bool,
+    out: _Writes,
+) -> object:
+    """A field that syncs both ways: one-sided changes travel, collisions are won by the rule's
+    side (the policy's for the entity default), and never-blank keeps values from blanks."""
+    name = values.name
+    collision: Collision | None = None
+    if not values.has_baseline:
+        take_marketing = marketing_created and values.marketing is not None
+        final = values.marketing if take_marketing else values.crm
+    elif not values.crm_changed:
+        final = values.marketing
+    elif not values.marketing_changed or same_value(values.crm, values.marketing):
+        final = values.crm
+    else:
+        if rule.sync_rule is SyncRule.DYNAMICS_WINS:
+            winner = Side.CRM
+        elif rule.sync_rule is SyncRule.MARKETING_WINS:
+            winner = Side.MARKETING
+        else:
+            winner = policy.winner
+        final = values.crm if winner is Side.CRM else values.marketing
+        collision = values.collision(winner, rule.collision_rule or policy.rule)
+    if rule.never_blank and final is None:
+        if values.crm is not None:
+            final = values.crm
+        elif values.marketing is not None:
+            final = values.marketing
+        if collision is not None and final is not None:
+            winner = Side.CRM if same_value(final, values.crm) else Side.MARKETING
+            collision = values.collision(winner, CollisionRule.NEVER_BLANK)
+    if not same_value(values.crm, final):
+        out.crm[name] = final
+    if not same_value(values.marketing, final):
+        out.marketing[name] = final
+    if collision is not None:
+        out.collisions.append(collision)
+    return final

@@ -44,7 +44,7 @@ from crmsync.sync.filtering import passes_sync_filter as passes_sync_filter
 from crmsync.sync.filtering import qualify_outcome as qualify_outcome
 from crmsync.sync.filtering import sync_filter as sync_filter
 from crmsync.sync.mapping import CrmWrites, EntityMapping
-from crmsync.sync.merge import Collision, merge_record, normalize_value
+from crmsync.sync.merge import Collision, merge_record, normalize_value, same_value
 from crmsync.sync.policy import CollisionPolicy, Side, policy_for
 
 ORIGINATING_LEAD_ATTRIBUTE = "originatingleadid"
@@ -491,19 +491,22 @@ def _plan_merge(
     crm_type: str | None,
     relinked_from: str | None,
 ) -> None:
+    marketing_values = _marketing_values(mapping, local)
     result = merge_record(
         baseline,
         crm_values,
-        _marketing_values(mapping, local),
+        marketing_values,
         _policy(plan.entity, crm_type),
         mapping.field_names,
         one_way_fields=mapping.crm_only_fields,
         origin=Side.CRM,
+        rules=mapping.field_rules,
     )
     # Fields sent to Dynamics are only agreed once it accepts them (B38); a field whose value
     # does not convert is not sent at all and stays out of the baseline, alone (B37).
     old = baseline or {}
     unsent_baseline = _without_agreement(result.new_baseline, result.crm_writes, old)
+    _keep_pending(unsent_baseline, result.crm_writes, old, crm_values, marketing_values)
     new_baseline = result.new_baseline
     crm_writes: dict[str, CrmValue] = {}
     if result.crm_writes:
@@ -543,6 +546,23 @@ def _without_agreement(
         else:
             result.pop(name, None)
     return result
+
+
+def _keep_pending(
+    unsent: dict[str, object],
+    names: Iterable[str],
+    old: Mapping[str, object],
+    crm_values: Mapping[str, object],
+    marketing_values: Mapping[str, object],
+) -> None:
+    """Make every field of ``names`` differ from the marketing value in ``unsent``, so that the
+    push sends it. A write the marketing side did not change (a Dynamics edit overwritten under
+    a marketing → Dynamics only rule, a blank refilled under never-blank, a field without a
+    baseline yet; B46) is pending against Dynamics' current value rather than the old one."""
+    for name in names:
+        marketing = normalize_value(marketing_values.get(name))
+        if name not in old or same_value(normalize_value(old[name]), marketing):
+            unsent[name] = normalize_value(crm_values.get(name))
 
 
 def _rejection(entity: str, crm_id: str, local_id: int, converted: CrmWrites) -> RecordFailure:

@@ -12,6 +12,13 @@ A *collision* is one field changed on both sides since the baseline, to differen
 
 Each policy names its rule so that the activity log and the sync history can say *why* a value
 won (B24).
+
+**Per-field rules** (B46, beyond Marketo): the admin may override the entity's rule for one
+selected field with a :class:`FieldRule`: a :class:`SyncRule` (Dynamics wins, marketing wins,
+Dynamics → marketing only, marketing → Dynamics only; the default keeps the entity's rule) and
+the *never blank* option (a blank never overwrites a value). Rules are named in kebab case
+(``dynamics-wins``), the same name on the command line, in the store and in every collision
+they decide.
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ class CollisionRule(Enum):
     DYNAMICS_WINS_FOR_CONTACTS = "dynamics_wins_for_contacts"
     DYNAMICS_WINS_ONE_WAY_ENTITY = "dynamics_wins_one_way_entity"
     DYNAMICS_WINS_READ_ONLY_FIELD = "dynamics_wins_read_only_field"
+    # per-field rules (B46): the value is the rule's own name
+    DYNAMICS_WINS = "dynamics-wins"
+    MARKETING_WINS = "marketing-wins"
+    DYNAMICS_TO_MARKETING = "dynamics-to-marketing"
+    MARKETING_TO_DYNAMICS = "marketing-to-dynamics"
+    NEVER_BLANK = "never-blank"
 
     @property
     def description(self) -> str:
@@ -62,7 +75,122 @@ _RULE_TEXT = {
     CollisionRule.DYNAMICS_WINS_READ_ONLY_FIELD: (
         "Changed on both sides: the field syncs from Dynamics only, so Dynamics wins."
     ),
+    CollisionRule.DYNAMICS_WINS: (
+        "Changed on both sides: the field's sync rule says the Dynamics value wins."
+    ),
+    CollisionRule.MARKETING_WINS: (
+        "Changed on both sides: the field's sync rule says the marketing value wins."
+    ),
+    CollisionRule.DYNAMICS_TO_MARKETING: (
+        "Changed on both sides: the field's sync rule is Dynamics to marketing only, so the "
+        "Dynamics value wins and marketing edits are never sent."
+    ),
+    CollisionRule.MARKETING_TO_DYNAMICS: (
+        "Changed on both sides: the field's sync rule is marketing to Dynamics only, so the "
+        "marketing value wins and Dynamics edits are overwritten."
+    ),
+    CollisionRule.NEVER_BLANK: (
+        "Changed on both sides, one of them to a blank: the field's rule never overwrites a "
+        "value with a blank, so the value was kept."
+    ),
 }
+
+
+class SyncRule(Enum):
+    """Which side owns one selected field (B46); the value is the rule's name."""
+
+    ENTITY_DEFAULT = "entity-default"
+    DYNAMICS_WINS = "dynamics-wins"
+    MARKETING_WINS = "marketing-wins"
+    DYNAMICS_TO_MARKETING = "dynamics-to-marketing"
+    MARKETING_TO_DYNAMICS = "marketing-to-dynamics"
+
+    @property
+    def description(self) -> str:
+        """What the rule does, in a few words (for ``--help`` and the field lists)."""
+        return _SYNC_RULE_TEXT[self]
+
+    @property
+    def writes_dynamics(self) -> bool:
+        """Whether marketing values of the field may be sent to Dynamics under this rule."""
+        return self is not SyncRule.DYNAMICS_TO_MARKETING
+
+    @property
+    def needs_two_way_field(self) -> bool:
+        """Whether the rule only makes sense for a field marketing may write to Dynamics."""
+        return self in (SyncRule.MARKETING_WINS, SyncRule.MARKETING_TO_DYNAMICS)
+
+
+_SYNC_RULE_TEXT = {
+    SyncRule.ENTITY_DEFAULT: (
+        "the entity's rule: marketing wins for leads, Dynamics for contacts, Dynamics always "
+        "for one-way tables"
+    ),
+    SyncRule.DYNAMICS_WINS: "both ways; a collision keeps the Dynamics value",
+    SyncRule.MARKETING_WINS: "both ways; a collision keeps the marketing value",
+    SyncRule.DYNAMICS_TO_MARKETING: (
+        "Dynamics to marketing only; marketing edits are never sent and are overwritten"
+    ),
+    SyncRule.MARKETING_TO_DYNAMICS: (
+        "marketing to Dynamics only; Dynamics edits never reach marketing and are overwritten"
+    ),
+}
+
+NEVER_BLANK = "never-blank"
+"""The name of the option that keeps a value from being overwritten by a blank (B46)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """The sync rule of one selected field: who owns it, and whether a blank may overwrite a
+    value (B46). The default is the entity's rule with blanks synced like any value."""
+
+    sync_rule: SyncRule = SyncRule.ENTITY_DEFAULT
+    never_blank: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        """Whether the field simply follows the entity's rule."""
+        return self.sync_rule is SyncRule.ENTITY_DEFAULT and not self.never_blank
+
+    @property
+    def name(self) -> str:
+        """The rule as written on the command line: ``marketing-wins,never-blank``."""
+        if self.never_blank:
+            return f"{self.sync_rule.value},{NEVER_BLANK}"
+        return self.sync_rule.value
+
+    @property
+    def collision_rule(self) -> CollisionRule | None:
+        """The rule a collision of the field is recorded with (``None``: the entity's)."""
+        return _COLLISION_RULES.get(self.sync_rule)
+
+    @classmethod
+    def parse(cls, text: str) -> FieldRule:
+        """Read a rule as written on the command line (``dynamics-wins``, ``never-blank``,
+        ``marketing-wins,never-blank``); raises :class:`~crmsync.errors.InvalidValueError`
+        naming the accepted rules for anything else."""
+        parts = [p.strip().lower().replace("_", "-") for p in text.split(",") if p.strip()]
+        never_blank = NEVER_BLANK in parts
+        others = [p for p in parts if p != NEVER_BLANK]
+        known = {rule.value: rule for rule in SyncRule}
+        if not parts or len(others) > 1 or any(p not in known for p in others):
+            raise InvalidValueError(
+                f"unknown sync rule {text!r}: use one of {', '.join(known)}, optionally "
+                f"followed by ',{NEVER_BLANK}' (or {NEVER_BLANK} alone)"
+            )
+        return cls(known[others[0]] if others else SyncRule.ENTITY_DEFAULT, never_blank)
+
+
+_COLLISION_RULES = {
+    SyncRule.DYNAMICS_WINS: CollisionRule.DYNAMICS_WINS,
+    SyncRule.MARKETING_WINS: CollisionRule.MARKETING_WINS,
+    SyncRule.DYNAMICS_TO_MARKETING: CollisionRule.DYNAMICS_TO_MARKETING,
+    SyncRule.MARKETING_TO_DYNAMICS: CollisionRule.MARKETING_TO_DYNAMICS,
+}
+
+DEFAULT_FIELD_RULE = FieldRule()
+"""The rule of a field the admin gave none: the entity's, blanks synced as values."""
 
 
 @dataclass(frozen=True, slots=True)

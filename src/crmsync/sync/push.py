@@ -2,7 +2,9 @@
 B33, B37, B38).
 
 For each queued person the fields whose marketing value differs from the baseline are sent as
-one update, conditional on the ETag the baseline was agreed against (``If-Match``). Per result:
+one update, conditional on the ETag the baseline was agreed against (``If-Match``). Only fields
+marketing may write are sent: a field whose sync rule is Dynamics → marketing only is never
+pushed, and a blank is not sent over a value of a never-blank field (B46). Per result:
 
 * accepted → the baseline takes the sent values, the link the new ETag, and exactly the outbox
   entries that were read are removed (an edit queued meanwhile stays queued);
@@ -304,11 +306,13 @@ class OutboxPusher:
             request = self._write(WriteKind.CREATE, link.entity, link.crm_id, crm_values, None)
             send = _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
             return send, None
+        # B46: a field whose rule is never-blank does not send a blank over a value
         writes = {
             m.field: marketing[m.field]
             for m in two_way
             if m.field in baseline
             and not same_value(marketing[m.field], normalize_value(baseline[m.field]))
+            and not (m.rule.never_blank and marketing[m.field] is None)
         }
         if not writes:
             return None, None

@@ -20,11 +20,13 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.store.tables import field_selection, now_utc
 from crmsync.sync.history import notify
 from crmsync.sync.mapping import (
+    ColumnChoice,
     EntityMapping,
     default_mapping,
     mapping_for_selection,
     rest_name_for,
 )
+from crmsync.sync.policy import FieldRule, SyncRule
 
 SELECTED_STATUSES = ("selected", "quick_sync")
 """Field-selection statuses whose columns are read and written."""
@@ -41,7 +43,7 @@ class EntityMappings:
         self._client = client
         self._entities = tuple(entities)
         # per entity: the selected columns a mapping was built from, and the mapping
-        self._cache: dict[str, tuple[tuple[str, ...], EntityMapping]] = {}
+        self._cache: dict[str, tuple[tuple[ColumnChoice, ...], EntityMapping]] = {}
 
     def all(self, engine: Engine) -> dict[str, EntityMapping]:
         """The mapping of every enabled entity: the stored field selection (B9), else the
@@ -53,7 +55,12 @@ class EntityMappings:
             }
 
     def of(
-        self, conn: Connection, entity: str, wanted: tuple[str, ...], *, fresh: bool = False
+        self,
+        conn: Connection,
+        entity: str,
+        wanted: tuple[ColumnChoice, ...],
+        *,
+        fresh: bool = False,
     ) -> EntityMapping:
         """One entity's mapping for the ``wanted`` columns (none: the default mapping), reused
         while that selection holds unless ``fresh``. Selected columns the schema lacks are
@@ -67,7 +74,7 @@ class EntityMappings:
             known = {m.attribute: m.field for m in cached[1].fields} if cached else {}
             names = {a: known.get(a) or rest_name_for(a) for a in mapping.missing}
             announce_missing(conn, entity, names)
-            wanted = tuple(a for a in wanted if a not in mapping.missing)  # now marked missing
+            wanted = tuple(c for c in wanted if c.attribute not in mapping.missing)  # now missing
         self._cache[entity] = (wanted, mapping)
         return mapping
 
@@ -125,19 +132,26 @@ def finish_quick_sync(engine: Engine, entity: str) -> None:
         )
 
 
-def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[str, ...]]:
+def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[ColumnChoice, ...]]:
     """The stored field selection in effect (selected or waiting for a quick sync), per entity
-    in selection order: one query for every entity, or for ``entity``."""
-    query = select(field_selection.c.entity, field_selection.c.attribute).where(
-        field_selection.c.status.in_(SELECTED_STATUSES)
-    )
+    in selection order, each column with its marketing field and sync rule (B46): one query
+    for every entity, or for ``entity``."""
+    query = select(
+        field_selection.c.entity,
+        field_selection.c.attribute,
+        field_selection.c.marketing_field,
+        field_selection.c.sync_rule,
+        field_selection.c.never_blank,
+    ).where(field_selection.c.status.in_(SELECTED_STATUSES))
     if entity is not None:
         query = query.where(field_selection.c.entity == entity)
-    selected: dict[str, list[str]] = {}
-    for name, attribute in conn.execute(
+    selected: dict[str, list[ColumnChoice]] = {}
+    for name, attribute, field, sync_rule, never_blank in conn.execute(
         query.order_by(field_selection.c.entity, field_selection.c.selected_at)
     ):
-        selected.setdefault(str(name), []).append(str(attribute))
+        rule = FieldRule(SyncRule(sync_rule or SyncRule.ENTITY_DEFAULT.value), bool(never_blank))
+        choice = ColumnChoice(str(attribute), str(field) if field else None, rule)
+        selected.setdefault(str(name), []).append(choice)
     return {name: tuple(columns) for name, columns in selected.items()}
 
 

@@ -1,7 +1,8 @@
-"""The admin's field selection: what Dynamics offers, and saving a choice (B8–B14).
+"""The admin's field selection: what Dynamics offers, and saving a choice (B8–B14, B46).
 
 :func:`columns_of` reads a table's schema from Dynamics and tells, column by column, whether
-it can sync, whether it is selected (or *missing*, B14) and the marketing field it maps to.
+it can sync, whether it is selected (or *missing*, B14), the marketing field it maps to and
+its sync rule.
 
 :func:`save_selection` stores the selected columns of one table, always after reading the
 schema again (B13). A column Dynamics does not have is refused: crmsync never creates a field
@@ -9,12 +10,15 @@ in Dynamics (B10); nor can a column the sync user may not read be selected (B8).
 selected after the table's initial sync is marked ``quick_sync``: the next cycle reads the
 table in full, fills the new fields from Dynamics and marks them ``selected`` (B12). Saving
 drops columns marked *missing* (B14). A selected custom column gets its marketing field in
-the field catalog, so the REST API can read and write it at once (B11).
+the field catalog, so the REST API can read and write it at once (B11), unless the admin maps
+it onto an existing marketing field of a compatible type (``websiteurl=website``). Each
+selected column may carry a per-field sync rule (B46). Every change of selection, mapping or
+rule is recorded in the audit trail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,33 +26,30 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.types import AttributeSchema, AttributeType, EntitySchema
+from crmsync.dynamics.types import AttributeSchema, EntitySchema
 from crmsync.errors import InvalidValueError
-from crmsync.marketing.fields import add_local_field, load_catalog
+from crmsync.marketing.fields import FieldCatalog, add_local_field, load_catalog
 from crmsync.store.tables import field_selection, notifications, now_utc
 from crmsync.sync.cursors import read_cursor
+from crmsync.sync.field_choices import (
+    SelectionChange,
+    audit_changes,
+    check_existing_field,
+    check_rule,
+    column_data_type,
+    parse_column,
+)
 from crmsync.sync.mapping import (
+    ColumnChoice,
     EntityMapping,
     default_mapping,
     mapping_for_selection,
     readable,
 )
+from crmsync.sync.policy import DEFAULT_FIELD_RULE, FieldRule, SyncRule
 
 CATALOG_OBJECT = {"lead": "person", "contact": "person", "account": "company"}
 """The marketing object whose field catalog holds each table's fields (others: none yet)."""
-
-_DATA_TYPES = {
-    AttributeType.MEMO: "text",
-    AttributeType.INTEGER: "integer",
-    AttributeType.BIGINT: "integer",
-    AttributeType.DECIMAL: "float",
-    AttributeType.DOUBLE: "float",
-    AttributeType.MONEY: "currency",
-    AttributeType.BOOLEAN: "boolean",
-    AttributeType.DATETIME: "datetime",
-}
-"""Marketing data types of Dynamics column types; any other column is a string (option
-labels, lookup ids, text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,55 +65,108 @@ class ColumnInfo:
     status: str | None  # selected | quick_sync | missing | None (not selected)
     marketing_field: str | None
     two_way: bool
+    sync_rule: str | None = None  # the per-field rule's name (B46); None: not selected
+    never_blank: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SavedSelection:
-    """What saving changed: columns added (and whether they wait for a quick sync), removed."""
+    """What saving changed: columns added or mapped onto another field (and whether they wait
+    for a quick sync), removed, and those whose sync rule changed."""
 
     entity: str
     added: tuple[str, ...]
     removed: tuple[str, ...]
     quick_sync: bool
     mapping: EntityMapping
+    rules_changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredColumn:
+    """One stored row of the field selection."""
+
+    status: str
+    choice: ColumnChoice
+
+
+def stored_columns(conn: Connection, entity: str) -> dict[str, StoredColumn]:
+    """The stored selection of ``entity`` with each column's field and rule, in order."""
+    rows = conn.execute(
+        select(
+            field_selection.c.attribute,
+            field_selection.c.status,
+            field_selection.c.marketing_field,
+            field_selection.c.sync_rule,
+            field_selection.c.never_blank,
+        )
+        .where(field_selection.c.entity == entity)
+        .order_by(field_selection.c.selected_at)
+    ).all()
+    return {
+        str(attribute): StoredColumn(
+            str(status),
+            ColumnChoice(
+                str(attribute),
+                str(field) if field else None,
+                FieldRule(SyncRule(rule or SyncRule.ENTITY_DEFAULT.value), bool(never_blank)),
+            ),
+        )
+        for attribute, status, field, rule, never_blank in rows
+    }
 
 
 def stored_selection(conn: Connection, entity: str) -> dict[str, str]:
     """The stored selection of ``entity``: column → status, in selection order."""
-    rows = conn.execute(
-        select(field_selection.c.attribute, field_selection.c.status)
-        .where(field_selection.c.entity == entity)
-        .order_by(field_selection.c.selected_at)
-    ).all()
-    return {str(attribute): str(status) for attribute, status in rows}
+    return {name: column.status for name, column in stored_columns(conn, entity).items()}
 
 
 def columns_of(conn: Connection, client: DynamicsClient, entity: str) -> list[ColumnInfo]:
     """Every column of ``entity`` in Dynamics now (a fresh schema read, B8), with its selection
-    state; selected columns Dynamics no longer has are listed as *missing* (B14)."""
+    state, marketing field and sync rule; selected columns Dynamics no longer has are listed
+    as *missing* (B14)."""
     schema = client.entity_schema(entity)
-    stored = stored_selection(conn, entity)
-    current = _current(schema, stored)
-    mapping = mapping_for_selection(schema, current)
+    stored = stored_columns(conn, entity)
+    current = _current(schema, {name: column.status for name, column in stored.items()})
+    mapping = mapping_for_selection(
+        schema, [stored[c].choice if c in stored else ColumnChoice(c) for c in current]
+    )
     fields = {m.attribute: m for m in mapping.fields}
-    statuses = stored or dict.fromkeys(current, "selected")
-    result = [
-        ColumnInfo(
-            attribute=name,
-            display_name=attr.display_name,
-            type=attr.type.value,
-            max_length=attr.max_length,
-            required_level=attr.required_level,
-            can_sync=readable(attr),
-            status=statuses.get(name),
-            marketing_field=fields[name].field if name in fields else None,
-            two_way=fields[name].two_way if name in fields else False,
+    statuses = {n: c.status for n, c in stored.items()} or dict.fromkeys(current, "selected")
+    result: list[ColumnInfo] = []
+    for name, attr in sorted(schema.attributes.items()):
+        status = statuses.get(name)
+        rule = stored[name].choice.rule if name in stored else DEFAULT_FIELD_RULE
+        result.append(
+            ColumnInfo(
+                attribute=name,
+                display_name=attr.display_name,
+                type=attr.type.value,
+                max_length=attr.max_length,
+                required_level=attr.required_level,
+                can_sync=readable(attr),
+                status=status,
+                marketing_field=fields[name].field if name in fields else None,
+                two_way=fields[name].two_way if name in fields else False,
+                sync_rule=rule.sync_rule.value if status is not None else None,
+                never_blank=rule.never_blank,
+            )
         )
-        for name, attr in sorted(schema.attributes.items())
-    ]
     result += [
-        ColumnInfo(name, "", "", None, "None", False, "missing", None, False)
-        for name in stored
+        ColumnInfo(
+            name,
+            "",
+            "",
+            None,
+            "None",
+            False,
+            "missing",
+            column.choice.field,
+            False,
+            column.choice.rule.sync_rule.value,
+            column.choice.rule.never_blank,
+        )
+        for name, column in stored.items()
         if name not in schema.attributes
     ]
     return result
@@ -125,16 +179,23 @@ def save_selection(
     *,
     add: Sequence[str] = (),
     remove: Sequence[str] = (),
+    rules: Mapping[str, FieldRule | str] | None = None,
+    actor: str = "cli",
 ) -> SavedSelection:
     """Save the selection of ``entity``: the one in effect, plus ``add``, minus ``remove``,
-    after reading the schema again (B13). Saving without changes clears missing columns
-    (B14).
+    with the sync ``rules`` given per column (B46; a :class:`FieldRule` or its name, such as
+    ``"dynamics-wins"``), after reading the schema again (B13). Saving without changes clears
+    missing columns (B14). ``add`` entries are ``COL`` or ``COL=FIELD``: the latter maps the
+    column onto the existing marketing field ``FIELD`` (also for a column already selected).
+    Every change is recorded in the audit trail under ``actor``.
 
     Raises :class:`~crmsync.errors.InvalidValueError` naming every added column Dynamics does
-    not have (B10) or the sync user cannot read (B8); nothing is stored then.
+    not have (B10) or the sync user cannot read (B8), a marketing field that does not exist or
+    cannot hold the column's values, a rule for a column that is not selected, and a rule that
+    would write to Dynamics a field it takes no values for; nothing is stored then.
     """
     schema = client.entity_schema(entity)
-    adding = _names(add)
+    adding = _parse_adds(add)
     unknown = [c for c in adding if c not in schema.attributes]
     if unknown:
         raise InvalidValueError(
@@ -149,15 +210,34 @@ def save_selection(
             "not readable, or of a type crmsync does not convert)",
             entity=entity,
         )
-    stored = stored_selection(conn, entity)
-    before = [c for c, status in stored.items() if status != "missing"] or _current(schema, {})
+    stored = stored_columns(conn, entity)
+    before = {c: s.choice for c, s in stored.items() if s.status != "missing"} or {
+        c: ColumnChoice(c) for c in _current(schema, {})
+    }
     dropping = set(_names(remove))
     # columns deleted in Dynamics since the last save go too (B14)
     kept = [c for c in before if c in schema.attributes and c not in dropping]
     wanted = [*kept, *(c for c in adding if c not in kept and c not in dropping)]
-    mapping = mapping_for_selection(schema, wanted)  # refuses two columns on one field
-    added = [c for c in wanted if c not in before]
-    removed = [c for c in before if c not in wanted]
+    new_rules = _parse_rules(entity, rules or {}, wanted)
+    catalog = _catalog_of(conn, entity) if any(adding.values()) else None
+    choices = []
+    for column in wanted:
+        previous = before.get(column)
+        field = previous.field if previous is not None else None
+        if adding.get(column):
+            field = _existing_field(entity, schema.attributes[column], catalog, adding[column])
+        rule = new_rules.get(column, previous.rule if previous is not None else None)
+        choices.append(ColumnChoice(column, field, rule or DEFAULT_FIELD_RULE))
+    mapping = mapping_for_selection(schema, choices)  # refuses two columns on one field
+    for mapped in mapping.fields:
+        check_rule(entity, mapped)
+    after = {
+        c.attribute: ColumnChoice(c.attribute, _field_of(mapping, c.attribute), c.rule)
+        for c in choices
+    }
+    was = _effective(schema, before)
+    added = [c for c in wanted if c not in was or was[c].field != after[c].field]
+    removed = [c for c in was if c not in after]
     cursor = read_cursor(conn, entity)
     live = cursor is not None and cursor.initial_done
     stamp = now_utc()
@@ -168,10 +248,15 @@ def save_selection(
             {
                 "entity": entity,
                 "attribute": column,
-                "marketing_field": _field_of(mapping, column),
+                "marketing_field": after[column].field,
                 "status": "quick_sync"
-                if live and (column in added or stored.get(column) == "quick_sync")
+                if live
+                and (
+                    column in added or (column in stored and stored[column].status == "quick_sync")
+                )
                 else "selected",
+                "sync_rule": after[column].rule.sync_rule.value,
+                "never_blank": after[column].rule.never_blank,
                 "selected_at": stamp + timedelta(microseconds=n),  # keeps the order
                 "updated_at": stamp,
             }
@@ -189,7 +274,69 @@ def save_selection(
         )
         .values(read_at=stamp)
     )
-    return SavedSelection(entity, tuple(added), tuple(removed), live and bool(added), mapping)
+    changes = [SelectionChange(c, was.get(c), after.get(c)) for c in dict.fromkeys([*was, *after])]
+    audit_changes(conn, entity, changes, actor)
+    ruled = tuple(c for c in wanted if c in was and was[c].rule != after[c].rule)
+    return SavedSelection(
+        entity, tuple(added), tuple(removed), live and bool(added), mapping, ruled
+    )
+
+
+def _parse_adds(add: Sequence[str]) -> dict[str, str | None]:
+    """``COL`` / ``COL=FIELD`` entries: column → the existing field it maps onto, if any."""
+    result: dict[str, str | None] = {}
+    for entry in add:
+        if entry.strip():
+            column, field = parse_column(entry)
+            result[column] = field or result.get(column)
+    return result
+
+
+def _parse_rules(
+    entity: str, rules: Mapping[str, FieldRule | str], wanted: Sequence[str]
+) -> dict[str, FieldRule]:
+    parsed = {
+        column.strip().lower(): rule if isinstance(rule, FieldRule) else FieldRule.parse(rule)
+        for column, rule in rules.items()
+    }
+    unselected = [c for c in parsed if c not in wanted]
+    if unselected:
+        raise InvalidValueError(
+            f"{entity}: {', '.join(unselected)} is not selected; select a column (--add) "
+            "before giving it a sync rule",
+            entity=entity,
+        )
+    return parsed
+
+
+def _catalog_of(conn: Connection, entity: str) -> FieldCatalog | None:
+    object_type = CATALOG_OBJECT.get(entity)
+    return load_catalog(conn, object_type) if object_type is not None else None
+
+
+def _existing_field(
+    entity: str, attr: AttributeSchema, catalog: FieldCatalog | None, wanted: str | None
+) -> str | None:
+    if wanted is None:
+        return None
+    if catalog is None:
+        raise InvalidValueError(
+            f"{entity} columns cannot be mapped onto existing marketing fields; only lead, "
+            "contact and account columns can (select the column without =FIELD)",
+            entity=entity,
+        )
+    return check_existing_field(entity, attr, catalog.get(wanted), wanted)
+
+
+def _effective(
+    schema: EntitySchema, choices: Mapping[str, ColumnChoice]
+) -> dict[str, ColumnChoice]:
+    """``choices`` with the marketing field each column actually maps to."""
+    mapping = mapping_for_selection(schema, list(choices.values()))
+    return {
+        c: ColumnChoice(c, _field_of(mapping, c) or choice.field, choice.rule)
+        for c, choice in choices.items()
+    }
 
 
 def _names(columns: Sequence[str]) -> list[str]:
@@ -220,7 +367,7 @@ def _register_fields(
         if field_mapping.attribute not in added or catalog.get(field_mapping.field) is not None:
             continue
         attr = schema.attributes[field_mapping.attribute]
-        data_type = _DATA_TYPES.get(attr.type, "string")
+        data_type = column_data_type(attr)
         length = (attr.max_length or 255) if data_type == "string" else None
         add_local_field(
             conn,
