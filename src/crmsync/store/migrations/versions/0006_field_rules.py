@@ -3,8 +3,8 @@ and may refuse to overwrite a value with a blank.
 
 Existing selections keep Marketo's rules: every row gets the entity default, blanks synced.
 
-Revision ID: 0005_field_rules
-Revises: 0004_cursor_phase
+Revision ID: 0006_field_rules
+Revises: 0005_campaigns
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_field_rules"
-down_revision: str | None = "0004_cursor_phase"
+revision: str = "0006_field_rules"
+down_revision: str | None = "0005_campaigns"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
