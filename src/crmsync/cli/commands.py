@@ -14,6 +14,7 @@ _GROUPS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.dynamics", "app", "dynamics"),
     ("crmsync.cli.sync", "app", "sync"),
     ("crmsync.cli.notifications", "app", "notifications"),
+    ("crmsync.cli.admin", "app", "admin"),
 )
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.serve", "serve", "serve"),
