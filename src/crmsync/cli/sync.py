@@ -33,8 +33,9 @@ from crmsync.errors import CrmsyncError
 from crmsync.store.tables import persons
 from crmsync.sync.cycle import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.outbox import request_crm_create
+from crmsync.sync.retry import retry_errors
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.state import enqueue_outbox, open_errors, request_rereads
+from crmsync.sync.state import open_errors
 from crmsync.sync.status import read_status
 
 app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
@@ -342,19 +343,13 @@ def retry(
         raise typer.Exit(2)
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:
-            rows = open_errors(conn, error_id=error_id)
-            if error_id is not None and not rows:
+            queued = retry_errors(conn, None if error_id is None else [error_id])
+            if error_id is not None and not queued:
                 _err.print(f"no open sync error {error_id}")
                 raise typer.Exit(1)
-            to_crm = [r["local_id"] for r in rows if r["direction"] == "to_crm" and r["local_id"]]
-            enqueue_outbox(conn, to_crm, operation="update", source="Admin retry")
-            request_rereads(
-                conn,
-                [(r["entity"], r["crm_id"]) for r in rows if r["direction"] == "to_marketing"],
-            )
     except CrmsyncError as exc:
         raise fail(exc) from None
-    _out.print(f"queued {len(rows)} failing record(s) for the next cycle")
+    _out.print(f"queued {queued} failing record(s) for the next cycle")
 
 
 class SyncAs(StrEnum):
