@@ -125,7 +125,7 @@ def create_app(
     )
     clients = ApiClientStore(database, token_lifetime_seconds=web.token_lifetime_seconds, clock=now)
     mount_marketo_api(app, services=MarketoServices.build(database), clients=clients, limits=limits)
-    mount_admin(app, database, settings)
+    mount_admin(app, database, settings, clock=now)
     app.state.settings = settings
     app.state.engine = database
     return app

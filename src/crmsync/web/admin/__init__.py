@@ -9,6 +9,9 @@ saying what went wrong, never a stack trace.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -75,15 +78,22 @@ async def admin_error_page(request: Request, exc: Exception) -> Response:
     )
 
 
-def mount_admin(app: FastAPI, engine: Engine, settings: Settings) -> None:
-    """Add the admin UI, the admin API, health, readiness and metrics to ``app``."""
-    users = AdminUserStore(engine)
+def mount_admin(
+    app: FastAPI, engine: Engine, settings: Settings, *, clock: Callable[[], float] = time.time
+) -> None:
+    """Add the admin UI, the admin API, health, readiness and metrics to ``app``; ``clock``
+    (seconds since the epoch) times sessions, lockouts and the sign-in rate limit."""
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
+
+    users = AdminUserStore(engine, now=now)
     context = AdminContext(
         engine=engine,
         users=users,
-        sessions=SessionStore(engine, users, idle_seconds=settings.web.admin_idle_seconds),
+        sessions=SessionStore(engine, users, idle_seconds=settings.web.admin_idle_seconds, now=now),
         csrf=CsrfTokens(settings.web.session_secret.reveal()),
-        limiter=SignInLimiter(),
+        limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
     )
     app.state.admin = context

@@ -219,7 +219,8 @@ class AdminUserStore:
         which says how long to wait."""
         address = email.strip().lower()
         now = self._now()
-        with self._engine.begin() as conn:
+        refusal: SignInRefusedError | None = None
+        with self._engine.begin() as conn:  # failure counts commit before the refusal
             row = conn.execute(select(admin_users).where(admin_users.c.email == address)).first()
             if row is None:
                 self._hasher.hash(password)  # spend the same time as for a known address
@@ -227,34 +228,45 @@ class AdminUserStore:
             if row.locked_until is not None and row.locked_until > now:
                 wait = (row.locked_until - now).total_seconds()
                 raise SignInRefusedError(_locked_message(wait), retry_after=wait)
-            try:
-                self._hasher.verify(row.password_hash, password)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                failures = int(row.failed_logins) + 1
-                locked = now + timedelta(seconds=LOCK_SECONDS) if failures >= MAX_FAILURES else None
-                conn.execute(
-                    update(admin_users)
-                    .where(admin_users.c.id == row.id)
-                    .values(failed_logins=0 if locked else failures, locked_until=locked)
-                )
-                if locked is not None:
-                    audit(conn, address, "admin_user_locked", {"email": address})
-                    raise SignInRefusedError(
-                        _locked_message(LOCK_SECONDS), retry_after=LOCK_SECONDS
-                    ) from None
-                raise SignInRefusedError(SIGN_IN_REFUSED) from None
-            if row.disabled_at is not None:
+            if not self._verify(row.password_hash, password):
+                refusal = self._count_failure(conn, row.id, int(row.failed_logins), address, now)
+            elif row.disabled_at is not None:
                 raise SignInRefusedError(SIGN_IN_REFUSED)
-            values: dict[str, object] = {
-                "failed_logins": 0,
-                "locked_until": None,
-                "last_login_at": now,
-            }
-            if self._hasher.check_needs_rehash(row.password_hash):
-                values["password_hash"] = self._hasher.hash(password)
-            conn.execute(update(admin_users).where(admin_users.c.id == row.id).values(**values))
-            row = conn.execute(select(admin_users).where(admin_users.c.id == row.id)).one()
+            else:
+                values: dict[str, object] = {
+                    "failed_logins": 0,
+                    "locked_until": None,
+                    "last_login_at": now,
+                }
+                if self._hasher.check_needs_rehash(row.password_hash):
+                    values["password_hash"] = self._hasher.hash(password)
+                conn.execute(update(admin_users).where(admin_users.c.id == row.id).values(**values))
+                row = conn.execute(select(admin_users).where(admin_users.c.id == row.id)).one()
+        if refusal is not None:
+            raise refusal
         return _user(row)
+
+    def _verify(self, digest: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(digest, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _count_failure(
+        self, conn: Connection, user_id: int, failed: int, address: str, now: datetime
+    ) -> SignInRefusedError:
+        """Count one wrong password; lock the account at :data:`MAX_FAILURES`."""
+        failures = failed + 1
+        locked = now + timedelta(seconds=LOCK_SECONDS) if failures >= MAX_FAILURES else None
+        conn.execute(
+            update(admin_users)
+            .where(admin_users.c.id == user_id)
+            .values(failed_logins=0 if locked else failures, locked_until=locked)
+        )
+        if locked is None:
+            return SignInRefusedError(SIGN_IN_REFUSED)
+        audit(conn, address, "admin_user_locked", {"email": address})
+        return SignInRefusedError(_locked_message(LOCK_SECONDS), retry_after=LOCK_SECONDS)
 
     # ---- personal API tokens -------------------------------------------------------------
 
