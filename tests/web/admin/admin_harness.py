@@ -88,10 +88,10 @@ class AdminApp:
         assert answer.status_code == 200, (path, answer.status_code, answer.text[:500])
         return answer.text
 
-    def submit(self, browser: TestClient, page: str, action: str, **fields: str) -> Any:
-        """Post a form of ``page`` (a path) to ``action`` with the page's CSRF token."""
+    def submit(self, browser: TestClient, page: str, target: str, **fields: str) -> Any:
+        """Post a form of ``page`` (a path) to ``target`` with the page's CSRF token."""
         token = csrf_token(self.page(browser, page))
-        return browser.post(action, data={"csrf_token": token, **fields})
+        return browser.post(target, data={"csrf_token": token, **fields})
 
 
 def build_admin_app(engine: Engine) -> Iterator[AdminApp]:

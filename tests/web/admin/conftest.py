@@ -2,11 +2,13 @@
 
 ``admin_app`` runs on SQLite and on PostgreSQL; ``admin_sqlite`` on SQLite only, for rules
 that do not depend on the database. ``synced_admin`` adds an emulated Dynamics org of six
-leads synced once (the sync engine's own harness, ``tests/sync/sync_harness.py``).
+leads synced once, whose business phone must be digits (the sync engine's own harness,
+``tests/sync/sync_harness.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sync"))
 from admin_harness import AdminApp, SyncedAdmin, build_admin_app
 from sync_harness import engine_client, running_org
 
-from crmsync.emulator.config import default_config
+from crmsync.emulator.config import PluginRule, default_config
 from crmsync.store.db import open_database
 from crmsync.sync.cycle import SyncCycle
+
+# Dynamics refuses a lead whose business phone has letters: a record that fails to sync.
+PHONE_RULE = PluginRule(
+    "lead", "telephone1", "regex", r"[0-9 +()-]*", "Business phone: digits only."
+)
 
 
 @pytest.fixture
@@ -43,7 +50,8 @@ def admin_sqlite(sqlite_database_url: str) -> Iterator[AdminApp]:
 @pytest.fixture
 def synced_admin(migrated_engine: Engine) -> Iterator[SyncedAdmin]:
     """An emulated org of six leads synced once, and the web app on the same database."""
-    with running_org(default_config(), 6) as org:
+    config = dataclasses.replace(default_config(), plugin_rules=(PHONE_RULE,))
+    with running_org(config, 6) as org:
         client = engine_client(org.base)
         cycle = SyncCycle(migrated_engine, client)
         assert cycle.run().status == "ok"

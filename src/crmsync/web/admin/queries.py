@@ -167,15 +167,18 @@ def error_counts_by_entity(conn: Connection) -> dict[str, int]:
     return {str(entity): int(count) for entity, count in rows}
 
 
-_LISTED = (
-    persons.c.id,
-    persons.c.firstName,
-    persons.c.lastName,
-    persons.c.email,
-    persons.c.company,
-    persons.c.crmType,
-    persons.c.crmIsDeleted,
-    persons.c.createdAt,
+_LISTED = tuple(
+    persons.c[name].label(name)  # result keys are the REST names, not the snake_case columns
+    for name in (
+        "id",
+        "firstName",
+        "lastName",
+        "email",
+        "company",
+        "crmType",
+        "crmIsDeleted",
+        "createdAt",
+    )
 )
 
 
@@ -222,6 +225,11 @@ def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _by_key(columns: Any, row: Any) -> dict[str, Any]:
+    """A row as a dict keyed by REST names (the columns' keys)."""
+    return {column.key: value for column, value in zip(columns, row, strict=True)}
+
+
 @dataclass(frozen=True, slots=True)
 class PersonDetail:
     """Everything the person page shows."""
@@ -234,21 +242,20 @@ class PersonDetail:
 
 def person_detail(conn: Connection, person_id: int) -> PersonDetail | None:
     """The person with every field, its company's fields and its open sync errors."""
-    row = conn.execute(select(persons).where(persons.c.id == person_id)).mappings().first()
+    row = conn.execute(select(persons).where(persons.c.id == person_id)).first()
     if row is None:
         return None
-    person = dict(row)
+    person = _by_key(persons.c, row)
     fields = [(s.rest_name, s.display_name, person.get(s.rest_name)) for s in PERSON_FIELDS]
     for name, value in sorted((person.get("custom") or {}).items()):
         fields.append((str(name), str(name), value))
     company_fields: list[tuple[str, str, object]] = []
     if person.get("company_id") is not None:
-        company = (
-            conn.execute(select(companies).where(companies.c.id == person["company_id"]))
-            .mappings()
-            .first()
-        )
-        if company is not None:
+        found = conn.execute(
+            select(companies).where(companies.c.id == person["company_id"])
+        ).first()
+        if found is not None:
+            company = _by_key(companies.c, found)
             company_fields = [
                 (s.rest_name, s.display_name, company.get(s.rest_name)) for s in COMPANY_FIELDS
             ]
