@@ -61,6 +61,14 @@ def _when(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _stamp(value: object) -> str:
+    """A wire-format UTC time (``2026-05-03T12:04:05Z``) as people read it."""
+    text = "" if value is None else str(value)
+    if len(text) == 20 and text[10] == "T" and text.endswith("Z"):
+        return f"{text[:10]} {text[11:19]} UTC"
+    return text
+
+
 def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -135,6 +143,7 @@ class AdminContext:
             "unread": unread,
             "when": _when,
             "number": _number,
+            "stamp": _stamp,
             **values,
         }
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
