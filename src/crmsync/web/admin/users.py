@@ -199,6 +199,21 @@ class AdminUserStore:
         assert changed is not None
         return changed
 
+    def set_password(self, user_id: int, password: str, *, actor: str) -> AdminUser:
+        """Give a user a new password (and unlock it), signing it out everywhere (audited)."""
+        digest = self._hasher.hash(check_password(password))
+        user = self._change(
+            user_id,
+            actor,
+            "admin_user_password_set",
+            password_hash=digest,
+            failed_logins=0,
+            locked_until=None,
+        )
+        with self._engine.begin() as conn:
+            conn.execute(admin_sessions.delete().where(admin_sessions.c.user_id == user_id))
+        return user
+
     def set_role(self, user_id: int, role: str, *, actor: str) -> AdminUser:
         """Make a user an admin or a viewer (audited)."""
         return self._change(user_id, actor, "admin_user_role_changed", role=check_role(role))
