@@ -102,6 +102,11 @@ def test_person_page_shows_fields_and_the_activity_log(synced_admin: SyncedAdmin
         admin.page(browser, f"/admin/people?q={str(person['lastName'])[:3]}")
     )
     page = text_of(admin.page(browser, f"/admin/people/{person['id']}"))
+    html = admin.page(browser, f"/admin/people/{person['id']}")
+    expected = (
+        f"https://org.example.com/main.aspx?etn=lead&amp;id={lead_id}&amp;pagetype=entityrecord"
+    )
+    assert f'href="{expected}"' in html and "Open in Dynamics" in html
     created = str(person["createdAt"])  # wire format, shown as "YYYY-MM-DD HH:MM:SS UTC"
     assert "Dynamics Lead" in page and f"Created {created[:10]} {created[11:19]} UTC" in page
     assert "Job Title title Head of Ops" in page

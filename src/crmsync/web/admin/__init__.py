@@ -95,6 +95,7 @@ def mount_admin(
         csrf=CsrfTokens(settings.web.session_secret.reveal()),
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
+        dynamics_url=settings.dynamics.url.rstrip("/"),
     )
     app.state.admin = context
     telemetry = Telemetry(engine)

@@ -83,6 +83,7 @@ class AdminContext:
     csrf: CsrfTokens
     limiter: SignInLimiter
     templates: Jinja2Templates
+    dynamics_url: str = ""  # the org's address, for "Open in Dynamics" links
 
     @staticmethod
     def of(request: Request) -> AdminContext:

@@ -4,6 +4,8 @@ winner, sync failures with Dynamics' code and message)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,4 +69,15 @@ async def person(request: Request, person_id: str) -> Response:
         CHANGE_DATA_VALUE=CHANGE_DATA_VALUE,
         SYNC_COLLISION=SYNC_COLLISION,
         SYNC_ERROR=SYNC_ERROR,
+        dynamics_link=dynamics_record_url(ctx.dynamics_url, detail.person),
     )
+
+
+def dynamics_record_url(org_url: str, person: dict[str, object]) -> str | None:
+    """The person's lead or contact in the Dynamics web client, when it has one."""
+    for entity, key in (("lead", "crmLeadId"), ("contact", "crmContactId")):
+        record = person.get(key)
+        if org_url and record and not person.get("crmIsDeleted"):
+            query = urlencode({"etn": entity, "id": str(record), "pagetype": "entityrecord"})
+            return f"{org_url}/main.aspx?{query}"
+    return None
