@@ -83,8 +83,9 @@ def test_errors_people_and_retry_through_the_api(synced_admin: SyncedAdmin) -> N
     missing = api.get("/api/admin/v1/people/999999", headers=headers)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
-    empty = api.post("/api/admin/v1/errors/retry", json={}, headers=headers)
-    assert empty.status_code == 400
+    for wrong in ({}, {"all": False}, {"error_ids": []}):
+        refused = api.post("/api/admin/v1/errors/retry", json=wrong, headers=headers)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid"
     retried = api.post("/api/admin/v1/errors/retry", json={"all": True}, headers=headers)
     assert retried.json() == {"queued": 1}
     with admin.engine.connect() as conn:

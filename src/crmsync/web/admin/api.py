@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +41,7 @@ from crmsync.web.admin.users import AdminUser, audit
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/admin/v1"
+MAX_ID = 2**53 - 1  # the largest integer every JSON parser keeps exact
 
 
 class ApiError(BaseModel):
@@ -97,13 +98,18 @@ class SyncErrorOut(BaseModel):
     last_seen: datetime
 
 
-class RetryIn(BaseModel):
-    """Either ``error_ids`` or ``all``."""
+class RetryIds(BaseModel):
+    """Retry these errors."""
 
-    error_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(
-        default_factory=list, max_length=1000
-    )
-    all: bool = False
+    model_config = ConfigDict(extra="forbid")
+    error_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=1000)
+
+
+class RetryAll(BaseModel):
+    """Retry every open error."""
+
+    model_config = ConfigDict(extra="forbid")
+    all: Literal[True]
 
 
 class RetryOut(BaseModel):
@@ -280,11 +286,9 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
         return error_rows(ctx, entity, q)
 
     @api.post("/errors/retry", response_model=RetryOut)
-    def retry(body: RetryIn, user: Changer) -> dict[str, int]:
+    def retry(body: RetryIds | RetryAll, user: Changer) -> dict[str, int]:
         """Queue the given errors (or all) for the next cycle (B38, audited)."""
-        if not body.all and not body.error_ids:
-            raise InputError("Give error_ids or all=true.")
-        ids = None if body.all else body.error_ids
+        ids = body.error_ids if isinstance(body, RetryIds) else None
         with ctx.engine.begin() as conn:
             queued = retry_errors(conn, ids)
             audit(
@@ -299,7 +303,7 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
     def people(
         user: Caller,
         q: Annotated[str, Query(max_length=200)] = "",
-        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> list[dict[str, Any]]:
         """A page of persons matching ``q`` (name, e-mail, company, id, Dynamics id)."""
         with ctx.engine.connect() as conn:
@@ -307,9 +311,9 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
 
     @api.get("/people/{person_id}", response_model=PersonDetailOut)
     def person(
-        person_id: Annotated[int, Path(ge=1, le=2**62)],
+        person_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         user: Caller,
-        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> dict[str, Any]:
         """Every field of a person, its company's fields and a page of its activity log."""
         with ctx.engine.connect() as conn:
@@ -326,7 +330,7 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
 
     @api.get("/notifications", response_model=list[NotificationOut])
     def notifications(
-        user: Caller, before: Annotated[int | None, Query(ge=1, le=2**62)] = None
+        user: Caller, before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
     ) -> list[dict[str, Any]]:
         """A page of notifications, newest first (B41)."""
         with ctx.engine.connect() as conn:
@@ -334,7 +338,7 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
 
     @api.get("/audit", response_model=list[AuditOut])
     def audit_trail(
-        user: Caller, before: Annotated[int | None, Query(ge=1, le=2**62)] = None
+        user: Caller, before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
     ) -> list[dict[str, Any]]:
         """A page of the audit trail, newest first."""
         with ctx.engine.connect() as conn:
