@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 import io
 
-from admin_harness import DYNAMICS_SECRET, SyncedAdmin, text_of
+from admin_harness import DYNAMICS_SECRET, SyncedAdmin, csrf_token, text_of
 from sqlalchemy import select
 from sync_harness import edit_person, person_by_crm_id
 
+from crmsync.marketing.activity_types import SYNC_COLLISION
 from crmsync.store.tables import audit_log, crm_links, sync_outbox
 from crmsync.sync.state import notify
 
@@ -204,3 +205,48 @@ def test_users_page_adds_a_user_changes_role_and_disables(synced_admin: SyncedAd
     audit = text_of(admin.page(browser, "/admin/audit"))
     for action in ("admin user created", "admin user role changed", "admin user disabled"):
         assert action in audit
+
+
+def test_errors_grouped_by_kind_and_retry_of_selected(synced_admin: SyncedAdmin) -> None:
+    admin = synced_admin.admin
+    lead_ids = synced_admin.org.alex().first_ids("leads", 3)
+    people = [person_by_crm_id(admin.engine, "lead", lead) for lead in lead_ids]
+    for person in people:
+        edit_person(admin.engine, int(str(person["id"])), phone="not a phone")
+    assert synced_admin.cycle.run().push.failed == 3
+    browser = admin.signed_in()
+    text = text_of(admin.page(browser, "/admin/errors"))
+    assert (
+        "By kind Code Records Example Last seen 0x80040265 3 Business phone: digits only." in text
+    )
+
+    rows = list(csv.DictReader(io.StringIO(browser.get("/admin/errors.csv").text)))
+    chosen = [row["id"] for row in rows[:2]]
+    page = admin.page(browser, "/admin/errors")
+    assert 'form="retry-selected"' in page
+    answer = browser.post(
+        "/admin/errors/retry",
+        data={"csrf_token": csrf_token(page), "error_id": chosen},
+    )
+    assert "Queued 2 failing records" in text_of(admin.page(browser, answer.headers["location"]))
+    with admin.engine.connect() as conn:
+        queued = set(conn.execute(select(sync_outbox.c.person_id)).scalars())
+    assert queued == {int(row["person_id"]) for row in rows[:2]}
+    nothing = browser.post("/admin/errors/retry", data={"csrf_token": csrf_token(page)})
+    assert nothing.status_code == 400 and "Choose the errors to retry." in text_of(nothing.text)
+
+
+def test_activity_log_filtered_by_type(synced_admin: SyncedAdmin) -> None:
+    admin = synced_admin.admin
+    lead_id, person = _first_lead_person(synced_admin)
+    assert synced_admin.org.alex().patch("leads", lead_id, {"address1_city": "Dynamics City"})
+    edit_person(admin.engine, int(str(person["id"])), city="Marketing City")
+    synced_admin.cycle.run()
+    browser = admin.signed_in()
+    changed = f"City : {person['city']} → Marketing City"  # the Change Data Value row
+    every = text_of(admin.page(browser, f"/admin/people/{person['id']}"))
+    assert changed in every and "Microsoft Sync Collision" in every
+    only = admin.page(browser, f"/admin/people/{person['id']}?type={SYNC_COLLISION}")
+    log = text_of(only.split('id="activity-log"')[1].split("<h2>Fields")[0])
+    assert "Microsoft Sync Collision" in log and changed not in log
+    assert f'<option value="{SYNC_COLLISION}" selected>' in only

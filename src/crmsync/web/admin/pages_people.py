@@ -13,7 +13,13 @@ from starlette.responses import Response
 from crmsync.errors import InvalidValueError, RecordNotFoundError
 from crmsync.marketing.activity_types import CHANGE_DATA_VALUE, SYNC_COLLISION, SYNC_ERROR
 from crmsync.web.admin.context import AdminContext
-from crmsync.web.admin.queries import PAGE_SIZE, person_activities, person_detail, search_people
+from crmsync.web.admin.queries import (
+    ACTIVITY_TYPE_NAMES,
+    PAGE_SIZE,
+    person_activities,
+    person_detail,
+    search_people,
+)
 
 router = APIRouter()
 
@@ -53,11 +59,12 @@ async def person(request: Request, person_id: str) -> Response:
     session = ctx.signed_in(request)
     wanted = optional_id(person_id, "The person id")
     before = optional_id(request.query_params.get("before"), "before")
+    type_id = optional_id(request.query_params.get("type"), "The activity type")
     with ctx.engine.connect() as conn:
         detail = person_detail(conn, wanted) if wanted is not None else None
         if detail is None:
             raise RecordNotFoundError(f"There is no person {person_id}.")
-        log = person_activities(conn, detail.person["id"], before=before)
+        log = person_activities(conn, detail.person["id"], before=before, type_id=type_id)
     return ctx.render(
         request,
         "admin/person.html",
@@ -70,6 +77,8 @@ async def person(request: Request, person_id: str) -> Response:
         SYNC_COLLISION=SYNC_COLLISION,
         SYNC_ERROR=SYNC_ERROR,
         dynamics_link=dynamics_record_url(ctx.dynamics_url, detail.person),
+        activity_types=ACTIVITY_TYPE_NAMES,
+        type_id=type_id,
     )
 
 

@@ -20,6 +20,7 @@ from crmsync.web.admin.queries import (
     API_LIMIT_PER_5_MINUTES,
     PAGE_SIZE,
     error_counts_by_entity,
+    error_kinds,
     last_cycle,
     person_labels,
     requests_last_5_minutes,
@@ -126,6 +127,7 @@ async def errors_page(request: Request) -> Response:
     rows = error_rows(ctx, entity, search)
     with ctx.engine.connect() as conn:
         entities = error_counts_by_entity(conn)
+        kinds = error_kinds(conn)
     shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return ctx.render(
         request,
@@ -138,6 +140,7 @@ async def errors_page(request: Request) -> Response:
         entity=entity,
         search=search,
         entities=entities,
+        kinds=kinds,
         notice=request.query_params.get("notice"),
     )
 
@@ -164,18 +167,18 @@ async def errors_csv(request: Request) -> Response:
 
 @router.post("/errors/retry")
 async def retry(request: Request) -> Response:
-    """Queue one error (``error_id``) or every open one (``all``) for the next cycle (B38)."""
+    """Queue the chosen errors (one or more ``error_id``) or every open one (``all``) for the
+    next cycle (B38)."""
     ctx = AdminContext.of(request)
     session, form = await ctx.change_form(request)
-    raw = form.get("error_id")
     ids: list[int] | None
     if form.get("all") == "true":
         ids = None
     else:
-        try:
-            ids = [int(str(raw))]
-        except ValueError:
-            raise InvalidValueError("Choose the error to retry.") from None
+        chosen = [str(raw) for raw in form.getlist("error_id")]
+        if not chosen or not all(raw.isdigit() for raw in chosen):
+            raise InvalidValueError("Choose the errors to retry.")
+        ids = [int(raw) for raw in chosen]
     with ctx.engine.begin() as conn:
         queued = retry_errors(conn, ids)
         audit(
@@ -185,7 +188,7 @@ async def retry(request: Request) -> Response:
             {"errors": "all" if ids is None else ids, "queued": queued},
         )
     if not queued:
-        return redirect(f"{ADMIN}/errors", notice="That error is no longer open.")
+        return redirect(f"{ADMIN}/errors", notice="Those errors are no longer open.")
     plural = "s" if queued != 1 else ""
     return redirect(
         f"{ADMIN}/errors",

@@ -167,6 +167,30 @@ def error_counts_by_entity(conn: Connection) -> dict[str, int]:
     return {str(entity): int(count) for entity, count in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """Open errors sharing one Dynamics error code: how many, and one message as example."""
+
+    code: str
+    count: int
+    example: str
+    last_seen: datetime
+
+
+def error_kinds(conn: Connection) -> list[ErrorKind]:
+    """Open sync errors grouped by error code, the largest group first (B39)."""
+    code = func.coalesce(sync_errors.c.error_code, "")
+    rows = conn.execute(
+        select(
+            code, func.count(), func.max(sync_errors.c.message), func.max(sync_errors.c.last_seen)
+        )
+        .where(sync_errors.c.resolved_at.is_(None))
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    )
+    return [ErrorKind(str(c), int(n), str(m), seen) for c, n, m, seen in rows]
+
+
 _LISTED = tuple(
     persons.c[name].label(name)  # result keys are the REST names, not the snake_case columns
     for name in (
@@ -274,16 +298,26 @@ def person_detail(conn: Connection, person_id: int) -> PersonDetail | None:
     return PersonDetail(person, fields, company_fields, errors)
 
 
+ACTIVITY_TYPE_NAMES = dict(sorted(_TYPE_NAMES.items()))
+
+
 def person_activities(
-    conn: Connection, person_id: int, *, before: int | None = None
+    conn: Connection,
+    person_id: int,
+    *,
+    before: int | None = None,
+    type_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """A page of the person's activity log, newest first, with each type's name."""
+    """A page of the person's activity log, newest first, with each type's name; only
+    activities of ``type_id`` when given."""
     query = (
         select(activities)
         .where(activities.c.person_id == person_id)
         .order_by(activities.c.id.desc())
         .limit(PAGE_SIZE)
     )
+    if type_id is not None:
+        query = query.where(activities.c.type_id == type_id)
     if before is not None:
         query = query.where(activities.c.id < before)
     rows = []
