@@ -200,3 +200,15 @@ def test_admin_errors_are_pages_and_the_marketo_api_keeps_json(admin_sqlite: Adm
     rest = browser.get("/rest/v1/nothing.json")
     assert rest.headers["content-type"].startswith("application/json")
     assert rest.json()["success"] is False
+
+
+def test_only_the_sites_own_notices_are_shown(admin_sqlite: AdminApp) -> None:
+    browser = admin_sqlite.signed_in()
+    forged = browser.get("/admin/?notice=Your+account+is+locked,+call+555-0100")
+    assert forged.status_code == 200 and "call 555-0100" not in forged.text
+    answer = admin_sqlite.submit(browser, "/admin/", "/admin/sync", enabled="true")
+    location = answer.headers["location"]
+    assert "Sync is on." not in location  # signed, not readable text to tamper with
+    assert "Sync is on." in text_of(admin_sqlite.page(browser, location))
+    tampered = location[:-3] + ("aaa" if not location.endswith("aaa") else "bbb")
+    assert "Sync is on." not in text_of(admin_sqlite.page(browser, tampered))

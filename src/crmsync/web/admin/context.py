@@ -115,6 +115,11 @@ class AdminContext:
             raise RoleRefusedError("Your role (viewer) can look but not change anything.")
         return session, form
 
+    def redirect(self, path: str, *, notice: str) -> RedirectResponse:
+        """303 See Other to ``path`` with ``notice`` (signed) for its banner."""
+        signed = quote(self.csrf.sign_notice(notice))
+        return redirect(f"{path}{'&' if '?' in path else '?'}notice={signed}")
+
     def render(
         self,
         request: Request,
@@ -135,6 +140,7 @@ class AdminContext:
             if session is not None and (not entry.admin_only or session.user.can_change)
         ]
         context = {
+            "notice": self.csrf.read_notice(request.query_params.get("notice")),
             "request": request,
             "session": session,
             "user": session.user if session else None,
@@ -150,12 +156,9 @@ class AdminContext:
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
-def redirect(path: str, *, notice: str | None = None) -> RedirectResponse:
-    """303 See Other to ``path`` (after a form), with an optional notice in the query."""
-    target = (
-        path if notice is None else f"{path}{'&' if '?' in path else '?'}notice={quote(notice)}"
-    )
-    return RedirectResponse(target, status_code=303)
+def redirect(path: str) -> RedirectResponse:
+    """303 See Other to ``path`` (after a form)."""
+    return RedirectResponse(path, status_code=303)
 
 
 def sign_in_redirect(request: Request) -> Response:

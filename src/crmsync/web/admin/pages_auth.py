@@ -110,6 +110,6 @@ async def sign_out(request: Request) -> Response:
     ctx = AdminContext.of(request)
     await ctx.change_form(request, admin_only=False)
     ctx.sessions.end(request.cookies.get(SESSION_COOKIE))
-    response = redirect(f"{ADMIN}/sign-in", notice="You are signed out.")
+    response = ctx.redirect(f"{ADMIN}/sign-in", notice="You are signed out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

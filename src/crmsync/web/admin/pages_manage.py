@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import InvalidValueError, RoleRefusedError
-from crmsync.web.admin.context import ADMIN, AdminContext, redirect
+from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.pages_people import optional_id
 from crmsync.web.admin.queries import (
     PAGE_SIZE,
@@ -37,7 +37,6 @@ async def notifications_page(request: Request) -> Response:
         session,
         rows=rows,
         next_before=rows[-1]["id"] if len(rows) == PAGE_SIZE else None,
-        notice=request.query_params.get("notice"),
     )
 
 
@@ -61,7 +60,7 @@ async def mark_read(request: Request) -> Response:
             "notifications_read",
             {"notification": "all" if target is None else target, "marked": marked},
         )
-    return redirect(f"{ADMIN}/notifications", notice=f"Marked {marked} as read.")
+    return ctx.redirect(f"{ADMIN}/notifications", notice=f"Marked {marked} as read.")
 
 
 @router.get("/audit")
@@ -92,7 +91,6 @@ def _users_page(request: Request, ctx: AdminContext, **values: Any) -> Response:
         users=ctx.users.all(),
         tokens=ctx.users.tokens(session.user.id),
         roles=ROLES,
-        notice=request.query_params.get("notice"),
         **values,
     )
 
@@ -140,7 +138,7 @@ async def change_user(request: Request, user_id: str) -> Response:
         notice = f"{user.email} can sign in again."
     else:
         raise InvalidValueError("Choose what to change.")
-    return redirect(f"{ADMIN}/users", notice=notice)
+    return ctx.redirect(f"{ADMIN}/users", notice=notice)
 
 
 @router.post("/tokens")

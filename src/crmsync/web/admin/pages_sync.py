@@ -15,7 +15,7 @@ from crmsync.sync.retry import retry_errors
 from crmsync.sync.runner import set_enabled
 from crmsync.sync.state import open_errors
 from crmsync.sync.status import read_status
-from crmsync.web.admin.context import ADMIN, AdminContext, redirect
+from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.queries import (
     API_LIMIT_PER_5_MINUTES,
     PAGE_SIZE,
@@ -73,7 +73,6 @@ async def overview(request: Request) -> Response:
         request,
         "admin/overview.html",
         session,
-        notice=request.query_params.get("notice"),
         **overview_values(ctx),
     )
 
@@ -88,7 +87,7 @@ async def switch_sync(request: Request) -> Response:
         raise InvalidValueError("Choose whether the sync is on or off.")
     set_enabled(ctx.engine, wanted == "true", actor=session.user.email)
     notice = "Sync is on." if wanted == "true" else "Sync is off; changes wait and nothing is lost."
-    return redirect(f"{ADMIN}/", notice=notice)
+    return ctx.redirect(f"{ADMIN}/", notice=notice)
 
 
 def error_rows(ctx: AdminContext, entity: str | None, search: str | None) -> list[dict[str, Any]]:
@@ -141,7 +140,6 @@ async def errors_page(request: Request) -> Response:
         search=search,
         entities=entities,
         kinds=kinds,
-        notice=request.query_params.get("notice"),
     )
 
 
@@ -188,9 +186,9 @@ async def retry(request: Request) -> Response:
             {"errors": "all" if ids is None else ids, "queued": queued},
         )
     if not queued:
-        return redirect(f"{ADMIN}/errors", notice="Those errors are no longer open.")
+        return ctx.redirect(f"{ADMIN}/errors", notice="Those errors are no longer open.")
     plural = "s" if queued != 1 else ""
-    return redirect(
+    return ctx.redirect(
         f"{ADMIN}/errors",
         notice=f"Queued {queued} failing record{plural} for the next cycle; "
         "they stay listed until they sync.",

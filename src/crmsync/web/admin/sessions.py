@@ -4,7 +4,8 @@ The session cookie holds a random token; the database keeps only its SHA-256, th
 last time it was seen, so signing out (or disabling the user) ends it everywhere and a stolen
 database reveals no usable cookie. A session unused for ``idle_seconds`` is over.
 
-CSRF tokens are the session's random ``csrf_key`` signed with ``itsdangerous`` (keyed by
+Notices shown after a redirect ("Sync is on.") travel signed the same way. CSRF tokens are the
+session's random ``csrf_key`` signed with ``itsdangerous`` (keyed by
 ``[web] session_secret``, or a per-process random key when none is configured); a form is
 accepted only with the token of the session that posts it. The sign-in form, posted before
 any session exists, is bound the same way to a random pre-session cookie.
@@ -112,7 +113,24 @@ class CsrfTokens:
     """Makes and checks the CSRF tokens of forms (see the module docstring)."""
 
     def __init__(self, secret: str) -> None:
-        self._serializer = URLSafeSerializer(secret or secrets.token_hex(32), salt="admin-csrf")
+        key = secret or secrets.token_hex(32)
+        self._serializer = URLSafeSerializer(key, salt="admin-csrf")
+        self._notices = URLSafeSerializer(key, salt="admin-notice")
+
+    def sign_notice(self, text: str) -> str:
+        """``text`` signed for a redirect's query string, so that only this site's own
+        messages are ever shown in its banner (no one can link to a page saying anything)."""
+        return str(self._notices.dumps(text))
+
+    def read_notice(self, signed: str | None) -> str | None:
+        """The message of a signed notice; None when absent or not signed here."""
+        if not signed:
+            return None
+        try:
+            text = self._notices.loads(signed)
+        except BadSignature:
+            return None
+        return text if isinstance(text, str) else None
 
     def token_for(self, key: str) -> str:
         """The token to put in a form of the session (or pre-session) with ``key``."""
