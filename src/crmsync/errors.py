@@ -21,9 +21,12 @@ messages or reprs.
     │   ├── PreconditionFailedError   ETag mismatch: re-read and re-merge
     │   └── RecordNotFoundError       the record does not exist (any more)
     ├── DeltaTokenExpiredError        change-tracking token rejected: reconcile the entity
-    └── InputError                    a caller (API, CLI) sent something malformed
-        ├── UnknownFieldError
-        └── InvalidValueError
+    ├── InputError                    a caller (API, CLI) sent something malformed
+    │   ├── UnknownFieldError
+    │   └── InvalidValueError
+    └── AccessError                   an admin-UI / admin-API caller may not do this
+        ├── SignInRefusedError        wrong e-mail or password, locked, or too many attempts
+        └── RoleRefusedError          signed in, but the role does not allow the change
 """
 
 from __future__ import annotations
@@ -136,3 +139,20 @@ class UnknownFieldError(InputError):
 
 class InvalidValueError(InputError):
     """A value of the wrong type or out of range for its field."""
+
+
+class AccessError(CrmsyncError):
+    """An admin-UI or admin-API caller may not do what it asked."""
+
+
+class SignInRefusedError(AccessError):
+    """Sign-in refused: one message for a wrong e-mail or password, a disabled or locked
+    account; ``retry_after`` (seconds) when the caller must wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RoleRefusedError(AccessError):
+    """The signed-in user's role (viewer) does not allow a change."""

@@ -82,6 +82,8 @@ class WebSettings:
     window_seconds: float = 20.0
     max_concurrent_calls: int = 10
     token_lifetime_seconds: int = 3600
+    session_secret: Secret = Secret("")  # signs admin-UI CSRF tokens; random per process if unset
+    admin_idle_seconds: float = 1800.0  # an admin-UI session unused this long is signed out
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,12 @@ from typer.testing import CliRunner
 from crmsync.cli import demo
 from crmsync.cli.demo_guide import DemoLead, GuideInput, guide_text
 from crmsync.cli.demo_org import DemoOrg
+from crmsync.errors import SignInRefusedError
 from crmsync.settings import Secret, load_settings
 from crmsync.store import tables
 from crmsync.store.db import open_database
 from crmsync.sync.status import read_status
+from crmsync.web.admin.users import AdminUserStore
 from crmsync.web.clients import ApiClientStore
 
 runner = CliRunner()
@@ -124,6 +126,18 @@ def test_demo_rerun_keeps_data_and_follows_a_moved_emulator(
         engine.dispose()
     assert [client.active for client in clients] == [False, True]
     assert clients[1].client_id in second.stdout
+    # The admin UI: where to sign in, and a new password each run that signs in (once shown).
+    assert "sign in at:     http://127.0.0.1:<port>/admin/" in second.stdout
+    passwords = [_admin_password(run.stdout) for run in (first, second)]
+    assert passwords[0] != passwords[1]
+    engine = open_database(url)
+    try:
+        users = AdminUserStore(engine)
+        assert users.authenticate(demo.DEMO_ADMIN_EMAIL, passwords[1]).role == "admin"
+        with pytest.raises(SignInRefusedError):
+            users.authenticate(demo.DEMO_ADMIN_EMAIL, passwords[0])
+    finally:
+        engine.dispose()
     # Portable cursors: stored links name no address, so the moved org needs no fix-up.
     assert links and all(link and not link.startswith(("http:", "https:")) for link in links)
     assert {str(p["email"]) for p in demo.demo_persons(25)} <= emails
@@ -137,6 +151,10 @@ def test_demo_persons_are_deterministic_and_unique() -> None:
     assert len(set(emails)) == 300
     assert all(email.isascii() and "@" in email for email in emails)
     assert json.dumps(people)  # plain JSON values only
+
+
+def _admin_password(stdout: str) -> str:
+    return stdout.split("password:       ")[1].split()[0]
 
 
 def _guide() -> str:

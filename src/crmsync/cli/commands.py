@@ -15,6 +15,7 @@ _GROUPS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.sync", "app", "sync"),
     ("crmsync.cli.notifications", "app", "notifications"),
     ("crmsync.cli.campaigns", "app", "campaigns"),
+    ("crmsync.cli.admin", "app", "admin"),
 )
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("crmsync.cli.serve", "serve", "serve"),

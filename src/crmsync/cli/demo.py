@@ -6,8 +6,10 @@ marketing database (``.demo/crmsync.db``) is migrated, a few hundred realistic p
 static list are loaded on first use, an API client is created, and ``.demo/crmsync.toml``
 points crmsync at the emulator. The sync is enabled and the initial sync runs with a progress
 bar (B16); then the sync keeps running in the background (B15, a short pause) while the
-Marketo-compatible API is served, and ready-to-paste ``curl`` lines show an edit on each side
-arriving on the other. Ctrl-C (or SIGTERM) stops the API, the sync and the emulator.
+Marketo-compatible API and the admin UI are served, and ready-to-paste ``curl`` lines show an
+edit on each side arriving on the other. The admin UI's user ``admin@example.com`` gets a new
+password at every run, printed once with the URL to sign in at. Ctrl-C (or SIGTERM) stops the
+API, the sync and the emulator.
 
 Running it again reuses both databases as they are and replaces the demo API client.
 """
@@ -40,11 +42,12 @@ from crmsync.dynamics import build_client
 from crmsync.errors import ConfigurationError, CrmsyncError, InputError
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
-from crmsync.settings import Settings, load_settings
+from crmsync.settings import Secret, Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
+from crmsync.web.admin.users import AdminUserStore, generate_password
 from crmsync.web.app import create_app
 from crmsync.web.clients import ApiClientStore, CreatedClient
 
@@ -52,6 +55,7 @@ __all__ = ["DEMO_SEED", "DemoSetup", "demo", "demo_persons", "prepare_demo"]
 
 DEMO_DIRECTORY = ".demo"
 DEMO_CLIENT_NAME = "demo"
+DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_LIST_NAME = "Demo newsletter"
 ORG_DATABASE = "dynamics.db"
 BATCH = 300
@@ -68,6 +72,7 @@ class DemoSetup:
     persons: int
     list_id: int
     client: CreatedClient
+    admin_password: Secret  # of DEMO_ADMIN_EMAIL, new at every run, printed once
 
 
 def _load_persons(engine: Engine, count: int) -> list[int]:
@@ -126,9 +131,24 @@ def prepare_demo(directory: Path, count: int) -> DemoSetup:
             if client.name == DEMO_CLIENT_NAME and client.active:
                 clients.revoke(client.client_id)
         created = clients.create(DEMO_CLIENT_NAME)
+        admin_password = _demo_admin(engine)
     finally:
         engine.dispose()
-    return DemoSetup(database_url, loaded, list_id, created)
+    return DemoSetup(database_url, loaded, list_id, created, admin_password)
+
+
+def _demo_admin(engine: Engine) -> Secret:
+    """The demo's admin-UI user, with a new password at every run (shown once)."""
+    users = AdminUserStore(engine)
+    password = generate_password()
+    existing = users.by_email(DEMO_ADMIN_EMAIL)
+    if existing is None:
+        users.create(DEMO_ADMIN_EMAIL, password, "admin", actor="crmsync demo")
+    else:
+        users.set_password(existing.id, password, actor="crmsync demo")
+        if existing.disabled_at is not None:
+            users.enable(existing.id, actor="crmsync demo")
+    return Secret(password)
 
 
 @contextmanager
@@ -359,6 +379,8 @@ def _run(
                         lead=lead,
                         config_path=config_path,
                         pause_seconds=settings.sync.pause_seconds,
+                        admin_email=DEMO_ADMIN_EMAIL,
+                        admin_password=setup.admin_password.reveal(),
                     )
                 )
 

@@ -88,6 +88,8 @@ class GuideInput:
     lead: DemoLead
     config_path: Path
     pause_seconds: float
+    admin_email: str = ""
+    admin_password: str = ""
 
 
 def _shown_path(path: Path) -> str:
@@ -208,6 +210,19 @@ def watch_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def admin_lines(g: GuideInput) -> list[str]:
+    """Where to sign in to the admin UI, and as whom (the password is shown only now)."""
+    if not g.admin_email:
+        return []
+    return [
+        "Admin UI: open in a browser and sign in",
+        f"  sign in at:     {g.api_url}/admin/",
+        f"  e-mail:         {g.admin_email}",
+        f"  password:       {g.admin_password}  (new at every demo run; shown only now)",
+        "",
+    ]
+
+
 def guide_text(g: GuideInput) -> str:
     """The whole printed guide, as plain text (no markup)."""
     org, lead = g.org, g.lead
@@ -216,6 +231,7 @@ def guide_text(g: GuideInput) -> str:
         f"crmsync demo: {lead.persons_total:,} persons in the marketing database, "
         "synced both ways with Dynamics",
         "",
+        *admin_lines(g),
         "Marketo-compatible API",
         f"  API URL:        {g.api_url}",
         f"  client id:      {g.client_id}",

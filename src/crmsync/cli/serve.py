@@ -1,4 +1,5 @@
-"""``crmsync serve``: run the web application (Marketo-compatible REST API) with uvicorn."""
+"""``crmsync serve``: run the web application (the Marketo-compatible REST API, the admin UI at
+``/admin/`` and the admin API at ``/api/admin/v1``) with uvicorn."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def serve(
         typer.Option("--port", help="TCP port (default from settings; 0 picks a free one)."),
     ] = None,
 ) -> None:
-    """Serve the REST API until interrupted; refuses an unmigrated database."""
+    """Serve the REST API and the admin UI until interrupted; refuses an unmigrated database."""
     settings = settings_from(ctx)
     app = create_app(settings)  # raises DatabaseNotMigratedError naming `crmsync db upgrade`
     bind_host = host if host is not None else settings.web.host

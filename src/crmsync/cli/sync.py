@@ -30,13 +30,12 @@ from sqlalchemy import select
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
-from crmsync.store import outbox
 from crmsync.store.tables import persons
+from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.failures import open_errors
 from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
-from crmsync.sync.rereads import request_rereads
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.status import read_status
 
@@ -348,19 +347,13 @@ def retry(
         raise typer.Exit(2)
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:
-            rows = open_errors(conn, error_id=error_id)
-            if error_id is not None and not rows:
+            queued = retry_errors(conn, None if error_id is None else [error_id])
+            if error_id is not None and not queued:
                 _err.print(f"no open sync error {error_id}")
                 raise typer.Exit(1)
-            to_crm = [r["local_id"] for r in rows if r["direction"] == "to_crm" and r["local_id"]]
-            outbox.enqueue(conn, to_crm, operation="update", source="Admin retry")
-            request_rereads(
-                conn,
-                [(r["entity"], r["crm_id"]) for r in rows if r["direction"] == "to_marketing"],
-            )
     except CrmsyncError as exc:
         raise fail(exc) from None
-    _out.print(f"queued {len(rows)} failing record(s) for the next cycle")
+    _out.print(f"queued {queued} failing record(s) for the next cycle")
 
 
 class SyncAs(StrEnum):

@@ -530,5 +530,49 @@ campaign_results = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("event_id", "step_index", name="uq_campaign_results_event_step"),
     Index("ix_campaign_results_campaign", "campaign_id", "id"),
+)
+
+
+# ---- admin UI users, sessions and personal API tokens ------------------------------------
+
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(255), nullable=False),  # lower-cased, trimmed
+    Column("password_hash", String(255), nullable=False),  # argon2id, PHC string
+    Column("role", String(16), nullable=False),  # admin | viewer
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("last_login_at", UtcDateTime, nullable=True),
+    UniqueConstraint("email", name="uq_admin_users_email"),
+    sqlite_autoincrement=True,
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the cookie value
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf_key", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Index("ix_admin_sessions_user_id", "user_id"),
+)
+
+admin_api_tokens = Table(
+    "admin_api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # SHA-256 of the bearer token
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("token_hash", name="uq_admin_api_tokens_token_hash"),
+    Index("ix_admin_api_tokens_user_id", "user_id"),
     sqlite_autoincrement=True,
 )

@@ -1,8 +1,9 @@
 """The crmsync web application: ``create_app(settings)`` builds it, nothing is global.
 
-Every reply is JSON, including unknown paths, wrong methods and unexpected failures, and no
-reply ever carries a stack trace (spec marketo-rest.md §9.4: Marketo clients parse every body
-as JSON).
+The Marketo-compatible API answers JSON everywhere, including unknown paths, wrong methods and
+unexpected failures (spec marketo-rest.md §9.4: Marketo clients parse every body as JSON); the
+admin UI under ``/admin`` answers HTML pages, and ``/`` leads to it. No reply ever carries a
+stack trace.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings
 from crmsync.store.db import open_database
+from crmsync.web.admin import admin_error_page, is_admin_path, mount_admin
 from crmsync.web.api_marketo import mount_marketo_api
 from crmsync.web.clients import ApiClientStore, Clock
 from crmsync.web.envelope import failure, json_response
@@ -39,6 +42,8 @@ def _status_for(request: Request, status: int) -> int:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    if is_admin_path(request.url.path):
+        return await admin_error_page(request, exc)
     status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
     if status == 405:
         document = failure("605", "HTTP Method not supported")
@@ -50,10 +55,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
+    if is_admin_path(request.url.path):
+        return await admin_error_page(request, exc)
     return json_response(failure("1003", "Invalid data"), status_code=_status_for(request, 422))
 
 
+async def _crmsync_error(request: Request, exc: Exception) -> Response:
+    # Raised on purpose: the admin UI says what is wrong; elsewhere it is a system error.
+    if is_admin_path(request.url.path):
+        return await admin_error_page(request, exc)
+    return await _unhandled_error(request, exc)
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> Response:
+    if is_admin_path(request.url.path):
+        return await admin_error_page(request, exc)
     logger.error("unhandled %s serving %s %s", type(exc).__name__, request.method, request.url.path)
     return json_response(failure("611", "System error"), status_code=_status_for(request, 500))
 
@@ -93,6 +109,7 @@ def create_app(
     handlers: dict[Any, Any] = {
         StarletteHTTPException: _http_error,
         RequestValidationError: _validation_error,
+        CrmsyncError: _crmsync_error,
         Exception: _unhandled_error,
     }
     for exc_class, handler in handlers.items():
@@ -108,6 +125,7 @@ def create_app(
     )
     clients = ApiClientStore(database, token_lifetime_seconds=web.token_lifetime_seconds, clock=now)
     mount_marketo_api(app, services=MarketoServices.build(database), clients=clients, limits=limits)
+    mount_admin(app, database, settings, clock=now)
     app.state.settings = settings
     app.state.engine = database
     return app

@@ -1,0 +1,172 @@
+"""What every admin page handler needs: the services, the signed-in user, forms checked for
+their CSRF token, and rendering with the shared frame (navigation, unread count).
+
+Navigation is one list, :data:`NAV`: a new area adds one entry here and one router.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import Engine
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from crmsync.errors import AccessError, RoleRefusedError
+from crmsync.web.admin.queries import unread_notifications
+from crmsync.web.admin.security import SignInLimiter
+from crmsync.web.admin.sessions import SESSION_COOKIE, CsrfTokens, Session, SessionStore
+from crmsync.web.admin.users import AdminUserStore
+
+ADMIN = "/admin"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class NavEntry:
+    """One item of the admin navigation."""
+
+    label: str
+    path: str
+    admin_only: bool = False
+
+
+NAV: tuple[NavEntry, ...] = (
+    NavEntry("Overview", f"{ADMIN}/"),
+    NavEntry("Sync errors", f"{ADMIN}/errors"),
+    NavEntry("People", f"{ADMIN}/people"),
+    NavEntry("Notifications", f"{ADMIN}/notifications"),
+    NavEntry("Audit trail", f"{ADMIN}/audit"),
+    NavEntry("Users", f"{ADMIN}/users", admin_only=True),
+)
+
+
+class SignInRequired(AccessError):
+    """No live session: the page answers with a redirect to sign in."""
+
+
+class CsrfRefused(AccessError):
+    """A form came without the CSRF token of its session."""
+
+
+def _when(value: object) -> str:
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _stamp(value: object) -> str:
+    """A wire-format UTC time (``2026-05-03T12:04:05Z``) as people read it."""
+    text = "" if value is None else str(value)
+    if len(text) == 20 and text[10] == "T" and text.endswith("Z"):
+        return f"{text[:10]} {text[11:19]} UTC"
+    return text
+
+
+def _number(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminContext:
+    """The admin UI's services, built once by :func:`crmsync.web.admin.mount_admin`."""
+
+    engine: Engine
+    users: AdminUserStore
+    sessions: SessionStore
+    csrf: CsrfTokens
+    limiter: SignInLimiter
+    templates: Jinja2Templates
+    dynamics_url: str = ""  # the org's address, for "Open in Dynamics" links
+
+    @staticmethod
+    def of(request: Request) -> AdminContext:
+        """The context stored on the application."""
+        context: AdminContext = request.app.state.admin
+        return context
+
+    def session(self, request: Request) -> Session | None:
+        """The live session of this request's cookie, if any."""
+        return self.sessions.find(request.cookies.get(SESSION_COOKIE))
+
+    def signed_in(self, request: Request) -> Session:
+        """The live session, or :class:`SignInRequired`."""
+        session = self.session(request)
+        if session is None:
+            raise SignInRequired("Sign in to continue.")
+        return session
+
+    async def change_form(
+        self, request: Request, *, admin_only: bool = True
+    ) -> tuple[Session, FormData]:
+        """A posted form of a signed-in user with its CSRF token checked; viewers are
+        refused when the form changes something (``admin_only``)."""
+        session = self.signed_in(request)
+        form = await request.form()
+        if not self.csrf.valid(form.get("csrf_token"), session.csrf_key):
+            raise CsrfRefused("This form has expired or did not come from this site.")
+        if admin_only and not session.user.can_change:
+            raise RoleRefusedError("Your role (viewer) can look but not change anything.")
+        return session, form
+
+    def redirect(self, path: str, *, notice: str) -> RedirectResponse:
+        """303 See Other to ``path`` with ``notice`` (signed) for its banner."""
+        signed = quote(self.csrf.sign_notice(notice))
+        return redirect(f"{path}{'&' if '?' in path else '?'}notice={signed}")
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        session: Session | None,
+        *,
+        status_code: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        """Render ``template`` inside the frame."""
+        unread = 0
+        if session is not None:
+            with self.engine.connect() as conn:
+                unread = unread_notifications(conn)
+        nav = [
+            entry
+            for entry in NAV
+            if session is not None and (not entry.admin_only or session.user.can_change)
+        ]
+        context = {
+            "notice": self.csrf.read_notice(request.query_params.get("notice")),
+            "request": request,
+            "session": session,
+            "user": session.user if session else None,
+            "csrf_token": self.csrf.token_for(session.csrf_key) if session else "",
+            "nav": nav,
+            "current_path": request.url.path,
+            "unread": unread,
+            "when": _when,
+            "number": _number,
+            "stamp": _stamp,
+            **values,
+        }
+        return self.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def redirect(path: str) -> RedirectResponse:
+    """303 See Other to ``path`` (after a form)."""
+    return RedirectResponse(path, status_code=303)
+
+
+def sign_in_redirect(request: Request) -> Response:
+    """To the sign-in page, coming back here afterwards."""
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{ADMIN}/sign-in?next={quote(back)}", status_code=303)
+
+
+def make_templates() -> Jinja2Templates:
+    """The admin templates (auto-escaped HTML)."""
+    return Jinja2Templates(directory=str(TEMPLATES_DIR))

@@ -1,0 +1,330 @@
+"""What the admin pages and API read, beyond :func:`crmsync.sync.status.read_status`.
+
+Every list is paged by id (keyset: ``before`` the last id shown) and every lookup goes through
+an index: a page costs the same with ten persons or a million.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from crmsync.marketing.activity_types import ACTIVITY_TYPES
+from crmsync.store.field_specs import COMPANY_FIELDS, PERSON_FIELDS
+from crmsync.store.tables import (
+    activities,
+    audit_log,
+    companies,
+    notifications,
+    now_utc,
+    persons,
+    sync_errors,
+    sync_history,
+)
+
+PAGE_SIZE = 50
+API_LIMIT_PER_5_MINUTES = 6000  # Dataverse service protection: requests per user per 5 minutes
+_TYPE_NAMES = {t.id: t.name for t in ACTIVITY_TYPES}
+
+
+@dataclass(frozen=True, slots=True)
+class LastCycle:
+    """The most recent cycle and its truthful outcome."""
+
+    started_at: datetime
+    duration_seconds: float | None
+    status: str
+    failed_records: int
+    error: str | None
+
+    @property
+    def outcome(self) -> str:
+        """ "Succeeded", "Partial: 3 records failed", "Failed: reason"."""
+        if self.status == "failed":
+            return f"Failed: {self.error or 'see the sync errors'}"
+        failed = self.failed_records
+        if failed:
+            return f"Partial: {failed} record{'s' if failed != 1 else ''} failed"
+        if self.status != "ok":
+            return f"Partial: {self.error or 'an entity could not be read'}"
+        return "Succeeded"
+
+
+def last_cycle(conn: Connection) -> LastCycle | None:
+    """The latest cycle in the sync history, counting every failed record it reported."""
+    row = conn.execute(
+        select(
+            sync_history.c.started_at,
+            sync_history.c.finished_at,
+            sync_history.c.status,
+            sync_history.c.details,
+        )
+        .where(sync_history.c.kind == "cycle")
+        .order_by(sync_history.c.started_at.desc(), sync_history.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    details = row.details if isinstance(row.details, dict) else {}
+    failed = 0
+    entities = details.get("entities")
+    for entity in entities if isinstance(entities, list) else []:
+        if isinstance(entity, dict) and isinstance(entity.get("failed"), int):
+            failed += int(entity["failed"])
+    push = details.get("push")
+    if isinstance(push, dict) and isinstance(push.get("failed"), int):
+        failed += int(push["failed"])
+    error = details.get("error")
+    if error is None and isinstance(entities, list):
+        errors = [str(e["error"]) for e in entities if isinstance(e, dict) and e.get("error")]
+        error = "; ".join(errors) or None
+    finished = row.finished_at
+    return LastCycle(
+        row.started_at,
+        (finished - row.started_at).total_seconds() if finished else None,
+        str(row.status),
+        failed,
+        str(error) if error else None,
+    )
+
+
+def requests_last_5_minutes(conn: Connection, now: datetime | None = None) -> int:
+    """Dynamics requests of the cycles that started in the last five minutes."""
+    since = (now or now_utc()) - timedelta(minutes=5)
+    total = conn.execute(
+        select(func.coalesce(func.sum(sync_history.c.api_calls), 0)).where(
+            sync_history.c.kind == "cycle", sync_history.c.started_at >= since
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def unread_notifications(conn: Connection, *, severity: str | None = None) -> int:
+    """How many notifications are unread (of ``severity`` when given)."""
+    query = select(func.count()).select_from(notifications).where(notifications.c.read_at.is_(None))
+    if severity is not None:
+        query = query.where(notifications.c.severity == severity)
+    return int(conn.execute(query).scalar_one())
+
+
+def list_notifications(conn: Connection, *, before: int | None = None) -> list[dict[str, Any]]:
+    """A page of notifications, newest first."""
+    query = select(notifications).order_by(notifications.c.id.desc()).limit(PAGE_SIZE)
+    if before is not None:
+        query = query.where(notifications.c.id < before)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def mark_notifications_read(conn: Connection, notification_id: int | None) -> int:
+    """Mark one unread notification (or all when None) as read; returns how many."""
+    statement = (
+        update(notifications).where(notifications.c.read_at.is_(None)).values(read_at=now_utc())
+    )
+    if notification_id is not None:
+        statement = statement.where(notifications.c.id == notification_id)
+    return int(conn.execute(statement).rowcount)
+
+
+def list_audit(conn: Connection, *, before: int | None = None) -> list[dict[str, Any]]:
+    """A page of the audit trail, newest first."""
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(PAGE_SIZE)
+    if before is not None:
+        query = query.where(audit_log.c.id < before)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def person_labels(conn: Connection, person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Name and e-mail of the persons with ``person_ids`` (for error rows)."""
+    ids = sorted({int(p) for p in person_ids if p is not None})
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(persons.c.id, persons.c.firstName, persons.c.lastName, persons.c.email).where(
+            persons.c.id.in_(ids)
+        )
+    )
+    return {
+        int(r.id): {
+            "name": " ".join(p for p in (r.firstName, r.lastName) if p) or "(no name)",
+            "email": r.email or "",
+        }
+        for r in rows
+    }
+
+
+def error_counts_by_entity(conn: Connection) -> dict[str, int]:
+    """Open sync errors per entity (for the filter)."""
+    rows = conn.execute(
+        select(sync_errors.c.entity, func.count())
+        .where(sync_errors.c.resolved_at.is_(None))
+        .group_by(sync_errors.c.entity)
+        .order_by(sync_errors.c.entity)
+    )
+    return {str(entity): int(count) for entity, count in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """Open errors sharing one Dynamics error code: how many, and one message as example."""
+
+    code: str
+    count: int
+    example: str
+    last_seen: datetime
+
+
+def error_kinds(conn: Connection) -> list[ErrorKind]:
+    """Open sync errors grouped by error code, the largest group first (B39)."""
+    code = func.coalesce(sync_errors.c.error_code, "")
+    rows = conn.execute(
+        select(
+            code, func.count(), func.max(sync_errors.c.message), func.max(sync_errors.c.last_seen)
+        )
+        .where(sync_errors.c.resolved_at.is_(None))
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    )
+    return [ErrorKind(str(c), int(n), str(m), seen) for c, n, m, seen in rows]
+
+
+_LISTED = tuple(
+    persons.c[name].label(name)  # result keys are the REST names, not the snake_case columns
+    for name in (
+        "id",
+        "firstName",
+        "lastName",
+        "email",
+        "company",
+        "crmType",
+        "crmIsDeleted",
+        "createdAt",
+    )
+)
+
+
+def search_people(
+    conn: Connection, text: str = "", *, before: int | None = None
+) -> list[dict[str, Any]]:
+    """A page of persons, newest first: all, or those matching ``text``.
+
+    An e-mail address (text with "@") matches e-mail addresses starting with it, through the
+    e-mail index; a number is a person id; otherwise first name, last name, full name or
+    company starting with the text (any case), or a Dynamics id.
+    """
+    query = select(*_LISTED).order_by(persons.c.id.desc()).limit(PAGE_SIZE)
+    if before is not None:
+        query = query.where(persons.c.id < before)
+    term = text.strip()
+    if term:
+        lowered = term.lower()
+        if "@" in term:
+            query = query.where(
+                and_(persons.c.email_key >= lowered, persons.c.email_key < lowered + "\uffff")
+            )
+        elif term.isdigit():
+            query = query.where(persons.c.id == int(term))
+        else:
+            prefix = _like_prefix(lowered)
+            full_name = func.lower(
+                func.coalesce(persons.c.firstName, "") + " " + func.coalesce(persons.c.lastName, "")
+            )
+            query = query.where(
+                or_(
+                    func.lower(persons.c.firstName).like(prefix, escape="\\"),
+                    func.lower(persons.c.lastName).like(prefix, escape="\\"),
+                    full_name.like(prefix, escape="\\"),
+                    func.lower(persons.c.company).like(prefix, escape="\\"),
+                    persons.c.crmLeadId == lowered,
+                    persons.c.crmContactId == lowered,
+                )
+            )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _by_key(columns: Any, row: Any) -> dict[str, Any]:
+    """A row as a dict keyed by REST names (the columns' keys)."""
+    return {column.key: value for column, value in zip(columns, row, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonDetail:
+    """Everything the person page shows."""
+
+    person: dict[str, Any]
+    fields: list[tuple[str, str, object]]  # (REST name, display name, value)
+    company_fields: list[tuple[str, str, object]]
+    open_errors: list[dict[str, Any]]
+
+
+def person_detail(conn: Connection, person_id: int) -> PersonDetail | None:
+    """The person with every field, its company's fields and its open sync errors."""
+    row = conn.execute(select(persons).where(persons.c.id == person_id)).first()
+    if row is None:
+        return None
+    person = _by_key(persons.c, row)
+    fields = [(s.rest_name, s.display_name, person.get(s.rest_name)) for s in PERSON_FIELDS]
+    for name, value in sorted((person.get("custom") or {}).items()):
+        fields.append((str(name), str(name), value))
+    company_fields: list[tuple[str, str, object]] = []
+    if person.get("company_id") is not None:
+        found = conn.execute(
+            select(companies).where(companies.c.id == person["company_id"])
+        ).first()
+        if found is not None:
+            company = _by_key(companies.c, found)
+            company_fields = [
+                (s.rest_name, s.display_name, company.get(s.rest_name)) for s in COMPANY_FIELDS
+            ]
+    errors = [
+        dict(r)
+        for r in conn.execute(
+            select(sync_errors)
+            .where(
+                sync_errors.c.local_kind == "person",
+                sync_errors.c.local_id == person_id,
+                sync_errors.c.resolved_at.is_(None),
+            )
+            .order_by(sync_errors.c.id.desc())
+        ).mappings()
+    ]
+    return PersonDetail(person, fields, company_fields, errors)
+
+
+ACTIVITY_TYPE_NAMES = dict(sorted(_TYPE_NAMES.items()))
+
+
+def person_activities(
+    conn: Connection,
+    person_id: int,
+    *,
+    before: int | None = None,
+    type_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """A page of the person's activity log, newest first, with each type's name; only
+    activities of ``type_id`` when given."""
+    query = (
+        select(activities)
+        .where(activities.c.person_id == person_id)
+        .order_by(activities.c.id.desc())
+        .limit(PAGE_SIZE)
+    )
+    if type_id is not None:
+        query = query.where(activities.c.type_id == type_id)
+    if before is not None:
+        query = query.where(activities.c.id < before)
+    rows = []
+    for row in conn.execute(query).mappings():
+        item = dict(row)
+        item["type_name"] = _TYPE_NAMES.get(int(item["type_id"]), f"Activity {item['type_id']}")
+        attributes = item.get("attributes")
+        item["attributes"] = attributes if isinstance(attributes, dict) else {}
+        rows.append(item)
+    return rows
