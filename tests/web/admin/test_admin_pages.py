@@ -7,7 +7,7 @@ import csv
 import io
 
 from admin_harness import DYNAMICS_SECRET, SyncedAdmin, csrf_token, text_of
-from crmsync.sync.state import notify
+from crmsync.sync.history import notify
 from sqlalchemy import select
 from sync_harness import edit_person, person_by_crm_id
 
