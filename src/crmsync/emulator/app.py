@@ -228,8 +228,12 @@ class DataPlane:
         if head in ("AddMemberList", "Microsoft.Dynamics.CRM.AddMemberList"):
             _only(method, "POST")
             return lists.add_member_list(ctx, body)
-        if head == "RelationshipDefinitions":
+        if head == "RelationshipDefinitions" or head.startswith("RelationshipDefinitions("):
+            if method == "GET":
+                return MetadataApi(ctx).relationship_definitions(segments, query)
             _only(method, "POST")
+            if head != "RelationshipDefinitions":
+                raise segment_not_found(head)
             return create_relationship(ctx, body)
         match = _SEGMENT.match(head)
         entity = self.catalog.by_set(match.group(1)) if match else None
@@ -323,7 +327,7 @@ class DataPlane:
                 _only(method, "GET")
                 return lists.members(ctx, record_id, name, query)
             raise segment_not_found("/".join(rest))
-        if len(rest) == 1 and relations.is_collection(entity, name):
+        if len(rest) == 1 and relations.is_collection(entity, name, self.catalog):
             _only(method, "GET")
             return relations.related(ctx, entity, record_id, name, query)
         if len(rest) == 2 and rest[1] == "$ref":

@@ -52,6 +52,16 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
             INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required."
         )
     name = check_new_name(referencing, lookup)
+    cascade = payload.get("CascadeConfiguration")
+    delete = cascade.get("Delete", "RemoveLink") if isinstance(cascade, dict) else "RemoveLink"
+    if delete not in ("Cascade", "RemoveLink", "Restrict"):
+        raise bad_request(
+            INVALID_ARGUMENT,
+            f"CascadeConfiguration.Delete must be Cascade, RemoveLink or Restrict, not {delete!r}.",
+        )
+    schema_name = payload.get("SchemaName")
+    if not isinstance(schema_name, str) or not SAFE_NAME.match(schema_name.lower()):
+        raise bad_request(INVALID_ARGUMENT, "The relationship needs a valid SchemaName.")
     attribute = AttributeDef(
         name,
         "Lookup",
@@ -60,9 +70,11 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
         targets=(referenced.logical_name,),
         required_level=_required_level(lookup),
         is_custom=True,
+        relationship_name=schema_name,
+        cascade_delete=delete,
     )
     ctx.storage.add_attribute(referencing.logical_name, attribute)
-    relationship_id = metadata_id("relationship", str(payload.get("SchemaName", name)))
+    relationship_id = metadata_id("relationship", schema_name)
     return empty_response(
         204,
         [("OData-EntityId", f"{ctx.base_url}/RelationshipDefinitions({relationship_id})")],
