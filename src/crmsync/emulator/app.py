@@ -72,7 +72,7 @@ from crmsync.dataverse_codes import (
     PAYLOAD_ERROR,
     UNEXPECTED,
 )
-from crmsync.emulator import actions, bulk, changes, lists, records, relations, writes
+from crmsync.emulator import actions, bulk, changes, csdl, lists, records, relations, writes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -207,8 +207,12 @@ class DataPlane:
                 )
             segments = [resolved, *segments[1:]]
         if not segments:
-            raise segment_not_found("")
+            _only(method, "GET")
+            return csdl.service_document(ctx)
         head = segments[0]
+        if head == "$metadata" and len(segments) == 1:
+            _only(method, "GET")
+            return csdl.metadata_document(ctx, query)
         if head in ("WhoAmI", "WhoAmI()"):
             _only(method, "GET")
             return actions.who_am_i(ctx)
@@ -397,7 +401,7 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
 
     async def endpoint(request: Request) -> Response:
         version = request.path_params["version"]
-        path = request.path_params["path"]
+        path = request.path_params.get("path", "")
         if not API_VERSION.match(version):
             answer = plane.error_response(segment_not_found(version), details=False)
             return to_starlette(answer)
@@ -453,7 +457,10 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         return to_starlette(answer)
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    return [Route("/api/data/{version}/{path:path}", endpoint, methods=methods)]
+    return [
+        Route("/api/data/{version}/{path:path}", endpoint, methods=methods),
+        Route("/api/data/{version}", endpoint, methods=methods),  # the service root, no slash
+    ]
 
 
 def create_emulator_app(
