@@ -25,7 +25,7 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
 * Field security: a secured column without create permission -> 403 ``0x8004F502``, without
   update permission -> 403 ``0x8004F507``; the configuration grants create and update together.
   Filtering or ordering on a secured column the caller cannot read -> 403 ``0x8004F506``.
-* ``CreateMultiple``/``UpdateMultiple`` are served; ``UpsertMultiple`` is not.
+* ``CreateMultiple``/``UpdateMultiple``/``UpsertMultiple`` are served.
 * Duplicate detection compares ``emailaddress1`` within the same table only.
 * ``$batch`` without ``odata.continue-on-error`` stops at the first failure and answers
   ``400``; the multipart body holds the responses of the requests already processed followed
@@ -83,10 +83,11 @@ from crmsync.emulator.errors import (
     segment_not_found,
 )
 from crmsync.emulator.faults import control_routes, wrap_with_control
+from crmsync.emulator.messages import ensure_sdk_messages
 from crmsync.emulator.metadata import Catalog, EntityDef
 from crmsync.emulator.metadata_api import MetadataApi
 from crmsync.emulator.metadata_changes import create_relationship
-from crmsync.emulator.odata import parse_prefer
+from crmsync.emulator.odata import parse_prefer, resolve_aliases
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.schema import builtin_entities
 from crmsync.emulator.storage import Storage
@@ -97,6 +98,7 @@ log = logging.getLogger(__name__)
 _SEGMENT = re.compile(r"^([A-Za-z_$][A-Za-z0-9_.]*)(?:\((.*)\))?$")
 _CONTENT_ID = re.compile(r"^\$(\d+)$")
 API_VERSION = re.compile(r"^v9\.[0-2]$")
+_NOBODY = str(uuid.UUID(int=0))
 
 
 def split_path(path: str) -> list[str]:
@@ -172,7 +174,7 @@ class DataPlane:
         try:
             ctx = self.context(user, base_url, headers, prefer, content_ids)
             details = ctx.prefs.wants("Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
-            query = dict(parse_qsl(query_string, keep_blank_values=True))
+            query = resolve_aliases(dict(parse_qsl(query_string, keep_blank_values=True)))
             # Every request is one transaction (a savepoint inside $batch): an error undoes all
             # it wrote, so no record is ever half-written.
             with self.storage.lock, self.storage.transaction():
@@ -216,6 +218,9 @@ class DataPlane:
         if head in ("WhoAmI", "WhoAmI()"):
             _only(method, "GET")
             return actions.who_am_i(ctx)
+        if head in ("RetrieveAvailableLanguages", "RetrieveAvailableLanguages()"):
+            _only(method, "GET")
+            return actions.retrieve_available_languages(ctx)
         if head == "EntityDefinitions" or head.startswith("EntityDefinitions("):
             api = MetadataApi(ctx)
             if method == "GET":
@@ -271,10 +276,13 @@ class DataPlane:
         if rest in (
             ["Microsoft.Dynamics.CRM.CreateMultiple"],
             ["Microsoft.Dynamics.CRM.UpdateMultiple"],
+            ["Microsoft.Dynamics.CRM.UpsertMultiple"],
         ):
             _only(method, "POST")
             if rest[0].endswith("CreateMultiple"):
                 return bulk.create_multiple(ctx, entity, body)
+            if rest[0].endswith("UpsertMultiple"):
+                return bulk.upsert_multiple(ctx, entity, body)
             return bulk.update_multiple(ctx, entity, body)
         if rest == ["$count"]:
             _only(method, "GET")
@@ -476,6 +484,7 @@ def create_emulator_app(
     catalog = Catalog(builtin_entities(config.change_tracking))
     storage = Storage(db_path, catalog, runtime.clock)
     ensure_users(storage, config)
+    ensure_sdk_messages(storage, config.users[0].systemuserid if config.users else _NOBODY)
     plane = DataPlane(config, storage, runtime)
     app = Starlette(
         routes=[*control_routes(config, runtime), *data_routes(plane)],
@@ -508,5 +517,5 @@ def ensure_users(storage: Storage, config: EmulatorConfig) -> None:
             }
         )
     if missing:
-        creator = config.users[0].systemuserid if config.users else str(uuid.UUID(int=0))
+        creator = config.users[0].systemuserid if config.users else _NOBODY
         storage.insert_many("systemuser", missing, acting_user=creator)

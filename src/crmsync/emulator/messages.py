@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crmsync.emulator.metadata import Catalog, metadata_id
+from crmsync.emulator.storage import Storage
+
 # Tables the bulk messages are available for (every built-in table but the intersect).
 BULK_TABLES = ("account", "campaign", "contact", "lead", "list", "opportunity", "task")
 CRUD_MESSAGES = ("Create", "Retrieve", "RetrieveMultiple", "Update", "Delete", "Upsert")
@@ -159,3 +162,61 @@ RESPONSE_TYPES: dict[str, tuple[tuple[str, str], ...]] = {
 def message_names() -> list[str]:
     """Every message with an sdkmessage row: the CRUD messages and the served operations."""
     return [*CRUD_MESSAGES, *(m.name for m in SERVED)]
+
+
+def _filter_tables(catalog: Catalog, message: str) -> tuple[str, ...]:
+    for served in SERVED:
+        if served.name == message:
+            return served.tables or ("none",)
+    return tuple(e.logical_name for e in catalog if not e.logical_name.startswith("sdkmessage"))
+
+
+def ensure_sdk_messages(storage: Storage, acting_user: str) -> None:
+    """Insert the ``sdkmessage`` and ``sdkmessagefilter`` rows that are missing.
+
+    Ids are derived from the names, so the rows are the same on every start; called on start
+    and after a custom table is created (its CRUD and bulk message filters).
+    """
+    catalog = storage.catalog
+    messages = catalog.require("sdkmessage")
+    filters = catalog.require("sdkmessagefilter")
+    new_messages: list[dict[str, object]] = []
+    new_filters: list[dict[str, object]] = []
+    for name in message_names():
+        message_id = metadata_id("sdkmessage", name)
+        if not storage.exists(messages, message_id):
+            new_messages.append(
+                {
+                    "sdkmessageid": message_id,
+                    "name": name,
+                    "categoryname": "Custom" if name not in CRUD_MESSAGES else name,
+                    "isprivate": False,
+                    "isactive": True,
+                    "workflowsdkstepenabled": name in CRUD_MESSAGES,
+                    "availability": 2,
+                }
+            )
+        tables = _filter_tables(catalog, name)
+        if name in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple"):
+            tables = tuple(t for t in (*tables, *(e.logical_name for e in catalog if e.is_custom)))
+        for table in tables:
+            filter_id = metadata_id("sdkmessagefilter", name, table)
+            if storage.exists(filters, filter_id):
+                continue
+            new_filters.append(
+                {
+                    "sdkmessagefilterid": filter_id,
+                    "name": f"{name} {table}",
+                    "sdkmessageid": message_id,
+                    "primaryobjecttypecode": table,
+                    "secondaryobjecttypecode": "none",
+                    "iscustomprocessingstepallowed": True,
+                    "isvisible": True,
+                    "workflowsdkstepenabled": name in CRUD_MESSAGES,
+                    "availability": 2,
+                }
+            )
+    if new_messages:
+        storage.insert_many("sdkmessage", new_messages, acting_user=acting_user)
+    if new_filters:
+        storage.insert_many("sdkmessagefilter", new_filters, acting_user=acting_user)

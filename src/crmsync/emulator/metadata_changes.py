@@ -15,6 +15,7 @@ from typing import Any
 from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import bad_request, json_object
+from crmsync.emulator.messages import ensure_sdk_messages
 from crmsync.emulator.metadata import (
     SAFE_NAME,
     AttributeDef,
@@ -131,6 +132,7 @@ def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
         is_primary_name=True,
     )
     entity = ctx.storage.create_entity(header, primary)
+    ensure_sdk_messages(ctx.storage, ctx.user_id)
     return empty_response(
         204, [("OData-EntityId", f"{ctx.base_url}/EntityDefinitions({entity.meta_id})")]
     )

@@ -426,3 +426,25 @@ def evaluate(node: FilterNode, document: Mapping[str, Any]) -> bool:
         return bool(left <= right)
     except TypeError:
         return False
+
+
+_ALIAS = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*")
+
+
+def resolve_aliases(query: Mapping[str, str]) -> dict[str, str]:
+    """Substitute parameter aliases (``$filter=name eq @p&@p='x'``) and drop their definitions.
+
+    OData 4.01 URL Conventions §5.1.1.14.1 (Parameter Aliases): an alias without a value is
+    null. Only ``$filter`` and ``$orderby`` are rewritten, outside quoted strings.
+    """
+    aliases = {k: v for k, v in query.items() if k.startswith("@")}
+    resolved = {k: v for k, v in query.items() if not k.startswith("@")}
+    for option in ("$filter", "$orderby"):
+        text = resolved.get(option)
+        if text is None or "@" not in text:
+            continue
+        pieces = text.split("'")
+        for index in range(0, len(pieces), 2):  # even pieces are outside quotes
+            pieces[index] = _ALIAS.sub(lambda m: aliases.get(m.group(0), "null"), pieces[index])
+        resolved[option] = "'".join(pieces)
+    return resolved

@@ -26,6 +26,7 @@ from crmsync.emulator.query import (
     decode_skiptoken,
     encode_skiptoken,
     filter_properties,
+    is_related_path,
     ordering_for,
     resolve_property,
 )
@@ -90,7 +91,11 @@ def check_options(query: Mapping[str, str]) -> None:
 def check_secured_query(ctx: RequestContext, entity: EntityDef, paths: Sequence[str]) -> None:
     """Filtering or ordering on a secured column the caller cannot read -> 0x8004F506."""
     for path in paths:
-        attribute = resolve_property(entity, path)
+        related = entity.navigation(path.partition("/")[0])
+        if related is not None and is_related_path(entity, path):
+            attribute = related[0]  # reading through a lookup needs that lookup readable
+        else:
+            attribute = resolve_property(entity, path)
         if not ctx.can_read_column(entity.logical_name, attribute.logical_name):
             raise forbidden(
                 SECURED_QUERY,
@@ -152,7 +157,7 @@ def list_records(
     if "$filter" in query:
         node = parse_filter(query["$filter"])
         check_secured_query(ctx, entity, filter_properties(node))
-        where.append(compile_filter(entity, node, params))
+        where.append(compile_filter(entity, node, params, ctx.catalog))
     orderby = parse_orderby(query["$orderby"]) if "$orderby" in query else []
     check_secured_query(ctx, entity, [name for name, _ in orderby])
     ordering = ordering_for(entity, orderby)
@@ -385,7 +390,7 @@ def count_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, st
     params: list[Any] = []
     where = "1"
     if "$filter" in query:
-        where = compile_filter(entity, parse_filter(query["$filter"]), params)
+        where = compile_filter(entity, parse_filter(query["$filter"]), params, ctx.catalog)
     with ctx.storage.lock:
         total = ctx.storage.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {q(entity.table)} WHERE {where} LIMIT ?)",

@@ -55,6 +55,7 @@ _BUILTIN_NAMES: Mapping[tuple[str, str, str], str] = {
     ("opportunity", "originatingleadid", "lead"): "opportunity_originating_lead",
     ("listmember", "listid", "list"): "list_listmember",
     ("team", "administratorid", "systemuser"): "lk_teambase_administratorid",
+    ("sdkmessagefilter", "sdkmessageid", "sdkmessage"): "sdkmessageid_sdkmessagefilter",
 }
 
 # Parental relationships: the child goes with its parent (Delete: Cascade). Activities go with
@@ -66,6 +67,7 @@ _PARENTAL = frozenset(
         ("task", "regardingobjectid"),
         ("listmember", "listid"),
         ("listmember", "entityid"),
+        ("sdkmessagefilter", "sdkmessageid"),
     }
 )
 # Audit and ownership columns point at users and teams, which Dataverse disables rather than
