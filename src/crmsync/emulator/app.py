@@ -31,8 +31,9 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   ``400``; the multipart body holds the responses of the requests already processed followed
   by the failing one (the documented example shows a batch whose first request fails). A failed
   change set is answered by one error response (OData 4.0 §11.7.4) and rolled back.
-* Deleting a row leaves lookups that point at it as they are (no cascade, no "remove link"),
-  except marketing-list memberships, which go with the member.
+* A delete refused by a Restrict relationship answers 400 ``0x80040227``
+  (CannotDeleteDueToAssociation, our reading of the error list); cascades need no privilege
+  on the related rows.
 * List membership: ``lists(<id>)/listlead_association`` (and ``listcontact_``/``listaccount_``)
   with ``$ref`` to add/remove; adding an existing member is a no-op 204; the member's table must
   match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList`` is served.
@@ -41,10 +42,9 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   Collection-valued navigation properties of the built-in one-to-many relationships
   (``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
   expanded.
-* ``$apply`` (aggregation) is refused with 400; alternate keys are not defined out of the box,
-  so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400.
+* ``$apply`` (aggregation) is refused with 400.
 * Every money column's row gets the base currency (US Dollar) when none is bound.
-* Metadata changes need no privilege; ``$metadata`` (CSDL) is not served.
+* Metadata changes need no privilege.
 * Any unexpected server error answers 500 ``0x80040216`` "An unexpected error occurred." with
   no stack trace.
 """

@@ -170,3 +170,20 @@ def error_payload(fault: EmulatorFault, *, details: bool) -> dict[str, Any]:
             )
         body["@Microsoft.PowerApps.CDS.InnerError.Message"] = fault.message
     return {"error": body}
+
+
+# CannotDeleteDueToAssociation. Not in the spec and so not in the shared code table: the name,
+# code and message are our best reading of Microsoft's published Dataverse error list.
+CANNOT_DELETE_DUE_TO_ASSOCIATION = "0x80040227"
+
+
+def delete_restricted(entity: str, record_id: str, related: str) -> EmulatorFault:
+    """400: a relationship with ``CascadeConfiguration.Delete = Restrict`` has related rows."""
+    return EmulatorFault(
+        400,
+        CANNOT_DELETE_DUE_TO_ASSOCIATION,
+        "The object you tried to delete is associated with another object and cannot be "
+        f"deleted. ({entity} {record_id} has related {related} rows.)",
+        entity=entity,
+        record_id=record_id,
+    )

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.dataverse_codes import DUPLICATE_DETECTED, INVALID_ARGUMENT, ODATA_URI_ERROR
+from crmsync.emulator.cascade import delete_row
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import (
     bad_request,
@@ -29,7 +30,6 @@ from crmsync.emulator.errors import (
     server_error,
     version_mismatch,
 )
-from crmsync.emulator.lists import remove_memberships_of
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import retrieve
 from crmsync.emulator.storage import PERSON_TABLES, full_name, iso, q
@@ -208,12 +208,11 @@ def patch(
 
 
 def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiResponse:
-    """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412."""
+    """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412; cascades per relationship."""
     ctx.require(entity, "delete")
     _existing(ctx, entity, record_id)
     with ctx.storage.atomic():
-        ctx.storage.delete(entity, record_id)
-        remove_memberships_of(ctx, entity, record_id)
+        delete_row(ctx, entity, record_id)
     return empty_response(204)
 
 
