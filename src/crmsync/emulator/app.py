@@ -99,6 +99,11 @@ _SEGMENT = re.compile(r"^([A-Za-z_$][A-Za-z0-9_.]*)(?:\((.*)\))?$")
 _CONTENT_ID = re.compile(r"^\$(\d+)$")
 API_VERSION = re.compile(r"^v9\.[0-2]$")
 _NOBODY = str(uuid.UUID(int=0))
+_LIST_ACTIONS = {
+    "AddMemberList": lists.add_member_list,
+    "AddListMembersList": lists.add_list_members_list,
+    "RemoveMemberList": lists.remove_member_list,
+}
 
 
 def split_path(path: str) -> list[str]:
@@ -234,9 +239,10 @@ class DataPlane:
             raise method_not_allowed(
                 f"The HTTP method '{method}' is not supported on EntityDefinitions."
             )
-        if head in ("AddMemberList", "Microsoft.Dynamics.CRM.AddMemberList"):
+        list_action = _LIST_ACTIONS.get(head.removeprefix("Microsoft.Dynamics.CRM."))
+        if list_action is not None and len(segments) == 1:
             _only(method, "POST")
-            return lists.add_member_list(ctx, body)
+            return list_action(ctx, body)
         if head == "RelationshipDefinitions" or head.startswith("RelationshipDefinitions("):
             if method == "GET":
                 return MetadataApi(ctx).relationship_definitions(segments, query)
