@@ -8,7 +8,6 @@ transaction: any error rolls every target back (the request-level transaction do
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -20,6 +19,7 @@ from crmsync.emulator.context import (
     empty_response,
 )
 from crmsync.emulator.errors import bad_request, not_found
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.validation import parse_guid, prepare
 from crmsync.emulator.writes import fetch_for_write, insert_record, update_record
@@ -29,7 +29,7 @@ _REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
 def _targets(entity: EntityDef, body: bytes) -> list[dict[str, Any]]:
     try:
-        payload = json.loads(body or b"{}")
+        payload = loads_strict(body or b"{}")
     except ValueError:
         raise bad_request(INVALID_ARGUMENT, "The request body is not valid JSON.") from None
     targets = payload.get("Targets") if isinstance(payload, dict) else None

@@ -10,7 +10,6 @@ A bad configuration raises :class:`EmulatorConfigError`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from crmsync.dataverse_codes import (
@@ -24,6 +23,7 @@ from crmsync.dataverse_codes import (
     RESOURCE_NOT_FOUND,
     same_code,
 )
+from crmsync.emulator.jsontext import loads_strict
 
 
 class EmulatorFault(Exception):
@@ -80,7 +80,7 @@ def json_object(body: bytes, subject: str, *, plural: bool = False) -> dict[str,
     """
     verb = "are" if plural else "is"
     try:
-        payload = json.loads(body or b"{}")
+        payload = loads_strict(body or b"{}")
     except ValueError:
         raise bad_request(INVALID_ARGUMENT, f"{subject} {verb} not valid JSON.") from None
     if not isinstance(payload, dict):

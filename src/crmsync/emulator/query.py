@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote
 
 from crmsync.dataverse_codes import ODATA_URI_ERROR
 from crmsync.emulator.errors import bad_request, no_property
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.metadata import (
     NUMBER_TYPES,
     STRING_TYPES,
@@ -348,7 +349,7 @@ def decode_skiptoken(token: str) -> tuple[int, dict[str, Any]]:
     if match is None or keyset is None:
         raise bad_request(ODATA_URI_ERROR, "The $skiptoken value is not valid.")
     try:
-        state = json.loads(base64.urlsafe_b64decode(keyset.group(1).encode()))
+        state = loads_strict(base64.urlsafe_b64decode(keyset.group(1).encode()))
     except ValueError:
         raise bad_request(ODATA_URI_ERROR, "The $skiptoken value is not valid.") from None
     if not isinstance(state, dict):

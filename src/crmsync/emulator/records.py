@@ -34,6 +34,7 @@ from crmsync.emulator.rendering import Renderer
 from crmsync.emulator.storage import q
 
 COUNT_CAP = 5000
+INT64_MAX = 2**63 - 1
 KNOWN_OPTIONS = frozenset(
     {
         "$select",
@@ -165,13 +166,9 @@ def list_records(
     filter_params = list(params)
     top: int | None = None
     if "$top" in query and ctx.prefs.max_page_size is None:
-        try:
-            top = int(query["$top"])
-        except ValueError:
-            raise bad_request(
-                ODATA_URI_ERROR, f"Invalid value '{query['$top']}' for $top query option found."
-            ) from None
-        if top < 0:
+        raw_top = query["$top"]
+        top = int(raw_top) if raw_top.isascii() and raw_top.isdigit() else -1
+        if not 0 <= top <= INT64_MAX:  # $top is an Edm.Int64 (OData URL conventions)
             raise bad_request(
                 ODATA_URI_ERROR, f"Invalid value '{query['$top']}' for $top query option found."
             )

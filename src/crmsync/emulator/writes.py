@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,7 @@ from crmsync.emulator.errors import (
     server_error,
     version_mismatch,
 )
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import retrieve
 from crmsync.emulator.storage import PERSON_TABLES, full_name, iso, q
@@ -47,7 +47,7 @@ def parse_body(entity: EntityDef, body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        return loads_strict(body)
     except (ValueError, UnicodeDecodeError):
         raise payload_error(entity, "The payload is not valid JSON.") from None
 
