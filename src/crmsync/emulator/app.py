@@ -42,7 +42,9 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   Collection-valued navigation properties of the built-in one-to-many relationships
   (``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
   expanded.
-* ``$apply`` (aggregation) is refused with 400.
+* ``$apply`` (aggregation) is refused with 400. No alternate keys are defined out of the
+  box, so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400 until
+  a key is defined through ``EntityDefinitions(...)/Keys``; a new key is Active at once.
 * Every money column's row gets the base currency (US Dollar) when none is bound.
 * Metadata changes need no privilege.
 * Any unexpected server error answers 500 ``0x80040216`` "An unexpected error occurred." with
@@ -72,7 +74,17 @@ from crmsync.dataverse_codes import (
     PAYLOAD_ERROR,
     UNEXPECTED,
 )
-from crmsync.emulator import actions, bulk, changes, csdl, lists, records, relations, writes
+from crmsync.emulator import (
+    actions,
+    bulk,
+    changes,
+    csdl,
+    keys,
+    lists,
+    records,
+    relations,
+    writes,
+)
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -80,6 +92,7 @@ from crmsync.emulator.errors import (
     bad_request,
     error_payload,
     method_not_allowed,
+    not_found,
     segment_not_found,
 )
 from crmsync.emulator.faults import control_routes, wrap_with_control
@@ -256,8 +269,8 @@ class DataPlane:
             raise segment_not_found(head.split("(")[0])
         if match.group(2) is None:
             return self._collection(ctx, entity, method, segments[1:], query, body)
-        record_id = _record_key(entity, match.group(2))
-        return self._record(ctx, entity, record_id, method, segments[1:], query, body)
+        record_id, key_body = _address(ctx, entity, match.group(2), creating=method == "PATCH")
+        return self._record(ctx, entity, record_id, method, segments[1:], query, body, key_body)
 
     def _collection(
         self,
@@ -312,12 +325,13 @@ class DataPlane:
         rest: list[str],
         query: dict[str, str],
         body: bytes,
+        key_body: dict[str, Any] | None = None,
     ) -> ApiResponse:
         if not rest:
             if method == "GET":
                 return records.retrieve(ctx, entity, record_id, query)
             if method == "PATCH":
-                return writes.patch(ctx, entity, record_id, body, query)
+                return writes.patch(ctx, entity, record_id, body, query, key_body)
             if method == "DELETE":
                 return writes.delete(ctx, entity, record_id)
             raise method_not_allowed(f"The HTTP method '{method}' is not allowed on a record.")
@@ -372,19 +386,32 @@ def _only(method: str, allowed: str) -> None:
         raise method_not_allowed(f"The HTTP method '{method}' is not allowed here; use {allowed}.")
 
 
+def _address(
+    ctx: RequestContext, entity: EntityDef, key: str, *, creating: bool
+) -> tuple[str, dict[str, Any] | None]:
+    """The row a key segment names, and for an alternate key the values as a create body.
+
+    An alternate key naming no row is a 404, except for PATCH (upsert), which creates the
+    row with a new id and the key values.
+    """
+    if "=" in key and key.partition("=")[0].strip() != entity.primary_id:
+        values = keys.parse_key(entity, key)
+        found = keys.find(ctx, entity, values)
+        if found is not None:
+            return found, keys.as_body(ctx, entity, values)
+        if creating:
+            return str(uuid.uuid4()), keys.as_body(ctx, entity, values)
+        raise not_found(entity.logical_name, key)
+    return _record_key(entity, key), None
+
+
 def _record_key(entity: EntityDef, key: str) -> str:
-    """``<guid>`` or ``<primarykey>=<guid>``; alternate keys are not defined out of the box."""
+    """``<guid>`` or ``<primarykey>=<guid>``."""
     value = key
     if "=" in key:
         name, _, value = key.partition("=")
         if name.strip() != entity.primary_id or entity.logical_name in ("systemuser", "team"):
-            raise bad_request(
-                ODATA_URI_ERROR,
-                f"The key in the request URI is not valid for resource "
-                f"'Microsoft.Dynamics.CRM.{entity.logical_name}'. Ensure that the names and "
-                "number of key properties match the declared or alternate key properties for "
-                "the resource.",
-            )
+            raise keys.invalid_key(entity)
     record_id = parse_guid(value.strip())
     if record_id is None:
         raise bad_request(

@@ -9,9 +9,11 @@ transaction: any error rolls every target back (the request-level transaction do
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from crmsync.dataverse_codes import INVALID_ARGUMENT
+from crmsync.emulator import keys
 from crmsync.emulator.context import (
     ApiResponse,
     RequestContext,
@@ -77,15 +79,22 @@ def update_multiple(ctx: RequestContext, entity: EntityDef, body: bytes) -> ApiR
     return empty_response(204)
 
 
-def _upsert_id(entity: EntityDef, target: dict[str, Any]) -> str | None:
+def _upsert_id(ctx: RequestContext, entity: EntityDef, target: dict[str, Any]) -> str | None:
     """The row a target of UpsertMultiple names: ``@odata.id`` (``leads(<id>)``) or its key."""
     reference = target.get("@odata.id")
     if isinstance(reference, str):
         match = _REFERENCE.match(reference.rsplit("/", 1)[-1])
         key = match.group(2) if match and match.group(1) == entity.entity_set_name else None
         if key is not None and "=" in key:
-            name, _, key = key.partition("=")
-            key = key if name.strip() == entity.primary_id else None
+            name, _, value = key.partition("=")
+            if name.strip() != entity.primary_id:
+                values = keys.parse_key(entity, key)
+                found = keys.find(ctx, entity, values)
+                target.update(
+                    {k: v for k, v in keys.as_body(ctx, entity, values).items() if k not in target}
+                )
+                return found if found is not None else str(uuid.uuid4())
+            key = value
         record_id = parse_guid(key.strip()) if key is not None else None
         if record_id is None:
             raise bad_request(
@@ -109,7 +118,7 @@ def upsert_multiple(ctx: RequestContext, entity: EntityDef, body: bytes) -> ApiR
     """
     ids: list[str] = []
     for target in _targets(entity, body):
-        record_id = _upsert_id(entity, target)
+        record_id = _upsert_id(ctx, entity, target)
         values = {k: v for k, v in target.items() if k not in ("@odata.id", entity.primary_id)}
         existing = fetch_for_write(ctx, entity, record_id) if record_id is not None else None
         if existing is None:

@@ -149,6 +149,47 @@ class AttributeDef:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyDef:
+    """An alternate key: columns whose values together identify one row.
+
+    ``status`` is the ``EntityKeyIndexStatus``: ``Active`` (usable) or ``Failed`` (existing rows
+    already held duplicate values when the key was defined).
+    """
+
+    logical_name: str
+    schema_name: str
+    attributes: tuple[str, ...]
+    display_name: str
+    status: str = "Active"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the key can address rows and is enforced."""
+        return self.status == "Active"
+
+    def as_json(self) -> dict[str, Any]:
+        """For persistence."""
+        return {
+            "logical_name": self.logical_name,
+            "schema_name": self.schema_name,
+            "attributes": list(self.attributes),
+            "display_name": self.display_name,
+            "status": self.status,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> KeyDef:
+        """Inverse of :meth:`as_json`."""
+        return KeyDef(
+            str(data["logical_name"]),
+            str(data["schema_name"]),
+            tuple(str(a) for a in data["attributes"]),
+            str(data["display_name"]),
+            str(data.get("status", "Active")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EntityDef:
     """One table: names, keys, ownership and its columns by logical name."""
 
@@ -165,6 +206,7 @@ class EntityDef:
     change_tracking: bool = False
     attributes: Mapping[str, AttributeDef] = field(default_factory=dict)
     meta_id: str = ""
+    keys: tuple[KeyDef, ...] = ()
 
     @property
     def table(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
 from crmsync.emulator.errors import bad_request, no_property, segment_not_found
+from crmsync.emulator.keys import create_key, key_by_segment, key_document
 from crmsync.emulator.metadata import (
     TYPE_NAMES,
     AttributeDef,
@@ -347,7 +348,8 @@ class MetadataApi:
             if name == "Attributes":
                 projected["Attributes"] = self.attributes_json(entity, None, options)
             elif name == "Keys":
-                projected["Keys"] = []
+                documents = [key_document(entity, key) for key in entity.keys]
+                projected["Keys"] = _filter_and_project(documents, options, "EntityKeyMetadata")
             elif name in _RELATIONSHIP_SETS:
                 projected[name] = self.relationships_json(entity, name, options)
             else:
@@ -464,9 +466,17 @@ class MetadataApi:
             return json_response(
                 200, {"@odata.context": f"{base}({entity.meta_id})/Attributes/$entity", **view}
             )
-        if head == "Keys":
+        if head == "Keys" and not rest:
+            documents = [key_document(entity, key) for key in entity.keys]
+            values = _filter_and_project(documents, query, "EntityKeyMetadata")
             return json_response(
-                200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": []}
+                200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": values}
+            )
+        if head.startswith("Keys(") and not rest:
+            document = key_document(entity, key_by_segment(entity, head))
+            view = _filter_and_project([document], query, "EntityKeyMetadata")[0]
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/Keys/$entity", **view}
             )
         if head in _RELATIONSHIP_SETS and not rest:
             values = self.relationships_json(entity, head, query)
@@ -505,6 +515,8 @@ class MetadataApi:
         payload = json_body(body)
         if segments == ["EntityDefinitions"]:
             return create_entity(self.ctx, payload)
+        if len(segments) == 2 and segments[1] == "Keys":
+            return create_key(self.ctx, self.entity_by_key(_key_of(segments[0])), payload)
         if len(segments) == 2 and segments[1] == "Attributes":
             entity = self.entity_by_key(_key_of(segments[0]))
             attribute = new_attribute(entity, payload)
@@ -547,6 +559,10 @@ class MetadataApi:
                     "deleted.",
                 )
             self.ctx.storage.drop_entity(entity)
+            return empty_response(204)
+        if len(segments) == 2 and segments[1].startswith("Keys("):
+            key = key_by_segment(entity, segments[1])
+            self.ctx.storage.remove_key(entity.logical_name, key.logical_name)
             return empty_response(204)
         if len(segments) == 2 and segments[1].startswith("Attributes("):
             attribute = self.attribute_by_key(entity, _key_of(segments[1]))
