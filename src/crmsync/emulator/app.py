@@ -25,7 +25,8 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
 * Field security: a secured column without create permission -> 403 ``0x8004F502``, without
   update permission -> 403 ``0x8004F507``; the configuration grants create and update together.
   Filtering or ordering on a secured column the caller cannot read -> 403 ``0x8004F506``.
-* ``CreateMultiple``/``UpdateMultiple``/``UpsertMultiple`` are served.
+* ``CreateMultiple``/``UpdateMultiple``/``UpsertMultiple`` are served for the tables their
+  ``sdkmessagefilters`` rows name; ``UpsertMultiple`` answers ``{"Ids": [...]}``.
 * Duplicate detection compares ``emailaddress1`` within the same table only.
 * ``$batch`` without ``odata.continue-on-error`` stops at the first failure and answers
   ``400``; the multipart body holds the responses of the requests already processed followed
@@ -36,17 +37,21 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   on the related rows.
 * List membership: ``lists(<id>)/listlead_association`` (and ``listcontact_``/``listaccount_``)
   with ``$ref`` to add/remove; adding an existing member is a no-op 204; the member's table must
-  match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList`` is served.
+  match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList``,
+  ``AddListMembersList`` (all members or none) and ``RemoveMemberList`` are served.
 * Deep insert works through single-valued navigation properties, not collections.
 * ``$expand`` works on single-valued navigation properties (lookups) with a nested ``$select``.
-  Collection-valued navigation properties of the built-in one-to-many relationships
-  (``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
+  Collection-valued navigation properties of one-to-many relationships (built-in and custom:
+  ``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
   expanded.
 * ``$apply`` (aggregation) is refused with 400. No alternate keys are defined out of the
   box, so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400 until
   a key is defined through ``EntityDefinitions(...)/Keys``; a new key is Active at once.
 * Every money column's row gets the base currency (US Dollar) when none is bound.
 * Metadata changes need no privilege.
+* ``$filter`` nests parentheses and ``not`` at most 100 deep, JSON bodies at most 64 deep;
+  deeper input, ``$top`` outside Int64, ``NaN``/``Infinity``, a lone UTF-16 surrogate and
+  unbalanced parentheses in ``$expand``/``$select`` options answer 400.
 * Any unexpected server error answers 500 ``0x80040216`` "An unexpected error occurred." with
   no stack trace.
 """
