@@ -131,7 +131,16 @@ def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
         is_custom=True,
         is_primary_name=True,
     )
+    # The other columns of the Attributes array are created with the table, as in Dataverse;
+    # all are validated before anything is created.
+    others = [a for a in attributes if isinstance(a, dict) and a is not primary_body]
+    extra = [new_attribute(None, body) for body in others]
+    names = [primary.logical_name, *(a.logical_name for a in extra)]
+    if len(set(names)) != len(names):
+        raise bad_request(INVALID_ARGUMENT, "Two attributes of the new entity have one name.")
     entity = ctx.storage.create_entity(header, primary)
+    for attribute in extra:
+        ctx.storage.add_attribute(entity.logical_name, attribute)
     ensure_sdk_messages(ctx.storage, ctx.user_id)
     return empty_response(
         204, [("OData-EntityId", f"{ctx.base_url}/EntityDefinitions({entity.meta_id})")]
