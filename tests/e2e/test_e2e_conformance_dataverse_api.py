@@ -46,6 +46,7 @@ def client_python() -> str:
                 [str(python), "-m", "pip", "install", "--quiet", PACKAGE],
                 check=True,
                 timeout=600,
+                capture_output=True,
             )
             (HOME / ".installed").write_text(PACKAGE)
     return str(python)
