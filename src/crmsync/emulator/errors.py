@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from crmsync.dataverse_codes import (
+    CANNOT_DELETE_DUE_TO_ASSOCIATION,
     CONCURRENCY_MISMATCH,
     DUPLICATE_RECORD,
     GENERIC_SUB_ERROR,
@@ -170,11 +171,6 @@ def error_payload(fault: EmulatorFault, *, details: bool) -> dict[str, Any]:
             )
         body["@Microsoft.PowerApps.CDS.InnerError.Message"] = fault.message
     return {"error": body}
-
-
-# CannotDeleteDueToAssociation. Not in the spec and so not in the shared code table: the name,
-# code and message are our best reading of Microsoft's published Dataverse error list.
-CANNOT_DELETE_DUE_TO_ASSOCIATION = "0x80040227"
 
 
 def delete_restricted(entity: str, record_id: str, related: str) -> EmulatorFault:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from crmsync.dataverse_codes import INVALID_ARGUMENT, ODATA_URI_ERROR
+from crmsync.dataverse_codes import DUPLICATE_ENTITY_KEY, INVALID_ARGUMENT, ODATA_URI_ERROR
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import bad_request, precondition_failed, segment_not_found
 from crmsync.emulator.metadata import SAFE_NAME, EntityDef, KeyDef, metadata_id
@@ -39,7 +39,6 @@ from crmsync.emulator.odata import Literal
 from crmsync.emulator.query import literal_to_storage
 from crmsync.emulator.storage import q
 
-DUPLICATE_ENTITY_KEY = "0x80060892"  # DuplicateRecordEntityKey (spec §5; status per §13)
 KEY_TYPES = frozenset({"Decimal", "Integer", "String", "DateTime", "Lookup", "Picklist"})
 MAX_KEYS, MAX_KEY_COLUMNS = 10, 16
 _PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^,']+?)\s*(?:,|$)")
