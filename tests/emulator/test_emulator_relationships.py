@@ -175,3 +175,31 @@ def test_bad_cascade_value_is_refused(emu: Emulator) -> None:
         "EntityDefinitions(LogicalName='new_bankaccount')/Attributes(LogicalName='new_accountid')",
     )
     assert lookup.status_code == 404
+
+
+def test_expand_a_collection_valued_navigation_property(emu: Emulator) -> None:
+    """ "Join tables using OData": accounts?$expand=contact_customer_accounts($select=lastname)
+    nests each account's contacts; an account without any gets an empty array."""
+    busy = emu.create("accounts", {"name": "Busy"})
+    emu.create("accounts", {"name": "Quiet"})
+    for name in ("Ames", "Baker"):
+        emu.create(
+            "contacts",
+            {"lastname": name, "parentcustomerid_account@odata.bind": f"/accounts({busy})"},
+        )
+    emu.create("contacts", {"lastname": "Loner"})
+    response = emu.request(
+        "GET",
+        "accounts?$select=name&$orderby=name&$expand=contact_customer_accounts($select=lastname)",
+    )
+    assert response.status_code == 200, response.text
+    rows = response.json()["value"]
+    nested = {
+        row["name"]: sorted(c["lastname"] for c in row["contact_customer_accounts"]) for row in rows
+    }
+    assert nested == {"Busy": ["Ames", "Baker"], "Quiet": []}
+    one = emu.request(
+        "GET", f"accounts({busy})?$select=name&$expand=Account_Tasks($select=subject)"
+    )
+    assert one.status_code == 200, one.text
+    assert one.json()["Account_Tasks"] == []

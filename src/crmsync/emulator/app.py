@@ -40,10 +40,10 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
   match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList``,
   ``AddListMembersList`` (all members or none) and ``RemoveMemberList`` are served.
 * Deep insert works through single-valued navigation properties, not collections.
-* ``$expand`` works on single-valued navigation properties (lookups) with a nested ``$select``.
-  Collection-valued navigation properties of one-to-many relationships (built-in and custom:
-  ``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
-  expanded.
+* ``$expand`` works on single-valued navigation properties (lookups) and on the
+  collection-valued ones of one-to-many relationships (built-in and custom: ``Account_Tasks``,
+  ``contact_customer_accounts`` ...), with a nested ``$select`` only; those can also be read
+  as collections.
 * ``$apply`` (aggregation) is refused with 400. No alternate keys are defined out of the
   box, so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400 until
   a key is defined through ``EntityDefinitions(...)/Keys``; a new key is Active at once.

@@ -30,8 +30,9 @@ from crmsync.emulator.query import (
     ordering_for,
     resolve_property,
 )
+from crmsync.emulator.relationships import OneToMany, collection_navigation
 from crmsync.emulator.rendering import Renderer
-from crmsync.emulator.storage import q
+from crmsync.emulator.storage import q, target_column
 
 COUNT_CAP = 5000
 INT64_MAX = 2**63 - 1
@@ -235,11 +236,17 @@ def list_records(
 def expand_records(
     ctx: RequestContext, entity: EntityDef, records: list[dict[str, Any]], expand: str | None
 ) -> None:
-    """``$expand`` of single-valued navigation properties (lookups), with nested ``$select``."""
+    """``$expand`` of navigation properties with a nested ``$select``: single-valued ones
+    (lookups) give the related row or null, collection-valued ones (one-to-many relationships,
+    "Join tables using OData") the array of rows that point at the record."""
     if not expand:
         return
     for nav, select in _split_expand(expand):
         found = entity.navigation(nav)
+        relationship = collection_navigation(ctx.catalog, entity.logical_name, nav)
+        if found is None and relationship is not None:
+            _expand_collection(ctx, entity, records, nav, relationship, select)
+            continue
         if found is None:
             raise bad_request(
                 ODATA_URI_ERROR,
@@ -265,6 +272,50 @@ def expand_records(
         for record in records:
             value = links.get(record[entity.primary_id])
             record[nav] = related.get(value) if value else None
+
+
+def _expand_collection(
+    ctx: RequestContext,
+    entity: EntityDef,
+    records: list[dict[str, Any]],
+    nav: str,
+    relationship: OneToMany,
+    select: str | None,
+) -> None:
+    referencing = ctx.catalog.require(relationship.referencing_entity)
+    ctx.require(referencing, "read")
+    attribute = referencing.attributes[relationship.referencing_attribute]
+    renderer = Renderer(ctx, referencing, selected_attributes(referencing, select))
+    children: dict[str, list[dict[str, Any]]] = {r[entity.primary_id]: [] for r in records}
+    ids = list(children)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        condition = f"{q(attribute.logical_name)} IN ({', '.join('?' for _ in chunk)})"
+        params: list[object] = list(chunk)
+        if attribute.is_polymorphic:
+            condition += f" AND {q(target_column(attribute))} = ?"
+            params.append(entity.logical_name)
+        parents = dict(
+            ctx.storage.execute(
+                f"SELECT {q(referencing.primary_id)}, {q(attribute.logical_name)} "
+                f"FROM {q(referencing.table)} WHERE {condition} "
+                f"ORDER BY {q(referencing.primary_id)}",
+                params,
+            ).fetchall()
+        )
+        child_ids = list(parents)
+        for first in range(0, len(child_ids), 500):
+            part = child_ids[first : first + 500]
+            rows = ctx.storage.execute(
+                f"SELECT {renderer.select_sql()} FROM {q(referencing.table)} "
+                f"WHERE {q(referencing.primary_id)} IN ({', '.join('?' for _ in part)}) "
+                f"ORDER BY {q(referencing.primary_id)}",
+                part,
+            ).fetchall()
+            for rendered in renderer.render(rows):
+                children[parents[rendered[referencing.primary_id]]].append(rendered)
+    for record in records:
+        record[nav] = children[record[entity.primary_id]]
 
 
 def _lookup_values(
