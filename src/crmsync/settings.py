@@ -81,6 +81,7 @@ class WebSettings:
     calls_per_window: int = 100
     window_seconds: float = 20.0
     max_concurrent_calls: int = 10
+    daily_calls: int = 50_000  # per API client per day (Marketo's 607 quota); 0 turns it off
     token_lifetime_seconds: int = 3600
 
 
