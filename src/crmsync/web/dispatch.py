@@ -277,8 +277,8 @@ class Dispatcher:
         if tunnelled and media == JSON_MEDIA_TYPE and request.body.strip():
             try:
                 parsed_json = parse_json_body(request.body)
-            except ApiError as error:
-                self._forget_if_uncounted(client_id, error)
+            except ApiError as refused:
+                self._forget_if_uncounted(client_id, refused)
                 raise
             if isinstance(parsed_json, dict):
                 params.add_json_object(parsed_json)
