@@ -61,7 +61,7 @@ def test_unparsable_requests_get_the_json_envelope(
 
 def test_the_server_keeps_serving_after_a_bad_request(server: RunningServer) -> None:
     _exchange(server, b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n")
-    status, headers, body = _exchange(
+    status, _, body = _exchange(
         server, b"GET /rest/v1/leads.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert status == 200
