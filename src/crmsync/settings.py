@@ -69,7 +69,7 @@ class DynamicsSettings:
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
     pause_seconds: float = 30.0
-    lease_seconds: float = 300.0
+    lease_seconds: float = 30.0  # renewed every third of it; a vanished holder frees it
     duplicate_detection: bool = False  # ask Dynamics to run duplicate detection on writes
 
 

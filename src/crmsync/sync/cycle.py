@@ -29,7 +29,9 @@ drift (:mod:`~crmsync.sync.schema_drift`), applying one page with its cursor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -40,6 +42,7 @@ from crmsync.errors import (
     DeltaTokenExpiredError,
     FatalError,
     RetryLaterError,
+    SyncInterruptedError,
     UnknownFieldError,
 )
 from crmsync.store.outbox import outbox_size
@@ -146,6 +149,10 @@ class SyncCycle:
         except RetryLaterError as exc:
             report.status = "failed"
             report.error = exc.message
+        except SyncInterruptedError as exc:
+            report.status = "interrupted"
+            report.error = exc.message
+            raise
         finally:
             report.finished_at = now_utc()
             report.duration_seconds = self._clock() - started
@@ -165,6 +172,8 @@ class SyncCycle:
                 mappings[entity] = self._read_schema(entity)
             except RetryLaterError as exc:
                 return mappings, {later: exc for later in self._entities[index:]}
+            if self._renew is not None:
+                self._renew()
         return mappings, {}
 
     def _read_schema(self, entity: str) -> EntityMapping:
@@ -325,7 +334,10 @@ class SyncCycle:
         total: int | None = None,
     ) -> None:
         seen: set[str] | None = set() if reconcile else None
-        with PageCollector() as collector:
+        # Closed on the way out, however the loop ends (an interruption, an error), so the
+        # page being fetched ahead finishes before this returns rather than after the client
+        # has been closed.
+        with closing_iterable(pages) as pages, PageCollector() as collector:
             for page in pages:
                 if seen is not None:
                     seen.update(item_id(item) for item in page.items)
@@ -387,3 +399,17 @@ def _waiting(entity: str, waiting: Mapping[str, RetryLaterError]) -> EntityRepor
         report.error = f"waits for the schema of {first}, which could not be read"
     report.note = "retried next cycle; the changes to Dynamics wait in the outbox"
     return report
+
+
+_Item = TypeVar("_Item")
+
+
+@contextmanager
+def closing_iterable(items: Iterable[_Item]) -> Iterator[Iterable[_Item]]:
+    """Yield ``items``; close it afterwards when it is a generator (or anything closable)."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
