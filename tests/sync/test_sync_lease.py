@@ -111,11 +111,11 @@ def test_a_live_or_remote_holder_keeps_the_lease_until_it_expires(
 def test_the_heartbeat_keeps_a_short_lease_while_the_holder_works(
     migrated_engine: Engine,
 ) -> None:
-    holder = SyncLease(migrated_engine, seconds=0.6)
-    other = SyncLease(migrated_engine, seconds=0.6)
+    holder = SyncLease(migrated_engine, seconds=1.5)
+    other = SyncLease(migrated_engine, seconds=1.5)
     with holder.held():
-        for _ in range(4):  # 1.6 s: well past the lease's length without renewal
-            time.sleep(0.4)
+        for _ in range(8):  # 4 s: well past the lease's length without renewal
+            time.sleep(0.5)
             assert not other.try_acquire()
     assert other.try_acquire()
 
