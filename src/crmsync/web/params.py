@@ -207,7 +207,7 @@ def as_record_id(value: object) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         return None
@@ -223,7 +223,14 @@ def parse_datetime(text: str) -> dt.datetime:
     cleaned = text.strip().replace(" ", "+") if "T" in text else text.strip()
     if cleaned.endswith("Z") or cleaned.endswith("z"):
         cleaned = cleaned[:-1] + "+00:00"
-    if len(cleaned) >= 5 and cleaned[-5] in "+-" and cleaned[-4:].isdigit() and "T" in cleaned:
+    offset = cleaned[-4:]
+    if (
+        len(cleaned) >= 5
+        and cleaned[-5] in "+-"
+        and offset.isascii()
+        and offset.isdigit()
+        and "T" in cleaned
+    ):
         cleaned = f"{cleaned[:-2]}:{cleaned[-2:]}"
     try:
         value = dt.datetime.fromisoformat(cleaned)

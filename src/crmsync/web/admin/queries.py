@@ -225,7 +225,7 @@ def search_people(
             query = query.where(
                 and_(persons.c.email_key >= lowered, persons.c.email_key < lowered + "\uffff")
             )
-        elif term.isdigit():
+        elif term.isascii() and term.isdigit():
             query = query.where(persons.c.id == int(term))
         else:
             prefix = _like_prefix(lowered)
