@@ -43,6 +43,8 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
+    """Where the marketing database lives (``[database]``)."""
+
     url: str = "sqlite:///crmsync.db"
 
 
@@ -68,6 +70,8 @@ class DynamicsSettings:
 
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
+    """The background sync (``[sync]``): pause between cycles, lease, duplicate detection."""
+
     pause_seconds: float = 30.0
     lease_seconds: float = 30.0  # renewed every third of it; a vanished holder frees it
     duplicate_detection: bool = False  # ask Dynamics to run duplicate detection on writes
@@ -75,6 +79,8 @@ class SyncSettings:
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
+    """The web server (``[web]``): address, request limits, admin sessions, daily quota."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1_048_576
@@ -89,6 +95,8 @@ class WebSettings:
 
 @dataclass(frozen=True, slots=True)
 class SmtpSettings:
+    """Sending notifications by e-mail (``[smtp]``); off while ``host`` is empty."""
+
     host: str = ""
     port: int = 25
     username: str = ""

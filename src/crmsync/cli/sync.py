@@ -393,6 +393,8 @@ def retry(
 
 
 class SyncAs(StrEnum):
+    """Which Dynamics record Sync Person to Microsoft creates for a person."""
+
     lead = "lead"
     contact = "contact"
 

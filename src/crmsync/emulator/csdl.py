@@ -94,7 +94,7 @@ def _render(catalog: Catalog, *, annotated: bool) -> bytes:
 
 
 def _collection_navigations(catalog: Catalog) -> dict[str, list[tuple[str, str, str]]]:
-    """table -> [(navigation property, related table, partner)] of the collection-valued side."""
+    """Per table, its collection-valued navigation properties: (name, related table, partner)."""
     found: dict[str, list[tuple[str, str, str]]] = {}
     for relationship in one_to_many(catalog):
         found.setdefault(relationship.referenced_entity, []).append(

@@ -143,6 +143,7 @@ class ControlPlane:
         self.protection = runtime.protection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Apply the configured faults to a Web API request, then pass it on."""
         if scope["type"] != "http" or not str(scope["path"]).startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return

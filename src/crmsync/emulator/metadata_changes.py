@@ -83,6 +83,7 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
 
 
 def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
+    """Create a custom table from a POST to ``EntityDefinitions`` (with its columns)."""
     schema = payload.get("SchemaName")
     if not isinstance(schema, str) or not SAFE_NAME.match(schema.lower()) or "_" not in schema:
         raise bad_request(
@@ -148,6 +149,7 @@ def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
 
 
 def check_new_name(entity: EntityDef | None, body: Mapping[str, Any]) -> str:
+    """The logical name of a new column, refusing an unsafe or taken schema name."""
     schema = body.get("SchemaName")
     if not isinstance(schema, str) or "_" not in schema or not SAFE_NAME.match(schema.lower()):
         raise bad_request(
@@ -165,6 +167,7 @@ def check_new_name(entity: EntityDef | None, body: Mapping[str, Any]) -> str:
 
 
 def new_attribute(entity: EntityDef | None, body: Mapping[str, Any]) -> AttributeDef:
+    """The column a POST to ``EntityDefinitions(...)/Attributes`` describes."""
     derived = str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
     kind = _CREATABLE.get(derived)
     if kind is None:

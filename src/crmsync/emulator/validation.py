@@ -344,7 +344,7 @@ def _convert_date(entity: EntityDef, attribute: AttributeDef, value: object) -> 
 
 
 def _check_state(entity: EntityDef, prepared: PreparedWrite) -> None:
-    """statuscode must belong to statecode; a lone statuscode implies its state."""
+    """A ``statuscode`` must belong to the ``statecode``; alone, it implies its state."""
     status_attribute = entity.attributes.get("statuscode")
     state_attribute = entity.attributes.get("statecode")
     if status_attribute is None or state_attribute is None:

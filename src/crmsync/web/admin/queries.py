@@ -43,7 +43,7 @@ class LastCycle:
 
     @property
     def outcome(self) -> str:
-        """ "Succeeded", "Partial: 3 records failed", "Failed: reason"."""
+        """The outcome in words: "Succeeded", "Partial: 3 records failed" or "Failed: reason"."""
         if self.status == "failed":
             return f"Failed: {self.error or 'see the sync errors'}"
         failed = self.failed_records
