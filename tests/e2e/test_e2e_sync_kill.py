@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database

@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 from sqlalchemy import Engine, insert, select
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.emulator.app import create_emulator_app

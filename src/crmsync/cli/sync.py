@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.cli.interrupt import INTERRUPTED, first_ctrl_c_sets, interruptible_pause
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, SyncInterruptedError
 from crmsync.store.tables import persons
 from crmsync.sync.admin_retry import retry_errors
