@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from sync_harness import Org, edit_person, outbox_count, person_by_crm_id, running_org
 
-from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
 from crmsync.settings import DynamicsSettings, Secret
