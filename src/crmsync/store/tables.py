@@ -533,6 +533,36 @@ campaign_results = Table(
 )
 
 
+# Dynamics campaigns read by Campaign Sync (B47, R44), one way, with the two static marketing
+# lists crmsync creates for each when a flow step first adds someone (R82).
+microsoft_campaigns = Table(
+    "microsoft_campaigns",
+    metadata,
+    Column("crm_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("statecode", Integer, nullable=True),  # 0 Active, 1 Inactive
+    Column("statuscode", Integer, nullable=True),
+    Column("leads_list_id", String(64), nullable=True),
+    Column("contacts_list_id", String(64), nullable=True),
+    Column("synced_at", UtcDateTime, nullable=False),
+    Index("ix_microsoft_campaigns_name", "name"),
+)
+
+# Who crmsync's Add to Microsoft Campaign step put in a Dynamics campaign's list: Remove from
+# Microsoft Campaign removes only these (R83).
+microsoft_campaign_members = Table(
+    "microsoft_campaign_members",
+    metadata,
+    Column("crm_campaign_id", String(64), primary_key=True),
+    Column("person_id", BigInteger, primary_key=True),
+    Column("entity", String(16), nullable=False),  # lead | contact
+    Column("crm_member_id", String(64), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("added_at", UtcDateTime, nullable=False),
+    Index("ix_microsoft_campaign_members_person_id", "person_id"),
+)
+
+
 # ---- admin UI users, sessions and personal API tokens ------------------------------------
 
 admin_users = Table(

@@ -25,6 +25,7 @@ from typing import Any
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.campaigns.choices import step_variants
+from crmsync.marketing.campaigns.microsoft_params import parse_microsoft_step
 from crmsync.marketing.smartlists import SmartList
 
 KINDS = frozenset({"trigger", "batch"})
@@ -38,6 +39,9 @@ TRIGGER_TYPES: dict[str, str] = {
     "added_to_list": "Added to List",
     "removed_from_list": "Removed from List",
     "campaign_requested": "Campaign is Requested",
+    "added_to_microsoft_campaign": "Added to Microsoft Campaign",
+    "removed_from_microsoft_campaign": "Removed from Microsoft Campaign",
+    "person_synced_to_microsoft": "Person is Synced to Microsoft",
 }
 """Trigger type -> the name Marketo shows."""
 
@@ -50,6 +54,10 @@ STEP_TYPES: dict[str, str] = {
     "remove_from_list": "Remove from List",
     "request_campaign": "Request Campaign",
     "delete_person": "Delete Person",
+    "change_owner_in_microsoft": "Change Owner in Microsoft",
+    "create_task_in_microsoft": "Create Task in Microsoft",
+    "add_to_microsoft_campaign": "Add to Microsoft Campaign",
+    "remove_from_microsoft_campaign": "Remove from Microsoft Campaign",
 }
 """Flow step type -> the name Marketo shows."""
 
@@ -59,7 +67,7 @@ TRIGGER_ONLY_STEPS: dict[str, str] = {
     "add_to_microsoft_campaign": "Add to Microsoft Campaign",
     "remove_from_microsoft_campaign": "Remove from Microsoft Campaign",
 }
-"""Microsoft steps Marketo allows in trigger campaigns only (R80-R83); not built yet here."""
+"""Microsoft steps Marketo allows in trigger campaigns only (R80-R83)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,10 @@ def parse_trigger(raw: object, number: int) -> Trigger:
         _text(raw, "source", where)
     if kind in {"added_to_list", "removed_from_list"}:
         params["listId"] = _positive_int(raw, "listId", where)
+    if kind in {"added_to_microsoft_campaign", "removed_from_microsoft_campaign"} and (
+        "campaign" in raw
+    ):
+        params["campaign"] = _text(raw, "campaign", where)
     if kind == "campaign_requested":
         source = raw.get("source", "web_service_api")
         if source not in REQUEST_SOURCES:
@@ -188,7 +200,6 @@ def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
             raise InvalidValueError(
                 f"{where}: '{label}' works in trigger campaigns only, as in Marketo"
             )
-        raise InvalidValueError(f"{where}: '{label}' is not available in crmsync yet")
     if kind not in STEP_TYPES:
         raise InvalidValueError(
             f"{where}: unknown step '{kind[:40]}' (one of {', '.join(STEP_TYPES)})"
@@ -210,6 +221,8 @@ def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
         params["listId"] = _positive_int(raw, "listId", where)
     elif kind == "request_campaign":
         params["campaignId"] = _positive_int(raw, "campaignId", where)
+    elif kind in TRIGGER_ONLY_STEPS:
+        params.update(parse_microsoft_step(kind, raw, where))
     return Step(kind, params)
 
 

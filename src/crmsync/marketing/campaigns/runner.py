@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 PushFunction = Callable[[Sequence[int]], None]
 """Sends the queued Dynamics creates of these persons now (see :mod:`.realtime`)."""
 
+PrepareFunction = Callable[[str, Mapping[str, Any], int], None]
+"""Runs before a step that has no result yet, outside its transaction (step type, its
+parameters, person id): the sync layer syncs a person first there (R80, R82)."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -81,6 +85,7 @@ class CampaignRunner:
         *,
         push: PushFunction | None = None,
         steps: Mapping[str, StepFunction] | None = None,
+        prepare: PrepareFunction | None = None,
         holder: str | None = None,
         claim_seconds: float = 60.0,
         batch_size: int = 50,
@@ -89,6 +94,7 @@ class CampaignRunner:
         self._engine = engine
         self._push = push
         self._steps = dict(steps if steps is not None else MARKETING_STEPS)
+        self._prepare = prepare
         self.holder = holder or runner_id()
         self._claim_seconds = claim_seconds
         self._batch_size = batch_size
@@ -270,6 +276,8 @@ class CampaignRunner:
     ) -> StepOutcome:
         kind = str(step.get("type"))
         params = {k: v for k, v in step.items() if k != "type"}
+        if self._prepare is not None and kind in self._steps:
+            self._prepare(kind, params, event.person_id)
         try:
             with self._engine.begin() as conn:
                 take_write_lock(conn)
