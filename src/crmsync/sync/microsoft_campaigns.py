@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -93,15 +94,21 @@ def _int(value: object) -> int | None:
 
 
 def find_campaign(
-    conn: Connection, name: str, client: DynamicsClient | None = None
+    conn: Connection,
+    name: str,
+    client: DynamicsClient | None = None,
+    *,
+    max_age_seconds: float = 300.0,
 ) -> MicrosoftCampaign | None:
     """The stored Dynamics campaign called ``name`` (any case); with ``client``, refresh
-    from Dynamics first when none is stored under that name."""
+    from Dynamics first when none is stored under that name or what is stored is older than
+    ``max_age_seconds`` (a campaign deactivated in Dynamics is then refused, R84)."""
     query = select(microsoft_campaigns).where(
         func.lower(microsoft_campaigns.c.name) == name.strip().lower()
     )
     row = conn.execute(query).mappings().first()
-    if row is None and client is not None:
+    stale = row is not None and row["synced_at"] < now_utc() - timedelta(seconds=max_age_seconds)
+    if (row is None or stale) and client is not None:
         refresh_microsoft_campaigns(conn, client)
         row = conn.execute(query).mappings().first()
     if row is None:
