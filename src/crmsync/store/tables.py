@@ -456,7 +456,8 @@ campaigns = Table(
     Column("description", Text, nullable=False, default=""),
     Column("kind", String(16), nullable=False),  # trigger | batch
     Column("active", Boolean, nullable=False, default=False),
-    Column("qualification", String(16), nullable=False),  # once | every_time
+    Column("qualification", String(16), nullable=False),  # once | every_time | every_n_days
+    Column("qualification_days", Integer, nullable=True),  # N of every_n_days
     Column("triggers", JSON, nullable=False),
     Column("smart_list", JSON, nullable=False),
     Column("flow", JSON, nullable=False),
@@ -482,6 +483,7 @@ campaign_events = Table(
     Column("claimed_by", String(255), nullable=True),
     Column("claimed_until", UtcDateTime, nullable=True),
     Column("processed_at", UtcDateTime, nullable=True),
+    Column("run_after", UtcDateTime, nullable=True),  # a Wait step paused the flow until then
     Index("ix_campaign_events_pending", "processed_at", "id"),
     sqlite_autoincrement=True,
 )
@@ -510,6 +512,8 @@ campaign_schedules = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime, nullable=True),
     Column("queued", Integer, nullable=True),
+    Column("repeat_every_days", Integer, nullable=True),  # recurring: the next run is queued
+    Column("repeat_until", UtcDateTime, nullable=True),
     Index("ix_campaign_schedules_due", "started_at", "run_at"),
     sqlite_autoincrement=True,
 )

@@ -25,11 +25,12 @@ from typing import Any
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.campaigns.choices import step_variants
-from crmsync.marketing.campaigns.microsoft_params import parse_microsoft_step
+from crmsync.marketing.campaigns.microsoft_params import parse_microsoft_step, parse_wait
 from crmsync.marketing.smartlists import SmartList
 
 KINDS = frozenset({"trigger", "batch"})
-QUALIFICATIONS = frozenset({"once", "every_time"})
+QUALIFICATIONS = frozenset({"once", "every_time", "every_n_days"})
+MAX_QUALIFICATION_DAYS = 3650
 MAX_STEPS = 100
 MAX_TRIGGERS = 20
 
@@ -54,6 +55,7 @@ STEP_TYPES: dict[str, str] = {
     "remove_from_list": "Remove from List",
     "request_campaign": "Request Campaign",
     "delete_person": "Delete Person",
+    "wait": "Wait",
     "change_owner_in_microsoft": "Change Owner in Microsoft",
     "create_task_in_microsoft": "Create Task in Microsoft",
     "add_to_microsoft_campaign": "Add to Microsoft Campaign",
@@ -107,6 +109,7 @@ class CampaignDefinition:
     flow: tuple[Step, ...]
     description: str = ""
     active: bool = False
+    qualification_days: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape."""
@@ -115,6 +118,7 @@ class CampaignDefinition:
             "description": self.description,
             "type": self.kind,
             "qualification": self.qualification,
+            **({"qualificationDays": self.qualification_days} if self.qualification_days else {}),
             "active": self.active,
             "triggers": [t.as_dict() for t in self.triggers],
             "smartList": self.smart_list.as_dict(),
@@ -221,6 +225,8 @@ def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
         params["listId"] = _positive_int(raw, "listId", where)
     elif kind == "request_campaign":
         params["campaignId"] = _positive_int(raw, "campaignId", where)
+    elif kind == "wait":
+        params.update(parse_wait(raw, where))
     elif kind in TRIGGER_ONLY_STEPS:
         params.update(parse_microsoft_step(kind, raw, where))
     return Step(kind, params)
@@ -240,7 +246,22 @@ def parse_definition(raw: object) -> CampaignDefinition:
         raise InvalidValueError("campaign: 'type' must be 'trigger' or 'batch'")
     qualification = raw.get("qualification", "once")
     if qualification not in QUALIFICATIONS:
-        raise InvalidValueError("campaign: 'qualification' must be 'once' or 'every_time'")
+        raise InvalidValueError(
+            "campaign: 'qualification' must be 'once', 'every_time' or 'every_n_days'"
+        )
+    days = raw.get("qualificationDays")
+    if qualification == "every_n_days":
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 1 <= days <= MAX_QUALIFICATION_DAYS
+        ):
+            raise InvalidValueError(
+                "campaign: 'every_n_days' needs 'qualificationDays', a number of days "
+                f"(1-{MAX_QUALIFICATION_DAYS})"
+            )
+    else:
+        days = None
     triggers_raw = raw.get("triggers", [])
     flow_raw = raw.get("flow", [])
     if not isinstance(triggers_raw, list) or len(triggers_raw) > MAX_TRIGGERS:
@@ -266,4 +287,5 @@ def parse_definition(raw: object) -> CampaignDefinition:
         flow,
         description,
         active and kind == "trigger",
+        days,
     )

@@ -1,4 +1,8 @@
-"""The parameters of the Microsoft flow steps (R80-R83), checked when a campaign is saved.
+"""The parameters of the Microsoft flow steps (R80-R83) and of Wait, checked when a
+campaign is saved.
+
+* ``wait``: ``days``, ``hours`` and/or ``minutes`` (together 1 minute to 365 days): the
+  person's flow goes on with the next step after that time;
 
 * ``change_owner_in_microsoft``: ``owner``, a sales user's Dynamics id;
 * ``create_task_in_microsoft``: ``subject`` (``{{lead.field}}`` tokens allowed),
@@ -53,3 +57,31 @@ def parse_microsoft_step(kind: str, raw: Mapping[str, Any], where: str) -> dict[
             raise InvalidValueError(f"{where}: 'owner' must be a sales user's Dynamics id")
         return params
     return {"campaign": _required_text(raw, "campaign", where, "a Dynamics campaign's name")}
+
+
+MAX_WAIT_MINUTES = 365 * 24 * 60
+
+
+def parse_wait(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The checked parameters of a Wait step (its duration in days, hours, minutes)."""
+    params: dict[str, Any] = {}
+    for unit in ("days", "hours", "minutes"):
+        value = raw.get(unit)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidValueError(f"{where}: '{unit}' must be a whole number, 0 or more")
+        params[unit] = value
+    total = params.get("days", 0) * 1440 + params.get("hours", 0) * 60 + params.get("minutes", 0)
+    if not 1 <= total <= MAX_WAIT_MINUTES:
+        raise InvalidValueError(f"{where}: a Wait lasts from 1 minute to 365 days")
+    return params
+
+
+def wait_minutes(params: Mapping[str, Any]) -> int:
+    """A Wait step's duration in minutes."""
+    return (
+        int(params.get("days", 0)) * 1440
+        + int(params.get("hours", 0)) * 60
+        + int(params.get("minutes", 0))
+    )

@@ -150,6 +150,7 @@ class CampaignRunner:
                 campaign_events.c.claimed_until.is_(None),
                 campaign_events.c.claimed_until < now,
             ),
+            or_(campaign_events.c.run_after.is_(None), campaign_events.c.run_after <= now),
         )
         with self._engine.connect() as conn:  # idle polls read only: no write lock taken
             waiting = conn.execute(select(campaign_events.c.id).where(free).limit(1)).first()
@@ -245,6 +246,7 @@ class CampaignRunner:
             str(row["qualification"]),
             SmartList.from_dict(row["smart_list"]),
             tuple(row["flow"] or ()),
+            row["qualification_days"],
         )
 
     def process(self, event: ClaimedEvent) -> None:
@@ -254,7 +256,9 @@ class CampaignRunner:
         if campaign is None or (campaign.kind == "trigger" and not campaign.active):
             self._finish(event.id)
             return
-        if not qualify(self._engine, self._smart_lists, event, campaign):
+        if not self._started(event.id) and not qualify(
+            self._engine, self._smart_lists, event, campaign
+        ):
             self._finish(event.id)
             return
         tokens = {str(k): str(v) for k, v in (event.details.get("tokens") or {}).items()}
@@ -262,9 +266,21 @@ class CampaignRunner:
             outcome = self._run_step(event, campaign, index, step, tokens)
             if outcome.push and self._push is not None:
                 self._push_now(event, index)
+            if outcome.wait_until is not None:
+                self._release(event.id)  # runs again once the wait is over
+                return
             if outcome.stop:
                 break
         self._finish(event.id)
+
+    def _started(self, event_id: int) -> bool:
+        """Whether the event's flow had begun (a Wait paused it, or a runner died): it goes
+        on where it stopped, not qualified again."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(campaign_results.c.id).where(campaign_results.c.event_id == event_id)
+            ).first()
+        return found is not None
 
     def _run_step(
         self,

@@ -1,5 +1,7 @@
 """Campaign Sync: Dynamics campaigns read into the marketing database (B47) and the members
-crmsync's Add to Microsoft Campaign step added to their marketing lists (R82, R83).
+crmsync's Add to Microsoft Campaign step added to their marketing lists (R82, R83); "once
+every N days" qualification, Wait steps (an event paused until a time) and recurring
+schedules.
 
 Revision ID: 0008_microsoft_campaigns
 Revises: 0007_admin_users
@@ -49,8 +51,20 @@ def upgrade() -> None:
         "ix_microsoft_campaign_members_person_id", "microsoft_campaign_members", ["person_id"]
     )
 
+    op.add_column("campaigns", sa.Column("qualification_days", sa.Integer(), nullable=True))
+    op.add_column("campaign_events", sa.Column("run_after", _UTC, nullable=True))
+    op.add_column("campaign_schedules", sa.Column("repeat_every_days", sa.Integer(), nullable=True))
+    op.add_column("campaign_schedules", sa.Column("repeat_until", _UTC, nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaign_schedules") as batch:
+        batch.drop_column("repeat_until")
+        batch.drop_column("repeat_every_days")
+    with op.batch_alter_table("campaign_events") as batch:
+        batch.drop_column("run_after")
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_column("qualification_days")
     op.drop_index(
         "ix_microsoft_campaign_members_person_id", table_name="microsoft_campaign_members"
     )
