@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activity_log import activity, write_activities
 from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
-from crmsync.marketing.campaigns.runner import PushFunction
+from crmsync.marketing.campaigns.pushes import PushFunction
 from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import persons

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, select
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.marketing.campaigns.runner import CampaignRunner, PushFunction
+from crmsync.marketing.campaigns.pushes import PushFunction
+from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.settings import SyncSettings
 from crmsync.store.key_values import get_sync_enabled
 from crmsync.store.tables import sync_outbox
