@@ -36,12 +36,43 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+MAX_JSON_DEPTH = 32
+"""Marketo documents are a few levels deep (``{"input": [{"field": value}]}``); anything nested
+deeper than this is refused as invalid JSON before a handler walks it."""
+
+
 def parse_json_body(body: bytes) -> Any:
-    """Parse a JSON request body with ``json.loads``; 609 when it is not JSON."""
+    """Parse a JSON request body; 609 when it is not JSON or nested past :data:`MAX_JSON_DEPTH`.
+
+    The parser recurses, so a deeply nested body raises ``RecursionError``: that is the
+    client's input, answered 609 like any other malformed body, never a server error.
+    """
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_json() from exc
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise invalid_json() from None
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise invalid_json()
+    return document
+
+
+def _nested_deeper_than(document: object, limit: int) -> bool:
+    """True when ``document`` has arrays or objects nested more than ``limit`` levels deep."""
+    level: list[object] = [document]
+    depth = 0
+    while level:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+        ]
+    return False
 
 
 class ApiParams:
