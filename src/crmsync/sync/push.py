@@ -98,6 +98,10 @@ class PushCounts:
     failures: list[str] = field(default_factory=list)
 
 
+_Failure = tuple[int, LinkRow, str | None, str, str]
+"""A person whose write failed: its id, link, error code, message and operation."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Send:
     person_id: int
@@ -254,7 +258,7 @@ class OutboxPusher:
                     baselines[(entity, crm_id)] = values
         sends: list[_Send] = []
         done: list[int] = []
-        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        failures: list[_Failure] = []
         for person_id, link in chosen.items():
             entry_ids = tuple(e.id for e in by_person[person_id])
             mapping = self._mappings[link.entity]
@@ -265,13 +269,14 @@ class OutboxPusher:
                     person_id, link, mapping, marketing, baseline, entry_ids
                 )
             except ValidationFailedError as exc:
-                failures.append((person_id, link, exc.code, exc.message))
+                operation = "create" if baseline is None else "update"
+                failures.append((person_id, link, exc.code, exc.message, operation))
                 done += list(entry_ids)
                 continue
             if rejected is not None:
                 # B37/B38: the fields Dynamics would refuse stay unsent (and differ from the
                 # baseline, so they are retried); the others go now.
-                failures.append((person_id, link, rejected.code, rejected.message))
+                failures.append((person_id, link, rejected.code, rejected.message, "update"))
             if send is None:
                 done += list(entry_ids)  # nothing (else) differs from what both sides agreed
             else:
@@ -353,7 +358,7 @@ class OutboxPusher:
         (removed only now), failures, and a re-read and re-merge of conflicts (B25)."""
         counts.sent += len(sends)
         accepted: list[tuple[_Send, WriteResult]] = []
-        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        failures: list[_Failure] = []
         done: list[int] = []
         conflicts: list[_Send] = []
         for send, result in zip(sends, results, strict=True):
@@ -364,7 +369,13 @@ class OutboxPusher:
             elif result.status in FAILING:
                 link = LinkRow(send.entity, send.crm_id, "person", send.person_id, None)
                 failures.append(
-                    (send.person_id, link, result.error_code, result.message or str(result.status))
+                    (
+                        send.person_id,
+                        link,
+                        result.error_code,
+                        result.message or str(result.status),
+                        "create" if send.creating else "update",
+                    )
                 )
                 done += list(send.entry_ids)
             elif result.status is WriteStatus.NOT_FOUND and not send.creating:
@@ -377,7 +388,7 @@ class OutboxPusher:
             delete_outbox(conn, done + [i for s, _ in accepted for i in s.entry_ids])
             self._fail(conn, failures)  # writes activities: last
         counts.failed += len(failures)
-        counts.failures += [f"{p}: {code} {message}" for p, _, code, message in failures]
+        counts.failures += [f"{p}: {code} {message}" for p, _, code, message, _ in failures]
         if conflicts:
             self._remerge(conflicts, counts)
 
@@ -419,17 +430,15 @@ class OutboxPusher:
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
 
-    def _fail(
-        self, conn: Connection, failures: Sequence[tuple[int, LinkRow, str | None, str]]
-    ) -> None:
+    def _fail(self, conn: Connection, failures: Sequence[_Failure]) -> None:
         if not failures:
             return
         now = utc_now_text()
         record_errors(
             conn,
             [
-                ErrorReport(link.entity, "to_crm", "update", "person", pid, link.crm_id, code, msg)
-                for pid, link, code, msg in failures
+                ErrorReport(link.entity, "to_crm", op, "person", pid, link.crm_id, code, msg)
+                for pid, link, code, msg, op in failures
             ],
         )
         # activities last in the transaction (see crmsync.marketing.activity_log)
@@ -445,7 +454,7 @@ class OutboxPusher:
                     message=msg,
                     when=now,
                 )
-                for pid, link, code, msg in failures
+                for pid, link, code, msg, _ in failures
             ],
         )
 
