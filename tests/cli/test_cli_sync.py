@@ -25,9 +25,16 @@ from crmsync.emulator.config import (
     PluginRule,
     default_config,
 )
+from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database
-from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
+from crmsync.store.tables import (
+    activities,
+    audit_log,
+    crm_links,
+    notifications,
+    sales_persons,
+)
 from crmsync.sync.cursors import INITIAL_PHASE, set_cursor
 from crmsync.sync.failures import ErrorReport, record_errors
 from crmsync.sync.lease import SyncLease
@@ -258,9 +265,17 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
                 .scalars()
                 .all()
             )
+            logged = conn.execute(
+                select(activities.c.type_id, activities.c.attributes).where(
+                    activities.c.person_id == person_id,
+                    activities.c.type_id == SYNC_LEAD_TO_MICROSOFT,
+                )
+            ).all()
     finally:
         engine.dispose()
     assert links == [queued["crm_id"]]
+    # Marketo logs the flow action as "Sync Person to Microsoft" on the person, once.
+    assert [row.attributes["CRM Id"] for row in logged] == [queued["crm_id"]]
 
 
 def test_run_mails_notifications_to_the_configured_recipients(

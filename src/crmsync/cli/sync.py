@@ -30,6 +30,8 @@ from sqlalchemy import select
 from crmsync.cli import database, fail, settings_from
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
+from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
+from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
 from crmsync.store.tables import persons
 from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.campaign_push import start_campaign_runner
@@ -390,6 +392,7 @@ def sync_person(
             if unknown:
                 _err.print(f"no person {', '.join(map(str, unknown))}; nothing was queued")
                 raise typer.Exit(1)
+            entries: list[ActivityEntry] = []
             for person_id in dict.fromkeys(person_ids):
                 asked = request_crm_create(conn, person_id, sync_as.value, owner=owner)
                 results.append(
@@ -400,6 +403,22 @@ def sync_person(
                         "queued": asked.queued,
                     }
                 )
+                if asked.queued:
+                    entries.append(
+                        activity(
+                            person_id,
+                            SYNC_LEAD_TO_MICROSOFT,
+                            "crmsync sync person",
+                            {
+                                "Assign To": owner or "",
+                                "Sync As": asked.entity.capitalize(),
+                                "CRM Id": asked.crm_id,
+                            },
+                            primary_value_id=person_id,
+                        )
+                    )
+            # activities last in the transaction (see crmsync.marketing.activity_log)
+            write_activities(conn, entries)
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:
