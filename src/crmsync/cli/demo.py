@@ -45,7 +45,7 @@ from crmsync.marketing.persons import PersonService
 from crmsync.settings import Secret, Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.sync.campaign_push import start_campaign_runner
-from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress, push_summary
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.web.admin.users import AdminUserStore, generate_password
 from crmsync.web.app import create_app
@@ -213,11 +213,18 @@ def _print_cycle(report: CycleReport) -> None:
     pulled = ", ".join(f"{e.records} {e.entity}" for e in report.entities if e.records)
     push = report.push
     console.print(
-        f"sync cycle {report.status} in {report.duration_seconds:.1f} s: read {pulled or 'nothing'}"
-        f" from Dynamics; {push.created} created and {push.updated} updated in Dynamics; "
+        f"sync cycle {report.outcome} in {report.duration_seconds:.1f} s: read "
+        f"{pulled or 'nothing'} from Dynamics; to Dynamics: {push_summary(push)}; "
         f"{report.api_calls} Dynamics requests",
         soft_wrap=True,
+        highlight=False,
     )
+    if report.records_failed:
+        console.print(
+            f"  {report.records_failed} failing record(s): see `crmsync sync errors`",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _previous_org_url(directory: Path) -> str | None:
@@ -250,7 +257,7 @@ def _serve_and_sync(
     stop = threading.Event()
 
     def on_cycle(report: CycleReport) -> None:
-        if report.records_synced or report.status != "ok":
+        if report.records_synced or report.records_failed or report.status != "ok":
             _print_cycle(report)
 
     def on_idle(message: str) -> None:

@@ -37,7 +37,7 @@ from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.campaign_push import start_campaign_runner
 from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.failures import open_errors
-from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress, push_summary
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.sync.status import read_status
 
@@ -49,7 +49,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _print_report(report: CycleReport) -> None:
-    table = Table(title=f"sync cycle ({report.status}, {report.duration_seconds:.2f} s)")
+    table = Table(title=f"sync cycle ({report.outcome}, {report.duration_seconds:.2f} s)")
     table.add_column("entity", no_wrap=True, min_width=11)
     table.add_column("mode", no_wrap=True)
     for column in ("read", "created", "updated", "deleted", "failed", "collided"):
@@ -70,11 +70,11 @@ def _print_report(report: CycleReport) -> None:
         if e.note:
             _out.print(f"{e.entity}: {e.note}", highlight=False, soft_wrap=True)
     push = report.push
+    remerged = f", {push.remerged} re-merged" if push.remerged else ""
     _out.print(
-        f"to Dynamics: {push.created} created, {push.updated} updated, {push.failed} failed, "
-        f"{push.deferred} deferred, {push.remerged} re-merged; "
-        f"{report.api_calls} Dynamics requests",
+        f"to Dynamics: {push_summary(push)}{remerged}; {report.api_calls} Dynamics requests",
         highlight=False,
+        soft_wrap=True,
     )
     if report.error:
         _err.print(f"[red]cycle failed:[/red] {report.error}", highlight=False)
@@ -145,8 +145,8 @@ def run(
 
     def on_cycle(report: CycleReport) -> None:
         _out.print(
-            f"{report.started_at:%H:%M:%S} cycle {report.status}: "
-            f"{report.records_synced} records synced, {report.push.failed} failed, "
+            f"{report.started_at:%H:%M:%S} cycle {report.outcome}: "
+            f"{report.records_synced} records synced; to Dynamics: {push_summary(report.push)}; "
             f"{report.api_calls} requests, {report.duration_seconds:.2f} s",
             highlight=False,
         )
@@ -221,7 +221,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if snapshot.last_cycle_started is not None:
         _out.print(
             f"last cycle: {snapshot.last_cycle_started:%Y-%m-%d %H:%M:%S} UTC, "
-            f"{snapshot.last_cycle_status}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
+            f"{snapshot.last_cycle_outcome}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
             f"{snapshot.last_cycle_api_calls} requests",
             highlight=False,
         )

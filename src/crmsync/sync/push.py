@@ -96,6 +96,19 @@ class PushCounts:
     deferred: int = 0
     dropped: int = 0
     failures: list[str] = field(default_factory=list)
+    # why entries were dropped: reason -> count (adds up to ``dropped``)
+    dropped_why: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` entries dropped for ``reason``."""
+        if count:
+            self.dropped += count
+            self.dropped_why[reason] = self.dropped_why.get(reason, 0) + count
+
+
+DROPPED_DELETED_HERE = "person deleted here"
+DROPPED_MARKETING_ONLY = "marketing-only: no Dynamics lead or contact"
+DROPPED_GONE = "record deleted in Dynamics"
 
 
 _Failure = tuple[int, LinkRow, str | None, str, str]
@@ -247,10 +260,17 @@ class OutboxPusher:
                     # Deleted here (B27), marketing-only, or its record is gone and no new
                     # one was asked for (B28).
                     drop += [e.id for e in person_entries]
+                    reason = (
+                        DROPPED_DELETED_HERE
+                        if local is None
+                        else DROPPED_MARKETING_ONLY
+                        if found is None
+                        else DROPPED_GONE
+                    )
+                    counts.drop(reason, len(person_entries))
                     continue
                 chosen[person_id] = found
             delete_outbox(conn, drop)
-            counts.dropped += len(drop)
             baselines: dict[tuple[str, str], dict[str, object]] = {}
             for entity in self._mappings:
                 ids = [link.crm_id for link in chosen.values() if link.entity == entity]
@@ -380,7 +400,7 @@ class OutboxPusher:
                 done += list(send.entry_ids)
             elif result.status is WriteStatus.NOT_FOUND and not send.creating:
                 done += list(send.entry_ids)  # deleted in Dynamics: the delta read flags it
-                counts.dropped += 1
+                counts.drop(DROPPED_GONE)
             else:
                 counts.deferred += 1  # throttled / transient: stays queued (B38)
         with self._engine.begin() as conn:
