@@ -272,6 +272,31 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     assert created_lead["emailaddress1"] == "web.signup@example.com"
     assert "done" in _bash(demo.block(4)[2:], tmp_path)
 
+    # The banner tells synced persons from marketing-only ones; step 5 as printed gives a
+    # marketing-only person a Dynamics lead (Sync Person to Microsoft, created by a cycle).
+    banner = re.search(
+        r"(\d+) persons in the marketing database: (\d+) synced both ways with Dynamics "
+        r"\(leads and contacts\), (\d+) marketing-only",
+        "\n".join(demo.lines),
+    )
+    assert banner is not None
+    total, synced, only = (int(banner.group(i)) for i in (1, 2, 3))
+    assert synced + only == total and synced > 0 and only >= 40
+    printed = _bash([demo.block(2)[0], *demo.block(5)], tmp_path)
+    assert "queued: a new lead" in printed
+
+    def marketing_only_lead() -> str | None:
+        found = json.loads(_bash([demo.block(2)[0], demo.block(5)[-1]], tmp_path))
+        return found["result"][0].get("crmLeadId") if found["result"] else None
+
+    synced_lead = _eventually(marketing_only_lead, timeout=20)
+    created_from_marketing = httpx.get(
+        f"{org_url}/api/data/v9.2/leads({synced_lead})",
+        params={"$select": "emailaddress1"},
+        headers=dynamics,
+    )
+    assert created_from_marketing.status_code == 200
+
     children = _children(demo.process.pid)
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(20) == 0

@@ -35,6 +35,8 @@ class DemoLead:
     name: str
     email: str
     persons_total: int
+    persons_synced: int = 0  # persons with a Dynamics lead or contact
+    marketing_only_id: int | None = None  # a person with none, for the guide's step 5
 
 
 def find_demo_lead(engine: Engine) -> DemoLead:
@@ -66,10 +68,29 @@ def find_demo_lead(engine: Engine) -> DemoLead:
     with engine.connect() as conn:
         row = conn.execute(query).first()
         total = int(conn.execute(select(func.count()).select_from(persons)).scalar_one())
+        synced = int(
+            conn.execute(
+                select(func.count()).select_from(persons).where(persons.c.crmType.is_not(None))
+            ).scalar_one()
+        )
+        marketing_only = conn.execute(
+            select(persons.c.id)
+            .where(persons.c.crmType.is_(None), persons.c.email.is_not(None))
+            .order_by(persons.c.id)
+            .limit(1)
+        ).scalar()
     if row is None:
         raise ConfigurationError("the initial sync brought no open Dynamics lead to edit")
     name = " ".join(part for part in (row.firstName, row.lastName) if part)
-    return DemoLead(int(row.local_id), str(row.crm_id), name, str(row.email), total)
+    return DemoLead(
+        int(row.local_id),
+        str(row.crm_id),
+        name,
+        str(row.email),
+        total,
+        synced,
+        int(marketing_only) if marketing_only is not None else None,
+    )
 
 
 def _token_line(variable: str, command: str, key: str) -> str:
@@ -210,6 +231,31 @@ def watch_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def sync_person_lines(g: GuideInput) -> list[str]:
+    """Sync Person to Microsoft for a marketing-only person; read back its new lead id."""
+    person = g.lead.marketing_only_id
+    if person is None:
+        return []
+    read = f'curl -s {NEWLINE} -H "Authorization: Bearer $TOKEN" ' + shlex.quote(
+        f"{g.api_url}/rest/v1/lead/{person}.json?fields=email,crmType,crmLeadId"
+    )
+    return [
+        f"{_command_name()} --config {_shown_path(g.config_path)} sync person {person}",
+        f"sleep {g.pause_seconds + 2:g}",
+        read,
+    ]
+
+
+def banner(lead: DemoLead) -> str:
+    """The first line: how many persons there are, how many are synced with Dynamics."""
+    only = lead.persons_total - lead.persons_synced
+    return (
+        f"crmsync demo: {lead.persons_total:,} persons in the marketing database: "
+        f"{lead.persons_synced:,} synced both ways with Dynamics (leads and contacts), "
+        f"{only:,} marketing-only"
+    )
+
+
 def admin_lines(g: GuideInput) -> list[str]:
     """Where to sign in to the admin UI, and as whom (the password is shown only now)."""
     if not g.admin_email:
@@ -223,13 +269,24 @@ def admin_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def _step_five(g: GuideInput) -> list[str]:
+    lines = sync_person_lines(g)
+    if not lines:
+        return []
+    return [
+        f"5. Sync a marketing-only person to Microsoft (person {g.lead.marketing_only_id}): "
+        "the next cycle creates its Dynamics lead:",
+        *(f"  {line}" for line in lines),
+        "",
+    ]
+
+
 def guide_text(g: GuideInput) -> str:
     """The whole printed guide, as plain text (no markup)."""
     org, lead = g.org, g.lead
     lines = [
         "",
-        f"crmsync demo: {lead.persons_total:,} persons in the marketing database, "
-        "synced both ways with Dynamics",
+        banner(lead),
         "",
         *admin_lines(g),
         "Marketo-compatible API",
@@ -259,6 +316,7 @@ def guide_text(g: GuideInput) -> str:
         "Dynamics' gives them a Dynamics lead at once:",
         *(f"  {line}" for line in campaign_lines(g)),
         "",
+        *_step_five(g),
         "Python (marketorestpython):",
         "  from marketorestpython.client import MarketoClient",
         f"  mc = MarketoClient('000-AAA-000', '{g.client_id}', '{g.client_secret}')",
