@@ -28,6 +28,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from crmsync.cli import database, fail, settings_from
+from crmsync.cli.tables import print_records
 from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
@@ -301,21 +302,23 @@ def errors(
     if as_json:
         _out.print_json(json.dumps([_jsonable(r) for r in rows]))
         return
-    table = Table(title=f"{len(rows)} failing records")
-    for column in ("id", "entity", "direction", "record", "code", "message", "attempts", "last"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(
+    headers = ["id", "entity", "direction", "operation", "record", "code", "message"]
+    headers += ["attempts", "last"]
+    cells = [
+        [
             str(r["id"]),
-            r["entity"],
-            r["direction"],
+            str(r["entity"]),
+            str(r["direction"]),
+            str(r["operation"]),
             f"person {r['local_id']}" if r["local_id"] is not None else str(r["crm_id"]),
             str(r["error_code"] or ""),
-            r["message"],
+            str(r["message"]),
             str(r["attempts"]),
             f"{r['last_seen']:%Y-%m-%d %H:%M}",
-        )
-    _out.print(table)
+        ]
+        for r in rows
+    ]
+    print_records(Console(), headers, cells, title=f"{len(rows)} failing records")
 
 
 def _export_csv(rows: list[dict[str, Any]], target: str) -> None:
