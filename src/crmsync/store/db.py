@@ -9,6 +9,7 @@ command that fixes it; :func:`upgrade_database` runs ``alembic upgrade head`` pr
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from importlib import resources
 from typing import Any
 
@@ -131,8 +132,31 @@ def check_migrated(engine: Engine) -> None:
     )
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file ``url`` names that does not exist (else ``None``);
+    opening it would create an empty file."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # create_database_engine says what is wrong
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = parsed.database or ""
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
+        return None
+    return path
+
+
 def open_database(url: str, *, require_migrated: bool = True) -> Engine:
-    """Return an engine for ``url``; by default refuse a database that is not fully migrated."""
+    """Return an engine for ``url``; by default refuse a database that is not fully migrated,
+    and a SQLite file that does not exist (without creating it)."""
+    missing = _missing_sqlite_file(url) if require_migrated else None
+    if missing is not None:
+        raise DatabaseNotMigratedError(
+            f"there is no database at {missing}: give a configuration with --config FILE, "
+            "./crmsync.toml or CRMSYNC_CONFIG ([database] url = ...), or set "
+            f"CRMSYNC_DATABASE_URL; to start a new one here, run `{UPGRADE_COMMAND}`"
+        )
     engine = create_database_engine(url)
     if require_migrated:
         try:
