@@ -9,8 +9,8 @@ command that fixes it; :func:`upgrade_database` runs ``alembic upgrade head`` pr
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
