@@ -51,3 +51,26 @@ def test_bad_number_names_the_setting() -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not found"):
         load_settings(tmp_path / "absent.toml", environ={})
+
+
+def test_config_errors_name_the_key_the_type_and_what_is_expected(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[dynamics]\npage_size = 9000\n")
+    with pytest.raises(ConfigurationError) as out_of_range:
+        load_settings(config, environ={})
+    assert out_of_range.value.message == "setting dynamics.page_size must be 1–5000, got 9000"
+    config.write_text("[web]\nport = 'eighty'\n")
+    with pytest.raises(ConfigurationError) as wrong_type:
+        load_settings(config, environ={})
+    assert wrong_type.value.message == (
+        "setting web.port must be a whole number, got text 'eighty'"
+    )
+    config.write_text("[sync]\nduplicate_detection = 'maybe'\n")
+    with pytest.raises(ConfigurationError) as not_a_bool:
+        load_settings(config, environ={})
+    assert not_a_bool.value.message == (
+        "setting sync.duplicate_detection must be true or false, got text 'maybe'"
+    )
+    config.write_text("[dynamics]\nbatch_size = 2.5\n")
+    with pytest.raises(ConfigurationError, match=r"whole number, got number 2\.5"):
+        load_settings(config, environ={})

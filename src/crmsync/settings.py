@@ -120,8 +120,67 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# Settings with a range: (lowest, highest) allowed, inclusive; ``None`` means unbounded.
+# Dataverse pages hold at most 5,000 records and a $batch at most 1,000 requests.
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "dynamics.page_size": (1, 5000),
+    "dynamics.batch_size": (1, 1000),
+    "dynamics.concurrency": (1, 64),
+    "dynamics.timeout_seconds": (0.1, None),
+    "sync.pause_seconds": (0, None),
+    "sync.lease_seconds": (1, None),
+    "web.port": (0, 65535),
+    "web.max_body_bytes": (1, None),
+    "web.calls_per_window": (1, None),
+    "web.window_seconds": (0.1, None),
+    "web.max_concurrent_calls": (1, None),
+    "web.token_lifetime_seconds": (1, None),
+    "web.admin_idle_seconds": (1, None),
+    "smtp.port": (1, 65535),
+}
+
+
+def _expected(current: object) -> str:
+    if isinstance(current, bool):
+        return "true or false"
+    if isinstance(current, int):
+        return "a whole number"
+    if isinstance(current, float):
+        return "a number"
+    return "text"
+
+
+def _described(raw: object) -> str:
+    """A value as an error shows it: its TOML type and the value (never for secrets)."""
+    kind = {bool: "boolean", int: "integer", float: "number", str: "text"}.get(type(raw))
+    return f"{kind or type(raw).__name__} {raw!r}"
+
+
+def _check_range(where: str, value: object) -> None:
+    bounds = _RANGES.get(where)
+    if bounds is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = bounds
+    if value < low or (high is not None and value > high):
+        expected = f"{low:g}–{high:g}" if high is not None else f"at least {low:g}"
+        raise ConfigurationError(f"setting {where} must be {expected}, got {value:g}")
+
+
 def _coerce(section: str, name: str, current: object, raw: object) -> object:
+    value = _converted(section, name, current, raw)
+    _check_range(f"{section}.{name}", value)
+    return value
+
+
+def _converted(section: str, name: str, current: object, raw: object) -> object:
     where = f"{section}.{name}"
+    numeric = isinstance(current, int | float) and not isinstance(current, bool)
+    # a TOML boolean for a number, or a fraction for a whole number, is refused too
+    fraction = isinstance(current, int) and isinstance(raw, float) and not raw.is_integer()
+    if numeric and (isinstance(raw, bool) or fraction):
+        raise ConfigurationError(
+            f"setting {where} must be {_expected(current)}, got {_described(raw)}"
+        )
     try:
         if isinstance(current, Secret):
             return Secret(str(raw))
@@ -135,7 +194,7 @@ def _coerce(section: str, name: str, current: object, raw: object) -> object:
                 return False
             raise ValueError(raw)
         if isinstance(current, int):
-            return int(str(raw))
+            return int(raw) if isinstance(raw, float) else int(str(raw))
         if isinstance(current, float):
             return float(str(raw))
         if isinstance(current, tuple):
@@ -143,8 +202,11 @@ def _coerce(section: str, name: str, current: object, raw: object) -> object:
                 return tuple(str(item) for item in raw)
             return tuple(part.strip() for part in str(raw).split(",") if part.strip())
         return str(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"setting {where} has an invalid value") from exc
+    except ValueError:
+        shown = "a value that is not one" if isinstance(current, Secret) else _described(raw)
+        raise ConfigurationError(
+            f"setting {where} must be {_expected(current)}, got {shown}"
+        ) from None
 
 
 def load_settings(
