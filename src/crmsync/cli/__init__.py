@@ -10,15 +10,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings, load_settings
-from crmsync.store.db import open_database
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(
     name="crmsync",
@@ -57,6 +58,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 @contextmanager
 def database(settings: Settings) -> Iterator[Engine]:
     """The migrated database of ``settings``, disposed when the command is done."""
+    from crmsync.store.db import open_database  # only commands that use it pay its import
+
     engine = open_database(settings.database.url)
     try:
         yield engine
@@ -72,10 +75,11 @@ def fail(exc: CrmsyncError) -> typer.Exit:
 
 
 def _register() -> None:
-    # Imported here so that each sub-command module can import ``app`` helpers from this one.
+    # Imported here so that each sub-command module can import ``app`` helpers from this one;
+    # only the module of the command being run is imported.
     from crmsync.cli import commands
 
-    commands.register(app)
+    commands.register_for(app, sys.argv[1:])
 
 
 def main() -> None:

@@ -18,29 +18,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as ProgressBar
 from rich.table import Table
-from sqlalchemy import select
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.cli.tables import print_records
-from crmsync.dynamics import build_client
 from crmsync.errors import CrmsyncError
-from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
-from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
-from crmsync.store.tables import persons
-from crmsync.sync.admin_retry import retry_errors
-from crmsync.sync.campaign_push import start_campaign_runner
-from crmsync.sync.crm_create import request_crm_create
-from crmsync.sync.failures import open_errors
-from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress, push_summary
-from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.status import read_status
+
+if TYPE_CHECKING:
+    from crmsync.sync.reports import CycleReport, Progress
+
+# Each command imports what it needs when it runs (``crmsync sync status`` stays quick): the
+# Dynamics client, the engine and the campaign runner load only for the commands using them.
 
 app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
 _out = Console()
@@ -50,6 +42,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _print_report(report: CycleReport) -> None:
+    from crmsync.sync.reports import push_summary
+
     table = Table(title=f"sync cycle ({report.outcome}, {report.duration_seconds:.2f} s)")
     table.add_column("entity", no_wrap=True, min_width=11)
     table.add_column("mode", no_wrap=True)
@@ -84,6 +78,9 @@ def _print_report(report: CycleReport) -> None:
 @app.command("once")
 def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run one whole sync cycle now and print what it did."""
+    from crmsync.dynamics import build_client
+    from crmsync.sync.runner import SyncRunner
+
     settings = settings_from(ctx)
     try:
         with database(settings) as engine, build_client(settings.dynamics) as client:
@@ -106,6 +103,11 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def _progress_bar() -> Iterator[Any]:
     """A bar per initial read (against the records Dynamics has) and for the push (against
     the queued changes); other reads count records (B16, B40)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as ProgressBar
+
+    from crmsync.sync.reports import PUSH_ENTITY
+
     with ProgressBar(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -140,6 +142,11 @@ def run(
     ] = None,
 ) -> None:
     """Cycle, pause (setting sync.pause_seconds), repeat while sync is enabled; Ctrl-C stops."""
+    from crmsync.dynamics import build_client
+    from crmsync.sync.campaign_push import start_campaign_runner
+    from crmsync.sync.reports import push_summary
+    from crmsync.sync.runner import SyncRunner
+
     settings = settings_from(ctx)
     stop = threading.Event()
     last_idle: list[str] = []
@@ -182,6 +189,8 @@ def run(
 @app.command("enable")
 def enable(ctx: typer.Context) -> None:
     """Enable the background sync (its first cycle runs the initial sync of every table)."""
+    from crmsync.sync.runner import set_enabled
+
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, True)
@@ -193,6 +202,8 @@ def enable(ctx: typer.Context) -> None:
 @app.command("disable")
 def disable(ctx: typer.Context) -> None:
     """Disable the background sync; changes wait on both sides and nothing is lost."""
+    from crmsync.sync.runner import set_enabled
+
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, False)
@@ -208,6 +219,8 @@ def _megabytes(count: int) -> str:
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls."""
+    from crmsync.sync.status import read_status
+
     try:
         with database(settings_from(ctx)) as engine:
             snapshot = read_status(engine)
@@ -291,6 +304,8 @@ def errors(
     as_json: JsonOption = False,
 ) -> None:
     """List records that failed to sync, with Dynamics' code and message."""
+    from crmsync.sync.failures import open_errors
+
     try:
         with database(settings_from(ctx)) as engine, engine.connect() as conn:
             rows = open_errors(conn, entity=entity, search=search)
@@ -347,6 +362,8 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every failing record.")] = False,
 ) -> None:
     """Queue failing records for the next cycle; they stay listed until they sync."""
+    from crmsync.sync.admin_retry import retry_errors
+
     if (error_id is None) == (not all_):
         _err.print("give an error ID or --all (not both)")
         raise typer.Exit(2)
@@ -385,6 +402,13 @@ def sync_person(
     A person that already has a lead or contact is left alone; one whose
     record was deleted in Dynamics gets a new one.
     """
+    from sqlalchemy import select
+
+    from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
+    from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
+    from crmsync.store.tables import persons
+    from crmsync.sync.crm_create import request_crm_create
+
     results: list[dict[str, object]] = []
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:
