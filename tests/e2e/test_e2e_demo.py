@@ -177,6 +177,19 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     client_id, secret = demo.value("client id:"), demo.value("client secret:")
     upn, password = demo.value("salesperson:").split(" (")[0].split(" / ")
 
+    # A second demo beside the running one says so and changes nothing: the running demo's
+    # printed API client keeps working (used below).
+    second = subprocess.run(
+        [CRMSYNC, "demo", "--port", "0", "--emulator-port", "0", "--no-serve"],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "a crmsync demo is already running" in " ".join(second.stderr.split())
+
     assert _bash(demo.block(1), tmp_path).strip() == "204"
     sync_reply = json.loads(_bash(demo.block(2), tmp_path))
     assert sync_reply["success"] is True

@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from crmsync.cli import settings_from
 from crmsync.cli.demo_campaign import ensure_demo_campaign
 from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
+from crmsync.cli.demo_lock import demo_lock
 from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
 from crmsync.cli.demo_people import DEMO_SEED, demo_persons
 from crmsync.cli.serve import run_server
@@ -330,31 +331,34 @@ def demo(
     """Dynamics emulator + marketing database + two-way sync + Marketo API, in ./.demo."""
     web = settings_from(ctx).web
     directory = Path.cwd() / DEMO_DIRECTORY
-    setup = prepare_demo(directory, persons)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if in_main:
-        # Ctrl-C works even when started from a script that ignores SIGINT in the background;
-        # SIGTERM stops the demo as cleanly as Ctrl-C does.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        with running_org(
-            directory / ORG_DATABASE,
-            _emulator_port(emulator_port, directory),
-            leads,
-            seed_progress=_seed_bar,
-        ) as org:
-            config_path = write_demo_config(directory, setup.database_url, org, pause_seconds=pause)
-            # The demo's own file decides everything but the web settings (ports, limits).
-            settings = replace(load_settings(config_path, environ={}), web=web)
-            _run(settings, setup, org, config_path, port, no_serve)
-    except KeyboardInterrupt:
-        console.print("crmsync demo stopped")
-    finally:
+    with demo_lock(directory):  # a second demo beside a running one changes nothing
+        setup = prepare_demo(directory, persons)
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         if in_main:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            # Ctrl-C works even when started from a script that ignores SIGINT in the background;
+            # SIGTERM stops the demo as cleanly as Ctrl-C does.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            with running_org(
+                directory / ORG_DATABASE,
+                _emulator_port(emulator_port, directory),
+                leads,
+                seed_progress=_seed_bar,
+            ) as org:
+                config_path = write_demo_config(
+                    directory, setup.database_url, org, pause_seconds=pause
+                )
+                # The demo's own file decides everything but the web settings (ports, limits).
+                settings = replace(load_settings(config_path, environ={}), web=web)
+                _run(settings, setup, org, config_path, port, no_serve)
+        except KeyboardInterrupt:
+            console.print("crmsync demo stopped")
+        finally:
+            if in_main:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
 
 def _run(
