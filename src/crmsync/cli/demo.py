@@ -196,7 +196,8 @@ def _initial_sync(runner: SyncRunner, relay: _ProgressRelay) -> None:
             if event.mode == "delta" and event.records == 0:
                 return  # a rerun: nothing changed for this entity
             if event.entity not in tasks:
-                label = "to Dynamics" if event.entity == PUSH_ENTITY else event.entity
+                # the push bar counts queued marketing changes handled, not records written
+                label = "marketing changes" if event.entity == PUSH_ENTITY else event.entity
                 tasks[event.entity] = bar.add_task(label, total=event.total)
             bar.update(tasks[event.entity], completed=event.records, total=event.total)
 
@@ -379,7 +380,7 @@ def _run(
             campaigns = start_campaign_runner(engine, client, settings.sync)
             lead = find_demo_lead(engine)
 
-            def guide(api_url: str) -> str:
+            def guide(api_url: str, serving: bool = True) -> str:
                 return guide_text(
                     GuideInput(
                         api_url=api_url,
@@ -392,12 +393,17 @@ def _run(
                         pause_seconds=settings.sync.pause_seconds,
                         admin_email=DEMO_ADMIN_EMAIL,
                         admin_password=setup.admin_password.reveal(),
+                        serving=serving,
                     )
                 )
 
             try:
                 if no_serve:
-                    console.print(guide("http://127.0.0.1:<port>"), soft_wrap=True, markup=False)
+                    console.print(
+                        guide("http://127.0.0.1:<port>", serving=False),
+                        soft_wrap=True,
+                        markup=False,
+                    )
                     return
                 _serve_and_sync(settings, runner, port, guide)
             finally:

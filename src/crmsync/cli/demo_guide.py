@@ -111,6 +111,7 @@ class GuideInput:
     pause_seconds: float
     admin_email: str = ""
     admin_password: str = ""
+    serving: bool = True  # False for ``--no-serve``: nothing is left running
 
 
 def _shown_path(path: Path) -> str:
@@ -317,14 +318,23 @@ def guide_text(g: GuideInput) -> str:
         *(f"  {line}" for line in campaign_lines(g)),
         "",
         *_step_five(g),
-        "Python (marketorestpython):",
+        f"Python (marketorestpython, installed in crmsync's environment: {_python_name()}):",
         "  from marketorestpython.client import MarketoClient",
         f"  mc = MarketoClient('000-AAA-000', '{g.client_id}', '{g.client_secret}')",
         f"  mc.host = '{g.api_url}'",
         f"  mc.execute(method='get_lead_by_id', id={lead.person_id}, "
         "fields=['email', 'title', 'mobilePhone'])",
         "",
-        "Ctrl-C stops the API, the sync and the emulator.",
+        (
+            "Ctrl-C stops the API, the sync and the emulator."
+            if g.serving
+            else "Nothing is running now (--no-serve): start `crmsync demo` to try these steps."
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _python_name() -> str:
+    """How to run the Python that has crmsync's packages (e.g. ``.venv/bin/python``)."""
+    return _shown_path(Path(sys.executable))

@@ -124,7 +124,7 @@ def _progress_bar() -> Iterator[Any]:
             key = f"{event.entity}:{event.mode}"
             if key not in tasks:
                 label = (
-                    "push to Dynamics"
+                    "marketing changes for Dynamics"
                     if event.entity == PUSH_ENTITY
                     else f"{event.mode} sync of {event.entity}"
                 )
