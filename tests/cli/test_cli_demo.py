@@ -12,6 +12,7 @@ import json
 import shlex
 import stat
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy import Table, func, select
 from typer.testing import CliRunner
 
 from crmsync.cli import demo
-from crmsync.cli.demo_guide import DemoLead, GuideInput, guide_text
+from crmsync.cli.demo_guide import DemoLead, GuideInput, fresh_edits, guide_text
 from crmsync.cli.demo_org import DemoOrg
 from crmsync.errors import SignInRefusedError
 from crmsync.settings import Secret, load_settings
@@ -219,3 +220,12 @@ def test_guide_lines_are_valid_shell_and_never_show_the_sync_secret() -> None:
     assert "campaigns results 'Demo: web sign-ups to Dynamics'" in text
     checked = subprocess.run(["bash", "-n", "-c", "\n".join(shell)], capture_output=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_each_run_edits_with_new_values() -> None:
+    """The guide's edits set values that differ from one run to the next, so a second run's
+    edits visibly travel (the same value again would change nothing)."""
+    morning = fresh_edits(datetime(2026, 1, 2, 9, 15, 30, tzinfo=UTC))
+    later = fresh_edits(datetime(2026, 1, 2, 9, 16, 5, tzinfo=UTC))
+    assert morning != later
+    assert morning[0] != later[0] and morning[1] != later[1]

@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from crmsync.cli import settings_from
 from crmsync.cli.demo_campaign import ensure_demo_campaign
-from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
+from crmsync.cli.demo_guide import GuideInput, find_demo_lead, fresh_edits, guide_text
 from crmsync.cli.demo_lock import demo_lock
 from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
 from crmsync.cli.demo_people import DEMO_SEED, demo_persons
@@ -379,6 +379,7 @@ def _run(
             _initial_sync(runner, relay)
             campaigns = start_campaign_runner(engine, client, settings.sync)
             lead = find_demo_lead(engine)
+            title, phone = fresh_edits()
 
             def guide(api_url: str, serving: bool = True) -> str:
                 return guide_text(
@@ -394,6 +395,8 @@ def _run(
                         admin_email=DEMO_ADMIN_EMAIL,
                         admin_password=setup.admin_password.reveal(),
                         serving=serving,
+                        title=title,
+                        phone=phone,
                     )
                 )
 

@@ -22,6 +22,18 @@ from crmsync.store.tables import crm_links, persons
 
 DYNAMICS_TITLE = "Chief Demo Officer"
 MARKETING_PHONE = "+1 555 0100"
+
+
+def fresh_edits(now: datetime | None = None) -> tuple[str, str]:
+    """A job title and a mobile phone for the guide's edits that differ at every run, so that
+    the edits of a second run visibly travel too (a value already set would not)."""
+    moment = now or datetime.now(UTC)
+    return (
+        f"{DYNAMICS_TITLE} {moment:%H%M%S}",
+        f"+1 555 {moment:%H%M} {moment:%S}",
+    )
+
+
 NEWLINE = "-w '\\n'"  # curl: end each JSON reply with a newline
 _JSON_FIELD = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
 
@@ -112,6 +124,8 @@ class GuideInput:
     admin_email: str = ""
     admin_password: str = ""
     serving: bool = True  # False for ``--no-serve``: nothing is left running
+    title: str = DYNAMICS_TITLE  # the edits the guide prints (new values at every demo run)
+    phone: str = MARKETING_PHONE
 
 
 def _shown_path(path: Path) -> str:
@@ -142,7 +156,7 @@ def dynamics_edit_lines(g: GuideInput) -> list[str]:
         f" --data-urlencode {shlex.quote('resource=' + org.base_url + '/')}",
         "access_token",
     )
-    body = json.dumps({"jobtitle": DYNAMICS_TITLE})
+    body = json.dumps({"jobtitle": g.title})
     patch = (
         'curl -s -X PATCH -H "Authorization: Bearer $DTOKEN"'
         " -H 'Content-Type: application/json' -H 'If-Match: *'"
@@ -167,7 +181,7 @@ def marketing_edit_lines(g: GuideInput) -> list[str]:
         {
             "action": "updateOnly",
             "lookupField": "id",
-            "input": [{"id": g.lead.person_id, "mobilePhone": MARKETING_PHONE}],
+            "input": [{"id": g.lead.person_id, "mobilePhone": g.phone}],
         }
     )
     sync = (
