@@ -312,6 +312,15 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     )
     assert created_from_marketing.status_code == 200
 
+    # Step 6 as printed: a company renamed on one person shows on another person of it.
+    renamed, shown = (
+        json.loads(line)
+        for line in _bash([demo.block(2)[0], *demo.block(6)], tmp_path).splitlines()
+    )
+    assert renamed["result"][0]["status"] == "updated"
+    new_name = demo.find(r'"company": "([^"]+)"')
+    assert shown["result"][0]["company"] == new_name
+
     children = _children(demo.process.pid)
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(20) == 0

@@ -397,6 +397,7 @@ def _run(
                         serving=serving,
                         title=title,
                         phone=phone,
+                        company=f"Renamed Here {title.rsplit(' ', 1)[-1]} Ltd",
                     )
                 )
 

@@ -49,6 +49,7 @@ class DemoLead:
     persons_total: int
     persons_synced: int = 0  # persons with a Dynamics lead or contact
     marketing_only_id: int | None = None  # a person with none, for the guide's step 5
+    colleagues: tuple[int, int] | None = None  # two persons of one company, for step 6
 
 
 def find_demo_lead(engine: Engine) -> DemoLead:
@@ -91,6 +92,14 @@ def find_demo_lead(engine: Engine) -> DemoLead:
             .order_by(persons.c.id)
             .limit(1)
         ).scalar()
+        shared = conn.execute(
+            select(persons.c.company_id, func.min(persons.c.id), func.max(persons.c.id))
+            .where(persons.c.company_id.is_not(None))
+            .group_by(persons.c.company_id)
+            .having(func.count() > 1)
+            .order_by(persons.c.company_id)
+            .limit(1)
+        ).first()
     if row is None:
         raise ConfigurationError("the initial sync brought no open Dynamics lead to edit")
     name = " ".join(part for part in (row.firstName, row.lastName) if part)
@@ -102,6 +111,7 @@ def find_demo_lead(engine: Engine) -> DemoLead:
         total,
         synced,
         int(marketing_only) if marketing_only is not None else None,
+        (int(shared[1]), int(shared[2])) if shared is not None else None,
     )
 
 
@@ -126,6 +136,7 @@ class GuideInput:
     serving: bool = True  # False for ``--no-serve``: nothing is left running
     title: str = DYNAMICS_TITLE  # the edits the guide prints (new values at every demo run)
     phone: str = MARKETING_PHONE
+    company: str = "Renamed Here Ltd"
 
 
 def _shown_path(path: Path) -> str:
@@ -261,6 +272,29 @@ def sync_person_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def company_edit_lines(g: GuideInput) -> list[str]:
+    """Rename one person's company through the API; read it on another person of it."""
+    if g.lead.colleagues is None:
+        return []
+    edited, other = g.lead.colleagues
+    body = json.dumps(
+        {
+            "action": "updateOnly",
+            "lookupField": "id",
+            "input": [{"id": edited, "company": g.company}],
+        }
+    )
+    sync = (
+        f'curl -s {NEWLINE} -X POST -H "Authorization: Bearer $TOKEN"'
+        " -H 'Content-Type: application/json'"
+        f" -d {shlex.quote(body)} {shlex.quote(g.api_url + '/rest/v1/leads.json')}"
+    )
+    read = f'curl -s {NEWLINE} -H "Authorization: Bearer $TOKEN" ' + shlex.quote(
+        f"{g.api_url}/rest/v1/lead/{other}.json?fields=company,externalCompanyId"
+    )
+    return [sync, read]
+
+
 def banner(lead: DemoLead) -> str:
     """The first line: how many persons there are, how many are synced with Dynamics."""
     only = lead.persons_total - lead.persons_synced
@@ -291,6 +325,20 @@ def _step_five(g: GuideInput) -> list[str]:
     return [
         f"5. Sync a marketing-only person to Microsoft (person {g.lead.marketing_only_id}): "
         "the next cycle creates its Dynamics lead:",
+        *(f"  {line}" for line in lines),
+        "",
+    ]
+
+
+def _step_six(g: GuideInput) -> list[str]:
+    lines = company_edit_lines(g)
+    if not lines or g.lead.colleagues is None:
+        return []
+    edited, other = g.lead.colleagues
+    return [
+        f"6. Rename person {edited}'s company through the API: person {other}, of the same "
+        "company, shows the new name at once (it stays in crmsync; the next Dynamics edit of "
+        "the account overwrites it):",
         *(f"  {line}" for line in lines),
         "",
     ]
@@ -332,6 +380,7 @@ def guide_text(g: GuideInput) -> str:
         *(f"  {line}" for line in campaign_lines(g)),
         "",
         *_step_five(g),
+        *_step_six(g),
         f"Python (marketorestpython, installed in crmsync's environment: {_python_name()}):",
         "  from marketorestpython.client import MarketoClient",
         f"  mc = MarketoClient('000-AAA-000', '{g.client_id}', '{g.client_secret}')",
