@@ -89,5 +89,7 @@ def test_a_command_without_configuration_creates_no_database(tmp_path: Path) -> 
         said = " ".join(done.stderr.split())
         assert "there is no database at crmsync.db" in said, said
         assert "--config" in said and "CRMSYNC_DATABASE_URL" in said
+        assert "([database] url = ...)" in said  # brackets are text, not console markup
+        assert "run `crmsync db upgrade` first" in said
         assert "Traceback" not in done.stderr
         assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings, load_settings
@@ -70,8 +71,14 @@ def database(settings: Settings) -> Iterator[Engine]:
 def fail(exc: CrmsyncError) -> typer.Exit:
     """Say what went wrong on stderr (the message only, never a traceback); the exit to raise:
     ``raise fail(exc) from None``."""
-    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    print_error(exc.message)
     return typer.Exit(1)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, whole: the message's brackets are text, not markup, and
+    the terminal wraps the line instead of rich cutting it at the console's width."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _register() -> None:
@@ -96,7 +103,7 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(1)
     except CrmsyncError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         sys.exit(1)
     except SystemExit:
         raise

@@ -175,7 +175,7 @@ def open_database(url: str, *, require_migrated: bool = True) -> Engine:
         raise DatabaseNotMigratedError(
             f"there is no database at {missing}: give a configuration with --config FILE, "
             "./crmsync.toml or CRMSYNC_CONFIG ([database] url = ...), or set "
-            f"CRMSYNC_DATABASE_URL; to start a new one here, run `{UPGRADE_COMMAND}`"
+            f"CRMSYNC_DATABASE_URL; to start a new one there, run `{UPGRADE_COMMAND}` first"
         )
     engine = create_database_engine(url)
     if require_migrated:
