@@ -83,3 +83,28 @@ def test_unparsable_text_says_what_was_expected() -> None:
         load_settings(environ={"CRMSYNC_DYNAMICS_PAGE_SIZE": "lots"})
     assert "expected an integer, got a string that does not read as one" in caught.value.message
     assert "lots" not in caught.value.message
+
+
+def test_config_errors_name_the_key_the_type_and_what_is_expected(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[dynamics]\npage_size = 9000\n")
+    with pytest.raises(ConfigurationError) as out_of_range:
+        load_settings(config, environ={})
+    assert out_of_range.value.message == "setting dynamics.page_size must be 1–5000, got 9000"
+    config.write_text("[web]\nport = 'eighty'\n")
+    with pytest.raises(ConfigurationError) as wrong_type:
+        load_settings(config, environ={})
+    assert wrong_type.value.message == (
+        "setting web.port has an invalid value: expected an integer, "
+        "got a string that does not read as one"
+    )
+    config.write_text("[sync]\nduplicate_detection = 'maybe'\n")
+    with pytest.raises(ConfigurationError) as not_a_bool:
+        load_settings(config, environ={})
+    assert not_a_bool.value.message == (
+        "setting sync.duplicate_detection has an invalid value: expected a boolean, "
+        "got a string that does not read as one"
+    )
+    config.write_text("[dynamics]\nbatch_size = 2.5\n")
+    with pytest.raises(ConfigurationError, match=r"expected an integer, got a float"):
+        load_settings(config, environ={})

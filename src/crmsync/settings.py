@@ -157,7 +157,44 @@ def _expected(current: object) -> str:
     return "a string"
 
 
+# Settings with a range: (lowest, highest) allowed, inclusive; ``None`` means unbounded.
+# Dataverse pages hold at most 5,000 records and a $batch at most 1,000 requests.
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "dynamics.page_size": (1, 5000),
+    "dynamics.batch_size": (1, 1000),
+    "dynamics.concurrency": (1, 64),
+    "dynamics.timeout_seconds": (0.1, None),
+    "sync.pause_seconds": (0, None),
+    "sync.lease_seconds": (1, None),
+    "web.port": (0, 65535),
+    "web.max_body_bytes": (1, None),
+    "web.calls_per_window": (1, None),
+    "web.window_seconds": (0.1, None),
+    "web.max_concurrent_calls": (1, None),
+    "web.token_lifetime_seconds": (1, None),
+    "web.admin_idle_seconds": (1, None),
+    "web.daily_calls": (0, None),
+    "smtp.port": (1, 65535),
+}
+
+
+def _check_range(where: str, value: object) -> None:
+    bounds = _RANGES.get(where)
+    if bounds is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = bounds
+    if value < low or (high is not None and value > high):
+        expected = f"{low:g}–{high:g}" if high is not None else f"at least {low:g}"
+        raise ConfigurationError(f"setting {where} must be {expected}, got {value:g}")
+
+
 def _coerce(section: str, name: str, current: object, raw: object) -> object:
+    value = _converted(section, name, current, raw)
+    _check_range(f"{section}.{name}", value)
+    return value
+
+
+def _converted(section: str, name: str, current: object, raw: object) -> object:
     where = f"{section}.{name}"
     try:
         return _coerce_value(current, raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,22 @@ def test_console_script_registers_db_group(tmp_path: Path) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_a_command_without_configuration_creates_no_database(tmp_path: Path) -> None:
+    """Run with no configuration in an empty folder, a command refuses with how to configure
+    and leaves no empty ``crmsync.db`` behind."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSYNC_")}
+    crmsync = str(Path(sys.executable).parent / "crmsync")
+    for command in (["sync", "status"], ["api-client", "list"], ["fields", "list"]):
+        done = subprocess.run(
+            [crmsync, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        said = " ".join(done.stderr.split())
+        assert "there is no database at crmsync.db" in said, said
+        assert "--config" in said and "CRMSYNC_DATABASE_URL" in said
+        assert "([database] url = ...)" in said  # brackets are text, not console markup
+        assert "run `crmsync db upgrade` first" in said
+        assert "Traceback" not in done.stderr
+        assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ import json
 import shlex
 import stat
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy import Table, func, select
 from typer.testing import CliRunner
 
 from crmsync.cli import demo
-from crmsync.cli.demo_guide import DemoLead, GuideInput, guide_text
+from crmsync.cli.demo_guide import DemoLead, GuideInput, fresh_edits, guide_text
 from crmsync.cli.demo_org import DemoOrg
 from crmsync.errors import SignInRefusedError
 from crmsync.settings import Secret, load_settings
@@ -88,7 +89,14 @@ def test_demo_sets_up_the_org_the_database_and_the_initial_sync(
     # B16/B40: a bar per entity against the records Dynamics has, and one for the push.
     bars = {line.split()[1]: line.split()[-2] for line in first.stderr.splitlines() if line}
     assert bars["lead"] == "30/30" and bars["contact"] == "30/30"
-    assert bars["to"] == "25/25"  # "syncing to Dynamics": the loaded persons created there
+    # the push bar counts the queued marketing changes it handled; the summary says what
+    # became of them: the loaded persons are marketing-only, so none is created in Dynamics
+    assert bars["marketing"] == "25/25"
+    summary = " ".join(first.stdout.split())
+    assert "to Dynamics: 0 created, 0 updated, 0 failed, 25 skipped (25 marketing-only" in summary
+    assert "25 marketing-only" in summary and "60 synced both ways" in summary
+    assert "Ctrl-C stops" not in first.stdout
+    assert "Nothing is running now (--no-serve)" in first.stdout
     engine = open_database(url)
     try:
         status = read_status(engine)
@@ -212,3 +220,12 @@ def test_guide_lines_are_valid_shell_and_never_show_the_sync_secret() -> None:
     assert "campaigns results 'Demo: web sign-ups to Dynamics'" in text
     checked = subprocess.run(["bash", "-n", "-c", "\n".join(shell)], capture_output=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_each_run_edits_with_new_values() -> None:
+    """The guide's edits set values that differ from one run to the next, so a second run's
+    edits visibly travel (the same value again would change nothing)."""
+    morning = fresh_edits(datetime(2026, 1, 2, 9, 15, 30, tzinfo=UTC))
+    later = fresh_edits(datetime(2026, 1, 2, 9, 16, 5, tzinfo=UTC))
+    assert morning != later
+    assert morning[0] != later[0] and morning[1] != later[1]

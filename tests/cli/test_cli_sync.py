@@ -25,9 +25,16 @@ from crmsync.emulator.config import (
     PluginRule,
     default_config,
 )
+from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database
-from crmsync.store.tables import audit_log, crm_links, notifications, sales_persons
+from crmsync.store.tables import (
+    activities,
+    audit_log,
+    crm_links,
+    notifications,
+    sales_persons,
+)
 from crmsync.sync.cursors import INITIAL_PHASE, set_cursor
 from crmsync.sync.failures import ErrorReport, record_errors
 from crmsync.sync.lease import SyncLease
@@ -258,9 +265,17 @@ def test_person_syncs_a_marketing_only_person_to_dynamics_once(env: dict[str, st
                 .scalars()
                 .all()
             )
+            logged = conn.execute(
+                select(activities.c.type_id, activities.c.attributes).where(
+                    activities.c.person_id == person_id,
+                    activities.c.type_id == SYNC_LEAD_TO_MICROSOFT,
+                )
+            ).all()
     finally:
         engine.dispose()
     assert links == [queued["crm_id"]]
+    # Marketo logs the flow action as "Sync Person to Microsoft" on the person, once.
+    assert [row.attributes["CRM Id"] for row in logged] == [queued["crm_id"]]
 
 
 def test_run_mails_notifications_to_the_configured_recipients(
@@ -355,3 +370,41 @@ def test_errors_can_be_searched_filtered_and_exported_as_csv(
     stdout = runner.invoke(_root(), ["sync", "errors", "--csv", "-", "--search", "exists"], env=env)
     assert stdout.exit_code == 0
     assert [r["crm_id"] for r in csv.DictReader(stdout.stdout.splitlines())] == ["bb-2"]
+
+
+def test_summaries_count_each_outcome_and_status_names_failed_records(
+    env: dict[str, str],
+) -> None:
+    """A cycle's summary counts created, failed and skipped (with why) apart, never "0
+    created" alone over what it dropped; `sync status` says the last cycle was ok with two
+    records failed."""
+    assert runner.invoke(_root(), ["sync", "once"], env=env).exit_code == 0
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    try:
+        outcomes = PersonService(engine).sync(
+            [
+                {"email": "good@example.com", "lastName": "Good"},
+                {"email": "bad.one@example.com", "lastName": "One", "leadSource": "Telepathy"},
+                {"email": "bad.two@example.com", "lastName": "Two", "leadSource": "Smoke Signal"},
+                {"email": "stays.here@example.com", "lastName": "Marketing Only"},
+            ]
+        )
+    finally:
+        engine.dispose()
+    ids = [str(o.id) for o in outcomes[:3]]
+    assert runner.invoke(_root(), ["sync", "person", *ids], env=env).exit_code == 0
+
+    once = runner.invoke(_root(), ["sync", "once"], env=env, terminal_width=200)
+    assert once.exit_code == 0, once.output
+    text = " ".join(once.stdout.split())
+    assert "sync cycle (ok, 2 records failed" in text
+    assert (
+        "to Dynamics: 1 created, 0 updated, 2 failed, "
+        "1 skipped (1 marketing-only: no Dynamics lead or contact)"
+    ) in text
+
+    status = runner.invoke(_root(), ["sync", "status"], env=env, terminal_width=200)
+    assert status.exit_code == 0
+    assert ", ok, 2 records failed, " in status.stdout
+    snapshot = _json(runner.invoke(_root(), ["sync", "status", "--json"], env=env))
+    assert snapshot["last_cycle_failed"] == 2

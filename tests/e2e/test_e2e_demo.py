@@ -177,6 +177,23 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     client_id, secret = demo.value("client id:"), demo.value("client secret:")
     upn, password = demo.value("salesperson:").split(" (")[0].split(" / ")
 
+    # A second demo beside the running one says so and changes nothing: the running demo's
+    # printed API client keeps working (used below).
+    second = subprocess.run(
+        [CRMSYNC, "demo", "--port", "0", "--emulator-port", "0", "--no-serve"],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "a crmsync demo is already running" in " ".join(second.stderr.split())
+
+    # the values the printed edits set: new at every run, so a rerun's edits travel too
+    title = demo.find(r'"jobtitle": "([^"]+)"')
+    phone = demo.find(r'"mobilePhone": "([^"]+)"')
+    assert title.startswith("Chief Demo Officer ") and phone.startswith("+1 555 ")
     assert _bash(demo.block(1), tmp_path).strip() == "204"
     sync_reply = json.loads(_bash(demo.block(2), tmp_path))
     assert sync_reply["success"] is True
@@ -198,7 +215,7 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
             params={"fields": "title,mobilePhone"},
             headers=marketo,
         ).json()
-        return bool(reply["result"] and reply["result"][0]["title"] == "Chief Demo Officer")
+        return bool(reply["result"] and reply["result"][0]["title"] == title)
 
     _eventually(person_title)
 
@@ -220,9 +237,7 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
             params={"$select": "jobtitle,mobilephone"},
             headers=dynamics,
         ).json()
-        return bool(
-            lead["mobilephone"] == "+1 555 0100" and lead["jobtitle"] == "Chief Demo Officer"
-        )
+        return bool(lead["mobilephone"] == phone and lead["jobtitle"] == title)
 
     _eventually(lead_phone)
 
@@ -232,8 +247,8 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     assert "sync is enabled" in watched
     replies = [json.loads(line) for line in watched.splitlines() if line.startswith("{")]
     person, changes, lead = replies[-3], replies[-2], replies[-1]
-    assert person["result"][0]["title"] == "Chief Demo Officer"
-    assert person["result"][0]["mobilePhone"] == "+1 555 0100"
+    assert person["result"][0]["title"] == title
+    assert person["result"][0]["mobilePhone"] == phone
     sources = {
         change["fields"][0]["name"]: {a["value"] for a in change["attributes"]}
         for change in changes["result"]
@@ -241,7 +256,7 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     }
     assert "Microsoft Dynamics sync" in sources["title"]
     assert "Web service API" in sources["mobilePhone"]
-    assert (lead["jobtitle"], lead["mobilephone"]) == ("Chief Demo Officer", "+1 555 0100")
+    assert (lead["jobtitle"], lead["mobilephone"]) == (title, phone)
 
     status = subprocess.run(
         [CRMSYNC, "--config", ".demo/crmsync.toml", "sync", "status", "--json"],
@@ -271,6 +286,40 @@ def test_demo_syncs_both_printed_edits_and_stops_cleanly(
     ).json()
     assert created_lead["emailaddress1"] == "web.signup@example.com"
     assert "done" in _bash(demo.block(4)[2:], tmp_path)
+
+    # The banner tells synced persons from marketing-only ones; step 5 as printed gives a
+    # marketing-only person a Dynamics lead (Sync Person to Microsoft, created by a cycle).
+    banner = re.search(
+        r"(\d+) persons in the marketing database: (\d+) synced both ways with Dynamics "
+        r"\(leads and contacts\), (\d+) marketing-only",
+        "\n".join(demo.lines),
+    )
+    assert banner is not None
+    total, synced, only = (int(banner.group(i)) for i in (1, 2, 3))
+    assert synced + only == total and synced > 0 and only >= 40
+    printed = _bash([demo.block(2)[0], *demo.block(5)], tmp_path)
+    assert "queued: a new lead" in printed
+
+    def marketing_only_lead() -> str | None:
+        found = json.loads(_bash([demo.block(2)[0], demo.block(5)[-1]], tmp_path))
+        return found["result"][0].get("crmLeadId") if found["result"] else None
+
+    synced_lead = _eventually(marketing_only_lead, timeout=20)
+    created_from_marketing = httpx.get(
+        f"{org_url}/api/data/v9.2/leads({synced_lead})",
+        params={"$select": "emailaddress1"},
+        headers=dynamics,
+    )
+    assert created_from_marketing.status_code == 200
+
+    # Step 6 as printed: a company renamed on one person shows on another person of it.
+    renamed, shown = (
+        json.loads(line)
+        for line in _bash([demo.block(2)[0], *demo.block(6)], tmp_path).splitlines()
+    )
+    assert renamed["result"][0]["status"] == "updated"
+    new_name = demo.find(r'"company": "([^"]+)"')
+    assert shown["result"][0]["company"] == new_name
 
     children = _children(demo.process.pid)
     demo.process.send_signal(signal.SIGINT)

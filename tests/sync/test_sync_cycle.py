@@ -46,6 +46,7 @@ from crmsync.store.tables import (
     sync_history,
     teams,
 )
+from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.reports import Progress
 
@@ -418,3 +419,26 @@ def test_a_bad_value_holds_back_only_its_own_field(world: World) -> None:
         or crm["leadsourcecode"] is not None
     )
     assert open_errors(world.engine) == []
+
+
+def test_full_reread_does_not_flag_a_lead_that_was_never_created(world: World) -> None:
+    """A person queued for a new lead whose create failed has a link to a lead Dynamics never
+    had; a full re-read must not mark that person deleted in Dynamics."""
+    (outcome,) = PersonService(world.engine).sync(
+        [{"email": "never.made@example.com", "lastName": "Never", "leadSource": "Telepathy"}]
+    )
+    assert outcome.id is not None
+    with world.engine.begin() as conn:
+        asked = request_crm_create(conn, int(outcome.id), "lead")
+    assert world.cycle.run().push.failed == 1
+    world.org.admin("POST", "expire-delta-tokens")
+
+    report = world.cycle.run()
+
+    assert {e.entity: e.mode for e in report.entities}["lead"] == "reconcile"
+    assert world.org.row("lead", asked.crm_id) is None
+    with world.engine.connect() as conn:
+        flagged = conn.execute(
+            select(persons.c.crmIsDeleted).where(persons.c.id == outcome.id)
+        ).scalar_one()
+    assert flagged is False

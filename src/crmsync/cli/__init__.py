@@ -10,15 +10,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
+from rich.markup import escape
 
 from crmsync.errors import CrmsyncError
 from crmsync.settings import Settings, load_settings
-from crmsync.store.db import open_database
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(
     name="crmsync",
@@ -57,6 +59,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 @contextmanager
 def database(settings: Settings) -> Iterator[Engine]:
     """The migrated database of ``settings``, disposed when the command is done."""
+    from crmsync.store.db import open_database  # only commands that use it pay its import
+
     engine = open_database(settings.database.url)
     try:
         yield engine
@@ -67,15 +71,22 @@ def database(settings: Settings) -> Iterator[Engine]:
 def fail(exc: CrmsyncError) -> typer.Exit:
     """Say what went wrong on stderr (the message only, never a traceback); the exit to raise:
     ``raise fail(exc) from None``."""
-    err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    print_error(exc.message)
     return typer.Exit(1)
 
 
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, whole: the message's brackets are text, not markup, and
+    the terminal wraps the line instead of rich cutting it at the console's width."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _register() -> None:
-    # Imported here so that each sub-command module can import ``app`` helpers from this one.
+    # Imported here so that each sub-command module can import ``app`` helpers from this one;
+    # only the module of the command being run is imported.
     from crmsync.cli import commands
 
-    commands.register(app)
+    commands.register_for(app, sys.argv[1:])
 
 
 def main() -> None:
@@ -92,7 +103,7 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(1)
     except CrmsyncError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        print_error(exc.message)
         sys.exit(1)
     except SystemExit:
         raise

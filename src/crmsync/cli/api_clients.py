@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from crmsync.cli import settings_from
+from crmsync.cli.tables import print_records
 from crmsync.store.db import open_database
 from crmsync.web.clients import ApiClientStore
 
@@ -86,11 +86,12 @@ def list_clients(
             )
         )
         return
-    table = Table("client id", "name", "created", "status")
+    rows = []
     for client in clients:
         status = "active" if client.active else f"revoked {client.revoked_at:%Y-%m-%d %H:%M}"
-        table.add_row(client.client_id, client.name, f"{client.created_at:%Y-%m-%d %H:%M}", status)
-    console.print(table)
+        rows.append([client.client_id, client.name, f"{client.created_at:%Y-%m-%d %H:%M}", status])
+    # a Console made now measures the terminal of this call
+    print_records(Console(), ["client id", "name", "created", "status"], rows)
 
 
 @app.command("revoke")

@@ -34,7 +34,8 @@ from sqlalchemy import Engine
 
 from crmsync.cli import settings_from
 from crmsync.cli.demo_campaign import ensure_demo_campaign
-from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
+from crmsync.cli.demo_guide import GuideInput, find_demo_lead, fresh_edits, guide_text
+from crmsync.cli.demo_lock import demo_lock
 from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
 from crmsync.cli.demo_people import DEMO_SEED, demo_persons
 from crmsync.cli.serve import run_server
@@ -45,7 +46,7 @@ from crmsync.marketing.persons import PersonService
 from crmsync.settings import Secret, Settings, load_settings
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.sync.campaign_push import start_campaign_runner
-from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
+from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress, push_summary
 from crmsync.sync.runner import SyncRunner, set_enabled
 from crmsync.web.admin.users import AdminUserStore, generate_password
 from crmsync.web.app import create_app
@@ -195,7 +196,8 @@ def _initial_sync(runner: SyncRunner, relay: _ProgressRelay) -> None:
             if event.mode == "delta" and event.records == 0:
                 return  # a rerun: nothing changed for this entity
             if event.entity not in tasks:
-                label = "to Dynamics" if event.entity == PUSH_ENTITY else event.entity
+                # the push bar counts queued marketing changes handled, not records written
+                label = "marketing changes" if event.entity == PUSH_ENTITY else event.entity
                 tasks[event.entity] = bar.add_task(label, total=event.total)
             bar.update(tasks[event.entity], completed=event.records, total=event.total)
 
@@ -213,11 +215,18 @@ def _print_cycle(report: CycleReport) -> None:
     pulled = ", ".join(f"{e.records} {e.entity}" for e in report.entities if e.records)
     push = report.push
     console.print(
-        f"sync cycle {report.status} in {report.duration_seconds:.1f} s: read {pulled or 'nothing'}"
-        f" from Dynamics; {push.created} created and {push.updated} updated in Dynamics; "
+        f"sync cycle {report.outcome} in {report.duration_seconds:.1f} s: read "
+        f"{pulled or 'nothing'} from Dynamics; to Dynamics: {push_summary(push)}; "
         f"{report.api_calls} Dynamics requests",
         soft_wrap=True,
+        highlight=False,
     )
+    if report.records_failed:
+        console.print(
+            f"  {report.records_failed} failing record(s): see `crmsync sync errors`",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _previous_org_url(directory: Path) -> str | None:
@@ -250,7 +259,7 @@ def _serve_and_sync(
     stop = threading.Event()
 
     def on_cycle(report: CycleReport) -> None:
-        if report.records_synced or report.status != "ok":
+        if report.records_synced or report.records_failed or report.status != "ok":
             _print_cycle(report)
 
     def on_idle(message: str) -> None:
@@ -323,31 +332,34 @@ def demo(
     """Dynamics emulator + marketing database + two-way sync + Marketo API, in ./.demo."""
     web = settings_from(ctx).web
     directory = Path.cwd() / DEMO_DIRECTORY
-    setup = prepare_demo(directory, persons)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if in_main:
-        # Ctrl-C works even when started from a script that ignores SIGINT in the background;
-        # SIGTERM stops the demo as cleanly as Ctrl-C does.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        with running_org(
-            directory / ORG_DATABASE,
-            _emulator_port(emulator_port, directory),
-            leads,
-            seed_progress=_seed_bar,
-        ) as org:
-            config_path = write_demo_config(directory, setup.database_url, org, pause_seconds=pause)
-            # The demo's own file decides everything but the web settings (ports, limits).
-            settings = replace(load_settings(config_path, environ={}), web=web)
-            _run(settings, setup, org, config_path, port, no_serve)
-    except KeyboardInterrupt:
-        console.print("crmsync demo stopped")
-    finally:
+    with demo_lock(directory):  # a second demo beside a running one changes nothing
+        setup = prepare_demo(directory, persons)
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         if in_main:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            # Ctrl-C works even when started from a script that ignores SIGINT in the background;
+            # SIGTERM stops the demo as cleanly as Ctrl-C does.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            with running_org(
+                directory / ORG_DATABASE,
+                _emulator_port(emulator_port, directory),
+                leads,
+                seed_progress=_seed_bar,
+            ) as org:
+                config_path = write_demo_config(
+                    directory, setup.database_url, org, pause_seconds=pause
+                )
+                # The demo's own file decides everything but the web settings (ports, limits).
+                settings = replace(load_settings(config_path, environ={}), web=web)
+                _run(settings, setup, org, config_path, port, no_serve)
+        except KeyboardInterrupt:
+            console.print("crmsync demo stopped")
+        finally:
+            if in_main:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
 
 def _run(
@@ -367,8 +379,9 @@ def _run(
             _initial_sync(runner, relay)
             campaigns = start_campaign_runner(engine, client, settings.sync)
             lead = find_demo_lead(engine)
+            title, phone = fresh_edits()
 
-            def guide(api_url: str) -> str:
+            def guide(api_url: str, serving: bool = True) -> str:
                 return guide_text(
                     GuideInput(
                         api_url=api_url,
@@ -381,12 +394,20 @@ def _run(
                         pause_seconds=settings.sync.pause_seconds,
                         admin_email=DEMO_ADMIN_EMAIL,
                         admin_password=setup.admin_password.reveal(),
+                        serving=serving,
+                        title=title,
+                        phone=phone,
+                        company=f"Renamed Here {title.rsplit(' ', 1)[-1]} Ltd",
                     )
                 )
 
             try:
                 if no_serve:
-                    console.print(guide("http://127.0.0.1:<port>"), soft_wrap=True, markup=False)
+                    console.print(
+                        guide("http://127.0.0.1:<port>", serving=False),
+                        soft_wrap=True,
+                        markup=False,
+                    )
                     return
                 _serve_and_sync(settings, runner, port, guide)
             finally:

@@ -22,6 +22,18 @@ from crmsync.store.tables import crm_links, persons
 
 DYNAMICS_TITLE = "Chief Demo Officer"
 MARKETING_PHONE = "+1 555 0100"
+
+
+def fresh_edits(now: datetime | None = None) -> tuple[str, str]:
+    """A job title and a mobile phone for the guide's edits that differ at every run, so that
+    the edits of a second run visibly travel too (a value already set would not)."""
+    moment = now or datetime.now(UTC)
+    return (
+        f"{DYNAMICS_TITLE} {moment:%H%M%S}",
+        f"+1 555 {moment:%H%M} {moment:%S}",
+    )
+
+
 NEWLINE = "-w '\\n'"  # curl: end each JSON reply with a newline
 _JSON_FIELD = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{}\"])'"
 
@@ -35,6 +47,9 @@ class DemoLead:
     name: str
     email: str
     persons_total: int
+    persons_synced: int = 0  # persons with a Dynamics lead or contact
+    marketing_only_id: int | None = None  # a person with none, for the guide's step 5
+    colleagues: tuple[int, int] | None = None  # two persons of one company, for step 6
 
 
 def find_demo_lead(engine: Engine) -> DemoLead:
@@ -66,10 +81,38 @@ def find_demo_lead(engine: Engine) -> DemoLead:
     with engine.connect() as conn:
         row = conn.execute(query).first()
         total = int(conn.execute(select(func.count()).select_from(persons)).scalar_one())
+        synced = int(
+            conn.execute(
+                select(func.count()).select_from(persons).where(persons.c.crmType.is_not(None))
+            ).scalar_one()
+        )
+        marketing_only = conn.execute(
+            select(persons.c.id)
+            .where(persons.c.crmType.is_(None), persons.c.email.is_not(None))
+            .order_by(persons.c.id)
+            .limit(1)
+        ).scalar()
+        shared = conn.execute(
+            select(persons.c.company_id, func.min(persons.c.id), func.max(persons.c.id))
+            .where(persons.c.company_id.is_not(None))
+            .group_by(persons.c.company_id)
+            .having(func.count() > 1)
+            .order_by(persons.c.company_id)
+            .limit(1)
+        ).first()
     if row is None:
         raise ConfigurationError("the initial sync brought no open Dynamics lead to edit")
     name = " ".join(part for part in (row.firstName, row.lastName) if part)
-    return DemoLead(int(row.local_id), str(row.crm_id), name, str(row.email), total)
+    return DemoLead(
+        int(row.local_id),
+        str(row.crm_id),
+        name,
+        str(row.email),
+        total,
+        synced,
+        int(marketing_only) if marketing_only is not None else None,
+        (int(shared[1]), int(shared[2])) if shared is not None else None,
+    )
 
 
 def _token_line(variable: str, command: str, key: str) -> str:
@@ -90,6 +133,10 @@ class GuideInput:
     pause_seconds: float
     admin_email: str = ""
     admin_password: str = ""
+    serving: bool = True  # False for ``--no-serve``: nothing is left running
+    title: str = DYNAMICS_TITLE  # the edits the guide prints (new values at every demo run)
+    phone: str = MARKETING_PHONE
+    company: str = "Renamed Here Ltd"
 
 
 def _shown_path(path: Path) -> str:
@@ -120,7 +167,7 @@ def dynamics_edit_lines(g: GuideInput) -> list[str]:
         f" --data-urlencode {shlex.quote('resource=' + org.base_url + '/')}",
         "access_token",
     )
-    body = json.dumps({"jobtitle": DYNAMICS_TITLE})
+    body = json.dumps({"jobtitle": g.title})
     patch = (
         'curl -s -X PATCH -H "Authorization: Bearer $DTOKEN"'
         " -H 'Content-Type: application/json' -H 'If-Match: *'"
@@ -145,7 +192,7 @@ def marketing_edit_lines(g: GuideInput) -> list[str]:
         {
             "action": "updateOnly",
             "lookupField": "id",
-            "input": [{"id": g.lead.person_id, "mobilePhone": MARKETING_PHONE}],
+            "input": [{"id": g.lead.person_id, "mobilePhone": g.phone}],
         }
     )
     sync = (
@@ -210,6 +257,54 @@ def watch_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def sync_person_lines(g: GuideInput) -> list[str]:
+    """Sync Person to Microsoft for a marketing-only person; read back its new lead id."""
+    person = g.lead.marketing_only_id
+    if person is None:
+        return []
+    read = f'curl -s {NEWLINE} -H "Authorization: Bearer $TOKEN" ' + shlex.quote(
+        f"{g.api_url}/rest/v1/lead/{person}.json?fields=email,crmType,crmLeadId"
+    )
+    return [
+        f"{_command_name()} --config {_shown_path(g.config_path)} sync person {person}",
+        f"sleep {g.pause_seconds + 2:g}",
+        read,
+    ]
+
+
+def company_edit_lines(g: GuideInput) -> list[str]:
+    """Rename one person's company through the API; read it on another person of it."""
+    if g.lead.colleagues is None:
+        return []
+    edited, other = g.lead.colleagues
+    body = json.dumps(
+        {
+            "action": "updateOnly",
+            "lookupField": "id",
+            "input": [{"id": edited, "company": g.company}],
+        }
+    )
+    sync = (
+        f'curl -s {NEWLINE} -X POST -H "Authorization: Bearer $TOKEN"'
+        " -H 'Content-Type: application/json'"
+        f" -d {shlex.quote(body)} {shlex.quote(g.api_url + '/rest/v1/leads.json')}"
+    )
+    read = f'curl -s {NEWLINE} -H "Authorization: Bearer $TOKEN" ' + shlex.quote(
+        f"{g.api_url}/rest/v1/lead/{other}.json?fields=company,externalCompanyId"
+    )
+    return [sync, read]
+
+
+def banner(lead: DemoLead) -> str:
+    """The first line: how many persons there are, how many are synced with Dynamics."""
+    only = lead.persons_total - lead.persons_synced
+    return (
+        f"crmsync demo: {lead.persons_total:,} persons in the marketing database: "
+        f"{lead.persons_synced:,} synced both ways with Dynamics (leads and contacts), "
+        f"{only:,} marketing-only"
+    )
+
+
 def admin_lines(g: GuideInput) -> list[str]:
     """Where to sign in to the admin UI, and as whom (the password is shown only now)."""
     if not g.admin_email:
@@ -223,13 +318,38 @@ def admin_lines(g: GuideInput) -> list[str]:
     ]
 
 
+def _step_five(g: GuideInput) -> list[str]:
+    lines = sync_person_lines(g)
+    if not lines:
+        return []
+    return [
+        f"5. Sync a marketing-only person to Microsoft (person {g.lead.marketing_only_id}): "
+        "the next cycle creates its Dynamics lead:",
+        *(f"  {line}" for line in lines),
+        "",
+    ]
+
+
+def _step_six(g: GuideInput) -> list[str]:
+    lines = company_edit_lines(g)
+    if not lines or g.lead.colleagues is None:
+        return []
+    edited, other = g.lead.colleagues
+    return [
+        f"6. Rename person {edited}'s company through the API: person {other}, of the same "
+        "company, shows the new name at once (it stays in crmsync; the next Dynamics edit of "
+        "the account overwrites it):",
+        *(f"  {line}" for line in lines),
+        "",
+    ]
+
+
 def guide_text(g: GuideInput) -> str:
     """The whole printed guide, as plain text (no markup)."""
     org, lead = g.org, g.lead
     lines = [
         "",
-        f"crmsync demo: {lead.persons_total:,} persons in the marketing database, "
-        "synced both ways with Dynamics",
+        banner(lead),
         "",
         *admin_lines(g),
         "Marketo-compatible API",
@@ -259,14 +379,25 @@ def guide_text(g: GuideInput) -> str:
         "Dynamics' gives them a Dynamics lead at once:",
         *(f"  {line}" for line in campaign_lines(g)),
         "",
-        "Python (marketorestpython):",
+        *_step_five(g),
+        *_step_six(g),
+        f"Python (marketorestpython, installed in crmsync's environment: {_python_name()}):",
         "  from marketorestpython.client import MarketoClient",
         f"  mc = MarketoClient('000-AAA-000', '{g.client_id}', '{g.client_secret}')",
         f"  mc.host = '{g.api_url}'",
         f"  mc.execute(method='get_lead_by_id', id={lead.person_id}, "
         "fields=['email', 'title', 'mobilePhone'])",
         "",
-        "Ctrl-C stops the API, the sync and the emulator.",
+        (
+            "Ctrl-C stops the API, the sync and the emulator."
+            if g.serving
+            else "Nothing is running now (--no-serve): start `crmsync demo` to try these steps."
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _python_name() -> str:
+    """How to run the Python that has crmsync's packages (e.g. ``.venv/bin/python``)."""
+    return _shown_path(Path(sys.executable))

@@ -104,9 +104,19 @@ _PLACES = (
     ("Sydney", "NSW", "Australia", "2000"),
     ("Amsterdam", "", "Netherlands", "1012"),
 )
-_SOURCES = ("Website", "Trade Show", "Webinar", "Partner", "Referral", "Paid Search")
-_STATUSES = ("New", "Open", "Working", "Nurture", "Qualified")
-_INDUSTRIES = ("Software", "Retail", "Finance", "Manufacturing", "Healthcare", "Education")
+# Labels of the demo org's option sets, so that every person can be synced to Microsoft as a
+# lead or a contact: lead sources of a lead's Lead Source, live lead states (Open → an active
+# contact), industries of a lead's and an account's Industry.
+_SOURCES = ("Web", "Trade Show", "Seminar", "Partner", "Employee Referral", "Advertisement")
+_STATUSES = ("Open", "Open", "Open", "Qualified")
+_INDUSTRIES = (
+    "Business Services",
+    "Consulting",
+    "Financial",
+    "Durable Manufacturing",
+    "Service Retail",
+    "Doctor's Offices and Clinics",
+)
 
 
 def demo_persons(count: int, seed: int = DEMO_SEED) -> list[dict[str, object]]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
+from crmsync.cli.tables import print_records
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, InvalidValueError
 from crmsync.marketing.fields import add_local_field, load_catalog
@@ -89,10 +90,8 @@ def list_fields(
         ]
         typer.echo(json.dumps(rows))
         return
-    table = Table("id", "display name", "type", "length", "read-only", "custom")
-    table.add_column("name", overflow="fold")
-    for f in catalog.fields:
-        table.add_row(
+    cells = [
+        [
             str(f.field_id),
             f.display_name,
             f.data_type,
@@ -100,8 +99,12 @@ def list_fields(
             "yes" if f.read_only else "",
             "yes" if f.is_custom else "",
             f.rest_name,
-        )
-    Console().print(table)  # built now so that it measures the terminal of this call
+        ]
+        for f in catalog.fields
+    ]
+    headers = ["id", "display name", "type", "length", "read-only", "custom", "name"]
+    # a Console made now measures the terminal of this call
+    print_records(Console(), headers, cells, right=frozenset({"id", "length"}))
 
 
 EntityArgument = Annotated[str, typer.Argument(help="Dynamics table: lead, contact, account...")]

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select, update
 
 from crmsync.cli import database, fail, settings_from
+from crmsync.cli.tables import print_records
 from crmsync.errors import CrmsyncError
 from crmsync.store.tables import notifications, now_utc
 
@@ -50,17 +50,19 @@ def list_notifications(
     if not rows:
         _out.print("no notifications" + (" unread" if unread else ""))
         return
-    table = Table("id", "raised (UTC)", "severity", "title", "read", "e-mailed")
-    for row in rows:
-        table.add_row(
+    cells = [
+        [
             str(row["id"]),
             f"{row['created_at']:%Y-%m-%d %H:%M}",
             str(row["severity"]),
             str(row["title"]),
             "yes" if row["read_at"] else "",
             "yes" if row["emailed_at"] else "",
-        )
-    _out.print(table)
+        ]
+        for row in rows
+    ]
+    headers = ["id", "raised (UTC)", "severity", "title", "read", "e-mailed"]
+    print_records(Console(), headers, cells)
     for row in rows:
         if row["read_at"] is None:
             _out.print(f"\n[bold]{row['id']}. {row['title']}[/bold]\n{row['message']}")

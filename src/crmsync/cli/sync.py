@@ -18,27 +18,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as ProgressBar
 from rich.table import Table
-from sqlalchemy import select
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.cli.interrupt import INTERRUPTED, first_ctrl_c_sets, interruptible_pause
-from crmsync.dynamics.factory import build_client
+from crmsync.cli.tables import print_records
 from crmsync.errors import CrmsyncError, SyncInterruptedError
-from crmsync.store.tables import persons
-from crmsync.sync.admin_retry import retry_errors
-from crmsync.sync.campaign_push import start_campaign_runner
-from crmsync.sync.crm_create import request_crm_create
-from crmsync.sync.failures import open_errors
-from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
-from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.status import SyncStatus, read_status
+
+if TYPE_CHECKING:
+    from crmsync.sync.reports import CycleReport, Progress
+    from crmsync.sync.status import SyncStatus
+
+# Each command imports what it needs when it runs (``crmsync sync status`` stays quick): the
+# Dynamics client, the engine and the campaign runner load only for the commands using them.
 
 app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
 _out = Console()
@@ -48,7 +44,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _print_report(report: CycleReport) -> None:
-    table = Table(title=f"sync cycle ({report.status}, {report.duration_seconds:.2f} s)")
+    from crmsync.sync.reports import push_summary
+
+    table = Table(title=f"sync cycle ({report.outcome}, {report.duration_seconds:.2f} s)")
     table.add_column("entity", no_wrap=True, min_width=11)
     table.add_column("mode", no_wrap=True)
     for column in ("read", "created", "updated", "deleted", "failed", "collided"):
@@ -69,11 +67,11 @@ def _print_report(report: CycleReport) -> None:
         if e.note:
             _out.print(f"{e.entity}: {e.note}", highlight=False, soft_wrap=True)
     push = report.push
+    remerged = f", {push.remerged} re-merged" if push.remerged else ""
     _out.print(
-        f"to Dynamics: {push.created} created, {push.updated} updated, {push.failed} failed, "
-        f"{push.deferred} deferred, {push.remerged} re-merged; "
-        f"{report.api_calls} Dynamics requests",
+        f"to Dynamics: {push_summary(push)}{remerged}; {report.api_calls} Dynamics requests",
         highlight=False,
+        soft_wrap=True,
     )
     if report.error:
         _err.print(f"[red]cycle failed:[/red] {report.error}", highlight=False)
@@ -82,6 +80,9 @@ def _print_report(report: CycleReport) -> None:
 @app.command("once")
 def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run one whole sync cycle now and print what it did."""
+    from crmsync.dynamics.factory import build_client
+    from crmsync.sync.runner import SyncRunner
+
     settings = settings_from(ctx)
     interrupt = threading.Event()
     pause = interruptible_pause(interrupt)
@@ -115,6 +116,11 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def _progress_bar() -> Iterator[Any]:
     """A bar per initial read (against the records Dynamics has) and for the push (against
     the queued changes); other reads count records (B16, B40)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as ProgressBar
+
+    from crmsync.sync.reports import PUSH_ENTITY
+
     with ProgressBar(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -131,7 +137,7 @@ def _progress_bar() -> Iterator[Any]:
             key = f"{event.entity}:{event.mode}"
             if key not in tasks:
                 label = (
-                    "push to Dynamics"
+                    "marketing changes for Dynamics"
                     if event.entity == PUSH_ENTITY
                     else f"{event.mode} sync of {event.entity}"
                 )
@@ -149,6 +155,11 @@ def run(
     ] = None,
 ) -> None:
     """Cycle, pause (setting sync.pause_seconds), repeat while sync is enabled; Ctrl-C stops."""
+    from crmsync.dynamics.factory import build_client
+    from crmsync.sync.campaign_push import start_campaign_runner
+    from crmsync.sync.reports import push_summary
+    from crmsync.sync.runner import SyncRunner
+
     settings = settings_from(ctx)
     stop = threading.Event()
     interrupt = threading.Event()
@@ -156,8 +167,8 @@ def run(
 
     def on_cycle(report: CycleReport) -> None:
         _out.print(
-            f"{report.started_at:%H:%M:%S} cycle {report.status}: "
-            f"{report.records_synced} records synced, {report.push.failed} failed, "
+            f"{report.started_at:%H:%M:%S} cycle {report.outcome}: "
+            f"{report.records_synced} records synced; to Dynamics: {push_summary(report.push)}; "
             f"{report.api_calls} requests, {report.duration_seconds:.2f} s",
             highlight=False,
         )
@@ -199,6 +210,8 @@ def run(
 @app.command("enable")
 def enable(ctx: typer.Context) -> None:
     """Enable the background sync (its first cycle runs the initial sync of every table)."""
+    from crmsync.sync.runner import set_enabled
+
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, True)
@@ -210,6 +223,8 @@ def enable(ctx: typer.Context) -> None:
 @app.command("disable")
 def disable(ctx: typer.Context) -> None:
     """Disable the background sync; changes wait on both sides and nothing is lost."""
+    from crmsync.sync.runner import set_enabled
+
     try:
         with database(settings_from(ctx)) as engine:
             set_enabled(engine, False)
@@ -240,6 +255,8 @@ def _megabytes(count: int) -> str:
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls."""
+    from crmsync.sync.status import read_status
+
     try:
         with database(settings_from(ctx)) as engine:
             snapshot = read_status(engine)
@@ -255,7 +272,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if snapshot.last_cycle_started is not None:
         _out.print(
             f"last cycle: {snapshot.last_cycle_started:%Y-%m-%d %H:%M:%S} UTC, "
-            f"{snapshot.last_cycle_status}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
+            f"{snapshot.last_cycle_outcome}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
             f"{snapshot.last_cycle_api_calls} requests",
             highlight=False,
         )
@@ -324,6 +341,8 @@ def errors(
     as_json: JsonOption = False,
 ) -> None:
     """List records that failed to sync, with Dynamics' code and message."""
+    from crmsync.sync.failures import open_errors
+
     try:
         with database(settings_from(ctx)) as engine, engine.connect() as conn:
             rows = open_errors(conn, entity=entity, search=search)
@@ -335,21 +354,23 @@ def errors(
     if as_json:
         _out.print_json(json.dumps([_jsonable(r) for r in rows]))
         return
-    table = Table(title=f"{len(rows)} failing records")
-    for column in ("id", "entity", "direction", "record", "code", "message", "attempts", "last"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(
+    headers = ["id", "entity", "direction", "operation", "record", "code", "message"]
+    headers += ["attempts", "last"]
+    cells = [
+        [
             str(r["id"]),
-            r["entity"],
-            r["direction"],
+            str(r["entity"]),
+            str(r["direction"]),
+            str(r["operation"]),
             f"person {r['local_id']}" if r["local_id"] is not None else str(r["crm_id"]),
             str(r["error_code"] or ""),
-            r["message"],
+            str(r["message"]),
             str(r["attempts"]),
             f"{r['last_seen']:%Y-%m-%d %H:%M}",
-        )
-    _out.print(table)
+        ]
+        for r in rows
+    ]
+    print_records(Console(), headers, cells, title=f"{len(rows)} failing records")
 
 
 def _export_csv(rows: list[dict[str, Any]], target: str) -> None:
@@ -378,6 +399,8 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every failing record.")] = False,
 ) -> None:
     """Queue failing records for the next cycle; they stay listed until they sync."""
+    from crmsync.sync.admin_retry import retry_errors
+
     if (error_id is None) == (not all_):
         _err.print("give an error ID or --all (not both)")
         raise typer.Exit(2)
@@ -418,6 +441,13 @@ def sync_person(
     A person that already has a lead or contact is left alone; one whose
     record was deleted in Dynamics gets a new one.
     """
+    from sqlalchemy import select
+
+    from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
+    from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
+    from crmsync.store.tables import persons
+    from crmsync.sync.crm_create import request_crm_create
+
     results: list[dict[str, object]] = []
     try:
         with database(settings_from(ctx)) as engine, engine.begin() as conn:
@@ -428,6 +458,7 @@ def sync_person(
             if unknown:
                 _err.print(f"no person {', '.join(map(str, unknown))}; nothing was queued")
                 raise typer.Exit(1)
+            entries: list[ActivityEntry] = []
             for person_id in dict.fromkeys(person_ids):
                 asked = request_crm_create(conn, person_id, sync_as.value, owner=owner)
                 results.append(
@@ -438,6 +469,22 @@ def sync_person(
                         "queued": asked.queued,
                     }
                 )
+                if asked.queued:
+                    entries.append(
+                        activity(
+                            person_id,
+                            SYNC_LEAD_TO_MICROSOFT,
+                            "crmsync sync person",
+                            {
+                                "Assign To": owner or "",
+                                "Sync As": asked.entity.capitalize(),
+                                "CRM Id": asked.crm_id,
+                            },
+                            primary_value_id=person_id,
+                        )
+                    )
+            # activities last in the transaction (see crmsync.marketing.activity_log)
+            write_activities(conn, entries)
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:

@@ -29,6 +29,11 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
+from crmsync.marketing.person_company import (
+    SHARED_FIELDS,
+    person_column,
+    persons_with_company,
+)
 from crmsync.marketing.sync_leads import ACTIONS, SyncLeads, normalise_email
 from crmsync.marketing.values import MAX_ID, storable_ids, unstorable_reason, utc_now_text
 from crmsync.store import outbox
@@ -106,10 +111,11 @@ class PersonService:
         condition: ColumnElement[bool],
         limit: int | None = None,
     ) -> list[dict[str, object]]:
-        """Persons matching ``condition`` in id order, as dicts of ``wanted`` plus ``id``."""
+        """Persons matching ``condition`` in id order, as dicts of ``wanted`` plus ``id``; a
+        person with a company shows the company's values in its company fields (B3)."""
         columns: list[ColumnElement[Any]] = [persons.c.id]
         columns += [
-            persons.c[f.rest_name].label(f.rest_name)
+            person_column(f.rest_name).label(f.rest_name)
             for f in wanted
             if not f.is_custom and f.rest_name != "id"
         ]
@@ -117,6 +123,8 @@ class PersonService:
         if custom_wanted:
             columns.append(persons.c.custom)
         query = select(*columns).where(condition).order_by(persons.c.id)
+        if any(f.rest_name in SHARED_FIELDS for f in wanted if not f.is_custom):
+            query = query.select_from(persons_with_company())
         if limit is not None:
             query = query.limit(limit)
         result: list[dict[str, object]] = []

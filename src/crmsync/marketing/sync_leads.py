@@ -39,6 +39,12 @@ from crmsync.marketing.outcomes import (
     RecordOutcome,
     skipped,
 )
+from crmsync.marketing.person_company import (
+    SHARED_FIELDS,
+    company_change_activities,
+    person_column,
+    persons_with_company,
+)
 from crmsync.marketing.values import MAX_ID
 from crmsync.store import outbox
 from crmsync.store.field_specs import PERSON_FIELDS
@@ -55,6 +61,7 @@ _DEFAULTS: dict[str, object] = {
 _DEFAULTS["leadPartitionId"] = 1
 _DEFAULTS.pop("id")
 _CUSTOM = "custom"
+_COMPANY_ID = "company_id"  # in a loaded state: the person's company, whose fields it shows
 _INSERT_ALWAYS = ("email", "createdAt", "updatedAt")
 # external id field -> (person column linking the record, the linked table)
 _LINKS = {
@@ -87,6 +94,8 @@ class _Batch:
         self.dirty: dict[int, set[str]] = {}  # existing person id -> changed columns
         self.activities: list[ActivityEntry] = []
         self.changed_names: dict[int, list[str]] = {}
+        # company id -> company field -> (old, new): marketing edits of shared company fields
+        self.company_edits: dict[int, dict[str, tuple[object, object]]] = {}
         self.write_outbox = True
 
     def key_of(self, state: State) -> object:
@@ -230,13 +239,16 @@ class SyncLeads:
             lock_keys(conn, f"person:{lookup.rest_name}", keys)
         condition = conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1]
         names = [name for name in _STANDARD if name in needed]
-        columns: list[ColumnElement[Any]] = [persons.c.id]
-        columns += [persons.c[name].label(name) for name in names]
+        columns: list[ColumnElement[Any]] = [persons.c.id, persons.c.company_id]
+        columns += [person_column(name).label(name) for name in names]
         if need_custom:
             columns.append(persons.c.custom)
-        query = select(*columns).where(condition).order_by(persons.c.id).with_for_update()
-        for row in conn.execute(query).mappings():
+        query = select(*columns).where(condition).order_by(persons.c.id)
+        if any(name in SHARED_FIELDS for name in names):
+            query = query.select_from(persons_with_company())
+        for row in conn.execute(query.with_for_update(of=persons)).mappings():
             state: State = {name: row[name] for name in names}
+            state[_COMPANY_ID] = row["company_id"]
             state[_CUSTOM] = dict(row["custom"] or {}) if need_custom else {}
             batch.states[row["id"]] = state
             batch.register(row["id"], state)
@@ -326,6 +338,16 @@ class SyncLeads:
         for name, value in custom.items():
             if current_custom.get(name) != value:
                 changes.append((name, current_custom.get(name), value, True))
+        company_id = state.get(_COMPANY_ID)
+        if company_id is not None and batch.write_outbox:
+            # R40: the shared company changes, locally; nothing of it goes to Dynamics
+            edits = batch.company_edits.setdefault(int(company_id), {})
+            for name, old, new, is_custom in changes:
+                if not is_custom and name in SHARED_FIELDS:
+                    key = SHARED_FIELDS[name]
+                    edits[key] = (edits[key][0] if key in edits else old, new)
+                    state[name] = new
+            changes = [c for c in changes if c[3] or c[0] not in SHARED_FIELDS]
         if not changes:
             return RecordOutcome("updated", person_id)
         dirty = batch.dirty.setdefault(person_id, set()) if person_id > 0 else None
@@ -421,11 +443,32 @@ class SyncLeads:
                 source=batch.source,
                 changed_fields=batch.changed_names,
             )
-        # activities last in the transaction (see crmsync.marketing.activity_log)
         entries = [_with_real_id(entry, real_ids) for entry in batch.activities]
+        entries += self._write_company_edits(conn, batch)
+        # activities last in the transaction (see crmsync.marketing.activity_log)
         write_activities(conn, entries)
         record_trigger_events(conn, entries)
         return real_ids
+
+    @staticmethod
+    def _write_company_edits(conn: Connection, batch: _Batch) -> list[ActivityEntry]:
+        """Write the call's edits of shared company fields to their companies (R40); return
+        the Change Data Value activities of every person of those companies."""
+        changed = {
+            company_id: {name: pair for name, pair in fields.items() if pair[0] != pair[1]}
+            for company_id, fields in batch.company_edits.items()
+        }
+        for company_id, fields in changed.items():
+            if fields:
+                values = {name: new for name, (_old, new) in fields.items()}
+                conn.execute(
+                    update(companies)
+                    .where(companies.c.id == company_id)
+                    .values(**values, updatedAt=batch.now)
+                )
+        return company_change_activities(
+            conn, changed, reason=batch.source, source=batch.source, when=batch.now
+        )
 
     @staticmethod
     def _links(

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from crmsync.errors import ConfigurationError, DatabaseNotMigratedError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 131_072
@@ -118,26 +119,46 @@ def create_database_engine(url: str) -> Engine:
 
 
 def _alembic_config() -> Config:
+    # Alembic is imported only to migrate: opening a migrated database does not need it.
+    from alembic.config import Config
+
     config = Config()
     location = resources.files("crmsync.store") / "migrations"
     config.set_main_option("script_location", str(location))
     return config
 
 
+_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(None|\"([^\"]+)\")", re.M)
+
+
 @functools.cache
 def head_revision() -> str:
-    """The newest migration revision this code expects."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:
-        raise RuntimeError("no migrations found in crmsync.store.migrations")
-    return head
+    """The newest migration revision this code expects: the one no other migration follows.
+
+    Read from the migration files' ``revision`` / ``down_revision`` lines (Alembic's own
+    reading of them costs a noticeable import on every command)."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for script in (resources.files("crmsync.store") / "migrations" / "versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("_"):
+            continue
+        for kind, _value, name in _REVISION.findall(script.read_text(encoding="utf-8")):
+            if name:
+                (revisions if kind == "revision" else followed).add(name)
+    heads = sorted(revisions - followed)
+    if len(heads) != 1:
+        raise RuntimeError(f"expected one migration head in crmsync.store.migrations: {heads}")
+    return heads[0]
 
 
 def current_revision(engine: Engine) -> str | None:
     """The migration revision the database is at, or ``None`` when it was never migrated."""
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return str(found) if found is not None else None
     except OperationalError as exc:
         raise ConfigurationError(f"cannot open database: {exc.orig}") from exc
 
@@ -158,8 +179,31 @@ def check_migrated(engine: Engine) -> None:
     )
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file ``url`` names that does not exist (else ``None``);
+    opening it would create an empty file."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # create_database_engine says what is wrong
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = parsed.database or ""
+    if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
+        return None
+    return path
+
+
 def open_database(url: str, *, require_migrated: bool = True) -> Engine:
-    """Return an engine for ``url``; by default refuse a database that is not fully migrated."""
+    """Return an engine for ``url``; by default refuse a database that is not fully migrated,
+    and a SQLite file that does not exist (without creating it)."""
+    missing = _missing_sqlite_file(url) if require_migrated else None
+    if missing is not None:
+        raise DatabaseNotMigratedError(
+            f"there is no database at {missing}: give a configuration with --config FILE, "
+            "./crmsync.toml or CRMSYNC_CONFIG ([database] url = ...), or set "
+            f"CRMSYNC_DATABASE_URL; to start a new one there, run `{UPGRADE_COMMAND}` first"
+        )
     engine = create_database_engine(url)
     if require_migrated:
         try:
@@ -172,6 +216,8 @@ def open_database(url: str, *, require_migrated: bool = True) -> Engine:
 
 def upgrade_database(url: str) -> None:
     """Migrate the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
+    from alembic import command
+
     engine = create_database_engine(url)
     try:
         with engine.begin() as connection:

@@ -28,11 +28,12 @@ from crmsync.marketing import activity_log
 from crmsync.marketing.activity_log import ActivityEntry, write_activities
 from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import FieldCatalog, load_catalog
+from crmsync.marketing.person_company import company_change_activities
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
 from crmsync.store import outbox
 from crmsync.store.inserts import chunks, insert_returning_ids
-from crmsync.store.tables import now_utc, opportunity_roles
+from crmsync.store.tables import companies, now_utc, opportunity_roles
 from crmsync.sync.failures import ErrorReport, record_errors, resolve_errors
 from crmsync.sync.foreign_keys import fill_person_fks, link_fk_columns
 from crmsync.sync.history import insert_history
@@ -164,12 +165,15 @@ def apply_plan(
         counts.created = len(plan.creates)
     if plan.updates:
         described = _Described(load_catalog(conn), plan, states or {}) if is_person else None
+        company_before = _company_values(conn, plan) if local_kind == "company" else {}
         sends, updated = _apply_updates(
             conn, plan, table, local_kind, links, now, acts, history, described
         )
         touched += [u.local_id for u in plan.updates]
         relink += [u.local_id for u in plan.updates]
         counts.updated = updated
+        if company_before:
+            acts += _company_activities(conn, plan, company_before, now)
         counts.collisions = len(plan.collisions)
         counts.to_send = len(sends)
         if sends and queue_sends and is_person:
@@ -344,6 +348,41 @@ def _apply_updates(
     insert_links(conn, new_links)
     save_baselines(conn, plan.entity, baselines)
     return sends, updated
+
+
+def _company_values(conn: Connection, plan: PagePlan) -> dict[int, dict[str, object]]:
+    """The stored values of the fields this page changes on each company it updates."""
+    names = sorted(
+        {name for item in plan.updates for name in item.marketing_writes if name in companies.c}
+    )
+    ids = [item.local_id for item in plan.updates if item.marketing_writes]
+    found: dict[int, dict[str, object]] = {}
+    if not names or not ids:
+        return found
+    for part in chunks(ids):
+        query = select(companies.c.id, *(companies.c[n] for n in names)).where(
+            companies.c.id.in_(part)
+        )
+        for row in conn.execute(query).mappings():
+            found[int(row["id"])] = {n: row[n] for n in names}
+    return found
+
+
+def _company_activities(
+    conn: Connection, plan: PagePlan, before: Mapping[int, Mapping[str, object]], now: str
+) -> list[ActivityEntry]:
+    """R41: a Change Data Value on each person of each company the page changed."""
+    changes: dict[int, dict[str, tuple[object, object]]] = {}
+    for item in plan.updates:
+        old_values = before.get(item.local_id, {})
+        changes[item.local_id] = {
+            name: (_text(old_values.get(name)), _text(value))
+            for name, value in item.marketing_writes.items()
+            if name in old_values and _text(old_values.get(name)) != _text(value)
+        }
+    return company_change_activities(
+        conn, changes, reason=f"Changed in Dynamics ({plan.entity})", source=SYNC_SOURCE, when=now
+    )
 
 
 def _merge_custom(conn: Connection, table: Table, updates: Mapping[int, Mapping[str, Any]]) -> None:

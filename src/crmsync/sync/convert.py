@@ -113,10 +113,55 @@ def option_value(attr: AttributeSchema, label: str) -> int:
         return loose[0]
     if wanted.lstrip("-").isdigit():
         return int(wanted)
+    equivalent = _equivalent_status(attr, folded)
+    if equivalent is not None:
+        return equivalent
     allowed = ", ".join(repr(text) for _, text in sorted(attr.options.items()))
     raise _fail(
         attr, f"{label!r} is not one of the allowed options: {allowed}", PICKLIST_OUT_OF_RANGE
     )
+
+
+# A lead's and a contact's status columns hold different option sets (lead: Open, Qualified,
+# Disqualified and their reasons; contact: Active, Inactive), while a person has one Lead
+# Status and one Status Reason. A label the column does not know is sent as the equivalent
+# one it does: a live lead status means an active contact, a closed one an inactive contact,
+# and back.
+_LIVE_STATUSES = frozenset(
+    {"open", "new", "contacted", "working", "nurture", "qualified", "active"}
+)
+_CLOSED_STATUSES = frozenset(
+    {
+        "disqualified",
+        "lost",
+        "cannot contact",
+        "no longer interested",
+        "canceled",
+        "cancelled",
+        "inactive",
+    }
+)
+_EQUIVALENT_LABELS: dict[bool, tuple[str, ...]] = {
+    True: ("active", "open", "new"),
+    False: ("inactive", "disqualified", "lost"),
+}
+
+
+def _equivalent_status(attr: AttributeSchema, folded: str) -> int | None:
+    """The option of a state or status column equivalent to a label it does not have."""
+    if attr.type not in (AttributeType.STATE, AttributeType.STATUS):
+        return None
+    if folded in _LIVE_STATUSES:
+        live = True
+    elif folded in _CLOSED_STATUSES:
+        live = False
+    else:
+        return None
+    by_label = {text.casefold(): value for value, text in sorted(attr.options.items())}
+    for candidate in _EQUIVALENT_LABELS[live]:
+        if candidate in by_label:
+            return by_label[candidate]
+    return None
 
 
 def _wrong_type(attr: AttributeSchema, value: object) -> ValidationFailedError:

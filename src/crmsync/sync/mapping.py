@@ -380,14 +380,13 @@ class EntityMapping:
         """Convert marketing-keyed writes (a merge's ``crm_writes``) to Dynamics columns.
 
         Refuses a field that syncs from Dynamics only, so a one-way value can never be sent.
-        Raises :class:`~crmsync.errors.ValidationFailedError` for a value Dynamics would reject
-        (all or nothing; :meth:`convert_writes` converts field by field).
+        Raises one :class:`~crmsync.errors.ValidationFailedError` naming every value Dynamics
+        would reject (all or nothing; :meth:`convert_writes` converts field by field).
         """
-        result: dict[str, CrmValue] = {}
-        for name, value in writes.items():
-            mapped = self._writable(name)
-            result[mapped.attribute] = mapped.converter.to_crm(value)
-        return result
+        converted = self.convert_writes(writes)
+        if converted.rejected:
+            raise ValidationFailedError(converted.message, entity=self.entity, code=converted.code)
+        return converted.values
 
     def convert_writes(self, writes: Mapping[str, object]) -> CrmWrites:
         """Convert marketing-keyed writes field by field (B37, B38).

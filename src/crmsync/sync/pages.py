@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 
 from crmsync.dynamics.types import CrmChange, CrmDelete, DeltaCursor
 from crmsync.store.locks import take_write_lock
-from crmsync.store.tables import crm_links
+from crmsync.store.tables import crm_links, sync_baselines
 from crmsync.sync.apply import ApplyCounts, apply_plan
 from crmsync.sync.cursors import INITIAL_PHASE, set_cursor
 from crmsync.sync.foreign_keys import company_of_contacts, link_opportunity_companies
@@ -54,10 +54,19 @@ def apply_page(
     with engine.begin() as conn:
         take_write_lock(conn)
         if missing_from is not None:
+            # Only records Dynamics had can be gone: a link with no baseline is a record the
+            # sync chose an id for but never created (its create failed or is still queued).
+            known = crm_links.join(
+                sync_baselines,
+                (sync_baselines.c.entity == crm_links.c.entity)
+                & (sync_baselines.c.crm_id == crm_links.c.crm_id),
+            )
             gone = [
                 crm_id
                 for (crm_id,) in conn.execute(
-                    select(crm_links.c.crm_id).where(crm_links.c.entity == entity)
+                    select(crm_links.c.crm_id)
+                    .select_from(known)
+                    .where(crm_links.c.entity == entity)
                 )
                 if crm_id not in missing_from
             ]

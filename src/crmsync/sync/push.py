@@ -96,6 +96,23 @@ class PushCounts:
     deferred: int = 0
     dropped: int = 0
     failures: list[str] = field(default_factory=list)
+    # why entries were dropped: reason -> count (adds up to ``dropped``)
+    dropped_why: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` entries dropped for ``reason``."""
+        if count:
+            self.dropped += count
+            self.dropped_why[reason] = self.dropped_why.get(reason, 0) + count
+
+
+DROPPED_DELETED_HERE = "person deleted here"
+DROPPED_MARKETING_ONLY = "marketing-only: no Dynamics lead or contact"
+DROPPED_GONE = "record deleted in Dynamics"
+
+
+_Failure = tuple[int, LinkRow, str | None, str, str]
+"""A person whose write failed: its id, link, error code, message and operation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +260,17 @@ class OutboxPusher:
                     # Deleted here (B27), marketing-only, or its record is gone and no new
                     # one was asked for (B28).
                     drop += [e.id for e in person_entries]
+                    reason = (
+                        DROPPED_DELETED_HERE
+                        if local is None
+                        else DROPPED_MARKETING_ONLY
+                        if found is None
+                        else DROPPED_GONE
+                    )
+                    counts.drop(reason, len(person_entries))
                     continue
                 chosen[person_id] = found
             delete_outbox(conn, drop)
-            counts.dropped += len(drop)
             baselines: dict[tuple[str, str], dict[str, object]] = {}
             for entity in self._mappings:
                 ids = [link.crm_id for link in chosen.values() if link.entity == entity]
@@ -254,7 +278,7 @@ class OutboxPusher:
                     baselines[(entity, crm_id)] = values
         sends: list[_Send] = []
         done: list[int] = []
-        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        failures: list[_Failure] = []
         for person_id, link in chosen.items():
             entry_ids = tuple(e.id for e in by_person[person_id])
             mapping = self._mappings[link.entity]
@@ -265,13 +289,14 @@ class OutboxPusher:
                     person_id, link, mapping, marketing, baseline, entry_ids
                 )
             except ValidationFailedError as exc:
-                failures.append((person_id, link, exc.code, exc.message))
+                operation = "create" if baseline is None else "update"
+                failures.append((person_id, link, exc.code, exc.message, operation))
                 done += list(entry_ids)
                 continue
             if rejected is not None:
                 # B37/B38: the fields Dynamics would refuse stay unsent (and differ from the
                 # baseline, so they are retried); the others go now.
-                failures.append((person_id, link, rejected.code, rejected.message))
+                failures.append((person_id, link, rejected.code, rejected.message, "update"))
             if send is None:
                 done += list(entry_ids)  # nothing (else) differs from what both sides agreed
             else:
@@ -353,7 +378,7 @@ class OutboxPusher:
         (removed only now), failures, and a re-read and re-merge of conflicts (B25)."""
         counts.sent += len(sends)
         accepted: list[tuple[_Send, WriteResult]] = []
-        failures: list[tuple[int, LinkRow, str | None, str]] = []
+        failures: list[_Failure] = []
         done: list[int] = []
         conflicts: list[_Send] = []
         for send, result in zip(sends, results, strict=True):
@@ -364,12 +389,18 @@ class OutboxPusher:
             elif result.status in FAILING:
                 link = LinkRow(send.entity, send.crm_id, "person", send.person_id, None)
                 failures.append(
-                    (send.person_id, link, result.error_code, result.message or str(result.status))
+                    (
+                        send.person_id,
+                        link,
+                        result.error_code,
+                        result.message or str(result.status),
+                        "create" if send.creating else "update",
+                    )
                 )
                 done += list(send.entry_ids)
             elif result.status is WriteStatus.NOT_FOUND and not send.creating:
                 done += list(send.entry_ids)  # deleted in Dynamics: the delta read flags it
-                counts.dropped += 1
+                counts.drop(DROPPED_GONE)
             else:
                 counts.deferred += 1  # throttled / transient: stays queued (B38)
         with self._engine.begin() as conn:
@@ -377,7 +408,7 @@ class OutboxPusher:
             delete_outbox(conn, done + [i for s, _ in accepted for i in s.entry_ids])
             self._fail(conn, failures)  # writes activities: last
         counts.failed += len(failures)
-        counts.failures += [f"{p}: {code} {message}" for p, _, code, message in failures]
+        counts.failures += [f"{p}: {code} {message}" for p, _, code, message, _ in failures]
         if conflicts:
             self._remerge(conflicts, counts)
 
@@ -419,17 +450,15 @@ class OutboxPusher:
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
 
-    def _fail(
-        self, conn: Connection, failures: Sequence[tuple[int, LinkRow, str | None, str]]
-    ) -> None:
+    def _fail(self, conn: Connection, failures: Sequence[_Failure]) -> None:
         if not failures:
             return
         now = utc_now_text()
         record_errors(
             conn,
             [
-                ErrorReport(link.entity, "to_crm", "update", "person", pid, link.crm_id, code, msg)
-                for pid, link, code, msg in failures
+                ErrorReport(link.entity, "to_crm", op, "person", pid, link.crm_id, code, msg)
+                for pid, link, code, msg, op in failures
             ],
         )
         # activities last in the transaction (see crmsync.marketing.activity_log)
@@ -445,7 +474,7 @@ class OutboxPusher:
                     message=msg,
                     when=now,
                 )
-                for pid, link, code, msg in failures
+                for pid, link, code, msg, _ in failures
             ],
         )
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from crmsync.dynamics.budget import ClientStats
 from crmsync.sync.apply import RecordCounts
 from crmsync.sync.push import PushCounts
+from crmsync.sync.status import outcome_text
 
 PUSH_ENTITY = "outbox"
 """The :attr:`Progress.entity` of the push phase's events."""
@@ -69,6 +70,16 @@ class CycleReport:
         pulled = sum(e.created + e.updated + e.deleted_flags for e in self.entities)
         return pulled + self.push.created + self.push.updated
 
+    @property
+    def records_failed(self) -> int:
+        """Records that failed on either side in this cycle (each is a sync error)."""
+        return sum(e.failed for e in self.entities) + self.push.failed
+
+    @property
+    def outcome(self) -> str:
+        """The status with the records that failed: ``ok``, ``ok, 2 records failed``."""
+        return outcome_text(self.status, self.records_failed)
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (``crmsync sync once --json``)."""
         return {
@@ -80,9 +91,22 @@ class CycleReport:
             "api_calls": self.api_calls,
             "traffic": self.traffic,
             "records_synced": self.records_synced,
+            "records_failed": self.records_failed,
             "entities": [asdict(e) for e in self.entities],
             "push": asdict(self.push),
         }
+
+
+def push_summary(push: PushCounts) -> str:
+    """What a push did, each outcome counted apart: ``3 created, 1 updated, 2 failed,
+    400 skipped (400 marketing-only: no Dynamics lead or contact)``."""
+    parts = [f"{push.created} created", f"{push.updated} updated", f"{push.failed} failed"]
+    if push.dropped:
+        why = ", ".join(f"{count} {reason}" for reason, count in push.dropped_why.items())
+        parts.append(f"{push.dropped} skipped ({why})" if why else f"{push.dropped} skipped")
+    if push.deferred:
+        parts.append(f"{push.deferred} deferred (Dynamics busy: retried next cycle)")
+    return ", ".join(parts)
 
 
 def traffic_between(before: ClientStats, after: ClientStats) -> dict[str, object]:

@@ -98,6 +98,14 @@ class SyncStatus:
     lease_pid: int | None = None
     lease_acquired_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    last_cycle_failed: int = 0  # records that failed in the last cycle
+
+    @property
+    def last_cycle_outcome(self) -> str | None:
+        """The last cycle's status with its failed records: ``ok, 2 records failed``."""
+        if self.last_cycle_status is None:
+            return None
+        return outcome_text(self.last_cycle_status, self.last_cycle_failed)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -142,6 +150,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
                 sync_history.c.finished_at,
                 sync_history.c.status,
                 sync_history.c.api_calls,
+                sync_history.c.details,
             )
             .where(sync_history.c.kind == "cycle")
             .order_by(sync_history.c.started_at.desc(), sync_history.c.id.desc())
@@ -204,7 +213,23 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
         lease_pid=holder.pid if holder else None,
         lease_acquired_at=_aware(holder.acquired_at) if holder else None,
         lease_expires_at=_aware(holder.expires_at) if holder else None,
+        last_cycle_failed=_failed_in(last[4]) if last else 0,
     )
+
+
+def outcome_text(status: str, failed: int) -> str:
+    """A cycle's status with the records that failed, e.g. ``ok, 2 records failed``."""
+    if not failed:
+        return status
+    return f"{status}, {failed} record{'' if failed == 1 else 's'} failed"
+
+
+def _failed_in(details: object) -> int:
+    """The records a cycle's history details say failed."""
+    if not isinstance(details, dict):
+        return 0
+    value = details.get("records_failed", 0)
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def _aware(value: object) -> datetime | None:
