@@ -24,8 +24,16 @@ from starlette.staticfiles import StaticFiles
 
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
-from crmsync.web.admin import health, pages_auth, pages_manage, pages_people, pages_sync
+from crmsync.web.admin import (
+    health,
+    pages_auth,
+    pages_campaigns,
+    pages_manage,
+    pages_people,
+    pages_sync,
+)
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
+from crmsync.web.admin.api_campaigns import add_campaign_routes
 from crmsync.web.admin.context import (
     ADMIN,
     AdminContext,
@@ -100,10 +108,18 @@ def mount_admin(
     app.state.admin = context
     telemetry = Telemetry(engine)
     app.state.telemetry = telemetry
-    for router in (pages_auth.router, pages_sync.router, pages_people.router, pages_manage.router):
+    for router in (
+        pages_auth.router,
+        pages_sync.router,
+        pages_people.router,
+        pages_campaigns.router,
+        pages_manage.router,
+    ):
         app.include_router(router, prefix=ADMIN)
     app.include_router(health.router)
-    app.mount(API_PREFIX, build_admin_api(context))
+    api = build_admin_api(context)
+    add_campaign_routes(api, context)
+    app.mount(API_PREFIX, api)
     app.mount(f"{ADMIN}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 
     @app.get("/", include_in_schema=False)

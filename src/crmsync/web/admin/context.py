@@ -41,6 +41,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Overview", f"{ADMIN}/"),
     NavEntry("Sync errors", f"{ADMIN}/errors"),
     NavEntry("People", f"{ADMIN}/people"),
+    NavEntry("Campaigns", f"{ADMIN}/campaigns"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
     NavEntry("Audit trail", f"{ADMIN}/audit"),
     NavEntry("Users", f"{ADMIN}/users", admin_only=True),

@@ -1,0 +1,64 @@
+"""The admin UI's second set of pages in Chromium: campaigns (a campaign created from a pasted
+definition, a mistake shown beside the field, then run with its results)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import Site, screenshot, sign_in
+from sqlalchemy import func, select
+
+from crmsync.store.tables import persons
+from crmsync.sync.campaign_push import campaign_runner
+
+pytestmark = pytest.mark.browser
+
+BATCH_TOML = """name = "Leads to nurture"
+type = "batch"
+qualification = "every_time"
+
+[smartList]
+filters = [{ field = "crmType", operator = "is", values = ["lead"] }]
+
+[[flow]]
+type = "change_data_value"
+field = "leadStatus"
+value = "Nurture"
+"""
+
+
+def test_a_campaign_created_run_and_its_results(site: Site, page: Any, tmp_path: Path) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
+    page.get_by_role("link", name="New campaign").click()
+    definition = page.get_by_label("Definition (TOML or JSON)")
+    definition.fill(BATCH_TOML.replace("leadStatus", "leadStatusTypo"))
+    page.get_by_role("button", name="Save campaign").click()
+    assert (
+        "'leadStatusTypo' is not a writable person field" in page.get_by_role("alert").inner_text()
+    )
+    screenshot(page, tmp_path, "campaign-form")
+    definition.fill(BATCH_TOML)
+    page.get_by_role("button", name="Save campaign").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Leads to nurture"
+    with site.engine.connect() as conn:
+        leads = conn.execute(
+            select(func.count()).select_from(persons).where(func.lower(persons.c.crmType) == "lead")
+        ).scalar_one()
+    assert leads > 1
+    run = page.get_by_role("button", name="Run now for")
+    assert run.inner_text() == f"Run now for {leads} people"
+    run.click()
+    assert f"Queued {leads} people" in page.get_by_role("status").inner_text()
+    runner = campaign_runner(site.engine)
+    while runner.run_pending():
+        pass
+    page.reload()
+    step = page.get_by_role("row").filter(has_text="Change Data Value").inner_text()
+    assert step.split()[-3:] == [str(leads), "0", "0"]
+    screenshot(page, tmp_path, "campaign")
+    page.get_by_role("link", name="← Campaigns").click()
+    assert "Leads to nurture" in page.get_by_role("row").filter(has_text="Batch").inner_text()
+    screenshot(page, tmp_path, "campaigns")
