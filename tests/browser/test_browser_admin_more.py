@@ -62,3 +62,21 @@ def test_a_campaign_created_run_and_its_results(site: Site, page: Any, tmp_path:
     page.get_by_role("link", name="← Campaigns").click()
     assert "Leads to nurture" in page.get_by_role("row").filter(has_text="Batch").inner_text()
     screenshot(page, tmp_path, "campaigns")
+
+
+def test_a_field_selected_and_its_quick_sync_finishes(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Fields").click()
+    page.get_by_label("Dynamics table").select_option("lead")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_label("Sync Website").check()
+    page.get_by_role("button", name="Save selection").click()
+    assert "1 added" in page.get_by_role("status").inner_text()
+    website = page.get_by_role("row").filter(has_text="websiteurl")
+    assert "Quick sync queued" in website.inner_text()
+    screenshot(page, tmp_path, "fields")
+    site.cycle.run()  # the quick sync fills the new field from Dynamics
+    page.reload()
+    assert "Synced" in page.get_by_role("row").filter(has_text="websiteurl").inner_text()

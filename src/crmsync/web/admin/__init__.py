@@ -22,12 +22,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from crmsync.dynamics import build_client
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
 from crmsync.web.admin import (
     health,
     pages_auth,
     pages_campaigns,
+    pages_fields,
     pages_manage,
     pages_people,
     pages_sync,
@@ -104,6 +106,10 @@ def mount_admin(
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
         dynamics_url=settings.dynamics.url.rstrip("/"),
+        dynamics=settings.dynamics,
+        dynamics_client=(lambda: build_client(settings.dynamics))
+        if settings.dynamics.url.strip()
+        else None,
     )
     app.state.admin = context
     telemetry = Telemetry(engine)
@@ -113,6 +119,7 @@ def mount_admin(
         pages_sync.router,
         pages_people.router,
         pages_campaigns.router,
+        pages_fields.router,
         pages_manage.router,
     ):
         app.include_router(router, prefix=ADMIN)
