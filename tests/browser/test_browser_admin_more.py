@@ -80,3 +80,15 @@ def test_a_field_selected_and_its_quick_sync_finishes(
     site.cycle.run()  # the quick sync fills the new field from Dynamics
     page.reload()
     assert "Synced" in page.get_by_role("row").filter(has_text="websiteurl").inner_text()
+
+
+def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Setup").click()
+    assert "Set (never shown)" in page.get_by_text("Client secret").locator("..").inner_text()
+    page.get_by_role("button", name="Validate").click()
+    assert "Every check passed" in page.get_by_role("status").inner_text()
+    rows = page.get_by_role("row").filter(has_text="Passed")
+    assert rows.count() >= 13  # WhoAmI, then privileges and change tracking of six tables
+    assert page.get_by_role("row").filter(has_text="lead: change tracking").count() == 1
+    screenshot(page, tmp_path, "setup")

@@ -32,6 +32,7 @@ from crmsync.web.admin import (
     pages_fields,
     pages_manage,
     pages_people,
+    pages_setup,
     pages_sync,
 )
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
@@ -120,6 +121,7 @@ def mount_admin(
         pages_people.router,
         pages_campaigns.router,
         pages_fields.router,
+        pages_setup.router,
         pages_manage.router,
     ):
         app.include_router(router, prefix=ADMIN)

@@ -46,6 +46,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("People", f"{ADMIN}/people"),
     NavEntry("Campaigns", f"{ADMIN}/campaigns"),
     NavEntry("Fields", f"{ADMIN}/fields"),
+    NavEntry("Setup", f"{ADMIN}/setup"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
     NavEntry("Audit trail", f"{ADMIN}/audit"),
     NavEntry("Users", f"{ADMIN}/users", admin_only=True),
