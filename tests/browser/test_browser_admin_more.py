@@ -3,6 +3,7 @@ definition, a mistake shown beside the field, then run with its results)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,19 @@ def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -
     assert rows.count() >= 13  # WhoAmI, then privileges and change tracking of six tables
     assert page.get_by_role("row").filter(has_text="lead: change tracking").count() == 1
     screenshot(page, tmp_path, "setup")
+
+
+def test_a_company_links_to_its_people(site: Site, page: Any, tmp_path: Path) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Companies").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Companies"
+    screenshot(page, tmp_path, "companies")
+    page.get_by_role("row").nth(1).get_by_role("link").click()
+    assert "Read-only — from Dynamics" in page.locator(".tags").inner_text()
+    people = page.get_by_role("heading", name=re.compile(r"^People \(\d+\)$"))
+    assert people.count() == 1
+    screenshot(page, tmp_path, "company")
+    page.locator("section").filter(has=people).get_by_role("link").first.click()
+    assert page.url.startswith(f"{site.url}/admin/people/")
+    page.get_by_role("link", name="Open the company’s page").click()
+    assert "/admin/companies/" in page.url

@@ -32,6 +32,7 @@ from crmsync.web.admin import (
     pages_fields,
     pages_manage,
     pages_people,
+    pages_records,
     pages_setup,
     pages_sync,
 )
@@ -123,6 +124,7 @@ def mount_admin(
         pages_fields.router,
         pages_setup.router,
         pages_manage.router,
+        pages_records.router,
     ):
         app.include_router(router, prefix=ADMIN)
     app.include_router(health.router)
