@@ -15,6 +15,7 @@ from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.failures import open_errors
 from crmsync.sync.runner import set_enabled
 from crmsync.sync.status import read_status
+from crmsync.web.admin.chart import build_chart, hourly_buckets
 from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.queries import (
     API_LIMIT_PER_5_MINUTES,
@@ -54,7 +55,9 @@ def overview_values(ctx: AdminContext) -> dict[str, Any]:
         cycle = last_cycle(conn)
         requests = requests_last_5_minutes(conn)
         critical = unread_notifications(conn, severity="critical")
+        chart = build_chart(hourly_buckets(conn))
     return {
+        "chart": chart,
         "status": status,
         "cycle": cycle,
         "requests_5min": requests,
