@@ -5,7 +5,6 @@ a sales user to what it owns, and a person back to its company."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from admin_harness import SyncedAdmin, text_of
 from sqlalchemy import select
@@ -53,8 +52,8 @@ def test_opportunities_and_sales_users(synced_admin: SyncedAdmin) -> None:
                 externalOpportunityId="0f0e0d0c-0000-4000-8000-000000000001",
                 stage="Propose",
                 company_id=company_id,
-                createdAt=datetime.now(UTC),
-                updatedAt=datetime.now(UTC),
+                createdAt="2026-05-03T12:00:00Z",
+                updatedAt="2026-05-03T12:00:00Z",
             )
         )
         opportunity = conn.execute(
