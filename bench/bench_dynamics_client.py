@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from crmsync.dynamics import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.types import WriteRequest, WriteStatus
 from crmsync.settings import DynamicsSettings, Secret
 

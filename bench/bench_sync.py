@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import select
 
 from bench.memory import PeakRss
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database

@@ -16,6 +16,8 @@ runs its ``__init__``; these rules look at the modules a module names, not at wh
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,3 +346,19 @@ def test_the_checker_refuses_a_package_outside_every_layer(planted: Path) -> Non
     assert [str(v) for v in all_violations(planted)] == [
         "src/crmsync/campaigns/__init__.py: crmsync.campaigns is not placed in a layer"
     ]
+
+
+def test_importing_the_pure_core_loads_no_io_library() -> None:
+    """What the pure core's modules import is checked above; this checks what Python really
+    loads, packages' ``__init__`` files included, in a fresh interpreter."""
+    probe = (
+        "import sys\n"
+        "import crmsync.sync.merge, crmsync.sync.policy, crmsync.sync.mapping\n"
+        "loaded = [m for m in ('httpx', 'sqlalchemy', 'msal', 'socket', 'crmsync.store')"
+        " if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "", f"the pure core loads {done.stdout.strip()}"

@@ -35,6 +35,10 @@ DUPLICATE_RECORD = "0x80040237"  # 412 DuplicateRecord: create with an existing 
 DUPLICATE_DETECTED = "0x80040333"  # 500 DuplicateRecordsFound (duplicate-detection rule hit)
 CONCURRENCY_MISMATCH = "0x80060882"  # 412 ConcurrencyVersionMismatch (ETag)
 EXPIRED_VERSION_STAMP = "0x80044352"  # ExpiredVersionStamp: delta token too old, full sync
+DUPLICATE_ENTITY_KEY = "0x80060892"  # 412 (assumed, §13) DuplicateRecordEntityKey: alternate key
+# A delete refused by a relationship whose CascadeConfiguration.Delete is Restrict. Not in the
+# spec: the name CannotDeleteDueToAssociation and this code are our reading of Microsoft's list.
+CANNOT_DELETE_DUE_TO_ASSOCIATION = "0x80040227"
 
 # --- Transient server-side failures: retry with backoff ---------------------------------------
 LOCK_NOT_OBTAINED = "0x80044339"  # CouldNotObtainLockOnResource

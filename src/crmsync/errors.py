@@ -21,6 +21,7 @@ messages or reprs.
     │   ├── PreconditionFailedError   ETag mismatch: re-read and re-merge
     │   └── RecordNotFoundError       the record does not exist (any more)
     ├── DeltaTokenExpiredError        change-tracking token rejected: reconcile the entity
+    ├── SyncInterruptedError          the user interrupted the sync: stop after the work in hand
     ├── InputError                    a caller (API, CLI) sent something malformed
     │   ├── UnknownFieldError
     │   └── InvalidValueError
@@ -127,6 +128,11 @@ class RecordNotFoundError(RecordError):
 
 class DeltaTokenExpiredError(CrmsyncError):
     """A change-tracking token was rejected; the entity must be reconciled in full."""
+
+
+class SyncInterruptedError(CrmsyncError):
+    """The sync was interrupted (Ctrl-C) between two units of work; what was committed stays,
+    and the next run continues from there."""
 
 
 class InputError(CrmsyncError):

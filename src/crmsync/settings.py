@@ -43,6 +43,8 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
+    """Where the marketing database lives (``[database]``)."""
+
     url: str = "sqlite:///crmsync.db"
 
 
@@ -68,19 +70,24 @@ class DynamicsSettings:
 
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
+    """The background sync (``[sync]``): pause between cycles, lease, duplicate detection."""
+
     pause_seconds: float = 30.0
-    lease_seconds: float = 300.0
+    lease_seconds: float = 30.0  # renewed every third of it; a vanished holder frees it
     duplicate_detection: bool = False  # ask Dynamics to run duplicate detection on writes
 
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
+    """The web server (``[web]``): address, request limits, admin sessions, daily quota."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1_048_576
     calls_per_window: int = 100
     window_seconds: float = 20.0
     max_concurrent_calls: int = 10
+    daily_calls: int = 50_000  # per API client per day (Marketo's 607 quota); 0 turns it off
     token_lifetime_seconds: int = 3600
     session_secret: Secret = Secret("")  # signs admin-UI CSRF tokens; random per process if unset
     admin_idle_seconds: float = 1800.0  # an admin-UI session unused this long is signed out
@@ -88,6 +95,8 @@ class WebSettings:
 
 @dataclass(frozen=True, slots=True)
 class SmtpSettings:
+    """Sending notifications by e-mail (``[smtp]``); off while ``host`` is empty."""
+
     host: str = ""
     port: int = 25
     username: str = ""
@@ -120,31 +129,85 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+_EXPECTED = {Secret: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+
+
+def _kind(value: object) -> str:
+    """The TOML name of a raw value's type, for error messages (never the value itself)."""
+    kinds: tuple[tuple[type[Any] | tuple[type[Any], ...], str], ...] = (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        ((list, tuple), "array"),
+        (dict, "table"),
+    )
+    for types, name in kinds:
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+def _expected(current: object) -> str:
+    for kind, text in _EXPECTED.items():
+        if type(current) is kind:
+            return text
+    if isinstance(current, tuple):
+        return "a list of strings or a comma-separated string"
+    return "a string"
+
+
 def _coerce(section: str, name: str, current: object, raw: object) -> object:
     where = f"{section}.{name}"
     try:
-        if isinstance(current, Secret):
-            return Secret(str(raw))
-        if isinstance(current, bool):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        if isinstance(current, int):
-            return int(str(raw))
-        if isinstance(current, float):
-            return float(str(raw))
-        if isinstance(current, tuple):
-            if isinstance(raw, list | tuple):
-                return tuple(str(item) for item in raw)
-            return tuple(part.strip() for part in str(raw).split(",") if part.strip())
-        return str(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"setting {where} has an invalid value") from exc
+        return _coerce_value(current, raw)
+    except TypeError:
+        # The value itself is never quoted: it may be a secret.
+        problem = f"got {_article(_kind(raw))}"
+    except ValueError:
+        problem = f"got {_article(_kind(raw))} that does not read as one"
+    raise ConfigurationError(
+        f"setting {where} has an invalid value: expected {_expected(current)}, {problem}"
+    )
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _coerce_value(current: object, raw: object) -> object:
+    """Convert ``raw`` to the type of ``current``: TypeError for a value of the wrong kind
+    (a table or array where a string is expected...), ValueError for text that does not parse."""
+    if isinstance(raw, dict) or (isinstance(raw, list | tuple) and not isinstance(current, tuple)):
+        raise TypeError(raw)
+    if isinstance(current, Secret):
+        if not isinstance(raw, str):
+            raise TypeError(raw)
+        return Secret(raw)
+    if isinstance(current, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(raw)
+    if isinstance(raw, bool):  # TOML true/false is not a number nor text
+        raise TypeError(raw)
+    if isinstance(current, int):
+        if isinstance(raw, float):
+            raise TypeError(raw)
+        return int(str(raw))
+    if isinstance(current, float):
+        return float(str(raw))
+    if isinstance(current, tuple):
+        if isinstance(raw, list | tuple):
+            if not all(isinstance(item, str) for item in raw):
+                raise TypeError(raw)
+            return tuple(raw)
+        return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+    return str(raw)
 
 
 def load_settings(

@@ -12,8 +12,8 @@ from typing import Any
 import typer
 import uvicorn
 
-from crmsync.dynamics import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, EmulatorConfig
 from crmsync.emulator.seed import seed_dataset

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from dynamics_testkit import json_response
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import ConfigurationError
 from crmsync.settings import DynamicsSettings, Secret, load_settings
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from emulator_process import CRMSYNC, emulator_process
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.dynamics.types import CrmChange, CrmDelete, WriteRequest, WriteStatus
 from crmsync.errors import AuthenticationError

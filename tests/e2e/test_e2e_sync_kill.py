@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.marketing.persons import PersonService
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
@@ -261,5 +262,123 @@ def test_sigterm_finishes_the_cycle_and_releases_the_lease(
         assert "cycle ok" in out
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(sync_lease)).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def _lease_rows(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(sync_lease)).scalar_one())
+
+
+def _inside_a_person_read(engine: Any) -> Any:
+    def ready() -> bool:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(crm_links.c.entity, func.count())
+                .where(crm_links.c.local_kind == "person")
+                .group_by(crm_links.c.entity)
+            ).all()
+        return any(0 < int(count) < LEADS for _, count in rows)
+
+    return ready
+
+
+def _wait_for(process: subprocess.Popen[Any], ready: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, "the cycle ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the cycle never reached the point to interrupt"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_during_the_initial_sync_is_quick_quiet_and_frees_the_lease(
+    tmp_path: Path, org: dict[str, Any]
+) -> None:
+    """Ctrl-C (SIGINT) mid initial sync: the page in hand is committed, the process exits
+    within seconds with one line and no traceback, the lease is gone at once (not after its
+    300 s), and the next run continues where this one stopped."""
+    url, env = _configure(tmp_path, org)
+    env["CRMSYNC_SYNC_LEASE_SECONDS"] = "300"
+    engine = open_database(url)
+    try:
+        _faults(org, latency_ms=40)
+        process = subprocess.Popen(
+            [CRMSYNC, "sync", "once", "--json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(process, _inside_a_person_read(engine))
+        interrupted_at = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert time.monotonic() - interrupted_at < 10
+        assert process.returncode == 1
+        assert "Traceback" not in err
+        assert err.strip().splitlines() == [
+            "interrupted: the work in hand was finished and committed, the lease released; "
+            "the next run continues from there"
+        ]
+        assert _lease_rows(engine) == 0
+        with engine.connect() as conn:
+            last = conn.execute(
+                select(sync_history.c.status).order_by(sync_history.c.id.desc()).limit(1)
+            ).scalar_one()
+        assert last == "interrupted"
+
+        _faults(org, latency_ms=0)
+        started = time.monotonic()
+        report = _sync_once(tmp_path, env)  # no wait for a lease to expire
+        assert time.monotonic() - started < 60
+        assert report["status"] == "ok"
+        assert any(e["mode"] == "initial" and e["note"] for e in report["entities"])
+    finally:
+        engine.dispose()
+
+
+def test_status_shows_the_holder_and_a_killed_holder_blocks_nobody(
+    tmp_path: Path, org: dict[str, Any]
+) -> None:
+    """`sync status` names the process running a cycle; once that process is killed (SIGKILL,
+    no clean-up at all) the next sync on this host starts at once, not after the lease."""
+    url, env = _configure(tmp_path, org)
+    env["CRMSYNC_SYNC_LEASE_SECONDS"] = "300"
+    engine = open_database(url)
+    try:
+        _faults(org, latency_ms=40)
+        process = subprocess.Popen(
+            [CRMSYNC, "sync", "once", "--json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for(process, _inside_a_person_read(engine))
+        _faults(org, latency_ms=1000)  # keep it inside the cycle while we look
+        shown = subprocess.run(
+            [CRMSYNC, "sync", "status"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert f"sync lease: held by {socket.gethostname()} pid {process.pid} since" in (
+            shown.stdout
+        )
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        assert _lease_rows(engine) == 1  # the killed process could not release it
+        status = json.loads(
+            subprocess.run(
+                [CRMSYNC, "sync", "status", "--json"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert status["lease_holder"] is None
+        _faults(org, latency_ms=0)
+        assert _sync_once(tmp_path, env)["status"] == "ok"
     finally:
         engine.dispose()

@@ -55,9 +55,13 @@ def test_filter_precedence_literals_and_functions() -> None:
     assert isinstance(node, Logical) and node.op == "or"
     assert node.left == Comparison("eq", Property("lastname"), Literal("O'Bryan", "string"))
     right = node.right
+    # The three "and" terms form one balanced group (and is associative): not binds tightest.
     assert isinstance(right, Logical) and right.op == "and"
-    assert isinstance(right.left, Logical)
-    assert right.left.left == Not(StringFunction("startswith", Property("firstname"), "a"))
+    assert right.left == Not(StringFunction("startswith", Property("firstname"), "a"))
+    assert isinstance(right.right, Logical) and right.right.op == "and"
+    assert right.right.left == Comparison(
+        "eq", Property("_ownerid_value"), Literal("5ca9f4a0-1b2c-4d3e-8f90-123456789abc", "guid")
+    )
     assert parse_filter("x eq null") == Comparison("eq", Property("x"), Literal(None, "null"))
     enum = parse_filter("AttributeType eq Microsoft.Dynamics.CRM.AttributeTypeCode'Picklist'")
     assert enum == Comparison("eq", Property("AttributeType"), Literal("Picklist", "enum"))
@@ -104,4 +108,7 @@ def test_split_top_level_keeps_nested_options_together() -> None:
         "$filter=(x eq 1;y)",
     ]
     assert split_top_level(" a ,,b", ",") == [" a ", "", "b"]
-    assert split_top_level("a,b(c", ",") == ["a"]
+    for unbalanced in ("a,b(c", "a)", "a(b))"):
+        with pytest.raises(EmulatorFault) as raised:
+            split_top_level(unbalanced, ",")
+        assert raised.value.status == 400

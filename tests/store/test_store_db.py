@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -124,3 +128,33 @@ def test_malformed_urls_are_configuration_errors_without_the_password(url: str) 
         shown_context = None if error.__suppress_context__ else error.__context__
         error = error.__cause__ or shown_context
     assert "database URL is not valid" in refused.value.message
+
+
+def test_new_sqlite_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    """Marketing data holds personal data: a new database is readable by its owner only."""
+    path = tmp_path / "crm.db"
+    previous = os.umask(0o022)  # the usual umask, under which files come out 0644
+    try:
+        upgrade_database(f"sqlite:///{path}")
+        engine = open_database(f"sqlite:///{path}")
+        try:
+            with engine.begin() as connection:  # a write, with the connection kept open
+                connection.execute(text("CREATE TABLE probe (id INTEGER)"))
+                connection.execute(text("INSERT INTO probe VALUES (1)"))
+            with engine.connect() as connection:
+                connection.execute(text("SELECT * FROM probe")).all()
+                files = [path, tmp_path / "crm.db-wal", tmp_path / "crm.db-shm"]
+                modes = {file.name: stat.S_IMODE(file.stat().st_mode) for file in files}
+        finally:
+            engine.dispose()
+    finally:
+        os.umask(previous)
+    assert modes == {"crm.db": 0o600, "crm.db-wal": 0o600, "crm.db-shm": 0o600}
+
+
+def test_an_existing_sqlite_database_keeps_its_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    path.touch()
+    path.chmod(0o640)
+    upgrade_database(f"sqlite:///{path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -20,8 +20,8 @@ import httpx
 import uvicorn
 from sqlalchemy import Engine, insert, select
 
-from crmsync.dynamics import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, EmulatorConfig

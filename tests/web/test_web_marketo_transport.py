@@ -6,6 +6,7 @@ from marketo_harness import MarketoHarness, build_harness
 from sqlalchemy import Engine
 
 from crmsync.settings import WebSettings
+from crmsync.store.db import open_database
 from crmsync.web.api_marketo import MarketoApi
 
 
@@ -181,3 +182,32 @@ def test_large_replies_are_gzipped_when_the_client_accepts_it(marketo: MarketoHa
         "/rest/v1/leads/partitions.json", headers={**marketo.auth, "Accept-Encoding": "gzip"}
     )
     assert "content-encoding" not in small.headers
+
+
+def test_daily_quota_from_the_settings_answers_607_over_the_api(
+    sqlite_database_url: str,
+) -> None:
+    """§3 / §8: once a client used ``[web] daily_calls`` today, its calls are 607."""
+    engine = open_database(sqlite_database_url)
+    try:
+        for harness in build_harness(engine, WebSettings(daily_calls=2)):
+            path = "/rest/v1/leads/partitions.json"
+            assert harness.get(path)["success"] is True
+            wrong_method = harness.http.put(path, headers=harness.auth).json()
+            assert wrong_method["errors"][0]["code"] == "605"  # 605 does not count
+            assert harness.get(path)["success"] is True
+            refused = harness.get(path)
+            assert refused["success"] is False
+            assert refused["errors"] == [{"code": "607", "message": "Daily quota reached"}]
+            harness.clock.advance(24 * 3600)  # a new day (and a new token: the old expired)
+            harness.token = harness.http.get(
+                "/identity/oauth/token",
+                params={
+                    "grant_type": "client_credentials",
+                    "client_id": harness.client_id,
+                    "client_secret": harness.client_secret,
+                },
+            ).json()["access_token"]
+            assert harness.get(path)["success"] is True
+    finally:
+        engine.dispose()

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from crmsync.web.envelope import ApiError
-from crmsync.web.params import ApiParams, media_type, parse_datetime
+from crmsync.web.params import ApiParams, as_record_id, media_type, parse_datetime
 
 
 def test_array_parameters_accept_repeated_keys_commas_and_both() -> None:
@@ -109,3 +109,9 @@ def test_booleans_are_case_insensitive() -> None:
     with pytest.raises(ApiError) as caught:
         params.get_bool("bad")
     assert caught.value.code == "1003"
+
+
+def test_digits_int_cannot_read_are_not_record_ids() -> None:
+    """'¹' passes ``str.isdigit`` but ``int('¹')`` fails: it is no record id."""
+    assert as_record_id("¹") is None
+    assert as_record_id(" 42 ") == 42

@@ -25,6 +25,8 @@ _err = Console(stderr=True)
 
 
 class Role(StrEnum):
+    """The role of an admin-UI user: admins change things, viewers only look."""
+
     admin = "admin"
     viewer = "viewer"
 

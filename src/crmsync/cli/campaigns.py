@@ -3,13 +3,15 @@
 ``create --file F`` saves a definition (TOML or JSON, the shape in ``docs/campaigns.md``);
 ``list`` and ``show`` read them; ``activate`` / ``deactivate`` switch a trigger campaign;
 ``run`` queues everyone in a batch campaign's smart list (``--wait`` also runs the flows
-here); ``results`` shows what each step did to whom. Campaigns are named by id or name.
+here); ``schedule`` runs it at a time, optionally every N days; ``results`` shows what each
+step did to whom. Campaigns are named by id or name.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.errors import CrmsyncError, InvalidValueError
+from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
 from crmsync.sync.campaign_push import campaign_runner
@@ -154,6 +157,46 @@ def run(
     _out.print(f"campaign {record.id}: {queued} person(s) queued", highlight=False)
     if wait:
         _out.print(f"{handled} event(s) run; see 'crmsync campaigns results {record.id}'")
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValueError(f"{option} must be a date-time such as 2027-01-04T08:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    campaign: CampaignArgument,
+    at: Annotated[
+        str | None, typer.Option("--at", help="When (ISO date-time, UTC unless given).")
+    ] = None,
+    every_days: Annotated[
+        int | None, typer.Option("--every-days", help="Recur every N days.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last recurrence.")] = None,
+) -> None:
+    """Run a batch campaign at a time (at the earliest in five minutes), optionally recurring.
+
+    The running ``crmsync sync run`` (or ``serve``) starts each run exactly once."""
+    try:
+        run_at, last = _when(at, "--at"), _when(until, "--until")
+        with database(settings_from(ctx)) as engine:
+            record = CampaignService(engine).find(campaign)
+            CampaignSchedules(engine).schedule(
+                record.id, run_at=run_at, every_days=every_days, until=last
+            )
+    except CrmsyncError as exc:
+        raise fail(exc) from None
+    repeat = f", then every {every_days} day(s)" if every_days else ""
+    _out.print(
+        f"campaign {record.id} '{record.definition.name}' scheduled{repeat}", highlight=False
+    )
 
 
 @app.command("results")

@@ -38,7 +38,7 @@ from crmsync.cli.demo_guide import GuideInput, find_demo_lead, guide_text
 from crmsync.cli.demo_org import DemoOrg, running_org, write_demo_config
 from crmsync.cli.demo_people import DEMO_SEED, demo_persons
 from crmsync.cli.serve import run_server
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import ConfigurationError, CrmsyncError, InputError
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService

@@ -1,8 +1,9 @@
 """``crmsync emulator``: serve the local Dataverse Web API emulator, seeded with realistic data.
 
 Prints where it listens and how to sign in (tenant, the sync application's client id and secret,
-the salespeople's user names and passwords — all published test credentials of the emulator),
-then serves until interrupted. ``--json`` prints the same as one JSON object on the first line.
+the salespeople's user names and passwords — the built-in ones are published test credentials
+of the emulator; secrets set in a configuration file are never printed), then serves until
+interrupted. ``--json`` prints the same as one JSON object on the first line.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from crmsync.emulator.config import EmulatorConfig, load_emulator_config
+from crmsync.emulator.config import EmulatorConfig, default_config, load_emulator_config
 from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.runtime import EmulatorRuntime
+from crmsync.emulator.secret import Secret
 from crmsync.emulator.seed import planned_counts, seed_dataset
 from crmsync.emulator.tls import TlsFiles, ensure_tls_files
 from crmsync.errors import ConfigurationError
@@ -44,10 +46,28 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _builtin_secrets() -> frozenset[str]:
+    """The published test credentials of the built-in configuration (safe to print)."""
+    config = default_config()
+    values = {config.secret_for(user).reveal() for user in config.users}
+    return frozenset({*values, config.admin_key.reveal()} - {""})
+
+
+def _printable(secret: Secret) -> str | None:
+    """The secret's value when it is a built-in test value; None for one of the user's own."""
+    value = secret.reveal()
+    return value if value in _builtin_secrets() else None
+
+
 def connection_details(
     config: EmulatorConfig, base_url: str, db: str, tls: TlsFiles | None, seeded: dict[str, int]
 ) -> dict[str, Any]:
-    """Everything a client needs to reach the emulator, as printed by the command."""
+    """Everything a client needs to reach the emulator, as printed by the command.
+
+    Secrets are shown only when they are the built-in test values; a secret that comes from
+    a configuration file is the user's own and is given as ``null``: they have it already,
+    and the output may end up in a log or a CI transcript.
+    """
     app_users = [user for user in config.users if user.kind == "application"]
     people = [user for user in config.users if user.kind == "user"]
     first_app = app_users[0] if app_users else None
@@ -59,12 +79,12 @@ def connection_details(
         "token_url": f"{base_url}/{config.tenant}/oauth2/v2.0/token",
         "scope": f"{base_url}/.default",
         "client_id": first_app.client_id if first_app else None,
-        "client_secret": config.secret_for(first_app).reveal() if first_app else None,
+        "client_secret": _printable(config.secret_for(first_app)) if first_app else None,
         "public_client_id": config.public_client_id,
         "users": [
             {
                 "upn": user.upn,
-                "password": config.secret_for(user).reveal(),
+                "password": _printable(config.secret_for(user)),
                 "fullname": user.fullname,
                 "systemuserid": user.systemuserid,
                 "entra_object_id": user.entra_object_id,
@@ -72,10 +92,14 @@ def connection_details(
             for user in people
         ],
         "ca_bundle": str(tls.ca_certificate) if tls else None,
-        "admin_key": config.admin_key.reveal(),
+        "admin_key": _printable(config.admin_key),
         "db": db,
         "seeded": seeded,
     }
+
+
+def _shown(value: str | None) -> str:
+    return value if value is not None else "(from the configuration file; not shown)"
 
 
 def _print_details(details: dict[str, Any]) -> None:
@@ -86,13 +110,13 @@ def _print_details(details: dict[str, Any]) -> None:
     out.print(f"  authority      {details['authority']}")
     out.print(f"  scope          {details['scope']}")
     out.print(f"  client id      {details['client_id']}")
-    out.print(f"  client secret  {details['client_secret']}")
+    out.print(f"  client secret  {_shown(details['client_secret'])}")
     for user in details["users"]:
-        out.print(f"  salesperson    {user['upn']} / {user['password']}")
+        out.print(f"  salesperson    {user['upn']} / {_shown(user['password'])}")
     out.print(f"  public client  {details['public_client_id']} (password grant)")
     if details["ca_bundle"]:
         out.print(f"  CA bundle      {details['ca_bundle']}")
-    out.print(f"  admin key      {details['admin_key']} (header X-Emulator-Key)")
+    out.print(f"  admin key      {_shown(details['admin_key'])} (header X-Emulator-Key)")
     out.print(f"  database       {details['db']}")
     if details["seeded"]:
         counts = ", ".join(f"{n} {table}" for table, n in details["seeded"].items())

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, InvalidValueError
 from crmsync.marketing.fields import add_local_field, load_catalog
 from crmsync.store.field_specs import DATA_TYPES, OBJECT_FIELDS

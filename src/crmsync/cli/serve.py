@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from crmsync.cli import settings_from
 from crmsync.errors import ConfigurationError
 from crmsync.web.app import create_app
+from crmsync.web.wire import JsonErrorsH11Protocol
 
 
 def serve(
@@ -67,9 +68,14 @@ def run_server(
     if on_ready is not None:
         on_ready(url)
     # Headers up to 64 KB reach the app, so an over-long URI gets the API's JSON 414 reply
-    # rather than the HTTP parser's plain-text 400.
+    # rather than the HTTP parser's 400; a request that cannot be parsed at all is answered
+    # with the JSON envelope too (web.wire).
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, h11_max_incomplete_event_size=65_536
+        app,
+        log_level="warning",
+        access_log=False,
+        h11_max_incomplete_event_size=65_536,
+        http=JsonErrorsH11Protocol,
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -28,8 +28,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from crmsync.cli import database, fail, settings_from
-from crmsync.dynamics import build_client
-from crmsync.errors import CrmsyncError
+from crmsync.cli.interrupt import INTERRUPTED, first_ctrl_c_sets, interruptible_pause
+from crmsync.dynamics.factory import build_client
+from crmsync.errors import CrmsyncError, SyncInterruptedError
 from crmsync.store.tables import persons
 from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.campaign_push import start_campaign_runner
@@ -37,7 +38,7 @@ from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.failures import open_errors
 from crmsync.sync.reports import PUSH_ENTITY, CycleReport, Progress
 from crmsync.sync.runner import SyncRunner, set_enabled
-from crmsync.sync.status import read_status
+from crmsync.sync.status import SyncStatus, read_status
 
 app = typer.Typer(help="The Dynamics sync: run it, switch it, watch it.", no_args_is_help=True)
 _out = Console()
@@ -82,13 +83,24 @@ def _print_report(report: CycleReport) -> None:
 def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run one whole sync cycle now and print what it did."""
     settings = settings_from(ctx)
+    interrupt = threading.Event()
+    pause = interruptible_pause(interrupt)
     try:
-        with database(settings) as engine, build_client(settings.dynamics) as client:
+        with (
+            first_ctrl_c_sets(interrupt),
+            database(settings) as engine,
+            build_client(settings.dynamics, sleep=pause) as client,
+        ):
             if as_json:
-                report = SyncRunner(engine, client, settings.sync).once()
+                report = SyncRunner(engine, client, settings.sync, interrupt=interrupt).once()
             else:
                 with _progress_bar() as on_progress:
-                    report = SyncRunner(engine, client, settings.sync, progress=on_progress).once()
+                    report = SyncRunner(
+                        engine, client, settings.sync, progress=on_progress, interrupt=interrupt
+                    ).once()
+    except (SyncInterruptedError, KeyboardInterrupt):
+        _err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:
@@ -139,6 +151,7 @@ def run(
     """Cycle, pause (setting sync.pause_seconds), repeat while sync is enabled; Ctrl-C stops."""
     settings = settings_from(ctx)
     stop = threading.Event()
+    interrupt = threading.Event()
     last_idle: list[str] = []
 
     def on_cycle(report: CycleReport) -> None:
@@ -159,16 +172,23 @@ def run(
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
     try:
-        with database(settings) as engine, build_client(settings.dynamics) as client:
-            runner = SyncRunner(engine, client, settings.sync, smtp=settings.smtp)
+        with (
+            first_ctrl_c_sets(interrupt, stop),  # stop: a pause between cycles ends at once
+            database(settings) as engine,
+            build_client(settings.dynamics, sleep=interruptible_pause(interrupt)) as client,
+        ):
+            runner = SyncRunner(
+                engine, client, settings.sync, smtp=settings.smtp, interrupt=interrupt
+            )
             campaigns = start_campaign_runner(engine, client, settings.sync)  # B32: real time
             try:
                 runner.run(stop, max_cycles=max_cycles, on_cycle=on_cycle, on_idle=on_idle)
-            except KeyboardInterrupt:
-                stop.set()
-                _err.print("stopped")
             finally:
                 campaigns.stop()
+            if interrupt.is_set():
+                _err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+    except (SyncInterruptedError, KeyboardInterrupt):
+        _err.print(INTERRUPTED, highlight=False, soft_wrap=True)
     except CrmsyncError as exc:
         raise fail(exc) from None
     finally:
@@ -198,6 +218,21 @@ def disable(ctx: typer.Context) -> None:
     _out.print("sync disabled; changes are kept and sent when it is enabled again")
 
 
+def _lease_line(snapshot: SyncStatus) -> str:
+    """Who runs a cycle now: the lease holder's host and process id, or nobody."""
+    if snapshot.lease_holder is None:
+        return "sync lease: free (no cycle running)"
+    who = (
+        f"{snapshot.lease_host} pid {snapshot.lease_pid}"
+        if snapshot.lease_host and snapshot.lease_pid
+        else snapshot.lease_holder
+    )
+    acquired, expires = snapshot.lease_acquired_at, snapshot.lease_expires_at
+    since = f" since {acquired:%H:%M:%S} UTC" if acquired else ""
+    until = f", until {expires:%H:%M:%S} UTC unless renewed" if expires else ""
+    return f"sync lease: held by {who}{since}{until}"
+
+
 def _megabytes(count: int) -> str:
     return f"{count / 1_000_000:.1f} MB"
 
@@ -214,6 +249,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _out.print_json(json.dumps(snapshot.as_dict()))
         return
     _out.print(f"sync is {'enabled' if snapshot.enabled else 'disabled'}", highlight=False)
+    _out.print(_lease_line(snapshot), highlight=False, soft_wrap=True)
     done = [e for e, ok in snapshot.initial_sync_done.items() if ok]
     _out.print(f"initial sync done for: {', '.join(sorted(done)) or 'none yet'}", highlight=False)
     if snapshot.last_cycle_started is not None:
@@ -357,6 +393,8 @@ def retry(
 
 
 class SyncAs(StrEnum):
+    """Which Dynamics record Sync Person to Microsoft creates for a person."""
+
     lead = "lead"
     contact = "contact"
 

@@ -1,24 +1,9 @@
 """The Dataverse Web API client: the only code in crmsync that talks to Dynamics.
 
-Public surface: :class:`DynamicsClient`, :func:`build_client`, :class:`RetryPolicy`,
-:func:`classify` / :class:`Resolution`, and the typed values in :mod:`crmsync.dynamics.types`.
+Its parts, each imported from its own module (this package imports none of them, so reading
+a typed value such as :mod:`crmsync.dynamics.types` never loads the HTTP stack):
+:func:`~crmsync.dynamics.factory.build_client` builds a
+:class:`~crmsync.dynamics.client.DynamicsClient` from settings; requests are retried in
+:mod:`crmsync.dynamics.retry`, classified in :mod:`crmsync.dynamics.classify`, pages of changes
+parsed in :mod:`crmsync.dynamics.changes` and read in :mod:`crmsync.dynamics.tracking`.
 """
-
-from crmsync.dynamics.budget import ClientStats
-from crmsync.dynamics.classify import Action, Resolution, classify
-from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.factory import build_client
-from crmsync.dynamics.metadata import Identity, UserPrivileges
-from crmsync.dynamics.retry import RetryPolicy
-
-__all__ = [
-    "Action",
-    "ClientStats",
-    "DynamicsClient",
-    "Identity",
-    "Resolution",
-    "RetryPolicy",
-    "UserPrivileges",
-    "build_client",
-    "classify",
-]

@@ -32,6 +32,7 @@ class ConnectionReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every line of the checklist passed."""
         return all(item.ok for item in self.items)
 
 

@@ -9,6 +9,7 @@ metadata are methods here.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -192,6 +193,28 @@ class DynamicsClient:
     def write_batch(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         """Send writes in ``$batch`` requests; one :class:`WriteResult` per request, in order."""
         return BatchWriter(self.transport, self, self.batch_size).write(requests)
+
+    def call_action(
+        self, name: str, parameters: Mapping[str, Any], *, entity: str | None = None
+    ) -> dict[str, Any]:
+        """Call an unbound Web API action (``POST <name>`` with a JSON body, spec §6), with the
+        transport's retries; the action's response (``{}`` for a 204). A refusal raises the
+        error of its kind (code and message from Dynamics)."""
+
+        def interpret(response: httpx.Response) -> dict[str, Any]:
+            return (
+                {} if response.status_code == 204 or not response.content else json_object(response)
+            )
+
+        return self.transport.exchange(
+            "POST",
+            name,
+            interpret,
+            kind="write",
+            headers={"Content-Type": "application/json"},
+            content=json.dumps(dict(parameters)).encode(),
+            entity=entity,
+        )
 
     # -- metadata and permissions ------------------------------------------------------------
 

@@ -247,6 +247,7 @@ class WriteResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the write took effect (a create that had already happened counts)."""
         return self.status in (WriteStatus.OK, WriteStatus.CREATED_ALREADY)
 
 

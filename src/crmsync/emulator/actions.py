@@ -1,5 +1,5 @@
-"""Functions and actions: WhoAmI, RetrieveUserPrivileges, RetrievePrincipalAttributePrivileges,
-QualifyLead (spec §9, §12).
+"""Functions and actions: WhoAmI, RetrieveAvailableLanguages, RetrieveUserPrivileges,
+RetrievePrincipalAttributePrivileges, QualifyLead (spec §9, §12).
 
 Where the docs are silent: privilege ids are stable GUIDs derived from the privilege name;
 every privilege is reported at depth ``Global`` (the emulator has no business-unit hierarchy);
@@ -41,6 +41,20 @@ def who_am_i(ctx: RequestContext) -> ApiResponse:
             "UserId": ctx.user_id,
             "OrganizationId": ctx.config.organization_id,
         },
+    )
+
+
+# The organization version RetrieveAvailableLanguages reports (a current Dataverse build).
+ORGANIZATION_VERSION = "9.2.25063.00000"
+
+
+def retrieve_available_languages(ctx: RequestContext) -> ApiResponse:
+    """``GET RetrieveAvailableLanguages`` -> the provisioned languages (English, 1033) and the
+    organization version ("RetrieveAvailableLanguages Function", Web API function reference)."""
+    return action_response(
+        ctx,
+        "RetrieveAvailableLanguages",
+        {"LocaleIds": [1033], "OrganizationVersion": ORGANIZATION_VERSION},
     )
 
 

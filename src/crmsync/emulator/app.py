@@ -25,26 +25,33 @@ Where the docs are silent (choices the emulator makes; keep in step with docs/em
 * Field security: a secured column without create permission -> 403 ``0x8004F502``, without
   update permission -> 403 ``0x8004F507``; the configuration grants create and update together.
   Filtering or ordering on a secured column the caller cannot read -> 403 ``0x8004F506``.
-* ``CreateMultiple``/``UpdateMultiple`` are served; ``UpsertMultiple`` is not.
+* ``CreateMultiple``/``UpdateMultiple``/``UpsertMultiple`` are served for the tables their
+  ``sdkmessagefilters`` rows name; ``UpsertMultiple`` answers ``{"Ids": [...]}``.
 * Duplicate detection compares ``emailaddress1`` within the same table only.
 * ``$batch`` without ``odata.continue-on-error`` stops at the first failure and answers
   ``400``; the multipart body holds the responses of the requests already processed followed
   by the failing one (the documented example shows a batch whose first request fails). A failed
   change set is answered by one error response (OData 4.0 §11.7.4) and rolled back.
-* Deleting a row leaves lookups that point at it as they are (no cascade, no "remove link"),
-  except marketing-list memberships, which go with the member.
+* A delete refused by a Restrict relationship answers 400 ``0x80040227``
+  (CannotDeleteDueToAssociation, our reading of the error list); cascades need no privilege
+  on the related rows.
 * List membership: ``lists(<id>)/listlead_association`` (and ``listcontact_``/``listaccount_``)
   with ``$ref`` to add/remove; adding an existing member is a no-op 204; the member's table must
-  match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList`` is served.
+  match the list's ``createdfromcode`` (400 otherwise). ``AddMemberList``,
+  ``AddListMembersList`` (all members or none) and ``RemoveMemberList`` are served.
 * Deep insert works through single-valued navigation properties, not collections.
-* ``$expand`` works on single-valued navigation properties (lookups) with a nested ``$select``.
-  Collection-valued navigation properties of the built-in one-to-many relationships
-  (``Account_Tasks``, ``contact_customer_accounts`` ...) can be read as collections, not
-  expanded.
-* ``$apply`` (aggregation) is refused with 400; alternate keys are not defined out of the box,
-  so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400.
+* ``$expand`` works on single-valued navigation properties (lookups) and on the
+  collection-valued ones of one-to-many relationships (built-in and custom: ``Account_Tasks``,
+  ``contact_customer_accounts`` ...), with a nested ``$select`` only; those can also be read
+  as collections.
+* ``$apply`` (aggregation) is refused with 400. No alternate keys are defined out of the
+  box, so ``leads(emailaddress1='...')`` is the documented "key ... is not valid" 400 until
+  a key is defined through ``EntityDefinitions(...)/Keys``; a new key is Active at once.
 * Every money column's row gets the base currency (US Dollar) when none is bound.
-* Metadata changes need no privilege; ``$metadata`` (CSDL) is not served.
+* Metadata changes need no privilege.
+* ``$filter`` nests parentheses and ``not`` at most 100 deep, JSON bodies at most 64 deep;
+  deeper input, ``$top`` outside Int64, ``NaN``/``Infinity``, a lone UTF-16 surrogate and
+  unbalanced parentheses in ``$expand``/``$select`` options answer 400.
 * Any unexpected server error answers 500 ``0x80040216`` "An unexpected error occurred." with
   no stack trace.
 """
@@ -72,7 +79,17 @@ from crmsync.dataverse_codes import (
     PAYLOAD_ERROR,
     UNEXPECTED,
 )
-from crmsync.emulator import actions, bulk, changes, lists, records, relations, writes
+from crmsync.emulator import (
+    actions,
+    bulk,
+    changes,
+    csdl,
+    keys,
+    lists,
+    records,
+    relations,
+    writes,
+)
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
 from crmsync.emulator.context import ApiResponse, RequestContext, RuntimeView, json_response
 from crmsync.emulator.errors import (
@@ -80,13 +97,15 @@ from crmsync.emulator.errors import (
     bad_request,
     error_payload,
     method_not_allowed,
+    not_found,
     segment_not_found,
 )
 from crmsync.emulator.faults import control_routes, wrap_with_control
+from crmsync.emulator.messages import ensure_sdk_messages
 from crmsync.emulator.metadata import Catalog, EntityDef
 from crmsync.emulator.metadata_api import MetadataApi
 from crmsync.emulator.metadata_changes import create_relationship
-from crmsync.emulator.odata import parse_prefer
+from crmsync.emulator.odata import parse_prefer, resolve_aliases
 from crmsync.emulator.runtime import EmulatorRuntime
 from crmsync.emulator.schema import builtin_entities
 from crmsync.emulator.storage import Storage
@@ -97,6 +116,12 @@ log = logging.getLogger(__name__)
 _SEGMENT = re.compile(r"^([A-Za-z_$][A-Za-z0-9_.]*)(?:\((.*)\))?$")
 _CONTENT_ID = re.compile(r"^\$(\d+)$")
 API_VERSION = re.compile(r"^v9\.[0-2]$")
+_NOBODY = str(uuid.UUID(int=0))
+_LIST_ACTIONS = {
+    "AddMemberList": lists.add_member_list,
+    "AddListMembersList": lists.add_list_members_list,
+    "RemoveMemberList": lists.remove_member_list,
+}
 
 
 def split_path(path: str) -> list[str]:
@@ -172,7 +197,7 @@ class DataPlane:
         try:
             ctx = self.context(user, base_url, headers, prefer, content_ids)
             details = ctx.prefs.wants("Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
-            query = dict(parse_qsl(query_string, keep_blank_values=True))
+            query = resolve_aliases(dict(parse_qsl(query_string, keep_blank_values=True)))
             # Every request is one transaction (a savepoint inside $batch): an error undoes all
             # it wrote, so no record is ever half-written.
             with self.storage.lock, self.storage.transaction():
@@ -207,11 +232,18 @@ class DataPlane:
                 )
             segments = [resolved, *segments[1:]]
         if not segments:
-            raise segment_not_found("")
+            _only(method, "GET")
+            return csdl.service_document(ctx)
         head = segments[0]
+        if head == "$metadata" and len(segments) == 1:
+            _only(method, "GET")
+            return csdl.metadata_document(ctx, query)
         if head in ("WhoAmI", "WhoAmI()"):
             _only(method, "GET")
             return actions.who_am_i(ctx)
+        if head in ("RetrieveAvailableLanguages", "RetrieveAvailableLanguages()"):
+            _only(method, "GET")
+            return actions.retrieve_available_languages(ctx)
         if head == "EntityDefinitions" or head.startswith("EntityDefinitions("):
             api = MetadataApi(ctx)
             if method == "GET":
@@ -225,11 +257,16 @@ class DataPlane:
             raise method_not_allowed(
                 f"The HTTP method '{method}' is not supported on EntityDefinitions."
             )
-        if head in ("AddMemberList", "Microsoft.Dynamics.CRM.AddMemberList"):
+        list_action = _LIST_ACTIONS.get(head.removeprefix("Microsoft.Dynamics.CRM."))
+        if list_action is not None and len(segments) == 1:
             _only(method, "POST")
-            return lists.add_member_list(ctx, body)
-        if head == "RelationshipDefinitions":
+            return list_action(ctx, body)
+        if head == "RelationshipDefinitions" or head.startswith("RelationshipDefinitions("):
+            if method == "GET":
+                return MetadataApi(ctx).relationship_definitions(segments, query)
             _only(method, "POST")
+            if head != "RelationshipDefinitions":
+                raise segment_not_found(head)
             return create_relationship(ctx, body)
         match = _SEGMENT.match(head)
         entity = self.catalog.by_set(match.group(1)) if match else None
@@ -237,8 +274,8 @@ class DataPlane:
             raise segment_not_found(head.split("(")[0])
         if match.group(2) is None:
             return self._collection(ctx, entity, method, segments[1:], query, body)
-        record_id = _record_key(entity, match.group(2))
-        return self._record(ctx, entity, record_id, method, segments[1:], query, body)
+        record_id, key_body = _address(ctx, entity, match.group(2), creating=method == "PATCH")
+        return self._record(ctx, entity, record_id, method, segments[1:], query, body, key_body)
 
     def _collection(
         self,
@@ -263,10 +300,13 @@ class DataPlane:
         if rest in (
             ["Microsoft.Dynamics.CRM.CreateMultiple"],
             ["Microsoft.Dynamics.CRM.UpdateMultiple"],
+            ["Microsoft.Dynamics.CRM.UpsertMultiple"],
         ):
             _only(method, "POST")
             if rest[0].endswith("CreateMultiple"):
                 return bulk.create_multiple(ctx, entity, body)
+            if rest[0].endswith("UpsertMultiple"):
+                return bulk.upsert_multiple(ctx, entity, body)
             return bulk.update_multiple(ctx, entity, body)
         if rest == ["$count"]:
             _only(method, "GET")
@@ -290,12 +330,13 @@ class DataPlane:
         rest: list[str],
         query: dict[str, str],
         body: bytes,
+        key_body: dict[str, Any] | None = None,
     ) -> ApiResponse:
         if not rest:
             if method == "GET":
                 return records.retrieve(ctx, entity, record_id, query)
             if method == "PATCH":
-                return writes.patch(ctx, entity, record_id, body, query)
+                return writes.patch(ctx, entity, record_id, body, query, key_body)
             if method == "DELETE":
                 return writes.delete(ctx, entity, record_id)
             raise method_not_allowed(f"The HTTP method '{method}' is not allowed on a record.")
@@ -323,7 +364,7 @@ class DataPlane:
                 _only(method, "GET")
                 return lists.members(ctx, record_id, name, query)
             raise segment_not_found("/".join(rest))
-        if len(rest) == 1 and relations.is_collection(entity, name):
+        if len(rest) == 1 and relations.is_collection(entity, name, self.catalog):
             _only(method, "GET")
             return relations.related(ctx, entity, record_id, name, query)
         if len(rest) == 2 and rest[1] == "$ref":
@@ -350,19 +391,32 @@ def _only(method: str, allowed: str) -> None:
         raise method_not_allowed(f"The HTTP method '{method}' is not allowed here; use {allowed}.")
 
 
+def _address(
+    ctx: RequestContext, entity: EntityDef, key: str, *, creating: bool
+) -> tuple[str, dict[str, Any] | None]:
+    """The row a key segment names, and for an alternate key the values as a create body.
+
+    An alternate key naming no row is a 404, except for PATCH (upsert), which creates the
+    row with a new id and the key values.
+    """
+    if "=" in key and key.partition("=")[0].strip() != entity.primary_id:
+        values = keys.parse_key(entity, key)
+        found = keys.find(ctx, entity, values)
+        if found is not None:
+            return found, keys.as_body(ctx, entity, values)
+        if creating:
+            return str(uuid.uuid4()), keys.as_body(ctx, entity, values)
+        raise not_found(entity.logical_name, key)
+    return _record_key(entity, key), None
+
+
 def _record_key(entity: EntityDef, key: str) -> str:
-    """``<guid>`` or ``<primarykey>=<guid>``; alternate keys are not defined out of the box."""
+    """``<guid>`` or ``<primarykey>=<guid>``."""
     value = key
     if "=" in key:
         name, _, value = key.partition("=")
         if name.strip() != entity.primary_id or entity.logical_name in ("systemuser", "team"):
-            raise bad_request(
-                ODATA_URI_ERROR,
-                f"The key in the request URI is not valid for resource "
-                f"'Microsoft.Dynamics.CRM.{entity.logical_name}'. Ensure that the names and "
-                "number of key properties match the declared or alternate key properties for "
-                "the resource.",
-            )
+            raise keys.invalid_key(entity)
     record_id = parse_guid(value.strip())
     if record_id is None:
         raise bad_request(
@@ -393,7 +447,7 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
 
     async def endpoint(request: Request) -> Response:
         version = request.path_params["version"]
-        path = request.path_params["path"]
+        path = request.path_params.get("path", "")
         if not API_VERSION.match(version):
             answer = plane.error_response(segment_not_found(version), details=False)
             return to_starlette(answer)
@@ -449,7 +503,10 @@ def data_routes(plane: DataPlane) -> list[BaseRoute]:
         return to_starlette(answer)
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    return [Route("/api/data/{version}/{path:path}", endpoint, methods=methods)]
+    return [
+        Route("/api/data/{version}/{path:path}", endpoint, methods=methods),
+        Route("/api/data/{version}", endpoint, methods=methods),  # the service root, no slash
+    ]
 
 
 def create_emulator_app(
@@ -465,6 +522,7 @@ def create_emulator_app(
     catalog = Catalog(builtin_entities(config.change_tracking))
     storage = Storage(db_path, catalog, runtime.clock)
     ensure_users(storage, config)
+    ensure_sdk_messages(storage, config.users[0].systemuserid if config.users else _NOBODY)
     plane = DataPlane(config, storage, runtime)
     app = Starlette(
         routes=[*control_routes(config, runtime), *data_routes(plane)],
@@ -497,5 +555,5 @@ def ensure_users(storage: Storage, config: EmulatorConfig) -> None:
             }
         )
     if missing:
-        creator = config.users[0].systemuserid if config.users else str(uuid.UUID(int=0))
+        creator = config.users[0].systemuserid if config.users else _NOBODY
         storage.insert_many("systemuser", missing, acting_user=creator)

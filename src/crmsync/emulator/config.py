@@ -51,6 +51,7 @@ TOML format (every key optional; unknown keys are refused)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import uuid
@@ -184,6 +185,14 @@ class PluginRule:
         return re.fullmatch(self.pattern, str(values[self.attribute])) is None
 
 
+# (knob, lowest, highest) of the numeric fault knobs without a range of their own.
+_KNOB_RANGES = (
+    ("latency_ms", 0, 120_000),  # two minutes: Dataverse's own request timeout is about that
+    ("throttle_burst", 0, 1_000_000_000),
+    ("throttle_retry_after_seconds", 1, 86_400),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FaultSettings:
     """Fault-injection knobs applied to ``/api/data/*`` requests (changeable at run time).
@@ -223,10 +232,14 @@ class FaultSettings:
         if self.error_status not in FAULT_ERROR_STATUSES:
             allowed = ", ".join(str(s) for s in sorted(FAULT_ERROR_STATUSES))
             raise EmulatorConfigError(f"fault error_status must be one of {allowed}")
-        if self.latency_ms < 0 or self.throttle_burst < 0:
-            raise EmulatorConfigError("fault latency_ms and throttle_burst must not be negative")
-        if self.throttle_retry_after_seconds < 1:
-            raise EmulatorConfigError("fault throttle_retry_after_seconds must be at least 1")
+        # Upper bounds keep a typo from hanging every request (1e12 ms of latency) or making
+        # clients wait for days; NaN and infinities fail every comparison, so they fail here.
+        for name, low, high in _KNOB_RANGES:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise EmulatorConfigError(
+                    f"fault {name} must be between {low:,} and {high:,}, got {value}"
+                )
         unknown = sorted(set(self.methods) - HTTP_METHODS)
         if unknown:
             raise EmulatorConfigError(f"fault methods: unknown HTTP method(s) {', '.join(unknown)}")

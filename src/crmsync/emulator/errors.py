@@ -10,10 +10,10 @@ A bad configuration raises :class:`EmulatorConfigError`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from crmsync.dataverse_codes import (
+    CANNOT_DELETE_DUE_TO_ASSOCIATION,
     CONCURRENCY_MISMATCH,
     DUPLICATE_RECORD,
     GENERIC_SUB_ERROR,
@@ -24,6 +24,7 @@ from crmsync.dataverse_codes import (
     RESOURCE_NOT_FOUND,
     same_code,
 )
+from crmsync.emulator.jsontext import loads_strict
 
 
 class EmulatorFault(Exception):
@@ -80,7 +81,7 @@ def json_object(body: bytes, subject: str, *, plural: bool = False) -> dict[str,
     """
     verb = "are" if plural else "is"
     try:
-        payload = json.loads(body or b"{}")
+        payload = loads_strict(body or b"{}")
     except ValueError:
         raise bad_request(INVALID_ARGUMENT, f"{subject} {verb} not valid JSON.") from None
     if not isinstance(payload, dict):
@@ -170,3 +171,15 @@ def error_payload(fault: EmulatorFault, *, details: bool) -> dict[str, Any]:
             )
         body["@Microsoft.PowerApps.CDS.InnerError.Message"] = fault.message
     return {"error": body}
+
+
+def delete_restricted(entity: str, record_id: str, related: str) -> EmulatorFault:
+    """400: a relationship with ``CascadeConfiguration.Delete = Restrict`` has related rows."""
+    return EmulatorFault(
+        400,
+        CANNOT_DELETE_DUE_TO_ASSOCIATION,
+        "The object you tried to delete is associated with another object and cannot be "
+        f"deleted. ({entity} {record_id} has related {related} rows.)",
+        entity=entity,
+        record_id=record_id,
+    )

@@ -50,6 +50,7 @@ from crmsync.emulator.auth import check_bearer, identity_routes
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser, FaultSettings
 from crmsync.emulator.config_toml import faults_from_mapping
 from crmsync.emulator.errors import EmulatorConfigError
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.protection import Admission, Throttle
 from crmsync.emulator.runtime import EmulatorRuntime
 
@@ -142,6 +143,7 @@ class ControlPlane:
         self.protection = runtime.protection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Apply the configured faults to a Web API request, then pass it on."""
         if scope["type"] != "http" or not str(scope["path"]).startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
@@ -344,7 +346,7 @@ def admin_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseR
 
     async def change_faults(request: Request) -> Response:
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = loads_strict(await request.body() or b"{}")
         except ValueError:
             return _admin_error(400, "InvalidJson", "The body must be a JSON object.")
         if not isinstance(body, dict):

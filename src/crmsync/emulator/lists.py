@@ -8,7 +8,10 @@ membership is a ``listmember`` row (readable as ``listmembers``, so change track
 * ``GET lists(<id>)/listlead_association?$select=...`` -> the member leads, paged as any query;
 * ``POST lists(<id>)/listlead_association/$ref`` with ``{"@odata.id": "leads(<id>)"}`` -> 204;
 * ``DELETE lists(<id>)/listlead_association(<leadid>)/$ref`` (or ``/$ref?$id=<url>``) -> 204;
-* ``POST AddMemberList`` with ``{"ListId": ..., "EntityId": ...}`` -> ``{"Id": <listmemberid>}``.
+* ``POST AddMemberList`` with ``{"ListId": ..., "EntityId": ...}`` -> ``{"Id": <listmemberid>}``;
+  ``POST AddListMembersList`` with ``{"ListId": ..., "MemberIds": [...]}`` -> 204;
+  ``POST RemoveMemberList`` with ``{"ListId": ..., "EntityId": ...}`` -> 204 (all unbound, as
+  the Web API action reference documents them).
 
 Where the docs are silent: associating a row that is already a member answers 204 and adds
 nothing; a member of the wrong table for the list's ``createdfromcode`` is a 400; deleting a
@@ -180,22 +183,55 @@ def association_ref(
     raise bad_request(INVALID_ARGUMENT, f"The HTTP method '{method}' is not supported on $ref.")
 
 
-def add_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
-    """``POST AddMemberList`` {"ListId", "EntityId"} -> {"Id": <listmemberid>}."""
-    payload = json_object(body, "The body")
-    list_id = parse_guid(str(payload.get("ListId", "")))
-    entity_id = parse_guid(str(payload.get("EntityId", "")))
-    if list_id is None or entity_id is None:
-        raise bad_request(INVALID_ARGUMENT, "AddMemberList needs ListId and EntityId GUIDs.")
+def _member_table(ctx: RequestContext, list_id: str) -> EntityDef:
+    """The table a list's members come from (its ``createdfromcode``)."""
     row = _list_row(ctx, list_id)
     member_table = {v: k for k, v in _MEMBER_TYPE.items()}.get(int(row.get("createdfromcode") or 0))
     if member_table is None:
         raise invalid(INVALID_ARGUMENT, "The marketing list has no member type.")
-    member_id = add_member(ctx, list_id, ctx.catalog.require(member_table), entity_id)
-    return action_response(
-        ctx,
-        "AddMemberList",
-        {
-            "Id": member_id,
-        },
-    )
+    return ctx.catalog.require(member_table)
+
+
+def _guid_parameter(payload: Mapping[str, Any], name: str, action: str) -> str:
+    value = parse_guid(str(payload.get(name, "")))
+    if value is None:
+        raise bad_request(INVALID_ARGUMENT, f"{action} needs the parameter {name} (a GUID).")
+    return value
+
+
+def add_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
+    """``POST AddMemberList`` {"ListId", "EntityId"} -> {"Id": <listmemberid>}."""
+    payload = json_object(body, "The body")
+    list_id = _guid_parameter(payload, "ListId", "AddMemberList")
+    entity_id = _guid_parameter(payload, "EntityId", "AddMemberList")
+    member_id = add_member(ctx, list_id, _member_table(ctx, list_id), entity_id)
+    return action_response(ctx, "AddMemberList", {"Id": member_id})
+
+
+def add_list_members_list(ctx: RequestContext, body: bytes) -> ApiResponse:
+    """``POST AddListMembersList`` {"ListId", "MemberIds": [...]} -> 204 (AddListMembersList
+    Action: adds the members of the list's type; ones already in the list stay as they are)."""
+    payload = json_object(body, "The body")
+    list_id = _guid_parameter(payload, "ListId", "AddListMembersList")
+    raw_ids = payload.get("MemberIds")
+    if not isinstance(raw_ids, list) or not raw_ids:
+        raise bad_request(
+            INVALID_ARGUMENT, "AddListMembersList needs MemberIds, a non-empty array of GUIDs."
+        )
+    member_ids = [parse_guid(str(raw)) for raw in raw_ids]
+    if any(member_id is None for member_id in member_ids):
+        raise bad_request(INVALID_ARGUMENT, "Every entry of MemberIds must be a GUID.")
+    table = _member_table(ctx, list_id)
+    with ctx.storage.atomic():
+        for member_id in member_ids:
+            add_member(ctx, list_id, table, str(member_id))
+    return empty_response(204)
+
+
+def remove_member_list(ctx: RequestContext, body: bytes) -> ApiResponse:
+    """``POST RemoveMemberList`` {"ListId", "EntityId"} -> 204; 404 when it is not a member."""
+    payload = json_object(body, "The body")
+    list_id = _guid_parameter(payload, "ListId", "RemoveMemberList")
+    entity_id = _guid_parameter(payload, "EntityId", "RemoveMemberList")
+    remove_member(ctx, list_id, entity_id)
+    return empty_response(204)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 _METADATA_NS = uuid.UUID("0d6f9a51-7c3e-4f0b-8f5e-2b1d4c6a8e90")
 
@@ -114,6 +116,10 @@ class AttributeDef:
     is_primary_name: bool = False
     entity: str = ""
     meta_id: str = ""
+    # For lookups made through RelationshipDefinitions: the relationship's schema name and its
+    # CascadeConfiguration.Delete (built-in lookups take theirs from emulator.relationships).
+    relationship_name: str = ""
+    cascade_delete: str = ""
 
     @property
     def is_lookup(self) -> bool:
@@ -143,6 +149,47 @@ class AttributeDef:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyDef:
+    """An alternate key: columns whose values together identify one row.
+
+    ``status`` is the ``EntityKeyIndexStatus``: ``Active`` (usable) or ``Failed`` (existing rows
+    already held duplicate values when the key was defined).
+    """
+
+    logical_name: str
+    schema_name: str
+    attributes: tuple[str, ...]
+    display_name: str
+    status: str = "Active"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the key can address rows and is enforced."""
+        return self.status == "Active"
+
+    def as_json(self) -> dict[str, Any]:
+        """For persistence."""
+        return {
+            "logical_name": self.logical_name,
+            "schema_name": self.schema_name,
+            "attributes": list(self.attributes),
+            "display_name": self.display_name,
+            "status": self.status,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> KeyDef:
+        """Inverse of :meth:`as_json`."""
+        return KeyDef(
+            str(data["logical_name"]),
+            str(data["schema_name"]),
+            tuple(str(a) for a in data["attributes"]),
+            str(data["display_name"]),
+            str(data.get("status", "Active")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EntityDef:
     """One table: names, keys, ownership and its columns by logical name."""
 
@@ -159,6 +206,7 @@ class EntityDef:
     change_tracking: bool = False
     attributes: Mapping[str, AttributeDef] = field(default_factory=dict)
     meta_id: str = ""
+    keys: tuple[KeyDef, ...] = ()
 
     @property
     def table(self) -> str:
@@ -243,6 +291,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._by_name: dict[str, EntityDef] = {}
         self._by_set: dict[str, EntityDef] = {}
+        self._derived: dict[str, tuple[int, Any]] = {}
         self.version = 1
         for entity in entities:
             self.put(entity)
@@ -285,6 +334,16 @@ class Catalog:
                 return entity
         return None
 
+    def derived(self, key: str, build: Callable[[Catalog], T]) -> T:
+        """``build(self)``, computed once per catalog version (relationships, ``$metadata``)."""
+        version = self.version
+        cached = self._derived.get(key)
+        if cached is not None and cached[0] == version:
+            return cast(T, cached[1])
+        value = build(self)
+        self._derived[key] = (version, value)
+        return value
+
     def __iter__(self) -> Iterator[EntityDef]:
         return iter(sorted(self._by_name.values(), key=lambda e: e.logical_name))
 
@@ -311,6 +370,8 @@ def attribute_to_json(attribute: AttributeDef) -> dict[str, Any]:
         "is_custom": attribute.is_custom,
         "is_primary_name": attribute.is_primary_name,
         "meta_id": attribute.meta_id,
+        "relationship_name": attribute.relationship_name,
+        "cascade_delete": attribute.cascade_delete,
     }
 
 
@@ -337,4 +398,6 @@ def attribute_from_json(data: Mapping[str, Any]) -> AttributeDef:
         is_custom=data["is_custom"],
         is_primary_name=data["is_primary_name"],
         meta_id=data["meta_id"],
+        relationship_name=str(data.get("relationship_name") or ""),
+        cascade_delete=str(data.get("cascade_delete") or ""),
     )

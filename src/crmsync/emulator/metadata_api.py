@@ -17,6 +17,7 @@ from typing import Any
 from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response, json_response
 from crmsync.emulator.errors import bad_request, no_property, segment_not_found
+from crmsync.emulator.keys import create_key, key_by_segment, key_document
 from crmsync.emulator.metadata import (
     TYPE_NAMES,
     AttributeDef,
@@ -26,8 +27,16 @@ from crmsync.emulator.metadata import (
 )
 from crmsync.emulator.metadata_changes import create_entity, json_body, new_attribute
 from crmsync.emulator.odata import evaluate, parse_filter, parse_select, split_top_level
+from crmsync.emulator.relationships import (
+    many_to_many,
+    many_to_many_document,
+    one_to_many,
+    one_to_many_document,
+)
 
 _KEY = re.compile(r"^LogicalName='([^']*)'$")
+_SCHEMA_KEY = re.compile(r"^SchemaName='([^']*)'$")
+_RELATIONSHIP_SETS = ("OneToManyRelationships", "ManyToOneRelationships", "ManyToManyRelationships")
 _CASTS = {f"Microsoft.Dynamics.CRM.{derived}" for _, derived in TYPE_NAMES.values()}
 _DERIVED_PROPERTIES = {
     "String": ("MaxLength", "FormatName", "Format", "DatabaseLength"),
@@ -82,11 +91,69 @@ def entity_document(ctx: RequestContext, entity: EntityDef) -> dict[str, Any]:
         "ObjectTypeCode": entity.object_type_code,
         "IsCustomEntity": entity.is_custom,
         "IsManaged": not entity.is_custom,
-        "IsActivity": entity.logical_name == "task",
         "IsIntersect": entity.logical_name == "listmember",
         "CanCreateAttributes": _managed(True, "cancreateattributes"),
         "DisplayName": label(entity.display_name, entity.meta_id),
         "DisplayCollectionName": label(entity.display_collection_name, entity.meta_id),
+        **_common_entity_properties(entity),
+    }
+
+
+def _common_entity_properties(entity: EntityDef) -> dict[str, Any]:
+    """The other ``EntityMetadata`` properties clients commonly ``$select`` (EntityMetadata
+    EntityType, https://learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/
+    entitymetadata). No emulated table has an image column, so PrimaryImageAttribute is null."""
+    activity = entity.logical_name == "task"
+    return {
+        "PrimaryImageAttribute": None,
+        "Description": label(f"{entity.display_name} table.", entity.meta_id + "/description"),
+        "TableType": "Standard",
+        "EntityColor": None,
+        "ExternalName": None,
+        "ExternalCollectionName": None,
+        "IntroducedVersion": "1.0" if entity.is_custom else "5.0.0.0",
+        "IsActivity": activity,
+        "IsActivityParty": False,
+        "ActivityTypeMask": 1 if activity else 0,
+        "HasActivities": entity.logical_name in ("account", "contact", "lead", "opportunity"),
+        "HasNotes": not entity.logical_name.startswith("sdkmessage"),
+        "HasEmailAddresses": "emailaddress1" in entity.attributes,
+        "IsAuditEnabled": _managed(False, "canmodifyauditsettings"),
+        "IsDuplicateDetectionEnabled": _managed(
+            "emailaddress1" in entity.attributes, "canmodifyduplicatedetectionsettings"
+        ),
+        "IsValidForQueue": _managed(False, "canmodifyqueuesettings"),
+        "IsCustomizable": _managed(True, "iscustomizable"),
+        "IsRenameable": _managed(True, "isrenameable"),
+        "IsMappable": _managed(True, "ismappable"),
+        "IsConnectionsEnabled": _managed(False, "canmodifyconnectionsettings"),
+        "IsMailMergeEnabled": _managed(True, "canmodifymailmergesettings"),
+        "IsValidForAdvancedFind": True,
+        "IsAvailableOffline": True,
+        "IsBusinessProcessEnabled": False,
+        "IsLogicalEntity": False,
+        "IsPrivate": False,
+        "IsSolutionAware": False,
+        "IsStateModelAware": "statecode" in entity.attributes,
+        "IsQuickCreateEnabled": False,
+        "IsReadOnlyInMobileClient": _managed(False, "canmodifymobileclientreadonly"),
+        "IsEnabledForCharts": True,
+        "IsDocumentManagementEnabled": False,
+        "IsOneNoteIntegrationEnabled": False,
+        "IsSLAEnabled": False,
+        "IsArchivalEnabled": False,
+        "IsRetentionEnabled": False,
+        "IsElasticTable": False,
+        "EnforceStateTransitions": False,
+        "AutoRouteToOwnerQueue": False,
+        "CanTriggerWorkflow": True,
+        "SyncToExternalSearchIndex": False,
+        "DataProviderId": None,
+        "DataSourceId": None,
+        "DaysSinceRecordLastModified": 0,
+        "RecurrenceBaseEntityLogicalName": None,
+        "OwnerId": None,
+        "OwnerIdType": 0,
     }
 
 
@@ -281,10 +348,37 @@ class MetadataApi:
             if name == "Attributes":
                 projected["Attributes"] = self.attributes_json(entity, None, options)
             elif name == "Keys":
-                projected["Keys"] = []
+                documents = [key_document(entity, key) for key in entity.keys]
+                projected["Keys"] = _filter_and_project(documents, options, "EntityKeyMetadata")
+            elif name in _RELATIONSHIP_SETS:
+                projected[name] = self.relationships_json(entity, name, options)
             else:
                 raise no_property(name, "EntityMetadata")
         return projected
+
+    def relationships_json(
+        self, entity: EntityDef, kind: str, query: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """``OneToManyRelationships`` / ``ManyToOneRelationships`` / ``ManyToManyRelationships``
+        of one table, with ``$select`` and ``$filter`` applied."""
+        name = entity.logical_name
+        documents: list[dict[str, Any]]
+        if kind == "ManyToManyRelationships":
+            documents = [
+                many_to_many_document(r)
+                for r in many_to_many(self.ctx.catalog)
+                if name in (r.entity1, r.entity2)
+            ]
+            type_name = "ManyToManyRelationshipMetadata"
+        else:
+            side = "referenced_entity" if kind == "OneToManyRelationships" else "referencing_entity"
+            documents = [
+                one_to_many_document(r)
+                for r in one_to_many(self.ctx.catalog)
+                if getattr(r, side) == name
+            ]
+            type_name = "OneToManyRelationshipMetadata"
+        return _filter_and_project(documents, query, type_name)
 
     def attributes_json(
         self, entity: EntityDef, cast: str | None, query: Mapping[str, str]
@@ -372,11 +466,47 @@ class MetadataApi:
             return json_response(
                 200, {"@odata.context": f"{base}({entity.meta_id})/Attributes/$entity", **view}
             )
-        if head == "Keys":
+        if head == "Keys" and not rest:
+            documents = [key_document(entity, key) for key in entity.keys]
+            values = _filter_and_project(documents, query, "EntityKeyMetadata")
             return json_response(
-                200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": []}
+                200, {"@odata.context": f"{base}({entity.meta_id})/Keys", "value": values}
+            )
+        if head.startswith("Keys(") and not rest:
+            document = key_document(entity, key_by_segment(entity, head))
+            view = _filter_and_project([document], query, "EntityKeyMetadata")[0]
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/Keys/$entity", **view}
+            )
+        if head in _RELATIONSHIP_SETS and not rest:
+            values = self.relationships_json(entity, head, query)
+            return json_response(
+                200, {"@odata.context": f"{base}({entity.meta_id})/{head}", "value": values}
             )
         raise segment_not_found(head)
+
+    def relationship_definitions(
+        self, segments: list[str], query: Mapping[str, str]
+    ) -> ApiResponse:
+        """``GET RelationshipDefinitions`` and ``RelationshipDefinitions(SchemaName='x')``."""
+        catalog = self.ctx.catalog
+        documents = [one_to_many_document(r) for r in one_to_many(catalog)] + [
+            many_to_many_document(r) for r in many_to_many(catalog)
+        ]
+        base = f"{self.ctx.base_url}/$metadata#RelationshipDefinitions"
+        if len(segments) == 1 and segments[0] == "RelationshipDefinitions":
+            values = _filter_and_project(documents, query, "RelationshipMetadataBase")
+            return json_response(200, {"@odata.context": base, "value": values})
+        if len(segments) == 1:
+            key = _key_of(segments[0])
+            match = _SCHEMA_KEY.match(key)
+            wanted = match.group(1) if match else key.strip().lower()
+            field = "SchemaName" if match else "MetadataId"
+            for document in documents:
+                if document[field] == wanted:
+                    view = _filter_and_project([document], query, "RelationshipMetadataBase")
+                    return json_response(200, {"@odata.context": f"{base}/$entity", **view[0]})
+        raise segment_not_found("/".join(segments))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -385,6 +515,8 @@ class MetadataApi:
         payload = json_body(body)
         if segments == ["EntityDefinitions"]:
             return create_entity(self.ctx, payload)
+        if len(segments) == 2 and segments[1] == "Keys":
+            return create_key(self.ctx, self.entity_by_key(_key_of(segments[0])), payload)
         if len(segments) == 2 and segments[1] == "Attributes":
             entity = self.entity_by_key(_key_of(segments[0]))
             attribute = new_attribute(entity, payload)
@@ -428,6 +560,10 @@ class MetadataApi:
                 )
             self.ctx.storage.drop_entity(entity)
             return empty_response(204)
+        if len(segments) == 2 and segments[1].startswith("Keys("):
+            key = key_by_segment(entity, segments[1])
+            self.ctx.storage.remove_key(entity.logical_name, key.logical_name)
+            return empty_response(204)
         if len(segments) == 2 and segments[1].startswith("Attributes("):
             attribute = self.attribute_by_key(entity, _key_of(segments[1]))
             if not attribute.is_custom or attribute.is_primary_name:
@@ -439,6 +575,19 @@ class MetadataApi:
             self.ctx.storage.remove_attribute(entity.logical_name, attribute.logical_name)
             return empty_response(204)
         raise segment_not_found("/".join(segments))
+
+
+def _filter_and_project(
+    documents: list[dict[str, Any]], query: Mapping[str, str], type_name: str
+) -> list[dict[str, Any]]:
+    node = parse_filter(query["$filter"]) if query.get("$filter") else None
+    results = []
+    for document in documents:
+        if node is not None and not evaluate(node, document):
+            continue
+        allowed = set(document)
+        results.append(_project(document, query.get("$select"), allowed, type_name))
+    return results
 
 
 def _key_of(segment: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from crmsync.dataverse_codes import INVALID_ARGUMENT
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import bad_request, json_object
+from crmsync.emulator.messages import ensure_sdk_messages
 from crmsync.emulator.metadata import (
     SAFE_NAME,
     AttributeDef,
@@ -52,6 +53,16 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
             INVALID_ARGUMENT, "ReferencedEntity, ReferencingEntity and Lookup are required."
         )
     name = check_new_name(referencing, lookup)
+    cascade = payload.get("CascadeConfiguration")
+    delete = cascade.get("Delete", "RemoveLink") if isinstance(cascade, dict) else "RemoveLink"
+    if delete not in ("Cascade", "RemoveLink", "Restrict"):
+        raise bad_request(
+            INVALID_ARGUMENT,
+            f"CascadeConfiguration.Delete must be Cascade, RemoveLink or Restrict, not {delete!r}.",
+        )
+    schema_name = payload.get("SchemaName")
+    if not isinstance(schema_name, str) or not SAFE_NAME.match(schema_name.lower()):
+        raise bad_request(INVALID_ARGUMENT, "The relationship needs a valid SchemaName.")
     attribute = AttributeDef(
         name,
         "Lookup",
@@ -60,9 +71,11 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
         targets=(referenced.logical_name,),
         required_level=_required_level(lookup),
         is_custom=True,
+        relationship_name=schema_name,
+        cascade_delete=delete,
     )
     ctx.storage.add_attribute(referencing.logical_name, attribute)
-    relationship_id = metadata_id("relationship", str(payload.get("SchemaName", name)))
+    relationship_id = metadata_id("relationship", schema_name)
     return empty_response(
         204,
         [("OData-EntityId", f"{ctx.base_url}/RelationshipDefinitions({relationship_id})")],
@@ -70,6 +83,7 @@ def create_relationship(ctx: RequestContext, body: bytes) -> ApiResponse:
 
 
 def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
+    """Create a custom table from a POST to ``EntityDefinitions`` (with its columns)."""
     schema = payload.get("SchemaName")
     if not isinstance(schema, str) or not SAFE_NAME.match(schema.lower()) or "_" not in schema:
         raise bad_request(
@@ -118,13 +132,24 @@ def create_entity(ctx: RequestContext, payload: dict[str, Any]) -> ApiResponse:
         is_custom=True,
         is_primary_name=True,
     )
+    # The other columns of the Attributes array are created with the table, as in Dataverse;
+    # all are validated before anything is created.
+    others = [a for a in attributes if isinstance(a, dict) and a is not primary_body]
+    extra = [new_attribute(None, body) for body in others]
+    names = [primary.logical_name, *(a.logical_name for a in extra)]
+    if len(set(names)) != len(names):
+        raise bad_request(INVALID_ARGUMENT, "Two attributes of the new entity have one name.")
     entity = ctx.storage.create_entity(header, primary)
+    for attribute in extra:
+        ctx.storage.add_attribute(entity.logical_name, attribute)
+    ensure_sdk_messages(ctx.storage, ctx.user_id)
     return empty_response(
         204, [("OData-EntityId", f"{ctx.base_url}/EntityDefinitions({entity.meta_id})")]
     )
 
 
 def check_new_name(entity: EntityDef | None, body: Mapping[str, Any]) -> str:
+    """The logical name of a new column, refusing an unsafe or taken schema name."""
     schema = body.get("SchemaName")
     if not isinstance(schema, str) or "_" not in schema or not SAFE_NAME.match(schema.lower()):
         raise bad_request(
@@ -142,6 +167,7 @@ def check_new_name(entity: EntityDef | None, body: Mapping[str, Any]) -> str:
 
 
 def new_attribute(entity: EntityDef | None, body: Mapping[str, Any]) -> AttributeDef:
+    """The column a POST to ``EntityDefinitions(...)/Attributes`` describes."""
     derived = str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
     kind = _CREATABLE.get(derived)
     if kind is None:

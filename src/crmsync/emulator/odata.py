@@ -164,6 +164,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+# ODataLib refuses deeper expressions too ("The recursion limit has been exceeded").
+MAX_FILTER_DEPTH = 100
 _COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
 _STRING_FUNCTIONS = frozenset({"contains", "startswith", "endswith"})
 
@@ -191,6 +193,7 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0  # nesting of parentheses and ``not``
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -221,24 +224,37 @@ class _Parser:
         return node
 
     def or_expr(self) -> FilterNode:
-        node = self.and_expr()
+        terms = [self.and_expr()]
         while self.keyword("or"):
-            node = Logical("or", node, self.and_expr())
-        return node
+            terms.append(self.and_expr())
+        return _balanced("or", terms)
 
     def and_expr(self) -> FilterNode:
-        node = self.unary()
+        terms = [self.unary()]
         while self.keyword("and"):
-            node = Logical("and", node, self.unary())
-        return node
+            terms.append(self.unary())
+        return _balanced("and", terms)
+
+    def _nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise _syntax(
+                "The recursion limit has been exceeded: the $filter nests parentheses or 'not' "
+                f"more than {MAX_FILTER_DEPTH} deep."
+            )
 
     def unary(self) -> FilterNode:
         if self.keyword("not"):
-            return Not(self.unary())
+            self._nest()
+            operand = self.unary()
+            self.depth -= 1
+            return Not(operand)
         token = self.peek()
         if token is not None and token[1] == "(":
             self.take()
+            self._nest()
             node = self.or_expr()
+            self.depth -= 1
             self.expect(")")
             return node
         if token is not None and token[0] == "name":
@@ -321,6 +337,15 @@ class _Parser:
         raise _syntax(f"Syntax error: unexpected '{text}' in '{self.text}'.")
 
 
+def _balanced(op: str, terms: list[FilterNode]) -> FilterNode:
+    """``a op b op c ...`` as a balanced tree (and/or are associative), so a long chain of
+    conditions — hundreds of ``leadid eq ...`` joined by ``or`` — stays shallow to walk."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return Logical(op, _balanced(op, terms[:middle]), _balanced(op, terms[middle:]))
+
+
 def parse_filter(text: str) -> FilterNode:
     """Parse a ``$filter`` expression; a malformed one raises a 400 InputError."""
     return _Parser(text).parse()
@@ -348,8 +373,8 @@ def parse_select(text: str) -> list[str]:
 def split_top_level(text: str, separator: str) -> list[str]:
     """Split ``text`` at each ``separator`` outside parentheses, pieces unstripped.
 
-    ``A($select=x,y),B`` split at ``,`` is ``["A($select=x,y)", "B"]``; a trailing piece whose
-    parentheses never close is dropped.
+    ``A($select=x,y),B`` split at ``,`` is ``["A($select=x,y)", "B"]``; unbalanced
+    parentheses are a 400, as ODataLib refuses them.
     """
     pieces: list[str] = []
     depth, start = 0, 0
@@ -358,9 +383,13 @@ def split_top_level(text: str, separator: str) -> list[str]:
             depth += 1
         elif char == ")":
             depth -= 1
+            if depth < 0:
+                break
         elif char == separator and depth == 0:
             pieces.append(text[start:index])
             start = index + 1
+    if depth != 0:
+        raise _syntax(f"The query option '{text}' has unbalanced parentheses.")
     return pieces
 
 
@@ -426,3 +455,25 @@ def evaluate(node: FilterNode, document: Mapping[str, Any]) -> bool:
         return bool(left <= right)
     except TypeError:
         return False
+
+
+_ALIAS = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*")
+
+
+def resolve_aliases(query: Mapping[str, str]) -> dict[str, str]:
+    """Substitute parameter aliases (``$filter=name eq @p&@p='x'``) and drop their definitions.
+
+    OData 4.01 URL Conventions §5.1.1.14.1 (Parameter Aliases): an alias without a value is
+    null. Only ``$filter`` and ``$orderby`` are rewritten, outside quoted strings.
+    """
+    aliases = {k: v for k, v in query.items() if k.startswith("@")}
+    resolved = {k: v for k, v in query.items() if not k.startswith("@")}
+    for option in ("$filter", "$orderby"):
+        text = resolved.get(option)
+        if text is None or "@" not in text:
+            continue
+        pieces = text.split("'")
+        for index in range(0, len(pieces), 2):  # even pieces are outside quotes
+            pieces[index] = _ALIAS.sub(lambda m: aliases.get(m.group(0), "null"), pieces[index])
+        resolved[option] = "'".join(pieces)
+    return resolved

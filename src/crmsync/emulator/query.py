@@ -8,6 +8,7 @@ a row repeat or go missing when the order is by primary key (the default), spec 
 
 # SQL identifiers here come from validated metadata (SAFE_NAME) and are quoted by q();
 # every value is a bound parameter.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from urllib.parse import quote, unquote
 
 from crmsync.dataverse_codes import ODATA_URI_ERROR
 from crmsync.emulator.errors import bad_request, no_property
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.metadata import (
     NUMBER_TYPES,
     STRING_TYPES,
     AttributeDef,
+    Catalog,
     EntityDef,
     edm_type,
 )
@@ -38,7 +41,7 @@ from crmsync.emulator.odata import (
     Property,
     StringFunction,
 )
-from crmsync.emulator.storage import iso, q
+from crmsync.emulator.storage import iso, q, target_column
 
 _SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _LITERAL_EDM = {
@@ -145,14 +148,21 @@ def filter_properties(node: FilterNode) -> list[str]:
     return [side.path for side in (node.left, node.right) if isinstance(side, Property)]
 
 
-def compile_filter(entity: EntityDef, node: FilterNode, params: list[Any]) -> str:
-    """SQL for a ``$filter`` AST on ``entity``; literal values are appended to ``params``."""
+def compile_filter(
+    entity: EntityDef, node: FilterNode, params: list[Any], catalog: Catalog | None = None
+) -> str:
+    """SQL for a ``$filter`` AST on ``entity``; literal values are appended to ``params``.
+
+    With ``catalog``, a comparison may reach through a single-valued navigation property to a
+    column of the related row (``sdkmessageid/name eq 'CreateMultiple'``), as the Web API
+    allows ("Filter rows based on values of lookup columns", Query data using the Web API).
+    """
     if isinstance(node, Logical):
-        left = compile_filter(entity, node.left, params)
-        right = compile_filter(entity, node.right, params)
+        left = compile_filter(entity, node.left, params, catalog)
+        right = compile_filter(entity, node.right, params, catalog)
         return f"({left} {node.op.upper()} {right})"
     if isinstance(node, Not):
-        return f"(NOT {compile_filter(entity, node.operand, params)})"
+        return f"(NOT {compile_filter(entity, node.operand, params, catalog)})"
     if isinstance(node, StringFunction):
         attribute = resolve_property(entity, node.prop.path)
         if attribute.attribute_type not in STRING_TYPES:
@@ -178,7 +188,7 @@ def compile_filter(entity: EntityDef, node: FilterNode, params: list[Any]) -> st
         marks = ", ".join("?" for _ in values) or "NULL"
         negation = "NOT " if node.negated else ""
         return f"({q(attribute.logical_name)} {negation}IN ({marks}))"
-    return _compile_comparison(entity, node, params)
+    return _compile_comparison(entity, node, params, catalog)
 
 
 def _literal_for(attribute: AttributeDef, raw: str) -> Literal:
@@ -197,13 +207,19 @@ def _literal_for(attribute: AttributeDef, raw: str) -> Literal:
         return Literal(raw, "string")
 
 
-def _compile_comparison(entity: EntityDef, node: Comparison, params: list[Any]) -> str:
+def _compile_comparison(
+    entity: EntityDef, node: Comparison, params: list[Any], catalog: Catalog | None = None
+) -> str:
     left, right, op = node.left, node.right, node.op
     if isinstance(left, Literal) and isinstance(right, Property):
         left, right = right, left
         op = {"gt": "lt", "lt": "gt", "ge": "le", "le": "ge"}.get(op, op)
     if not isinstance(left, Property):
         raise bad_request(ODATA_URI_ERROR, "A comparison needs at least one property.")
+    if catalog is not None and isinstance(right, Literal) and "/" in left.path:
+        related = _related_comparison(entity, left.path, op, right, params, catalog)
+        if related is not None:
+            return related
     attribute = resolve_property(entity, left.path)
     column = q(attribute.logical_name)
     if isinstance(right, Property):
@@ -217,6 +233,42 @@ def _compile_comparison(entity: EntityDef, node: Comparison, params: list[Any]) 
         return "(0)"
     params.append(literal_to_storage(attribute, right, op))
     return f"({column} {_SQL_OPS[op]} ?)"
+
+
+def _related_comparison(
+    entity: EntityDef,
+    path: str,
+    op: str,
+    literal: Literal,
+    params: list[Any],
+    catalog: Catalog,
+) -> str | None:
+    """``nav/column op literal`` as a sub-select on the related table (None: not such a path)."""
+    nav, _, column = path.partition("/")
+    found = entity.navigation(nav)
+    if found is None or "/" in column:
+        return None
+    attribute, target_name = found
+    target = catalog.get(target_name)
+    if target is None or column == target.primary_id:
+        return None
+    if target.attribute_by_wire_name(column) is None:
+        raise unknown_property(target, column)
+    inner = _compile_comparison(target, Comparison(op, Property(column), literal), params)
+    sql = (
+        f"({q(attribute.logical_name)} IN (SELECT {q(target.primary_id)} "
+        f"FROM {q(target.table)} WHERE {inner})"
+    )
+    if attribute.is_polymorphic:
+        params.append(target.logical_name)
+        sql += f" AND {q(target_column(attribute))} = ?"
+    return sql + ")"
+
+
+def is_related_path(entity: EntityDef, path: str) -> bool:
+    """Whether ``path`` is ``nav/column`` through a single-valued navigation property."""
+    nav, slash, column = path.partition("/")
+    return bool(slash) and entity.navigation(nav) is not None and "/" not in column
 
 
 # -- ordering and keyset paging -------------------------------------------------------------
@@ -297,7 +349,7 @@ def decode_skiptoken(token: str) -> tuple[int, dict[str, Any]]:
     if match is None or keyset is None:
         raise bad_request(ODATA_URI_ERROR, "The $skiptoken value is not valid.")
     try:
-        state = json.loads(base64.urlsafe_b64decode(keyset.group(1).encode()))
+        state = loads_strict(base64.urlsafe_b64decode(keyset.group(1).encode()))
     except ValueError:
         raise bad_request(ODATA_URI_ERROR, "The $skiptoken value is not valid.") from None
     if not isinstance(state, dict):

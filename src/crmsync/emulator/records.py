@@ -26,13 +26,16 @@ from crmsync.emulator.query import (
     decode_skiptoken,
     encode_skiptoken,
     filter_properties,
+    is_related_path,
     ordering_for,
     resolve_property,
 )
+from crmsync.emulator.relationships import OneToMany, collection_navigation
 from crmsync.emulator.rendering import Renderer
-from crmsync.emulator.storage import q
+from crmsync.emulator.storage import q, target_column
 
 COUNT_CAP = 5000
+INT64_MAX = 2**63 - 1
 KNOWN_OPTIONS = frozenset(
     {
         "$select",
@@ -90,7 +93,11 @@ def check_options(query: Mapping[str, str]) -> None:
 def check_secured_query(ctx: RequestContext, entity: EntityDef, paths: Sequence[str]) -> None:
     """Filtering or ordering on a secured column the caller cannot read -> 0x8004F506."""
     for path in paths:
-        attribute = resolve_property(entity, path)
+        related = entity.navigation(path.partition("/")[0])
+        if related is not None and is_related_path(entity, path):
+            attribute = related[0]  # reading through a lookup needs that lookup readable
+        else:
+            attribute = resolve_property(entity, path)
         if not ctx.can_read_column(entity.logical_name, attribute.logical_name):
             raise forbidden(
                 SECURED_QUERY,
@@ -152,7 +159,7 @@ def list_records(
     if "$filter" in query:
         node = parse_filter(query["$filter"])
         check_secured_query(ctx, entity, filter_properties(node))
-        where.append(compile_filter(entity, node, params))
+        where.append(compile_filter(entity, node, params, ctx.catalog))
     orderby = parse_orderby(query["$orderby"]) if "$orderby" in query else []
     check_secured_query(ctx, entity, [name for name, _ in orderby])
     ordering = ordering_for(entity, orderby)
@@ -160,13 +167,9 @@ def list_records(
     filter_params = list(params)
     top: int | None = None
     if "$top" in query and ctx.prefs.max_page_size is None:
-        try:
-            top = int(query["$top"])
-        except ValueError:
-            raise bad_request(
-                ODATA_URI_ERROR, f"Invalid value '{query['$top']}' for $top query option found."
-            ) from None
-        if top < 0:
+        raw_top = query["$top"]
+        top = int(raw_top) if raw_top.isascii() and raw_top.isdigit() else -1
+        if not 0 <= top <= INT64_MAX:  # $top is an Edm.Int64 (OData URL conventions)
             raise bad_request(
                 ODATA_URI_ERROR, f"Invalid value '{query['$top']}' for $top query option found."
             )
@@ -233,11 +236,17 @@ def list_records(
 def expand_records(
     ctx: RequestContext, entity: EntityDef, records: list[dict[str, Any]], expand: str | None
 ) -> None:
-    """``$expand`` of single-valued navigation properties (lookups), with nested ``$select``."""
+    """``$expand`` of navigation properties with a nested ``$select``: single-valued ones
+    (lookups) give the related row or null, collection-valued ones (one-to-many relationships,
+    "Join tables using OData") the array of rows that point at the record."""
     if not expand:
         return
     for nav, select in _split_expand(expand):
         found = entity.navigation(nav)
+        relationship = collection_navigation(ctx.catalog, entity.logical_name, nav)
+        if found is None and relationship is not None:
+            _expand_collection(ctx, entity, records, nav, relationship, select)
+            continue
         if found is None:
             raise bad_request(
                 ODATA_URI_ERROR,
@@ -263,6 +272,50 @@ def expand_records(
         for record in records:
             value = links.get(record[entity.primary_id])
             record[nav] = related.get(value) if value else None
+
+
+def _expand_collection(
+    ctx: RequestContext,
+    entity: EntityDef,
+    records: list[dict[str, Any]],
+    nav: str,
+    relationship: OneToMany,
+    select: str | None,
+) -> None:
+    referencing = ctx.catalog.require(relationship.referencing_entity)
+    ctx.require(referencing, "read")
+    attribute = referencing.attributes[relationship.referencing_attribute]
+    renderer = Renderer(ctx, referencing, selected_attributes(referencing, select))
+    children: dict[str, list[dict[str, Any]]] = {r[entity.primary_id]: [] for r in records}
+    ids = list(children)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        condition = f"{q(attribute.logical_name)} IN ({', '.join('?' for _ in chunk)})"
+        params: list[object] = list(chunk)
+        if attribute.is_polymorphic:
+            condition += f" AND {q(target_column(attribute))} = ?"
+            params.append(entity.logical_name)
+        parents = dict(
+            ctx.storage.execute(
+                f"SELECT {q(referencing.primary_id)}, {q(attribute.logical_name)} "
+                f"FROM {q(referencing.table)} WHERE {condition} "
+                f"ORDER BY {q(referencing.primary_id)}",
+                params,
+            ).fetchall()
+        )
+        child_ids = list(parents)
+        for first in range(0, len(child_ids), 500):
+            part = child_ids[first : first + 500]
+            rows = ctx.storage.execute(
+                f"SELECT {renderer.select_sql()} FROM {q(referencing.table)} "
+                f"WHERE {q(referencing.primary_id)} IN ({', '.join('?' for _ in part)}) "
+                f"ORDER BY {q(referencing.primary_id)}",
+                part,
+            ).fetchall()
+            for rendered in renderer.render(rows):
+                children[parents[rendered[referencing.primary_id]]].append(rendered)
+    for record in records:
+        record[nav] = children[record[entity.primary_id]]
 
 
 def _lookup_values(
@@ -385,7 +438,7 @@ def count_records(ctx: RequestContext, entity: EntityDef, query: Mapping[str, st
     params: list[Any] = []
     where = "1"
     if "$filter" in query:
-        where = compile_filter(entity, parse_filter(query["$filter"]), params)
+        where = compile_filter(entity, parse_filter(query["$filter"]), params, ctx.catalog)
     with ctx.storage.lock:
         total = ctx.storage.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {q(entity.table)} WHERE {where} LIMIT ?)",

@@ -45,6 +45,7 @@ class ManualClock:
             raise ValueError("ManualClock needs an aware datetime")
 
     def __call__(self) -> datetime:
+        """The current emulated time."""
         return self._now
 
     def advance(

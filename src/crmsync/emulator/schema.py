@@ -367,6 +367,48 @@ def _task() -> list[A]:
     ]
 
 
+def _sdkmessage() -> list[A]:
+    return [
+        *system_columns("sdkmessage", "sdkmessageid", owned=False),
+        A(
+            "name",
+            "String",
+            "Name",
+            max_length=256,
+            format_name="Text",
+            valid_for_update=False,
+            is_primary_name=True,
+        ),
+        string("categoryname", 25, "Category Name"),
+        boolean("isprivate", "Is Private", "Yes", "No"),
+        boolean("isactive", "Is Active", "Yes", "No"),
+        boolean("workflowsdkstepenabled", "Workflow Sdk Step Enabled", "Yes", "No"),
+        integer("availability", "Availability", 0, 2),
+    ]
+
+
+def _sdkmessagefilter() -> list[A]:
+    return [
+        *system_columns("sdkmessagefilter", "sdkmessagefilterid", owned=False),
+        A(
+            "name",
+            "String",
+            "Name",
+            max_length=256,
+            format_name="Text",
+            valid_for_update=False,
+            is_primary_name=True,
+        ),
+        lookup("sdkmessageid", "SDK Message ID", "sdkmessage", valid_for_update=False),
+        A("primaryobjecttypecode", "EntityName", "Primary Object Type Code"),
+        A("secondaryobjecttypecode", "EntityName", "Secondary Object Type Code"),
+        boolean("iscustomprocessingstepallowed", "Custom Processing Step Allowed", "Yes", "No"),
+        boolean("isvisible", "Is Visible", "Yes", "No"),
+        boolean("workflowsdkstepenabled", "Workflow Sdk Step Enabled", "Yes", "No"),
+        integer("availability", "Availability", 0, 2),
+    ]
+
+
 # logical, schema, set, pk, primary name, display, display plural, ownership, object type code
 _TABLES = (
     ("lead", "Lead", "leads", "leadid", "fullname", "Lead", "Leads", "UserOwned", 4, _lead),
@@ -467,6 +509,30 @@ _TABLES = (
         "OrganizationOwned",
         9105,
         _transactioncurrency,
+    ),
+    (
+        "sdkmessage",
+        "SdkMessage",
+        "sdkmessages",
+        "sdkmessageid",
+        "name",
+        "Sdk Message",
+        "Sdk Messages",
+        "OrganizationOwned",
+        4606,
+        _sdkmessage,
+    ),
+    (
+        "sdkmessagefilter",
+        "SdkMessageFilter",
+        "sdkmessagefilters",
+        "sdkmessagefilterid",
+        "name",
+        "Sdk Message Filter",
+        "Sdk Message Filters",
+        "OrganizationOwned",
+        4607,
+        _sdkmessagefilter,
     ),
 )
 

@@ -13,31 +13,38 @@ A = AttributeDef
 
 
 def string(name: str, length: int, label: str, *, fmt: str = "Text", level: str = "None") -> A:
+    """A text column of ``length`` characters."""
     return A(name, "String", label, max_length=length, format_name=fmt, required_level=level)
 
 
 def memo(name: str, label: str, length: int = 2000) -> A:
+    """A multi-line text column."""
     return A(name, "Memo", label, max_length=length, format_name="TextArea")
 
 
 def integer(name: str, label: str, low: int, high: int, *, custom: bool = False) -> A:
+    """A whole-number column between ``low`` and ``high``."""
     return A(name, "Integer", label, min_value=low, max_value=high, is_custom=custom)
 
 
 def money(name: str, label: str) -> A:
+    """A currency column with two decimals."""
     return A(name, "Money", label, min_value=0, max_value=100_000_000_000_000, precision=2)
 
 
 def boolean(name: str, label: str, true: str = "Yes", false: str = "No") -> A:
+    """A two-option column, false by default."""
     return A(name, "Boolean", label, true_label=true, false_label=false, default_value=False)
 
 
 def choice(name: str, label: str, options: Mapping[int, str], default: int | None = None) -> A:
+    """A choice (option set) column of ``options``."""
     opts = tuple(OptionDef(v, lbl) for v, lbl in options.items())
     return A(name, "Picklist", label, options=opts, default_value=default)
 
 
 def date_time(name: str, label: str, *, read_only: bool = False, custom: bool = False) -> A:
+    """A date-and-time column; ``read_only`` ones are set by the system."""
     return A(
         name,
         "DateTime",
@@ -50,12 +57,14 @@ def date_time(name: str, label: str, *, read_only: bool = False, custom: bool = 
 
 
 def lookup(name: str, label: str, *targets: str, kind: str = "Lookup", **extra: object) -> A:
+    """A lookup column pointing at one of ``targets``."""
     return A(name, kind, label, targets=tuple(targets), **extra)  # type: ignore[arg-type]
 
 
 def state_and_status(
     states: Mapping[int, tuple[str, int]], statuses: Mapping[int, tuple[str, int]]
 ) -> list[A]:
+    """The ``statecode``/``statuscode`` pair, each status reason tied to its state."""
     state_opts = tuple(OptionDef(v, lbl, None, dflt) for v, (lbl, dflt) in states.items())
     status_opts = tuple(OptionDef(v, lbl, st) for v, (lbl, st) in statuses.items())
     return [
@@ -65,6 +74,7 @@ def state_and_status(
 
 
 def system_columns(entity: str, pk: str, *, owned: bool = True) -> list[A]:
+    """The columns every table has: its key, owner, created/modified stamps, version."""
     columns = [
         A(
             pk,
@@ -200,6 +210,7 @@ def person_columns(mobile_length: int) -> list[A]:
 
 
 def address_columns() -> list[A]:
+    """The first address block shared by leads, contacts and accounts."""
     return [
         string("address1_line1", 250, "Street 1"),
         string("address1_line2", 250, "Street 2"),

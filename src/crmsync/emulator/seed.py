@@ -2,7 +2,8 @@
 
 :func:`seed_dataset` fills a :class:`~crmsync.emulator.storage.Storage` with ``leads`` leads and
 proportional other tables (about ``leads/5`` accounts, ``leads`` contacts, ``leads/10``
-opportunities, one salesperson per 2,000 leads, at least five, and one team per ten users).
+opportunities, one salesperson per 2,000 leads, at least five, and one team per ten users),
+plus a few campaigns (three launched, one proposed) whenever it creates leads.
 Every value — ids included — comes from one ``random.Random(seed)`` drawn in a fixed order,
 so the same seed always produces the same rows. Rows are generated and inserted in batches
 (``Storage.insert_many``), so memory stays flat and a million leads take about a minute.
@@ -54,9 +55,11 @@ class SeedSummary:
     opportunities: int
     users: int
     teams: int
+    campaigns: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """Counts keyed by table, for ``--json`` output."""
+        """Counts of the tables that grow with the number of leads, keyed by table, for
+        ``--json`` output (the few fixed campaigns are not among them)."""
         return {
             "lead": self.leads,
             "account": self.accounts,
@@ -79,6 +82,7 @@ def planned_counts(leads: int) -> SeedSummary:
         opportunities=leads // 10,
         users=users,
         teams=max(1, users // 10),
+        campaigns=len(CAMPAIGNS) if leads else 0,
     )
 
 
@@ -322,7 +326,67 @@ def seed_dataset(
         storage.insert_many("opportunity", batch, acting_user=creator)
         done += len(batch)
         report("opportunity", done)
+    if plan.campaigns:
+        campaigns = [
+            {
+                "campaignid": gen.guid(),
+                "name": name,
+                "codename": code,
+                "typecode": kind,
+                "description": description,
+                "statecode": 0,
+                "statuscode": status,
+                "actualstart": base_day + timedelta(days=start),
+                "budgetedcost": budget,
+                "ownerid": ("systemuser", user_ids[0]),
+            }
+            for name, code, kind, status, start, budget, description in CAMPAIGNS
+        ]
+        # Not reported through ``progress``: callers draw one bar per as_dict() table.
+        storage.insert_many("campaign", campaigns, acting_user=creator)
     return plan
+
+
+# The campaigns of the demo org: name, code, typecode, statuscode (2 Launched, 0 Proposed; all
+# in state Active), start day after 2025-01-01, budget, description.
+CAMPAIGNS = (
+    (
+        "Spring Product Launch",
+        "CMP-1001",
+        3,
+        2,
+        60,
+        50_000.0,
+        "Launch event and follow-up mailing for the new analytics suite.",
+    ),
+    (
+        "Webinar Series: Data Platform",
+        "CMP-1002",
+        2,
+        2,
+        90,
+        12_000.0,
+        "Monthly webinars; registrants are added to the marketing list.",
+    ),
+    (
+        "Partner Co-marketing",
+        "CMP-1003",
+        4,
+        2,
+        120,
+        25_000.0,
+        "Joint campaign with resellers in Europe.",
+    ),
+    (
+        "Autumn Trade Show",
+        "CMP-1004",
+        3,
+        0,
+        250,
+        80_000.0,
+        "Booth and lead capture at the autumn trade show (proposed).",
+    ),
+)
 
 
 FIRST_NAMES = (

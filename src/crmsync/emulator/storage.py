@@ -36,6 +36,7 @@ from crmsync.emulator.metadata import (
     AttributeDef,
     Catalog,
     EntityDef,
+    KeyDef,
     attribute_from_json,
     attribute_to_json,
 )
@@ -253,6 +254,8 @@ class Storage:
                 self.catalog.put(entity.without_attribute(str(data["name"])))
             elif kind == "tracking":
                 self.catalog.put(replace(entity, change_tracking=True))
+            elif kind == "key":
+                self.catalog.put(replace(entity, keys=(*entity.keys, KeyDef.from_json(data))))
 
     def enable_change_tracking(self, entity: EntityDef) -> EntityDef:
         """Switch change tracking on for a table (it cannot be switched off again)."""
@@ -320,6 +323,34 @@ class Storage:
                 (entity_name, attribute_name, json.dumps({"name": attribute_name})),
             )
             self.catalog.put(entity.without_attribute(attribute_name))
+
+    def add_key(self, entity_name: str, key: KeyDef) -> None:
+        """Define an alternate key (with an index on its columns) and persist it."""
+        entity = self.catalog.require(entity_name)
+        columns = ", ".join(q(a) for a in key.attributes)
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO _custom_metadata(kind, entity, name, body) "
+                "VALUES ('key', ?, ?, ?)",
+                (entity_name, key.logical_name, json.dumps(key.as_json())),
+            )
+            self.conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {q('ak_' + entity_name + '_' + key.logical_name)} "
+                f"ON {q(entity.table)}({columns})"
+            )
+            self.catalog.put(replace(entity, keys=(*entity.keys, key)))
+
+    def remove_key(self, entity_name: str, key_name: str) -> None:
+        """Forget an alternate key and drop its index."""
+        entity = self.catalog.require(entity_name)
+        with self.transaction():
+            self.conn.execute(
+                "DELETE FROM _custom_metadata WHERE kind = 'key' AND entity = ? AND name = ?",
+                (entity_name, key_name),
+            )
+            self.conn.execute(f"DROP INDEX IF EXISTS {q('ak_' + entity_name + '_' + key_name)}")
+            kept = tuple(k for k in entity.keys if k.logical_name != key_name)
+            self.catalog.put(replace(entity, keys=kept))
 
     def _save_attribute(self, entity_name: str, attribute: AttributeDef) -> None:
         self.conn.execute(

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crmsync.emulator.config import EmulatorConfig, EmulatorUser
+from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.runtime import EmulatorRuntime
 
 _VERIFIED_CACHE_SIZE = 4096
@@ -121,7 +122,7 @@ def verified_claims(runtime: EmulatorRuntime, token: str) -> dict[str, Any] | No
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(_unb64(parts[1]))
+        claims = loads_strict(_unb64(parts[1]))
         signature = _unb64(parts[2])
     except (binascii.Error, ValueError):
         return None

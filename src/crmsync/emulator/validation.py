@@ -30,6 +30,7 @@ from crmsync.dataverse_codes import (
     SECURED_UPDATE,
     STRING_TOO_LONG,
 )
+from crmsync.emulator import keys
 from crmsync.emulator.context import RequestContext
 from crmsync.emulator.errors import bad_request, forbidden, invalid, not_found
 from crmsync.emulator.metadata import (
@@ -100,13 +101,12 @@ def parse_reference(ctx: RequestContext, text: str) -> tuple[EntityDef, str]:
     if "=" in key:
         name, _, value = key.partition("=")
         if name.strip() != target.primary_id:
-            raise bad_request(
-                INVALID_ARGUMENT,
-                f"The key in the request URI is not valid for resource "
-                f"'Microsoft.Dynamics.CRM.{target.logical_name}'. Ensure that the names and "
-                "number of key properties match the declared or alternate key properties for "
-                "the resource.",
-            )
+            # An alternate key ("/accounts(accountnumber='ABC')"): the row must exist.
+            values = keys.parse_key(target, key)
+            found = keys.find(ctx, target, values)
+            if found is None:
+                raise not_found(target.logical_name, key)
+            return target, found
         key = value
     record_id = parse_guid(key)
     if record_id is None:
@@ -344,7 +344,7 @@ def _convert_date(entity: EntityDef, attribute: AttributeDef, value: object) -> 
 
 
 def _check_state(entity: EntityDef, prepared: PreparedWrite) -> None:
-    """statuscode must belong to statecode; a lone statuscode implies its state."""
+    """A ``statuscode`` must belong to the ``statecode``; alone, it implies its state."""
     status_attribute = entity.attributes.get("statuscode")
     state_attribute = entity.attributes.get("statecode")
     if status_attribute is None or state_attribute is None:

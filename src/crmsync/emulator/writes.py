@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from crmsync.dataverse_codes import DUPLICATE_DETECTED, INVALID_ARGUMENT, ODATA_URI_ERROR
+from crmsync.emulator.cascade import delete_row
 from crmsync.emulator.context import ApiResponse, RequestContext, empty_response
 from crmsync.emulator.errors import (
     bad_request,
@@ -29,7 +29,8 @@ from crmsync.emulator.errors import (
     server_error,
     version_mismatch,
 )
-from crmsync.emulator.lists import remove_memberships_of
+from crmsync.emulator.jsontext import loads_strict
+from crmsync.emulator.keys import check_unique, key_columns
 from crmsync.emulator.metadata import EntityDef
 from crmsync.emulator.records import retrieve
 from crmsync.emulator.storage import PERSON_TABLES, full_name, iso, q
@@ -47,7 +48,7 @@ def parse_body(entity: EntityDef, body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        return loads_strict(body)
     except (ValueError, UnicodeDecodeError):
         raise payload_error(entity, "The payload is not valid JSON.") from None
 
@@ -103,6 +104,8 @@ def insert_record(
         ctx.storage.stamp_new(entity, row, ctx.user_id)
         new_id = str(row[entity.primary_id])
         _check_duplicates(ctx, entity, new_id, prepared)
+        if entity.keys:
+            check_unique(ctx, entity, new_id, row)
         ctx.storage.insert(entity, row)
     return new_id
 
@@ -140,6 +143,10 @@ def update_record(
     changes["modifiedby"] = ctx.user_id
     with ctx.storage.atomic():
         _check_duplicates(ctx, entity, record_id, prepared)
+        columns = key_columns(entity)
+        if columns and any(c in changes for c in columns):
+            current = ctx.storage.fetch(entity, record_id, columns) or {}
+            check_unique(ctx, entity, record_id, {**current, **changes})
         changes["versionnumber"] = ctx.storage.next_version()
         ctx.storage.update(entity, record_id, changes)
 
@@ -184,10 +191,22 @@ def _etag(row: Mapping[str, Any]) -> str:
 
 
 def patch(
-    ctx: RequestContext, entity: EntityDef, record_id: str, body: bytes, query: Mapping[str, str]
+    ctx: RequestContext,
+    entity: EntityDef,
+    record_id: str,
+    body: bytes,
+    query: Mapping[str, str],
+    key_body: Mapping[str, Any] | None = None,
 ) -> ApiResponse:
-    """``PATCH /<set>(<id>)``: update or upsert, honouring If-Match / If-None-Match."""
-    payload = parse_body(entity, body)
+    """``PATCH /<set>(<id>)``: update or upsert, honouring If-Match / If-None-Match.
+
+    ``key_body`` holds the alternate-key values of the URL: a new row gets them (body values
+    win); an existing row keeps its own (they are stripped from the body, as Dataverse does).
+    """
+    sent = parse_body(entity, body)
+    payload = sent
+    if key_body and isinstance(sent, dict):
+        payload = {k: v for k, v in sent.items() if k not in key_body}
     if_match = ctx.header("if-match")
     if_none_match = ctx.header("if-none-match")
     existing = fetch_for_write(ctx, entity, record_id)
@@ -199,7 +218,8 @@ def patch(
         if if_match.strip() != "*" and if_match.strip() != _etag(existing):
             raise version_mismatch()
     if existing is None:
-        insert_record(ctx, entity, payload, record_id)
+        created = {**key_body, **sent} if key_body and isinstance(sent, dict) else sent
+        insert_record(ctx, entity, created, record_id)
         return _write_response(ctx, entity, record_id, query, 201)
     ctx.require(entity, "write")
     prepared = prepare(ctx, entity, payload, creating=False)
@@ -208,12 +228,11 @@ def patch(
 
 
 def delete(ctx: RequestContext, entity: EntityDef, record_id: str) -> ApiResponse:
-    """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412."""
+    """``DELETE /<set>(<id>)``; If-Match with a stale ETag -> 412; cascades per relationship."""
     ctx.require(entity, "delete")
     _existing(ctx, entity, record_id)
     with ctx.storage.atomic():
-        ctx.storage.delete(entity, record_id)
-        remove_memberships_of(ctx, entity, record_id)
+        delete_row(ctx, entity, record_id)
     return empty_response(204)
 
 

@@ -20,7 +20,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from crmsync.errors import InvalidValueError, UnknownFieldError
-from crmsync.marketing.values import format_datetime, parse_datetime
+from crmsync.marketing.values import (
+    format_datetime,
+    parse_datetime,
+    printable,
+    unstorable_reason,
+)
 from crmsync.store.field_specs import (
     CUSTOM_FIELD_ID_BASE,
     DATA_TYPES,
@@ -202,7 +207,7 @@ def add_local_field(
 
 
 def _invalid(raw: object, field_def: FieldDef, why: str = "") -> InvalidValueError:
-    shown = str(raw)
+    shown = printable(str(raw))
     if len(shown) > 60:
         shown = shown[:57] + "..."
     extra = f" ({why})" if why else ""
@@ -240,8 +245,9 @@ def coerce_value(field: FieldDef, raw: object) -> object:
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise _invalid(raw, field)
         text = raw if isinstance(raw, str) else str(raw)
-        if "\x00" in text:
-            raise _invalid(raw, field, "contains a NUL character")
+        unstorable = unstorable_reason(text)
+        if unstorable is not None:
+            raise _invalid(raw, field, unstorable)
         if field.length is not None and len(text) > field.length:
             raise _invalid(raw, field, f"longer than {field.length} characters")
         if kind == "email" and text:

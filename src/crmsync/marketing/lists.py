@@ -17,6 +17,7 @@ from crmsync.marketing.activity_log import ActivityEntry, list_membership, write
 from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.marketing.fields import load_catalog
 from crmsync.marketing.outcomes import (
+    INVALID_DATA,
     LEAD_NOT_FOUND,
     LEAD_NOT_IN_LIST,
     OBJECT_NOT_FOUND,
@@ -29,7 +30,7 @@ from crmsync.marketing.persons import (
     decode_position,
     encode_position,
 )
-from crmsync.marketing.values import storable_ids, utc_now_text
+from crmsync.marketing.values import storable_ids, unstorable_reason, utc_now_text
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import list_members, persons, static_lists
 
@@ -62,6 +63,12 @@ class ListService:
         name = name.strip()
         if not name:
             raise InvalidValueError("name cannot be blank", code="701")
+        for label, text in (("name", name), ("description", description)):
+            unstorable = unstorable_reason(text)
+            if unstorable is not None:
+                raise InvalidValueError(f"Invalid {label}: it {unstorable}", code=INVALID_DATA)
+        if program_name is not None and unstorable_reason(program_name) is not None:
+            raise InvalidValueError("Invalid programName", code=INVALID_DATA)
         now = utc_now_text()
         try:
             with self._engine.begin() as conn:
@@ -107,7 +114,10 @@ class ListService:
         if ids:
             query = query.where(static_lists.c.id.in_(storable_ids(int(i) for i in ids)))
         if names:
-            query = query.where(static_lists.c.name.in_(list(names)))
+            storable = [name for name in names if unstorable_reason(name) is None]
+            if not storable:  # no stored list can bear any of these names
+                return [], None
+            query = query.where(static_lists.c.name.in_(storable))
         with self._engine.connect() as conn:
             rows = list(conn.execute(query.order_by(static_lists.c.id).limit(size + 1)).mappings())
         items = [_list_item(row) for row in rows[:size]]

@@ -27,7 +27,7 @@ from crmsync.marketing.outcomes import (
     skipped,
 )
 from crmsync.marketing.persons import MAX_BATCH_SIZE, decode_position, encode_position
-from crmsync.marketing.values import storable_ids, utc_now_text
+from crmsync.marketing.values import storable_ids, unstorable_reason, utc_now_text
 from crmsync.store.inserts import insert_returning_ids
 from crmsync.store.locks import lock_keys, take_write_lock
 from crmsync.store.tables import (
@@ -248,6 +248,8 @@ class ObjectService:
             keys: list[object] = []
             for raw in values:
                 if raw is None or str(raw).strip() == "":
+                    continue
+                if unstorable_reason(str(raw)) is not None:  # never stored: matches nothing
                     continue
                 try:
                     keys.append(coerce_value(filter_def, raw))

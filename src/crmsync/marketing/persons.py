@@ -30,7 +30,7 @@ from crmsync.marketing.outcomes import (
     skipped,
 )
 from crmsync.marketing.sync_leads import ACTIONS, SyncLeads, normalise_email
-from crmsync.marketing.values import MAX_ID, storable_ids, utc_now_text
+from crmsync.marketing.values import MAX_ID, storable_ids, unstorable_reason, utc_now_text
 from crmsync.store import outbox
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import persons
@@ -173,7 +173,7 @@ class PersonService:
     def _key_value(field: FieldDef, raw: object) -> object:
         """The lookup key for a filter value; ``None`` when no stored row can match it."""
         text = str(raw)
-        if "\x00" in text:
+        if unstorable_reason(text) is not None:  # never stored, so nothing can match
             return None
         if field.data_type == "email":
             return normalise_email(text)

@@ -1,14 +1,17 @@
 """Engines from one database URL, and the Alembic migrations that shape the database.
 
 ``sqlite:///path`` gets WAL, foreign keys, a busy timeout and ``synchronous=NORMAL``;
-``postgresql+psycopg://...`` is used as is. :func:`open_database` refuses a database whose
-schema is missing or older than this code (:class:`DatabaseNotMigratedError`), naming the
-command that fixes it; :func:`upgrade_database` runs ``alembic upgrade head`` programmatically.
+``postgresql+psycopg://...`` is used as is. A new SQLite file is created readable and
+writable by its owner only (0600), and so are its ``-wal`` and ``-shm`` files.
+:func:`open_database` refuses a database whose schema is missing or older than this code
+(:class:`DatabaseNotMigratedError`), naming the command that fixes it;
+:func:`upgrade_database` runs ``alembic upgrade head`` programmatically.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
 from typing import Any
 
@@ -51,6 +54,29 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+PRIVATE_FILE_MODE = 0o600
+"""A SQLite database holds personal data and hashed secrets: only its owner may read it."""
+
+
+def _create_private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file ``database`` empty with mode 0600 if it does not exist yet.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it creates beside a database the database
+    file's own permissions, so they are private too. In-memory and URI databases are left
+    alone, and so is a missing directory: SQLite then reports it as before.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)  # the umask may have removed bits, never added
+    finally:
+        os.close(descriptor)
+
+
 def create_database_engine(url: str) -> Engine:
     """Build an engine for ``url`` with crmsync's connection settings; the schema is not checked."""
     try:
@@ -71,6 +97,7 @@ def create_database_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         if backend == "sqlite":
+            _create_private_sqlite_file(parsed.database)
             engine = create_engine(
                 parsed,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

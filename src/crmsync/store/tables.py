@@ -63,6 +63,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store an aware datetime as naive UTC (refusing a naive one)."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -71,6 +72,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read a stored datetime back as aware UTC."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -456,7 +458,8 @@ campaigns = Table(
     Column("description", Text, nullable=False, default=""),
     Column("kind", String(16), nullable=False),  # trigger | batch
     Column("active", Boolean, nullable=False, default=False),
-    Column("qualification", String(16), nullable=False),  # once | every_time
+    Column("qualification", String(16), nullable=False),  # once | every_time | every_n_days
+    Column("qualification_days", Integer, nullable=True),  # N of every_n_days
     Column("triggers", JSON, nullable=False),
     Column("smart_list", JSON, nullable=False),
     Column("flow", JSON, nullable=False),
@@ -482,6 +485,7 @@ campaign_events = Table(
     Column("claimed_by", String(255), nullable=True),
     Column("claimed_until", UtcDateTime, nullable=True),
     Column("processed_at", UtcDateTime, nullable=True),
+    Column("run_after", UtcDateTime, nullable=True),  # a Wait step paused the flow until then
     Index("ix_campaign_events_pending", "processed_at", "id"),
     sqlite_autoincrement=True,
 )
@@ -510,6 +514,8 @@ campaign_schedules = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime, nullable=True),
     Column("queued", Integer, nullable=True),
+    Column("repeat_every_days", Integer, nullable=True),  # recurring: the next run is queued
+    Column("repeat_until", UtcDateTime, nullable=True),
     Index("ix_campaign_schedules_due", "started_at", "run_at"),
     sqlite_autoincrement=True,
 )
@@ -530,6 +536,36 @@ campaign_results = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("event_id", "step_index", name="uq_campaign_results_event_step"),
     Index("ix_campaign_results_campaign", "campaign_id", "id"),
+)
+
+
+# Dynamics campaigns read by Campaign Sync (B47, R44), one way, with the two static marketing
+# lists crmsync creates for each when a flow step first adds someone (R82).
+microsoft_campaigns = Table(
+    "microsoft_campaigns",
+    metadata,
+    Column("crm_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("statecode", Integer, nullable=True),  # 0 Active, 1 Inactive
+    Column("statuscode", Integer, nullable=True),
+    Column("leads_list_id", String(64), nullable=True),
+    Column("contacts_list_id", String(64), nullable=True),
+    Column("synced_at", UtcDateTime, nullable=False),
+    Index("ix_microsoft_campaigns_name", "name"),
+)
+
+# Who crmsync's Add to Microsoft Campaign step put in a Dynamics campaign's list: Remove from
+# Microsoft Campaign removes only these (R83).
+microsoft_campaign_members = Table(
+    "microsoft_campaign_members",
+    metadata,
+    Column("crm_campaign_id", String(64), primary_key=True),
+    Column("person_id", BigInteger, primary_key=True),
+    Column("entity", String(16), nullable=False),  # lead | contact
+    Column("crm_member_id", String(64), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("added_at", UtcDateTime, nullable=False),
+    Index("ix_microsoft_campaign_members_person_id", "person_id"),
 )
 
 

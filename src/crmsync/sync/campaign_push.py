@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, select
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.marketing.campaigns.runner import CampaignRunner, PushFunction
+from crmsync.marketing.campaigns.pushes import PushFunction
+from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.settings import SyncSettings
 from crmsync.store.key_values import get_sync_enabled
 from crmsync.store.tables import sync_outbox
+from crmsync.sync.campaign_first import SyncFirst
 from crmsync.sync.campaign_steps import all_steps
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.lease import SyncLease
@@ -93,14 +95,26 @@ def start_campaign_runner(
         duplicate_detection=settings.duplicate_detection,
         lease_seconds=settings.lease_seconds,
     )
-    runner = campaign_runner(engine, push=push)
+    runner = campaign_runner(engine, push=push, client=client)
     runner.start()
     return runner
 
 
 def campaign_runner(
-    engine: Engine, *, push: PushFunction | None = None, claim_seconds: float = 60.0
+    engine: Engine,
+    *,
+    push: PushFunction | None = None,
+    claim_seconds: float = 60.0,
+    client: DynamicsClient | None = None,
 ) -> CampaignRunner:
     """A campaign runner with every flow step, Microsoft steps included (``push``: see
-    :class:`ImmediatePush`; without it creates wait for the next cycle)."""
-    return CampaignRunner(engine, push=push, steps=all_steps(), claim_seconds=claim_seconds)
+    :class:`ImmediatePush`; without it creates wait for the next cycle). With ``client`` it
+    also runs the steps that write to Dynamics themselves (Change Owner, Create Task, Add to
+    / Remove from Microsoft Campaign), syncing a person first where they need a record."""
+    return CampaignRunner(
+        engine,
+        push=push,
+        steps=all_steps(client),
+        prepare=SyncFirst(engine, push) if client is not None else None,
+        claim_seconds=claim_seconds,
+    )

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
 from crmsync.marketing.campaigns.steps import MARKETING_STEPS, StepFunction
 from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
+from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.store.tables import persons
 from crmsync.sync.crm_create import request_crm_create
+from crmsync.sync.microsoft_steps import MicrosoftSteps
 
 
 def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
@@ -36,19 +39,25 @@ def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
         return StepOutcome("failed", exc.message)
     if not asked.queued:
         return StepOutcome("skipped", f"already has {asked.entity} {asked.crm_id}")
+    attributes = {"Assign To": owner or "", "Sync As": sync_as.capitalize(), "CRM Id": asked.crm_id}
     ctx.activity(
-        SYNC_LEAD_TO_MICROSOFT,
-        ctx.campaign_name,
-        {"Assign To": owner or "", "Sync As": sync_as.capitalize(), "CRM Id": asked.crm_id},
-        primary_value_id=ctx.person_id,
+        SYNC_LEAD_TO_MICROSOFT, ctx.campaign_name, attributes, primary_value_id=ctx.person_id
+    )
+    record_trigger_events(  # Person is Synced to Microsoft (other campaigns)
+        ctx.conn,
+        [{"person_id": ctx.person_id, "type_id": SYNC_LEAD_TO_MICROSOFT, "attributes": attributes}],
     )
     return StepOutcome("done", f"new {asked.entity} {asked.crm_id}", push=True)
 
 
 MICROSOFT_STEPS: dict[str, StepFunction] = {"sync_person_to_microsoft": sync_person_to_microsoft}
-"""The flow steps that need the Dynamics sync."""
+"""The flow steps that need the Dynamics sync (and no Dynamics request of their own)."""
 
 
-def all_steps() -> dict[str, StepFunction]:
-    """Every flow step crmsync has: the marketing ones and the Microsoft ones."""
-    return {**MARKETING_STEPS, **MICROSOFT_STEPS}
+def all_steps(client: DynamicsClient | None = None) -> dict[str, StepFunction]:
+    """Every flow step crmsync has: the marketing ones and the Microsoft ones; with
+    ``client``, also those that write to Dynamics themselves (:mod:`.microsoft_steps`)."""
+    steps = {**MARKETING_STEPS, **MICROSOFT_STEPS}
+    if client is not None:
+        steps.update(MicrosoftSteps(client).steps())
+    return steps

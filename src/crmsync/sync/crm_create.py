@@ -22,7 +22,9 @@ SOURCE = "Sync Person to Microsoft"
 """The source named in the outbox entries this flow action queues."""
 
 
-def _set_sales_user(conn: Connection, person_id: int, owner: str) -> None:
+def set_sales_user(conn: Connection, person_id: int, owner: str) -> None:
+    """Make the synced sales user ``owner`` (a Dynamics user id) the person's sales user;
+    refused with a clear reason when the sync has not read that user."""
     found = conn.execute(
         select(sales_persons.c.id, sales_persons.c.externalSalesPersonId).where(
             sales_persons.c.externalSalesPersonId == owner.strip().lower()
@@ -93,7 +95,7 @@ def request_crm_create(
             )
         )
     if owner is not None:
-        _set_sales_user(conn, person_id, owner)
+        set_sales_user(conn, person_id, owner)
     crm_id = str(uuid.uuid4())
     insert_links(conn, [LinkRow(entity, crm_id, "person", person_id, None)])
     outbox.enqueue(conn, [person_id], operation="create", source=SOURCE)

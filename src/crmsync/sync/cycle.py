@@ -14,6 +14,13 @@ that stores the new cursor, losing nothing.
 
 After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`).
 
+At start-up the cycle reads each entity's schema (once per process). A schema read that still
+fails after the client's own retries (a long 429 or 5xx burst) is tried again, up to
+:data:`SCHEMA_READ_ROUNDS` times, pausing as Dynamics asked. If it still fails, the entities
+read before it are synced, it and the entities after it (which may depend on it) wait for the
+next cycle with the reason, the push waits too (it needs every mapping to route a change),
+and the cycle reports ``partial``: nothing is lost, the outbox and change tracking keep it all.
+
 Around the cycle: what it reports (:mod:`~crmsync.sync.reports`), the mappings and schema
 drift (:mod:`~crmsync.sync.schema_drift`), applying one page with its cursor
 (:mod:`~crmsync.sync.pages`) and admin re-reads (:mod:`~crmsync.sync.rereads`).
@@ -22,7 +29,9 @@ drift (:mod:`~crmsync.sync.schema_drift`), applying one page with its cursor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -33,6 +42,7 @@ from crmsync.errors import (
     DeltaTokenExpiredError,
     FatalError,
     RetryLaterError,
+    SyncInterruptedError,
     UnknownFieldError,
 )
 from crmsync.store.outbox import outbox_size
@@ -52,6 +62,13 @@ from crmsync.sync.reports import (
 )
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings, finish_quick_sync
+
+SCHEMA_READ_ROUNDS = 3
+"""How many times the start-up schema read of one entity is tried (each try retries every
+request as the client's retry policy says)."""
+SCHEMA_RETRY_PAUSE_SECONDS = 5.0
+"""The pause between those tries when Dynamics named none (``Retry-After``)."""
+MAX_SCHEMA_RETRY_PAUSE_SECONDS = 60.0
 
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "systemuser",
@@ -87,6 +104,7 @@ class SyncCycle:
         renew: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         duplicate_detection: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -94,6 +112,7 @@ class SyncCycle:
         self._progress = progress
         self._renew = renew
         self._clock = clock
+        self._sleep = sleep
         self._mappings = EntityMappings(client, self._entities)
         self._duplicate_detection = duplicate_detection
 
@@ -110,11 +129,17 @@ class SyncCycle:
         report = CycleReport(started_at=now_utc())
         stats_before = self._client.stats()
         try:
-            mappings = self.mappings()
+            mappings, waiting = self._startup_mappings()
+            if not mappings:
+                raise waiting[self._entities[0]]
             read_again(self._engine, self._client, mappings)  # admin retries (B38)
             for entity in self._entities:
-                report.entities.append(self._sync_entity(entity, mappings))
-            report.push = self._push(mappings)
+                if entity in mappings:
+                    report.entities.append(self._sync_entity(entity, mappings))
+                else:
+                    report.entities.append(_waiting(entity, waiting))
+            if not waiting:
+                report.push = self._push(mappings)
             if any(e.error for e in report.entities):
                 report.status = "partial"
         except FatalError as exc:
@@ -124,6 +149,10 @@ class SyncCycle:
         except RetryLaterError as exc:
             report.status = "failed"
             report.error = exc.message
+        except SyncInterruptedError as exc:
+            report.status = "interrupted"
+            report.error = exc.message
+            raise
         finally:
             report.finished_at = now_utc()
             report.duration_seconds = self._clock() - started
@@ -132,6 +161,34 @@ class SyncCycle:
             report.traffic = traffic_between(stats_before, stats_after)
             self._record(report)
         return report
+
+    def _startup_mappings(self) -> tuple[dict[str, EntityMapping], dict[str, RetryLaterError]]:
+        """The mapping of each entity, in dependency order, each schema read tried up to
+        :data:`SCHEMA_READ_ROUNDS` times; from the first entity whose read still fails, the
+        rest wait (returned with the error)."""
+        mappings: dict[str, EntityMapping] = {}
+        for index, entity in enumerate(self._entities):
+            try:
+                mappings[entity] = self._read_schema(entity)
+            except RetryLaterError as exc:
+                return mappings, {later: exc for later in self._entities[index:]}
+            if self._renew is not None:
+                self._renew()
+        return mappings, {}
+
+    def _read_schema(self, entity: str) -> EntityMapping:
+        for round_number in range(1, SCHEMA_READ_ROUNDS + 1):
+            try:
+                return self._mappings.one(self._engine, entity)
+            except RetryLaterError as exc:
+                if round_number == SCHEMA_READ_ROUNDS:
+                    raise
+                named = exc.retry_after
+                pause = named if named is not None else SCHEMA_RETRY_PAUSE_SECONDS
+                self._sleep(min(max(pause, 0.0), MAX_SCHEMA_RETRY_PAUSE_SECONDS))
+                if self._renew is not None:
+                    self._renew()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _push(self, mappings: Mapping[str, EntityMapping]) -> PushCounts:
         """Send the outbox (B18), reporting progress per round against the queue's size."""
@@ -278,7 +335,10 @@ class SyncCycle:
         total: int | None = None,
     ) -> None:
         seen: set[str] | None = set() if reconcile else None
-        with PageCollector() as collector:
+        # Closed on the way out, however the loop ends (an interruption, an error), so the
+        # page being fetched ahead finishes before this returns rather than after the client
+        # has been closed.
+        with closing_iterable(pages) as pages, PageCollector() as collector:
             for page in pages:
                 if seen is not None:
                     seen.update(item_id(item) for item in page.items)
@@ -328,3 +388,29 @@ class SyncCycle:
                 ),
                 dedupe_key="initial_sync_done",
             )
+
+
+def _waiting(entity: str, waiting: Mapping[str, RetryLaterError]) -> EntityReport:
+    """The report of an entity left for the next cycle because a schema could not be read."""
+    first = next(iter(waiting))
+    report = EntityReport(entity)
+    if entity == first:
+        report.error = f"its schema could not be read from Dynamics: {waiting[entity].message}"
+    else:
+        report.error = f"waits for the schema of {first}, which could not be read"
+    report.note = "retried next cycle; the changes to Dynamics wait in the outbox"
+    return report
+
+
+_Item = TypeVar("_Item")
+
+
+@contextmanager
+def closing_iterable(items: Iterable[_Item]) -> Iterator[Iterable[_Item]]:
+    """Yield ``items``; close it afterwards when it is a generator (or anything closable)."""
+    try:
+        yield items
+    finally:
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()

@@ -113,6 +113,7 @@ class PushProgress:
         self._rounds = 0
 
     def __call__(self, handled: int) -> None:
+        """Report that ``handled`` records of the push are done after one more round."""
         self._handled = handled
         self._rounds += 1
         self._emit(done=False)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, insert
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.errors import FatalError, RetryLaterError
+from crmsync.errors import FatalError, RetryLaterError, SyncInterruptedError
 from crmsync.settings import SmtpSettings, SyncSettings
 from crmsync.store.key_values import get_sync_enabled, set_sync_enabled
 from crmsync.store.tables import audit_log, now_utc
@@ -47,7 +47,11 @@ def is_enabled(engine: Engine) -> bool:
 
 
 class SyncRunner:
-    """Runs cycles for one database under the lease; ``settings`` give pause and lease time."""
+    """Runs cycles for one database under the lease; ``settings`` give pause and lease time.
+
+    When ``interrupt`` is set (Ctrl-C), the cycle stops after the page or push round in hand
+    with :class:`SyncInterruptedError`, and the lease is released on the way out.
+    """
 
     def __init__(
         self,
@@ -58,19 +62,31 @@ class SyncRunner:
         progress: Callable[[Progress], None] | None = None,
         entities: tuple[str, ...] = DEFAULT_ENTITIES,
         smtp: SmtpSettings | None = None,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._smtp = smtp  # e-mail notifications from the background sync (B41)
+        self._interrupt = interrupt
         self.lease = SyncLease(engine, seconds=settings.lease_seconds)
         self.cycle = SyncCycle(
             engine,
             client,
             entities=entities,
             progress=progress,
-            renew=self.lease.renew,
+            renew=self._between_steps,
             duplicate_detection=settings.duplicate_detection,
         )
+
+    def _between_steps(self) -> None:
+        """Called by the cycle after each committed page and push round: stop there when
+        interrupted, else renew the lease (which also notices a takeover)."""
+        if self._interrupt is not None and self._interrupt.is_set():
+            raise SyncInterruptedError(
+                "interrupted: the work in hand was finished and committed; "
+                "the next run continues from there"
+            )
+        self.lease.renew()
 
     def once(self) -> CycleReport:
         """Run one whole cycle now (B15); raises :class:`LeaseHeldError` if one is running."""

@@ -54,6 +54,11 @@ class EntityMappings:
                 entity: self.of(conn, entity, selected.get(entity, ())) for entity in self._entities
             }
 
+    def one(self, engine: Engine, entity: str) -> EntityMapping:
+        """The mapping of one enabled entity (see :meth:`all`); its schema is read once."""
+        with engine.begin() as conn:
+            return self.of(conn, entity, selections(conn, entity).get(entity, ()))
+
     def of(
         self,
         conn: Connection,

@@ -23,6 +23,7 @@ from crmsync.store.tables import (
     sync_outbox,
 )
 from crmsync.sync.cursors import DELTA_PHASE
+from crmsync.sync.lease import SyncLease
 
 _ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
 
@@ -91,6 +92,12 @@ class SyncStatus:
     api_calls_last_hour: int
     open_errors: int
     traffic_last_hour: Traffic
+    lease_holder: str | None = None
+    """The process running a cycle now (``host:pid:suffix``), or ``None``."""
+    lease_host: str | None = None
+    lease_pid: int | None = None
+    lease_acquired_at: datetime | None = None
+    lease_expires_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -175,6 +182,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
             records += int(value) if isinstance(value, int | float) else 0
     started = _aware(last[0]) if last else None
     finished = _aware(last[1]) if last else None
+    holder = SyncLease(engine, clock=lambda: moment).current_holder()
     return SyncStatus(
         enabled=enabled,
         backlog=backlog,
@@ -191,6 +199,11 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
         api_calls_last_hour=sum(int(calls or 0) for calls, _ in recent),
         open_errors=int(errors),
         traffic_last_hour=_sum_traffic([details for _, details in recent]),
+        lease_holder=holder.holder if holder else None,
+        lease_host=holder.host if holder else None,
+        lease_pid=holder.pid if holder else None,
+        lease_acquired_at=_aware(holder.acquired_at) if holder else None,
+        lease_expires_at=_aware(holder.expires_at) if holder else None,
     )
 
 

@@ -62,7 +62,7 @@ class MarketoApi:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise body_too_large()
     chunks: list[bytes] = []
     total = 0

@@ -205,7 +205,7 @@ def browse_schema_fields(call: ApiCall) -> dict[str, Any]:
     fields = call.services.person_catalog().fields
     size = call.params.batch_size()
     token = call.params.get("nextPageToken") or "0"
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise invalid_parameter(f"Invalid nextPageToken '{token[:60]}'")
     start = int(token)
     page = [_schema_field_json(field) for field in fields[start : start + size]]

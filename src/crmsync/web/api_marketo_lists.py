@@ -99,8 +99,8 @@ def create_static_list(call: ApiCall) -> dict[str, Any]:
     if raw_folder:
         try:
             parsed = json.loads(raw_folder)
-        except ValueError as exc:
-            raise invalid_parameter("Invalid value for 'folder'") from exc
+        except (ValueError, RecursionError):
+            raise invalid_parameter("Invalid value for 'folder'") from None
         if isinstance(parsed, dict):
             folder = {"id": parsed.get("id", 1), "type": parsed.get("type", "Folder")}
     try:

@@ -128,6 +128,7 @@ def create_app(
         calls_per_window=web.calls_per_window,
         window_seconds=web.window_seconds,
         max_concurrent_calls=web.max_concurrent_calls,
+        daily_calls=web.daily_calls,
         clock=now,
     )
     clients = ApiClientStore(database, token_lifetime_seconds=web.token_lifetime_seconds, clock=now)

@@ -7,9 +7,11 @@ which applies, in order, what every Marketo call shares (spec marketo-rest.md §
 2. ``_method=GET`` tunnelling: a POST whose query or form body says ``_method=GET`` is served by
    the GET handler, with query, form and JSON parameters merged (§10.3);
 3. route lookup: unknown path 610, known path with the wrong method 605;
-4. the access token (header, ``access_token`` query parameter or form field; 601/602);
-5. the per-client rate (606) and the concurrency limit (615);
-6. the handler, which returns a reply document or raises :class:`ApiError`; an error of
+4. the access token (header, ``access_token`` query parameter or form field; 601/602), checked
+   before any JSON body is parsed;
+5. the per-client daily quota (607), rate (606) and the concurrency limit (615);
+6. a tunnelled JSON body is parsed and merged into the parameters (609 when it is not JSON);
+7. the handler, which returns a reply document or raises :class:`ApiError`; an error of
    :mod:`crmsync.errors` raised below it is answered here, through the one table of
    :mod:`crmsync.web.error_answers`.
 
@@ -237,7 +239,19 @@ class Dispatcher:
 
     def _forget_if_uncounted(self, client_id: str, error: ApiError) -> None:
         if error.code in UNCOUNTED_CODES:
-            self.limits.rate.forget_last(client_id)
+            self.limits.forget_last(client_id)
+
+    def _authenticate(self, authorization: str, params: ApiParams) -> str:
+        """Return the API client id of the call's token; 601 missing or unknown, 602 expired."""
+        token = _bearer_token(authorization, params)
+        if token is None:
+            raise ApiError("601", "Access token invalid")
+        check = self.clients.check_token(token)
+        if check.client_id is None:
+            raise ApiError("601", "Access token invalid")
+        if check.expired:
+            raise ApiError("602", "Access token expired")
+        return check.client_id
 
     def serve(self, request: RawRequest) -> dict[str, Any]:
         """Serve an already-read request and return the reply document.
@@ -250,26 +264,24 @@ class Dispatcher:
         if media == FORM_MEDIA_TYPE and request.body:
             params.add_form(request.body)
         method = request.method.upper()
-        parsed_json: object = _NOT_PARSED
-        if method == "POST" and (params.get("_method") or "").upper() == "GET":
+        tunnelled = method == "POST" and (params.get("_method") or "").upper() == "GET"
+        if tunnelled:
             method = "GET"
-            if media == JSON_MEDIA_TYPE and request.body.strip():
-                parsed_json = parse_json_body(request.body)
-                if isinstance(parsed_json, dict):
-                    params.add_json_object(parsed_json)
         handler, path_args = self.routes.resolve(method, request.path)
+        # The token comes from the header, the query or a form field (never the JSON body),
+        # so the caller is known before a JSON body is read at all.
+        client_id = self._authenticate(request.authorization, params)
+        self.limits.admit(client_id)
 
-        token = _bearer_token(request.authorization, params)
-        if token is None:
-            raise ApiError("601", "Access token invalid")
-        check = self.clients.check_token(token)
-        if check.client_id is None:
-            raise ApiError("601", "Access token invalid")
-        if check.expired:
-            raise ApiError("602", "Access token expired")
-        client_id = check.client_id
-
-        self.limits.rate.admit(client_id)
+        parsed_json: object = _NOT_PARSED
+        if tunnelled and media == JSON_MEDIA_TYPE and request.body.strip():
+            try:
+                parsed_json = parse_json_body(request.body)
+            except ApiError as refused:
+                self._forget_if_uncounted(client_id, refused)
+                raise
+            if isinstance(parsed_json, dict):
+                params.add_json_object(parsed_json)
         call = ApiCall(
             params=params,
             path_args=path_args,
@@ -291,5 +303,5 @@ class Dispatcher:
             self._forget_if_uncounted(client_id, error)
             raise
         except Exception:
-            self.limits.rate.forget_last(client_id)  # answered 611, which does not count
+            self.limits.forget_last(client_id)  # answered 611, which does not count
             raise

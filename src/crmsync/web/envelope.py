@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import gzip
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -63,11 +64,20 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(document: Mapping[str, Any]) -> bytes:
-    """Serialise a reply document to compact UTF-8 JSON."""
-    return json.dumps(
-        document, default=_json_default, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    """Serialise a reply document to compact UTF-8 JSON.
+
+    A message may quote the client's own input, lone UTF-16 surrogates included, which UTF-8
+    cannot encode: each is shown as U+FFFD so that the reply is always sent.
+    """
+    text = json.dumps(document, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 GZIP_MIN_BYTES = 1024

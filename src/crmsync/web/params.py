@@ -36,12 +36,43 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+MAX_JSON_DEPTH = 32
+"""Marketo documents are a few levels deep (``{"input": [{"field": value}]}``); anything nested
+deeper than this is refused as invalid JSON before a handler walks it."""
+
+
 def parse_json_body(body: bytes) -> Any:
-    """Parse a JSON request body with ``json.loads``; 609 when it is not JSON."""
+    """Parse a JSON request body; 609 when it is not JSON or nested past :data:`MAX_JSON_DEPTH`.
+
+    The parser recurses, so a deeply nested body raises ``RecursionError``: that is the
+    client's input, answered 609 like any other malformed body, never a server error.
+    """
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_json() from exc
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise invalid_json() from None
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise invalid_json()
+    return document
+
+
+def _nested_deeper_than(document: object, limit: int) -> bool:
+    """True when ``document`` has arrays or objects nested more than ``limit`` levels deep."""
+    level: list[object] = [document]
+    depth = 0
+    while level:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for container in containers
+            for child in (container.values() if isinstance(container, dict) else container)
+        ]
+    return False
 
 
 class ApiParams:
@@ -176,7 +207,7 @@ def as_record_id(value: object) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         return None
@@ -192,7 +223,14 @@ def parse_datetime(text: str) -> dt.datetime:
     cleaned = text.strip().replace(" ", "+") if "T" in text else text.strip()
     if cleaned.endswith("Z") or cleaned.endswith("z"):
         cleaned = cleaned[:-1] + "+00:00"
-    if len(cleaned) >= 5 and cleaned[-5] in "+-" and cleaned[-4:].isdigit() and "T" in cleaned:
+    offset = cleaned[-4:]
+    if (
+        len(cleaned) >= 5
+        and cleaned[-5] in "+-"
+        and offset.isascii()
+        and offset.isdigit()
+        and "T" in cleaned
+    ):
         cleaned = f"{cleaned[:-2]}:{cleaned[-2:]}"
     try:
         value = dt.datetime.fromisoformat(cleaned)

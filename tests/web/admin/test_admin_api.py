@@ -128,3 +128,18 @@ def test_readiness_fails_on_an_outdated_schema(admin_sqlite: AdminApp) -> None:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004_cursor_phase'")
     ready = admin_sqlite.browser().get("/readyz")
     assert ready.status_code == 503 and "crmsync db upgrade" in ready.json()["reason"]
+
+
+def test_a_search_for_digits_python_cannot_read_as_a_number_is_a_search(
+    admin_sqlite: AdminApp,
+) -> None:
+    """'¹' and '²³' pass ``str.isdigit`` but not ``int``: they are searched as text, not a 500
+    (found by the OpenAPI fuzz)."""
+    api = admin_sqlite.browser()
+    headers = _bearer(admin_sqlite, ADMIN_EMAIL)
+    for text in ("¹", "²³", "12"):
+        answer = api.get("/api/admin/v1/people", params={"q": text}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == []
+    page = admin_sqlite.browser()
+    assert page.get("/admin/people/¹", follow_redirects=False).status_code != 500

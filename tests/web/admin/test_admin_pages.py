@@ -7,12 +7,12 @@ import csv
 import io
 
 from admin_harness import DYNAMICS_SECRET, SyncedAdmin, csrf_token, text_of
-from crmsync.sync.state import notify
 from sqlalchemy import select
 from sync_harness import edit_person, person_by_crm_id
 
 from crmsync.marketing.activity_types import SYNC_COLLISION
 from crmsync.store.tables import audit_log, crm_links, sync_outbox
+from crmsync.sync.history import notify
 
 
 def _first_lead_person(world: SyncedAdmin) -> tuple[str, dict[str, object]]:

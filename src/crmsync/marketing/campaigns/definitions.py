@@ -25,10 +25,12 @@ from typing import Any
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.campaigns.choices import step_variants
+from crmsync.marketing.campaigns.microsoft_params import parse_microsoft_step, parse_wait
 from crmsync.marketing.smartlists import SmartList
 
 KINDS = frozenset({"trigger", "batch"})
-QUALIFICATIONS = frozenset({"once", "every_time"})
+QUALIFICATIONS = frozenset({"once", "every_time", "every_n_days"})
+MAX_QUALIFICATION_DAYS = 3650
 MAX_STEPS = 100
 MAX_TRIGGERS = 20
 
@@ -38,6 +40,9 @@ TRIGGER_TYPES: dict[str, str] = {
     "added_to_list": "Added to List",
     "removed_from_list": "Removed from List",
     "campaign_requested": "Campaign is Requested",
+    "added_to_microsoft_campaign": "Added to Microsoft Campaign",
+    "removed_from_microsoft_campaign": "Removed from Microsoft Campaign",
+    "person_synced_to_microsoft": "Person is Synced to Microsoft",
 }
 """Trigger type -> the name Marketo shows."""
 
@@ -50,6 +55,11 @@ STEP_TYPES: dict[str, str] = {
     "remove_from_list": "Remove from List",
     "request_campaign": "Request Campaign",
     "delete_person": "Delete Person",
+    "wait": "Wait",
+    "change_owner_in_microsoft": "Change Owner in Microsoft",
+    "create_task_in_microsoft": "Create Task in Microsoft",
+    "add_to_microsoft_campaign": "Add to Microsoft Campaign",
+    "remove_from_microsoft_campaign": "Remove from Microsoft Campaign",
 }
 """Flow step type -> the name Marketo shows."""
 
@@ -59,7 +69,7 @@ TRIGGER_ONLY_STEPS: dict[str, str] = {
     "add_to_microsoft_campaign": "Add to Microsoft Campaign",
     "remove_from_microsoft_campaign": "Remove from Microsoft Campaign",
 }
-"""Microsoft steps Marketo allows in trigger campaigns only (R80-R83); not built yet here."""
+"""Microsoft steps Marketo allows in trigger campaigns only (R80-R83)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class CampaignDefinition:
     flow: tuple[Step, ...]
     description: str = ""
     active: bool = False
+    qualification_days: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape."""
@@ -107,6 +118,7 @@ class CampaignDefinition:
             "description": self.description,
             "type": self.kind,
             "qualification": self.qualification,
+            **({"qualificationDays": self.qualification_days} if self.qualification_days else {}),
             "active": self.active,
             "triggers": [t.as_dict() for t in self.triggers],
             "smartList": self.smart_list.as_dict(),
@@ -157,6 +169,10 @@ def parse_trigger(raw: object, number: int) -> Trigger:
         _text(raw, "source", where)
     if kind in {"added_to_list", "removed_from_list"}:
         params["listId"] = _positive_int(raw, "listId", where)
+    if kind in {"added_to_microsoft_campaign", "removed_from_microsoft_campaign"} and (
+        "campaign" in raw
+    ):
+        params["campaign"] = _text(raw, "campaign", where)
     if kind == "campaign_requested":
         source = raw.get("source", "web_service_api")
         if source not in REQUEST_SOURCES:
@@ -188,7 +204,6 @@ def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
             raise InvalidValueError(
                 f"{where}: '{label}' works in trigger campaigns only, as in Marketo"
             )
-        raise InvalidValueError(f"{where}: '{label}' is not available in crmsync yet")
     if kind not in STEP_TYPES:
         raise InvalidValueError(
             f"{where}: unknown step '{kind[:40]}' (one of {', '.join(STEP_TYPES)})"
@@ -210,6 +225,10 @@ def _parse_plain(raw: dict[str, Any], where: str, campaign_kind: str) -> Step:
         params["listId"] = _positive_int(raw, "listId", where)
     elif kind == "request_campaign":
         params["campaignId"] = _positive_int(raw, "campaignId", where)
+    elif kind == "wait":
+        params.update(parse_wait(raw, where))
+    elif kind in TRIGGER_ONLY_STEPS:
+        params.update(parse_microsoft_step(kind, raw, where))
     return Step(kind, params)
 
 
@@ -227,7 +246,22 @@ def parse_definition(raw: object) -> CampaignDefinition:
         raise InvalidValueError("campaign: 'type' must be 'trigger' or 'batch'")
     qualification = raw.get("qualification", "once")
     if qualification not in QUALIFICATIONS:
-        raise InvalidValueError("campaign: 'qualification' must be 'once' or 'every_time'")
+        raise InvalidValueError(
+            "campaign: 'qualification' must be 'once', 'every_time' or 'every_n_days'"
+        )
+    days = raw.get("qualificationDays")
+    if qualification == "every_n_days":
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 1 <= days <= MAX_QUALIFICATION_DAYS
+        ):
+            raise InvalidValueError(
+                "campaign: 'every_n_days' needs 'qualificationDays', a number of days "
+                f"(1-{MAX_QUALIFICATION_DAYS})"
+            )
+    else:
+        days = None
     triggers_raw = raw.get("triggers", [])
     flow_raw = raw.get("flow", [])
     if not isinstance(triggers_raw, list) or len(triggers_raw) > MAX_TRIGGERS:
@@ -253,4 +287,5 @@ def parse_definition(raw: object) -> CampaignDefinition:
         flow,
         description,
         active and kind == "trigger",
+        days,
     )

@@ -30,3 +30,4 @@ class FlowCampaign:
     qualification: str
     smart_list: SmartList
     flow: tuple[dict[str, Any], ...]
+    qualification_days: int | None = None

@@ -1,14 +1,15 @@
 """Qualification: may this person go through this campaign now?
 
 In the smart list, and allowed by the rule: ``once`` lets each person in at most once, ever;
-``every_time`` lets them in on every event. The membership row is written in the same
+``every_time`` lets them in on every event; ``every_n_days`` at most once in any N days
+(counted from their last run through the campaign). The membership row is written in the same
 transaction, and a retried event (same event id) is let in again, so a crash between the
 qualification and the flow does not lock the person out.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +35,7 @@ def qualify(
             if not smart_lists.matching(conn, campaign.smart_list, [event.person_id]):
                 return False
             member = conn.execute(
-                select(campaign_members.c.last_event_id).where(
+                select(campaign_members.c.last_event_id, campaign_members.c.last_at).where(
                     campaign_members.c.campaign_id == campaign.id,
                     campaign_members.c.person_id == event.person_id,
                 )
@@ -56,6 +57,10 @@ def qualify(
                 return True
             if campaign.qualification == "once":
                 return False
+            if campaign.qualification == "every_n_days":
+                days = campaign.qualification_days or 1
+                if member[1] is not None and member[1] > now - timedelta(days=days):
+                    return False
             conn.execute(
                 update(campaign_members)
                 .where(

@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
 from crmsync.marketing.campaigns.events import ClaimedEvent, FlowCampaign
+from crmsync.marketing.campaigns.pushes import PendingPushes, PushFunction
 from crmsync.marketing.campaigns.qualification import qualify
 from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.steps import (
@@ -49,14 +50,13 @@ from crmsync.store.tables import (
     campaign_events,
     campaign_results,
     campaigns,
-    persons,
-    sync_errors,
 )
 
 log = logging.getLogger(__name__)
 
-PushFunction = Callable[[Sequence[int]], None]
-"""Sends the queued Dynamics creates of these persons now (see :mod:`.realtime`)."""
+PrepareFunction = Callable[[str, Mapping[str, Any], int], None]
+"""Runs before a step that has no result yet, outside its transaction (step type, its
+parameters, person id): the sync layer syncs a person first there (R80, R82)."""
 
 
 def _now() -> datetime:
@@ -81,6 +81,7 @@ class CampaignRunner:
         *,
         push: PushFunction | None = None,
         steps: Mapping[str, StepFunction] | None = None,
+        prepare: PrepareFunction | None = None,
         holder: str | None = None,
         claim_seconds: float = 60.0,
         batch_size: int = 50,
@@ -89,12 +90,14 @@ class CampaignRunner:
         self._engine = engine
         self._push = push
         self._steps = dict(steps if steps is not None else MARKETING_STEPS)
+        self._prepare = prepare
         self.holder = holder or runner_id()
         self._claim_seconds = claim_seconds
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._smart_lists = SmartListQuery(engine)
         self._schedules = CampaignSchedules(engine)
+        self._pushes = PendingPushes(engine, push)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,6 +147,7 @@ class CampaignRunner:
                 campaign_events.c.claimed_until.is_(None),
                 campaign_events.c.claimed_until < now,
             ),
+            or_(campaign_events.c.run_after.is_(None), campaign_events.c.run_after <= now),
         )
         with self._engine.connect() as conn:  # idle polls read only: no write lock taken
             waiting = conn.execute(select(campaign_events.c.id).where(free).limit(1)).first()
@@ -195,14 +199,17 @@ class CampaignRunner:
                 break
             for event in events:
                 if self._stop.is_set() and self._thread is not None:
+                    self._pushes.flush()
                     return handled
                 try:
                     self.process(event)
                 except (RetryLaterError, OperationalError) as exc:
                     log.warning("campaign event %s left for later: %s", event.id, exc)
                     self._release(event.id)
+                    self._pushes.flush()
                     return handled
                 handled += 1
+        self._pushes.flush()
         return handled
 
     def _release(self, event_id: int) -> None:
@@ -239,6 +246,7 @@ class CampaignRunner:
             str(row["qualification"]),
             SmartList.from_dict(row["smart_list"]),
             tuple(row["flow"] or ()),
+            row["qualification_days"],
         )
 
     def process(self, event: ClaimedEvent) -> None:
@@ -248,17 +256,31 @@ class CampaignRunner:
         if campaign is None or (campaign.kind == "trigger" and not campaign.active):
             self._finish(event.id)
             return
-        if not qualify(self._engine, self._smart_lists, event, campaign):
+        if not self._started(event.id) and not qualify(
+            self._engine, self._smart_lists, event, campaign
+        ):
             self._finish(event.id)
             return
         tokens = {str(k): str(v) for k, v in (event.details.get("tokens") or {}).items()}
         for index, step in enumerate(campaign.flow, start=1):
             outcome = self._run_step(event, campaign, index, step, tokens)
-            if outcome.push and self._push is not None:
-                self._push_now(event, index)
+            if outcome.push:
+                self._pushes.add(event, index, now=campaign.kind == "trigger")
+            if outcome.wait_until is not None:
+                self._release(event.id)  # runs again once the wait is over
+                return
             if outcome.stop:
                 break
         self._finish(event.id)
+
+    def _started(self, event_id: int) -> bool:
+        """Whether the event's flow had begun (a Wait paused it, or a runner died): it goes
+        on where it stopped, not qualified again."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(campaign_results.c.id).where(campaign_results.c.event_id == event_id)
+            ).first()
+        return found is not None
 
     def _run_step(
         self,
@@ -270,6 +292,8 @@ class CampaignRunner:
     ) -> StepOutcome:
         kind = str(step.get("type"))
         params = {k: v for k, v in step.items() if k != "type"}
+        if self._prepare is not None and kind in self._steps:
+            self._prepare(kind, params, event.person_id)
         try:
             with self._engine.begin() as conn:
                 take_write_lock(conn)
@@ -347,39 +371,3 @@ class CampaignRunner:
                 created_at=_now(),
             )
         )
-
-    def _push_now(self, event: ClaimedEvent, index: int) -> None:
-        """Send the person's create now, then write what Dynamics answered into the step's
-        result (a rejection is already in the activity log and the sync errors)."""
-        assert self._push is not None
-        try:
-            self._push([event.person_id])
-        except CrmsyncError as exc:
-            log.warning("real-time push for person %s deferred: %s", event.person_id, exc)
-            return
-        with self._engine.begin() as conn:
-            person = conn.execute(
-                select(persons.c.crmType).where(persons.c.id == event.person_id)
-            ).first()
-            if person is not None and person[0]:
-                return
-            error = conn.execute(
-                select(sync_errors.c.error_code, sync_errors.c.message)
-                .where(
-                    sync_errors.c.local_kind == "person",
-                    sync_errors.c.local_id == event.person_id,
-                    sync_errors.c.direction == "to_crm",
-                    sync_errors.c.resolved_at.is_(None),
-                )
-                .order_by(sync_errors.c.id.desc())
-            ).first()
-            if error is None:
-                return
-            conn.execute(
-                update(campaign_results)
-                .where(
-                    campaign_results.c.event_id == event.id,
-                    campaign_results.c.step_index == index,
-                )
-                .values(status="failed", message=f"{error[0] or ''}: {error[1]}"[:2000])
-            )

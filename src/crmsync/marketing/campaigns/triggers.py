@@ -25,9 +25,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.marketing.activity_types import (
     ADD_TO_LIST,
+    ADD_TO_MICROSOFT_CAMPAIGN,
     CHANGE_DATA_VALUE,
     NEW_LEAD,
     REMOVE_FROM_LIST,
+    REMOVE_FROM_MICROSOFT_CAMPAIGN,
+    SYNC_LEAD_TO_MICROSOFT,
 )
 from crmsync.store.tables import campaign_events, campaigns, persons
 
@@ -73,6 +76,18 @@ def _fires(trigger: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
         if "from" in trigger and _text(attributes.get("Old Value")) != _text(trigger["from"]):
             return False
         return not ("to" in trigger and _text(attributes.get("New Value")) != _text(trigger["to"]))
+    if kind in {"added_to_microsoft_campaign", "removed_from_microsoft_campaign"}:
+        wanted = (
+            ADD_TO_MICROSOFT_CAMPAIGN
+            if kind == "added_to_microsoft_campaign"
+            else REMOVE_FROM_MICROSOFT_CAMPAIGN
+        )
+        named = trigger.get("campaign")
+        return type_id == wanted and (
+            named is None or _text(row.get("primary_value")) == _text(named)
+        )
+    if kind == "person_synced_to_microsoft":
+        return type_id == SYNC_LEAD_TO_MICROSOFT
     if kind in {"added_to_list", "removed_from_list"}:
         wanted = ADD_TO_LIST if kind == "added_to_list" else REMOVE_FROM_LIST
         return type_id == wanted and str(row.get("primary_value_id")) == str(trigger.get("listId"))
@@ -84,10 +99,20 @@ _KINDS = {
     CHANGE_DATA_VALUE: "data_value_changes",
     ADD_TO_LIST: "added_to_list",
     REMOVE_FROM_LIST: "removed_from_list",
+    ADD_TO_MICROSOFT_CAMPAIGN: "added_to_microsoft_campaign",
+    REMOVE_FROM_MICROSOFT_CAMPAIGN: "removed_from_microsoft_campaign",
+    SYNC_LEAD_TO_MICROSOFT: "person_synced_to_microsoft",
 }
 
 
-_ROW_FIELDS = ("person_id", "type_id", "primary_value_id", "field_name", "attributes")
+_ROW_FIELDS = (
+    "person_id",
+    "type_id",
+    "primary_value_id",
+    "primary_value",
+    "field_name",
+    "attributes",
+)
 
 
 def _as_row(entry: object) -> Mapping[str, Any]:
@@ -138,6 +163,8 @@ def record_trigger_events(conn: Connection, activity_rows: Sequence[object]) -> 
                     }
                 elif row["type_id"] in {ADD_TO_LIST, REMOVE_FROM_LIST}:
                     details = {"listId": row.get("primary_value_id")}
+                elif row["type_id"] in {ADD_TO_MICROSOFT_CAMPAIGN, REMOVE_FROM_MICROSOFT_CAMPAIGN}:
+                    details = {"campaign": row.get("primary_value")}
                 events.append(
                     {
                         "campaign_id": campaign_id,

@@ -1,0 +1,1 @@
+"""Alembic migrations of the marketing database (``crmsync db upgrade`` runs them)."""

@@ -45,6 +45,8 @@ MAX_ID = 2**53 - 1  # the largest integer every JSON parser keeps exact
 
 
 class ApiError(BaseModel):
+    """An error: a short code and a message saying what is wrong."""
+
     code: str
     message: str
 
@@ -56,6 +58,8 @@ class ErrorBody(BaseModel):
 
 
 class BacklogOut(BaseModel):
+    """Marketing changes waiting to be sent, for one entity."""
+
     entity: str
     pending_creates: int
     pending_updates: int
@@ -79,10 +83,14 @@ class StatusOut(BaseModel):
 
 
 class SyncSwitch(BaseModel):
+    """Switch the background sync on or off."""
+
     enabled: bool
 
 
 class SyncErrorOut(BaseModel):
+    """A failing record: what failed, how, and whose record it is."""
+
     id: int
     entity: str
     direction: str
@@ -113,10 +121,14 @@ class RetryAll(BaseModel):
 
 
 class RetryOut(BaseModel):
+    """How many failing records were queued for the next cycle."""
+
     queued: int
 
 
 class PersonOut(BaseModel):
+    """A person in a search result."""
+
     id: int
     firstName: str | None
     lastName: str | None
@@ -128,6 +140,8 @@ class PersonOut(BaseModel):
 
 
 class ActivityOut(BaseModel):
+    """One entry of a person's activity log."""
+
     id: int
     type_id: int
     type_name: str
@@ -137,6 +151,8 @@ class ActivityOut(BaseModel):
 
 
 class PersonDetailOut(BaseModel):
+    """A person with every field, its company's fields and its activity log."""
+
     fields: dict[str, Any]
     company: dict[str, Any]
     open_errors: int
@@ -144,6 +160,8 @@ class PersonDetailOut(BaseModel):
 
 
 class NotificationOut(BaseModel):
+    """A notification for the admins."""
+
     id: int
     created_at: datetime
     severity: str
@@ -154,6 +172,8 @@ class NotificationOut(BaseModel):
 
 
 class AuditOut(BaseModel):
+    """One entry of the audit trail: who did what, when."""
+
     id: int
     occurred_at: datetime
     actor: str
@@ -162,6 +182,8 @@ class AuditOut(BaseModel):
 
 
 class UserOut(BaseModel):
+    """An admin-UI user (never its password hash)."""
+
     id: int
     email: str
     role: str

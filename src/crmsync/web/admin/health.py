@@ -34,6 +34,7 @@ class SyncCollector(Collector):
         self._engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Read the sync status at scrape time and yield it as gauges."""
         status = read_status(self._engine)
         with self._engine.connect() as conn:
             requests = requests_last_5_minutes(conn)
@@ -107,6 +108,7 @@ class RequestTimer:
         self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer ``/healthz``, ``/readyz`` and ``/metrics``; pass anything else on."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -28,7 +28,7 @@ def optional_id(raw: str | None, what: str) -> int | None:
     """A positive id from the query string, None when absent."""
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise InvalidValueError(f"{what} must be a positive whole number.")
     return int(raw)
 

@@ -189,7 +189,7 @@ async def retry(request: Request) -> Response:
         ids = None
     else:
         chosen = [str(raw) for raw in form.getlist("error_id")]
-        if not chosen or not all(raw.isdigit() for raw in chosen):
+        if not chosen or not all(raw.isascii() and raw.isdigit() for raw in chosen):
             raise InvalidValueError("Choose the errors to retry.")
         ids = [int(raw) for raw in chosen]
     with ctx.engine.begin() as conn:

@@ -43,7 +43,7 @@ class LastCycle:
 
     @property
     def outcome(self) -> str:
-        """ "Succeeded", "Partial: 3 records failed", "Failed: reason"."""
+        """The outcome in words: "Succeeded", "Partial: 3 records failed" or "Failed: reason"."""
         if self.status == "failed":
             return f"Failed: {self.error or 'see the sync errors'}"
         failed = self.failed_records
@@ -225,7 +225,7 @@ def search_people(
             query = query.where(
                 and_(persons.c.email_key >= lowered, persons.c.email_key < lowered + "\uffff")
             )
-        elif term.isdigit():
+        elif term.isascii() and term.isdigit():
             query = query.where(persons.c.id == int(term))
         else:
             prefix = _like_prefix(lowered)

@@ -34,6 +34,7 @@ class SecurityHeaders:
         self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the security headers to every admin-UI answer."""
         path = str(scope.get("path", ""))
         if scope["type"] != "http" or not (path == "/" or path.startswith(self.prefixes)):
             await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from crmsync.marketing.campaigns.steps.marketing import (
     delete_person,
     remove_from_list,
     request_campaign,
+    wait,
 )
 
 __all__ = ["MARKETING_STEPS", "StepContext", "StepFunction", "StepOutcome"]
@@ -24,4 +25,5 @@ MARKETING_STEPS: dict[str, StepFunction] = {
     "remove_from_list": remove_from_list,
     "request_campaign": request_campaign,
     "delete_person": delete_person,
+    "wait": wait,
 }

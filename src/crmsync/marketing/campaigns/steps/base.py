@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -53,6 +54,7 @@ class StepOutcome:
     message: str = ""
     push: bool = False
     stop: bool = False  # the person left the flow (deleted)
+    wait_until: datetime | None = None  # a Wait step: the flow goes on at this time
 
 
 StepFunction = Callable[[StepContext], StepOutcome]

@@ -1,5 +1,5 @@
 """Flow steps that change only the marketing database: Change Data Value, Add to / Remove
-from List, Request Campaign, Delete Person (B35).
+from List, Request Campaign, Wait, Delete Person (B35).
 
 Each runs in the step's transaction, writes its activity with the campaign id, and goes
 through the same writers as the REST API so its own changes fire other campaigns' triggers
@@ -7,6 +7,8 @@ through the same writers as the REST API so its own changes fire other campaigns
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -17,6 +19,7 @@ from crmsync.marketing.activity_types import (
     REMOVE_FROM_LIST,
     REQUEST_CAMPAIGN,
 )
+from crmsync.marketing.campaigns.microsoft_params import wait_minutes
 from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
 from crmsync.marketing.campaigns.triggers import enqueue_request, record_trigger_events
 from crmsync.marketing.fields import load_catalog
@@ -25,6 +28,7 @@ from crmsync.marketing.values import utc_now_text
 from crmsync.store import outbox
 from crmsync.store.tables import (
     activities,
+    campaign_events,
     campaigns,
     list_members,
     persons,
@@ -171,3 +175,13 @@ def delete_person(ctx: StepContext) -> StepOutcome:
         primary_value_id=ctx.person_id,
     )
     return StepOutcome("done", "deleted from the marketing database only", stop=True)
+
+
+def wait(ctx: StepContext) -> StepOutcome:
+    """Pause the person's flow: the event is set to run again after the wait, in the step's
+    transaction (so a crash never skips the wait), and the runner lets it go until then."""
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=wait_minutes(ctx.params))
+    ctx.conn.execute(
+        update(campaign_events).where(campaign_events.c.id == ctx.event_id).values(run_after=until)
+    )
+    return StepOutcome("done", f"waits until {until.isoformat()}", wait_until=until)

@@ -1,0 +1,91 @@
+"""Sending the Dynamics creates that *Sync Person to Microsoft* queued, for the runner.
+
+In a **trigger** campaign the create is sent at once, person by person (real time, B32). In a
+**batch** campaign the persons' creates are gathered and sent together, in as few ``$batch``
+requests as the client's batch size allows, every :data:`BATCH_PUSH_SIZE` persons and when
+the runner has no more events in hand. Either way, once Dynamics answered, a refused create
+turns the step's result into ``failed`` with Dynamics' code and message (the activity log and
+the sync errors already have it). A crash before a gathered push loses nothing: the creates
+wait in the outbox and the next sync cycle sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Engine, select, update
+
+from crmsync.errors import CrmsyncError
+from crmsync.marketing.campaigns.events import ClaimedEvent
+from crmsync.store.tables import campaign_results, persons, sync_errors
+
+log = logging.getLogger(__name__)
+
+PushFunction = Callable[[Sequence[int]], None]
+"""Sends the queued Dynamics creates of these persons now (see
+:class:`crmsync.sync.campaign_push.ImmediatePush`)."""
+
+BATCH_PUSH_SIZE = 1000
+
+
+class PendingPushes:
+    """The creates waiting to be sent, with the step results they answer."""
+
+    def __init__(self, engine: Engine, push: PushFunction | None) -> None:
+        self._engine = engine
+        self._push = push
+        self._pending: list[tuple[ClaimedEvent, int]] = []
+
+    def add(self, event: ClaimedEvent, index: int, *, now: bool) -> None:
+        """The step ``index`` of ``event`` queued a create: send it now, or with others."""
+        if self._push is None:
+            return
+        self._pending.append((event, index))
+        if now or len(self._pending) >= BATCH_PUSH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every gathered create, then record refusals in the step results."""
+        if self._push is None or not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            self._push([event.person_id for event, _ in pending])
+        except CrmsyncError as exc:
+            log.warning("campaign push of %s person(s) deferred: %s", len(pending), exc)
+            return
+        with self._engine.begin() as conn:
+            ids = [event.person_id for event, _ in pending]
+            unsynced = {
+                int(r[0])
+                for r in conn.execute(
+                    select(persons.c.id).where(
+                        persons.c.id.in_(ids),
+                        (persons.c.crmType.is_(None)) | (persons.c.crmType == ""),
+                    )
+                )
+            }
+            for event, index in pending:
+                if event.person_id not in unsynced:
+                    continue
+                error = conn.execute(
+                    select(sync_errors.c.error_code, sync_errors.c.message)
+                    .where(
+                        sync_errors.c.local_kind == "person",
+                        sync_errors.c.local_id == event.person_id,
+                        sync_errors.c.direction == "to_crm",
+                        sync_errors.c.resolved_at.is_(None),
+                    )
+                    .order_by(sync_errors.c.id.desc())
+                ).first()
+                if error is None:
+                    continue
+                conn.execute(
+                    update(campaign_results)
+                    .where(
+                        campaign_results.c.event_id == event.id,
+                        campaign_results.c.step_index == index,
+                    )
+                    .values(status="failed", message=f"{error[0] or ''}: {error[1]}"[:2000])
+                )
