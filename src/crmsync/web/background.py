@@ -16,8 +16,8 @@ from contextlib import ExitStack
 
 from sqlalchemy import Engine
 
-from crmsync.dynamics import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, FatalError
 from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.settings import Settings

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from crmsync.dynamics import build_client
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
 from crmsync.web.admin import (

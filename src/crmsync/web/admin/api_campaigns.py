@@ -39,6 +39,8 @@ class CampaignOut(BaseModel):
 
 
 class StepOut(BaseModel):
+    """What one flow step did."""
+
     index: int
     type: str
     name: str
@@ -57,11 +59,15 @@ class CampaignDetailOut(CampaignOut):
 
 
 class CampaignActive(BaseModel):
+    """Whether a trigger campaign is active."""
+
     model_config = ConfigDict(extra="forbid")
     active: bool
 
 
 class CampaignRunOut(BaseModel):
+    """How many people a batch run queued."""
+
     queued: int
 
 
