@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
 from browser_support import CHROMIUM, EMAIL, PASSWORD, PHONE_RULE, Site
 from sync_harness import engine_client, running_org, serve
 
-from crmsync.emulator.config import default_config
+from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
 from crmsync.settings import load_settings
 from crmsync.store.db import open_database
 from crmsync.sync.cycle import SyncCycle
@@ -32,14 +32,24 @@ from crmsync.web.app import create_app
 
 @pytest.fixture
 def site(sqlite_database_url: str) -> Iterator[Site]:
-    """The web app on 127.0.0.1 over a database synced once with an org of eight leads."""
+    """The web app on 127.0.0.1 over a database synced once with an org of eight leads, its
+    settings naming that org (the Fields and Setup pages read it)."""
     engine = open_database(sqlite_database_url)
     config = dataclasses.replace(default_config(), plugin_rules=(PHONE_RULE,))
     with running_org(config, 8) as org:
         client = engine_client(org.base)
         cycle = SyncCycle(engine, client)
         assert cycle.run().status == "ok"
-        settings = load_settings(environ={}, overrides={"database": {"url": sqlite_database_url}})
+        dynamics = {
+            "url": org.base,
+            "authority": org.base,
+            "auth_mode": "adfs",
+            "client_id": DEFAULT_APP_CLIENT_ID,
+            "client_secret": DEFAULT_APP_SECRET,
+        }
+        settings = load_settings(
+            environ={}, overrides={"database": {"url": sqlite_database_url}, "dynamics": dynamics}
+        )
         app = create_app(settings, engine=engine)
         AdminUserStore(engine).create(EMAIL, PASSWORD, "admin", actor="test")
         with serve(app) as url:

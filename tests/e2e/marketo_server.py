@@ -72,7 +72,7 @@ def running_server(
             engine.dispose()
         created = {"client_id": client.client_id, "client_secret": client.client_secret.reveal()}
     process = subprocess.Popen(
-        [CRMSYNC, "serve", "--host", "127.0.0.1", "--port", "0"],
+        [CRMSYNC, "serve", "--host", "127.0.0.1", "--port", "0", "--no-sync"],
         env={**env, **(settings or {})},
         cwd=workdir,
         stdout=subprocess.PIPE,

@@ -1,5 +1,7 @@
 """``crmsync serve``: run the web application (the Marketo-compatible REST API, the admin UI at
-``/admin/`` and the admin API at ``/api/admin/v1``) with uvicorn."""
+``/admin/`` and the admin API at ``/api/admin/v1``) with uvicorn, and, unless ``--no-sync``,
+the background sync and the campaign runner (several serve processes may share one database:
+the lease lets one of them run cycles at a time)."""
 
 from __future__ import annotations
 
@@ -26,10 +28,16 @@ def serve(
         int | None,
         typer.Option("--port", help="TCP port (default from settings; 0 picks a free one)."),
     ] = None,
+    no_sync: Annotated[
+        bool,
+        typer.Option("--no-sync", help="Serve only: no background sync, no campaign runner."),
+    ] = False,
 ) -> None:
-    """Serve the REST API and the admin UI until interrupted; refuses an unmigrated database."""
+    """Serve the REST API and the admin UI until interrupted, running the background sync and
+    the campaign runner unless ``--no-sync``; refuses an unmigrated database."""
     settings = settings_from(ctx)
-    app = create_app(settings)  # raises DatabaseNotMigratedError naming `crmsync db upgrade`
+    # raises DatabaseNotMigratedError naming `crmsync db upgrade`
+    app = create_app(settings, background=not no_sync)
     bind_host = host if host is not None else settings.web.host
     bind_port = port if port is not None else settings.web.port
     run_server(app, bind_host, bind_port)

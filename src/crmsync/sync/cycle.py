@@ -211,6 +211,7 @@ class SyncCycle:
     def _record(self, report: CycleReport) -> None:
         details = report.as_dict()
         with self._engine.begin() as conn:
+            details["backlog_after"] = outbox_size(conn)  # the overview's backlog chart (B40)
             insert_history(
                 conn,
                 [

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.store.inserts import chunks
@@ -117,24 +117,18 @@ def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direct
         )
 
 
-def open_errors(
-    conn: Connection,
-    *,
-    error_id: int | None = None,
-    entity: str | None = None,
-    search: str | None = None,
-) -> list[dict[str, Any]]:
-    """Open sync errors, newest first: all, the one with ``error_id``, those of ``entity``,
-    and those whose message, error code or Dynamics id contains ``search`` (any case, B39)."""
-    query = select(sync_errors).where(sync_errors.c.resolved_at.is_(None))
+def _open_errors_where(
+    error_id: int | None, entity: str | None, search: str | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [sync_errors.c.resolved_at.is_(None)]
     if error_id is not None:
-        query = query.where(sync_errors.c.id == error_id)
+        conditions.append(sync_errors.c.id == error_id)
     if entity is not None:
-        query = query.where(sync_errors.c.entity == entity.strip().lower())
+        conditions.append(sync_errors.c.entity == entity.strip().lower())
     if search:
         escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
-        query = query.where(
+        conditions.append(
             or_(
                 *(
                     func.lower(func.coalesce(column, "")).like(pattern, escape="\\")
@@ -146,5 +140,35 @@ def open_errors(
                 )
             )
         )
-    rows = conn.execute(query.order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc()))
+    return conditions
+
+
+def open_errors(
+    conn: Connection,
+    *,
+    error_id: int | None = None,
+    entity: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Open sync errors, newest first: all, the one with ``error_id``, those of ``entity``,
+    and those whose message, error code or Dynamics id contains ``search`` (any case, B39);
+    ``limit`` and ``offset`` page them in the database."""
+    query = (
+        select(sync_errors)
+        .where(*_open_errors_where(error_id, entity, search))
+        .order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(max(0, limit)).offset(max(0, offset))
+    rows = conn.execute(query)
     return [dict(row) for row in rows.mappings()]
+
+
+def count_open_errors(
+    conn: Connection, *, entity: str | None = None, search: str | None = None
+) -> int:
+    """How many open sync errors :func:`open_errors` lists with the same filter."""
+    query = select(func.count()).select_from(sync_errors)
+    return int(conn.execute(query.where(*_open_errors_where(None, entity, search))).scalar_one())

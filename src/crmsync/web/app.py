@@ -26,6 +26,7 @@ from crmsync.settings import Settings
 from crmsync.store.db import open_database
 from crmsync.web.admin import admin_error_page, is_admin_path, mount_admin
 from crmsync.web.api_marketo import mount_marketo_api
+from crmsync.web.background import BackgroundWork
 from crmsync.web.clients import ApiClientStore, Clock
 from crmsync.web.envelope import failure, json_response
 from crmsync.web.limits import ApiLimits
@@ -79,6 +80,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     clock: Clock | None = None,
+    background: bool = False,
 ) -> FastAPI:
     """Build the web application for ``settings``.
 
@@ -92,9 +94,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        work = BackgroundWork(database, settings) if background else None
         try:
+            if work is not None:
+                work.start()
             yield
         finally:
+            if work is not None:
+                work.stop()
             if engine is None:  # opened here, so closed here
                 database.dispose()
 

@@ -22,10 +22,22 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
-from crmsync.web.admin import health, pages_auth, pages_manage, pages_people, pages_sync
+from crmsync.web.admin import (
+    health,
+    pages_auth,
+    pages_campaigns,
+    pages_fields,
+    pages_manage,
+    pages_people,
+    pages_records,
+    pages_setup,
+    pages_sync,
+)
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
+from crmsync.web.admin.api_campaigns import add_campaign_routes
 from crmsync.web.admin.context import (
     ADMIN,
     AdminContext,
@@ -96,14 +108,29 @@ def mount_admin(
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
         dynamics_url=settings.dynamics.url.rstrip("/"),
+        dynamics=settings.dynamics,
+        dynamics_client=(lambda: build_client(settings.dynamics))
+        if settings.dynamics.url.strip()
+        else None,
     )
     app.state.admin = context
     telemetry = Telemetry(engine)
     app.state.telemetry = telemetry
-    for router in (pages_auth.router, pages_sync.router, pages_people.router, pages_manage.router):
+    for router in (
+        pages_auth.router,
+        pages_sync.router,
+        pages_people.router,
+        pages_campaigns.router,
+        pages_fields.router,
+        pages_setup.router,
+        pages_manage.router,
+        pages_records.router,
+    ):
         app.include_router(router, prefix=ADMIN)
     app.include_router(health.router)
-    app.mount(API_PREFIX, build_admin_api(context))
+    api = build_admin_api(context)
+    add_campaign_routes(api, context)
+    app.mount(API_PREFIX, api)
     app.mount(f"{ADMIN}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 
     @app.get("/", include_in_schema=False)

@@ -303,9 +303,12 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
         user: Caller,
         entity: Annotated[str | None, Query(max_length=128)] = None,
         q: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> list[dict[str, Any]]:
-        """Open sync errors, newest first, with the person's name and e-mail (B39)."""
-        return error_rows(ctx, entity, q)
+        """Open sync errors, newest first, with the person's name and e-mail (B39); page
+        them with ``limit`` and ``offset``."""
+        return error_rows(ctx, entity, q, limit=limit, offset=offset)
 
     @api.post("/errors/retry", response_model=RetryOut)
     def retry(body: RetryIds | RetryAll, user: Changer) -> dict[str, int]:

@@ -6,7 +6,8 @@ Navigation is one list, :data:`NAV`: a new area adds one entry here and one rout
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from crmsync.errors import AccessError, RoleRefusedError
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.errors import AccessError, ConfigurationError, RoleRefusedError
+from crmsync.settings import DynamicsSettings
 from crmsync.web.admin.queries import unread_notifications
 from crmsync.web.admin.security import SignInLimiter
 from crmsync.web.admin.sessions import SESSION_COOKIE, CsrfTokens, Session, SessionStore
@@ -41,6 +44,12 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Overview", f"{ADMIN}/"),
     NavEntry("Sync errors", f"{ADMIN}/errors"),
     NavEntry("People", f"{ADMIN}/people"),
+    NavEntry("Companies", f"{ADMIN}/companies"),
+    NavEntry("Opportunities", f"{ADMIN}/opportunities"),
+    NavEntry("Sales users", f"{ADMIN}/sales-users"),
+    NavEntry("Campaigns", f"{ADMIN}/campaigns"),
+    NavEntry("Fields", f"{ADMIN}/fields"),
+    NavEntry("Setup", f"{ADMIN}/setup"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
     NavEntry("Audit trail", f"{ADMIN}/audit"),
     NavEntry("Users", f"{ADMIN}/users", admin_only=True),
@@ -84,6 +93,19 @@ class AdminContext:
     limiter: SignInLimiter
     templates: Jinja2Templates
     dynamics_url: str = ""  # the org's address, for "Open in Dynamics" links
+    dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
+    # builds a client of the configured org (None: no org configured); tests swap it
+    dynamics_client: Callable[[], DynamicsClient] | None = None
+
+    def open_dynamics(self) -> DynamicsClient:
+        """A client of the configured Dynamics org (close it after use), or
+        :class:`ConfigurationError` saying none is configured."""
+        if self.dynamics_client is None:
+            raise ConfigurationError(
+                "No Dynamics org is configured: set [dynamics] url, tenant and client_id "
+                "(see the Setup page)."
+            )
+        return self.dynamics_client()
 
     @staticmethod
     def of(request: Request) -> AdminContext:

@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from crmsync.errors import InvalidValueError
 from crmsync.sync.admin_retry import retry_errors
-from crmsync.sync.failures import open_errors
+from crmsync.sync.failures import count_open_errors, open_errors
 from crmsync.sync.runner import set_enabled
 from crmsync.sync.status import read_status
+from crmsync.web.admin.chart import build_chart, hourly_buckets
 from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.queries import (
     API_LIMIT_PER_5_MINUTES,
@@ -29,6 +30,8 @@ from crmsync.web.admin.queries import (
 from crmsync.web.admin.users import audit
 
 router = APIRouter()
+
+MAX_PAGE = 1_000_000  # far past any real list, and an offset every database takes
 
 ERROR_CSV_COLUMNS = (
     "id",
@@ -54,7 +57,9 @@ def overview_values(ctx: AdminContext) -> dict[str, Any]:
         cycle = last_cycle(conn)
         requests = requests_last_5_minutes(conn)
         critical = unread_notifications(conn, severity="critical")
+        chart = build_chart(hourly_buckets(conn))
     return {
+        "chart": chart,
         "status": status,
         "cycle": cycle,
         "requests_5min": requests,
@@ -90,10 +95,20 @@ async def switch_sync(request: Request) -> Response:
     return ctx.redirect(f"{ADMIN}/", notice=notice)
 
 
-def error_rows(ctx: AdminContext, entity: str | None, search: str | None) -> list[dict[str, Any]]:
-    """Open sync errors (B39) with the name and e-mail of each person concerned."""
+def error_rows(
+    ctx: AdminContext,
+    entity: str | None,
+    search: str | None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Open sync errors (B39) with the name and e-mail of each person concerned; ``limit``
+    and ``offset`` page them in the database."""
     with ctx.engine.connect() as conn:
-        rows = open_errors(conn, entity=entity or None, search=search or None)
+        rows = open_errors(
+            conn, entity=entity or None, search=search or None, limit=limit, offset=offset
+        )
         people = person_labels(
             conn, [r["local_id"] for r in rows if r["local_kind"] == "person" and r["local_id"]]
         )
@@ -110,8 +125,8 @@ def _page_number(raw: object) -> int:
         number = int(str(raw or "1"))
     except ValueError:
         raise InvalidValueError("The page number must be a whole number.") from None
-    if number < 1:
-        raise InvalidValueError("The page number must be 1 or more.")
+    if not 1 <= number <= MAX_PAGE:
+        raise InvalidValueError(f"The page number must be between 1 and {MAX_PAGE:,}.")
     return number
 
 
@@ -123,19 +138,19 @@ async def errors_page(request: Request) -> Response:
     entity = request.query_params.get("entity", "")
     search = request.query_params.get("q", "")
     page = _page_number(request.query_params.get("page"))
-    rows = error_rows(ctx, entity, search)
+    rows = error_rows(ctx, entity, search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     with ctx.engine.connect() as conn:
+        total = count_open_errors(conn, entity=entity or None, search=search or None)
         entities = error_counts_by_entity(conn)
         kinds = error_kinds(conn)
-    shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return ctx.render(
         request,
         "admin/errors.html",
         session,
-        rows=shown,
-        total=len(rows),
+        rows=rows,
+        total=total,
         page=page,
-        pages=max(1, -(-len(rows) // PAGE_SIZE)),
+        pages=max(1, -(-total // PAGE_SIZE)),
         entity=entity,
         search=search,
         entities=entities,
