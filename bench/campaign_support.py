@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bench.bench_sync import _start_emulator
-from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.sync.cycle import SyncCycle
