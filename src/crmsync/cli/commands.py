@@ -60,7 +60,7 @@ ENTRIES: tuple[Entry, ...] = (
         "crmsync.cli.serve",
         "serve",
         False,
-        "Serve the REST API and the admin UI until interrupted; refuses an unmigrated database.",
+        "Serve the REST API and the admin UI, with the sync, until interrupted.",
     ),
     Entry(
         "demo",

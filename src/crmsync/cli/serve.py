@@ -33,8 +33,12 @@ def serve(
         typer.Option("--no-sync", help="Serve only: no background sync, no campaign runner."),
     ] = False,
 ) -> None:
-    """Serve the REST API and the admin UI until interrupted, running the background sync and
-    the campaign runner unless ``--no-sync``; refuses an unmigrated database."""
+    """Serve the REST API and the admin UI, with the sync, until interrupted.
+
+    The background sync and the campaign runner run here too, unless --no-sync is given.
+
+    An unmigrated database is refused.
+    """
     settings = settings_from(ctx)
     # raises DatabaseNotMigratedError naming `crmsync db upgrade`
     app = create_app(settings, background=not no_sync)
