@@ -7,11 +7,13 @@ from pathlib import Path
 
 import typer
 from cli_support import group_root
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmsync.cli import campaigns as campaigns_cli
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
+from crmsync.store.tables import audit_log
 
 runner = CliRunner()
 
@@ -86,6 +88,18 @@ def test_create_run_and_read_results(tmp_path: Path) -> None:
     assert [(r["personId"], r["status"]) for r in results] == [(web.id, "done")]
     found = PersonService(engine).get_by_ids([web.id, other.id], ["rating"])  # type: ignore[list-item]
     assert [p["rating"] for p in found] == ["Warm", None]
+    with engine.connect() as conn:  # B44: every change, none of the refusals
+        trail = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.details).order_by(
+                audit_log.c.id
+            )
+        ).all()
+    assert [(a.actor, a.action, a.details["campaign"]) for a in trail] == [
+        ("cli", "campaign_created", 1),
+        ("cli", "campaign_created", 2),
+        ("cli", "campaign_activated", 2),
+        ("cli", "campaign_run", 1),
+    ]
     engine.dispose()
 
 

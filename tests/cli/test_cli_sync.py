@@ -147,6 +147,15 @@ def test_errors_list_rejections_and_retry_queues_them(env: dict[str, str]) -> No
     assert [(b["entity"], b["pending_updates"]) for b in status["backlog"]] == [("lead", 1)]
     assert runner.invoke(_root(), ["sync", "retry"], env=env).exit_code == 2
     assert runner.invoke(_root(), ["sync", "retry", "999"], env=env).exit_code == 1
+    with engine.connect() as conn:  # B44: the retry is in the audit trail, the refusals not
+        audited = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.details).where(
+                audit_log.c.action == "sync_errors_retried"
+            )
+        ).all()
+    assert [(a.actor, a.details["errors"], a.details["queued"]) for a in audited] == [
+        ("cli", [errors[0]["id"]], 1)
+    ]
     engine.dispose()
 
 

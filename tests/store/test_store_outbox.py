@@ -34,3 +34,13 @@ def test_only_the_outbox_module_writes_outbox_entries() -> None:
         str(path.relative_to(src)) for path in src.rglob("*.py") if pattern.search(path.read_text())
     )
     assert writers == ["store/outbox.py"]
+
+
+def test_only_the_audit_module_writes_the_audit_trail() -> None:
+    """One writer: no other module of the product inserts into ``audit_log``."""
+    src = Path(__file__).resolve().parents[2] / "src" / "crmsync"
+    pattern = re.compile(r"insert\((tables\.)?audit_log\)|audit_log\.insert\(")
+    writers = sorted(
+        str(path.relative_to(src)) for path in src.rglob("*.py") if pattern.search(path.read_text())
+    )
+    assert writers == ["store/audit.py"]

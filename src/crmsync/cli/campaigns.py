@@ -24,6 +24,7 @@ from crmsync.errors import CrmsyncError, InvalidValueError
 from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
+from crmsync.store.audit import record_audit
 from crmsync.sync.campaign_push import campaign_runner
 
 app = typer.Typer(help="Smart campaigns: define, switch, run, see results.", no_args_is_help=True)
@@ -58,6 +59,8 @@ def create(
     try:
         with database(settings_from(ctx)) as engine:
             record = CampaignService(engine).create(_read_definition(file))
+            with engine.begin() as conn:
+                record_audit(conn, "cli", "campaign_created", {"campaign": record.id})
     except CrmsyncError as exc:
         raise fail(exc) from None
     if as_json:
@@ -116,6 +119,9 @@ def _switch(ctx: typer.Context, campaign: str, active: bool) -> None:
         with database(settings_from(ctx)) as engine:
             service = CampaignService(engine)
             record = service.set_active(service.find(campaign).id, active)
+            action = "campaign_activated" if active else "campaign_deactivated"
+            with engine.begin() as conn:
+                record_audit(conn, "cli", action, {"campaign": record.id})
     except CrmsyncError as exc:
         raise fail(exc) from None
     state = "active" if active else "inactive"
@@ -151,6 +157,9 @@ def run(
             service = CampaignService(engine)
             record = service.find(campaign)
             queued = service.run_batch(record.id)
+            with engine.begin() as conn:
+                details = {"campaign": record.id, "queued": queued}
+                record_audit(conn, "cli", "campaign_run", details)
             handled = campaign_runner(engine).run_pending() if wait else 0
     except CrmsyncError as exc:
         raise fail(exc) from None

@@ -399,6 +399,7 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every failing record.")] = False,
 ) -> None:
     """Queue failing records for the next cycle; they stay listed until they sync."""
+    from crmsync.store.audit import record_audit
     from crmsync.sync.admin_retry import retry_errors
 
     if (error_id is None) == (not all_):
@@ -410,6 +411,9 @@ def retry(
             if error_id is not None and not queued:
                 _err.print(f"no open sync error {error_id}")
                 raise typer.Exit(1)
+            wanted = "all" if error_id is None else [error_id]
+            details = {"errors": wanted, "queued": queued, "via": "cli"}
+            record_audit(conn, "cli", "sync_errors_retried", details)
     except CrmsyncError as exc:
         raise fail(exc) from None
     _out.print(f"queued {queued} failing record(s) for the next cycle")

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.types import AttributeSchema, AttributeType
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.fields import FieldDef
-from crmsync.store.tables import audit_log, now_utc
+from crmsync.store.audit import record_audit
+from crmsync.store.tables import now_utc
 from crmsync.sync.mapping import ColumnChoice, FieldMapping
 
 COLUMN_DATA_TYPES = {
@@ -130,27 +130,20 @@ def audit_changes(
 ) -> None:
     """Record each selection, deselection, mapping change and rule change in the audit trail."""
     stamp = now_utc()
-    rows: list[dict[str, object]] = []
     for change in changes:
         before, after = change.before, change.after
         details: dict[str, object] = {"entity": entity, "attribute": change.attribute}
         if after is not None:
             details |= {"field": after.field, "rule": after.rule.name}
         if before is None and after is not None:
-            rows.append(_row(stamp, actor, "field_selected", details))
+            record_audit(conn, actor, "field_selected", details, when=stamp)
         elif after is None and before is not None:
             details |= {"field": before.field, "rule": before.rule.name}
-            rows.append(_row(stamp, actor, "field_deselected", details))
+            record_audit(conn, actor, "field_deselected", details, when=stamp)
         elif before is not None and after is not None:
             if before.field != after.field:
                 moved = details | {"previousField": before.field}
-                rows.append(_row(stamp, actor, "field_mapped", moved))
+                record_audit(conn, actor, "field_mapped", moved, when=stamp)
             if before.rule != after.rule:
                 ruled = details | {"previousRule": before.rule.name}
-                rows.append(_row(stamp, actor, "field_rule_changed", ruled))
-    if rows:
-        conn.execute(insert(audit_log), rows)
-
-
-def _row(stamp: object, actor: str, action: str, details: dict[str, object]) -> dict[str, object]:
-    return {"occurred_at": stamp, "actor": actor, "action": action, "details": details}
+                record_audit(conn, actor, "field_rule_changed", ruled, when=stamp)

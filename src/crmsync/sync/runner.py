@@ -12,13 +12,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import FatalError, RetryLaterError, SyncInterruptedError
 from crmsync.settings import SmtpSettings, SyncSettings
+from crmsync.store.audit import record_audit
 from crmsync.store.key_values import get_sync_enabled, set_sync_enabled
-from crmsync.store.tables import audit_log, now_utc
+from crmsync.store.tables import now_utc
 from crmsync.sync.cycle import DEFAULT_ENTITIES, SyncCycle
 from crmsync.sync.history import notify
 from crmsync.sync.lease import SyncLease
@@ -30,14 +31,8 @@ def set_enabled(engine: Engine, enabled: bool, *, actor: str = "cli") -> None:
     """Enable or disable the background sync, recorded in the audit trail (B44)."""
     with engine.begin() as conn:
         set_sync_enabled(conn, enabled)
-        conn.execute(
-            insert(audit_log).values(
-                occurred_at=now_utc(),
-                actor=actor,
-                action="sync_enabled" if enabled else "sync_disabled",
-                details={"enabled": enabled},
-            )
-        )
+        action = "sync_enabled" if enabled else "sync_disabled"
+        record_audit(conn, actor, action, {"enabled": enabled})
 
 
 def is_enabled(engine: Engine) -> bool:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from crmsync.errors import AuthenticationError, InputError, RecordNotFoundError
 from crmsync.settings import Secret
 from crmsync.store import tables
+from crmsync.store.audit import record_audit
 
 Clock = Callable[[], float]
 
@@ -142,11 +143,7 @@ class ApiClientStore:
         return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC)
 
     def _audit(self, conn: sa.Connection, actor: str, action: str, details: dict[str, str]) -> None:
-        conn.execute(
-            sa.insert(tables.audit_log).values(
-                occurred_at=self._now(), actor=actor, action=action, details=details
-            )
-        )
+        record_audit(conn, actor, action, details, when=self._now())
 
     def create(self, name: str, *, actor: str = "cli") -> CreatedClient:
         """Create a client named ``name`` and return its id and (only now) its secret.

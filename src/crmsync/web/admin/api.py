@@ -26,6 +26,7 @@ from crmsync.errors import (
     RecordNotFoundError,
     RoleRefusedError,
 )
+from crmsync.store.audit import record_audit
 from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.runner import set_enabled
 from crmsync.web.admin.context import AdminContext
@@ -37,7 +38,7 @@ from crmsync.web.admin.queries import (
     person_detail,
     search_people,
 )
-from crmsync.web.admin.users import AdminUser, audit
+from crmsync.web.admin.users import AdminUser
 
 logger = logging.getLogger(__name__)
 API_PREFIX = "/api/admin/v1"
@@ -316,7 +317,7 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
         ids = body.error_ids if isinstance(body, RetryIds) else None
         with ctx.engine.begin() as conn:
             queued = retry_errors(conn, ids)
-            audit(
+            record_audit(
                 conn,
                 user.email,
                 "sync_errors_retried",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
+from crmsync.store.audit import record_audit
 from crmsync.web.admin.api import MAX_ID, Caller, Changer
 from crmsync.web.admin.campaign_views import (
     CampaignSummary,
@@ -19,7 +20,6 @@ from crmsync.web.admin.campaign_views import (
     step_results,
 )
 from crmsync.web.admin.context import AdminContext
-from crmsync.web.admin.users import audit
 
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
@@ -127,7 +127,9 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
         """Save a new campaign from its definition (the shape of ``docs/campaigns.md``)."""
         record = service.create(body)
         with ctx.engine.begin() as conn:
-            audit(conn, user.email, "campaign_created", {"campaign": record.id, "via": "api"})
+            record_audit(
+                conn, user.email, "campaign_created", {"campaign": record.id, "via": "api"}
+            )
         return _summary_out(campaign_summary(ctx.engine, record))
 
     @api.put("/campaigns/{campaign_id}/active", response_model=CampaignActive)
@@ -138,7 +140,7 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
         record = service.set_active(campaign_id, body.active)
         action = "campaign_activated" if body.active else "campaign_deactivated"
         with ctx.engine.begin() as conn:
-            audit(conn, user.email, action, {"campaign": record.id, "via": "api"})
+            record_audit(conn, user.email, action, {"campaign": record.id, "via": "api"})
         return {"active": record.definition.active}
 
     @api.post("/campaigns/{campaign_id}/run", response_model=CampaignRunOut)
@@ -146,7 +148,7 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
         """Run a batch campaign now: queue everyone in its smart list (audited)."""
         queued = service.run_batch(campaign_id)
         with ctx.engine.begin() as conn:
-            audit(
+            record_audit(
                 conn,
                 user.email,
                 "campaign_run",

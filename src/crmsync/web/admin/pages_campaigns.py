@@ -12,6 +12,7 @@ from crmsync.errors import InvalidValueError
 from crmsync.marketing.campaigns.definitions import TRIGGER_TYPES
 from crmsync.marketing.campaigns.service import CampaignRecord, CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
+from crmsync.store.audit import record_audit
 from crmsync.web.admin.campaign_views import (
     STEP_NAMES,
     campaign_summaries,
@@ -23,7 +24,6 @@ from crmsync.web.admin.campaign_views import (
 from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.pages_people import optional_id
 from crmsync.web.admin.queries import PAGE_SIZE
-from crmsync.web.admin.users import audit
 
 router = APIRouter()
 
@@ -86,7 +86,7 @@ async def create_campaign(request: Request) -> Response:
             error=str(exc),
         )
     with ctx.engine.begin() as conn:
-        audit(conn, session.user.email, "campaign_created", {"campaign": record.id})
+        record_audit(conn, session.user.email, "campaign_created", {"campaign": record.id})
     return ctx.redirect(
         f"{ADMIN}/campaigns/{record.id}", notice=f"Campaign “{record.definition.name}” saved."
     )
@@ -133,7 +133,7 @@ async def switch_campaign(request: Request, campaign_id: str) -> Response:
     CampaignService(ctx.engine).set_active(record.id, wanted == "true")
     with ctx.engine.begin() as conn:
         action = "campaign_activated" if wanted == "true" else "campaign_deactivated"
-        audit(conn, session.user.email, action, {"campaign": record.id})
+        record_audit(conn, session.user.email, action, {"campaign": record.id})
     state = "active: its triggers fire" if wanted == "true" else "inactive: its triggers are off"
     return ctx.redirect(f"{ADMIN}/campaigns/{record.id}", notice=f"The campaign is {state}.")
 
@@ -146,7 +146,9 @@ async def run_campaign(request: Request, campaign_id: str) -> Response:
     record = _campaign(ctx, campaign_id)
     queued = CampaignService(ctx.engine).run_batch(record.id)
     with ctx.engine.begin() as conn:
-        audit(conn, session.user.email, "campaign_run", {"campaign": record.id, "queued": queued})
+        record_audit(
+            conn, session.user.email, "campaign_run", {"campaign": record.id, "queued": queued}
+        )
     who = "person" if queued == 1 else "people"
     return ctx.redirect(
         f"{ADMIN}/campaigns/{record.id}",

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import InvalidValueError, RoleRefusedError
+from crmsync.store.audit import record_audit
 from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.pages_people import optional_id
 from crmsync.web.admin.queries import (
@@ -18,7 +19,7 @@ from crmsync.web.admin.queries import (
     list_notifications,
     mark_notifications_read,
 )
-from crmsync.web.admin.users import ROLES, audit, generate_password
+from crmsync.web.admin.users import ROLES, generate_password
 
 router = APIRouter()
 
@@ -54,7 +55,7 @@ async def mark_read(request: Request) -> Response:
         raise InvalidValueError("Choose the notification to mark as read.")
     with ctx.engine.begin() as conn:
         marked = mark_notifications_read(conn, target)
-        audit(
+        record_audit(
             conn,
             session.user.email,
             "notifications_read",

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import InvalidValueError
+from crmsync.store.audit import record_audit
 from crmsync.sync.admin_retry import retry_errors
 from crmsync.sync.failures import count_open_errors, open_errors
 from crmsync.sync.runner import set_enabled
@@ -27,7 +28,6 @@ from crmsync.web.admin.queries import (
     requests_last_5_minutes,
     unread_notifications,
 )
-from crmsync.web.admin.users import audit
 
 router = APIRouter()
 
@@ -194,7 +194,7 @@ async def retry(request: Request) -> Response:
         ids = [int(raw) for raw in chosen]
     with ctx.engine.begin() as conn:
         queued = retry_errors(conn, ids)
-        audit(
+        record_audit(
             conn,
             session.user.email,
             "sync_errors_retried",

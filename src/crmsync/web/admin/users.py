@@ -20,7 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from crmsync.errors import InvalidValueError, RecordNotFoundError, SignInRefusedError
-from crmsync.store.tables import admin_api_tokens, admin_sessions, admin_users, audit_log
+from crmsync.store.audit import record_audit
+from crmsync.store.tables import admin_api_tokens, admin_sessions, admin_users
 
 ROLES = ("admin", "viewer")
 MAX_FAILURES = 5
@@ -110,15 +111,6 @@ def _user(row: Any) -> AdminUser:
     )
 
 
-def audit(conn: Connection, actor: str, action: str, details: dict[str, object]) -> None:
-    """Append one row to the audit trail (never a secret in ``details``)."""
-    conn.execute(
-        insert(audit_log).values(
-            occurred_at=_utc_now(), actor=actor, action=action, details=details
-        )
-    )
-
-
 class AdminUserStore:
     """Admin users, their sign-ins and API tokens in the database."""
 
@@ -149,7 +141,7 @@ class AdminUserStore:
                     failed_logins=0,
                 )
             )
-            audit(conn, actor, "admin_user_created", {"email": address, "role": role})
+            record_audit(conn, actor, "admin_user_created", {"email": address, "role": role})
             row = conn.execute(select(admin_users).where(admin_users.c.email == address)).one()
         return _user(row)
 
@@ -186,7 +178,7 @@ class AdminUserStore:
             conn.execute(update(admin_users).where(admin_users.c.id == user_id).values(**values))
             details: dict[str, object] = {"email": row.email}
             details.update({k: v for k, v in values.items() if k == "role"})
-            audit(conn, actor, action, details)
+            record_audit(conn, actor, action, details)
             if "disabled_at" in values:  # a disabled user is signed out everywhere
                 conn.execute(admin_sessions.delete().where(admin_sessions.c.user_id == user_id))
                 conn.execute(
@@ -280,7 +272,7 @@ class AdminUserStore:
         )
         if locked is None:
             return SignInRefusedError(SIGN_IN_REFUSED)
-        audit(conn, address, "admin_user_locked", {"email": address})
+        record_audit(conn, address, "admin_user_locked", {"email": address})
         return SignInRefusedError(_locked_message(LOCK_SECONDS), retry_after=LOCK_SECONDS)
 
     # ---- personal API tokens -------------------------------------------------------------
@@ -305,7 +297,7 @@ class AdminUserStore:
                     created_at=self._now(),
                 )
             )
-            audit(conn, actor, "api_token_created", {"email": owner.email, "name": label})
+            record_audit(conn, actor, "api_token_created", {"email": owner.email, "name": label})
         return token
 
     def tokens(self, user_id: int) -> list[ApiToken]:
