@@ -348,7 +348,7 @@ def test_status_shows_the_holder_and_a_killed_holder_blocks_nobody(
     env["CRMSYNC_SYNC_LEASE_SECONDS"] = "300"
     engine = open_database(url)
     try:
-        _faults(org, latency_ms=40)
+        _faults(org, latency_ms=150)  # slow pages: the probe sees a read half done
         process = subprocess.Popen(
             [CRMSYNC, "sync", "once", "--json"],
             cwd=tmp_path,
