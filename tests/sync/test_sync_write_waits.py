@@ -122,3 +122,20 @@ def test_a_lost_create_privilege_keeps_new_leads_queued(
     assert cycle.run().push.created == 1
     created = org.row("lead", crm_id)
     assert created is not None and created["lastname"] == "Lead"
+
+
+def test_the_missing_privilege_is_read_from_the_message_else_both_write_privileges() -> None:
+    from crmsync.sync.write_waits import is_privilege_refusal, missing_privileges
+
+    message = (
+        "Principal user (Id=1, type=8, roleCount=1, privilegeCount=0, accessMode=0), is "
+        "missing prvCreateLead privilege (Id=2) on OTC=4 for entity 'lead'."
+    )
+    assert missing_privileges(message, "Lead") == ("prvCreateLead",)
+    assert missing_privileges("Access is denied.", "Contact") == (
+        "prvCreateContact",
+        "prvWriteContact",
+    )
+    assert is_privilege_refusal("0x80040220") and is_privilege_refusal("0x80048405")
+    assert not is_privilege_refusal("0x8004F507")  # a secured column: that record alone fails
+    assert not is_privilege_refusal(None)
