@@ -139,3 +139,30 @@ def test_the_missing_privilege_is_read_from_the_message_else_both_write_privileg
     assert is_privilege_refusal("0x80040220") and is_privilege_refusal("0x80048405")
     assert not is_privilege_refusal("0x8004F507")  # a secured column: that record alone fails
     assert not is_privilege_refusal(None)
+
+
+def test_a_privilege_that_comes_and_goes_raises_one_alarm_until_it_is_read(
+    migrated_engine: Engine, synced: tuple[Org, DynamicsClient, SyncCycle]
+) -> None:
+    org, _, cycle = synced
+    lead_id = org.alex().first_ids("leads", 1)[0]
+    person_id = person_by_crm_id(migrated_engine, "lead", lead_id)["id"]
+
+    def lose_then_regain(title: str) -> None:
+        _sync_user_privileges(org, revoke=["write"])
+        edit_person(migrated_engine, person_id, title=title)
+        assert cycle.run().push.waiting == 1
+        _sync_user_privileges(org, grant=["write"])
+        assert cycle.run().push.updated == 1
+        assert org.row("lead", lead_id)["jobtitle"] == title  # type: ignore[index]
+
+    lose_then_regain("First loss")
+    lose_then_regain("Second loss")
+    kinds = [n["kind"] for n in _notifications(migrated_engine)]
+    assert kinds.count("permission_lost") == 1 and kinds.count("permission_restored") == 1
+
+    with migrated_engine.begin() as conn:  # the admins read them
+        conn.execute(notifications.update().values(read_at=notifications.c.created_at))
+    lose_then_regain("Third loss")
+    kinds = [n["kind"] for n in _notifications(migrated_engine)]
+    assert kinds.count("permission_lost") == 2 and kinds.count("permission_restored") == 2

@@ -9,8 +9,9 @@ the wait is stored in ``write_waits`` naming the privilege, and one critical not
 how to fix it. Reads from Dynamics go on.
 
 At the start of each later push, :func:`check_waits` asks Dynamics once for the sync user's
-privileges (``RetrieveUserPrivileges``): when the missing ones are held again at Organization
-depth, the wait ends, an info notification says so, and the queued writes go in that push.
+privileges (``RetrieveUserPrivileges``): when the missing ones are held again (at any depth:
+Dynamics lists privileges inherited from a team at Basic depth whatever their real one), the
+wait ends, an info notification says so, and the queued writes go in that push.
 This module is the only writer of ``write_waits``.
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection, Row
 
 from crmsync.dataverse_codes import PRIVILEGE_CODES, normalised
 from crmsync.errors import CrmsyncError
-from crmsync.store.tables import now_utc, write_waits
+from crmsync.store.tables import notifications, now_utc, write_waits
 from crmsync.sync.history import notify
 
 if TYPE_CHECKING:  # the status reads waits without loading the Dynamics client
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the status reads waits without loading the Dynamics client
 
 PERMISSION_LOST = "permission_lost"
 """The reason of a wait: the sync user lacks a table privilege the writes need."""
+
+PERMISSION_RESTORED = "permission_restored"
 
 _MISSING_PRIVILEGE = re.compile(r"missing (prv[A-Za-z0-9_]+) privilege")
 
@@ -94,6 +97,20 @@ def _wait_of(row: Row[Any, Any, Any, Any, Any, Any, Any]) -> WriteWait:
     )
 
 
+def _unread(conn: Connection, kind: str, entity: str) -> bool:
+    """Whether a notification of ``kind`` about ``entity`` is still unread."""
+    found = conn.execute(
+        select(notifications.c.id)
+        .where(
+            notifications.c.kind == kind,
+            notifications.c.dedupe_key.like(f"{kind}:{entity}:%"),
+            notifications.c.read_at.is_(None),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def read_waits(conn: Connection) -> dict[str, WriteWait]:
     """Every entity whose writes wait, by entity."""
     rows = conn.execute(
@@ -118,8 +135,9 @@ def start_wait(
     message: str,
 ) -> bool:
     """Hold back ``entity``'s writes (in the caller's transaction); raise the one critical
-    notification when the wait is new. A privilege not yet named joins an existing wait.
-    Returns whether the wait is new."""
+    notification when the wait is new, unless the last one about the entity is still unread (a
+    privilege that comes and goes raises no stream of alarms). A privilege not yet named joins
+    an existing wait. Returns whether the wait is new."""
     now = now_utc()
     existing = read_waits(conn).get(entity)
     if existing is not None:
@@ -143,6 +161,8 @@ def start_wait(
         )
     )
     wait = WriteWait(entity, PERMISSION_LOST, privileges, code, message, now, now)
+    if _unread(conn, PERMISSION_LOST, entity):
+        return True  # the admins have not read the last one yet: no second alarm
     notify(
         conn,
         severity="critical",
@@ -162,16 +182,18 @@ def start_wait(
 def end_wait(conn: Connection, wait: WriteWait) -> None:
     """The privileges are back: let ``wait.entity``'s writes go, and say so."""
     conn.execute(delete(write_waits).where(write_waits.c.entity == wait.entity))
+    if _unread(conn, PERMISSION_RESTORED, wait.entity):
+        return
     notify(
         conn,
         severity="info",
-        kind="permission_restored",
+        kind=PERMISSION_RESTORED,
         title=f"Permission back: changes to {wait.entity} records go again",
         message=(
             f"The sync user holds {' and '.join(wait.privileges)} again; the {wait.entity} "
             "changes that waited are being sent to Dynamics."
         ),
-        dedupe_key=f"permission_restored:{wait.entity}:{wait.since.isoformat()}",
+        dedupe_key=f"{PERMISSION_RESTORED}:{wait.entity}:{wait.since.isoformat()}",
     )
 
 
@@ -187,11 +209,9 @@ def check_waits(engine: Engine, client: DynamicsClient) -> dict[str, WriteWait]:
         held = client.user_privileges()
     except CrmsyncError:
         return waits
-    back = [
-        wait
-        for wait in waits.values()
-        if all(held.has(privilege, "Global") for privilege in wait.privileges)
-    ]
+    # Any depth counts: privileges inherited from a team's roles are listed at Basic depth
+    # whatever their real depth, and a write that is still refused starts the wait again.
+    back = [wait for wait in waits.values() if all(held.has(p) for p in wait.privileges)]
     with engine.begin() as conn:
         for wait in back:
             end_wait(conn, wait)
