@@ -38,6 +38,9 @@ def test_a_lost_write_privilege_shows_on_overview_api_notifications_and_setup(
     assert status["unread_critical_notifications"] == 1
     assert status["open_errors"] == 0
 
+    metrics = browser.get("/metrics").text
+    assert 'crmsync_sync_writes_waiting{entity="lead",reason="permission_lost"} 1.0' in metrics
+
     notices = text_of(admin.page(browser, "/admin/notifications"))
     assert notices.count("Permission lost: changes to lead records wait") == 1
 
