@@ -166,3 +166,31 @@ def test_a_privilege_that_comes_and_goes_raises_one_alarm_until_it_is_read(
     lose_then_regain("Third loss")
     kinds = [n["kind"] for n in _notifications(migrated_engine)]
     assert kinds.count("permission_lost") == 2 and kinds.count("permission_restored") == 2
+
+
+def test_a_create_and_an_update_refused_together_name_both_privileges(
+    migrated_engine: Engine, synced: tuple[Org, DynamicsClient, SyncCycle]
+) -> None:
+    from crmsync.marketing.persons import PersonService
+    from crmsync.sync.crm_create import request_crm_create
+
+    org, _, cycle = synced
+    lead_id = org.alex().first_ids("leads", 1)[0]
+    edit_person(
+        migrated_engine, person_by_crm_id(migrated_engine, "lead", lead_id)["id"], title="Both"
+    )
+    (outcome,) = PersonService(migrated_engine).sync(
+        [{"email": "both.ways@example.com", "lastName": "Both"}]
+    )
+    assert outcome.id is not None
+    with migrated_engine.begin() as conn:
+        request_crm_create(conn, outcome.id, "lead")
+    _sync_user_privileges(org, revoke=["create", "write"])
+
+    report = cycle.run()
+
+    assert report.push.waiting == 2 and report.push.failed == 0
+    summary = report.push.waiting_for["lead"]
+    assert "prvCreateLead" in summary and "prvWriteLead" in summary
+    (wait,) = read_status(migrated_engine).writes_waiting
+    assert "prvCreateLead" in wait.fix and "prvWriteLead" in wait.fix

@@ -402,7 +402,7 @@ class OutboxPusher:
         failures: list[_Failure] = []
         done: list[int] = []
         conflicts: list[_Send] = []
-        lost: dict[str, WriteResult] = {}  # entity -> a write refused for a missing privilege
+        lost: dict[str, list[WriteResult]] = {}  # entity -> writes refused for a privilege
         for send, result in zip(sends, results, strict=True):
             if result.ok:
                 accepted.append((send, result))
@@ -411,7 +411,7 @@ class OutboxPusher:
             elif result.status is WriteStatus.PERMISSION_DENIED and is_privilege_refusal(
                 result.error_code
             ):
-                lost.setdefault(send.entity, result)  # stays queued: a setup problem
+                lost.setdefault(send.entity, []).append(result)  # stays queued: a setup problem
                 counts.waiting += 1
             elif result.status in FAILING:
                 link = LinkRow(send.entity, send.crm_id, "person", send.person_id, None)
@@ -478,14 +478,17 @@ class OutboxPusher:
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
 
-    def _wait(self, conn: Connection, lost: Mapping[str, WriteResult]) -> None:
+    def _wait(self, conn: Connection, lost: Mapping[str, Sequence[WriteResult]]) -> None:
         """Hold back the writes of each entity Dynamics refused for a missing privilege."""
-        for entity, result in lost.items():
+        for entity, results in lost.items():
             schema = self._client.cached_schema(entity)
             name = schema.schema_name if schema and schema.schema_name else entity.capitalize()
-            privileges = missing_privileges(result.message, name)
-            message = result.message or "the sync user lacks a privilege"
-            start_wait(conn, entity, privileges, result.error_code, message)
+            privileges = tuple(
+                dict.fromkeys(p for r in results for p in missing_privileges(r.message, name))
+            )
+            first = results[0]
+            message = first.message or "the sync user lacks a privilege"
+            start_wait(conn, entity, privileges, first.error_code, message)
         if lost:
             self._waits.update({e: w for e, w in read_waits(conn).items() if e in lost})
 
