@@ -49,6 +49,8 @@ SQL_TIMEOUT_DECIMAL = "-2147204783"
 
 # --- Privileges and field security (HTTP 403) ------------------------------------------------
 PRIVILEGE_DENIED = "0x80040220"  # PrivilegeDenied (e.g. prvCreateLead)
+PRINCIPAL_PRIVILEGE_DENIED = "0x80040231"  # PrincipalPrivilegeDenied (target user or team)
+ACCESS_DENIED = "0x80048405"  # AccessDenied "Access is denied."
 SECURED_CREATE = "0x8004F502"  # AttributePrivilegeCreateIsMissing
 SECURED_QUERY = "0x8004F506"  # QueryContainedSecuredAttributeWithoutAccess
 SECURED_UPDATE = "0x8004F507"  # AttributePermissionUpdateIsMissingDuringUpdate
@@ -85,4 +87,7 @@ def _group(*codes: str) -> frozenset[str]:
 # Groups the client decides on; members are normalised (compare with ``normalised(code)``).
 THROTTLE_CODES = _group(THROTTLED_REQUESTS, THROTTLED_EXECUTION_TIME, THROTTLED_CONCURRENCY)
 FIELD_SECURITY_CODES = _group(SECURED_CREATE, SECURED_QUERY, SECURED_UPDATE)
+# The sync user lacks a table privilege: every write of that kind to that table fails the same
+# way until an administrator grants it again (a setup problem, not a bad record).
+PRIVILEGE_CODES = _group(PRIVILEGE_DENIED, PRINCIPAL_PRIVILEGE_DENIED, ACCESS_DENIED)
 SQL_TRANSIENT_CODES = _group(SQL_DEADLOCK, SQL_TIMEOUT, SQL_DEADLOCK_DECIMAL, SQL_TIMEOUT_DECIMAL)

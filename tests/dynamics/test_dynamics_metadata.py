@@ -328,8 +328,12 @@ def test_connection_check_lists_identity_privileges_tracking_and_hidden_columns(
     by_name = {item.name: item for item in report.items}
     assert by_name["connect and authenticate (WhoAmI)"].ok
     assert USER in by_name["connect and authenticate (WhoAmI)"].detail
-    assert not by_name["lead: privileges"].ok  # no prvCreateLead
-    assert "prvCreateLead" in by_name["lead: privileges"].detail
+    assert not by_name["lead: write privileges (create and update)"].ok  # no prvCreateLead
+    assert "prvCreateLead" in by_name["lead: write privileges (create and update)"].detail
+    assert (
+        "Create and Write on the lead table"
+        in by_name["lead: write privileges (create and update)"].fix
+    )
     assert by_name["lead: change tracking"].ok
     assert "new_secret" in by_name["lead: secured columns"].detail
     assert "new_salary" not in by_name["lead: secured columns"].detail

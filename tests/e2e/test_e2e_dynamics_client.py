@@ -171,6 +171,8 @@ def test_dynamics_check_command_reports_the_checklist(org: dict[str, Any], tmp_p
     checks = {item["name"]: item for item in report["checks"]}
     assert checks["connect and authenticate (WhoAmI)"]["ok"]
     assert checks["lead: change tracking"]["ok"]
-    assert checks["contact: privileges"]["ok"], checks["contact: privileges"]
+    assert checks["contact: read privilege"]["ok"], checks["contact: read privilege"]
+    write = checks["contact: write privileges (create and update)"]
+    assert write["ok"] and write["fix"] == "", write
     assert done.returncode == (0 if report["ok"] else 1)
     assert org["client_secret"] not in done.stdout + done.stderr

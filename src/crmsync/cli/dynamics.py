@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 
 from crmsync.cli import settings_from
-from crmsync.dynamics.check import DEFAULT_TABLES, check_connection
+from crmsync.dynamics.check import DEFAULT_TABLES
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError
+from crmsync.store.db import open_database
+from crmsync.sync.validate import validate_setup
 
 app = typer.Typer(help="Dynamics 365 connection.", no_args_is_help=True)
 _out = Console()
@@ -27,20 +29,38 @@ def check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Connect, authenticate, and check privileges and change tracking per table."""
+    """Connect, authenticate, and check privileges, change tracking and selected fields per table.
+
+    Read and write privileges, change tracking, the selected fields and the sync
+    filter column are checked per table; the field selection comes from the
+    database when it can be opened. Each failing line says how to fix it.
+    """
+    settings = settings_from(ctx)
     try:
-        client = build_client(settings_from(ctx).dynamics)
+        client = build_client(settings.dynamics)
     except CrmsyncError as exc:
         _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
-    with client:
-        report = check_connection(client, tuple(table or DEFAULT_TABLES))
-        stats = client.stats()
+    try:
+        engine = open_database(settings.database.url)
+    except CrmsyncError as exc:
+        engine = None
+        _err.print(
+            f"the field selection is not checked: {exc.message}", highlight=False, soft_wrap=True
+        )
+    try:
+        with client:
+            report = validate_setup(client, engine, tuple(table or DEFAULT_TABLES))
+            stats = client.stats()
+    finally:
+        if engine is not None:
+            engine.dispose()
     if as_json:
         document = {
             "ok": report.ok,
             "checks": [
-                {"name": item.name, "ok": item.ok, "detail": item.detail} for item in report.items
+                {"name": item.name, "ok": item.ok, "detail": item.detail, "fix": item.fix}
+                for item in report.items
             ],
             "requests": stats.requests,
         }
@@ -48,5 +68,7 @@ def check(
     else:
         for item in report.items:
             mark = "[green]ok[/green]  " if item.ok else "[red]FAIL[/red]"
-            _out.print(f"{mark} {item.name}: {item.detail}", highlight=False)
+            _out.print(f"{mark} {item.name}: {item.detail}", highlight=False, soft_wrap=True)
+            if item.fix:
+                _out.print(f"      fix: {item.fix}", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if report.ok else 1)

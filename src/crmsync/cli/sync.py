@@ -293,6 +293,13 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         f"{_megabytes(traffic.bytes_sent)} sent, {_megabytes(traffic.bytes_received)} received",
         highlight=False,
     )
+    for wait in snapshot.writes_waiting:
+        _out.print(
+            f"writes to {wait.entity} wait since {wait.since:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{wait.summary}; their changes stay queued. Fix: {wait.fix}",
+            highlight=False,
+            soft_wrap=True,
+        )
     table = Table(title="backlog (marketing → Dynamics)")
     for column in ("entity", "creates", "updates", "deletes", "oldest pending"):
         table.add_column(column)

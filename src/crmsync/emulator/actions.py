@@ -63,7 +63,8 @@ def _user(ctx: RequestContext, user_id: str) -> EmulatorUser | None:
     ctx.require(systemuser, "read")
     if not ctx.storage.exists(systemuser, user_id):
         raise not_found("systemuser", user_id)
-    return ctx.config.user_by_id(user_id)
+    user = ctx.config.user_by_id(user_id)
+    return None if user is None else ctx.runtime.current_user(user)
 
 
 def retrieve_user_privileges(ctx: RequestContext, user_id: str) -> ApiResponse:

@@ -34,6 +34,10 @@ class RuntimeView(Protocol):
         """Now, aware UTC."""
         ...
 
+    def current_user(self, user: EmulatorUser) -> EmulatorUser:
+        """``user`` with the privileges it holds now (changed through the admin API)."""
+        ...
+
 
 @dataclass(slots=True)
 class RequestContext:

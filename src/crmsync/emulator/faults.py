@@ -20,7 +20,8 @@ under ``/_emulator/`` (``X-Emulator-Key: <admin_key>`` required except for ``hea
 * ``GET /_emulator/faults``; ``PUT`` replaces the knobs (omitted ones reset to defaults);
   ``PATCH`` changes only the knobs given;
 * ``POST /_emulator/expire-tokens``; ``POST /_emulator/expire-delta-tokens``;
-* ``POST /_emulator/reset-limits`` (empties every user's service-protection window).
+* ``POST /_emulator/reset-limits`` (empties every user's service-protection window);
+* ``/_emulator/privileges``: revoke or grant a user's table privileges (:mod:`.roles`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from crmsync.emulator.config_toml import faults_from_mapping
 from crmsync.emulator.errors import EmulatorConfigError
 from crmsync.emulator.jsontext import loads_strict
 from crmsync.emulator.protection import Admission, Throttle
+from crmsync.emulator.roles import privilege_routes
 from crmsync.emulator.runtime import EmulatorRuntime
 
 API_PREFIX = "/api/data/"
@@ -167,7 +169,7 @@ class ControlPlane:
         if check.user is None:
             await self._unauthorized(scope, send, check.reason)
             return
-        user = check.user
+        user = runtime.current_user(check.user)
         target = _impersonation_target(scope)
         if target is not None:
             acting = await self._impersonate(send, user, *target)
@@ -276,7 +278,7 @@ class ControlPlane:
                 ),
             )
             return None
-        return caller.acting_for(target)
+        return caller.acting_for(self.runtime.current_user(target))
 
     def _count_fault(self, name: str) -> None:
         with self.runtime.lock:
@@ -385,6 +387,7 @@ def admin_routes(config: EmulatorConfig, runtime: EmulatorRuntime) -> list[BaseR
         Route("/_emulator/expire-tokens", guarded(expire_tokens), methods=["POST"]),
         Route("/_emulator/expire-delta-tokens", guarded(expire_delta_tokens), methods=["POST"]),
         Route("/_emulator/reset-limits", guarded(reset_limits), methods=["POST"]),
+        *privilege_routes(config, runtime.privilege_changes, guarded),
     ]
 
 

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crmsync.emulator.config import EmulatorConfig, FaultSettings
+from crmsync.emulator.config import EmulatorConfig, EmulatorUser, FaultSettings
 from crmsync.emulator.protection import ServiceProtection
+from crmsync.emulator.roles import PrivilegeChanges
 
 Clock = Callable[[], datetime]
 
@@ -125,6 +126,8 @@ class EmulatorRuntime:
         self.fault_rng = random.Random(f"faults/{config.seed}")
         self.stats = EmulatorStats(started=self._clock())
         self.protection = ServiceProtection(config, self.clock)
+        # Table privileges revoked or granted through the admin API since start.
+        self.privilege_changes = PrivilegeChanges()
         # Guards counters touched from the event loop and from worker threads alike.
         self.lock = threading.Lock()
         # Keys for signing tokens, derived from the configuration's secrets (see
@@ -133,6 +136,10 @@ class EmulatorRuntime:
         self.token_key, self._user_token_keys = token_keys(config)
         # Access tokens whose signature was checked: token -> (oid, exp, epoch, aud). Bounded.
         self.verified_tokens: dict[str, tuple[str, int, int, str]] = {}
+
+    def current_user(self, user: EmulatorUser) -> EmulatorUser:
+        """``user`` with the privileges it holds now (see :mod:`crmsync.emulator.roles`)."""
+        return self.privilege_changes.current(user)
 
     def signing_key(self, subject: str) -> bytes:
         """The key signing the tokens whose ``oid`` (Entra object id) is ``subject``."""

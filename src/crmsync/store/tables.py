@@ -422,6 +422,21 @@ field_selection = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# Writes to Dynamics that wait for an entity as a whole, with the reason (today: the sync
+# user lost a privilege those writes need). Its outbox entries stay queued meanwhile; each
+# cycle checks whether the privilege is back. Written only by crmsync.sync.write_waits.
+write_waits = Table(
+    "write_waits",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("reason", String(32), nullable=False),  # permission_lost
+    Column("privileges", String(255), nullable=False),  # e.g. "prvWriteLead prvCreateLead"
+    Column("error_code", String(32), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("checked_at", UtcDateTime, nullable=False),
+)
+
 # ---- REST API clients --------------------------------------------------------------------
 
 api_clients = Table(

@@ -12,7 +12,9 @@ expired delta token starts a **full reconciliation** of that entity: every recor
 merged, and linked records Dynamics no longer has are flagged deleted in the same transaction
 that stores the new cursor, losing nothing.
 
-After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`).
+After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`). While the
+writes of an entity wait because the sync user lost a privilege
+(:mod:`~crmsync.sync.write_waits`), the cycle reports ``partial``.
 
 At start-up the cycle reads each entity's schema (once per process). A schema read that still
 fails after the client's own retries (a long 429 or 5xx burst) is tried again, up to
@@ -140,7 +142,8 @@ class SyncCycle:
                     report.entities.append(_waiting(entity, waiting))
             if not waiting:
                 report.push = self._push(mappings)
-            if any(e.error for e in report.entities):
+            # an entity whose writes wait for a privilege is a partial cycle (B41, B43)
+            if any(e.error for e in report.entities) or report.push.waiting_for:
                 report.status = "partial"
         except FatalError as exc:
             report.status = "failed"

@@ -10,7 +10,11 @@ pushed, and a blank is not sent over a value of a never-blank field (B46). Per r
   entries that were read are removed (an edit queued meanwhile stays queued);
 * precondition failed (Dynamics changed meanwhile) → the record is re-read, merged again with
   the collision rules, the merge applied locally, and what is left sent with the fresh ETag;
-* rejected (validation, plug-in, duplicate detection, permission) → that record alone fails:
+* refused because the sync user lacks a table privilege (``PrivilegeDenied``) → a setup
+  problem, not a bad record: the entity's writes wait (:mod:`crmsync.sync.write_waits`), its
+  entries stay queued, and the push goes on with the other entities; each later push first
+  checks whether the privilege is back;
+* rejected (validation, plug-in, duplicate detection, field security) → that record alone fails:
   the Dynamics code and message go to the person's activity log and ``sync_errors``; the
   marketing value and the baseline stay, so the change is retried when the person changes
   again or an admin retries (B38);
@@ -68,6 +72,14 @@ from crmsync.sync.links import (
 from crmsync.sync.mapping import CrmWrites, EntityMapping
 from crmsync.sync.merge import normalize_value, same_value
 from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
+from crmsync.sync.write_waits import (
+    WriteWait,
+    check_waits,
+    is_privilege_refusal,
+    missing_privileges,
+    read_waits,
+    start_wait,
+)
 
 MAX_PUSH_CHUNK = 5000
 """At most this many outbox entries per round; a round is as many ``$batch`` requests as the
@@ -98,6 +110,9 @@ class PushCounts:
     failures: list[str] = field(default_factory=list)
     # why entries were dropped: reason -> count (adds up to ``dropped``)
     dropped_why: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0  # persons whose changes stay queued because their entity's writes wait
+    # entity -> why its writes wait (``permission lost: prvWriteLead missing``)
+    waiting_for: dict[str, str] = field(default_factory=dict)
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count ``count`` entries dropped for ``reason``."""
@@ -179,6 +194,7 @@ class OutboxPusher:
         self._options: dict[str, CrmValue] = (
             {DUPLICATE_DETECTION_HEADER: False} if duplicate_detection else {}
         )
+        self._waits: dict[str, WriteWait] = {}  # entities whose writes wait (no privilege)
 
     def _write(
         self,
@@ -201,6 +217,7 @@ class OutboxPusher:
         counts = PushCounts()
         if not self._mappings:
             return counts
+        self._waits = check_waits(self._engine, self._client)
         after = 0
         handled = 0
         chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
@@ -234,6 +251,7 @@ class OutboxPusher:
                         self._renew()
                 if exhausted and not held and in_flight is None:
                     break
+        counts.waiting_for = {entity: wait.summary for entity, wait in self._waits.items()}
         return counts
 
     def _prepare(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> list[_Send]:
@@ -268,6 +286,9 @@ class OutboxPusher:
                         else DROPPED_GONE
                     )
                     counts.drop(reason, len(person_entries))
+                    continue
+                if found.entity in self._waits:
+                    counts.waiting += 1  # its entries stay queued until the privilege is back
                     continue
                 chosen[person_id] = found
             delete_outbox(conn, drop)
@@ -381,11 +402,17 @@ class OutboxPusher:
         failures: list[_Failure] = []
         done: list[int] = []
         conflicts: list[_Send] = []
+        lost: dict[str, list[WriteResult]] = {}  # entity -> writes refused for a privilege
         for send, result in zip(sends, results, strict=True):
             if result.ok:
                 accepted.append((send, result))
             elif result.status is WriteStatus.PRECONDITION_FAILED and remerge:
                 conflicts.append(send)
+            elif result.status is WriteStatus.PERMISSION_DENIED and is_privilege_refusal(
+                result.error_code
+            ):
+                lost.setdefault(send.entity, []).append(result)  # stays queued: a setup problem
+                counts.waiting += 1
             elif result.status in FAILING:
                 link = LinkRow(send.entity, send.crm_id, "person", send.person_id, None)
                 failures.append(
@@ -406,6 +433,7 @@ class OutboxPusher:
         with self._engine.begin() as conn:
             self._accept(conn, accepted, counts)
             delete_outbox(conn, done + [i for s, _ in accepted for i in s.entry_ids])
+            self._wait(conn, lost)
             self._fail(conn, failures)  # writes activities: last
         counts.failed += len(failures)
         counts.failures += [f"{p}: {code} {message}" for p, _, code, message, _ in failures]
@@ -449,6 +477,20 @@ class OutboxPusher:
         update_links(conn, links)
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
+
+    def _wait(self, conn: Connection, lost: Mapping[str, Sequence[WriteResult]]) -> None:
+        """Hold back the writes of each entity Dynamics refused for a missing privilege."""
+        for entity, results in lost.items():
+            schema = self._client.cached_schema(entity)
+            name = schema.schema_name if schema and schema.schema_name else entity.capitalize()
+            privileges = tuple(
+                dict.fromkeys(p for r in results for p in missing_privileges(r.message, name))
+            )
+            first = results[0]
+            message = first.message or "the sync user lacks a privilege"
+            start_wait(conn, entity, privileges, first.error_code, message)
+        if lost:
+            self._waits.update({e: w for e, w in read_waits(conn).items() if e in lost})
 
     def _fail(self, conn: Connection, failures: Sequence[_Failure]) -> None:
         if not failures:

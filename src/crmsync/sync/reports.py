@@ -106,6 +106,9 @@ def push_summary(push: PushCounts) -> str:
         parts.append(f"{push.dropped} skipped ({why})" if why else f"{push.dropped} skipped")
     if push.deferred:
         parts.append(f"{push.deferred} deferred (Dynamics busy: retried next cycle)")
+    if push.waiting_for:
+        why = "; ".join(f"writes to {e} wait, {reason}" for e, reason in push.waiting_for.items())
+        parts.append(f"{push.waiting} waiting ({why})")
     return ", ".join(parts)
 
 

@@ -24,6 +24,7 @@ from crmsync.store.tables import (
 )
 from crmsync.sync.cursors import DELTA_PHASE
 from crmsync.sync.lease import SyncLease
+from crmsync.sync.write_waits import read_waits
 
 _ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
 
@@ -37,6 +38,18 @@ class Backlog:
     pending_updates: int
     pending_deletes: int
     oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingWrites:
+    """The writes of one entity held back: why, the fix, since when (B41, B43)."""
+
+    entity: str
+    reason: str
+    summary: str
+    fix: str
+    since: datetime
+    checked_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,8 @@ class SyncStatus:
     lease_acquired_at: datetime | None = None
     lease_expires_at: datetime | None = None
     last_cycle_failed: int = 0  # records that failed in the last cycle
+    writes_waiting: tuple[WaitingWrites, ...] = ()
+    """Entities whose writes to Dynamics wait (e.g. the sync user lost a privilege)."""
 
     @property
     def last_cycle_outcome(self) -> str | None:
@@ -119,6 +134,10 @@ class SyncStatus:
                 "oldest_pending": b.oldest_pending.isoformat() if b.oldest_pending else None,
             }
             for b in self.backlog
+        ]
+        result["writes_waiting"] = [
+            {**asdict(w), "since": w.since.isoformat(), "checked_at": w.checked_at.isoformat()}
+            for w in self.writes_waiting
         ]
         return result
 
@@ -165,6 +184,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
         errors = conn.execute(
             select(func.count()).select_from(sync_errors).where(sync_errors.c.resolved_at.is_(None))
         ).scalar_one()
+        waits = read_waits(conn)
     counts: dict[str, dict[str, int]] = {}
     oldest: dict[str, datetime] = {}
     for crm_type, operation, count, first in rows:
@@ -214,6 +234,17 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
         lease_acquired_at=_aware(holder.acquired_at) if holder else None,
         lease_expires_at=_aware(holder.expires_at) if holder else None,
         last_cycle_failed=_failed_in(last[4]) if last else 0,
+        writes_waiting=tuple(
+            WaitingWrites(
+                w.entity,
+                w.reason,
+                w.summary,
+                w.fix,
+                _aware(w.since) or moment,
+                _aware(w.checked_at) or moment,
+            )
+            for w in waits.values()
+        ),
     )
 
 

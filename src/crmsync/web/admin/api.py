@@ -68,6 +68,16 @@ class BacklogOut(BaseModel):
     oldest_pending: datetime | None
 
 
+class WritesWaitingOut(BaseModel):
+    """Writes of one entity held back until an administrator acts (e.g. a lost privilege)."""
+
+    entity: str
+    reason: str
+    summary: str
+    fix: str
+    since: datetime
+
+
 class StatusOut(BaseModel):
     """The overview's figures (B40)."""
 
@@ -81,6 +91,7 @@ class StatusOut(BaseModel):
     dynamics_request_limit_per_5_minutes: int
     open_errors: int
     unread_critical_notifications: int
+    writes_waiting: list[WritesWaitingOut]
 
 
 class SyncSwitch(BaseModel):
@@ -291,6 +302,16 @@ def _routes(api: FastAPI, ctx: AdminContext) -> None:
             "dynamics_request_limit_per_5_minutes": values["request_limit"],
             "open_errors": status.open_errors,
             "unread_critical_notifications": values["unread_critical"],
+            "writes_waiting": [
+                {
+                    "entity": w.entity,
+                    "reason": w.reason,
+                    "summary": w.summary,
+                    "fix": w.fix,
+                    "since": w.since,
+                }
+                for w in status.writes_waiting
+            ],
         }
 
     @api.put("/sync", response_model=SyncSwitch)

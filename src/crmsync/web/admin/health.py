@@ -55,6 +55,14 @@ class SyncCollector(Collector):
         yield GaugeMetricFamily(
             "crmsync_sync_open_errors", "Records failing to sync", value=status.open_errors
         )
+        waiting = GaugeMetricFamily(
+            "crmsync_sync_writes_waiting",
+            "1 per table whose writes to Dynamics wait (e.g. the sync user lost a privilege)",
+            labels=["entity", "reason"],
+        )
+        for wait in status.writes_waiting:
+            waiting.add_metric([wait.entity, wait.reason], 1)
+        yield waiting
         yield GaugeMetricFamily(
             "crmsync_sync_records_last_hour",
             "Records synced by the cycles of the last hour",

@@ -1,6 +1,6 @@
 """Setup: the Dynamics connection as configured (URL, tenant, auth mode, client id; secrets
 only as "set" or "not set", never shown), and **Validate**, which runs the B43 checklist
-(:func:`crmsync.dynamics.check.check_connection`, what ``crmsync dynamics check`` runs) and
+(:func:`crmsync.sync.validate.validate_setup`, what ``crmsync dynamics check`` runs) and
 gives a concrete fix for every failing line."""
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crmsync.dynamics.check import CheckItem, check_connection
+from crmsync.dynamics.check import CONNECT, CONNECT_FIX, CheckItem
 from crmsync.errors import CrmsyncError
 from crmsync.settings import DynamicsSettings
+from crmsync.sync.validate import validate_setup
 from crmsync.web.admin.context import AdminContext
 
 router = APIRouter()
-
-CONNECT = "connect and authenticate (WhoAmI)"  # the checklist's first line
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,36 +32,10 @@ class CheckLine:
 
 
 def fix_for(item: CheckItem) -> str:
-    """What an administrator does to make a failing check pass."""
+    """What an administrator does to make a failing check pass (each check names its fix)."""
     if item.ok:
         return ""
-    table = item.name.split(":", 1)[0]
-    if item.name == CONNECT:
-        return (
-            "Check [dynamics] url (the org's address, such as https://contoso.crm.dynamics.com), "
-            "tenant and client_id, and that CRMSYNC_DYNAMICS_CLIENT_SECRET holds the app "
-            "registration's current secret; the app must be an application user of the org."
-        )
-    if item.name.startswith("read the sync user's privileges"):
-        return "Give the sync user a security role that may read its own roles and privileges."
-    if item.name.endswith(": metadata"):
-        return f"Make sure the {table} table exists and the sync user may read table definitions."
-    if item.name.endswith(": privileges"):
-        if "below Organization depth" in item.detail:
-            return (
-                f"In the sync user's security role, raise Read on {table} to Organization "
-                "depth (Settings → Security → Security Roles); change tracking needs it."
-            )
-        return (
-            f"Add {item.detail.removeprefix('missing ')} at Organization depth to the sync "
-            "user's security role (Settings → Security → Security Roles)."
-        )
-    if item.name.endswith(": change tracking"):
-        return (
-            f"In Power Apps, open the {table} table's properties, tick Track changes under "
-            "Advanced options, and save."
-        )
-    return "See the finding; then validate again."
+    return item.fix or "See the finding; then validate again."
 
 
 def connection_rows(settings: DynamicsSettings) -> list[tuple[str, str]]:
@@ -86,9 +59,9 @@ def run_checklist(ctx: AdminContext) -> list[CheckLine]:
     client fail its first line."""
     try:
         with ctx.open_dynamics() as client:
-            items = check_connection(client).items
+            items = validate_setup(client, ctx.engine).items
     except CrmsyncError as exc:
-        items = (CheckItem(CONNECT, False, str(exc)),)
+        items = (CheckItem(CONNECT, False, str(exc), CONNECT_FIX),)
     return [CheckLine(i.name, i.ok, i.detail, fix_for(i)) for i in items]
 
 
