@@ -1,0 +1,161 @@
+"""Custom entities (B45) against the emulator over HTTP: tables created through the metadata
+API are discovered once on their nearest path, and an entity two levels below contact is
+loaded, linked to the contact's person, updated, flagged deleted, and left alone once
+disabled; nothing is written to Dynamics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from custom_tables import create_row, create_visit_tables
+from sqlalchemy import Engine, select
+from sync_harness import Org
+
+from crmsync.dynamics.client import DynamicsClient
+from crmsync.errors import InvalidValueError
+from crmsync.store.tables import crm_links, custom_object_rows, notifications, sync_outbox
+from crmsync.sync.custom_entities import (
+    disable,
+    discover,
+    enable,
+    entity_status,
+    load_entity,
+)
+from crmsync.sync.cycle import SyncCycle
+
+Synced = tuple[Org, DynamicsClient, SyncCycle]
+
+
+def _rows(engine: Engine, entity: str) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(custom_object_rows).where(custom_object_rows.c.entity == entity)
+        ).mappings()
+        return {str(r["crm_id"]): dict(r) for r in rows}
+
+
+def _person_of_contact(engine: Engine, contact_id: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(crm_links.c.local_id).where(
+                    crm_links.c.entity == "contact", crm_links.c.crm_id == contact_id
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.fixture
+def visits(synced: Synced) -> dict[str, str]:
+    """The two tables, a project of the first contact with two visits, and one project-less."""
+    _, client, _ = synced
+    root = client.service_root
+    create_visit_tables(client.http, root)
+    contact = client.http.get(f"{root}/contacts?$select=contactid&$top=1").json()["value"][0]
+    contact_id = contact["contactid"]
+    project = create_row(
+        client.http,
+        root,
+        "new_projects",
+        {"new_name": "Alpha", "new_contactid@odata.bind": f"/contacts({contact_id})"},
+    )
+    made = {"contact": contact_id, "project": project}
+    for name, hours in (("first", 2), ("second", 5)):
+        made[name] = create_row(
+            client.http,
+            root,
+            "new_visits",
+            {
+                "new_name": name,
+                "new_note": f"{name} visit",
+                "new_hours": hours,
+                "new_projectid@odata.bind": f"/new_projects({project})",
+            },
+        )
+    made["loose"] = create_row(client.http, root, "new_visits", {"new_name": "loose"})
+    return made
+
+
+def test_discovery_lists_each_linked_table_once_on_its_nearest_path(
+    migrated_engine: Engine, synced: Synced, visits: dict[str, str]
+) -> None:
+    _, client, _ = synced
+    choices = {choice.name: choice for choice in discover(client)}
+    project, visit = choices["new_project"], choices["new_visit"]
+    assert (project.path.depth, project.path.root) == (1, "contact")
+    assert (visit.path.depth, visit.path.describe()) == (
+        2,
+        "new_visit.new_projectid → new_project.new_contactid → contact",
+    )
+    # the tables the sync handles itself, and marketing lists (R101), are never offered
+    assert not {"lead", "contact", "account", "opportunity", "list", "listmember"} & set(choices)
+    assert [c.name for c in discover(client)] == sorted(choices)  # each once
+
+
+def test_enabled_entity_is_loaded_linked_updated_flagged_and_disabled(
+    migrated_engine: Engine, synced: Synced, visits: dict[str, str]
+) -> None:
+    _, client, cycle = synced
+    entity = enable(migrated_engine, client, "new_visit")
+    assert entity.fields[0] == "new_projectid"
+    assert {"new_name", "new_note", "new_hours"} <= set(entity.fields)
+    with migrated_engine.connect() as conn:
+        outbox_before = len(conn.execute(select(sync_outbox.c.id)).all())
+
+    report = cycle.run()
+    assert report.status == "ok"
+    (visit_report,) = [e for e in report.entities if e.entity == "new_visit"]
+    assert (visit_report.mode, visit_report.created) == ("initial", 3)
+    rows = _rows(migrated_engine, "new_visit")
+    person = _person_of_contact(migrated_engine, visits["contact"])
+    first = rows[visits["first"]]
+    assert first["person_id"] == person
+    assert first["values"]["new_note"] == "first visit"
+    assert first["values"]["new_hours"] == 2
+    assert first["values"]["new_projectid"] == visits["project"]
+    assert rows[visits["loose"]]["person_id"] is None  # no project: stored, linked to nobody
+    with migrated_engine.connect() as conn:
+        titles = [t for (t,) in conn.execute(select(notifications.c.title))]
+        status = entity_status(conn, load_entity(conn, "new_visit"))  # type: ignore[arg-type]
+    assert "Custom entity Visit loaded" in titles
+    assert (status.records, status.linked, status.deleted, status.phase) == (3, 2, 0, "changes")
+
+    root = client.service_root
+    client.http.patch(
+        f"{root}/new_visits({visits['first']})", json={"new_hours": 7}, headers={"If-Match": "*"}
+    ).raise_for_status()
+    client.http.delete(f"{root}/new_visits({visits['second']})").raise_for_status()
+    report = cycle.run()
+    (visit_report,) = [e for e in report.entities if e.entity == "new_visit"]
+    assert (visit_report.mode, visit_report.updated, visit_report.deleted_flags) == (
+        "delta",
+        1,
+        1,
+    )
+    rows = _rows(migrated_engine, "new_visit")
+    assert rows[visits["first"]]["values"]["new_hours"] == 7
+    assert rows[visits["second"]]["crm_is_deleted"] is True
+    assert rows[visits["second"]]["values"]["new_note"] == "second visit"  # kept (B29)
+
+    disable(migrated_engine, "new_visit")
+    client.http.patch(
+        f"{root}/new_visits({visits['first']})", json={"new_hours": 9}, headers={"If-Match": "*"}
+    ).raise_for_status()
+    report = cycle.run()
+    assert "new_visit" not in [e.entity for e in report.entities]
+    assert _rows(migrated_engine, "new_visit")[visits["first"]]["values"]["new_hours"] == 7
+    with migrated_engine.connect() as conn:
+        assert len(conn.execute(select(sync_outbox.c.id)).all()) == outbox_before
+
+    enable(migrated_engine, client, "new_visit")  # continues from where it stopped
+    cycle.run()
+    assert _rows(migrated_engine, "new_visit")[visits["first"]]["values"]["new_hours"] == 9
+
+
+def test_enabling_a_table_that_is_not_linked_is_refused_plainly(
+    migrated_engine: Engine, synced: Synced
+) -> None:
+    _, client, _ = synced
+    with pytest.raises(InvalidValueError, match="linked to a lead, contact or account"):
+        enable(migrated_engine, client, "lead")
