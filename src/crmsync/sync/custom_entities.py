@@ -23,6 +23,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.relations import TableHeader, read_lookups, read_tables
 from crmsync.dynamics.types import AttributeType, EntitySchema
 from crmsync.errors import ConfigurationError, InvalidValueError, UnknownFieldError
+from crmsync.store.audit import record_audit
 from crmsync.store.tables import custom_entities, custom_object_rows, now_utc
 from crmsync.sync.cursors import read_cursor
 from crmsync.sync.custom_paths import LinkPath, nearest_paths
@@ -167,7 +168,12 @@ def _enabled_names(conn: Connection) -> set[str]:
 
 
 def enable(
-    engine: Engine, client: DynamicsClient, name: str, fields: Sequence[str] | None = None
+    engine: Engine,
+    client: DynamicsClient,
+    name: str,
+    fields: Sequence[str] | None = None,
+    *,
+    actor: str = "cli",
 ) -> CustomEntity:
     """Enable ``name`` with ``fields`` (default: its name, its own custom columns, state and
     dates); the lookups of its path are always read. Re-enabling a disabled entity continues
@@ -187,14 +193,14 @@ def enable(
             "(Settings → Customizations → the table → Track changes), then enable it again"
         )
     schema = client.entity_schema(wanted)
-    selected = _fields(schema, choice.path, fields)
+    selected = list(_fields(schema, choice.path, fields))
     stamp = now_utc()
     row = {
         "display_name": choice.display_name,
         "entity_set": choice.entity_set,
         "primary_id": choice.primary_id,
         "path": choice.path.as_list(),
-        "fields": list(selected),
+        "fields": selected,
         "enabled": True,
         "updated_at": stamp,
     }
@@ -204,6 +210,7 @@ def enable(
         ).rowcount
         if not changed:
             conn.execute(insert(custom_entities).values(name=wanted, created_at=stamp, **row))
+        record_audit(conn, actor, "custom_entity_enabled", {"entity": wanted, "fields": selected})
         stored = load_entity(conn, wanted)
     assert stored is not None
     return stored
@@ -233,7 +240,7 @@ def _fields(schema: EntitySchema, path: LinkPath, asked: Sequence[str] | None) -
     return tuple(dict.fromkeys([own, *sorted(names)]))
 
 
-def disable(engine: Engine, name: str) -> CustomEntity:
+def disable(engine: Engine, name: str, *, actor: str = "cli") -> CustomEntity:
     """Stop reading ``name``; its records stay (readable, in smart lists)."""
     wanted = name.strip().lower()
     with engine.begin() as conn:
@@ -243,7 +250,8 @@ def disable(engine: Engine, name: str) -> CustomEntity:
             .values(enabled=False, updated_at=now_utc())
         ).rowcount
         if not changed:
-            raise InvalidValueError(f"{name!r} is not a custom entity that was ever enabled")
+            raise InvalidValueError(f"{name!r} was never enabled as a custom entity")
+        record_audit(conn, actor, "custom_entity_disabled", {"entity": wanted})
         stored = load_entity(conn, wanted)
     assert stored is not None
     return stored
