@@ -47,8 +47,9 @@ def _lookup(schema: str, referenced: str, referencing: str, column: str) -> dict
     }
 
 
-def create_visit_tables(http: httpx.Client, root: str) -> None:
-    """Create new_project (→ contact) and new_visit (→ new_project) at the Web API ``root``."""
+def create_visit_tables(http: httpx.Client, root: str, visit: str = "new_Visit") -> None:
+    """Create new_project (→ contact) and ``visit`` (default new_visit; → new_project) at the
+    Web API ``root``."""
     requests = [
         ("EntityDefinitions", _table("new_Project", "Project")),
         (
@@ -58,7 +59,7 @@ def create_visit_tables(http: httpx.Client, root: str) -> None:
         (
             "EntityDefinitions",
             _table(
-                "new_Visit",
+                visit,
                 "Visit",
                 {
                     "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
@@ -77,7 +78,9 @@ def create_visit_tables(http: httpx.Client, root: str) -> None:
         ),
         (
             "RelationshipDefinitions",
-            _lookup("new_new_project_new_visit", "new_project", "new_visit", "new_ProjectId"),
+            _lookup(
+                f"new_project_{visit.lower()[4:]}", "new_project", visit.lower(), "new_ProjectId"
+            ),
         ),
     ]
     for path, body in requests:

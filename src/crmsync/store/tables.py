@@ -216,7 +216,8 @@ custom_object_rows = Table(
 # Dynamics tables linked to lead, contact or account (one or two levels deep) that the admin
 # enabled as custom entities (B45): their records are read one way into custom_object_rows.
 # ``path`` is the chain of lookups from the entity up to lead/contact/account, each hop
-# {"entity", "attribute", "target"}; ``fields`` the selected column logical names.
+# {"entity", "attribute", "target"}; ``fields`` the selected columns, each {"name",
+# "displayName", "dataType"} (the Marketo data type the REST API describes it with).
 custom_entities = Table(
     "custom_entities",
     metadata,

@@ -11,7 +11,7 @@ limit of crmsync's own (Marketo's is 33 characters, R100).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,21 @@ _READABLE_TYPES = frozenset(
     }
 )
 _DEFAULT_SYSTEM_FIELDS = ("statecode", "createdon", "modifiedon")
+_REST_TYPES = {
+    AttributeType.STRING: "string",
+    AttributeType.MEMO: "text",
+    AttributeType.INTEGER: "integer",
+    AttributeType.BIGINT: "integer",
+    AttributeType.DECIMAL: "float",
+    AttributeType.DOUBLE: "float",
+    AttributeType.MONEY: "currency",
+    AttributeType.BOOLEAN: "boolean",
+    AttributeType.DATETIME: "datetime",
+    AttributeType.PICKLIST: "integer",
+    AttributeType.STATE: "integer",
+    AttributeType.STATUS: "integer",
+}
+"""The Marketo data type each Dynamics column type is described with (lookups: string)."""
 
 
 def cursor_key(name: str) -> str:
@@ -98,6 +113,8 @@ class CustomEntity:
     enabled: bool
     created_at: datetime
     loaded_at: datetime | None
+    field_info: tuple[Mapping[str, str], ...] = ()
+    """Per field: ``name``, ``displayName`` and Marketo ``dataType``."""
 
     @property
     def link_kind(self) -> str:
@@ -193,7 +210,14 @@ def enable(
             "(Settings → Customizations → the table → Track changes), then enable it again"
         )
     schema = client.entity_schema(wanted)
-    selected = list(_fields(schema, choice.path, fields))
+    selected = [
+        {
+            "name": name,
+            "displayName": schema.attributes[name].display_name or name,
+            "dataType": _REST_TYPES.get(schema.attributes[name].type, "string"),
+        }
+        for name in _fields(schema, choice.path, fields)
+    ]
     stamp = now_utc()
     row = {
         "display_name": choice.display_name,
@@ -210,7 +234,8 @@ def enable(
         ).rowcount
         if not changed:
             conn.execute(insert(custom_entities).values(name=wanted, created_at=stamp, **row))
-        record_audit(conn, actor, "custom_entity_enabled", {"entity": wanted, "fields": selected})
+        names = [f["name"] for f in selected]
+        record_audit(conn, actor, "custom_entity_enabled", {"entity": wanted, "fields": names})
         stored = load_entity(conn, wanted)
     assert stored is not None
     return stored
@@ -264,10 +289,11 @@ def _entity(row: RowMapping) -> CustomEntity:
         entity_set=str(row["entity_set"]),
         primary_id=str(row["primary_id"]),
         path=LinkPath.from_list(row["path"]),
-        fields=tuple(str(f) for f in row["fields"]),
+        fields=tuple(str(f["name"]) for f in row["fields"]),
         enabled=bool(row["enabled"]),
         created_at=row["created_at"],
         loaded_at=row["loaded_at"],
+        field_info=tuple(dict(f) for f in row["fields"]),
     )
 
 
