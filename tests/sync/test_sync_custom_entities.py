@@ -8,13 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from custom_tables import create_row, create_visit_tables
 from sqlalchemy import Engine, select
 from sync_harness import Org
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import InvalidValueError
-from crmsync.store.tables import crm_links, custom_object_rows, notifications, sync_outbox
+from crmsync.marketing.campaigns.service import CampaignService
+from crmsync.store.tables import (
+    crm_links,
+    custom_object_rows,
+    notifications,
+    persons,
+    sync_outbox,
+)
+from crmsync.sync.campaign_push import ImmediatePush, campaign_runner
 from crmsync.sync.custom_entities import (
     disable,
     discover,
@@ -23,6 +30,7 @@ from crmsync.sync.custom_entities import (
     load_entity,
 )
 from crmsync.sync.cycle import SyncCycle
+from custom_tables import create_row, create_visit_tables
 
 Synced = tuple[Org, DynamicsClient, SyncCycle]
 
@@ -159,3 +167,40 @@ def test_enabling_a_table_that_is_not_linked_is_refused_plainly(
     _, client, _ = synced
     with pytest.raises(InvalidValueError, match="linked to a lead, contact or account"):
         enable(migrated_engine, client, "lead")
+
+
+def test_a_record_newly_linked_to_a_person_triggers_custom_object_is_added(
+    migrated_engine: Engine, synced: Synced, visits: dict[str, str]
+) -> None:
+    _, client, cycle = synced
+    service = CampaignService(migrated_engine)
+    campaign = service.create(
+        {
+            "name": "Visited",
+            "active": True,
+            "triggers": [{"type": "custom_object_added", "entity": "new_visit"}],
+            "flow": [{"type": "change_data_value", "field": "leadStatus", "value": "Visited"}],
+        }
+    )
+    enable(migrated_engine, client, "new_visit")
+    cycle.run()
+    runner = campaign_runner(
+        migrated_engine, push=ImmediatePush(migrated_engine, client), client=client
+    )
+    assert runner.run_pending() == 1  # two visits, one person: one event
+    person = _person_of_contact(migrated_engine, visits["contact"])
+    with migrated_engine.connect() as conn:
+        status = conn.execute(
+            select(persons.c.leadStatus).where(persons.c.id == person)
+        ).scalar_one()
+    assert status == "Visited"
+    assert [r["status"] for r in service.results(campaign.id)] == ["done"]
+
+    # an update of an already linked record is not "added" again
+    client.http.patch(
+        f"{client.service_root}/new_visits({visits['first']})",
+        json={"new_hours": 3},
+        headers={"If-Match": "*"},
+    ).raise_for_status()
+    cycle.run()
+    assert runner.run_pending() == 0
