@@ -22,7 +22,12 @@ from sqlalchemy.engine import Connection, RowMapping
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.relations import TableHeader, read_lookups, read_tables
 from crmsync.dynamics.types import AttributeType, EntitySchema
-from crmsync.errors import ConfigurationError, InvalidValueError, UnknownFieldError
+from crmsync.errors import (
+    ConfigurationError,
+    InvalidValueError,
+    RecordNotFoundError,
+    UnknownFieldError,
+)
 from crmsync.store.audit import record_audit
 from crmsync.store.tables import custom_entities, custom_object_rows, now_utc
 from crmsync.sync.cursors import read_cursor
@@ -267,19 +272,50 @@ def _fields(schema: EntitySchema, path: LinkPath, asked: Sequence[str] | None) -
 
 def disable(engine: Engine, name: str, *, actor: str = "cli") -> CustomEntity:
     """Stop reading ``name``; its records stay (readable, in smart lists)."""
+    return switch(engine, name, False, actor=actor)
+
+
+def switch(engine: Engine, name: str, enabled: bool, *, actor: str = "cli") -> CustomEntity:
+    """Disable a custom entity, or enable again one that was enabled before (its path and
+    fields as chosen then; its reading continues where it stopped). Audited."""
     wanted = name.strip().lower()
     with engine.begin() as conn:
         changed = conn.execute(
             update(custom_entities)
             .where(custom_entities.c.name == wanted)
-            .values(enabled=False, updated_at=now_utc())
+            .values(enabled=enabled, updated_at=now_utc())
         ).rowcount
         if not changed:
-            raise InvalidValueError(f"{name!r} was never enabled as a custom entity")
-        record_audit(conn, actor, "custom_entity_disabled", {"entity": wanted})
+            raise RecordNotFoundError(
+                f"{name!r} was never enabled as a custom entity", entity=wanted
+            )
+        action = "custom_entity_enabled" if enabled else "custom_entity_disabled"
+        record_audit(conn, actor, action, {"entity": wanted})
         stored = load_entity(conn, wanted)
     assert stored is not None
     return stored
+
+
+def recent_records(conn: Connection, entity: CustomEntity, limit: int = 50) -> list[dict[str, Any]]:
+    """The last ``limit`` records stored for ``entity`` (newest change first): Dynamics id,
+    linked person or company, values, deleted flag, when stored."""
+    rows = conn.execute(
+        select(custom_object_rows)
+        .where(custom_object_rows.c.entity == entity.name)
+        .order_by(custom_object_rows.c.updated_at.desc(), custom_object_rows.c.id.desc())
+        .limit(max(1, limit))
+    ).mappings()
+    return [
+        {
+            "crm_id": str(row["crm_id"]),
+            "person_id": row["person_id"],
+            "company_id": row["company_id"],
+            "values": dict(row["values"] or {}),
+            "deleted": bool(row["crm_is_deleted"]),
+            "updated_at": row["updated_at"],
+        }
+        for row in rows
+    ]
 
 
 def _entity(row: RowMapping) -> CustomEntity:
