@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from sync_harness import Org
+from sync_harness import Org, engine_client
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.errors import InvalidValueError
+from crmsync.errors import InvalidValueError, SyncInterruptedError
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.store.tables import (
     crm_links,
@@ -30,6 +30,7 @@ from crmsync.sync.custom_entities import (
     load_entity,
 )
 from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.reports import Progress
 from custom_tables import create_row, create_visit_tables
 
 Synced = tuple[Org, DynamicsClient, SyncCycle]
@@ -204,3 +205,29 @@ def test_a_record_newly_linked_to_a_person_triggers_custom_object_is_added(
     ).raise_for_status()
     cycle.run()
     assert runner.run_pending() == 0
+
+
+def test_an_interrupted_initial_load_resumes_after_its_last_stored_page(
+    migrated_engine: Engine, synced: Synced, visits: dict[str, str]
+) -> None:
+    org, client, _ = synced
+    enable(migrated_engine, client, "new_visit")
+    small = engine_client(org.base, page_size=1)  # one record per page
+
+    def stop_after_first_page(progress: Progress) -> None:
+        if progress.entity == "new_visit" and progress.pages == 1:
+            raise SyncInterruptedError("stopped by the test")
+
+    try:
+        with pytest.raises(SyncInterruptedError):
+            SyncCycle(migrated_engine, small, progress=stop_after_first_page).run()
+        assert len(_rows(migrated_engine, "new_visit")) == 1  # the first page was kept
+        with migrated_engine.connect() as conn:
+            assert entity_status(conn, load_entity(conn, "new_visit")).phase == "initial load"  # type: ignore[arg-type]
+        report = SyncCycle(migrated_engine, small).run()
+    finally:
+        small.close()
+    (visit_report,) = [e for e in report.entities if e.entity == "new_visit"]
+    assert visit_report.note == "initial load resumed where it stopped"
+    assert visit_report.records == 2  # the two pages after the stored one, not all three
+    assert len(_rows(migrated_engine, "new_visit")) == 3
