@@ -5,13 +5,16 @@ disabled; nothing is written to Dynamics."""
 
 from __future__ import annotations
 
+import dataclasses
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from sync_harness import Org, engine_client
+from sync_harness import Org, engine_client, running_org
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.emulator.config import default_config
 from crmsync.errors import InvalidValueError, SyncInterruptedError
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.store.tables import (
@@ -231,3 +234,23 @@ def test_an_interrupted_initial_load_resumes_after_its_last_stored_page(
     assert visit_report.note == "initial load resumed where it stopped"
     assert visit_report.records == 2  # the two pages after the stored one, not all three
     assert len(_rows(migrated_engine, "new_visit")) == 3
+
+
+def test_tables_the_sync_user_cannot_read_are_not_offered(migrated_engine: Engine) -> None:
+    """R97: without read access to new_project, neither it nor new_visit (whose only path runs
+    through it) is offered, and enabling new_visit is refused."""
+    config = default_config()
+    app_user, *others = config.users
+    privileges = {**app_user.privileges, "new_project": frozenset({"create", "write"})}
+    limited = dataclasses.replace(app_user, privileges=MappingProxyType(privileges))
+    config = dataclasses.replace(config, users=(limited, *others))
+    with running_org(config, 2) as org:
+        client = engine_client(org.base)
+        try:
+            create_visit_tables(client.http, client.service_root)
+            offered = {choice.name for choice in discover(client)}
+            assert "new_project" not in offered and "new_visit" not in offered
+            with pytest.raises(InvalidValueError, match="that the sync user may read"):
+                enable(migrated_engine, client, "new_visit")
+        finally:
+            client.close()

@@ -157,18 +157,27 @@ class CustomEntityStatus:
 
 def discover(client: DynamicsClient, conn: Connection | None = None) -> list[CustomEntityChoice]:
     """The tables the sync user may read that are linked to lead, contact or account one or
-    two levels deep, each on its nearest path, sorted by name (three metadata requests)."""
-    tables = {table.logical_name: table for table in read_tables(client.transport)}
-    paths = nearest_paths(read_lookups(client.transport))
+    two levels deep through tables it may read (R97), each on its nearest path (R102), sorted
+    by name (three metadata requests)."""
     privileges = client.user_privileges()
+    readable = {
+        table.logical_name: table
+        for table in read_tables(client.transport)
+        if privileges.can("Read", table.schema_name)
+    }
+    # a path runs only through tables the sync user may read: their rows link the records
+    lookups = [
+        lookup
+        for lookup in read_lookups(client.transport)
+        if lookup.referencing in readable and lookup.referenced in readable
+    ]
+    paths = nearest_paths(lookups)
     enabled = _enabled_names(conn) if conn is not None else set()
-    choices = []
-    for name in sorted(paths):
-        table = tables.get(name)
-        if table is None or not privileges.can("Read", table.schema_name):
-            continue
-        choices.append(_choice(table, paths[name], name in enabled))
-    return choices
+    return [
+        _choice(readable[name], paths[name], name in enabled)
+        for name in sorted(paths)
+        if name in readable
+    ]
 
 
 def _choice(table: TableHeader, path: LinkPath, enabled: bool) -> CustomEntityChoice:
