@@ -203,3 +203,20 @@ def test_expand_a_collection_valued_navigation_property(emu: Emulator) -> None:
     )
     assert one.status_code == 200, one.text
     assert one.json()["Account_Tasks"] == []
+
+
+def test_one_to_many_relationships_alone_through_the_type_cast(emu: Emulator) -> None:
+    """``RelationshipDefinitions/Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata`` lists
+    only one-to-many relationships, and their Referenced/Referencing properties are selectable
+    (on the base type they are not)."""
+    cast = "RelationshipDefinitions/Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata"
+    response = emu.request("GET", f"{cast}?$select=ReferencedEntity,ReferencingEntity")
+    assert response.status_code == 200, response.text
+    values = response.json()["value"]
+    assert {"ReferencedEntity": "account", "ReferencingEntity": "task"} in [
+        {k: v for k, v in row.items() if k.startswith("Referenc")} for row in values
+    ]
+    assert all(
+        row["@odata.type"] == "#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata"
+        for row in values
+    )

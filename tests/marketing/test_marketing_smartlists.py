@@ -1,8 +1,11 @@
 """Smart lists (B36, R87): filters evaluated in SQL agree with a plain Python model of the same
-filters, on SQLite and PostgreSQL; bad definitions are refused with a clear message."""
+filters, on SQLite and PostgreSQL; bad definitions are refused with a clear message. The model
+includes filters on a custom entity read from Dynamics (B45): "has a visit", "has a visit whose
+note / hours ...", where visits deleted in Dynamics count for nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,11 +13,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert
+from sqlalchemy.engine import Connection
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.smartlist_logic import fold_logic, parse_logic
 from crmsync.marketing.smartlists import Filter, SmartList, SmartListQuery
-from crmsync.store.tables import companies, list_members, persons, static_lists
+from crmsync.store.tables import (
+    companies,
+    custom_entities,
+    custom_object_rows,
+    list_members,
+    persons,
+    static_lists,
+)
 
 # ---- the Python model ----------------------------------------------------------------------
 
@@ -32,6 +43,16 @@ class Person:
     company_city: str | None  # None also when there is no company
     has_company: bool
     in_list: bool
+    visits: tuple[Visit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A record of the custom entity ``new_visit`` linked to the person."""
+
+    note: str | None
+    hours: int | None
+    deleted: bool
 
 
 def _text(value: str | None) -> str | None:
@@ -40,6 +61,11 @@ def _text(value: str | None) -> str | None:
 
 def model(person: Person, item: Filter) -> bool:
     """What the filter means, written the obvious way."""
+    if item.field.startswith("custom:"):
+        alive = [v for v in person.visits if not v.deleted]
+        if item.field == "custom:new_visit":
+            return bool(alive) if item.operator == "is_not_empty" else not alive
+        return any(visit_model(v, item) for v in alive)
     if item.field == "list":
         return person.in_list if item.operator == "in_list" else not person.in_list
     raw: object = {
@@ -52,6 +78,11 @@ def model(person: Person, item: Filter) -> bool:
     }[item.field]
     is_text = item.field in {"firstName", "crmType", "company.billingCity"}
     value: object = _text(raw) if is_text and isinstance(raw, str) else raw  # type: ignore[arg-type]
+    return compare_value(value, item, is_text)
+
+
+def compare_value(value: object, item: Filter, is_text: bool) -> bool:
+    """``value`` (lower-cased text, a number, a date, None) compared as ``item`` says."""
     wanted = [str(v).lower() if is_text else v for v in item.values]
     op = item.operator
     if op == "is_empty":
@@ -78,6 +109,14 @@ def model(person: Person, item: Filter) -> bool:
         low, high = sorted(wanted)  # type: ignore[type-var]
         return bool(low <= value <= high)  # type: ignore[operator]
     return compare[op](value, wanted[0])
+
+
+def visit_model(visit: Visit, item: Filter) -> bool:
+    """Whether one visit matches a ``custom:new_visit.<field>`` filter."""
+    is_text = item.field.endswith(".new_note")
+    raw: object = visit.note if is_text else visit.hours
+    value: object = _text(raw) if isinstance(raw, str) else raw  # type: ignore[arg-type]
+    return compare_value(value, item, is_text)
 
 
 def _picker(marks: list[bool]) -> Callable[[int], bool]:
@@ -114,6 +153,15 @@ people_strategy = st.lists(
         company_city=st.sampled_from(CITIES),
         has_company=st.booleans(),
         in_list=st.booleans(),
+        visits=st.lists(
+            st.builds(
+                Visit,
+                note=st.sampled_from(["Demo", "demo day", "", None]),
+                hours=st.one_of(st.none(), st.integers(0, 4)),
+                deleted=st.booleans(),
+            ),
+            max_size=3,
+        ).map(tuple),
     ),
     max_size=12,
 )
@@ -162,8 +210,27 @@ other_filters = st.one_of(
         values=st.just((1,)),
     ),
 )
+custom_filters = st.one_of(
+    st.builds(
+        Filter,
+        field=st.just("custom:new_visit"),
+        operator=st.sampled_from(["is_empty", "is_not_empty"]),
+    ),
+    st.builds(
+        Filter,
+        field=st.just("custom:new_visit.new_note"),
+        operator=st.sampled_from(["is", "is_not", "contains", "starts_with", "is_empty"]),
+        values=st.sampled_from(["demo", "DAY", "x"]).map(lambda v: (v,)),
+    ),
+    st.builds(
+        Filter,
+        field=st.just("custom:new_visit.new_hours"),
+        operator=st.sampled_from(["is", "is_not", "gt", "lte", "is_not_empty"]),
+        values=st.integers(0, 4).map(lambda n: (n,)),
+    ),
+)
 filters_strategy = st.lists(
-    st.one_of(text_filters, number_filters, other_filters), min_size=1, max_size=4
+    st.one_of(text_filters, number_filters, other_filters, custom_filters), min_size=1, max_size=4
 )
 
 
@@ -189,6 +256,9 @@ def smart_lists(draw: st.DrawFn) -> SmartList:
 def _store(engine: Engine, people: list[Person]) -> list[int]:
     with engine.begin() as conn:
         conn.execute(delete(list_members))
+        conn.execute(delete(custom_object_rows))
+        conn.execute(delete(custom_entities))
+        _visit_entity(conn)
         conn.execute(delete(persons))
         conn.execute(delete(companies))
         conn.execute(delete(static_lists))
@@ -219,11 +289,49 @@ def _store(engine: Engine, people: list[Person]) -> list[int]:
                 )
             ).inserted_primary_key[0]
             ids.append(int(person_id))
+            for index, visit in enumerate(person.visits):
+                conn.execute(
+                    insert(custom_object_rows).values(
+                        entity="new_visit",
+                        crm_id=f"{number}-{index}",
+                        person_id=person_id,
+                        values={"new_note": visit.note, "new_hours": visit.hours},
+                        crm_is_deleted=visit.deleted,
+                        created_at=STAMP,
+                        updated_at=STAMP,
+                    )
+                )
             if person.in_list:
                 conn.execute(
                     insert(list_members).values(list_id=1, person_id=person_id, added_at="x")
                 )
     return ids
+
+
+STAMP = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _visit_entity(conn: Connection) -> None:
+    """``new_visit`` enabled as a custom entity two levels below contact."""
+    conn.execute(
+        insert(custom_entities).values(
+            name="new_visit",
+            display_name="Visit",
+            entity_set="new_visits",
+            primary_id="new_visitid",
+            path=[
+                {"entity": "new_visit", "attribute": "new_projectid", "target": "new_project"},
+                {"entity": "new_project", "attribute": "new_contactid", "target": "contact"},
+            ],
+            fields=[
+                {"name": "new_note", "displayName": "Note", "dataType": "string"},
+                {"name": "new_hours", "displayName": "Hours", "dataType": "integer"},
+            ],
+            enabled=True,
+            created_at=STAMP,
+            updated_at=STAMP,
+        )
+    )
 
 
 def _normalised(people: list[Person]) -> list[Person]:
@@ -269,6 +377,10 @@ def test_members_page_in_id_order(migrated_engine: Engine) -> None:
         (SmartList((Filter("firstName", "is", ()),)), "needs a value"),
         (SmartList((Filter("company.nope", "is", ("x",)),)), "unknown company field"),
         (SmartList((Filter("list", "in_list", ("abc",)),)), "static list ids"),
+        (SmartList((Filter("custom:new_nope", "is_empty"),)), "unknown custom entity 'new_nope'"),
+        (SmartList((Filter("custom:new_visit", "is", ("x",)),)), "takes is_not_empty"),
+        (SmartList((Filter("custom:new_visit.nope", "is", ("x",)),)), "has no field 'nope'"),
+        (SmartList((Filter("custom:new_visit.new_hours", "contains", ("1",)),)), "text fields"),
         (SmartList((Filter("firstName", "is_empty"),), "1 and 2"), "there is no filter 2"),
         (SmartList((Filter("firstName", "is_empty"),), "1 and"), "ends too early"),
         (SmartList((Filter("firstName", "is_empty"),), "(1"), "not closed"),
@@ -280,6 +392,7 @@ def test_members_page_in_id_order(migrated_engine: Engine) -> None:
 def test_bad_smart_lists_are_refused_with_a_reason(
     migrated_engine: Engine, smart_list: SmartList, message: str
 ) -> None:
+    _store(migrated_engine, [])  # new_visit is a custom entity
     with pytest.raises(InvalidValueError, match=message.replace("(", r"\(")):
         SmartListQuery(migrated_engine).count(smart_list)
 

@@ -54,6 +54,13 @@ ENTRIES: tuple[Entry, ...] = (
         True,
         "Smart campaigns: define, switch, run, see results.",
     ),
+    Entry(
+        "entities",
+        "crmsync.cli.entities",
+        "app",
+        True,
+        "Custom entities: Dynamics tables linked to persons or companies, read one way.",
+    ),
     Entry("admin", "crmsync.cli.admin", "app", True, "Admin-UI users and API tokens."),
     Entry(
         "serve",

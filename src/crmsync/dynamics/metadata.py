@@ -130,6 +130,11 @@ class UserPrivileges:
         return self.has(f"prv{action}{schema_name}", at_least)
 
 
+def label_text(value: Any) -> str:
+    """The text of a metadata ``Label`` (the user's language first), or ``""``."""
+    return _label(value)
+
+
 def _label(value: Any) -> str:
     if not isinstance(value, Mapping):
         return ""

@@ -37,6 +37,7 @@ from crmsync.emulator.relationships import (
 _KEY = re.compile(r"^LogicalName='([^']*)'$")
 _SCHEMA_KEY = re.compile(r"^SchemaName='([^']*)'$")
 _RELATIONSHIP_SETS = ("OneToManyRelationships", "ManyToOneRelationships", "ManyToManyRelationships")
+_ONE_TO_MANY_CAST = "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata"
 _CASTS = {f"Microsoft.Dynamics.CRM.{derived}" for _, derived in TYPE_NAMES.values()}
 _DERIVED_PROPERTIES = {
     "String": ("MaxLength", "FormatName", "Format", "DatabaseLength"),
@@ -488,8 +489,16 @@ class MetadataApi:
     def relationship_definitions(
         self, segments: list[str], query: Mapping[str, str]
     ) -> ApiResponse:
-        """``GET RelationshipDefinitions`` and ``RelationshipDefinitions(SchemaName='x')``."""
+        """``GET RelationshipDefinitions``, ``RelationshipDefinitions(SchemaName='x')`` and the
+        one-to-many relationships alone, cast to
+        ``RelationshipDefinitions/Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata`` (then
+        ``ReferencedEntity``, ``ReferencingEntity``, ... are selectable, as in Dataverse)."""
         catalog = self.ctx.catalog
+        if segments == ["RelationshipDefinitions", _ONE_TO_MANY_CAST]:
+            cast = [one_to_many_document(r) for r in one_to_many(catalog)]
+            values = _filter_and_project(cast, query, "OneToManyRelationshipMetadata")
+            context = f"{self.ctx.base_url}/$metadata#RelationshipDefinitions/{_ONE_TO_MANY_CAST}"
+            return json_response(200, {"@odata.context": context, "value": values})
         documents = [one_to_many_document(r) for r in one_to_many(catalog)] + [
             many_to_many_document(r) for r in many_to_many(catalog)
         ]

@@ -7,8 +7,11 @@ It compiles to **one** SQLAlchemy condition on ``persons`` and is evaluated by t
 a page of members another.
 
 Fields are person fields by REST name (standard or custom, including ``crmType`` and
-``crmIsDeleted``, B36/R87), company fields as ``company.<name>`` (the person's company), and
-``list`` for static-list membership. Operators and what they mean:
+``crmIsDeleted``, B36/R87), company fields as ``company.<name>`` (the person's company),
+``list`` for static-list membership, and custom entities read from Dynamics as
+``custom:<entity>`` ("has one": ``is_not_empty``; "has none": ``is_empty``) or
+``custom:<entity>.<field>`` ("has one whose field ...", :mod:`~crmsync.marketing.smartlist_custom`).
+Operators and what they mean:
 
 =============== ======================================================================
 ``is``          equals one of the values (text: ignoring case)
@@ -37,6 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value, load_catalog
+from crmsync.marketing.smartlist_custom import CUSTOM_PREFIX, CustomEntityFilters
 from crmsync.marketing.smartlist_logic import Logic, fold_logic, parse_logic
 from crmsync.store.tables import companies, list_members, persons
 
@@ -122,9 +126,15 @@ def _bad(number: int, text: str) -> InvalidValueError:
 class _Compiler:
     """Turns filters into conditions with the person and company catalogs at hand."""
 
-    def __init__(self, person_catalog: FieldCatalog, company_catalog: FieldCatalog) -> None:
+    def __init__(
+        self,
+        person_catalog: FieldCatalog,
+        company_catalog: FieldCatalog,
+        custom: CustomEntityFilters,
+    ) -> None:
         self.person_catalog = person_catalog
         self.company_catalog = company_catalog
+        self.custom = custom
 
     def field(self, number: int, name: str) -> tuple[FieldDef, ColumnElement[Any]]:
         if name.startswith(COMPANY_PREFIX):
@@ -170,6 +180,8 @@ class _Compiler:
 
     def condition(self, number: int, item: Filter) -> ColumnElement[bool]:
         """The filter as a two-valued condition (never SQL NULL, so ``not`` means "not")."""
+        if item.field.startswith(CUSTOM_PREFIX) and item.operator in OPERATORS:
+            return self.custom.condition(number, item, self.compare)
         op = item.operator
         found = self.condition_of(number, item)
         if op in EMPTY_OPERATORS or op in LIST_OPERATORS or op == "is_not":
@@ -186,6 +198,13 @@ class _Compiler:
         if item.field == LIST_FIELD or op in LIST_OPERATORS:
             return self.list_condition(number, item)
         field, column = self.field(number, item.field)
+        return self.compare(number, item, field, column)
+
+    def compare(
+        self, number: int, item: Filter, field: FieldDef, column: ColumnElement[Any]
+    ) -> ColumnElement[bool]:
+        """``column`` (of type ``field``) compared as ``item`` says (not yet two-valued)."""
+        op = item.operator
         kind = field.data_type
         is_text = kind in TEXT_TYPES
         if op in EMPTY_OPERATORS:
@@ -248,7 +267,9 @@ def compile_smart_list(conn: Connection, smart_list: SmartList) -> ColumnElement
 
     Raises :class:`InvalidValueError` for an unknown field or operator, a value of the wrong
     type, or invalid logic."""
-    compiler = _Compiler(load_catalog(conn, "person"), load_catalog(conn, "company"))
+    compiler = _Compiler(
+        load_catalog(conn, "person"), load_catalog(conn, "company"), CustomEntityFilters.load(conn)
+    )
     conditions = [compiler.condition(n, f) for n, f in enumerate(smart_list.filters, start=1)]
     if not conditions:
         return true()

@@ -208,7 +208,29 @@ custom_object_rows = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("entity", "crm_id", name="uq_custom_object_rows_entity_crm_id"),
+    Index("ix_custom_object_rows_person_id", "person_id"),
+    Index("ix_custom_object_rows_company_id", "company_id"),
     sqlite_autoincrement=True,
+)
+
+# Dynamics tables linked to lead, contact or account (one or two levels deep) that the admin
+# enabled as custom entities (B45): their records are read one way into custom_object_rows.
+# ``path`` is the chain of lookups from the entity up to lead/contact/account, each hop
+# {"entity", "attribute", "target"}; ``fields`` the selected columns, each {"name",
+# "displayName", "dataType"} (the Marketo data type the REST API describes it with).
+custom_entities = Table(
+    "custom_entities",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("display_name", String(255), nullable=False),
+    Column("entity_set", String(128), nullable=False),
+    Column("primary_id", String(128), nullable=False),
+    Column("path", JSON, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("loaded_at", UtcDateTime, nullable=True),
 )
 
 # Custom (non-standard) fields of any object: marketing-only ("local") or created in Dynamics

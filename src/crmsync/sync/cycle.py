@@ -51,6 +51,7 @@ from crmsync.store.outbox import outbox_size
 from crmsync.store.tables import now_utc
 from crmsync.sync.collection import PageCollector
 from crmsync.sync.cursors import get_cursor, read_cursor
+from crmsync.sync.custom_reader import CustomEntityReader
 from crmsync.sync.history import insert_history, notify
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.pages import apply_page, item_id
@@ -140,6 +141,12 @@ class SyncCycle:
                     report.entities.append(self._sync_entity(entity, mappings))
                 else:
                     report.entities.append(_waiting(entity, waiting))
+            if not waiting:  # custom entities link to the records read above (B45)
+                report.entities.extend(
+                    CustomEntityReader(
+                        self._engine, self._client, progress=self._progress, renew=self._renew
+                    ).run()
+                )
             if not waiting:
                 report.push = self._push(mappings)
             # an entity whose writes wait for a privilege is a partial cycle (B41, B43)

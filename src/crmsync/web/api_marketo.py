@@ -23,6 +23,7 @@ from crmsync.errors import AuthenticationError
 from crmsync.web import (
     api_marketo_activities,
     api_marketo_campaigns,
+    api_marketo_custom_objects,
     api_marketo_leads,
     api_marketo_lists,
     api_marketo_objects,
@@ -46,6 +47,7 @@ def build_routes() -> RouteTable:
     table.extend(api_marketo_activities.ROUTES)
     table.extend(api_marketo_lists.ROUTES)
     table.extend(api_marketo_objects.ROUTES)
+    table.extend(api_marketo_custom_objects.ROUTES)
     table.extend(api_marketo_campaigns.ROUTES)
     return table
 

@@ -43,6 +43,7 @@ TRIGGER_TYPES: dict[str, str] = {
     "added_to_microsoft_campaign": "Added to Microsoft Campaign",
     "removed_from_microsoft_campaign": "Removed from Microsoft Campaign",
     "person_synced_to_microsoft": "Person is Synced to Microsoft",
+    "custom_object_added": "Custom Object is Added",
 }
 """Trigger type -> the name Marketo shows."""
 
@@ -173,6 +174,8 @@ def parse_trigger(raw: object, number: int) -> Trigger:
         "campaign" in raw
     ):
         params["campaign"] = _text(raw, "campaign", where)
+    if kind == "custom_object_added":
+        params["entity"] = _text(raw, "entity", where).lower()
     if kind == "campaign_requested":
         source = raw.get("source", "web_service_api")
         if source not in REQUEST_SOURCES:

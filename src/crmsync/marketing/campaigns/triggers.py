@@ -54,6 +54,11 @@ def running_campaign(campaign_id: int) -> Iterator[None]:
         _RUNNING.reset(token)
 
 
+def running_campaign_id() -> int | None:
+    """The campaign whose flow is making the current changes, if any."""
+    return _RUNNING.get()
+
+
 def _text(value: object) -> str:
     return "" if value is None else str(value).strip().lower()
 

@@ -29,6 +29,7 @@ from crmsync.web.admin import (
     health,
     pages_auth,
     pages_campaigns,
+    pages_custom_entities,
     pages_fields,
     pages_manage,
     pages_people,
@@ -38,6 +39,7 @@ from crmsync.web.admin import (
 )
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
 from crmsync.web.admin.api_campaigns import add_campaign_routes
+from crmsync.web.admin.api_custom_entities import add_custom_entity_routes
 from crmsync.web.admin.context import (
     ADMIN,
     AdminContext,
@@ -122,6 +124,7 @@ def mount_admin(
         pages_people.router,
         pages_campaigns.router,
         pages_fields.router,
+        pages_custom_entities.router,
         pages_setup.router,
         pages_manage.router,
         pages_records.router,
@@ -130,6 +133,7 @@ def mount_admin(
     app.include_router(health.router)
     api = build_admin_api(context)
     add_campaign_routes(api, context)
+    add_custom_entity_routes(api, context)
     app.mount(API_PREFIX, api)
     app.mount(f"{ADMIN}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 

@@ -49,6 +49,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Sales users", f"{ADMIN}/sales-users"),
     NavEntry("Campaigns", f"{ADMIN}/campaigns"),
     NavEntry("Fields", f"{ADMIN}/fields"),
+    NavEntry("Custom entities", f"{ADMIN}/custom-entities"),
     NavEntry("Setup", f"{ADMIN}/setup"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
     NavEntry("Audit trail", f"{ADMIN}/audit"),
