@@ -34,6 +34,7 @@ from crmsync.sync.custom_entities import (
 )
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.reports import Progress
+from crmsync.sync.validate import validate_setup
 from custom_tables import create_row, create_visit_tables
 
 Synced = tuple[Org, DynamicsClient, SyncCycle]
@@ -254,3 +255,19 @@ def test_tables_the_sync_user_cannot_read_are_not_offered(migrated_engine: Engin
                 enable(migrated_engine, client, "new_visit")
         finally:
             client.close()
+
+
+def test_validate_checks_an_enabled_custom_entity_and_its_fields(
+    migrated_engine: Engine, synced: Synced, visits: dict[str, str]
+) -> None:
+    org, client, _ = synced
+    line = "new_visit: selected fields readable"
+    assert line not in {item.name for item in validate_setup(client, migrated_engine).items}
+    enable(migrated_engine, client, "new_visit", ["new_name", "new_note"])
+    report = {item.name: item for item in validate_setup(client, migrated_engine).items}
+    assert report["new_visit: read privilege"].ok
+    assert report["new_visit: change tracking"].ok
+    assert report[line].ok and report[line].detail.startswith("all ")
+    org.app.state.storage.remove_attribute("new_visit", "new_note")
+    after = {item.name: item for item in validate_setup(client, migrated_engine).items}
+    assert not after[line].ok and after[line].detail == "new_note does not exist"
