@@ -1,8 +1,9 @@
 """The store's bulk inserts (B16's initial-sync pages, the REST API's upserts): what goes in is
 what comes back, and new records get back their own ids.
 
-The SQLite path builds its own statement, leaving out columns empty in every row; these tests
-read the rows back through SQLAlchemy and compare them with a plain insert's result.
+The SQLite path builds its own statement and PostgreSQL copies the rows in (``COPY``), both
+leaving out columns empty in every row; these tests read the rows back through SQLAlchemy and
+compare them with a plain insert's result.
 """
 
 from __future__ import annotations
@@ -148,3 +149,24 @@ def test_ids_freed_at_the_top_are_not_handed_out(migrated_engine: Engine) -> Non
     by_email = _ids_by_email(migrated_engine)
     assert again == [by_email[f"p{n}@example.com"] for n in range(4, 7)]
     assert min(again) > max(first)
+
+
+def test_a_plain_insert_after_bulk_ids_gets_a_new_id(migrated_engine: Engine) -> None:
+    """Ids handed out in bulk are taken from the table's numbering: a later ordinary insert
+    (the REST API creating one person) never collides with them."""
+    with migrated_engine.begin() as conn:
+        bulk = insert_returning_ids(conn, persons, [_person(n) for n in range(1, 6)])
+    with migrated_engine.begin() as conn:
+        single = conn.execute(insert(persons).values(_person(9)).returning(persons.c.id)).scalar()
+    assert single is not None
+    assert int(single) not in bulk
+    assert sorted(_ids_by_email(migrated_engine).values()) == sorted([*bulk, int(single)])
+
+
+def test_json_values_and_empty_json_read_back(migrated_engine: Engine) -> None:
+    """A person's custom fields (JSON) go in as given, and an empty one stays empty."""
+    rows = [_person(1, custom={"shoe": 42, "tags": ["a", "b"]}), _person(2, custom=None)]
+    with migrated_engine.begin() as conn:
+        insert_returning_ids(conn, persons, rows)
+    stored = _read_persons(migrated_engine)
+    assert [row["custom"] for row in stored] == [{"shoe": 42, "tags": ["a", "b"]}, None]
