@@ -15,12 +15,13 @@ On SQLite :func:`insert_many` therefore talks to the driver itself:
   nearly as much as binding a real one (a person has over sixty columns, most of them empty);
 * a value shared by every row (one time stamp for a page, a default) is processed once.
 
-On PostgreSQL the same columns go in through ``COPY ... FROM STDIN`` (psycopg's copy): a
-page of persons as one stream instead of multi-row ``INSERT`` statements whose thousands of
-placeholders the driver parses again for every statement. JSON values are serialised with
-the engine's serialiser; a driver error is raised as SQLAlchemy's (``IntegrityError`` for a
-duplicate, as an ``INSERT`` would). New ids (:func:`insert_returning_ids`) are taken from the
-table's sequence first, so the rows are copied with their ids.
+On PostgreSQL, from :data:`COPY_MIN_ROWS` rows (an initial sync's pages), the same columns go
+in through ``COPY ... FROM STDIN`` (psycopg's copy): a page of persons as one stream instead
+of multi-row ``INSERT`` statements whose thousands of placeholders the driver parses again for
+every statement. JSON values are serialised with the engine's serialiser; a driver error is
+raised as SQLAlchemy's (``IntegrityError`` for a duplicate, as an ``INSERT`` would). New ids
+(:func:`insert_returning_ids`) are taken from the table's sequence first, so the rows are
+copied with their ids. Fewer rows (a REST API call) go as SQLAlchemy's batched ``INSERT``.
 
 Other backends, and tables with defaults computed in Python, go through SQLAlchemy's own
 ``executemany``. Everything runs in the caller's transaction.
@@ -54,7 +55,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     dialect = conn.dialect
-    if dialect.name not in _BULK_DIALECTS or any(_computed_default(c) for c in table.columns):
+    if not _bulk_path(conn, table, rows):
         conn.execute(insert(table), list(rows))
         return
     names, columns = _bound_columns(conn, table, rows)
@@ -74,7 +75,18 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-_BULK_DIALECTS = frozenset({"sqlite", "postgresql"})
+COPY_MIN_ROWS = 500
+"""Rows from which PostgreSQL inserts go through ``COPY``; fewer (a REST API call) go as one
+batched ``INSERT``, which costs less to start."""
+
+
+def _bulk_path(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ``rows`` go in through the driver (SQLite's statement, PostgreSQL's ``COPY``)
+    rather than SQLAlchemy's ``executemany``."""
+    name = conn.dialect.name
+    if name != "sqlite" and (name != "postgresql" or len(rows) < COPY_MIN_ROWS):
+        return False
+    return not any(_computed_default(c) for c in table.columns)
 
 
 def _bound_columns(
@@ -158,7 +170,7 @@ def insert_returning_ids(
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     ordered = [row for group in groups.values() for row in group]
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         # ids from the table's own sequence, then the rows copied in with them
         ids = [
             int(new_id)
