@@ -66,7 +66,7 @@ from crmsync.sync.links import (
     save_baselines,
     update_links,
 )
-from crmsync.sync.mapping import CrmWrites, EntityMapping
+from crmsync.sync.mapping import CrmWrites, EntityMapping, FieldMapping
 from crmsync.sync.merge import normalize_value, same_value
 from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
 
@@ -133,10 +133,16 @@ class _Send:
     partial: bool = False  # some fields were left out as Dynamics would refuse them
 
 
+def _pushed_fields(mapping: EntityMapping) -> list[FieldMapping]:
+    """The fields a push may send for ``mapping``: the two-way ones, and the owner a new record
+    is created with. One-way fields are neither read nor compared."""
+    return [m for m in mapping.fields if m.two_way or m.attribute == OWNER]
+
+
 def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
     return {
         m.field: normalize_value(canonical_value(m.converter, local.values.get(m.field)))
-        for m in mapping.fields
+        for m in _pushed_fields(mapping)
     }
 
 
@@ -251,7 +257,7 @@ class OutboxPusher:
         by_person: dict[int, list[OutboxEntry]] = {}
         for entry in entries:
             by_person.setdefault(entry.person_id, []).append(entry)
-        fields = sorted({f for m in self._mappings.values() for f in m.field_names})
+        fields = sorted({f.field for m in self._mappings.values() for f in _pushed_fields(m)})
         with self._engine.begin() as conn:
             person_ids = sorted(by_person)
             locals_ = local_values(conn, "person", person_ids, [*fields, "crmIsDeleted"])
