@@ -76,8 +76,8 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
 
 
 COPY_MIN_ROWS = 500
-"""Rows from which PostgreSQL inserts go through ``COPY``; fewer (a REST API call) go as one
-batched ``INSERT``, which costs less to start."""
+"""Rows from which PostgreSQL inserts go through ``COPY`` (an initial sync's pages); fewer (a
+REST API call) go as one batched ``INSERT``, whose parse costs little at that size."""
 
 
 def _bulk_path(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
