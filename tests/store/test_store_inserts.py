@@ -1,8 +1,9 @@
 """The store's bulk inserts (B16's initial-sync pages, the REST API's upserts): what goes in is
 what comes back, and new records get back their own ids.
 
-The SQLite path builds its own statement, leaving out columns empty in every row; these tests
-read the rows back through SQLAlchemy and compare them with a plain insert's result.
+The SQLite path builds its own statement and PostgreSQL copies the rows in (``COPY``), both
+leaving out columns empty in every row; these tests read the rows back through SQLAlchemy and
+compare them with a plain insert's result.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.store.inserts import insert_many, insert_returning_ids
+from crmsync.store.inserts import COPY_MIN_ROWS, insert_many, insert_returning_ids
 from crmsync.store.tables import delta_cursors, persons, sync_baselines
 
 STAMP = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -27,7 +28,7 @@ def _person(n: int, **values: object) -> dict[str, object]:
         "lastName": f"Last {n}",
         "city": None,
         "createdAt": "2026-03-04T05:06:07Z",
-        "updatedAt": f"2026-03-04T05:06:{n:02d}Z",
+        "updatedAt": f"2026-03-04T05:06:{n % 60:02d}Z",
         "custom": None,
         "doNotCall": None,
     }
@@ -148,3 +149,47 @@ def test_ids_freed_at_the_top_are_not_handed_out(migrated_engine: Engine) -> Non
     by_email = _ids_by_email(migrated_engine)
     assert again == [by_email[f"p{n}@example.com"] for n in range(4, 7)]
     assert min(again) > max(first)
+
+
+PAGE = COPY_MIN_ROWS + 10
+"""Rows enough for PostgreSQL's ``COPY`` path (an initial sync's page)."""
+
+
+def test_a_plain_insert_after_bulk_ids_gets_a_new_id(migrated_engine: Engine) -> None:
+    """Ids handed out in bulk are taken from the table's numbering: a later ordinary insert
+    (the REST API creating one person) never collides with them."""
+    with migrated_engine.begin() as conn:
+        bulk = insert_returning_ids(conn, persons, [_person(n) for n in range(1, PAGE)])
+    with migrated_engine.begin() as conn:
+        single = conn.execute(
+            insert(persons).values(_person(PAGE + 1)).returning(persons.c.id)
+        ).scalar()
+    assert single is not None
+    assert int(single) not in bulk
+    assert sorted(_ids_by_email(migrated_engine).values()) == sorted([*bulk, int(single)])
+
+
+def test_json_values_and_empty_json_read_back(migrated_engine: Engine) -> None:
+    """A person's custom fields (JSON) go in as given, and an empty one stays empty."""
+    rows = [
+        _person(n, custom={"shoe": n, "tags": ["a", "b"]} if n % 2 else None) for n in range(PAGE)
+    ]
+    with migrated_engine.begin() as conn:
+        ids = insert_returning_ids(conn, persons, rows)
+    assert ids == sorted(ids) and len(set(ids)) == PAGE
+    stored = _read_persons(migrated_engine)
+    assert [row["custom"] for row in stored] == [row["custom"] for row in rows]
+    assert [row["lastName"] for row in stored] == [f"Last {n}" for n in range(PAGE)]
+
+
+def test_a_failing_page_writes_nothing(migrated_engine: Engine) -> None:
+    """A duplicate key in a page-sized batch fails as an ``INSERT`` would (an integrity error)
+    and the transaction keeps no row."""
+    rows = [
+        {"entity": "lead", "crm_id": f"id-{n}", "values": {"n": n}, "updated_at": STAMP}
+        for n in range(PAGE)
+    ]
+    with pytest.raises(IntegrityError), migrated_engine.begin() as conn:
+        insert_many(conn, sync_baselines, [*rows, {**rows[0]}])
+    with migrated_engine.connect() as conn:
+        assert conn.execute(select(sync_baselines)).all() == []

@@ -15,19 +15,29 @@ On SQLite :func:`insert_many` therefore talks to the driver itself:
   nearly as much as binding a real one (a person has over sixty columns, most of them empty);
 * a value shared by every row (one time stamp for a page, a default) is processed once.
 
+On PostgreSQL, from :data:`COPY_MIN_ROWS` rows (an initial sync's pages), the same columns go
+in through ``COPY ... FROM STDIN`` (psycopg's copy): a page of persons as one stream instead
+of multi-row ``INSERT`` statements whose thousands of placeholders the driver parses again for
+every statement. JSON values are serialised with the engine's serialiser; a driver error is
+raised as SQLAlchemy's (``IntegrityError`` for a duplicate, as an ``INSERT`` would). New ids
+(:func:`insert_returning_ids`) are taken from the table's sequence first, so the rows are
+copied with their ids. Fewer rows (a REST API call) go as SQLAlchemy's batched ``INSERT``.
+
 Other backends, and tables with defaults computed in Python, go through SQLAlchemy's own
-``executemany`` (psycopg batches it). Everything runs in the caller's transaction.
+``executemany``. Everything runs in the caller's transaction.
 """
 
 from __future__ import annotations
 
+import json
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Column, Table, func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import JSON, Column, Table, func, insert, select, text
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
 CHUNK = 2000
 """Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
@@ -45,9 +55,46 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     dialect = conn.dialect
-    if dialect.name != "sqlite" or any(_computed_default(c) for c in table.columns):
+    if not _bulk_path(conn, table, rows):
         conn.execute(insert(table), list(rows))
         return
+    names, columns = _bound_columns(conn, table, rows)
+    if not names:  # every column empty: nothing to gain, let SQLAlchemy write the defaults
+        conn.execute(insert(table), list(rows))
+        return
+    # Schema identifiers, quoted by the dialect, and placeholders: every value is bound.
+    preparer = dialect.identifier_preparer
+    quoted = ", ".join(map(preparer.quote, names))
+    if dialect.name == "postgresql":
+        _copy(conn, f"COPY {preparer.format_table(table)} ({quoted}) FROM STDIN", columns)
+        return
+    sql = (
+        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
+        f"({quoted}) VALUES ({', '.join('?' * len(names))})"
+    )
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+COPY_MIN_ROWS = 500
+"""Rows from which PostgreSQL inserts go through ``COPY`` (an initial sync's pages); fewer (a
+REST API call) go as one batched ``INSERT``, whose parse costs little at that size."""
+
+
+def _bulk_path(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ``rows`` go in through the driver (SQLite's statement, PostgreSQL's ``COPY``)
+    rather than SQLAlchemy's ``executemany``."""
+    name = conn.dialect.name
+    if name != "sqlite" and (name != "postgresql" or len(rows) < COPY_MIN_ROWS):
+        return False
+    return not any(_computed_default(c) for c in table.columns)
+
+
+def _bound_columns(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """The SQL names of the columns worth sending and, per column, every row's value as the
+    driver takes it."""
+    dialect = conn.dialect
     # the rows' keys and every column with a default in Python, in the table's order
     compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
     names: list[str] = []
@@ -59,7 +106,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             default = table.c[name].default
             value = default.arg if default is not None else None  # type: ignore[attr-defined]
             column = [row.get(name, value) for row in rows]
-        process = table.c[name].type.bind_processor(dialect)
+        process = _processor(table.c[name], dialect)
         if process is not None:
             first = column[0]
             if all(map(operator.is_, column, repeat(first))):
@@ -71,16 +118,32 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             continue
         names.append(table.c[name].name)  # a column's key may differ from its SQL name
         columns.append(column)
-    if not names:  # every column empty: nothing to gain, let SQLAlchemy write the defaults
-        conn.execute(insert(table), list(rows))
-        return
-    # Schema identifiers, quoted by the dialect, and placeholders: every value is bound.
-    preparer = dialect.identifier_preparer
-    sql = (
-        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
-        f"({', '.join(map(preparer.quote, names))}) VALUES ({', '.join('?' * len(names))})"
-    )
-    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    return names, columns
+
+
+def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What turns a column's Python value into the driver's; on PostgreSQL a JSON value
+    becomes its text (``COPY`` has no JSON adapter), ``None`` staying SQL NULL as in an
+    ``INSERT``."""
+    if dialect.name == "postgresql" and isinstance(column.type, JSON):
+        dumps: Callable[[Any], str] = getattr(dialect, "_json_serializer", None) or json.dumps
+        return lambda value: None if value is None else dumps(value)
+    return column.type.bind_processor(dialect)
+
+
+def _copy(conn: Connection, sql: str, columns: list[list[Any]]) -> None:
+    """Stream the rows made of ``columns`` through psycopg's ``COPY``, in the caller's
+    transaction; a driver error is raised as SQLAlchemy's own."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
 
 
 def _computed_default(column: Column[Any]) -> bool:
@@ -107,7 +170,26 @@ def insert_returning_ids(
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     ordered = [row for group in groups.values() for row in group]
-    if conn.dialect.name != "sqlite":
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+        # ids from the table's own sequence, then the rows copied in with them
+        ids = [
+            int(new_id)
+            for new_id in conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"table": conn.dialect.identifier_preparer.format_table(table), "n": len(rows)},
+            ).scalars()
+        ]
+        start = 0
+        for group in groups.values():
+            with_ids = [
+                {**row, "id": new_id} for row, new_id in zip(group, ids[start:], strict=False)
+            ]
+            insert_many(conn, table, with_ids)
+            start += len(group)
+    elif conn.dialect.name != "sqlite":
         returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         ids = [
             int(new_id)

@@ -31,6 +31,7 @@ Entries are written by :mod:`crmsync.store.outbox`; the sync-failure activity by
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ from crmsync.sync.links import (
     save_baselines,
     update_links,
 )
-from crmsync.sync.mapping import CrmWrites, EntityMapping
+from crmsync.sync.mapping import CrmWrites, EntityMapping, FieldMapping
 from crmsync.sync.merge import normalize_value, same_value
 from crmsync.sync.plan import CRM_TYPES, LocalRecord, plan_page
 from crmsync.sync.write_waits import (
@@ -83,7 +84,11 @@ from crmsync.sync.write_waits import (
 
 MAX_PUSH_CHUNK = 5000
 """At most this many outbox entries per round; a round is as many ``$batch`` requests as the
-client runs at once, and its results are committed before the next round starts."""
+client runs at once."""
+
+ROUNDS_IN_FLIGHT = 2
+"""Rounds sent and not yet stored at once: the next round goes out before the previous
+round's answers are stored, so Dynamics is never left idle while the engine writes."""
 
 DUPLICATE_DETECTION_HEADER = "MSCRM.SuppressDuplicateDetection"
 
@@ -143,10 +148,16 @@ class _Send:
     partial: bool = False  # some fields were left out as Dynamics would refuse them
 
 
+def _pushed_fields(mapping: EntityMapping) -> list[FieldMapping]:
+    """The fields a push may send for ``mapping``: the two-way ones, and the owner a new record
+    is created with. One-way fields are neither read nor compared."""
+    return [m for m in mapping.fields if m.two_way or m.attribute == OWNER]
+
+
 def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
     return {
         m.field: normalize_value(canonical_value(m.converter, local.values.get(m.field)))
-        for m in mapping.fields
+        for m in _pushed_fields(mapping)
     }
 
 
@@ -210,9 +221,11 @@ class OutboxPusher:
         """Send everything queued when the push started; return what happened.
 
         Rounds overlap: while one round's ``$batch`` requests are with Dynamics, the next
-        round is read and prepared, so neither side waits for the other. A person whose
-        writes are still in flight is held back to the round after, so every write is
-        prepared from the baseline and ETag its previous write left (B25).
+        round is read, prepared and sent before the first round's answers are stored, so
+        Dynamics always has the next round queued (up to :data:`ROUNDS_IN_FLIGHT` rounds;
+        the client's request budget still bounds the requests open at once). A person whose
+        writes are still in flight is held back to a later round, so every write is prepared
+        from the baseline and ETag its previous write left (B25).
         """
         counts = PushCounts()
         if not self._mappings:
@@ -223,8 +236,10 @@ class OutboxPusher:
         chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
         held: list[OutboxEntry] = []  # entries of persons whose writes were in flight
         exhausted = False
-        in_flight: tuple[list[_Send], Future[list[WriteResult]]] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-push") as pool:
+        in_flight: deque[tuple[list[_Send], Future[list[WriteResult]]]] = deque()
+        with ThreadPoolExecutor(
+            max_workers=ROUNDS_IN_FLIGHT, thread_name_prefix="crmsync-push"
+        ) as pool:
             while True:
                 entries: list[OutboxEntry] = []
                 if not exhausted:
@@ -233,23 +248,24 @@ class OutboxPusher:
                     exhausted = len(entries) < chunk
                     if entries:
                         after = entries[-1].id
-                busy = {send.person_id for send in in_flight[0]} if in_flight else set()
+                busy = {send.person_id for sends, _ in in_flight for send in sends}
                 ready = [e for e in [*held, *entries] if e.person_id not in busy]
                 held = [e for e in [*held, *entries] if e.person_id in busy]
                 sends = self._prepare(ready, counts) if ready else []
-                if in_flight is not None:
-                    self._settle(in_flight[0], in_flight[1].result(), counts, remerge=True)
-                    in_flight = None
                 if sends:
                     requests = [send.request for send in sends]
-                    in_flight = (sends, pool.submit(self._client.write_batch, requests))
+                    in_flight.append((sends, pool.submit(self._client.write_batch, requests)))
+                if in_flight and (len(in_flight) >= ROUNDS_IN_FLIGHT or not sends):
+                    # the oldest round's answers, stored while the newer one is with Dynamics
+                    oldest, answered = in_flight.popleft()
+                    self._settle(oldest, answered.result(), counts, remerge=True)
                 handled += len(ready)
                 if ready:
                     if self._progress is not None:
                         self._progress(handled)
                     if self._renew is not None:
                         self._renew()
-                if exhausted and not held and in_flight is None:
+                if exhausted and not held and not in_flight:
                     break
         counts.waiting_for = {entity: wait.summary for entity, wait in self._waits.items()}
         return counts
@@ -259,7 +275,7 @@ class OutboxPusher:
         by_person: dict[int, list[OutboxEntry]] = {}
         for entry in entries:
             by_person.setdefault(entry.person_id, []).append(entry)
-        fields = sorted({f for m in self._mappings.values() for f in m.field_names})
+        fields = sorted({f.field for m in self._mappings.values() for f in _pushed_fields(m)})
         with self._engine.begin() as conn:
             person_ids = sorted(by_person)
             locals_ = local_values(conn, "person", person_ids, [*fields, "crmIsDeleted"])
