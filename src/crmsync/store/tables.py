@@ -422,6 +422,29 @@ field_selection = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# B12: a quick sync fills newly selected columns of one table from Dynamics, page by page; the
+# position (the last Dynamics id done, ids read in ascending order) is stored with each page.
+quick_sync_jobs = Table(
+    "quick_sync_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("attributes", JSON, nullable=False),  # the Dynamics columns it fills
+    Column("modified_since", UtcDateTime, nullable=True),
+    Column("modified_until", UtcDateTime, nullable=True),
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("records_done", Integer, nullable=False, default=0),
+    Column("records_filled", Integer, nullable=False, default=0),
+    Column("records_total", Integer, nullable=True),
+    Column("position", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_quick_sync_jobs_state", "state"),
+)
+
 # ---- REST API clients --------------------------------------------------------------------
 
 api_clients = Table(

@@ -5,8 +5,8 @@ field selection changes under it (B9, B12, B14).
 default mapping restricted to what the org has) and keeps it while that selection holds, so
 schemas are read once per process. A selected column Dynamics no longer has is dropped from
 the mapping, marked *missing* in the selection and announced (B14). Columns selected after
-go-live are filled by one full read, then :func:`finish_quick_sync` makes them ordinary
-selected columns (B12).
+go-live are read like the others; a quick sync job fills them for records that do not change
+(B12, :mod:`crmsync.sync.quick_sync`).
 """
 
 from __future__ import annotations
@@ -101,40 +101,6 @@ class EntityMappings:
         if dropped:
             mappings[entity] = after
         return dropped
-
-
-def finish_quick_sync(engine: Engine, entity: str) -> None:
-    """B12/B41: the columns selected after go-live were filled by a full read; they are now
-    ordinary selected columns, and the admins are told."""
-    stamp = now_utc()
-    with engine.begin() as conn:
-        filled = [
-            str(attribute)
-            for (attribute,) in conn.execute(
-                select(field_selection.c.attribute).where(
-                    field_selection.c.entity == entity,
-                    field_selection.c.status == "quick_sync",
-                )
-            )
-        ]
-        if not filled:
-            return
-        conn.execute(
-            field_selection.update()
-            .where(field_selection.c.entity == entity, field_selection.c.status == "quick_sync")
-            .values(status="selected", updated_at=stamp)
-        )
-        notify(
-            conn,
-            severity="info",
-            kind="quick_sync_done",
-            title=f"Quick sync done: {entity}",
-            message=(
-                f"{', '.join(filled)} now hold Dynamics' values for every {entity}, and "
-                "sync both ways from now on where the field allows it."
-            ),
-            dedupe_key=f"quick_sync_done:{entity}:{stamp.isoformat()}",
-        )
 
 
 def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[ColumnChoice, ...]]:
