@@ -16,11 +16,13 @@ marketing record (or leads continued as contacts) are counted as read but not fi
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -149,11 +151,9 @@ class QuickSync:
         job = self.next_job()
         if job is None:
             return None
-        try:
-            self.write_page(self.read_page(job))
-        except (UnknownFieldError, ValidationFailedError) as exc:
-            with self._engine.begin() as conn:
-                fail_job(conn, load_job(conn, job.id) or job, exc.message)
+        page = self._read_or_fail(job)
+        if page is not None:
+            self._write_or_fail(page)
         with self._engine.connect() as conn:
             return load_job(conn, job.id)
 
@@ -161,16 +161,53 @@ class QuickSync:
         self, *, budget_seconds: float | None = None, stop: threading.Event | None = None
     ) -> int:
         """Step until no job is left, ``budget_seconds`` are spent (at least one page is
-        done) or ``stop`` is set; returns the pages done."""
+        done) or ``stop`` is set; returns the pages done. The next page of a job is read
+        while this one is written."""
         deadline = None if budget_seconds is None else self._clock() + budget_seconds
         pages = 0
-        while stop is None or not stop.is_set():
-            if self.step() is None:
-                break
-            pages += 1
-            if deadline is not None and self._clock() >= deadline:
-                break
+        with ThreadPoolExecutor(1, thread_name_prefix="crmsync-quick-sync") as pool:
+            ahead: Future[BackfillPage | None] | None = None
+            try:
+                while stop is None or not stop.is_set():
+                    if ahead is not None:
+                        page, ahead = ahead.result(), None
+                    else:
+                        job = self.next_job()
+                        if job is None:
+                            break
+                        page = self._read_or_fail(job)
+                    if page is None:
+                        continue  # that job failed; on to the next one
+                    if page.records and not page.last:
+                        following = replace(page.job, position=page.records[-1].id)
+                        ahead = pool.submit(self._read_or_fail, following)
+                    if not self._write_or_fail(page):
+                        _drop(ahead)
+                        ahead = None
+                    pages += 1
+                    if deadline is not None and self._clock() >= deadline:
+                        break
+            finally:
+                _drop(ahead)
         return pages
+
+    def _read_or_fail(self, job: QuickSyncJob) -> BackfillPage | None:
+        try:
+            return self.read_page(job)
+        except (UnknownFieldError, ValidationFailedError) as exc:
+            self._fail(job, exc.message)
+            return None
+
+    def _write_or_fail(self, page: BackfillPage) -> bool:
+        try:
+            return self.write_page(page)
+        except (UnknownFieldError, ValidationFailedError) as exc:
+            self._fail(page.job, exc.message)
+            return False
+
+    def _fail(self, job: QuickSyncJob, message: str) -> None:
+        with self._engine.begin() as conn:
+            fail_job(conn, load_job(conn, job.id) or job, message)
 
     # ---- writing one page -------------------------------------------------------------------
 
@@ -225,6 +262,14 @@ class QuickSync:
             write_local_values(conn, kind, values)
             save_baselines(conn, job.entity, new_baselines)
         return len(values)
+
+
+def _drop(ahead: Future[BackfillPage | None] | None) -> None:
+    """Wait for a page read ahead that will not be written (its errors do not matter)."""
+    if ahead is not None:
+        ahead.cancel()
+        with contextlib.suppress(Exception):
+            ahead.result()
 
 
 def _continued_as_contacts(conn: Connection, entity: str, local_ids: Sequence[int]) -> set[int]:
