@@ -34,7 +34,7 @@ from crmsync.errors import UnknownFieldError, ValidationFailedError
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import persons
 from crmsync.sync.apply import write_local_values
-from crmsync.sync.links import LOCAL_TABLES, load_baselines, load_links, save_baselines
+from crmsync.sync.links import LOCAL_TABLES, linked_baselines, save_baselines
 from crmsync.sync.mapping import ColumnChoice, EntityMapping, mapping_for_selection
 from crmsync.sync.plan import CRM_TYPES, local_kind_for
 from crmsync.sync.quick_sync_jobs import (
@@ -233,23 +233,27 @@ class QuickSync:
                 entity=job.entity,
             )
         ids = [record.id for record in records]
-        links = load_links(conn, job.entity, ids)
-        local_ids = sorted({link.local_id for link in links.values() if link.local_kind == kind})
-        if conn.dialect.name == "postgresql" and local_ids:
-            # lock the marketing rows as the regular sync does before reading links/baselines,
-            # so a live change it is applying right now is seen before deciding
+        if conn.dialect.name == "postgresql":
+            # lock the marketing rows as the regular sync does before reading links and
+            # baselines, so a live change it is applying right now is seen before deciding
             table = LOCAL_TABLES[kind]
-            conn.execute(select(table.c.id).where(table.c.id.in_(local_ids)).with_for_update())
-            links = load_links(conn, job.entity, ids)
-        baselines = load_baselines(conn, job.entity, ids)
-        continued = _continued_as_contacts(conn, job.entity, local_ids)
+            before = linked_baselines(conn, job.entity, ids).values()
+            local_ids = sorted({link.local_id for link, _ in before})
+            if local_ids:
+                conn.execute(select(table.c.id).where(table.c.id.in_(local_ids)).with_for_update())
+        linked = linked_baselines(conn, job.entity, ids)
+        continued = _continued_as_contacts(
+            conn, job.entity, sorted({link.local_id for link, _ in linked.values()})
+        )
         values: dict[int, dict[str, object]] = {}
         new_baselines: dict[str, dict[str, object]] = {}
         for record in records:
-            link = links.get(record.id)
-            if link is None or link.local_kind != kind or link.local_id in continued:
+            found = linked.get(record.id)
+            if found is None:
                 continue
-            baseline = baselines.get(record.id)
+            link, baseline = found
+            if link.local_kind != kind or link.local_id in continued:
+                continue
             if baseline is None:  # never agreed with Dynamics (its create is still queued)
                 continue
             synced, read = row_version(link.etag), row_version(record.etag)
@@ -257,7 +261,8 @@ class QuickSync:
                 continue  # the regular sync applied a newer change of this record
             converted = mapping.to_marketing(record.values)
             values[link.local_id] = converted
-            new_baselines[record.id] = {**baseline, **converted}
+            baseline.update(converted)
+            new_baselines[record.id] = baseline
         if values:
             write_local_values(conn, kind, values)
             save_baselines(conn, job.entity, new_baselines)
