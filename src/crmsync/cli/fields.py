@@ -144,6 +144,11 @@ def dynamics_columns(
         note = "" if c.can_sync else "cannot sync (secured or unsupported)"
         if c.status == "missing":
             note = "deleted in Dynamics; save the selection to clear"
+        elif c.status == "type_changed":
+            note = (
+                "type changed in Dynamics, no longer synced; save the selection to drop it, "
+                "or select it again to sync the new type"
+            )
         table.add_row(
             c.attribute,
             c.display_name,

@@ -414,12 +414,14 @@ field_selection = Table(
     Column("entity", String(128), primary_key=True),
     Column("attribute", String(128), primary_key=True),
     Column("marketing_field", String(100), nullable=True),
-    Column("status", String(16), nullable=False),  # selected | quick_sync | missing
+    Column("status", String(16), nullable=False),  # selected | quick_sync | missing | type_changed
     # B46: entity-default | dynamics-wins | marketing-wins | dynamics-to-marketing | ...
     Column("sync_rule", String(32), nullable=False, server_default="entity-default"),
     Column("never_blank", Boolean, nullable=False, server_default=false()),
     Column("selected_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the column's Dynamics type when it was selected: a different type later is flagged
+    Column("attribute_type", String(32), nullable=True),
 )
 
 # B12: a quick sync fills newly selected columns of one table from Dynamics, page by page; the

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.types import EntitySchema
 from crmsync.store.tables import field_selection, now_utc
 from crmsync.sync.history import notify
 from crmsync.sync.mapping import (
@@ -30,6 +31,8 @@ from crmsync.sync.policy import FieldRule, SyncRule
 
 SELECTED_STATUSES = ("selected", "quick_sync")
 """Field-selection statuses whose columns are read and written."""
+DROPPED_STATUSES = ("missing", "type_changed")
+"""Field-selection statuses of columns no longer synced until the selection is saved."""
 
 
 class EntityMappings:
@@ -74,6 +77,9 @@ class EntityMappings:
         if cached is not None and cached[0] == wanted and not fresh:
             return cached[1]
         schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
+        changed = announce_type_changes(conn, schema, wanted)
+        if changed:
+            wanted = tuple(c for c in wanted if c.attribute not in changed)
         mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
         if mapping.missing:  # selected columns Dynamics no longer has (B14)
             known = {m.attribute: m.field for m in cached[1].fields} if cached else {}
@@ -124,6 +130,55 @@ def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[C
         choice = ColumnChoice(str(attribute), str(field) if field else None, rule)
         selected.setdefault(str(name), []).append(choice)
     return {name: tuple(columns) for name, columns in selected.items()}
+
+
+def announce_type_changes(
+    conn: Connection, schema: EntitySchema, wanted: Sequence[ColumnChoice]
+) -> set[str]:
+    """Selected columns whose Dynamics type is no longer the one they were selected with:
+    marked *type_changed* (no longer read or written, their marketing values kept, nothing
+    converted) and announced with one critical notification per column. Returns them."""
+    entity = schema.logical_name
+    names = [c.attribute for c in wanted]
+    if not names:
+        return set()
+    stored = {
+        str(attribute): str(kind)
+        for attribute, kind in conn.execute(
+            select(field_selection.c.attribute, field_selection.c.attribute_type).where(
+                field_selection.c.entity == entity,
+                field_selection.c.attribute.in_(names),
+                field_selection.c.attribute_type.is_not(None),
+            )
+        )
+    }
+    changed = {
+        name: (was, schema.attributes[name].type.value)
+        for name, was in stored.items()
+        if name in schema.attributes and schema.attributes[name].type.value != was
+    }
+    if not changed:
+        return set()
+    conn.execute(
+        field_selection.update()
+        .where(field_selection.c.entity == entity, field_selection.c.attribute.in_(changed))
+        .values(status="type_changed", updated_at=now_utc())
+    )
+    for attribute, (was, now) in changed.items():
+        notify(
+            conn,
+            severity="critical",
+            kind="field_type_changed",
+            title=f"Field {entity}.{attribute} changed type in Dynamics",
+            message=(
+                f"{entity}.{attribute} was {was} when it was selected and is {now} in Dynamics "
+                "now. crmsync stopped syncing it rather than convert its values, and kept its "
+                "marketing values; everything else keeps syncing. Save the field selection to "
+                "drop it, then select it again to sync it as the new type."
+            ),
+            dedupe_key=f"field_type_changed:{entity}:{attribute}",
+        )
+    return set(changed)
 
 
 def announce_missing(conn: Connection, entity: str, fields: Mapping[str, str]) -> None:

@@ -10,11 +10,12 @@ in Dynamics (B10); nor can a column the sync user may not read be selected (B8).
 selected after the table's initial sync is marked ``quick_sync`` and queued for a quick sync
 job (:mod:`crmsync.sync.quick_sync`), which fills the new fields from Dynamics beside the
 regular sync and marks them ``selected`` when done (B12); until then they cannot be
-deselected. Saving
-drops columns marked *missing* (B14). A selected custom column gets its marketing field in
-the field catalog, so the REST API can read and write it at once (B11), unless the admin maps
-it onto an existing marketing field of a compatible type (``websiteurl=website``). Each
-selected column may carry a per-field sync rule (B46). Every change of selection, mapping or
+deselected. Saving drops columns marked *missing* (B14) or *type_changed* (their type in
+Dynamics is no longer the one they were selected with; select them again to sync them with
+the new type). A selected custom column gets its marketing field in the field catalog, so the
+REST API can read and write it at once (B11), unless the admin maps it onto an existing
+marketing field of a compatible type (``websiteurl=website``). Each selected column may carry
+a per-field sync rule (B46). Every change of selection, mapping or
 rule is recorded in the audit trail.
 """
 
@@ -50,6 +51,7 @@ from crmsync.sync.mapping import (
 )
 from crmsync.sync.policy import DEFAULT_FIELD_RULE, FieldRule, SyncRule
 from crmsync.sync.quick_sync_jobs import busy_columns, queue_job
+from crmsync.sync.schema_drift import DROPPED_STATUSES
 
 CATALOG_OBJECT = {"lead": "person", "contact": "person", "account": "company"}
 """The marketing object whose field catalog holds each table's fields (others: none yet)."""
@@ -65,7 +67,7 @@ class ColumnInfo:
     max_length: int | None
     required_level: str
     can_sync: bool  # readable by the sync user, of a type crmsync converts
-    status: str | None  # selected | quick_sync | missing | None (not selected)
+    status: str | None  # selected | quick_sync | missing | type_changed | None (not selected)
     marketing_field: str | None
     two_way: bool
     sync_rule: str | None = None  # the per-field rule's name (B46); None: not selected
@@ -226,7 +228,7 @@ def save_selection(
             entity=entity,
         )
     stored = stored_columns(conn, entity)
-    before = {c: s.choice for c, s in stored.items() if s.status != "missing"} or {
+    before = {c: s.choice for c, s in stored.items() if s.status not in DROPPED_STATUSES} or {
         c: ColumnChoice(c) for c in _current(schema, {})
     }
     dropping = set(_names(remove))
@@ -272,6 +274,7 @@ def save_selection(
                 else "selected",
                 "sync_rule": after[column].rule.sync_rule.value,
                 "never_blank": after[column].rule.never_blank,
+                "attribute_type": schema.attributes[column].type.value,
                 "selected_at": stamp + timedelta(microseconds=n),  # keeps the order
                 "updated_at": stamp,
             }
@@ -287,16 +290,17 @@ def save_selection(
             modified_since=modified_since,
             modified_until=modified_until,
         )
-    # B14: saving clears the missing state, and with it its notifications
-    conn.execute(
-        update(notifications)
-        .where(
-            notifications.c.kind == "field_missing",
-            notifications.c.dedupe_key.like(f"field_missing:{entity}:%"),
-            notifications.c.read_at.is_(None),
+    # B14: saving clears the missing and type-changed states, and with them their notices
+    for kind in ("field_missing", "field_type_changed"):
+        conn.execute(
+            update(notifications)
+            .where(
+                notifications.c.kind == kind,
+                notifications.c.dedupe_key.like(f"{kind}:{entity}:%"),
+                notifications.c.read_at.is_(None),
+            )
+            .values(read_at=stamp)
         )
-        .values(read_at=stamp)
-    )
     changes = [SelectionChange(c, was.get(c), after.get(c)) for c in dict.fromkeys([*was, *after])]
     audit_changes(conn, entity, changes, actor)
     ruled = tuple(c for c in wanted if c in was and was[c].rule != after[c].rule)

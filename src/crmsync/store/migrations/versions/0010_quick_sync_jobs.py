@@ -1,5 +1,6 @@
 """Quick sync jobs: newly selected Dynamics columns are filled by a job of their own, beside
-the regular sync, resumable page by page, with progress (B12).
+the regular sync, resumable page by page, with progress (B12); and each selected column's
+Dynamics type, so that a column whose type changed in Dynamics is flagged.
 
 Revision ID: 0010_quick_sync_jobs
 Revises: 0008_microsoft_campaigns
@@ -42,8 +43,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_quick_sync_jobs"),
     )
     op.create_index("ix_quick_sync_jobs_state", "quick_sync_jobs", ["state"])
+    op.add_column("field_selection", sa.Column("attribute_type", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("field_selection") as batch:
+        batch.drop_column("attribute_type")
     op.drop_index("ix_quick_sync_jobs_state", table_name="quick_sync_jobs")
     op.drop_table("quick_sync_jobs")
