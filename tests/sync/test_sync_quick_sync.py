@@ -240,3 +240,24 @@ def test_a_date_range_fills_only_records_modified_in_it(migrated_engine: Engine)
         QuickSync(migrated_engine, client).run()
         client.close()
     assert [_tier(migrated_engine, i) for i in ids] == ["Gold", "Gold", "Gold"]
+
+
+def test_a_column_deleted_in_dynamics_fails_its_quick_sync_and_says_so(
+    migrated_engine: Engine,
+) -> None:
+    with running_org(default_config(), 2) as org:
+        _org_with_tier(org)
+        client = engine_client(org.base)
+        assert SyncCycle(migrated_engine, client).run().status == "ok"
+        _select_tier(migrated_engine, client)
+        org.app.state.storage.remove_attribute("lead", "new_tier")
+        QuickSync(migrated_engine, client).run()  # no exception: the job fails, alone
+        client.close()
+    with migrated_engine.connect() as conn:
+        [job] = load_jobs(conn)
+        [message] = conn.execute(
+            select(notifications.c.message).where(notifications.c.kind == "quick_sync_failed")
+        ).scalars()
+    assert job.state == "failed" and job.error
+    assert "Filling new_tier of lead stopped after 0 records" in message
+    assert _status(migrated_engine, "new_tier") != "quick_sync"  # it can be deselected again

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.types import CrmRecord, EntitySchema
-from crmsync.errors import UnknownFieldError, ValidationFailedError
+from crmsync.errors import InputError, RecordError, ValidationFailedError
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import persons
 from crmsync.sync.apply import write_local_values
@@ -51,6 +51,9 @@ from crmsync.sync.schema_drift import selections
 
 DEFAULT_PAGE_SIZE = 5000
 """Records per keyset page (Dataverse's largest page)."""
+JOB_FAILURES = (InputError, RecordError)
+"""Errors that fail one job for good (a column Dynamics no longer has, values that do not
+convert, a read Dynamics refuses as malformed); throttling and outages only postpone it."""
 _VERSION = re.compile(r"\d+")
 
 
@@ -194,14 +197,14 @@ class QuickSync:
     def _read_or_fail(self, job: QuickSyncJob) -> BackfillPage | None:
         try:
             return self.read_page(job)
-        except (UnknownFieldError, ValidationFailedError) as exc:
+        except JOB_FAILURES as exc:
             self._fail(job, exc.message)
             return None
 
     def _write_or_fail(self, page: BackfillPage) -> bool:
         try:
             return self.write_page(page)
-        except (UnknownFieldError, ValidationFailedError) as exc:
+        except JOB_FAILURES as exc:
             self._fail(page.job, exc.message)
             return False
 
