@@ -12,6 +12,7 @@ from sync_harness import Org
 
 from crmsync.emulator.config import PluginRule
 from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.quick_sync import QuickSync
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -30,6 +31,7 @@ class Site:
     engine: Engine
     org: Org
     cycle: SyncCycle
+    quick: QuickSync  # quick syncs in pages of three records
 
 
 def screenshot(page: Any, tmp_path: Path, name: str) -> Path:

@@ -26,6 +26,7 @@ from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, d
 from crmsync.settings import load_settings
 from crmsync.store.db import open_database
 from crmsync.sync.cycle import SyncCycle
+from crmsync.sync.quick_sync import QuickSync
 from crmsync.web.admin.users import AdminUserStore
 from crmsync.web.app import create_app
 
@@ -53,7 +54,7 @@ def site(sqlite_database_url: str) -> Iterator[Site]:
         app = create_app(settings, engine=engine)
         AdminUserStore(engine).create(EMAIL, PASSWORD, "admin", actor="test")
         with serve(app) as url:
-            yield Site(url, engine, org, cycle)
+            yield Site(url, engine, org, cycle, QuickSync(engine, client, page_size=3))
         client.close()
     engine.dispose()
 

@@ -65,7 +65,7 @@ def test_a_campaign_created_run_and_its_results(site: Site, page: Any, tmp_path:
     screenshot(page, tmp_path, "campaigns")
 
 
-def test_a_field_selected_and_its_quick_sync_finishes(
+def test_select_a_field_and_watch_its_quick_sync_finish(
     site: Site, page: Any, tmp_path: Path
 ) -> None:
     sign_in(page, site.url)
@@ -75,12 +75,24 @@ def test_a_field_selected_and_its_quick_sync_finishes(
     page.get_by_label("Sync Website").check()
     page.get_by_role("button", name="Save selection").click()
     assert "1 added" in page.get_by_role("status").inner_text()
-    website = page.get_by_role("row").filter(has_text="websiteurl")
+    columns = page.locator("table.fields")
+    website = columns.get_by_role("row").filter(has_text="websiteurl")
     assert "Quick sync queued" in website.inner_text()
-    screenshot(page, tmp_path, "fields")
-    site.cycle.run()  # the quick sync fills the new field from Dynamics
+    quick_syncs = page.get_by_role("region", name="Quick syncs of lead")
+    assert "Queued" in quick_syncs.inner_text()
+    site.cycle.run()  # the regular sync goes on beside it
+    site.quick.step()  # the first page of three records
     page.reload()
-    assert "Synced" in page.get_by_role("row").filter(has_text="websiteurl").inner_text()
+    website = columns.get_by_role("row").filter(has_text="websiteurl")
+    assert "Quick sync running" in website.inner_text()
+    running = page.get_by_role("region", name="Quick syncs of lead").inner_text()
+    assert "Running" in running and re.search(r"3 of \d+ \(\d+%\)", running)
+    screenshot(page, tmp_path, "fields")
+    site.quick.run()  # the rest, until done
+    page.reload()
+    assert "Synced" in columns.get_by_role("row").filter(has_text="websiteurl").inner_text()
+    done = page.get_by_role("region", name="Quick syncs of lead").inner_text()
+    assert "Done" in done and "(100%)" in done
 
 
 def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_selecting_a_custom_column_after_go_live_fills_it_and_syncs_it(
 
     report = _run(env, "sync", "once", "--json")
     lead = {e["entity"]: e for e in report["entities"]}["lead"]
-    assert lead["mode"] == "reconcile" and report["push"]["sent"] == 0
+    assert lead["mode"] == "delta" and report["push"]["sent"] == 0  # no full re-read
     person = _lead_person(env, lead_id)
     assert (person["custom"] or {}).get("newTier") == "Gold"
     selected = {

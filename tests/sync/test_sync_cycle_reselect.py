@@ -1,7 +1,8 @@
-"""B12 (the engine's half): a field selected after go-live is filled from Dynamics for every
-record by the next cycle, never pushed blank and never clearing a marketing value; the
-entity's change tracking then continues with the new columns. Real HTTP against the emulator,
-SQLite and PostgreSQL.
+"""B12 (the regular cycle's half): once a field is selected after go-live, the next cycle
+reads the changes since its delta link with the new column (records that changed get their
+value at once; the quick sync job fills the rest, see test_sync_quick_sync), never pushes it
+blank and never clears a marketing value; change tracking then continues with the new
+columns. Real HTTP against the emulator, SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _custom(engine: Engine, person_id: int) -> dict[str, object]:
     return dict(custom or {})
 
 
-def test_a_newly_selected_field_is_filled_from_dynamics_by_the_next_cycle(
+def test_a_newly_selected_field_of_changed_records_comes_with_the_next_cycle(
     migrated_engine: Engine,
 ) -> None:
     with running_org(default_config(), 4) as org:
@@ -42,7 +43,9 @@ def test_a_newly_selected_field_is_filled_from_dynamics_by_the_next_cycle(
 
         store_selection(migrated_engine, client, "lead", ["new_tier"])
         report = cycle.run()
-        assert {e.entity: e.mode for e in report.entities}["lead"] == "reconcile"
+        # no full re-read: the changes since the delta link, with the new column
+        assert {e.entity: e.mode for e in report.entities}["lead"] == "delta"
+        assert {e.entity: e.records for e in report.entities}["lead"] == 2
         assert report.push.sent == 0  # nothing pushed blank
         assert org.row("lead", second)["new_tier"] is None  # type: ignore[index]
         gold = person_by_crm_id(migrated_engine, "lead", first)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
+from crmsync.cli.quick_sync import app as quick_sync_app
 from crmsync.cli.tables import print_records
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, InvalidValueError
@@ -28,6 +30,7 @@ from crmsync.sync.policy import NEVER_BLANK, SyncRule
 from crmsync.sync.selection import ColumnInfo, columns_of, save_selection
 
 app = typer.Typer(help="Marketing field catalog.", no_args_is_help=True)
+app.add_typer(quick_sync_app, name="quick-sync")
 _out = Console()
 
 ObjectOption = Annotated[
@@ -141,6 +144,11 @@ def dynamics_columns(
         note = "" if c.can_sync else "cannot sync (secured or unsupported)"
         if c.status == "missing":
             note = "deleted in Dynamics; save the selection to clear"
+        elif c.status == "type_changed":
+            note = (
+                "type changed in Dynamics, no longer synced; save the selection to drop it, "
+                "or select it again to sync the new type"
+            )
         table.add_row(
             c.attribute,
             c.display_name,
@@ -190,6 +198,18 @@ def _rules(entries: list[str]) -> dict[str, str]:
     return rules
 
 
+_DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def _utc(value: datetime | None, *, end_of_day: bool = False) -> datetime | None:
+    """A date given on the command line as UTC; a bare date's end is the end of that day."""
+    if value is None:
+        return None
+    if end_of_day and (value.hour, value.minute, value.second) == (0, 0, 0):
+        value = value.replace(hour=23, minute=59, second=59)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 @app.command("select")
 def select_columns(
     ctx: typer.Context,
@@ -206,13 +226,32 @@ def select_columns(
         list[str], typer.Option("--remove", help="Column to stop syncing (values are kept).")
     ] = [],  # noqa: B006
     rule: Annotated[list[str], typer.Option("--rule", help=_RULE_HELP)] = [],  # noqa: B006
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            formats=_DATE_FORMATS,
+            help="Quick sync only records modified in Dynamics from this date (UTC).",
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--until",
+            formats=_DATE_FORMATS,
+            help="Quick sync only records modified in Dynamics up to this date (UTC).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Save a table's field selection, refreshing its schema from Dynamics first.
 
-    Columns added after the initial sync are filled from Dynamics by the next
-    cycle (a quick sync). Saving without changes refreshes the schema and
-    clears columns deleted in Dynamics. Every change is recorded in the audit log.
+    Columns added after the initial sync are filled from Dynamics by a quick
+    sync that runs beside the regular sync (see: crmsync fields quick-sync
+    status); --since/--until limit it to records modified in those dates. A
+    column cannot be removed while its quick sync runs. Saving without changes
+    refreshes the schema and clears columns deleted in Dynamics. Every change
+    is recorded in the audit log.
     """
     settings = settings_from(ctx)
     name = entity.strip().lower()
@@ -223,7 +262,16 @@ def select_columns(
             build_client(settings.dynamics) as client,
             engine.begin() as conn,
         ):
-            saved = save_selection(conn, client, name, add=add, remove=remove, rules=rules)
+            saved = save_selection(
+                conn,
+                client,
+                name,
+                add=add,
+                remove=remove,
+                rules=rules,
+                modified_since=_utc(since),
+                modified_until=_utc(until, end_of_day=True),
+            )
     except CrmsyncError as exc:
         raise fail(exc) from None
     fields = {m.attribute: m for m in saved.mapping.fields}
@@ -254,4 +302,7 @@ def select_columns(
         highlight=False,
     )
     if saved.quick_sync:
-        _out.print("the next sync cycle fills the added fields from Dynamics (quick sync)")
+        _out.print(
+            "a quick sync fills the added fields from Dynamics beside the regular sync "
+            "(crmsync fields quick-sync status)"
+        )

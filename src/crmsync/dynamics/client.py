@@ -155,6 +155,42 @@ class DynamicsClient:
             for row in rows:
                 yield convert(row)
 
+    def read_after(
+        self,
+        entity: str,
+        select: Sequence[str],
+        *,
+        after: str | None = None,
+        filter: str | None = None,
+        page_size: int | None = None,
+    ) -> list[CrmRecord]:
+        """One page of a keyset read: up to ``page_size`` records of ``entity`` whose primary
+        key is above ``after`` (from the first when ``None``), in ascending key order, with
+        ``select`` plus the key and ETag (the row version), and only those matching ``filter``.
+        The last record's id is where the next page starts; a short page is the last."""
+        info = self.entity(entity)
+        schema = self.cached_schema(info.logical_name)
+        size = page_size or self.page_size
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ConfigurationError(f"page size must be between 1 and {MAX_PAGE_SIZE}")
+        columns = [*wire_select(select, schema, info.primary_id), info.primary_id]
+        conditions = [f"{info.primary_id} gt {after}"] if after else []
+        conditions += [f"({filter})"] if filter else []
+        url = collection_url(
+            info.entity_set,
+            columns,
+            filter=" and ".join(conditions) or None,
+            orderby=f"{info.primary_id} asc",
+        )
+        document = self.transport.get_json(
+            f"{url}&$top={size}",
+            kind="read",
+            headers={"Prefer": LOOKUP_PREFERENCE},
+            entity=info.logical_name,
+        )
+        convert = RowConverter(info, schema).convert
+        return [convert(row) for row in document.get("value") or []]
+
     def get(self, entity_set: str, id: str, select: Sequence[str]) -> CrmRecord:
         """Read one record; raises :class:`RecordNotFoundError` when it does not exist."""
         info = self.entity(entity_set)

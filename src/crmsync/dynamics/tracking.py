@@ -73,6 +73,17 @@ def selection_changed(delta_link: str, current: str) -> bool:
     return stored is not None and stored != _columns(current)
 
 
+def with_selection(delta_link: str, current: str) -> str:
+    """``delta_link`` asking for the columns of ``current`` (a first-page link of the current
+    selection) instead of its own: the changes since the same token, with the columns selected
+    now (B12). The token is a row version that does not depend on the columns."""
+    wanted = next((p for p in urlsplit(current).query.split("&") if p.startswith("$select=")), None)
+    parts = urlsplit(delta_link)
+    kept = [p for p in parts.query.split("&") if p and not p.startswith("$select=")]
+    query = "&".join([wanted, *kept] if wanted else kept)
+    return parts._replace(query=query).geturl()
+
+
 class ChangeTracking:
     """Change-tracking reads of one org, handing out :class:`ChangePage` values."""
 

@@ -436,12 +436,37 @@ field_selection = Table(
     Column("entity", String(128), primary_key=True),
     Column("attribute", String(128), primary_key=True),
     Column("marketing_field", String(100), nullable=True),
-    Column("status", String(16), nullable=False),  # selected | quick_sync | missing
+    Column("status", String(16), nullable=False),  # selected | quick_sync | missing | type_changed
     # B46: entity-default | dynamics-wins | marketing-wins | dynamics-to-marketing | ...
     Column("sync_rule", String(32), nullable=False, server_default="entity-default"),
     Column("never_blank", Boolean, nullable=False, server_default=false()),
     Column("selected_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the column's Dynamics type when it was selected: a different type later is flagged
+    Column("attribute_type", String(32), nullable=True),
+)
+
+# B12: a quick sync fills newly selected columns of one table from Dynamics, page by page; the
+# position (the last Dynamics id done, ids read in ascending order) is stored with each page.
+quick_sync_jobs = Table(
+    "quick_sync_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entity", String(128), nullable=False),
+    Column("attributes", JSON, nullable=False),  # the Dynamics columns it fills
+    Column("modified_since", UtcDateTime, nullable=True),
+    Column("modified_until", UtcDateTime, nullable=True),
+    Column("state", String(16), nullable=False),  # queued | running | done | failed
+    Column("records_done", Integer, nullable=False, default=0),
+    Column("records_filled", Integer, nullable=False, default=0),
+    Column("records_total", Integer, nullable=True),
+    Column("position", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_quick_sync_jobs_state", "state"),
 )
 
 # Writes to Dynamics that wait for an entity as a whole, with the reason (today: the sync

@@ -350,6 +350,26 @@ def _apply_updates(
     return sends, updated
 
 
+def write_local_values(
+    conn: Connection, local_kind: str, values: Mapping[int, Mapping[str, Any]]
+) -> None:
+    """Write marketing field ``values`` onto local records of ``local_kind`` (by id) in bulk,
+    standard fields into their columns and custom ones into the ``custom`` JSON (a ``None``
+    custom value removes the entry). No activities, no outbox: the values come from
+    Dynamics (a quick sync's backfill, B12)."""
+    table = LOCAL_TABLES[local_kind]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    custom_updates: dict[int, dict[str, Any]] = {}
+    for local_id, record in values.items():
+        standard, custom = _row_values(table, record)
+        rows.append((local_id, standard))
+        if custom:
+            custom_updates[local_id] = custom
+    _update_rows(conn, table, [(i, v) for i, v in rows if v], utc_now_text())
+    if custom_updates:
+        _merge_custom(conn, table, custom_updates)
+
+
 def _company_values(conn: Connection, plan: PagePlan) -> dict[int, dict[str, object]]:
     """The stored values of the fields this page changes on each company it updates."""
     names = sorted(

@@ -38,7 +38,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.tracking import same_selection, selection_changed
+from crmsync.dynamics.tracking import same_selection, selection_changed, with_selection
 from crmsync.dynamics.types import ChangePage, DeltaCursor
 from crmsync.errors import (
     DeltaTokenExpiredError,
@@ -64,7 +64,7 @@ from crmsync.sync.reports import (
     traffic_between,
 )
 from crmsync.sync.rereads import read_again
-from crmsync.sync.schema_drift import EntityMappings, finish_quick_sync
+from crmsync.sync.schema_drift import EntityMappings
 
 SCHEMA_READ_ROUNDS = 3
 """How many times the start-up schema read of one entity is tried (each try retries every
@@ -276,18 +276,19 @@ class SyncCycle:
             self._initial_read(mapping, mappings, report, stored.link if stored else None)
             self._initial_done(entity)
             return
-        if not reselected and selection_changed(
-            stored.link, self._client.tracking.first_page_link(entity, mapping.attributes)
-        ):
-            # B12: fields were selected (or removed) since the delta link was made; it keeps
-            # its columns, so the entity is read in full with the new ones (a quick sync).
+        link = stored.link
+        current = self._client.tracking.first_page_link(entity, mapping.attributes)
+        if not reselected and selection_changed(link, current):
+            # B12: fields were selected (or removed) since the delta link was made. The
+            # changes since its token are read with the columns selected now; records that
+            # do not change are filled by the quick sync job (crmsync.sync.quick_sync).
             # Records are merged as in any read: a newly selected field, absent from the
             # baselines, is filled from Dynamics and never pushed blank.
-            report.note = "the field selection changed: read in full with the new fields"
-            reselected = True
+            link = with_selection(link, current)
+            report.note = "the field selection changed: changes are read with the new fields"
         if not reselected:
             try:
-                changes = self._client.read_changes(DeltaCursor(entity, stored.link))
+                changes = self._client.read_changes(DeltaCursor(entity, link))
                 self._read(changes, mapping, mappings, report, reconcile=False)
                 return
             except DeltaTokenExpiredError:
@@ -297,8 +298,6 @@ class SyncCycle:
             self._client.entity_set_of(entity), mapping.attributes
         )
         self._read(changes, mapping, mappings, report, reconcile=True)
-        if reselected:
-            finish_quick_sync(self._engine, entity)
 
     def _initial_read(
         self,

@@ -123,6 +123,35 @@ def save_baselines(
     )
 
 
+def linked_baselines(
+    conn: Connection, entity: str, crm_ids: Sequence[str]
+) -> dict[str, tuple[LinkRow, dict[str, object] | None]]:
+    """The links of ``entity`` records among ``crm_ids`` with each one's baseline (``None``
+    when it has none), by Dynamics id, in one query per chunk."""
+    joined = crm_links.outerjoin(
+        sync_baselines,
+        (sync_baselines.c.entity == crm_links.c.entity)
+        & (sync_baselines.c.crm_id == crm_links.c.crm_id),
+    )
+    found: dict[str, tuple[LinkRow, dict[str, object] | None]] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.crm_id,
+                crm_links.c.local_kind,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+                sync_baselines.c["values"],
+            )
+            .select_from(joined)
+            .where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+        )
+        for crm_id, kind, local_id, etag, values in rows:
+            link = LinkRow(entity, crm_id, kind, int(local_id), etag)
+            found[crm_id] = (link, None if values is None else dict(values))
+    return found
+
+
 def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
     """Insert new links in one ``executemany``."""
     if not rows:

@@ -1,5 +1,8 @@
 """Running the sync: one cycle now, or cycle–pause–repeat while enabled (B15, B21, B44).
 
+Quick sync jobs (B12) run in the pauses between cycles, a page at a time, for at most the
+pause: cycles keep their rhythm and live changes keep flowing while a quick sync runs.
+
 Every cycle holds the database-wide lease (:mod:`crmsync.sync.lease`), so two processes never
 run cycles at the same time. While sync is disabled the loop exchanges nothing, and nothing is
 lost: marketing changes wait in the outbox and Dynamics changes in change tracking (B21).
@@ -9,7 +12,9 @@ elsewhere) is reported and the loop carries on after the pause; a fatal error st
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
@@ -24,6 +29,7 @@ from crmsync.sync.cycle import DEFAULT_ENTITIES, SyncCycle
 from crmsync.sync.history import notify
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.mailer import deliver, raise_failure_digest
+from crmsync.sync.quick_sync import QuickSync
 from crmsync.sync.reports import CycleReport, Progress
 
 
@@ -72,6 +78,7 @@ class SyncRunner:
             renew=self._between_steps,
             duplicate_detection=settings.duplicate_detection,
         )
+        self.quick_sync = QuickSync(engine, client)
 
     def _between_steps(self) -> None:
         """Called by the cycle after each committed page and push round: stop there when
@@ -84,9 +91,21 @@ class SyncRunner:
         self.lease.renew()
 
     def once(self) -> CycleReport:
-        """Run one whole cycle now (B15); raises :class:`LeaseHeldError` if one is running."""
+        """Run one whole cycle now (B15), then fill the fields waiting for a quick sync (B12);
+        raises :class:`LeaseHeldError` if a cycle is running."""
+        report = self._cycle()
+        self._quick_sync(None, self._interrupt)
+        return report
+
+    def _cycle(self) -> CycleReport:
         with self.lease.held():
             return self.cycle.run()
+
+    def _quick_sync(self, budget_seconds: float | None, stop: threading.Event | None) -> None:
+        """B12: quick sync pages beside the cycles, for at most ``budget_seconds`` (at least
+        one page when a job waits). Dynamics being unavailable only postpones them."""
+        with contextlib.suppress(RetryLaterError):  # the job keeps its position for next turn
+            self.quick_sync.run(budget_seconds=budget_seconds, stop=stop)
 
     def _stopped(self, exc: FatalError) -> None:
         """B41: a fatal error stops the background sync; say so where admins look."""
@@ -120,7 +139,7 @@ class SyncRunner:
                     on_idle("sync is disabled; waiting (crmsync sync enable)")
             else:
                 try:
-                    report = self.once()
+                    report = self._cycle()
                 except FatalError as exc:
                     self._stopped(exc)
                     self._notify_by_mail()
@@ -135,8 +154,17 @@ class SyncRunner:
             self._notify_by_mail()
             if max_cycles is not None and cycles >= max_cycles:
                 break
-            stop.wait(self._settings.pause_seconds)
+            self._pause(stop)
         return cycles
+
+    def _pause(self, stop: threading.Event) -> None:
+        """The pause between cycles: quick sync pages while it lasts (B12), then wait out
+        the rest. Cycles keep their rhythm; a quick sync only uses the time between them."""
+        pause = self._settings.pause_seconds
+        started = time.monotonic()
+        if is_enabled(self._engine):
+            self._quick_sync(pause, stop)
+        stop.wait(max(pause - (time.monotonic() - started), 0.0))
 
     def _notify_by_mail(self) -> None:
         """B41: today's failure digest when records are failing (in-app), then, when SMTP is

@@ -5,8 +5,8 @@ field selection changes under it (B9, B12, B14).
 default mapping restricted to what the org has) and keeps it while that selection holds, so
 schemas are read once per process. A selected column Dynamics no longer has is dropped from
 the mapping, marked *missing* in the selection and announced (B14). Columns selected after
-go-live are filled by one full read, then :func:`finish_quick_sync` makes them ordinary
-selected columns (B12).
+go-live are read like the others; a quick sync job fills them for records that do not change
+(B12, :mod:`crmsync.sync.quick_sync`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.types import EntitySchema
 from crmsync.store.tables import field_selection, now_utc
 from crmsync.sync.history import notify
 from crmsync.sync.mapping import (
@@ -30,6 +31,8 @@ from crmsync.sync.policy import FieldRule, SyncRule
 
 SELECTED_STATUSES = ("selected", "quick_sync")
 """Field-selection statuses whose columns are read and written."""
+DROPPED_STATUSES = ("missing", "type_changed")
+"""Field-selection statuses of columns no longer synced until the selection is saved."""
 
 
 class EntityMappings:
@@ -74,6 +77,9 @@ class EntityMappings:
         if cached is not None and cached[0] == wanted and not fresh:
             return cached[1]
         schema = self._client.cached_schema(entity) or self._client.entity_schema(entity)
+        changed = announce_type_changes(conn, schema, wanted)
+        if changed:
+            wanted = tuple(c for c in wanted if c.attribute not in changed)
         mapping = mapping_for_selection(schema, wanted) if wanted else default_mapping(schema)
         if mapping.missing:  # selected columns Dynamics no longer has (B14)
             known = {m.attribute: m.field for m in cached[1].fields} if cached else {}
@@ -103,40 +109,6 @@ class EntityMappings:
         return dropped
 
 
-def finish_quick_sync(engine: Engine, entity: str) -> None:
-    """B12/B41: the columns selected after go-live were filled by a full read; they are now
-    ordinary selected columns, and the admins are told."""
-    stamp = now_utc()
-    with engine.begin() as conn:
-        filled = [
-            str(attribute)
-            for (attribute,) in conn.execute(
-                select(field_selection.c.attribute).where(
-                    field_selection.c.entity == entity,
-                    field_selection.c.status == "quick_sync",
-                )
-            )
-        ]
-        if not filled:
-            return
-        conn.execute(
-            field_selection.update()
-            .where(field_selection.c.entity == entity, field_selection.c.status == "quick_sync")
-            .values(status="selected", updated_at=stamp)
-        )
-        notify(
-            conn,
-            severity="info",
-            kind="quick_sync_done",
-            title=f"Quick sync done: {entity}",
-            message=(
-                f"{', '.join(filled)} now hold Dynamics' values for every {entity}, and "
-                "sync both ways from now on where the field allows it."
-            ),
-            dedupe_key=f"quick_sync_done:{entity}:{stamp.isoformat()}",
-        )
-
-
 def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[ColumnChoice, ...]]:
     """The stored field selection in effect (selected or waiting for a quick sync), per entity
     in selection order, each column with its marketing field and sync rule (B46): one query
@@ -158,6 +130,55 @@ def selections(conn: Connection, entity: str | None = None) -> dict[str, tuple[C
         choice = ColumnChoice(str(attribute), str(field) if field else None, rule)
         selected.setdefault(str(name), []).append(choice)
     return {name: tuple(columns) for name, columns in selected.items()}
+
+
+def announce_type_changes(
+    conn: Connection, schema: EntitySchema, wanted: Sequence[ColumnChoice]
+) -> set[str]:
+    """Selected columns whose Dynamics type is no longer the one they were selected with:
+    marked *type_changed* (no longer read or written, their marketing values kept, nothing
+    converted) and announced with one critical notification per column. Returns them."""
+    entity = schema.logical_name
+    names = [c.attribute for c in wanted]
+    if not names:
+        return set()
+    stored = {
+        str(attribute): str(kind)
+        for attribute, kind in conn.execute(
+            select(field_selection.c.attribute, field_selection.c.attribute_type).where(
+                field_selection.c.entity == entity,
+                field_selection.c.attribute.in_(names),
+                field_selection.c.attribute_type.is_not(None),
+            )
+        )
+    }
+    changed = {
+        name: (was, schema.attributes[name].type.value)
+        for name, was in stored.items()
+        if name in schema.attributes and schema.attributes[name].type.value != was
+    }
+    if not changed:
+        return set()
+    conn.execute(
+        field_selection.update()
+        .where(field_selection.c.entity == entity, field_selection.c.attribute.in_(changed))
+        .values(status="type_changed", updated_at=now_utc())
+    )
+    for attribute, (was, now) in changed.items():
+        notify(
+            conn,
+            severity="critical",
+            kind="field_type_changed",
+            title=f"Field {entity}.{attribute} changed type in Dynamics",
+            message=(
+                f"{entity}.{attribute} was {was} when it was selected and is {now} in Dynamics "
+                "now. crmsync stopped syncing it rather than convert its values, and kept its "
+                "marketing values; everything else keeps syncing. Save the field selection to "
+                "drop it, then select it again to sync it as the new type."
+            ),
+            dedupe_key=f"field_type_changed:{entity}:{attribute}",
+        )
+    return set(changed)
 
 
 def announce_missing(conn: Connection, entity: str, fields: Mapping[str, str]) -> None:

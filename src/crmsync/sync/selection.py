@@ -7,12 +7,15 @@ its sync rule.
 :func:`save_selection` stores the selected columns of one table, always after reading the
 schema again (B13). A column Dynamics does not have is refused: crmsync never creates a field
 in Dynamics (B10); nor can a column the sync user may not read be selected (B8). A column
-selected after the table's initial sync is marked ``quick_sync``: the next cycle reads the
-table in full, fills the new fields from Dynamics and marks them ``selected`` (B12). Saving
-drops columns marked *missing* (B14). A selected custom column gets its marketing field in
-the field catalog, so the REST API can read and write it at once (B11), unless the admin maps
-it onto an existing marketing field of a compatible type (``websiteurl=website``). Each
-selected column may carry a per-field sync rule (B46). Every change of selection, mapping or
+selected after the table's initial sync is marked ``quick_sync`` and queued for a quick sync
+job (:mod:`crmsync.sync.quick_sync`), which fills the new fields from Dynamics beside the
+regular sync and marks them ``selected`` when done (B12); until then they cannot be
+deselected. Saving drops columns marked *missing* (B14) or *type_changed* (their type in
+Dynamics is no longer the one they were selected with; select them again to sync them with
+the new type). A selected custom column gets its marketing field in the field catalog, so the
+REST API can read and write it at once (B11), unless the admin maps it onto an existing
+marketing field of a compatible type (``websiteurl=website``). Each selected column may carry
+a per-field sync rule (B46). Every change of selection, mapping or
 rule is recorded in the audit trail.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -47,6 +50,8 @@ from crmsync.sync.mapping import (
     readable,
 )
 from crmsync.sync.policy import DEFAULT_FIELD_RULE, FieldRule, SyncRule
+from crmsync.sync.quick_sync_jobs import busy_columns, queue_job
+from crmsync.sync.schema_drift import DROPPED_STATUSES
 
 CATALOG_OBJECT = {"lead": "person", "contact": "person", "account": "company"}
 """The marketing object whose field catalog holds each table's fields (others: none yet)."""
@@ -62,7 +67,7 @@ class ColumnInfo:
     max_length: int | None
     required_level: str
     can_sync: bool  # readable by the sync user, of a type crmsync converts
-    status: str | None  # selected | quick_sync | missing | None (not selected)
+    status: str | None  # selected | quick_sync | missing | type_changed | None (not selected)
     marketing_field: str | None
     two_way: bool
     sync_rule: str | None = None  # the per-field rule's name (B46); None: not selected
@@ -181,19 +186,31 @@ def save_selection(
     remove: Sequence[str] = (),
     rules: Mapping[str, FieldRule | str] | None = None,
     actor: str = "cli",
+    modified_since: datetime | None = None,
+    modified_until: datetime | None = None,
 ) -> SavedSelection:
     """Save the selection of ``entity``: the one in effect, plus ``add``, minus ``remove``,
     with the sync ``rules`` given per column (B46; a :class:`FieldRule` or its name, such as
     ``"dynamics-wins"``), after reading the schema again (B13). Saving without changes clears
     missing columns (B14). ``add`` entries are ``COL`` or ``COL=FIELD``: the latter maps the
     column onto the existing marketing field ``FIELD`` (also for a column already selected).
-    Every change is recorded in the audit trail under ``actor``.
+    Every change is recorded in the audit trail under ``actor``. Columns added after the
+    initial sync are queued for a quick sync (B12), limited to records modified between
+    ``modified_since`` and ``modified_until`` when given.
 
     Raises :class:`~crmsync.errors.InvalidValueError` naming every added column Dynamics does
     not have (B10) or the sync user cannot read (B8), a marketing field that does not exist or
     cannot hold the column's values, a rule for a column that is not selected, and a rule that
-    would write to Dynamics a field it takes no values for; nothing is stored then.
+    would write to Dynamics a field it takes no values for, and the removal of a column a
+    quick sync is still filling; nothing is stored then.
     """
+    if modified_since and modified_until and modified_since > modified_until:
+        raise InvalidValueError(
+            f"{entity}: the date range ends ({modified_until:%Y-%m-%d %H:%M}) before it starts "
+            f"({modified_since:%Y-%m-%d %H:%M})",
+            entity=entity,
+        )
+    _refuse_busy(conn, entity, _names(remove))
     schema = client.entity_schema(entity)
     adding = _parse_adds(add)
     unknown = [c for c in adding if c not in schema.attributes]
@@ -211,7 +228,7 @@ def save_selection(
             entity=entity,
         )
     stored = stored_columns(conn, entity)
-    before = {c: s.choice for c, s in stored.items() if s.status != "missing"} or {
+    before = {c: s.choice for c, s in stored.items() if s.status not in DROPPED_STATUSES} or {
         c: ColumnChoice(c) for c in _current(schema, {})
     }
     dropping = set(_names(remove))
@@ -257,6 +274,7 @@ def save_selection(
                 else "selected",
                 "sync_rule": after[column].rule.sync_rule.value,
                 "never_blank": after[column].rule.never_blank,
+                "attribute_type": schema.attributes[column].type.value,
                 "selected_at": stamp + timedelta(microseconds=n),  # keeps the order
                 "updated_at": stamp,
             }
@@ -264,21 +282,46 @@ def save_selection(
         ],
     )
     _register_fields(conn, schema, mapping, added)
-    # B14: saving clears the missing state, and with it its notifications
-    conn.execute(
-        update(notifications)
-        .where(
-            notifications.c.kind == "field_missing",
-            notifications.c.dedupe_key.like(f"field_missing:{entity}:%"),
-            notifications.c.read_at.is_(None),
+    if live and added:
+        queue_job(
+            conn,
+            entity,
+            added,
+            modified_since=modified_since,
+            modified_until=modified_until,
         )
-        .values(read_at=stamp)
-    )
+    # B14: saving clears the missing and type-changed states, and with them their notices
+    for kind in ("field_missing", "field_type_changed"):
+        conn.execute(
+            update(notifications)
+            .where(
+                notifications.c.kind == kind,
+                notifications.c.dedupe_key.like(f"{kind}:{entity}:%"),
+                notifications.c.read_at.is_(None),
+            )
+            .values(read_at=stamp)
+        )
     changes = [SelectionChange(c, was.get(c), after.get(c)) for c in dict.fromkeys([*was, *after])]
     audit_changes(conn, entity, changes, actor)
     ruled = tuple(c for c in wanted if c in was and was[c].rule != after[c].rule)
     return SavedSelection(
         entity, tuple(added), tuple(removed), live and bool(added), mapping, ruled
+    )
+
+
+def _refuse_busy(conn: Connection, entity: str, removing: Sequence[str]) -> None:
+    """B12: a column a queued or running quick sync fills cannot be deselected yet."""
+    busy = busy_columns(conn, entity)
+    refused = [c for c in removing if c in busy]
+    if not refused:
+        return
+    job = busy[refused[0]]
+    total = f" of {job.records_total}" if job.records_total is not None else ""
+    raise InvalidValueError(
+        f"{entity}: {', '.join(refused)} cannot be deselected while its quick sync is "
+        f"{job.state} ({job.records_done}{total} records done); deselect it once the quick "
+        "sync has finished (crmsync fields quick-sync status)",
+        entity=entity,
     )
 
 

@@ -37,7 +37,7 @@ def _ticked(html: str) -> list[str]:
 
 def _row(text: str, logical: str) -> str:
     """The visible text of one column's row: its state tag, names and type."""
-    at = text.index(f" {logical} ")
+    at = text.index(f" {logical} ", text.index("Display name Logical name"))  # the columns
     states = ("Not synced", "Synced", "Quick sync queued", "Missing in Dynamics", "Cannot sync")
     begin = max(text.rfind(state, 0, at) for state in states)
     return text[begin : at + len(logical) + 1]
@@ -74,6 +74,7 @@ def test_ticking_a_column_queues_its_quick_sync_and_is_audited(synced_admin: Syn
     shown = text_of(admin.page(browser, answer.headers["location"]))
     assert "Selection of lead saved: 1 added." in shown
     assert _row(shown, "websiteurl").startswith("Quick sync queued")
+    assert "Quick syncs of lead" in shown and "websiteurl Queued not started" in shown
     with admin.engine.connect() as conn:
         assert "websiteurl" in stored_selection(conn, "lead")
         actors = conn.execute(select(audit_log.c.actor)).scalars().all()

@@ -1,8 +1,10 @@
 """Fields (B8–B14, B46): per Dynamics table, the columns the sync user can read, with display
 name, logical name, type, length and required level; whether each is selected, the marketing
-field it maps to, its sync rule and "never blank", and its state (synced, quick sync queued,
-missing in Dynamics). Saving calls :func:`crmsync.sync.selection.save_selection`, which reads
-the schema again and audits. Nothing here creates a field in Dynamics (B10)."""
+field it maps to, its sync rule and "never blank", and its state (synced, quick sync queued
+or running with its progress, missing in Dynamics, type changed in Dynamics), and the table's
+recent quick syncs with records done of the total, rate and time left. Saving calls
+:func:`crmsync.sync.selection.save_selection`, which reads the schema again and audits.
+Nothing here creates a field in Dynamics (B10)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import CrmsyncError, InputError, InvalidValueError
+from crmsync.store.tables import now_utc
 from crmsync.sync.cycle import DEFAULT_ENTITIES
 from crmsync.sync.policy import NEVER_BLANK, SyncRule
+from crmsync.sync.quick_sync_jobs import load_jobs
+from crmsync.sync.schema_drift import DROPPED_STATUSES
 from crmsync.sync.selection import ColumnInfo, SavedSelection, columns_of, save_selection
 from crmsync.web.admin.context import ADMIN, AdminContext
 
@@ -63,7 +68,7 @@ def selection_changes(
     rules: dict[str, str] = {}
     for column in columns:
         name = column.attribute
-        selected = column.status is not None and column.status != "missing"
+        selected = column.status is not None and column.status not in DROPPED_STATUSES
         if name in ticked and not selected:
             target = str(form.get(f"field-{name}") or "").strip()
             add.append(f"{name}={target}" if target else name)
@@ -111,6 +116,9 @@ def _render(
 ) -> Response:
     shown = request.query_params.get("show", "readable")
     listed = [c for c in columns if shown == "all" or c.can_sync or c.status is not None]
+    with ctx.engine.connect() as conn:
+        jobs = [job.as_dict(now_utc()) for job in load_jobs(conn, entity=entity, limit=5)]
+    running = {f: job for job in reversed(jobs) if job["state"] == "running" for f in job["fields"]}
     return ctx.render(
         request,
         "admin/fields.html",
@@ -125,6 +133,9 @@ def _render(
         error=error,
         rules=RULES,
         show=shown,
+        jobs=jobs,
+        running=running,
+        active=any(job["state"] in ("queued", "running") for job in jobs),
     )
 
 
