@@ -12,7 +12,9 @@ expired delta token starts a **full reconciliation** of that entity: every recor
 merged, and linked records Dynamics no longer has are flagged deleted in the same transaction
 that stores the new cursor, losing nothing.
 
-After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`).
+After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`), then
+Campaign Sync reads the Dynamics campaigns changed since the last cycle, once it is in use
+(:func:`~crmsync.sync.microsoft_campaigns.sync_microsoft_campaigns`).
 
 At start-up the cycle reads each entity's schema (once per process). A schema read that still
 fails after the client's own retries (a long 429 or 5xx burst) is tried again, up to
@@ -28,6 +30,7 @@ drift (:mod:`~crmsync.sync.schema_drift`), applying one page with its cursor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +42,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.tracking import same_selection, selection_changed
 from crmsync.dynamics.types import ChangePage, DeltaCursor
 from crmsync.errors import (
+    CrmsyncError,
     DeltaTokenExpiredError,
     FatalError,
     RetryLaterError,
@@ -51,6 +55,7 @@ from crmsync.sync.collection import PageCollector
 from crmsync.sync.cursors import get_cursor, read_cursor
 from crmsync.sync.history import insert_history, notify
 from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.microsoft_campaigns import sync_microsoft_campaigns
 from crmsync.sync.pages import apply_page, item_id
 from crmsync.sync.push import OutboxPusher, PushCounts
 from crmsync.sync.reports import (
@@ -62,6 +67,8 @@ from crmsync.sync.reports import (
 )
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings, finish_quick_sync
+
+log = logging.getLogger(__name__)
 
 SCHEMA_READ_ROUNDS = 3
 """How many times the start-up schema read of one entity is tried (each try retries every
@@ -140,6 +147,7 @@ class SyncCycle:
                     report.entities.append(_waiting(entity, waiting))
             if not waiting:
                 report.push = self._push(mappings)
+            self._sync_campaigns()
             if any(e.error for e in report.entities):
                 report.status = "partial"
         except FatalError as exc:
@@ -207,6 +215,16 @@ class SyncCycle:
         if tracker is not None:
             tracker.finish()
         return counts
+
+    def _sync_campaigns(self) -> None:
+        """Campaign Sync (B47), when in use: the Dynamics campaigns changed since the last
+        cycle. A failure there is logged and leaves the cycle's outcome alone; the next
+        cycle reads the same changes again."""
+        try:
+            with self._engine.begin() as conn:
+                sync_microsoft_campaigns(conn, self._client)
+        except CrmsyncError as exc:
+            log.warning("Campaign Sync: Dynamics campaigns not read this cycle: %s", exc)
 
     def _record(self, report: CycleReport) -> None:
         details = report.as_dict()
