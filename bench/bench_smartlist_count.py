@@ -7,7 +7,13 @@ compile_smart_list`) and counted with :meth:`SmartListQuery.count`, as ``crmsync
 show`` counts it. The median of five counts is reported with the query plan.
 
 SQLite always; PostgreSQL too when ``CRMSYNC_BENCH_POSTGRES_URL`` names an empty database
-(its tables are created, filled and left for inspection). Target: < 300 ms.
+(its tables are created, filled and left for inspection; after the fill it is vacuumed and
+analysed, as autovacuum would do, so that the planner knows the table and index-only scans
+need no heap visits). Target: < 300 ms.
+
+The count is served by the smart-list index of migration ``0012_campaign_indexes`` (country
+compared ignoring case, lead score, CRM type): SQLite answers it from the covering index
+(``SEARCH persons USING COVERING INDEX``), PostgreSQL with an index-only scan.
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ def _measure(engine: Engine, count: int) -> dict[str, object]:
     started = time.perf_counter()
     _fill(engine, count)
     fill_seconds = time.perf_counter() - started
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE persons"))
     query = SmartListQuery(engine)
     timings: list[float] = []
     members = 0

@@ -115,3 +115,57 @@ def test_bad_files_are_refused_with_a_reason(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "cannot read" in missing.output
     unknown = runner.invoke(_root(), ["campaigns", "show", "Nope"], env=env)
     assert unknown.exit_code == 1 and "campaign 'Nope' not found" in unknown.output
+
+
+def test_update_edits_the_parts_in_the_file_and_is_audited(tmp_path: Path) -> None:
+    """``campaigns update`` changes the smart list and flow given in the file, keeps the
+    rest, says what changed, refuses a change of type and is audited."""
+    env = _env(tmp_path)
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    (web, other) = PersonService(engine).sync(
+        [{"email": "w@example.com", "leadSource": "Web"}, {"email": "o@example.com"}]
+    )
+    definition = tmp_path / "batch.toml"
+    definition.write_text(BATCH_TOML, encoding="utf-8")
+    assert (
+        runner.invoke(_root(), ["campaigns", "create", "-f", str(definition)], env=env).exit_code
+        == 0
+    )
+    edit = tmp_path / "edit.json"
+    edit.write_text(
+        json.dumps(
+            {
+                "smartList": {
+                    "filters": [{"field": "email", "operator": "starts_with", "values": ["o@"]}]
+                },
+                "flow": [{"type": "change_data_value", "field": "rating", "value": "Cold"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    updated = runner.invoke(
+        _root(), ["campaigns", "update", "Tag the web leads", "-f", str(edit)], env=env
+    )
+    assert updated.exit_code == 0, updated.output
+    assert "campaign 1 'Tag the web leads' updated: smartList, flow" in updated.output
+    again = runner.invoke(_root(), ["campaigns", "update", "1", "-f", str(edit)], env=env)
+    assert again.exit_code == 0 and "updated: nothing" in again.output
+    kind = tmp_path / "kind.json"
+    kind.write_text(json.dumps({"type": "trigger"}), encoding="utf-8")
+    refused = runner.invoke(_root(), ["campaigns", "update", "1", "-f", str(kind)], env=env)
+    assert refused.exit_code == 1 and "cannot become a trigger campaign" in refused.output
+
+    ran = runner.invoke(_root(), ["campaigns", "run", "1", "--wait"], env=env)
+    assert ran.exit_code == 0, ran.output
+    found = PersonService(engine).get_by_ids([web.id, other.id], ["rating"])  # type: ignore[list-item]
+    assert [p["rating"] for p in found] == [None, "Cold"]
+    with engine.connect() as conn:
+        trail = conn.execute(
+            select(audit_log.c.action, audit_log.c.details).order_by(audit_log.c.id)
+        ).all()
+    assert [(a.action, a.details.get("changed")) for a in trail] == [
+        ("campaign_created", None),
+        ("campaign_updated", ["smartList", "flow"]),
+        ("campaign_run", None),
+    ]
+    engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activity_types import ADD_TO_LIST, CHANGE_DATA_VALUE, REQUEST_CAMPAIGN
@@ -18,7 +18,7 @@ from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.lists import ListService
 from crmsync.marketing.persons import PersonService
-from crmsync.store.tables import activities, campaign_events, persons
+from crmsync.store.tables import activities, campaign_events, companies, persons
 
 
 def _person(engine: Engine, **values: object) -> int:
@@ -376,3 +376,49 @@ def test_inactive_campaigns_do_not_fire_and_microsoft_steps_need_the_sync(
     assert first["status"] == "failed" and "crmsync sync run" in str(first["message"])
     assert second["status"] == "done"
     assert _field(migrated_engine, person, "rating") == "Seen"
+
+
+def test_change_data_value_on_a_shared_company_field_logs_every_change_with_the_campaign(
+    migrated_engine: Engine,
+) -> None:
+    """A Change Data Value step on a company field changes the company of everybody who works
+    there (R40); each of their Change Data Value activities names the campaign that made it,
+    not only the one person's who went through the flow."""
+    stepping = _person(migrated_engine, email="one@acme.example")
+    colleague = PersonService(migrated_engine).sync([{"email": "two@acme.example"}])[0].id
+    assert colleague is not None
+    with migrated_engine.begin() as conn:
+        company_id = conn.execute(
+            insert(companies).values(company="Acme", numberOfEmployees=10)
+        ).inserted_primary_key[0]
+        conn.execute(
+            update(persons)
+            .where(persons.c.id.in_([stepping, colleague]))
+            .values(company_id=company_id, numberOfEmployees=10)
+        )
+    service = CampaignService(migrated_engine)
+    campaign = service.create(
+        {
+            "name": "Grow Acme",
+            "type": "batch",
+            "smartList": {
+                "filters": [{"field": "email", "operator": "is", "values": ["one@acme.example"]}]
+            },
+            "flow": [{"type": "change_data_value", "field": "numberOfEmployees", "value": 50}],
+        }
+    )
+    assert service.run_batch(campaign.id) == 1
+    assert CampaignRunner(migrated_engine).run_pending() == 1
+
+    with migrated_engine.connect() as conn:
+        size = conn.execute(
+            select(companies.c.numberOfEmployees).where(companies.c.id == company_id)
+        ).scalar()
+    assert size == 50
+    for person_id in (stepping, colleague):
+        changes = [
+            a["campaign_id"]
+            for a in _activities(migrated_engine, person_id)
+            if a["type_id"] == CHANGE_DATA_VALUE and a["field_name"] == "numberOfEmployees"
+        ]
+        assert changes == [campaign.id], person_id

@@ -148,3 +148,54 @@ def test_person_is_synced_to_microsoft_fires_other_campaigns(
             select(persons.c.leadStatus).where(persons.c.id == outcome.id)
         ).scalar_one()
     assert status == "In Dynamics"
+
+
+def test_every_cycle_reads_the_campaigns_changed_in_dynamics_once_campaign_sync_is_in_use(
+    migrated_engine: Engine, synced: Synced
+) -> None:
+    """Campaign Sync in the regular cycle: nothing is read before it is in use; once a saved
+    smart campaign steps into Microsoft campaigns, the next cycle reads them all, a cycle
+    with no campaign change costs one request more than before, and a campaign renamed,
+    deactivated or created in Dynamics is in the marketing database after the next cycle,
+    with no step asking for it."""
+    _, client, cycle = synced
+    quiet = cycle.run().api_calls
+    assert _stored(migrated_engine) == {}
+    CampaignService(migrated_engine).create(
+        {
+            "name": "Launch attendees",
+            "type": "trigger",
+            "triggers": [{"type": "person_created"}],
+            "flow": [{"type": "add_to_microsoft_campaign", "campaign": "Spring Product Launch"}],
+        }
+    )
+    cycle.run()
+    stored = _stored(migrated_engine)
+    assert len(stored) == 4
+    assert cycle.run().api_calls == quiet + 1
+
+    webinar = stored["Webinar Series: Data Platform"]["crm_id"]
+    spring = stored["Spring Product Launch"]["crm_id"]
+    new_id = "6b0f5d1e-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
+    results = client.write_batch(
+        [
+            WriteRequest.update("campaign", webinar, {"statecode": 1, "statuscode": 6}),
+            WriteRequest.update("campaign", spring, {"name": "Spring Launch 2027"}),
+            WriteRequest.create("campaign", new_id, {"name": "Winter Roadshow"}),
+        ]
+    )
+    assert all(r.ok for r in results), results
+    cycle.run()
+
+    stored = _stored(migrated_engine)
+    assert stored["Webinar Series: Data Platform"]["statecode"] == 1
+    assert "Spring Product Launch" not in stored
+    assert stored["Spring Launch 2027"]["crm_id"] == spring
+    assert stored["Winter Roadshow"]["crm_id"] == new_id
+    with migrated_engine.connect() as conn:
+        assert [c.name for c in list_campaigns(conn)] == [
+            "Autumn Trade Show",
+            "Partner Co-marketing",
+            "Spring Launch 2027",
+            "Winter Roadshow",
+        ]

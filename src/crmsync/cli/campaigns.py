@@ -1,10 +1,11 @@
 """``crmsync campaigns``: smart campaigns from the command line.
 
 ``create --file F`` saves a definition (TOML or JSON, the shape in ``docs/campaigns.md``);
-``list`` and ``show`` read them; ``activate`` / ``deactivate`` switch a trigger campaign;
-``run`` queues everyone in a batch campaign's smart list (``--wait`` also runs the flows
-here); ``schedule`` runs it at a time, optionally every N days; ``results`` shows what each
-step did to whom. Campaigns are named by id or name.
+``update CAMPAIGN --file F`` edits a saved one; ``list`` and ``show`` read them;
+``activate`` / ``deactivate`` switch a trigger campaign; ``run`` queues everyone in a batch
+campaign's smart list (``--wait`` also runs the flows here); ``schedule`` runs it at a time,
+optionally every N days; ``results`` shows what each step did to whom. Campaigns are named
+by id or name.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from crmsync.marketing.smartlists import SmartListQuery
 from crmsync.store.audit import record_audit
 from crmsync.sync.campaign_push import campaign_runner
 
-app = typer.Typer(help="Smart campaigns: define, switch, run, see results.", no_args_is_help=True)
+app = typer.Typer(
+    help="Smart campaigns: define, edit, switch, run, see results.", no_args_is_help=True
+)
 _out = Console()
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -67,6 +70,41 @@ def create(
         _out.print_json(json.dumps(record.as_dict()))
         return
     _out.print(f"campaign {record.id} '{record.definition.name}' created", highlight=False)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    campaign: CampaignArgument,
+    file: Annotated[Path, typer.Option("--file", "-f", help="Definition (.toml or .json).")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="The file is the whole new definition.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Edit a saved campaign with the parts given in a definition file.
+
+    The file's name, description, qualification, triggers, smartList and flow replace the
+    campaign's (with --replace, the file is the whole definition). The type stays, and an
+    active campaign stays active: the edit applies to people entering its flow from now on.
+    """
+    try:
+        with database(settings_from(ctx)) as engine:
+            service = CampaignService(engine)
+            record, changed = service.update(
+                service.find(campaign).id, _read_definition(file), replace=replace
+            )
+            if changed:
+                with engine.begin() as conn:
+                    details = {"campaign": record.id, "changed": changed}
+                    record_audit(conn, "cli", "campaign_updated", details)
+    except CrmsyncError as exc:
+        raise fail(exc) from None
+    if as_json:
+        _out.print_json(json.dumps({**record.as_dict(), "changed": changed}))
+        return
+    what = ", ".join(changed) if changed else "nothing (the file matches the saved campaign)"
+    _out.print(f"campaign {record.id} '{record.definition.name}' updated: {what}", highlight=False)
 
 
 @app.command("list")

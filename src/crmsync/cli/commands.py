@@ -52,7 +52,7 @@ ENTRIES: tuple[Entry, ...] = (
         "crmsync.cli.campaigns",
         "app",
         True,
-        "Smart campaigns: define, switch, run, see results.",
+        "Smart campaigns: define, edit, switch, run, see results.",
     ),
     Entry(
         "entities",

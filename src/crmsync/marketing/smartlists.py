@@ -42,6 +42,7 @@ from crmsync.errors import InvalidValueError
 from crmsync.marketing.fields import FieldCatalog, FieldDef, coerce_value, load_catalog
 from crmsync.marketing.smartlist_custom import CUSTOM_PREFIX, CustomEntityFilters
 from crmsync.marketing.smartlist_logic import Logic, fold_logic, parse_logic
+from crmsync.store.folded import folded
 from crmsync.store.tables import companies, list_members, persons
 
 __all__ = ["OPERATORS", "Filter", "SmartList", "SmartListQuery", "compile_smart_list"]
@@ -131,10 +132,18 @@ class _Compiler:
         person_catalog: FieldCatalog,
         company_catalog: FieldCatalog,
         custom: CustomEntityFilters,
+        *,
+        nocase: bool,
     ) -> None:
         self.person_catalog = person_catalog
         self.company_catalog = company_catalog
         self.custom = custom
+        self.nocase = nocase
+
+    def folded(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column`` compared without regard to case, in the form the indexes serve
+        (:class:`~crmsync.store.folded.folded`); the values are lower-cased already."""
+        return folded(column)
 
     def field(self, number: int, name: str) -> tuple[FieldDef, ColumnElement[Any]]:
         if name.startswith(COMPANY_PREFIX):
@@ -217,14 +226,16 @@ class _Compiler:
             raise _bad(number, f"'{op}' works on text fields, not {kind} '{field.rest_name}'")
         if op in ORDER_OPERATORS and kind not in ORDERED_TYPES:
             raise _bad(number, f"'{op}' works on numbers and dates, not {kind} '{field.rest_name}'")
-        target = func.lower(column) if is_text else column
+        target = self.folded(column) if is_text else column
         if op in {"is", "is_not"}:
-            matches: ColumnElement[bool] = or_(*(target == v for v in values))
+            matches: ColumnElement[bool] = target.in_(values)
             return matches if op == "is" else or_(column.is_(None), not_(matches))
+        # SQLite's LIKE ignores ASCII case by itself (and ignores collations)
+        liked = column if self.nocase else target
         if op == "contains":
-            return or_(*(target.contains(v, autoescape=True) for v in values))
+            return or_(*(liked.contains(v, autoescape=True) for v in values))
         if op == "starts_with":
-            return or_(*(target.startswith(v, autoescape=True) for v in values))
+            return or_(*(liked.startswith(v, autoescape=True) for v in values))
         if op == "between":
             if len(values) != 2:
                 raise _bad(number, "'between' needs exactly two values")
@@ -268,7 +279,10 @@ def compile_smart_list(conn: Connection, smart_list: SmartList) -> ColumnElement
     Raises :class:`InvalidValueError` for an unknown field or operator, a value of the wrong
     type, or invalid logic."""
     compiler = _Compiler(
-        load_catalog(conn, "person"), load_catalog(conn, "company"), CustomEntityFilters.load(conn)
+        load_catalog(conn, "person"),
+        load_catalog(conn, "company"),
+        CustomEntityFilters.load(conn),
+        nocase=conn.dialect.name == "sqlite",
     )
     conditions = [compiler.condition(n, f) for n, f in enumerate(smart_list.filters, start=1)]
     if not conditions:

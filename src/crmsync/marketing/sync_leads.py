@@ -128,12 +128,14 @@ class SyncLeads:
         source: str,
         now: str,
         write_outbox: bool = True,
+        campaign_id: int | None = None,
     ) -> None:
         self.lookup = lookup
         self.key_column = key_column
         self.source = source
         self.now = now
         self.write_outbox = write_outbox
+        self.campaign_id = campaign_id  # a campaign's step: its activities carry the id
 
     def apply(
         self,
@@ -445,6 +447,8 @@ class SyncLeads:
             )
         entries = [_with_real_id(entry, real_ids) for entry in batch.activities]
         entries += self._write_company_edits(conn, batch)
+        if self.campaign_id is not None:
+            entries = [replace(entry, campaign_id=self.campaign_id) for entry in entries]
         # activities last in the transaction (see crmsync.marketing.activity_log)
         write_activities(conn, entries)
         record_trigger_events(conn, entries)

@@ -42,6 +42,7 @@ from crmsync.store.field_specs import (
     FieldSpec,
     column_name,
 )
+from crmsync.store.folded import folded
 
 metadata = MetaData(
     naming_convention={
@@ -171,6 +172,17 @@ persons = Table(
     Index("ix_persons_external_company_id", "externalCompanyId"),
     Index("ix_persons_external_sales_person_id", "externalSalesPersonId"),
     sqlite_autoincrement=True,
+)
+
+# Smart-list counts from an index (migration 0013): country compared as smart lists compare
+# text (see store/folded.py), then lead score and CRM type; on PostgreSQL the plain column is
+# included so an index-only scan can serve the count.
+Index(
+    "ix_persons_smartlist_country",
+    folded(persons.c.country),
+    persons.c.leadScore,
+    persons.c.crmType,
+    postgresql_include=["country"],
 )
 
 opportunities = Table(

@@ -23,7 +23,7 @@ from crmsync.settings import SyncSettings
 from crmsync.store.key_values import get_sync_enabled
 from crmsync.store.tables import sync_outbox
 from crmsync.sync.campaign_first import SyncFirst
-from crmsync.sync.campaign_steps import all_steps
+from crmsync.sync.campaign_steps import CHUNK_STEPS, all_steps
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.push import OutboxPusher, PushCounts
@@ -115,6 +115,7 @@ def campaign_runner(
         engine,
         push=push,
         steps=all_steps(client),
+        chunk_steps=CHUNK_STEPS,
         prepare=SyncFirst(engine, push) if client is not None else None,
         claim_seconds=claim_seconds,
     )

@@ -16,11 +16,17 @@ from sqlalchemy import select
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.errors import InvalidValueError
 from crmsync.marketing.activity_types import SYNC_LEAD_TO_MICROSOFT
-from crmsync.marketing.campaigns.steps import MARKETING_STEPS, StepFunction
-from crmsync.marketing.campaigns.steps.base import StepContext, StepOutcome
+from crmsync.marketing.campaigns.steps import CHUNK_MARKETING_STEPS, MARKETING_STEPS, StepFunction
+from crmsync.marketing.campaigns.steps.base import (
+    ChunkActivity,
+    ChunkContext,
+    ChunkStepFunction,
+    StepContext,
+    StepOutcome,
+)
 from crmsync.marketing.campaigns.triggers import record_trigger_events
 from crmsync.store.tables import persons
-from crmsync.sync.crm_create import request_crm_create
+from crmsync.sync.crm_create import request_crm_create, request_crm_creates
 from crmsync.sync.microsoft_steps import MicrosoftSteps
 
 
@@ -50,8 +56,55 @@ def sync_person_to_microsoft(ctx: StepContext) -> StepOutcome:
     return StepOutcome("done", f"new {asked.entity} {asked.crm_id}", push=True)
 
 
+def sync_persons_to_microsoft(ctx: ChunkContext) -> dict[int, StepOutcome]:
+    """:func:`sync_person_to_microsoft` for a chunk of a batch campaign's persons: the creates
+    queued through :func:`~crmsync.sync.crm_create.request_crm_creates`, the activities and
+    the triggers they fire written with one insert each."""
+    sync_as = str(ctx.params.get("syncAs", "lead")).lower()
+    owner = ctx.params.get("owner")
+    answers = request_crm_creates(
+        ctx.conn, ctx.person_ids, sync_as, owner=str(owner) if owner else None
+    )
+    outcomes: dict[int, StepOutcome] = {}
+    written: list[ChunkActivity] = []
+    for person_id in ctx.person_ids:
+        asked = answers.get(person_id)
+        if asked is None:
+            outcomes[person_id] = StepOutcome("skipped", "the person no longer exists", stop=True)
+        elif isinstance(asked, InvalidValueError):
+            outcomes[person_id] = StepOutcome("failed", asked.message)
+        elif not asked.queued:
+            outcomes[person_id] = StepOutcome(
+                "skipped", f"already has {asked.entity} {asked.crm_id}"
+            )
+        else:
+            attributes = {
+                "Assign To": owner or "",
+                "Sync As": sync_as.capitalize(),
+                "CRM Id": asked.crm_id,
+            }
+            written.append(
+                ChunkActivity(
+                    person_id, SYNC_LEAD_TO_MICROSOFT, ctx.campaign_name, attributes, person_id
+                )
+            )
+            outcomes[person_id] = StepOutcome(
+                "done", f"new {asked.entity} {asked.crm_id}", push=True
+            )
+    if written:
+        record_trigger_events(ctx.conn, ctx.activities(written))
+    return outcomes
+
+
 MICROSOFT_STEPS: dict[str, StepFunction] = {"sync_person_to_microsoft": sync_person_to_microsoft}
 """The flow steps that need the Dynamics sync (and no Dynamics request of their own)."""
+
+CHUNK_STEPS: dict[str, ChunkStepFunction] = {
+    **CHUNK_MARKETING_STEPS,
+    "sync_person_to_microsoft": sync_persons_to_microsoft,
+}
+"""The steps a batch campaign can take many persons through at once (see
+:mod:`crmsync.marketing.campaigns.chunks`)."""
 
 
 def all_steps(client: DynamicsClient | None = None) -> dict[str, StepFunction]:

@@ -12,9 +12,11 @@ expired delta token starts a **full reconciliation** of that entity: every recor
 merged, and linked records Dynamics no longer has are flagged deleted in the same transaction
 that stores the new cursor, losing nothing.
 
-After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`). While the
-writes of an entity wait because the sync user lost a privilege
-(:mod:`~crmsync.sync.write_waits`), the cycle reports ``partial``.
+After the reads, the outbox is pushed (:class:`~crmsync.sync.push.OutboxPusher`), then
+Campaign Sync reads the Dynamics campaigns changed since the last cycle, once it is in use
+(:func:`~crmsync.sync.microsoft_campaigns.sync_microsoft_campaigns`). While the writes of an
+entity wait because the sync user lost a privilege (:mod:`~crmsync.sync.write_waits`), the
+cycle reports ``partial``.
 
 At start-up the cycle reads each entity's schema (once per process). A schema read that still
 fails after the client's own retries (a long 429 or 5xx burst) is tried again, up to
@@ -30,6 +32,7 @@ drift (:mod:`~crmsync.sync.schema_drift`), applying one page with its cursor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +44,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.tracking import same_selection, selection_changed, with_selection
 from crmsync.dynamics.types import ChangePage, DeltaCursor
 from crmsync.errors import (
+    CrmsyncError,
     DeltaTokenExpiredError,
     FatalError,
     RetryLaterError,
@@ -54,6 +58,7 @@ from crmsync.sync.cursors import get_cursor, read_cursor
 from crmsync.sync.custom_reader import CustomEntityReader
 from crmsync.sync.history import insert_history, notify
 from crmsync.sync.mapping import EntityMapping
+from crmsync.sync.microsoft_campaigns import sync_microsoft_campaigns
 from crmsync.sync.pages import apply_page, item_id
 from crmsync.sync.push import OutboxPusher, PushCounts
 from crmsync.sync.reports import (
@@ -65,6 +70,8 @@ from crmsync.sync.reports import (
 )
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings
+
+log = logging.getLogger(__name__)
 
 SCHEMA_READ_ROUNDS = 3
 """How many times the start-up schema read of one entity is tried (each try retries every
@@ -149,6 +156,7 @@ class SyncCycle:
                 )
             if not waiting:
                 report.push = self._push(mappings)
+            self._sync_campaigns()
             # an entity whose writes wait for a privilege is a partial cycle (B41, B43)
             if any(e.error for e in report.entities) or report.push.waiting_for:
                 report.status = "partial"
@@ -217,6 +225,16 @@ class SyncCycle:
         if tracker is not None:
             tracker.finish()
         return counts
+
+    def _sync_campaigns(self) -> None:
+        """Campaign Sync (B47), when in use: the Dynamics campaigns changed since the last
+        cycle. A failure there is logged and leaves the cycle's outcome alone; the next
+        cycle reads the same changes again."""
+        try:
+            with self._engine.begin() as conn:
+                sync_microsoft_campaigns(conn, self._client)
+        except CrmsyncError as exc:
+            log.warning("Campaign Sync: Dynamics campaigns not read this cycle: %s", exc)
 
     def _record(self, report: CycleReport) -> None:
         details = report.as_dict()

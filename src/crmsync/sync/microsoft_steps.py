@@ -163,7 +163,7 @@ class MicrosoftSteps:
         if record is None:
             return self._not_in_dynamics()
         entity, crm_id = record
-        set_sales_user(ctx.conn, ctx.person_id, owner)
+        set_sales_user(ctx.conn, [ctx.person_id], owner)
         result = self._write(
             WriteRequest.update(entity, crm_id, {"ownerid": LookupValue(owner, "systemuser")})
         )

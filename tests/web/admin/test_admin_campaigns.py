@@ -5,12 +5,14 @@ per step; every change audited, viewers refused."""
 
 from __future__ import annotations
 
+import html
+
 from admin_harness import ADMIN_EMAIL, VIEWER_EMAIL, AdminApp, csrf_token, text_of
 from sqlalchemy import select
 
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
-from crmsync.store.tables import audit_log, campaign_events
+from crmsync.store.tables import audit_log, campaign_events, persons
 from crmsync.sync.campaign_push import campaign_runner
 
 BATCH = {
@@ -181,3 +183,86 @@ def test_campaigns_through_the_admin_api(admin_app: AdminApp) -> None:
     listed = api.get("/api/admin/v1/campaigns", headers=viewer).json()
     assert [c["name"] for c in listed] == ["French people"]
     assert api.get("/api/admin/v1/campaigns/12345", headers=viewer).status_code == 404
+
+
+def test_an_active_campaign_edited_on_its_page_stays_active_and_is_audited(
+    admin_app: AdminApp,
+) -> None:
+    """The edit form shows the saved definition; saving a new flow and smart list keeps the
+    campaign active, new people go through the new flow, the page says what changed and the
+    audit trail has it; a refused edit comes back with the reason and changes nothing."""
+    record = CampaignService(admin_app.engine).create(
+        {
+            "name": "Welcome",
+            "active": True,
+            "triggers": [{"type": "person_created"}],
+            "flow": [{"type": "change_data_value", "field": "title", "value": "New"}],
+        }
+    )
+    browser = admin_app.signed_in()
+    edit = f"/admin/campaigns/{record.id}/edit"
+    form = admin_app.page(browser, edit)
+    saved = html.unescape(form.split('name="definition"')[1].split(">", 1)[1])
+    saved = saved.split("</textarea>")[0]
+    assert '"value": "New"' in saved and "Edit “Welcome”" in text_of(form)
+
+    changed = saved.replace('"value": "New"', '"value": "Edited"')
+    changed = changed.replace(
+        '"filters": []', '"filters": [{"field": "country", "operator": "is", "values": ["FR"]}]'
+    )
+    answer = admin_app.submit(browser, edit, edit, definition=changed)
+    assert answer.status_code == 303, text_of(answer.text)
+    shown = text_of(admin_app.page(browser, answer.headers["location"]))
+    assert "Saved: smartList, flow changed." in shown and "Active" in shown
+
+    PersonService(admin_app.engine).sync(
+        [
+            {"email": "fr@example.com", "country": "FR"},
+            {"email": "us@example.com", "country": "US"},
+        ],
+        lookup_field="email",
+    )
+    campaign_runner(admin_app.engine).run_pending()
+    with admin_app.engine.connect() as conn:
+        titles = {str(r[0]): r[1] for r in conn.execute(select(persons.c.email, persons.c.title))}
+    assert titles == {"fr@example.com": "Edited", "us@example.com": None}
+
+    refused = admin_app.submit(
+        browser, edit, edit, definition=changed.replace('"title"', '"noSuchField"')
+    )
+    assert refused.status_code == 400
+    assert "'noSuchField' is not a writable person field" in text_of(refused.text)
+    assert CampaignService(admin_app.engine).get(record.id).definition.flow[0].params == {
+        "field": "title",
+        "value": "Edited",
+    }
+    assert [a for _, a in _actions(admin_app) if a.startswith("campaign_")] == ["campaign_updated"]
+
+
+def test_campaigns_edited_through_the_admin_api(admin_app: AdminApp) -> None:
+    """PATCH changes the parts given, PUT replaces the definition; the type and the active
+    state are not changed by an edit; viewers are refused; every edit is audited."""
+    api = admin_app.browser()
+    headers = _bearer(admin_app, ADMIN_EMAIL)
+    campaign_id = api.post("/api/admin/v1/campaigns", headers=headers, json=BATCH).json()["id"]
+    url = f"/api/admin/v1/campaigns/{campaign_id}"
+
+    patched = api.patch(
+        url, headers=headers, json={"qualification": "every_time", "name": "All French"}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["name"] == "All French"
+    assert patched.json()["qualification"] == "every_time"
+    detail = api.get(url, headers=headers).json()["definition"]
+    assert detail["flow"] == BATCH["flow"] and detail["smartList"]["filters"][0]["values"] == ["FR"]
+
+    replaced = api.put(url, headers=headers, json={**BATCH, "name": "Replaced"})
+    assert replaced.status_code == 200 and replaced.json()["qualification"] == "once"
+    kind = api.patch(url, headers=headers, json={"type": "trigger"})
+    assert kind.status_code == 400
+    assert "cannot become a trigger campaign" in kind.json()["error"]["message"]
+    viewer = _bearer(admin_app, VIEWER_EMAIL)
+    assert api.patch(url, headers=viewer, json={"name": "Nope"}).status_code == 403
+    assert api.get(url, headers=headers).json()["name"] == "Replaced"
+    audited = [a for _, a in _actions(admin_app) if a == "campaign_updated"]
+    assert audited == ["campaign_updated", "campaign_updated"]

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crmsync.errors import CrmsyncError, RetryLaterError
 from crmsync.marketing.campaigns.choices import resolve_params
+from crmsync.marketing.campaigns.chunks import ChunkRunner
 from crmsync.marketing.campaigns.events import ClaimedEvent, FlowCampaign
 from crmsync.marketing.campaigns.pushes import PendingPushes, PushFunction
 from crmsync.marketing.campaigns.qualification import qualify
@@ -43,6 +44,7 @@ from crmsync.marketing.campaigns.steps import (
     StepFunction,
     StepOutcome,
 )
+from crmsync.marketing.campaigns.steps.base import ChunkStepFunction
 from crmsync.marketing.campaigns.triggers import running_campaign
 from crmsync.marketing.smartlists import SmartList, SmartListQuery
 from crmsync.store.locks import take_write_lock
@@ -73,7 +75,9 @@ class CampaignRunner:
 
     ``steps`` maps step types to functions (default: the marketing-only steps; the sync layer
     adds the Microsoft ones, :func:`crmsync.sync.campaign_push.campaign_runner`); ``push``
-    sends a person's queued Dynamics create at once."""
+    sends a person's queued Dynamics create at once. With ``chunk_steps`` (step types to
+    their chunk forms) a batch campaign whose every step has one goes through ``chunk_size``
+    persons per transaction (:mod:`crmsync.marketing.campaigns.chunks`)."""
 
     def __init__(
         self,
@@ -82,9 +86,11 @@ class CampaignRunner:
         push: PushFunction | None = None,
         steps: Mapping[str, StepFunction] | None = None,
         prepare: PrepareFunction | None = None,
+        chunk_steps: Mapping[str, ChunkStepFunction] | None = None,
         holder: str | None = None,
         claim_seconds: float = 60.0,
         batch_size: int = 50,
+        chunk_size: int = 500,
         poll_seconds: float = 0.05,
     ) -> None:
         self._engine = engine
@@ -98,6 +104,9 @@ class CampaignRunner:
         self._smart_lists = SmartListQuery(engine)
         self._schedules = CampaignSchedules(engine)
         self._pushes = PendingPushes(engine, push)
+        self._chunks = ChunkRunner(engine, self._smart_lists, chunk_steps) if chunk_steps else None
+        self._chunk_size = chunk_size
+        self._chunk_campaigns: dict[int, FlowCampaign | None] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -194,23 +203,72 @@ class CampaignRunner:
         handled = 0
         self._schedules.start_due_schedules()
         while max_events is None or handled < max_events:
-            events = self.claim()
+            events = self.claim(self._chunk_size if self._chunks is not None else None)
             if not events:
                 break
-            for event in events:
+            for group in self._groups(events):
                 if self._stop.is_set() and self._thread is not None:
                     self._pushes.flush()
                     return handled
-                try:
-                    self.process(event)
-                except (RetryLaterError, OperationalError) as exc:
-                    log.warning("campaign event %s left for later: %s", event.id, exc)
-                    self._release(event.id)
-                    self._pushes.flush()
-                    return handled
-                handled += 1
+                if self._run_chunk(group):
+                    handled += len(group)
+                    continue
+                for event in group:
+                    try:
+                        self.process(event)
+                    except (RetryLaterError, OperationalError) as exc:
+                        log.warning("campaign event %s left for later: %s", event.id, exc)
+                        self._release(event.id)
+                        self._pushes.flush()
+                        return handled
+                    handled += 1
         self._pushes.flush()
         return handled
+
+    def _groups(self, events: list[ClaimedEvent]) -> list[list[ClaimedEvent]]:
+        """The claimed events cut into runs that can go through as one chunk (same batch
+        campaign with a chunk form, each person once); any other event is a run of one."""
+        if self._chunks is None:
+            return [[event] for event in events]
+        campaigns_by_id: dict[int, FlowCampaign | None] = {}
+        with self._engine.connect() as conn:
+            for campaign_id in {event.campaign_id for event in events}:
+                campaigns_by_id[campaign_id] = self._campaign(conn, campaign_id)
+        groups: list[list[ClaimedEvent]] = []
+        open_chunk: list[ClaimedEvent] | None = None  # the chunk being gathered
+        persons_in_chunk: set[int] = set()
+        for event in events:
+            campaign = campaigns_by_id[event.campaign_id]
+            if campaign is None or not self._chunks.handles(campaign):
+                groups.append([event])
+                open_chunk = None
+                continue
+            if (
+                open_chunk is None
+                or open_chunk[0].campaign_id != event.campaign_id
+                or event.person_id in persons_in_chunk
+            ):
+                open_chunk = []
+                persons_in_chunk = set()
+                groups.append(open_chunk)
+            open_chunk.append(event)
+            persons_in_chunk.add(event.person_id)
+        self._chunk_campaigns = campaigns_by_id
+        return groups
+
+    def _run_chunk(self, group: list[ClaimedEvent]) -> bool:
+        """Run ``group`` as one chunk when it is one; ``False``: take it one by one."""
+        if self._chunks is None or len(group) < 2:
+            return False
+        campaign = self._chunk_campaigns.get(group[0].campaign_id)
+        if campaign is None:
+            return False
+        done = self._chunks.run(campaign, group)
+        if done is None:
+            return False
+        for event, index in done.pushes:
+            self._pushes.add(event, index, now=False)
+        return True
 
     def _release(self, event_id: int) -> None:
         with self._engine.begin() as conn:

@@ -166,6 +166,61 @@ class CampaignService:
             raise InvalidValueError(f"a campaign named '{definition.name}' exists") from None
         return self.get(campaign_id)
 
+    def update(
+        self, campaign_id: int, raw: Mapping[str, Any], *, replace: bool = False
+    ) -> tuple[CampaignRecord, list[str]]:
+        """Edit a saved campaign; returns it as saved and the names of the parts that changed
+        (for the audit trail). Raise :class:`InvalidValueError`.
+
+        ``raw`` holds the parts to change (name, description, qualification, triggers, smart
+        list, flow), checked as a whole definition; with ``replace`` it is the whole new
+        definition instead. The type (trigger or batch) stays: a campaign does not change kind.
+        Whether a trigger campaign is active changes only through activate / deactivate, so an
+        active campaign can be edited and stays active, as in Marketo: the edit applies to
+        the people who enter the flow after it is saved, and a person already in the flow (in
+        a Wait step) goes on from the next step by number in the saved flow.
+        """
+        current = self.get(campaign_id)
+        before = current.definition.as_dict()
+        given = {k: v for k, v in raw.items() if k not in {"id", "createdAt", "updatedAt"}}
+        if "type" in given and given["type"] != current.definition.kind:
+            raise InvalidValueError(
+                f"a {current.definition.kind} campaign cannot become a {given['type']} "
+                "campaign; create a new campaign instead"
+            )
+        if "active" in given and given["active"] != current.definition.active:
+            raise InvalidValueError(
+                "use activate or deactivate to switch a campaign on or off, not an edit"
+            )
+        merged = {**({} if replace else before), **given}
+        merged["type"] = current.definition.kind
+        merged["active"] = current.definition.active
+        definition = parse_definition(merged)
+        after = definition.as_dict()
+        changed = [key for key in after if after[key] != before.get(key)]
+        if not changed:
+            return current, []
+        try:
+            with self._engine.begin() as conn:
+                self._check_references(conn, definition)
+                conn.execute(
+                    update(campaigns)
+                    .where(campaigns.c.id == current.id)
+                    .values(
+                        name=definition.name,
+                        description=definition.description,
+                        qualification=definition.qualification,
+                        qualification_days=definition.qualification_days,
+                        triggers=[t.as_dict() for t in definition.triggers],
+                        smart_list=definition.smart_list.as_dict(),
+                        flow=[s.as_dict() for s in definition.flow],
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+        except IntegrityError:
+            raise InvalidValueError(f"a campaign named '{definition.name}' exists") from None
+        return self.get(current.id), changed
+
     def get(self, campaign_id: int) -> CampaignRecord:
         """One campaign; raise :class:`RecordNotFoundError` when there is none."""
         with self._engine.connect() as conn:

@@ -132,6 +132,35 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
             )
         return _summary_out(campaign_summary(ctx.engine, record))
 
+    def _edit(
+        campaign_id: int, body: dict[str, Any], user_email: str, *, replace: bool
+    ) -> dict[str, Any]:
+        record, changed = service.update(campaign_id, body, replace=replace)
+        if changed:
+            with ctx.engine.begin() as conn:
+                record_audit(
+                    conn,
+                    user_email,
+                    "campaign_updated",
+                    {"campaign": record.id, "changed": changed, "via": "api"},
+                )
+        return _summary_out(campaign_summary(ctx.engine, record))
+
+    @api.put("/campaigns/{campaign_id}", response_model=CampaignOut)
+    def replace_campaign(
+        campaign_id: CampaignId, body: dict[str, Any], user: Changer
+    ) -> dict[str, Any]:
+        """Replace a campaign's definition (its type and active state stay; audited)."""
+        return _edit(campaign_id, body, user.email, replace=True)
+
+    @api.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+    def edit_campaign(
+        campaign_id: CampaignId, body: dict[str, Any], user: Changer
+    ) -> dict[str, Any]:
+        """Change parts of a campaign's definition: name, description, qualification,
+        triggers, smart list, flow (audited). An active campaign stays active."""
+        return _edit(campaign_id, body, user.email, replace=False)
+
     @api.put("/campaigns/{campaign_id}/active", response_model=CampaignActive)
     def switch_campaign(
         campaign_id: CampaignId, body: CampaignActive, user: Changer

@@ -1,8 +1,11 @@
 """Smart campaigns: the list, a campaign's page (smart list with its live count and members,
-flow, qualification, results per step), a new campaign from a pasted definition, activate /
-deactivate, and run a batch campaign now. Every change is audited."""
+flow, qualification, results per step), a new campaign from a pasted definition, a saved one
+edited, activate / deactivate, and run a batch campaign now. Every change is audited."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -24,6 +27,7 @@ from crmsync.web.admin.campaign_views import (
 from crmsync.web.admin.context import ADMIN, AdminContext
 from crmsync.web.admin.pages_people import optional_id
 from crmsync.web.admin.queries import PAGE_SIZE
+from crmsync.web.admin.sessions import Session
 
 router = APIRouter()
 
@@ -90,6 +94,61 @@ async def create_campaign(request: Request) -> Response:
     return ctx.redirect(
         f"{ADMIN}/campaigns/{record.id}", notice=f"Campaign “{record.definition.name}” saved."
     )
+
+
+def _edit_form(
+    request: Request,
+    ctx: AdminContext,
+    session: Session,
+    record: CampaignRecord,
+    text: str,
+    **kw: Any,
+) -> Response:
+    return ctx.render(
+        request,
+        "admin/campaign_form.html",
+        session,
+        definition=text,
+        heading=f"Edit “{record.definition.name}”",
+        action=f"{ADMIN}/campaigns/{record.id}/edit",
+        **{"error": None, **kw},
+    )
+
+
+@router.get("/campaigns/{campaign_id}/edit")
+async def edit_campaign_form(request: Request, campaign_id: str) -> Response:
+    """The saved definition, as JSON, ready to edit (admins)."""
+    ctx = AdminContext.of(request)
+    session = ctx.signed_in(request)
+    record = _campaign(ctx, campaign_id)
+    shown = {k: v for k, v in record.definition.as_dict().items() if k not in {"active", "type"}}
+    return _edit_form(request, ctx, session, record, json.dumps(shown, indent=2))
+
+
+@router.post("/campaigns/{campaign_id}/edit")
+async def edit_campaign(request: Request, campaign_id: str) -> Response:
+    """Save an edited campaign; a definition the service refuses comes back with its
+    reason, the text as typed."""
+    ctx = AdminContext.of(request)
+    session, form = await ctx.change_form(request)
+    record = _campaign(ctx, campaign_id)
+    text = str(form.get("definition") or "")
+    try:
+        saved, changed = CampaignService(ctx.engine).update(
+            record.id, parse_definition_text(text), replace=True
+        )
+    except InvalidValueError as exc:
+        return _edit_form(request, ctx, session, record, text, status_code=400, error=str(exc))
+    if changed:
+        with ctx.engine.begin() as conn:
+            record_audit(
+                conn,
+                session.user.email,
+                "campaign_updated",
+                {"campaign": saved.id, "changed": changed},
+            )
+    notice = f"Saved: {', '.join(changed)} changed." if changed else "Nothing changed."
+    return ctx.redirect(f"{ADMIN}/campaigns/{saved.id}", notice=notice)
 
 
 @router.get("/campaigns/{campaign_id}")

@@ -7,7 +7,12 @@ The Microsoft steps need the Dynamics sync, a layer above this package: they liv
 
 from __future__ import annotations
 
-from crmsync.marketing.campaigns.steps.base import StepContext, StepFunction, StepOutcome
+from crmsync.marketing.campaigns.steps.base import (
+    ChunkStepFunction,
+    StepContext,
+    StepFunction,
+    StepOutcome,
+)
 from crmsync.marketing.campaigns.steps.marketing import (
     add_to_list,
     change_data_value,
@@ -17,7 +22,13 @@ from crmsync.marketing.campaigns.steps.marketing import (
     wait,
 )
 
-__all__ = ["MARKETING_STEPS", "StepContext", "StepFunction", "StepOutcome"]
+__all__ = [
+    "CHUNK_MARKETING_STEPS",
+    "MARKETING_STEPS",
+    "StepContext",
+    "StepFunction",
+    "StepOutcome",
+]
 
 MARKETING_STEPS: dict[str, StepFunction] = {
     "change_data_value": change_data_value,
@@ -27,3 +38,6 @@ MARKETING_STEPS: dict[str, StepFunction] = {
     "delete_person": delete_person,
     "wait": wait,
 }
+
+CHUNK_MARKETING_STEPS: dict[str, ChunkStepFunction] = {}
+"""Marketing steps with a chunk form (a batch campaign's many persons at once); none yet."""

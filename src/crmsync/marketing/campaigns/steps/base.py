@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from crmsync.marketing.activity_log import activity, write_activities
+from crmsync.marketing.activity_log import ActivityEntry, activity, write_activities
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +58,49 @@ class StepOutcome:
 
 
 StepFunction = Callable[[StepContext], StepOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkContext:
+    """Many persons of one batch campaign going through one step together, in the chunk's
+    one transaction (see :mod:`crmsync.marketing.campaigns.chunks`)."""
+
+    conn: Connection
+    campaign_id: int
+    campaign_name: str
+    campaign_kind: str
+    person_ids: tuple[int, ...]
+    params: Mapping[str, Any]
+    tokens: Mapping[str, str]
+
+    def activities(self, entries: Sequence[ChunkActivity]) -> list[ActivityEntry]:
+        """Append one activity per entry, each carrying this campaign's id, in one insert;
+        returns the rows written (for the triggers they fire)."""
+        rows = [
+            activity(
+                entry.person_id,
+                entry.type_id,
+                entry.primary_value,
+                entry.attributes,
+                campaign_id=self.campaign_id,
+                primary_value_id=entry.primary_value_id,
+            )
+            for entry in entries
+        ]
+        write_activities(self.conn, rows)
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkActivity:
+    """One activity a chunk step writes for one person."""
+
+    person_id: int
+    type_id: int
+    primary_value: str | None
+    attributes: Mapping[str, object]
+    primary_value_id: int | None = None
+
+
+ChunkStepFunction = Callable[[ChunkContext], Mapping[int, StepOutcome]]
+"""A step for many persons at once: an outcome for each person id it was handed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from crmsync.marketing.activity_log import activity, write_activities
 from crmsync.marketing.activity_types import (
@@ -27,7 +27,6 @@ from crmsync.marketing.sync_leads import SyncLeads
 from crmsync.marketing.values import utc_now_text
 from crmsync.store import outbox
 from crmsync.store.tables import (
-    activities,
     campaign_events,
     campaigns,
     list_members,
@@ -51,23 +50,15 @@ def change_data_value(ctx: StepContext) -> StepOutcome:
     field_name = str(ctx.params["field"])
     value = _with_tokens(ctx.params.get("value"), dict(ctx.tokens))
     catalog = load_catalog(ctx.conn, "person")
-    before = ctx.conn.execute(select(func.max(activities.c.id))).scalar() or 0
-    run = SyncLeads(catalog.require("id"), persons.c.id, SOURCE, utc_now_text())
+    run = SyncLeads(
+        catalog.require("id"), persons.c.id, SOURCE, utc_now_text(), campaign_id=ctx.campaign_id
+    )
     (outcome,) = run.apply(
         ctx.conn, catalog, [{"id": ctx.person_id, field_name: value}], "updateOnly", False
     )
     if outcome.status == "skipped":
         reason = outcome.reasons[0].message if outcome.reasons else "refused"
         return StepOutcome("failed", reason)
-    ctx.conn.execute(
-        update(activities)
-        .where(
-            activities.c.person_id == ctx.person_id,
-            activities.c.id > before,
-            activities.c.campaign_id.is_(None),
-        )
-        .values(campaign_id=ctx.campaign_id)
-    )
     return StepOutcome("done", f"{field_name} = {value!r}")
 
 
