@@ -41,6 +41,7 @@ from crmsync.dynamics.query import (
     wire_select,
 )
 from crmsync.dynamics.retry import Retrier, RetryPolicy
+from crmsync.dynamics.schema_changes import SchemaChanges, changes_url, parse_changes
 from crmsync.dynamics.tracking import ChangeTracking
 from crmsync.dynamics.transport import Transport, json_object, service_root_of
 from crmsync.dynamics.types import (
@@ -52,7 +53,7 @@ from crmsync.dynamics.types import (
     WriteResult,
 )
 from crmsync.dynamics.writes import BatchWriter
-from crmsync.errors import ConfigurationError, RecordNotFoundError
+from crmsync.errors import ConfigurationError, DeltaTokenExpiredError, RecordNotFoundError
 
 
 class DynamicsClient:
@@ -266,6 +267,25 @@ class DynamicsClient:
             raise ConfigurationError(f"Dynamics has no table called {logical_name!r}")
         self._directory.remember_schema(schema)
         return schema
+
+    def remember_schema(self, schema: EntitySchema) -> None:
+        """Use a schema kept from an earlier run (see :meth:`schema_changes`) as if just read."""
+        self._directory.remember_schema(schema)
+
+    def schema_changes(self, entities: Sequence[str], stamp: str | None) -> SchemaChanges:
+        """Which of ``entities`` Dynamics changed since ``stamp`` (``RetrieveMetadataChanges``,
+        one request); an expired stamp comes back as every table changed, with a new stamp."""
+        try:
+            document = self.transport.get_json(changes_url(entities, stamp), kind="metadata")
+        except DeltaTokenExpiredError:
+            fresh = parse_changes(
+                self.transport.get_json(changes_url(entities, None), kind="metadata")
+            )
+            return SchemaChanges(fresh.stamp, frozenset(entities), frozenset(), expired=True)
+        found = parse_changes(document)
+        if stamp is None:  # no stamp: every table came back; all count as changed
+            return SchemaChanges(found.stamp, frozenset(entities), frozenset())
+        return found
 
     def change_tracking_enabled(self, logical_name: str) -> bool:
         """Whether change tracking is on for a table (``ChangeTrackingEnabled``, spec §4)."""

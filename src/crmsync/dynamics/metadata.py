@@ -217,6 +217,7 @@ def read_entity_schema(
         attributes=MappingProxyType(attributes),
         display_name=_label(entity.get("DisplayName")),
         schema_name=str(entity.get("SchemaName") or ""),
+        metadata_id=str(entity.get("MetadataId") or "").lower(),
     )
 
 
@@ -261,6 +262,7 @@ def _attribute_from(
         can_read=valid_read and may_read,
         can_update=valid_update and may_update,
         can_create=valid_create and may_create,
+        metadata_id=str(row.get("MetadataId") or "").lower(),
     )
 
 

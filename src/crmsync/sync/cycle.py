@@ -62,6 +62,7 @@ from crmsync.sync.reports import (
 )
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings, finish_quick_sync
+from crmsync.sync.stored_schemas import StoredSchemas
 
 SCHEMA_READ_ROUNDS = 3
 """How many times the start-up schema read of one entity is tried (each try retries every
@@ -114,6 +115,7 @@ class SyncCycle:
         self._clock = clock
         self._sleep = sleep
         self._mappings = EntityMappings(client, self._entities)
+        self._stored_schemas = StoredSchemas(engine, client, self._entities)
         self._duplicate_detection = duplicate_detection
 
     def mappings(self) -> dict[str, EntityMapping]:
@@ -129,7 +131,10 @@ class SyncCycle:
         report = CycleReport(started_at=now_utc())
         stats_before = self._client.stats()
         try:
+            self._stored_schemas.before_reads()  # schemas Dynamics did not change: kept
             mappings, waiting = self._startup_mappings()
+            if not waiting:
+                self._stored_schemas.after_reads()
             if not mappings:
                 raise waiting[self._entities[0]]
             read_again(self._engine, self._client, mappings)  # admin retries (B38)
