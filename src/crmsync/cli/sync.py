@@ -266,6 +266,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _out.print_json(json.dumps(snapshot.as_dict()))
         return
     _out.print(f"sync is {'enabled' if snapshot.enabled else 'disabled'}", highlight=False)
+    if snapshot.sync_user:
+        _out.print(f"sync user: {snapshot.sync_user}", highlight=False, soft_wrap=True)
     _out.print(_lease_line(snapshot), highlight=False, soft_wrap=True)
     done = [e for e, ok in snapshot.initial_sync_done.items() if ok]
     _out.print(f"initial sync done for: {', '.join(sorted(done)) or 'none yet'}", highlight=False)

@@ -46,9 +46,8 @@ def check_connection(
     except CrmsyncError as exc:
         items.append(CheckItem("connect and authenticate (WhoAmI)", False, exc.message))
         return ConnectionReport(tuple(items))
-    items.append(
-        CheckItem("connect and authenticate (WhoAmI)", True, f"sync user {identity.user_id}")
-    )
+    sync_user = client.user_label(identity.user_id)
+    items.append(CheckItem("connect and authenticate (WhoAmI)", True, f"sync user {sync_user}"))
     try:
         privileges = client.user_privileges()
     except CrmsyncError as exc:

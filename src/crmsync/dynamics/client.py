@@ -29,6 +29,7 @@ from crmsync.dynamics.metadata import (
     parse_identity,
     parse_user_privileges,
     read_entity_schema,
+    user_label,
 )
 from crmsync.dynamics.query import (
     LOOKUP_PREFERENCE,
@@ -53,7 +54,12 @@ from crmsync.dynamics.types import (
     WriteResult,
 )
 from crmsync.dynamics.writes import BatchWriter
-from crmsync.errors import ConfigurationError, DeltaTokenExpiredError, RecordNotFoundError
+from crmsync.errors import (
+    ConfigurationError,
+    CrmsyncError,
+    DeltaTokenExpiredError,
+    RecordNotFoundError,
+)
 
 
 class DynamicsClient:
@@ -240,6 +246,26 @@ class DynamicsClient:
         with self._lock:
             self._identity = identity
         return identity
+
+    @property
+    def identity(self) -> Identity | None:
+        """The identity ``WhoAmI`` returned in this process, if it was asked (no request)."""
+        with self._lock:
+            return self._identity
+
+    def user_label(self, user_id: str) -> str:
+        """A Dynamics user as people know it: full name and sign-in name (``Alex Morgan
+        (alex.morgan@contoso.example)``) from ``systemusers``; the id if Dynamics cannot say."""
+        try:
+            row = self.transport.get_json(
+                f"systemusers({user_id})?$select=fullname,domainname",
+                kind="read",
+                entity="systemuser",
+                record_id=user_id,
+            )
+        except CrmsyncError:
+            return user_id
+        return user_label(row, user_id)
 
     def _user_id(self) -> str:
         with self._lock:

@@ -275,6 +275,18 @@ def parse_identity(document: Mapping[str, Any]) -> Identity:
     )
 
 
+def user_label(row: Mapping[str, Any], user_id: str) -> str:
+    """``Alex Morgan (alex.morgan@contoso.example)`` from a ``systemuser`` row's fullname and
+    domainname (either alone when the other is missing; ``user_id`` when both are)."""
+    name = str(row.get("fullname") or "").strip()
+    sign_in = str(row.get("domainname") or "").strip()
+    if sign_in.startswith("#") or sign_in == name:  # application users: "# <name>"
+        sign_in = ""
+    if name and sign_in:
+        return f"{name} ({sign_in})"
+    return name or sign_in or user_id
+
+
 def parse_user_privileges(document: Mapping[str, Any]) -> UserPrivileges:
     """``RetrieveUserPrivileges`` → the deepest depth per privilege name."""
     depths: dict[str, str] = {}

@@ -63,6 +63,7 @@ from crmsync.sync.reports import (
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings, finish_quick_sync
 from crmsync.sync.stored_schemas import StoredSchemas
+from crmsync.sync.sync_user import remember_sync_user
 
 SCHEMA_READ_ROUNDS = 3
 """How many times the start-up schema read of one entity is tried (each try retries every
@@ -135,6 +136,7 @@ class SyncCycle:
             mappings, waiting = self._startup_mappings()
             if not waiting:
                 self._stored_schemas.after_reads()
+            remember_sync_user(self._engine, self._client)
             if not mappings:
                 raise waiting[self._entities[0]]
             read_again(self._engine, self._client, mappings)  # admin retries (B38)
