@@ -87,6 +87,7 @@ from crmsync.emulator import (
     keys,
     lists,
     metadata_query,
+    record_counts,
     records,
     relations,
     writes,
@@ -202,6 +203,9 @@ class DataPlane:
             if metadata_query.is_function_path(path):
                 _only(method.upper(), "GET")
                 return metadata_query.retrieve_metadata_changes(ctx, path, raw)
+            if record_counts.is_function_path(path):
+                _only(method.upper(), "GET")
+                return record_counts.retrieve_total_record_count(ctx, path, raw)
             query = resolve_aliases(raw)
             # Every request is one transaction (a savepoint inside $batch): an error undoes all
             # it wrote, so no record is ever half-written.

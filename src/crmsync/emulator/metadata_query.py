@@ -41,10 +41,10 @@ def is_function_path(path: str) -> bool:
     return head == FUNCTION or head.startswith(FUNCTION + "(")
 
 
-def parameters(path: str, aliases: Mapping[str, str]) -> dict[str, str]:
-    """The function's parameters, aliases (``Query=@q&@q=...``) substituted."""
+def parameters(path: str, aliases: Mapping[str, str], function: str = FUNCTION) -> dict[str, str]:
+    """A function call's parameters, aliases (``Query=@q&@q=...``) substituted."""
     head = path.strip("/").removeprefix("Microsoft.Dynamics.CRM.")
-    inner = head[len(FUNCTION) :].strip()
+    inner = head[len(function) :].strip()
     if inner and not (inner.startswith("(") and inner.endswith(")")):
         raise bad_request(INVALID_ARGUMENT, f"Malformed function call: {head}")
     inner = inner[1:-1].strip()
