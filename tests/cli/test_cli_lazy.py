@@ -31,9 +31,11 @@ print("HEAVY=" + json.dumps(heavy))
 """
 
 
-def _loaded(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+def _loaded(
+    args: list[str], cwd: Path, env: dict[str, str], watched: tuple[str, ...] = HEAVY
+) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(watched)],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -55,6 +57,38 @@ def test_help_and_status_load_no_heavy_module(
     upgrade_database(url)
     env = {"CRMSYNC_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "COLUMNS": "100"}
     assert _loaded(args, tmp_path, env) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sync", "status"], ["sync", "status", "--json"], ["-c", "crmsync.toml", "sync", "status"]],
+)
+def test_sync_status_skips_the_parameter_machinery_and_the_postgresql_dialect(
+    args: list[str], tmp_path: Path
+) -> None:
+    """``sync status`` is answered before typer validates parameters (which loads pydantic)
+    and reads settings without loading the PostgreSQL dialect on a SQLite database."""
+    url = f"sqlite:///{tmp_path / 'lazy.db'}"
+    from crmsync.store.db import upgrade_database
+
+    upgrade_database(url)
+    (tmp_path / "crmsync.toml").write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    env = {"CRMSYNC_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "COLUMNS": "100"}
+    watched = ("pydantic", "sqlalchemy.dialects.postgresql", *HEAVY)
+    assert _loaded(args, tmp_path, env, watched) == []
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "crmsync"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    if "--json" in args:
+        assert json.loads(done.stdout)["enabled"] is False
+    else:
+        assert "sync is disabled" in done.stdout
 
 
 def test_the_root_help_lists_each_command_with_its_own_help() -> None:

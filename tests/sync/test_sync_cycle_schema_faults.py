@@ -13,6 +13,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.retry import RetryPolicy
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
+from crmsync.emulator.metadata import AttributeDef
 from crmsync.settings import DynamicsSettings, Secret
 from crmsync.sync.cycle import SyncCycle
 
@@ -65,12 +66,17 @@ def test_an_unreadable_schema_makes_the_cycle_partial_and_loses_nothing(
     lead_id = org.alex().first_ids("leads", 1)[0]
     person = person_by_crm_id(migrated_engine, "lead", lead_id)
     edit_person(migrated_engine, person["id"], city="Waiting City")
+    # The contact table changes in Dynamics, so the next process must read its schema again
+    # (schemas Dynamics did not change are kept from the previous run).
+    org.app.state.storage.add_attribute(
+        "contact", AttributeDef("new_hobby", "String", "Hobby", max_length=100, is_custom=True)
+    )
     org.admin(
         "PATCH",
         "faults",
         {"error_rate": 1.0, "path_contains": "EntityDefinitions(LogicalName='contact')"},
     )
-    with _client(org) as client:  # a new process: schemas are read again
+    with _client(org) as client:  # a new process: the changed schema is read again
         report = SyncCycle(migrated_engine, client, sleep=lambda _: None).run()
     assert report.status == "partial", report.as_dict()
     errors = {e.entity: e.error for e in report.entities}

@@ -166,3 +166,63 @@ def test_account_change_in_dynamics_logs_on_each_person(
         ]
         assert len(found) == 1, (person_id, world.changes(person_id))
         assert found[0]["fields"][0]["name"] == "company"
+
+
+ADDRESS_FIELDS = (
+    "billingStreet,billingCity,billingState,billingPostalCode,billingCountry,mainPhone,sicCode"
+)
+
+
+def test_person_shows_its_company_address_phone_and_sic(
+    migrated_engine: Engine, world: World
+) -> None:
+    """B3 (Appendix A): a person of an account shows the account's billing address, main phone
+    and SIC code; an API edit of one changes the shared company, not Dynamics."""
+    edited = world.org.alex().patch(
+        "accounts",
+        world.account_id,
+        {
+            "address1_line1": "1 Harbour Road",
+            "address1_city": "Bristol",
+            "address1_stateorprovince": "Avon",
+            "address1_postalcode": "BS1 5TY",
+            "address1_country": "United Kingdom",
+            "telephone1": "+44 117 000 0000",
+            "sic": "6201",
+        },
+    )
+    assert edited.status_code == 204, edited.text
+    world.cycle.run()
+    expected = {
+        "billingStreet": "1 Harbour Road",
+        "billingCity": "Bristol",
+        "billingState": "Avon",
+        "billingPostalCode": "BS1 5TY",
+        "billingCountry": "United Kingdom",
+        "mainPhone": "+44 117 000 0000",
+        "sicCode": "6201",
+    }
+    for person_id in world.person_ids:
+        assert world.read(person_id, ADDRESS_FIELDS) == {"id": person_id, **expected}
+
+    before = outbox_count(migrated_engine)
+    first, second = world.person_ids[:2]
+    reply = world.api.post(
+        "/rest/v1/leads.json",
+        json={
+            "action": "updateOnly",
+            "lookupField": "id",
+            "input": [{"id": first, "billingCity": "Bath", "mainPhone": "+44 1225 000000"}],
+        },
+        headers=world.headers,
+    ).json()
+    assert reply["result"] == [{"id": first, "status": "updated"}], reply
+    shown = world.read(second, "billingCity,mainPhone")
+    assert shown == {"id": second, "billingCity": "Bath", "mainPhone": "+44 1225 000000"}
+    assert outbox_count(migrated_engine) == before, "a company edit must not go to Dynamics"
+    account = world.org.row("account", world.account_id)
+    assert account is not None and account["address1_city"] == "Bristol"
+
+    described = world.api.get("/rest/v1/leads/describe.json", headers=world.headers).json()
+    names = {field["rest"]["name"] for field in described["result"]}
+    assert set(ADDRESS_FIELDS.split(",")) <= names

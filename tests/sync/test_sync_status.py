@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
+from sync_harness import engine_client, running_org
 
+from crmsync.emulator.config import default_config
 from crmsync.marketing.persons import PersonService
 from crmsync.store.tables import persons
+from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.failures import ErrorReport, record_errors
 from crmsync.sync.history import insert_history
 from crmsync.sync.status import read_status
@@ -81,3 +84,14 @@ def _traffic(**by_kind: int) -> dict[str, object]:
         "bytes_sent": 1_000,
         "bytes_received": 10_000,
     }
+
+
+def test_status_names_the_sync_user_once_a_cycle_met_it(migrated_engine: Engine) -> None:
+    """The sync user is shown by name (as people know it in Dynamics), never as a GUID."""
+    assert read_status(migrated_engine).sync_user is None
+    with running_org(default_config(), 2) as org, engine_client(org.base) as client:
+        assert SyncCycle(migrated_engine, client).run().status == "ok"
+    app_user = org.config.users[0]
+    status = read_status(migrated_engine)
+    assert status.sync_user == app_user.fullname
+    assert status.as_dict()["sync_user"] == app_user.fullname

@@ -15,7 +15,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,6 +30,7 @@ from crmsync.cli.tables import print_records
 from crmsync.errors import CrmsyncError, SyncInterruptedError
 
 if TYPE_CHECKING:
+    from crmsync.settings import Settings
     from crmsync.sync.reports import CycleReport, Progress
     from crmsync.sync.status import SyncStatus
 
@@ -255,10 +256,16 @@ def _megabytes(count: int) -> str:
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls."""
+    show_status(lambda: settings_from(ctx), as_json=as_json)
+
+
+def show_status(settings: Callable[[], Settings], *, as_json: bool) -> None:
+    """What ``crmsync sync status`` prints, for the settings ``settings()`` returns (also run
+    directly by the console script, without typer's parameter handling, to answer quickly)."""
     from crmsync.sync.status import read_status
 
     try:
-        with database(settings_from(ctx)) as engine:
+        with database(settings()) as engine:
             snapshot = read_status(engine)
     except CrmsyncError as exc:
         raise fail(exc) from None
@@ -266,6 +273,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _out.print_json(json.dumps(snapshot.as_dict()))
         return
     _out.print(f"sync is {'enabled' if snapshot.enabled else 'disabled'}", highlight=False)
+    if snapshot.sync_user:
+        _out.print(f"sync user: {snapshot.sync_user}", highlight=False, soft_wrap=True)
     _out.print(_lease_line(snapshot), highlight=False, soft_wrap=True)
     done = [e for e, ok in snapshot.initial_sync_done.items() if ok]
     _out.print(f"initial sync done for: {', '.join(sorted(done)) or 'none yet'}", highlight=False)

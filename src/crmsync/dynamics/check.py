@@ -236,7 +236,8 @@ def check_connection(
     except CrmsyncError as exc:
         items.append(CheckItem(CONNECT, False, exc.message, CONNECT_FIX))
         return ConnectionReport(tuple(items))
-    items.append(CheckItem(CONNECT, True, f"sync user {identity.user_id}"))
+    sync_user = client.user_label(identity.user_id)
+    items.append(CheckItem(CONNECT, True, f"sync user {sync_user}"))
     try:
         privileges = client.user_privileges()
     except CrmsyncError as exc:

@@ -29,6 +29,7 @@ from crmsync.dynamics.metadata import (
     parse_identity,
     parse_user_privileges,
     read_entity_schema,
+    user_label,
 )
 from crmsync.dynamics.query import (
     LOOKUP_PREFERENCE,
@@ -41,6 +42,7 @@ from crmsync.dynamics.query import (
     wire_select,
 )
 from crmsync.dynamics.retry import Retrier, RetryPolicy
+from crmsync.dynamics.schema_changes import SchemaChanges, changes_url, parse_changes
 from crmsync.dynamics.tracking import ChangeTracking
 from crmsync.dynamics.transport import Transport, json_object, service_root_of
 from crmsync.dynamics.types import (
@@ -52,7 +54,12 @@ from crmsync.dynamics.types import (
     WriteResult,
 )
 from crmsync.dynamics.writes import BatchWriter
-from crmsync.errors import ConfigurationError, RecordNotFoundError
+from crmsync.errors import (
+    ConfigurationError,
+    CrmsyncError,
+    DeltaTokenExpiredError,
+    RecordNotFoundError,
+)
 
 
 class DynamicsClient:
@@ -276,6 +283,26 @@ class DynamicsClient:
             self._identity = identity
         return identity
 
+    @property
+    def identity(self) -> Identity | None:
+        """The identity ``WhoAmI`` returned in this process, if it was asked (no request)."""
+        with self._lock:
+            return self._identity
+
+    def user_label(self, user_id: str) -> str:
+        """A Dynamics user as people know it: full name and sign-in name (``Alex Morgan
+        (alex.morgan@contoso.example)``) from ``systemusers``; the id if Dynamics cannot say."""
+        try:
+            row = self.transport.get_json(
+                f"systemusers({user_id})?$select=fullname,domainname",
+                kind="read",
+                entity="systemuser",
+                record_id=user_id,
+            )
+        except CrmsyncError:
+            return user_id
+        return user_label(row, user_id)
+
     def _user_id(self) -> str:
         with self._lock:
             identity = self._identity
@@ -302,6 +329,25 @@ class DynamicsClient:
             raise ConfigurationError(f"Dynamics has no table called {logical_name!r}")
         self._directory.remember_schema(schema)
         return schema
+
+    def remember_schema(self, schema: EntitySchema) -> None:
+        """Use a schema kept from an earlier run (see :meth:`schema_changes`) as if just read."""
+        self._directory.remember_schema(schema)
+
+    def schema_changes(self, entities: Sequence[str], stamp: str | None) -> SchemaChanges:
+        """Which of ``entities`` Dynamics changed since ``stamp`` (``RetrieveMetadataChanges``,
+        one request); an expired stamp comes back as every table changed, with a new stamp."""
+        try:
+            document = self.transport.get_json(changes_url(entities, stamp), kind="metadata")
+        except DeltaTokenExpiredError:
+            fresh = parse_changes(
+                self.transport.get_json(changes_url(entities, None), kind="metadata")
+            )
+            return SchemaChanges(fresh.stamp, frozenset(entities), frozenset(), expired=True)
+        found = parse_changes(document)
+        if stamp is None:  # no stamp: every table came back; all count as changed
+            return SchemaChanges(found.stamp, frozenset(entities), frozenset())
+        return found
 
     def change_tracking_enabled(self, logical_name: str) -> bool:
         """Whether change tracking is on for a table (``ChangeTrackingEnabled``, spec §4)."""

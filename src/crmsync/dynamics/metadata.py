@@ -222,6 +222,7 @@ def read_entity_schema(
         attributes=MappingProxyType(attributes),
         display_name=_label(entity.get("DisplayName")),
         schema_name=str(entity.get("SchemaName") or ""),
+        metadata_id=str(entity.get("MetadataId") or "").lower(),
     )
 
 
@@ -266,6 +267,7 @@ def _attribute_from(
         can_read=valid_read and may_read,
         can_update=valid_update and may_update,
         can_create=valid_create and may_create,
+        metadata_id=str(row.get("MetadataId") or "").lower(),
     )
 
 
@@ -276,6 +278,18 @@ def parse_identity(document: Mapping[str, Any]) -> Identity:
         business_unit_id=str(document.get("BusinessUnitId") or "").lower(),
         organization_id=str(document.get("OrganizationId") or "").lower(),
     )
+
+
+def user_label(row: Mapping[str, Any], user_id: str) -> str:
+    """``Alex Morgan (alex.morgan@contoso.example)`` from a ``systemuser`` row's fullname and
+    domainname (either alone when the other is missing; ``user_id`` when both are)."""
+    name = str(row.get("fullname") or "").strip()
+    sign_in = str(row.get("domainname") or "").strip()
+    if sign_in.startswith("#") or sign_in == name:  # application users: "# <name>"
+        sign_in = ""
+    if name and sign_in:
+        return f"{name} ({sign_in})"
+    return name or sign_in or user_id
 
 
 def parse_user_privileges(document: Mapping[str, Any]) -> UserPrivileges:

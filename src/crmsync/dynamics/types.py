@@ -297,6 +297,7 @@ class AttributeSchema:
     can_read: bool = True  # the sync user may read it (field security), B8
     can_update: bool = True
     can_create: bool = True
+    metadata_id: str = ""  # how Dynamics names the column in its list of deleted metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,3 +313,4 @@ class EntitySchema:
     attributes: Mapping[str, AttributeSchema]
     display_name: str = ""
     schema_name: str = ""  # e.g. "Lead": privilege names are built from it (prvReadLead)
+    metadata_id: str = ""

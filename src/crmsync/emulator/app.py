@@ -86,6 +86,8 @@ from crmsync.emulator import (
     csdl,
     keys,
     lists,
+    metadata_query,
+    record_counts,
     records,
     relations,
     writes,
@@ -197,7 +199,14 @@ class DataPlane:
         try:
             ctx = self.context(user, base_url, headers, prefer, content_ids)
             details = ctx.prefs.wants("Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
-            query = resolve_aliases(dict(parse_qsl(query_string, keep_blank_values=True)))
+            raw = dict(parse_qsl(query_string, keep_blank_values=True))
+            if metadata_query.is_function_path(path):
+                _only(method.upper(), "GET")
+                return metadata_query.retrieve_metadata_changes(ctx, path, raw)
+            if record_counts.is_function_path(path):
+                _only(method.upper(), "GET")
+                return record_counts.retrieve_total_record_count(ctx, path, raw)
+            query = resolve_aliases(raw)
             # Every request is one transaction (a savepoint inside $batch): an error undoes all
             # it wrote, so no record is ever half-written.
             with self.storage.lock, self.storage.transaction():

@@ -293,6 +293,12 @@ class Catalog:
         self._by_set: dict[str, EntityDef] = {}
         self._derived: dict[str, tuple[int, Any]] = {}
         self.version = 1
+        # For RetrieveMetadataChanges: the version of each table's last change, and what was
+        # deleted at which version (kind "Entity" or "Attribute", MetadataId).
+        self._changed_at: dict[str, int] = {}
+        self._deleted: list[tuple[int, str, str]] = []
+        self.epoch = uuid.uuid4().hex[:12]
+        """Names this catalog in version stamps: a stamp from another emulator run is stale."""
         for entity in entities:
             self.put(entity)
 
@@ -300,19 +306,37 @@ class Catalog:
         """Add or replace a table definition."""
         with self._lock:
             old = self._by_name.get(entity.logical_name)
+            self.version += 1
             if old is not None:
                 self._by_set.pop(old.entity_set_name, None)
+                for name, attribute in old.attributes.items():
+                    if name not in entity.attributes:
+                        self._deleted.append((self.version, "Attribute", attribute.meta_id))
             self._by_name[entity.logical_name] = entity
             self._by_set[entity.entity_set_name] = entity
-            self.version += 1
+            self._changed_at[entity.logical_name] = self.version
 
     def remove(self, logical_name: str) -> None:
         """Forget a table definition."""
         with self._lock:
             old = self._by_name.pop(logical_name, None)
+            self.version += 1
             if old is not None:
                 self._by_set.pop(old.entity_set_name, None)
-            self.version += 1
+                self._changed_at.pop(logical_name, None)
+                self._deleted.append((self.version, "Entity", old.meta_id))
+                for attribute in old.attributes.values():
+                    self._deleted.append((self.version, "Attribute", attribute.meta_id))
+
+    def changed_since(self, version: int) -> set[str]:
+        """Logical names of the tables defined or changed after catalog ``version``."""
+        with self._lock:
+            return {name for name, at in self._changed_at.items() if at > version}
+
+    def deleted_since(self, version: int) -> list[tuple[str, str]]:
+        """``(kind, MetadataId)`` of the tables and columns deleted after ``version``."""
+        with self._lock:
+            return [(kind, meta) for at, kind, meta in self._deleted if at > version]
 
     def get(self, logical_name: str) -> EntityDef | None:
         """The table with this logical name."""

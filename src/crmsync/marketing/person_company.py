@@ -37,6 +37,13 @@ SHARED_FIELDS: Mapping[str, str] = {
     "website": "website",
     "annualRevenue": "annualRevenue",
     "numberOfEmployees": "numberOfEmployees",
+    "billingStreet": "billingStreet",
+    "billingCity": "billingCity",
+    "billingState": "billingState",
+    "billingPostalCode": "billingPostalCode",
+    "billingCountry": "billingCountry",
+    "mainPhone": "mainPhone",
+    "sicCode": "sicCode",
 }
 _PERSON_FIELD_OF: Mapping[str, str] = {company: person for person, company in SHARED_FIELDS.items()}
 MAX_LOGGED_PERSONS = 5000

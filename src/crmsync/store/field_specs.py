@@ -116,6 +116,14 @@ PERSON_FIELDS: tuple[FieldSpec, ...] = (
     _t("emailInvalid", "Email Invalid", "boolean"),
     _s("emailInvalidCause", "Email Invalid Cause"),
     _t("leadPartitionId", "Lead Partition Id", "integer", read_only=True),
+    # Company fields on a person (B3, R40): a person of a company shows the company's values.
+    _t("billingStreet", "Billing Address", "text"),
+    _s("billingCity", "Billing City"),
+    _s("billingState", "Billing State"),
+    _s("billingPostalCode", "Billing Postal Code"),
+    _s("billingCountry", "Billing Country"),
+    _t("mainPhone", "Main Phone", "phone"),
+    _s("sicCode", "SIC Code"),
 )
 
 COMPANY_FIELDS: tuple[FieldSpec, ...] = (

@@ -8,10 +8,9 @@ refuses company/opportunity/sales-person writes with 1018 (spec marketo-rest §7
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from crmsync.store.tables import sync_settings
@@ -32,16 +31,27 @@ def get_setting(conn: Connection, key: str, default: JsonValue = None) -> JsonVa
 
 def set_setting(conn: Connection, key: str, value: JsonValue) -> None:
     """Store ``value`` under ``key`` (insert or replace) in the caller's transaction."""
+    # The dialect's insert loads only when writing (``crmsync sync status`` only reads).
     now = datetime.now(UTC)
-    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(sync_settings).values(key=key, value=value, updated_at=now)
-    # one statement, so that two writers storing a new key at once cannot both try to insert it
-    conn.execute(
-        statement.on_conflict_do_update(
+    row = {"key": key, "value": value, "updated_at": now}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        pg = postgresql_insert(sync_settings).values(**row)
+        statement: Any = pg.on_conflict_do_update(
             index_elements=[sync_settings.c.key],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+            set_={"value": pg.excluded.value, "updated_at": pg.excluded.updated_at},
         )
-    )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(sync_settings).values(**row)
+        statement = lite.on_conflict_do_update(
+            index_elements=[sync_settings.c.key],
+            set_={"value": lite.excluded.value, "updated_at": lite.excluded.updated_at},
+        )
+    # one statement, so that two writers storing a new key at once cannot both try to insert it
+    conn.execute(statement)
 
 
 def get_sync_enabled(conn: Connection) -> bool:

@@ -70,6 +70,8 @@ from crmsync.sync.reports import (
 )
 from crmsync.sync.rereads import read_again
 from crmsync.sync.schema_drift import EntityMappings
+from crmsync.sync.stored_schemas import StoredSchemas
+from crmsync.sync.sync_user import remember_sync_user
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class SyncCycle:
         self._clock = clock
         self._sleep = sleep
         self._mappings = EntityMappings(client, self._entities)
+        self._stored_schemas = StoredSchemas(engine, client, self._entities)
         self._duplicate_detection = duplicate_detection
 
     def mappings(self) -> dict[str, EntityMapping]:
@@ -139,7 +142,11 @@ class SyncCycle:
         report = CycleReport(started_at=now_utc())
         stats_before = self._client.stats()
         try:
+            self._stored_schemas.before_reads()  # schemas Dynamics did not change: kept
             mappings, waiting = self._startup_mappings()
+            if not waiting:
+                self._stored_schemas.after_reads()
+            remember_sync_user(self._engine, self._client)
             if not mappings:
                 raise waiting[self._entities[0]]
             read_again(self._engine, self._client, mappings)  # admin retries (B38)

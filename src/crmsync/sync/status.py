@@ -24,6 +24,7 @@ from crmsync.store.tables import (
 )
 from crmsync.sync.cursors import DELTA_PHASE
 from crmsync.sync.lease import SyncLease
+from crmsync.sync.sync_user import sync_user_name
 from crmsync.sync.write_waits import read_waits
 
 _ENTITY_OF_TYPE = {"Lead": "lead", "Contact": "contact"}
@@ -114,6 +115,8 @@ class SyncStatus:
     last_cycle_failed: int = 0  # records that failed in the last cycle
     writes_waiting: tuple[WaitingWrites, ...] = ()
     """Entities whose writes to Dynamics wait (e.g. the sync user lost a privilege)."""
+    sync_user: str | None = None
+    """Who crmsync is in Dynamics, by name (``None`` until a cycle learnt it)."""
 
     @property
     def last_cycle_outcome(self) -> str | None:
@@ -147,6 +150,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
     moment = now or now_utc()
     with engine.connect() as conn:
         enabled = get_sync_enabled(conn)
+        sync_user = sync_user_name(conn)
         rows = conn.execute(
             select(
                 persons.c.crmType,
@@ -214,6 +218,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
     holder = SyncLease(engine, clock=lambda: moment).current_holder()
     return SyncStatus(
         enabled=enabled,
+        sync_user=sync_user,
         backlog=backlog,
         oldest_pending=min(oldest.values()) if oldest else None,
         initial_sync_done=cursors,

@@ -75,3 +75,25 @@ def test_opportunities_and_sales_users(synced_admin: SyncedAdmin) -> None:
     assert missing.status_code == 404 and "There is no opportunity 999999." in text_of(missing.text)
     assert browser.get("/admin/sales-users/x").status_code == 400
     assert browser.get("/admin/static/admin.css").status_code == 200
+
+
+def test_person_page_fields_show_the_company_values(synced_admin: SyncedAdmin) -> None:
+    """B3: a person of a company shows the company's billing address, main phone and SIC code
+    in its own fields, as the Marketo API reads them."""
+    admin = synced_admin.admin
+    with admin.engine.begin() as conn:
+        company_id, person_id = conn.execute(
+            select(persons.c.company_id, persons.c.id).where(persons.c.company_id.is_not(None))
+        ).first() or (None, None)
+        assert company_id is not None
+        conn.execute(
+            companies.update()
+            .where(companies.c.id == company_id)
+            .values(billingCity="Bristol", mainPhone="+44 117 000 0000", sicCode="6201")
+        )
+    browser = admin.signed_in()
+    page = admin.page(browser, f"/admin/people/{person_id}")
+    own_fields = text_of(page.split("<h2>Company</h2>")[0].split("<h2>Fields</h2>")[1])
+    assert "Billing City billingCity Bristol" in own_fields
+    assert "Main Phone mainPhone +44 117 000 0000" in own_fields
+    assert "SIC Code sicCode 6201" in own_fields

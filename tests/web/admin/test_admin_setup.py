@@ -36,6 +36,9 @@ def test_validate_lists_each_check_with_a_fix_for_failures(admin_sqlite: AdminAp
     text = text_of(answer.text)
     assert "Failed 1 of" in text and "checks failed" in text
     assert "connect and authenticate (WhoAmI) Passed" in text
+    app_user = config.users[0]
+    assert f"sync user {app_user.fullname}" in text  # by name, not its GUID
+    assert app_user.systemuserid not in text
     assert "lead: change tracking Passed" in text
     assert (
         "opportunity: change tracking Failed disabled: enable Track changes on the table "

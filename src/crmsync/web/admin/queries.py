@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from crmsync.marketing.activity_types import ACTIVITY_TYPES
+from crmsync.marketing.person_company import SHARED_FIELDS
 from crmsync.store.field_specs import COMPANY_FIELDS, PERSON_FIELDS
 from crmsync.store.tables import (
     activities,
@@ -270,19 +271,28 @@ def person_detail(conn: Connection, person_id: int) -> PersonDetail | None:
     if row is None:
         return None
     person = _by_key(persons.c, row)
-    fields = [(s.rest_name, s.display_name, person.get(s.rest_name)) for s in PERSON_FIELDS]
-    for name, value in sorted((person.get("custom") or {}).items()):
-        fields.append((str(name), str(name), value))
-    company_fields: list[tuple[str, str, object]] = []
+    company: dict[str, Any] | None = None
     if person.get("company_id") is not None:
         found = conn.execute(
             select(companies).where(companies.c.id == person["company_id"])
         ).first()
-        if found is not None:
-            company = _by_key(companies.c, found)
-            company_fields = [
-                (s.rest_name, s.display_name, company.get(s.rest_name)) for s in COMPANY_FIELDS
-            ]
+        company = _by_key(companies.c, found) if found is not None else None
+    # A person of a company shows the company's values in its company fields (B3).
+    shown = {
+        name: company.get(company_field) if company is not None else person.get(name)
+        for name, company_field in SHARED_FIELDS.items()
+    }
+    fields = [
+        (s.rest_name, s.display_name, shown.get(s.rest_name, person.get(s.rest_name)))
+        for s in PERSON_FIELDS
+    ]
+    for name, value in sorted((person.get("custom") or {}).items()):
+        fields.append((str(name), str(name), value))
+    company_fields: list[tuple[str, str, object]] = []
+    if company is not None:
+        company_fields = [
+            (s.rest_name, s.display_name, company.get(s.rest_name)) for s in COMPANY_FIELDS
+        ]
     errors = [
         dict(r)
         for r in conn.execute(
