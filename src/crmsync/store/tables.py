@@ -342,6 +342,8 @@ sync_errors = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_sync_errors_open", "resolved_at", "entity"),
     Index("ix_sync_errors_local", "local_kind", "local_id"),
+    # the errors page: open errors newest first, read in index order
+    Index("ix_sync_errors_open_recent", "resolved_at", "last_seen", "id"),
     sqlite_autoincrement=True,
 )
 
@@ -376,6 +378,7 @@ notifications = Table(
     Column("read_at", UtcDateTime, nullable=True),
     Column("emailed_at", UtcDateTime, nullable=True),
     Index("ix_notifications_created_at", "created_at"),
+    Index("ix_notifications_unread", "read_at", "severity"),
     sqlite_autoincrement=True,
 )
 
