@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
 from crmsync.web.admin import (
@@ -107,11 +106,7 @@ def mount_admin(
         csrf=CsrfTokens(settings.web.session_secret.reveal()),
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
-        dynamics_url=settings.dynamics.url.rstrip("/"),
         dynamics=settings.dynamics,
-        dynamics_client=(lambda: build_client(settings.dynamics))
-        if settings.dynamics.url.strip()
-        else None,
     )
     app.state.admin = context
     telemetry = Telemetry(engine)
