@@ -37,6 +37,7 @@ from crmsync.web.admin import (
 )
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
 from crmsync.web.admin.api_campaigns import add_campaign_routes
+from crmsync.web.admin.api_setup import add_setup_routes
 from crmsync.web.admin.context import (
     ADMIN,
     AdminContext,
@@ -125,6 +126,7 @@ def mount_admin(
     app.include_router(health.router)
     api = build_admin_api(context)
     add_campaign_routes(api, context)
+    add_setup_routes(api)
     app.mount(API_PREFIX, api)
     app.mount(f"{ADMIN}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 
