@@ -46,6 +46,7 @@ from crmsync.web.admin.context import (
     sign_in_redirect,
 )
 from crmsync.web.admin.health import RequestTimer, Telemetry
+from crmsync.web.admin.probe import PROBE_TIMEOUT_SECONDS, DynamicsProbe, who_am_i
 from crmsync.web.admin.security import SecurityHeaders, SignInLimiter
 from crmsync.web.admin.sessions import CsrfTokens, SessionStore
 from crmsync.web.admin.users import AdminUserStore
@@ -110,6 +111,9 @@ def mount_admin(
         dynamics=settings.dynamics,
     )
     app.state.admin = context
+    app.state.dynamics_probe = DynamicsProbe(
+        lambda: who_am_i(app.state.admin, PROBE_TIMEOUT_SECONDS), clock
+    )
     telemetry = Telemetry(engine)
     app.state.telemetry = telemetry
     for router in (
