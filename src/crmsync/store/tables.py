@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
@@ -172,6 +173,10 @@ persons = Table(
     Index("ix_persons_external_sales_person_id", "externalSalesPersonId"),
     sqlite_autoincrement=True,
 )
+# The admin search by the start of a name or company, any case (crmsync.web.admin.queries).
+Index("ix_persons_first_name_lower", func.lower(persons.c.firstName))
+Index("ix_persons_last_name_lower", func.lower(persons.c.lastName))
+Index("ix_persons_company_lower", func.lower(persons.c.company))
 
 opportunities = Table(
     "opportunities",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 
 from crmsync.marketing.activity_types import ACTIVITY_TYPES
 from crmsync.store.field_specs import COMPANY_FIELDS, PERSON_FIELDS
@@ -206,14 +206,23 @@ _LISTED = tuple(
 )
 
 
+NAME_CANDIDATES = 5000  # a name search gathers at most this many matches per column by index
+
+
 def search_people(
-    conn: Connection, text: str = "", *, before: int | None = None
+    conn: Connection,
+    text: str = "",
+    *,
+    before: int | None = None,
+    candidates: int = NAME_CANDIDATES,
 ) -> list[dict[str, Any]]:
     """A page of persons, newest first: all, or those matching ``text``.
 
     An e-mail address (text with "@") matches e-mail addresses starting with it, through the
     e-mail index; a number is a person id; otherwise first name, last name, full name or
-    company starting with the text (any case), or a Dynamics id.
+    company starting with the text (any case), or a Dynamics id. A name search gathers its
+    matches through the lower-case indexes, up to ``candidates`` per column; past that, the
+    persons are read newest first (a common start soon fills a page).
     """
     query = select(*_LISTED).order_by(persons.c.id.desc()).limit(PAGE_SIZE)
     if before is not None:
@@ -228,21 +237,84 @@ def search_people(
         elif term.isascii() and term.isdigit():
             query = query.where(persons.c.id == int(term))
         else:
-            prefix = _like_prefix(lowered)
-            full_name = func.lower(
-                func.coalesce(persons.c.firstName, "") + " " + func.coalesce(persons.c.lastName, "")
-            )
-            query = query.where(
-                or_(
-                    func.lower(persons.c.firstName).like(prefix, escape="\\"),
-                    func.lower(persons.c.lastName).like(prefix, escape="\\"),
-                    full_name.like(prefix, escape="\\"),
-                    func.lower(persons.c.company).like(prefix, escape="\\"),
-                    persons.c.crmLeadId == lowered,
-                    persons.c.crmContactId == lowered,
-                )
-            )
+            matches = _name_matches(lowered)
+            ids = _matching_ids(conn, lowered, matches, candidates)
+            if ids is None:  # a common start: the newest persons hold a page of matches
+                query = query.where(matches)
+            else:
+                page = [i for i in ids if before is None or i < before][:PAGE_SIZE]
+                query = query.where(persons.c.id.in_(page))
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _name_matches(lowered: str) -> ColumnElement[bool]:
+    """Whether a person's names, company or Dynamics id match the lower-cased search."""
+    prefix = _like_prefix(lowered)
+    full_name = func.lower(
+        func.coalesce(persons.c.firstName, "") + " " + func.coalesce(persons.c.lastName, "")
+    )
+    return or_(
+        func.lower(persons.c.firstName).like(prefix, escape="\\"),
+        func.lower(persons.c.lastName).like(prefix, escape="\\"),
+        full_name.like(prefix, escape="\\"),
+        func.lower(persons.c.company).like(prefix, escape="\\"),
+        persons.c.crmLeadId == lowered,
+        persons.c.crmContactId == lowered,
+    )
+
+
+def _starting_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``lower(column)`` starting with ``prefix``, as a range the lower-case index can read."""
+    following = prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF))
+    return and_(func.lower(column) >= prefix, func.lower(column) < following)
+
+
+def _matching_ids(
+    conn: Connection, lowered: str, matches: ColumnElement[bool], limit: int
+) -> list[int] | None:
+    """Ids of every person matching a name search, newest first, gathered through the
+    lower-case indexes (first name, last name, company; a full name through its first word),
+    or None when a column has more than ``limit`` matches: then reading the persons newest
+    first meets a page of them soon."""
+    first_word = lowered.split()[0]
+    lookups = [
+        (persons.c.firstName, lowered),
+        (persons.c.lastName, lowered),
+        (persons.c.company, lowered),
+    ]
+    if first_word != lowered:
+        lookups.append((persons.c.firstName, first_word))
+    found: set[int] = set()
+    for column, prefix in lookups:
+        ids = (
+            conn.execute(
+                select(persons.c.id).where(_starting_with(column, prefix)).limit(limit + 1)
+            )
+            .scalars()
+            .all()
+        )
+        if len(ids) > limit:
+            return None
+        found.update(int(i) for i in ids)
+    by_dynamics_id = conn.execute(
+        select(persons.c.id).where(
+            or_(persons.c.crmLeadId == lowered, persons.c.crmContactId == lowered)
+        )
+    ).scalars()
+    found.update(int(i) for i in by_dynamics_id)
+    if not found:
+        return []
+    # the exact test on the candidates (the ranges may take in a little more), newest first
+    exact = [
+        int(i)
+        for part in _chunks(sorted(found), 500)
+        for i in conn.execute(select(persons.c.id).where(persons.c.id.in_(part), matches)).scalars()
+    ]
+    return sorted(exact, reverse=True)
+
+
+def _chunks(values: list[int], size: int) -> list[list[int]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _like_prefix(text: str) -> str:
