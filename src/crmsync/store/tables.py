@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
@@ -347,8 +348,14 @@ sync_errors = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_sync_errors_open", "resolved_at", "entity"),
     Index("ix_sync_errors_local", "local_kind", "local_id"),
-    # the errors page: open errors newest first, read in index order
-    Index("ix_sync_errors_open_recent", "resolved_at", "last_seen", "id"),
+    # the errors page: open errors newest first, read in index order (only open ones indexed)
+    Index(
+        "ix_sync_errors_open_recent",
+        "last_seen",
+        "id",
+        postgresql_where=text("resolved_at IS NULL"),
+        sqlite_where=text("resolved_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
 
 from crmsync.marketing.activity_types import ACTIVITY_TYPES
 from crmsync.store.field_specs import COMPANY_FIELDS, PERSON_FIELDS
@@ -206,7 +206,7 @@ _LISTED = tuple(
 )
 
 
-NAME_CANDIDATES = 5000  # a name search gathers at most this many matches per column by index
+NAME_CANDIDATES = 2000  # a name search gathers at most this many matches per column by index
 
 
 def search_people(
@@ -238,13 +238,31 @@ def search_people(
             query = query.where(persons.c.id == int(term))
         else:
             matches = _name_matches(lowered)
-            ids = _matching_ids(conn, lowered, matches, candidates)
+            ids = _candidate_ids(conn, lowered, candidates)
             if ids is None:  # a common start: the newest persons hold a page of matches
                 query = query.where(matches)
             else:
-                page = [i for i in ids if before is None or i < before][:PAGE_SIZE]
-                query = query.where(persons.c.id.in_(page))
+                return _page_of(conn, query, matches, ids, before)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _page_of(
+    conn: Connection,
+    query: Select[Any],
+    matches: ColumnElement[bool],
+    ids: list[int],
+    before: int | None,
+) -> list[dict[str, Any]]:
+    """The page of ``query`` among candidate ``ids`` (newest first) that truly ``matches``:
+    the candidates are tested a few hundred at a time until the page is full."""
+    wanted = [i for i in ids if before is None or i < before]
+    found: list[dict[str, Any]] = []
+    for part in _chunks(wanted, 4 * PAGE_SIZE):
+        rows = conn.execute(query.where(persons.c.id.in_(part), matches)).mappings()
+        found.extend(dict(row) for row in rows)
+        if len(found) >= PAGE_SIZE:
+            break
+    return found[:PAGE_SIZE]
 
 
 def _name_matches(lowered: str) -> ColumnElement[bool]:
@@ -269,13 +287,11 @@ def _starting_with(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(func.lower(column) >= prefix, func.lower(column) < following)
 
 
-def _matching_ids(
-    conn: Connection, lowered: str, matches: ColumnElement[bool], limit: int
-) -> list[int] | None:
-    """Ids of every person matching a name search, newest first, gathered through the
-    lower-case indexes (first name, last name, company; a full name through its first word),
-    or None when a column has more than ``limit`` matches: then reading the persons newest
-    first meets a page of them soon."""
+def _candidate_ids(conn: Connection, lowered: str, limit: int) -> list[int] | None:
+    """Ids of the persons whose first name, last name or company starts with the search (a
+    full name through its first word), or Dynamics id is it, newest first, read through the
+    lower-case indexes; None when a column has more than ``limit`` of them: then reading the
+    persons newest first meets a page of matches soon."""
     first_word = lowered.split()[0]
     lookups = [
         (persons.c.firstName, lowered),
@@ -302,15 +318,7 @@ def _matching_ids(
         )
     ).scalars()
     found.update(int(i) for i in by_dynamics_id)
-    if not found:
-        return []
-    # the exact test on the candidates (the ranges may take in a little more), newest first
-    exact = [
-        int(i)
-        for part in _chunks(sorted(found), 500)
-        for i in conn.execute(select(persons.c.id).where(persons.c.id.in_(part), matches)).scalars()
-    ]
-    return sorted(exact, reverse=True)
+    return sorted(found, reverse=True)
 
 
 def _chunks(values: list[int], size: int) -> list[list[int]]:

@@ -29,8 +29,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_sync_errors_open_recent",
         "sync_errors",
-        ["resolved_at", "last_seen", "id"],
+        ["last_seen", "id"],
         unique=False,
+        postgresql_where=sa.text("resolved_at IS NULL"),
+        sqlite_where=sa.text("resolved_at IS NULL"),
     )
     op.create_index(
         "ix_notifications_unread", "notifications", ["read_at", "severity"], unique=False
