@@ -312,12 +312,9 @@ def _candidate_ids(conn: Connection, lowered: str, limit: int) -> list[int] | No
         if len(ids) > limit:
             return None
         found.update(int(i) for i in ids)
-    by_dynamics_id = conn.execute(
-        select(persons.c.id).where(
-            or_(persons.c.crmLeadId == lowered, persons.c.crmContactId == lowered)
-        )
-    ).scalars()
-    found.update(int(i) for i in by_dynamics_id)
+    for crm_id in (persons.c.crmLeadId, persons.c.crmContactId):  # one index each, not OR
+        by_dynamics_id = conn.execute(select(persons.c.id).where(crm_id == lowered)).scalars()
+        found.update(int(i) for i in by_dynamics_id)
     return sorted(found, reverse=True)
 
 
