@@ -98,7 +98,10 @@ def test_select_a_field_and_watch_its_quick_sync_finish(
 def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -> None:
     sign_in(page, site.url)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Setup").click()
-    assert "Set (never shown)" in page.get_by_text("Client secret").locator("..").inner_text()
+    assert (
+        "Set (never shown)"
+        in page.get_by_text("Client secret", exact=True).locator("..").inner_text()
+    )
     page.get_by_role("button", name="Validate").click()
     assert "Every check passed" in page.get_by_role("status").inner_text()
     rows = page.get_by_role("row").filter(has_text="Passed")
@@ -121,3 +124,54 @@ def test_a_company_links_to_its_people(site: Site, page: Any, tmp_path: Path) ->
     assert page.url.startswith(f"{site.url}/admin/people/")
     page.get_by_role("link", name="Open the company’s page").click()
     assert "/admin/companies/" in page.url
+
+
+def _overflow(page: Any) -> int:
+    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )
+
+
+def test_the_fields_page_fits_at_1280_px_and_on_a_phone(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/admin/fields?entity=lead")
+    row = page.get_by_role("row").filter(has_text="lastname")
+    rule = row.get_by_label("Sync rule of lastname")
+    assert _overflow(page) == 0
+    box, window = rule.bounding_box(), page.viewport_size
+    assert box is not None and box["x"] + box["width"] <= window["width"]  # no scrolling to it
+    assert "Last Name" in row.inner_text() and "lastName" in row.inner_text()
+    screenshot(page, tmp_path, "fields-1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert _overflow(page) == 0
+    rule = page.get_by_role("row").filter(has_text="lastname").get_by_label("Sync rule of lastname")
+    box = rule.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390
+    screenshot(page, tmp_path, "fields-phone")
+
+
+def test_the_connection_is_changed_from_setup(site: Site, page: Any, tmp_path: Path) -> None:
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/admin/setup")
+    form = page.locator("#connection-form")
+    assert form.get_by_label("New client secret").input_value() == ""  # never shown back
+    form.get_by_label("Tenant").fill("contoso.example")
+    form.get_by_label("New client secret").fill("not-the-secret-1a2b")
+    form.get_by_role("button", name="Check and save").click()
+    alert = page.get_by_role("alert").inner_text()
+    assert "Not saved: the new connection could not connect" in alert
+    assert "not-the-secret-1a2b" not in page.content()
+    assert "Tenant Not set" in " ".join(page.locator(".summary-list").inner_text().split())
+    form = page.locator("#connection-form")
+    form.get_by_label("New client secret").fill("")  # blank: keep the secret in use
+    form.get_by_role("button", name="Check and save").click()
+    status = page.get_by_role("status").first.inner_text()
+    assert "Connection saved; the sync uses it from its next cycle." in status
+    summary = " ".join(page.locator(".summary-list").inner_text().split())
+    assert "Tenant contoso.example" in summary
+    assert "Client secret Set (never shown)" in summary
+    screenshot(page, tmp_path, "setup-connection")

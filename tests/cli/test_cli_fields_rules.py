@@ -5,80 +5,19 @@ with a clear message where they cannot apply, and every change is in the audit l
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from cli_support import dynamics_client, emulated_org_env
+from cli_support import dynamics_client
+from fields_support import first_lead, lead_person, run_ok, run_refused
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from crmsync.cli import fields as fields_cli
-from crmsync.cli import sync as sync_cli
 from crmsync.dynamics.types import WriteRequest
-from crmsync.emulator.config import default_config
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database
-from crmsync.store.tables import audit_log, crm_links, persons
+from crmsync.store.tables import audit_log
 
 pytestmark = pytest.mark.e2e
-runner = CliRunner()
-
-
-def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(fields_cli.app, name="fields")
-    root.add_typer(sync_cli.app, name="sync")
-    return root
-
-
-@pytest.fixture
-def org(tmp_path: Path) -> Iterator[tuple[dict[str, str], Any]]:
-    with emulated_org_env(tmp_path, default_config(), 4) as (env, app):
-        yield env, app
-
-
-def _run(env: dict[str, str], *args: str) -> Any:
-    result = runner.invoke(_root(), list(args), env=env)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout) if "--json" in args else result.stdout
-
-
-def _refused(env: dict[str, str], *args: str) -> str:
-    result = runner.invoke(_root(), list(args), env=env)
-    assert result.exit_code == 1, result.output
-    return " ".join(result.stderr.split())  # the console wraps long lines
-
-
-def _first_lead(storage: Any) -> str:
-    (lead_id,) = storage.execute("SELECT leadid FROM e_lead ORDER BY leadid LIMIT 1").fetchone()
-    return str(lead_id)
-
-
-def _person(env: dict[str, str], lead_id: str) -> dict[str, Any]:
-    engine = open_database(env["CRMSYNC_DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(persons)
-                    .join(crm_links, crm_links.c.local_id == persons.c.id)
-                    .where(crm_links.c.entity == "lead", crm_links.c.crm_id == lead_id)
-                )
-                .mappings()
-                .one()
-            )
-    finally:
-        engine.dispose()
-    return dict(row)
 
 
 def _audit(env: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
@@ -94,35 +33,35 @@ def _audit(env: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_a_column_mapped_onto_an_existing_field_fills_it_and_syncs_both_ways(
-    org: tuple[dict[str, str], Any],
+    fields_org: tuple[dict[str, str], Any],
 ) -> None:
-    env, app = org
+    env, app = fields_org
     storage = app.state.storage
-    _run(env, "sync", "once")  # go-live on the default selection
-    lead_id = _first_lead(storage)
+    run_ok(env, "sync", "once")  # go-live on the default selection
+    lead_id = first_lead(storage)
     website = storage.get("lead", lead_id)["websiteurl"]
-    assert website and _person(env, lead_id)["website"] is None
+    assert website and lead_person(env, lead_id)["website"] is None
 
-    said = _refused(env, "fields", "select", "lead", "--add", "websiteurl=leadScore")
+    said = run_refused(env, "fields", "select", "lead", "--add", "websiteurl=leadScore")
     assert "websiteurl holds String values" in said and "leadScore is of type" in said
-    said = _refused(env, "fields", "select", "lead", "--add", "websiteurl=homePage")
+    said = run_refused(env, "fields", "select", "lead", "--add", "websiteurl=homePage")
     assert "no marketing field 'homePage'" in said
-    said = _refused(env, "fields", "select", "lead", "--add", "description=website")
+    said = run_refused(env, "fields", "select", "lead", "--add", "description=website")
     assert "holds Memo values" in said
-    said = _refused(env, "fields", "select", "lead", "--add", "websiteurl=title")
+    said = run_refused(env, "fields", "select", "lead", "--add", "websiteurl=title")
     assert "jobtitle and websiteurl both map to the marketing field 'title'" in said
 
-    saved = _run(env, "fields", "select", "lead", "--add", "websiteurl=website", "--json")
+    saved = run_ok(env, "fields", "select", "lead", "--add", "websiteurl=website", "--json")
     assert saved["added"] == {"websiteurl": "website"} and saved["quickSync"] is True
-    catalog = {f["name"] for f in _run(env, "fields", "list", "--json")}
+    catalog = {f["name"] for f in run_ok(env, "fields", "list", "--json")}
     assert "websiteurl" not in catalog  # no new field beside the existing one
-    columns = {c["attribute"]: c for c in _run(env, "fields", "dynamics", "lead", "--json")}
+    columns = {c["attribute"]: c for c in run_ok(env, "fields", "dynamics", "lead", "--json")}
     assert columns["websiteurl"]["marketing_field"] == "website"
     assert columns["websiteurl"]["display_name"] == "Website"
     assert columns["websiteurl"]["two_way"] is True
 
-    _run(env, "sync", "once")  # the quick sync fills the existing field
-    person = _person(env, lead_id)
+    run_ok(env, "sync", "once")  # the quick sync fills the existing field
+    person = lead_person(env, lead_id)
     assert person["website"] == website
 
     engine = open_database(env["CRMSYNC_DATABASE_URL"])
@@ -133,7 +72,7 @@ def test_a_column_mapped_onto_an_existing_field_fills_it_and_syncs_both_ways(
         assert outcome[0].status == "updated"
     finally:
         engine.dispose()
-    pushed = _run(env, "sync", "once", "--json")
+    pushed = run_ok(env, "sync", "once", "--json")
     assert pushed["push"]["updated"] == 1
     assert storage.get("lead", lead_id)["websiteurl"] == "https://marketing.example"
 
@@ -142,8 +81,8 @@ def test_a_column_mapped_onto_an_existing_field_fills_it_and_syncs_both_ways(
             [WriteRequest.update("lead", lead_id, {"websiteurl": "https://dynamics.example"})]
         )
     assert written.ok
-    _run(env, "sync", "once")
-    assert _person(env, lead_id)["website"] == "https://dynamics.example"
+    run_ok(env, "sync", "once")
+    assert lead_person(env, lead_id)["website"] == "https://dynamics.example"
     selected = [d for a, d in _audit(env) if a == "field_selected"]
     assert selected == [
         {"entity": "lead", "attribute": "websiteurl", "field": "website", "rule": "entity-default"}
@@ -151,53 +90,53 @@ def test_a_column_mapped_onto_an_existing_field_fills_it_and_syncs_both_ways(
 
 
 def test_rules_are_set_shown_refused_where_they_cannot_apply_and_audited(
-    org: tuple[dict[str, str], Any],
+    fields_org: tuple[dict[str, str], Any],
 ) -> None:
-    env, _ = org
-    help_text = _run(env, "fields", "select", "--help")
+    env, _ = fields_org
+    help_text = run_ok(env, "fields", "select", "--help")
     for name in ("entity-default", "dynamics-wins", "marketing-wins", "never-blank"):
         assert name in help_text
     assert "dynamics-to-marketing" in help_text and "marketing-to-dynamics" in help_text
 
-    saved = _run(env, "fields", "select", "lead", "--rule", "jobtitle=dynamics-wins")
+    saved = run_ok(env, "fields", "select", "lead", "--rule", "jobtitle=dynamics-wins")
     assert "jobtitle: dynamics-wins" in saved
-    columns = {c["attribute"]: c for c in _run(env, "fields", "dynamics", "lead", "--json")}
+    columns = {c["attribute"]: c for c in run_ok(env, "fields", "dynamics", "lead", "--json")}
     assert columns["jobtitle"]["sync_rule"] == "dynamics-wins"
     assert columns["jobtitle"]["display_name"] == "Job Title"
     assert columns["jobtitle"]["never_blank"] is False
     assert columns["telephone1"]["sync_rule"] == "entity-default"
     assert columns["websiteurl"]["sync_rule"] is None  # not selected
     wide = {**env, "COLUMNS": "250"}
-    table = _run(wide, "fields", "dynamics", "lead", "--selected")
+    table = run_ok(wide, "fields", "dynamics", "lead", "--selected")
     assert "Job Title" in table and "dynamics-wins" in table
 
-    saved = _run(
+    saved = run_ok(
         env, "fields", "select", "lead", "--rule", "jobtitle=marketing-wins,never-blank", "--json"
     )
     assert saved["rules"] == {"jobtitle": "marketing-wins,never-blank"}
-    selected = _run(env, "fields", "dynamics", "lead", "--selected", "--json")
+    selected = run_ok(env, "fields", "dynamics", "lead", "--selected", "--json")
     (jobtitle,) = [c for c in selected if c["attribute"] == "jobtitle"]
     assert (jobtitle["sync_rule"], jobtitle["never_blank"]) == ("marketing-wins", True)
-    _run(env, "fields", "select", "lead", "--rule", "address1_city=dynamics-to-marketing")
-    direction = _run(wide, "fields", "dynamics", "lead", "--selected")
+    run_ok(env, "fields", "select", "lead", "--rule", "address1_city=dynamics-to-marketing")
+    direction = run_ok(wide, "fields", "dynamics", "lead", "--selected")
     (city_row,) = [line for line in direction.splitlines() if "address1_city" in line]
     assert "from Dynamics" in city_row and "dynamics-to-marketing" in city_row
     (title_row,) = [line for line in direction.splitlines() if "jobtitle" in line]
     assert "both ways" in title_row and "Job Title" in title_row
 
-    said = _refused(env, "fields", "select", "lead", "--rule", "jobtitle=dynamics")
+    said = run_refused(env, "fields", "select", "lead", "--rule", "jobtitle=dynamics")
     assert "unknown sync rule 'dynamics'" in said and "marketing-to-dynamics" in said
-    said = _refused(env, "fields", "select", "lead", "--rule", "jobtitle")
+    said = run_refused(env, "fields", "select", "lead", "--rule", "jobtitle")
     assert "write COL=RULE" in said
-    said = _refused(env, "fields", "select", "lead", "--rule", "leadid=marketing-wins")
+    said = run_refused(env, "fields", "select", "lead", "--rule", "leadid=marketing-wins")
     assert "lead.leadid syncs from Dynamics only" in said
-    said = _refused(env, "fields", "select", "account", "--rule", "name=marketing-to-dynamics")
+    said = run_refused(env, "fields", "select", "account", "--rule", "name=marketing-to-dynamics")
     assert "account.name syncs from Dynamics only" in said
-    said = _refused(env, "fields", "select", "lead", "--rule", "websiteurl=dynamics-wins")
+    said = run_refused(env, "fields", "select", "lead", "--rule", "websiteurl=dynamics-wins")
     assert "websiteurl is not selected" in said
 
-    _run(env, "fields", "select", "lead", "--remove", "jobtitle")
-    remapped = _run(env, "fields", "select", "lead", "--add", "fax=department", "--json")
+    run_ok(env, "fields", "select", "lead", "--remove", "jobtitle")
+    remapped = run_ok(env, "fields", "select", "lead", "--add", "fax=department", "--json")
     assert remapped["added"] == {"fax": "department"}
     audit = _audit(env)
     (mapped,) = [d for a, d in audit if a == "field_mapped"]

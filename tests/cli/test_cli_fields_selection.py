@@ -5,84 +5,35 @@ every person (quick sync); the field is in the catalog and syncs both ways from 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from cli_support import dynamics_client, emulated_org_env
+from fields_support import fields_root, first_lead, lead_person, run_ok, runner
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from crmsync.cli import fields as fields_cli
-from crmsync.cli import notifications as notifications_cli
-from crmsync.cli import sync as sync_cli
 from crmsync.dynamics.types import WriteRequest
 from crmsync.emulator.config import default_config
 from crmsync.emulator.metadata import AttributeDef
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database
-from crmsync.store.tables import crm_links, field_selection, persons
+from crmsync.store.tables import field_selection
 
 pytestmark = pytest.mark.e2e
-runner = CliRunner()
-
-
-def _root() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _settings_root(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    root.add_typer(fields_cli.app, name="fields")
-    root.add_typer(sync_cli.app, name="sync")
-    root.add_typer(notifications_cli.app, name="notifications")
-    return root
 
 
 @pytest.fixture
-def org(tmp_path: Path) -> Iterator[tuple[dict[str, str], Any]]:
-    with emulated_org_env(tmp_path, default_config(), 4) as (env, app):
-        app.state.storage.add_attribute(
-            "lead", AttributeDef("new_tier", "String", "Tier", max_length=20, is_custom=True)
-        )
-        yield env, app
-
-
-def _run(env: dict[str, str], *args: str) -> Any:
-    result = runner.invoke(_root(), list(args), env=env)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout) if "--json" in args else result.stdout
+def org(fields_org: tuple[dict[str, str], Any]) -> tuple[dict[str, str], Any]:
+    """The shared org with a custom lead column created after go-live."""
+    fields_org[1].state.storage.add_attribute(
+        "lead", AttributeDef("new_tier", "String", "Tier", max_length=20, is_custom=True)
+    )
+    return fields_org
 
 
 def _unread_kinds(env: dict[str, str]) -> set[str]:
-    return {n["kind"] for n in _run(env, "notifications", "list", "--unread", "--json")}
-
-
-def _first_lead(storage: Any) -> str:
-    (lead_id,) = storage.execute("SELECT leadid FROM e_lead ORDER BY leadid LIMIT 1").fetchone()
-    return str(lead_id)
-
-
-def _lead_person(env: dict[str, str], lead_id: str) -> dict[str, Any]:
-    engine = open_database(env["CRMSYNC_DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(persons)
-                    .join(crm_links, crm_links.c.local_id == persons.c.id)
-                    .where(crm_links.c.entity == "lead", crm_links.c.crm_id == lead_id)
-                )
-                .mappings()
-                .one()
-            )
-    finally:
-        engine.dispose()
-    return dict(row)
+    return {n["kind"] for n in run_ok(env, "notifications", "list", "--unread", "--json")}
 
 
 def test_selecting_a_custom_column_after_go_live_fills_it_and_syncs_it(
@@ -90,39 +41,41 @@ def test_selecting_a_custom_column_after_go_live_fills_it_and_syncs_it(
 ) -> None:
     env, app = org
     storage = app.state.storage
-    _run(env, "sync", "once")  # go-live on the default selection
-    columns = {c["attribute"]: c for c in _run(env, "fields", "dynamics", "lead", "--json")}
+    run_ok(env, "sync", "once")  # go-live on the default selection
+    columns = {c["attribute"]: c for c in run_ok(env, "fields", "dynamics", "lead", "--json")}
     assert columns["jobtitle"]["status"] == "selected"
     assert columns["jobtitle"]["marketing_field"] == "title"
     assert columns["new_tier"]["status"] is None and columns["new_tier"]["can_sync"] is True
 
-    lead_id = _first_lead(storage)
+    lead_id = first_lead(storage)
     with dynamics_client(env) as client:
         (written,) = client.write_batch(
             [WriteRequest.update("lead", lead_id, {"new_tier": "Gold"})]
         )
     assert written.ok
 
-    refused = runner.invoke(_root(), ["fields", "select", "lead", "--add", "new_nope"], env=env)
+    refused = runner.invoke(
+        fields_root(), ["fields", "select", "lead", "--add", "new_nope"], env=env
+    )
     said = " ".join(refused.stderr.split())  # the console wraps long lines
     assert refused.exit_code == 1 and "no column new_nope" in said
     assert "never creates fields in Dynamics" in said
-    saved = _run(env, "fields", "select", "lead", "--add", "new_tier")
+    saved = run_ok(env, "fields", "select", "lead", "--add", "new_tier")
     assert "added new_tier" in saved and "quick sync" in saved
-    catalog = {f["name"]: f for f in _run(env, "fields", "list", "--json")}
+    catalog = {f["name"]: f for f in run_ok(env, "fields", "list", "--json")}
     assert catalog["newTier"]["dataType"] == "string" and catalog["newTier"]["length"] == 20
 
-    report = _run(env, "sync", "once", "--json")
+    report = run_ok(env, "sync", "once", "--json")
     lead = {e["entity"]: e for e in report["entities"]}["lead"]
     assert lead["mode"] == "delta" and report["push"]["sent"] == 0  # no full re-read
-    person = _lead_person(env, lead_id)
+    person = lead_person(env, lead_id)
     assert (person["custom"] or {}).get("newTier") == "Gold"
     selected = {
         c["attribute"]: c["status"]
-        for c in _run(env, "fields", "dynamics", "lead", "--selected", "--json")
+        for c in run_ok(env, "fields", "dynamics", "lead", "--selected", "--json")
     }
     assert selected["new_tier"] == "selected"
-    notices = [n["title"] for n in _run(env, "notifications", "list", "--json")]
+    notices = [n["title"] for n in run_ok(env, "notifications", "list", "--json")]
     assert "Quick sync done: lead" in notices
 
     # both ways from now on: a marketing edit reaches Dynamics
@@ -131,7 +84,7 @@ def test_selecting_a_custom_column_after_go_live_fills_it_and_syncs_it(
         PersonService(engine).sync([{"id": person["id"], "newTier": "Platinum"}], lookup_field="id")
     finally:
         engine.dispose()
-    pushed = _run(env, "sync", "once", "--json")
+    pushed = run_ok(env, "sync", "once", "--json")
     assert pushed["push"]["updated"] == 1
     assert storage.get("lead", lead_id)["new_tier"] == "Platinum"
 
@@ -140,19 +93,19 @@ def test_saving_clears_a_deleted_column_and_removing_keeps_values(
     org: tuple[dict[str, str], Any],
 ) -> None:
     env, app = org
-    _run(env, "fields", "select", "lead")  # save the default selection as is
-    _run(env, "sync", "once")
-    lead_id = _first_lead(app.state.storage)
-    title = _lead_person(env, lead_id)["title"]
+    run_ok(env, "fields", "select", "lead")  # save the default selection as is
+    run_ok(env, "sync", "once")
+    lead_id = first_lead(app.state.storage)
+    title = lead_person(env, lead_id)["title"]
     app.state.storage.remove_attribute("lead", "jobtitle")
-    _run(env, "sync", "once")
+    run_ok(env, "sync", "once")
     missing = {
-        c["attribute"]: c["status"] for c in _run(env, "fields", "dynamics", "lead", "--json")
+        c["attribute"]: c["status"] for c in run_ok(env, "fields", "dynamics", "lead", "--json")
     }
     assert missing["jobtitle"] == "missing"
     assert "field_missing" in _unread_kinds(env)
 
-    saved = _run(env, "fields", "select", "lead", "--remove", "address1_city")
+    saved = run_ok(env, "fields", "select", "lead", "--remove", "address1_city")
     assert "removed address1_city" in saved
     engine = open_database(env["CRMSYNC_DATABASE_URL"])
     try:
@@ -166,9 +119,9 @@ def test_saving_clears_a_deleted_column_and_removing_keeps_values(
         engine.dispose()
     assert "jobtitle" not in stored and "address1_city" not in stored
     assert "field_missing" not in _unread_kinds(env)  # cleared with the missing state
-    report = _run(env, "sync", "once", "--json")
+    report = run_ok(env, "sync", "once", "--json")
     assert report["status"] == "ok"
-    assert _lead_person(env, lead_id)["title"] == title  # marketing values are kept
+    assert lead_person(env, lead_id)["title"] == title  # marketing values are kept
 
 
 def test_a_column_secured_from_the_sync_user_cannot_be_selected(tmp_path: Path) -> None:
@@ -178,9 +131,9 @@ def test_a_column_secured_from_the_sync_user_cannot_be_selected(tmp_path: Path) 
         default_config(), secured_attributes=frozenset({("lead", "telephone1")})
     )
     with emulated_org_env(tmp_path, config, 2) as (env, _):
-        columns = {c["attribute"]: c for c in _run(env, "fields", "dynamics", "lead", "--json")}
+        columns = {c["attribute"]: c for c in run_ok(env, "fields", "dynamics", "lead", "--json")}
         refused = runner.invoke(
-            _root(), ["fields", "select", "lead", "--add", "telephone1"], env=env
+            fields_root(), ["fields", "select", "lead", "--add", "telephone1"], env=env
         )
     assert columns["telephone1"]["can_sync"] is False and columns["telephone1"]["status"] is None
     said = " ".join(refused.stderr.split())

@@ -1,4 +1,5 @@
-"""Start ``crmsync emulator --port 0 --https --json`` as a subprocess for end-to-end tests."""
+"""Start ``crmsync emulator --port 0 --json`` (over HTTPS unless told otherwise) as a
+subprocess for end-to-end tests; :data:`CRMSYNC` is the command the tests run."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 
 
 @contextmanager
-def emulator_process(work: Path, *args: str) -> Iterator[dict[str, Any]]:
-    """Run the emulator over HTTPS on a free port in ``work`` with extra ``args``; yield the
-    connection details it prints, and stop it (terminate, then kill) afterwards."""
+def emulator_process(work: Path, *args: str, https: bool = True) -> Iterator[dict[str, Any]]:
+    """Run the emulator on a free port in ``work`` (over HTTPS, or plain HTTP when ``https``
+    is false) with extra ``args``; yield the connection details it prints, and stop it
+    (terminate, then kill) afterwards. Its error output goes to ``work/stderr.txt``."""
     stderr = (work / "stderr.txt").open("w")
+    scheme = ["--https"] if https else []
     process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--https", "--json", *args],
+        [CRMSYNC, "emulator", "--port", "0", *scheme, "--json", *args],
         cwd=work,
         env={**os.environ, "NO_COLOR": "1"},
         stdout=subprocess.PIPE,

@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import emulator_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PACKAGE = "airbyte-source-microsoft-dataverse==1.0.2"
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 ENTRY = Path(__file__).with_name("conformance_airbyte_entry.py")
 HOME = Path(sys.prefix) / "conformance" / "airbyte-source-microsoft-dataverse-1.0.2"
 LEADS = 20
@@ -53,26 +53,8 @@ def connector_python() -> str:
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", str(LEADS)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(tmp_path, "--seed", str(LEADS), https=False) as details:
+        yield details
 
 
 class Connector:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulator_process import emulator_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PACKAGE = "dataverse-api==1.4.3"
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 FLOW = Path(__file__).with_name("conformance_dataverse_api_flow.py")
 HOME = Path(sys.prefix) / "conformance" / "dataverse-api-1.4.3"
 
@@ -54,26 +54,8 @@ def client_python() -> str:
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", "20"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(tmp_path, "--seed", "20", https=False) as details:
+        yield details
 
 
 def test_dataverse_api_client_runs_its_whole_flow(org: dict[str, Any]) -> None:

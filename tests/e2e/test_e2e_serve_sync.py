@@ -9,11 +9,9 @@ Everything runs as real processes: ``crmsync emulator`` and ``crmsync serve`` on
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import CRMSYNC, emulator_process
 from sqlalchemy import Engine, select
 
 from crmsync.store.db import open_database
@@ -29,31 +28,11 @@ from crmsync.sync.runner import set_enabled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
-
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", "20"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(tmp_path, "--seed", "20", https=False) as details:
+        yield details
 
 
 def _configure(tmp_path: Path, database_url: str, org: dict[str, Any]) -> dict[str, str]:

@@ -28,7 +28,8 @@ CONNECT = "connect and authenticate (WhoAmI)"  # the checklist's first line
 CONNECT_FIX = (
     "Check [dynamics] url (the org's address, such as https://contoso.crm.dynamics.com), "
     "tenant and client_id, and that CRMSYNC_DYNAMICS_CLIENT_SECRET holds the app "
-    "registration's current secret; the app must be an application user of the org."
+    "registration's current secret (or enter them in the connection form on the admin Setup "
+    "page); the app must be an application user of the org."
 )
 
 

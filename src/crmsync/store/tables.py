@@ -29,6 +29,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
@@ -173,6 +175,10 @@ persons = Table(
     Index("ix_persons_external_sales_person_id", "externalSalesPersonId"),
     sqlite_autoincrement=True,
 )
+# The admin search by the start of a name or company, any case (crmsync.web.admin.queries).
+Index("ix_persons_first_name_lower", func.lower(persons.c.firstName))
+Index("ix_persons_last_name_lower", func.lower(persons.c.lastName))
+Index("ix_persons_company_lower", func.lower(persons.c.company))
 
 # Smart-list counts from an index (migration 0013): country compared as smart lists compare
 # text (see store/folded.py), then lead score and CRM type; on PostgreSQL the plain column is
@@ -376,6 +382,14 @@ sync_errors = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_sync_errors_open", "resolved_at", "entity"),
     Index("ix_sync_errors_local", "local_kind", "local_id"),
+    # the errors page: open errors newest first, read in index order (only open ones indexed)
+    Index(
+        "ix_sync_errors_open_recent",
+        "last_seen",
+        "id",
+        postgresql_where=text("resolved_at IS NULL"),
+        sqlite_where=text("resolved_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -410,6 +424,7 @@ notifications = Table(
     Column("read_at", UtcDateTime, nullable=True),
     Column("emailed_at", UtcDateTime, nullable=True),
     Index("ix_notifications_created_at", "created_at"),
+    Index("ix_notifications_unread", "read_at", "severity"),
     sqlite_autoincrement=True,
 )
 

@@ -69,16 +69,25 @@ class SyncRunner:
         self._settings = settings
         self._smtp = smtp  # e-mail notifications from the background sync (B41)
         self._interrupt = interrupt
+        self._entities = entities
+        self._progress = progress
         self.lease = SyncLease(engine, seconds=settings.lease_seconds)
-        self.cycle = SyncCycle(
-            engine,
+        self.cycle = self._cycle_of(client)
+
+    def _cycle_of(self, client: DynamicsClient) -> SyncCycle:
+        return SyncCycle(
+            self._engine,
             client,
-            entities=entities,
-            progress=progress,
+            entities=self._entities,
+            progress=self._progress,
             renew=self._between_steps,
-            duplicate_detection=settings.duplicate_detection,
+            duplicate_detection=self._settings.duplicate_detection,
         )
         self.quick_sync = QuickSync(engine, client)
+
+    def use_client(self, client: DynamicsClient) -> None:
+        """Run the next cycles with ``client`` (a changed connection); call between cycles."""
+        self.cycle = self._cycle_of(client)
 
     def _between_steps(self) -> None:
         """Called by the cycle after each committed page and push round: stop there when
@@ -126,14 +135,18 @@ class SyncRunner:
         max_cycles: int | None = None,
         on_cycle: Callable[[CycleReport], None] | None = None,
         on_idle: Callable[[str], None] | None = None,
+        before_cycle: Callable[[], None] | None = None,
     ) -> int:
         """Cycle, pause, repeat until ``stop`` is set (or ``max_cycles`` ran); returns cycles run.
 
         While disabled it only waits (B21); transient failures are reported to ``on_idle`` and
-        retried after the pause.
+        retried after the pause. ``before_cycle`` runs at the start of every turn (the serve
+        process uses it to pick up a changed Dynamics connection).
         """
         cycles = 0
         while not stop.is_set():
+            if before_cycle is not None:
+                before_cycle()
             if not is_enabled(self._engine):
                 if on_idle is not None:
                     on_idle("sync is disabled; waiting (crmsync sync enable)")

@@ -3,9 +3,11 @@ campaign runner, each in its own thread, started and stopped with the applicatio
 
 Every serve process runs the loop, but each cycle takes the database-wide lease
 (:mod:`crmsync.sync.lease`): on one shared database exactly one process runs cycles at a time,
-and when that process dies its lease expires and another one takes over. Without a configured
-Dynamics org there is nothing to sync; the campaign runner still runs, and its Microsoft steps
-wait for a cycle.
+and when that process dies its lease expires and another one takes over. The connection is the
+one in effect (:mod:`crmsync.sync.connection`): when an admin changes it on the Setup page, the
+next cycle uses the new one; a sync stopped by a fatal error starts again once it changes.
+Without a configured Dynamics org there is nothing to sync; the campaign runner still runs,
+and its Microsoft steps wait for a cycle.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, FatalError
 from crmsync.marketing.campaigns.runner import CampaignRunner
-from crmsync.settings import Settings
+from crmsync.settings import DynamicsSettings, Settings
 from crmsync.sync.campaign_push import campaign_runner, start_campaign_runner
+from crmsync.sync.connection import connection_in_effect
 from crmsync.sync.reports import CycleReport
 from crmsync.sync.runner import SyncRunner
 
@@ -30,9 +33,9 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def dynamics_configured(settings: Settings) -> bool:
-    """Whether settings name a Dynamics org to sync with."""
-    return bool(settings.dynamics.url.strip())
+def dynamics_configured(settings: DynamicsSettings) -> bool:
+    """Whether the connection names a Dynamics org to sync with."""
+    return bool(settings.url.strip())
 
 
 class BackgroundWork:
@@ -47,6 +50,7 @@ class BackgroundWork:
         self._sync_thread: threading.Thread | None = None
         self._campaigns: CampaignRunner | None = None
         self.sync_runner: SyncRunner | None = None
+        self._connected: DynamicsSettings | None = None
 
     @property
     def syncing(self) -> bool:
@@ -54,29 +58,45 @@ class BackgroundWork:
         return self._sync_thread is not None and self._sync_thread.is_alive()
 
     def start(self) -> None:
-        """Start the campaign runner and, when Dynamics is configured, the sync loop."""
-        if not dynamics_configured(self._settings):
-            logger.info("no Dynamics org configured: campaigns run, the sync does not")
+        """Start the campaign runner and the sync loop, which syncs while a Dynamics org is
+        configured (in the file, or saved on the Setup page)."""
+        settings = connection_in_effect(self._engine, self._settings.dynamics)
+        if dynamics_configured(settings):
+            client = self._connect(settings)
+            self._campaigns = start_campaign_runner(self._engine, client, self._settings.sync)
+        else:
+            logger.info("no Dynamics org configured: campaigns run, the sync waits for one")
             self._campaigns = campaign_runner(self._engine)
-            self._campaigns.start()
-            return
-        client: DynamicsClient = self._resources.enter_context(
-            build_client(self._settings.dynamics)
-        )
-        self.sync_runner = SyncRunner(
-            self._engine, client, self._settings.sync, smtp=self._settings.smtp
-        )
-        self._campaigns = start_campaign_runner(self._engine, client, self._settings.sync)
+        self._campaigns.start()
         self._sync_thread = threading.Thread(
             target=self._sync_loop, name="crmsync-sync", daemon=True
         )
         self._sync_thread.start()
 
+    def _connect(self, settings: DynamicsSettings) -> DynamicsClient:
+        """A client of ``settings``, used by the sync from its next cycle. Every client made is
+        closed on stop (the campaign runner may still hold the first one)."""
+        client: DynamicsClient = self._resources.enter_context(build_client(settings))
+        if self.sync_runner is None:
+            self.sync_runner = SyncRunner(
+                self._engine, client, self._settings.sync, smtp=self._settings.smtp
+            )
+        else:
+            self.sync_runner.use_client(client)
+        self._connected = settings
+        return client
+
+    def _follow_connection(self) -> None:
+        """Between cycles: switch to the connection in effect when an admin changed it."""
+        settings = connection_in_effect(self._engine, self._settings.dynamics)
+        if settings != self._connected and dynamics_configured(settings):
+            logger.info("the Dynamics connection changed: the next cycle uses the new one")
+            self._connect(settings)
+
     def _sync_loop(self) -> None:
-        runner = self.sync_runner
-        assert runner is not None
         pause = self._settings.sync.pause_seconds
         last_idle = ""
+        stopped_on: DynamicsSettings | None = None
 
         def on_cycle(report: CycleReport) -> None:
             logger.info(
@@ -95,11 +115,25 @@ class BackgroundWork:
 
         while not self._stop.is_set():
             try:
-                runner.run(self._stop, on_cycle=on_cycle, on_idle=on_idle)
+                self._follow_connection()
+                runner = self.sync_runner
+                if runner is None or self._connected == stopped_on:
+                    self._stop.wait(pause)  # no org yet, or stopped until the connection changes
+                    continue
+                stopped_on = None
+                runner.run(
+                    self._stop,
+                    on_cycle=on_cycle,
+                    on_idle=on_idle,
+                    before_cycle=self._follow_connection,
+                )
             except FatalError as exc:
                 # The runner has raised a critical notification; an admin must act.
-                logger.error("background sync stopped: %s", exc.message)
-                return
+                logger.error(
+                    "background sync stopped: %s; it starts again when the connection changes",
+                    exc.message,
+                )
+                stopped_on = self._connected
             except CrmsyncError as exc:
                 logger.warning("background sync: %s; trying again", exc.message)
             except Exception as exc:

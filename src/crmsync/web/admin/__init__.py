@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
 from crmsync.web.admin import (
@@ -40,6 +39,7 @@ from crmsync.web.admin import (
 from crmsync.web.admin.api import API_PREFIX, build_admin_api
 from crmsync.web.admin.api_campaigns import add_campaign_routes
 from crmsync.web.admin.api_custom_entities import add_custom_entity_routes
+from crmsync.web.admin.api_setup import add_setup_routes
 from crmsync.web.admin.context import (
     ADMIN,
     AdminContext,
@@ -48,6 +48,7 @@ from crmsync.web.admin.context import (
     sign_in_redirect,
 )
 from crmsync.web.admin.health import RequestTimer, Telemetry
+from crmsync.web.admin.probe import PROBE_TIMEOUT_SECONDS, DynamicsProbe, who_am_i
 from crmsync.web.admin.security import SecurityHeaders, SignInLimiter
 from crmsync.web.admin.sessions import CsrfTokens, SessionStore
 from crmsync.web.admin.users import AdminUserStore
@@ -109,13 +110,12 @@ def mount_admin(
         csrf=CsrfTokens(settings.web.session_secret.reveal()),
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
-        dynamics_url=settings.dynamics.url.rstrip("/"),
         dynamics=settings.dynamics,
-        dynamics_client=(lambda: build_client(settings.dynamics))
-        if settings.dynamics.url.strip()
-        else None,
     )
     app.state.admin = context
+    app.state.dynamics_probe = DynamicsProbe(
+        lambda: who_am_i(app.state.admin, PROBE_TIMEOUT_SECONDS), clock
+    )
     telemetry = Telemetry(engine)
     app.state.telemetry = telemetry
     for router in (
@@ -134,6 +134,7 @@ def mount_admin(
     api = build_admin_api(context)
     add_campaign_routes(api, context)
     add_custom_entity_routes(api, context)
+    add_setup_routes(api)
     app.mount(API_PREFIX, api)
     app.mount(f"{ADMIN}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
 

@@ -261,7 +261,8 @@ def build_admin_api(context: AdminContext) -> FastAPI:
     api = FastAPI(
         title="crmsync admin API",
         version="1",
-        description="Sync status, errors, people, notifications and audit trail of crmsync.",
+        description="Sync status, errors, people, fields, the Dynamics connection, "
+        "notifications and audit trail of crmsync.",
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,

@@ -20,8 +20,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, ConfigurationError, RoleRefusedError
 from crmsync.settings import DynamicsSettings
+from crmsync.sync.connection import connection_in_effect
 from crmsync.web.admin.queries import unread_notifications
 from crmsync.web.admin.security import SignInLimiter
 from crmsync.web.admin.sessions import SESSION_COOKIE, CsrfTokens, Session, SessionStore
@@ -93,20 +95,34 @@ class AdminContext:
     csrf: CsrfTokens
     limiter: SignInLimiter
     templates: Jinja2Templates
-    dynamics_url: str = ""  # the org's address, for "Open in Dynamics" links
+    # the [dynamics] settings of the file and environment; a connection saved on the Setup
+    # page is laid over them (crmsync.sync.connection)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
-    # builds a client of the configured org (None: no org configured); tests swap it
+    # a fixed client factory, used instead of the connection in effect; tests swap it in
     dynamics_client: Callable[[], DynamicsClient] | None = None
+    # builds a client of a given connection (the Setup page validates new values with it)
+    client_for: Callable[[DynamicsSettings], DynamicsClient] = build_client
 
-    def open_dynamics(self) -> DynamicsClient:
-        """A client of the configured Dynamics org (close it after use), or
+    def connection(self) -> DynamicsSettings:
+        """The Dynamics connection in effect: the file's, with a saved one over it."""
+        return connection_in_effect(self.engine, self.dynamics)
+
+    def org_url(self) -> str:
+        """The org's address, for "Open in Dynamics" links ("" when none is configured)."""
+        return self.connection().url.strip().rstrip("/")
+
+    def open_dynamics(self, settings: DynamicsSettings | None = None) -> DynamicsClient:
+        """A client of ``settings`` or of the connection in effect (close it after use), or
         :class:`ConfigurationError` saying none is configured."""
-        if self.dynamics_client is None:
+        if settings is None and self.dynamics_client is not None:
+            return self.dynamics_client()
+        wanted = settings if settings is not None else self.connection()
+        if not wanted.url.strip():
             raise ConfigurationError(
-                "No Dynamics org is configured: set [dynamics] url, tenant and client_id "
-                "(see the Setup page)."
+                "No Dynamics org is configured: enter its URL, tenant and client id on the "
+                "Setup page, or set [dynamics] url in the configuration file."
             )
-        return self.dynamics_client()
+        return self.client_for(wanted)
 
     @staticmethod
     def of(request: Request) -> AdminContext:

@@ -1,5 +1,6 @@
-"""``/healthz`` (the process answers), ``/readyz`` (database reachable, migrations current) and
-``/metrics`` (Prometheus text format through ``prometheus-client``).
+"""``/healthz`` (the process answers), ``/readyz`` (database reachable, migrations current;
+whether Dynamics answers, or why not) and ``/metrics`` (Prometheus text format through
+``prometheus-client``).
 
 Metrics are collected from the store at scrape time by a collector registered in a registry of
 this application (no process-global registry), plus a latency histogram of admin requests.
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crmsync.errors import CrmsyncError
 from crmsync.store.db import current_revision, head_revision
 from crmsync.sync.status import read_status
+from crmsync.web.admin.probe import DynamicsProbe
 from crmsync.web.admin.queries import requests_last_5_minutes, unread_notifications
 
 router = APIRouter()
@@ -148,7 +150,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 def readyz(request: Request) -> Response:
-    """Ready when the database answers and its schema is the current one."""
+    """Ready when the database answers and its schema is the current one. Whether Dynamics
+    answers is said too (``dynamics``: reachable, or the reason why not), without making the
+    process unready: pages, the admin API and the Marketo API still serve while it is away,
+    and the sync waits for it."""
     engine: Engine = request.app.state.engine
     try:
         with engine.connect() as conn:
@@ -168,7 +173,8 @@ def readyz(request: Request) -> Response:
             },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "schema": head})
+    probe: DynamicsProbe = request.app.state.dynamics_probe
+    return JSONResponse({"status": "ready", "schema": head, "dynamics": probe.result().as_dict()})
 
 
 @router.get("/metrics")

@@ -76,7 +76,7 @@ async def person(request: Request, person_id: str) -> Response:
         CHANGE_DATA_VALUE=CHANGE_DATA_VALUE,
         SYNC_COLLISION=SYNC_COLLISION,
         SYNC_ERROR=SYNC_ERROR,
-        dynamics_link=dynamics_record_url(ctx.dynamics_url, detail.person),
+        dynamics_link=dynamics_record_url(ctx.org_url(), detail.person),
         activity_types=ACTIVITY_TYPE_NAMES,
         type_id=type_id,
     )

@@ -71,7 +71,7 @@ async def record_page(request: Request, record_id: str) -> Response:
         name=kind.name_of(detail.record),
         dynamics_link=None
         if detail.record.get("crmIsDeleted")
-        else dynamics_url(ctx.dynamics_url, kind.dynamics_entity, detail.record.get(kind.crm_id)),
+        else dynamics_url(ctx.org_url(), kind.dynamics_entity, detail.record.get(kind.crm_id)),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, select, update
 
 from crmsync.marketing.activity_types import ACTIVITY_TYPES
 from crmsync.marketing.person_company import SHARED_FIELDS
@@ -207,14 +207,23 @@ _LISTED = tuple(
 )
 
 
+NAME_CANDIDATES = 2000  # a name search gathers at most this many matches per column by index
+
+
 def search_people(
-    conn: Connection, text: str = "", *, before: int | None = None
+    conn: Connection,
+    text: str = "",
+    *,
+    before: int | None = None,
+    candidates: int = NAME_CANDIDATES,
 ) -> list[dict[str, Any]]:
     """A page of persons, newest first: all, or those matching ``text``.
 
     An e-mail address (text with "@") matches e-mail addresses starting with it, through the
     e-mail index; a number is a person id; otherwise first name, last name, full name or
-    company starting with the text (any case), or a Dynamics id.
+    company starting with the text (any case), or a Dynamics id. A name search gathers its
+    matches through the lower-case indexes, up to ``candidates`` per column; past that, the
+    persons are read newest first (a common start soon fills a page).
     """
     query = select(*_LISTED).order_by(persons.c.id.desc()).limit(PAGE_SIZE)
     if before is not None:
@@ -229,21 +238,89 @@ def search_people(
         elif term.isascii() and term.isdigit():
             query = query.where(persons.c.id == int(term))
         else:
-            prefix = _like_prefix(lowered)
-            full_name = func.lower(
-                func.coalesce(persons.c.firstName, "") + " " + func.coalesce(persons.c.lastName, "")
-            )
-            query = query.where(
-                or_(
-                    func.lower(persons.c.firstName).like(prefix, escape="\\"),
-                    func.lower(persons.c.lastName).like(prefix, escape="\\"),
-                    full_name.like(prefix, escape="\\"),
-                    func.lower(persons.c.company).like(prefix, escape="\\"),
-                    persons.c.crmLeadId == lowered,
-                    persons.c.crmContactId == lowered,
-                )
-            )
+            matches = _name_matches(lowered)
+            ids = _candidate_ids(conn, lowered, candidates)
+            if ids is None:  # a common start: the newest persons hold a page of matches
+                query = query.where(matches)
+            else:
+                return _page_of(conn, query, matches, ids, before)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _page_of(
+    conn: Connection,
+    query: Select[Any],
+    matches: ColumnElement[bool],
+    ids: list[int],
+    before: int | None,
+) -> list[dict[str, Any]]:
+    """The page of ``query`` among candidate ``ids`` (newest first) that truly ``matches``:
+    the candidates are tested a few hundred at a time until the page is full."""
+    wanted = [i for i in ids if before is None or i < before]
+    found: list[dict[str, Any]] = []
+    for part in _chunks(wanted, 4 * PAGE_SIZE):
+        rows = conn.execute(query.where(persons.c.id.in_(part), matches)).mappings()
+        found.extend(dict(row) for row in rows)
+        if len(found) >= PAGE_SIZE:
+            break
+    return found[:PAGE_SIZE]
+
+
+def _name_matches(lowered: str) -> ColumnElement[bool]:
+    """Whether a person's names, company or Dynamics id match the lower-cased search."""
+    prefix = _like_prefix(lowered)
+    full_name = func.lower(
+        func.coalesce(persons.c.firstName, "") + " " + func.coalesce(persons.c.lastName, "")
+    )
+    return or_(
+        func.lower(persons.c.firstName).like(prefix, escape="\\"),
+        func.lower(persons.c.lastName).like(prefix, escape="\\"),
+        full_name.like(prefix, escape="\\"),
+        func.lower(persons.c.company).like(prefix, escape="\\"),
+        persons.c.crmLeadId == lowered,
+        persons.c.crmContactId == lowered,
+    )
+
+
+def _starting_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``lower(column)`` starting with ``prefix``, as a range the lower-case index can read."""
+    following = prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF))
+    return and_(func.lower(column) >= prefix, func.lower(column) < following)
+
+
+def _candidate_ids(conn: Connection, lowered: str, limit: int) -> list[int] | None:
+    """Ids of the persons whose first name, last name or company starts with the search (a
+    full name through its first word), or Dynamics id is it, newest first, read through the
+    lower-case indexes; None when a column has more than ``limit`` of them: then reading the
+    persons newest first meets a page of matches soon."""
+    first_word = lowered.split()[0]
+    lookups = [
+        (persons.c.firstName, lowered),
+        (persons.c.lastName, lowered),
+        (persons.c.company, lowered),
+    ]
+    if first_word != lowered:
+        lookups.append((persons.c.firstName, first_word))
+    found: set[int] = set()
+    for column, prefix in lookups:
+        ids = (
+            conn.execute(
+                select(persons.c.id).where(_starting_with(column, prefix)).limit(limit + 1)
+            )
+            .scalars()
+            .all()
+        )
+        if len(ids) > limit:
+            return None
+        found.update(int(i) for i in ids)
+    for crm_id in (persons.c.crmLeadId, persons.c.crmContactId):  # one index each, not OR
+        by_dynamics_id = conn.execute(select(persons.c.id).where(crm_id == lowered)).scalars()
+        found.update(int(i) for i in by_dynamics_id)
+    return sorted(found, reverse=True)
+
+
+def _chunks(values: list[int], size: int) -> list[list[int]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _like_prefix(text: str) -> str:
