@@ -73,6 +73,7 @@ class SyncRunner:
         self._progress = progress
         self.lease = SyncLease(engine, seconds=settings.lease_seconds)
         self.cycle = self._cycle_of(client)
+        self.quick_sync = QuickSync(engine, client)
 
     def _cycle_of(self, client: DynamicsClient) -> SyncCycle:
         return SyncCycle(
@@ -83,11 +84,12 @@ class SyncRunner:
             renew=self._between_steps,
             duplicate_detection=self._settings.duplicate_detection,
         )
-        self.quick_sync = QuickSync(engine, client)
 
     def use_client(self, client: DynamicsClient) -> None:
-        """Run the next cycles with ``client`` (a changed connection); call between cycles."""
+        """Run the next cycles and quick syncs with ``client`` (a changed connection); call
+        between cycles."""
         self.cycle = self._cycle_of(client)
+        self.quick_sync = QuickSync(self._engine, client)
 
     def _between_steps(self) -> None:
         """Called by the cycle after each committed page and push round: stop there when
