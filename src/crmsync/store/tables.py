@@ -180,15 +180,16 @@ Index("ix_persons_first_name_lower", func.lower(persons.c.firstName))
 Index("ix_persons_last_name_lower", func.lower(persons.c.lastName))
 Index("ix_persons_company_lower", func.lower(persons.c.company))
 
-# Smart-list counts from an index (migration 0013): country compared as smart lists compare
-# text (see store/folded.py), then lead score and CRM type; on PostgreSQL the plain column is
-# included so an index-only scan can serve the count.
+# Smart-list counts from an index (migration 0012): country compared as smart lists compare
+# text (see store/folded.py), then lead score and CRM type. On PostgreSQL the migration also
+# INCLUDEs the plain column so an index-only scan can serve the count; that option is left out
+# here, since naming it would load the PostgreSQL dialect in every command (`sync status`
+# included) on SQLite too.
 Index(
     "ix_persons_smartlist_country",
     folded(persons.c.country),
     persons.c.leadScore,
     persons.c.crmType,
-    postgresql_include=["country"],
 )
 
 opportunities = Table(
@@ -382,12 +383,13 @@ sync_errors = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Index("ix_sync_errors_open", "resolved_at", "entity"),
     Index("ix_sync_errors_local", "local_kind", "local_id"),
-    # the errors page: open errors newest first, read in index order (only open ones indexed)
+    # the errors page: open errors newest first, read in index order. The migration makes it
+    # partial (only open errors) on both databases; only SQLite's option is named here, as
+    # naming PostgreSQL's would load its dialect in every command on SQLite.
     Index(
         "ix_sync_errors_open_recent",
         "last_seen",
         "id",
-        postgresql_where=text("resolved_at IS NULL"),
         sqlite_where=text("resolved_at IS NULL"),
     ),
     sqlite_autoincrement=True,

@@ -37,8 +37,16 @@ def _ticked(html: str) -> list[str]:
 
 def _row(text: str, logical: str) -> str:
     """The visible text of one column's row: its state tag, names and type."""
-    at = text.index(f" {logical} ", text.index("Display name Logical name"))  # the columns
-    states = ("Not synced", "Synced", "Quick sync queued", "Missing in Dynamics", "Cannot sync")
+    at = text.index(f" {logical} ", text.index("Marketing field and rule"))  # the columns
+    states = (
+        "Not synced",
+        "Synced",
+        "Quick sync queued",
+        "Quick sync running",
+        "Missing in Dynamics",
+        "Type changed in Dynamics",
+        "Cannot sync",
+    )
     begin = max(text.rfind(state, 0, at) for state in states)
     return text[begin : at + len(logical) + 1]
 
