@@ -15,6 +15,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -29,7 +30,8 @@ from sqlalchemy.pool import NullPool
 
 from crmsync.store.db import open_database
 from crmsync.store.tables import crm_links, sync_history, sync_outbox
-from soak.check import CheckResult, compare, observe
+from soak.check import CheckResult, Mismatch, Observed, compare, observe
+from soak.model import Pair
 from soak.processes import Emulator, MarketingServer, SoakError, SyncProcesses, Workdir
 from soak.sides import DynamicsSide, MarketingSide
 from soak.workload import Workload, seed_pairs
@@ -56,6 +58,8 @@ class Outcome:
     summary: str
     check: CheckResult
     report: dict[str, Any]
+    pairs: list[Pair]
+    seen: Observed
 
     @property
     def passed(self) -> bool:
@@ -89,8 +93,9 @@ def _cycle_quiet(report: dict[str, Any]) -> bool:
     return moved == 0
 
 
-def quiesce(work: Workdir) -> list[dict[str, Any]]:
-    """Run ``sync once`` until a cycle moves nothing (at most 10); return the reports."""
+def quiesce(work: Workdir, least: int = 2) -> list[dict[str, Any]]:
+    """Run ``sync once`` until a cycle moves nothing (at least ``least`` cycles, at most 10);
+    return the reports."""
     reports = []
     for _ in range(10):
         done = work.cli("sync", "once", "--json", check=False)
@@ -99,7 +104,8 @@ def quiesce(work: Workdir) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             report = {"status": "unreadable", "stderr": done.stderr[-2000:]}
         reports.append(report)
-        if len(reports) >= 2 and _cycle_quiet(report):
+        settled = report.get("status") == "ok" if least == 1 else _cycle_quiet(report)
+        if len(reports) >= least and settled:
             break
     return reports
 
@@ -136,7 +142,9 @@ def _links(work: Workdir) -> dict[tuple[str, str], int]:
     return {(str(e), str(c)): int(p) for e, c, p in rows}
 
 
-def run_one(options: Options, label: str, database_url: str | None, root: Path) -> Outcome:
+def run_one(
+    options: Options, label: str, database_url: str | None, root: Path, progress: int = 0
+) -> Outcome:
     """The soak on one database (``None``: a new SQLite file under ``root``)."""
     started = time.monotonic()
     rng = random.Random(f"{options.seed}-{label}")
@@ -152,7 +160,7 @@ def run_one(options: Options, label: str, database_url: str | None, root: Path) 
     try:
         work.cli("db", "upgrade")
         work.cli("sync", "enable")
-        initial = quiesce(work)
+        initial = quiesce(work, least=1)
         server = MarketingServer.start(work)
         marketing = MarketingSide(server.url, server.client_id, server.client_secret)
         pairs = seed_pairs(dynamics, _links(work))
@@ -164,8 +172,12 @@ def run_one(options: Options, label: str, database_url: str | None, root: Path) 
         for index in range(options.operations):
             if index % options.fault_every == 0:
                 workload.fault()
-            if index % 400 == 0:
+            if index % 100 == 0:
+                # The workload's own traffic must not starve the sync of its request quota.
                 dynamics.admin("POST", "reset-limits")
+            if progress and index and index % progress == 0:
+                done = sum(workload.stats.kills.values())
+                print(f"soak {label}: {index} operations, {done} kills", flush=True)
             workload.step(index)
             if index in kill_at:
                 workload.kill()
@@ -179,7 +191,7 @@ def run_one(options: Options, label: str, database_url: str | None, root: Path) 
         counts = _count(work)
         if counts["outbox"]:
             check.mismatches.append(
-                _note("lost", f"{counts['outbox']} changes still queued after quiescence")
+                Mismatch("lost", -1, f"{counts['outbox']} changes still queued after quiescence")
             )
         stats = workload.stats
         ops = sum(stats.operations.values())
@@ -211,7 +223,7 @@ def run_one(options: Options, label: str, database_url: str | None, root: Path) 
             "seconds": seconds,
             "summary": summary,
         }
-        return Outcome(label, summary, check, report)
+        return Outcome(label, summary, check, report, pairs, seen)
     finally:
         sync.stop()
         if marketing is not None:
@@ -220,12 +232,6 @@ def run_one(options: Options, label: str, database_url: str | None, root: Path) 
             server.stop()
         dynamics.close()
         emulator.stop()
-
-
-def _note(kind: str, detail: str) -> Any:
-    from soak.check import Mismatch
-
-    return Mismatch(kind, -1, detail)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -244,9 +250,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through run_one, which stops every process it started
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the soak on each database; print the summaries; 1 when anything mismatched."""
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     operations, kills = (300, 5) if args.quick else (args.operations, args.kills)
     leads = min(args.leads, 40) if args.quick else args.leads
@@ -261,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     for label, url in targets:
         try:
-            outcomes.append(run_one(options, label, url, root))
+            outcomes.append(run_one(options, label, url, root, progress=500))
         except SoakError as exc:
             print(f"soak {label}: seed={seed} could not run: {exc}", file=sys.stderr)
             return 1

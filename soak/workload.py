@@ -27,6 +27,7 @@ FAULT_KINDS = (
     "server_error",
     "latency",
     "dropped_connection",
+    "lost_answer",
     "expired_tokens",
     "expired_delta_tokens",
 )
@@ -274,6 +275,10 @@ class Workload:
             knobs = {"latency_ms": self.rng.randrange(5, 60)}
         elif kind == "dropped_connection":
             knobs = {"drop_rate": 0.08}
+        elif kind == "lost_answer":
+            # Only the sync's $batch writes: applied, then the answer is lost. The workload's
+            # own requests are single ones, so it always knows whether its write happened.
+            knobs = {"lost_answer_rate": 0.3, "path_contains": "$batch"}
         self.dynamics.admin("PUT", "faults", knobs)
         if kind == "expired_tokens":
             self.dynamics.admin("POST", "expire-tokens")
