@@ -116,7 +116,8 @@ def observe(work: Workdir, dynamics: DynamicsSide) -> Observed:
                     crm_links.c.local_kind == "person"
                 )
             ):
-                links.setdefault(int(local_id), []).append((str(entity), str(crm_id)))
+                if int(local_id) in people:  # a deleted person's link stays, pointing nowhere
+                    links.setdefault(int(local_id), []).append((str(entity), str(crm_id)))
             error_activities = {
                 int(pid)
                 for (pid,) in conn.execute(
@@ -172,7 +173,11 @@ def compare(pairs: list[Pair], seen: Observed) -> CheckResult:
 def _linked_crm_id(pair: Pair, seen: Observed) -> str | None:
     if pair.person_id is None:
         return None
-    found = [c for e, c in seen.links.get(pair.person_id, []) if e == pair.entity]
+    found = [
+        c
+        for e, c in seen.links.get(pair.person_id, [])
+        if e == pair.entity and c == pair.expected_crm_id
+    ]
     return found[-1] if found else None
 
 

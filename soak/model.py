@@ -73,6 +73,7 @@ class Pair:
     crm_writes_after_person_delete: bool = False
     poison: str | None = None
     pending_create: bool = False
+    expected_crm_id: str | None = None
 
     def record(self, seq: int, side: str, column: str, value: Any) -> None:
         """Note a committed write."""
@@ -82,8 +83,9 @@ class Pair:
 
     @property
     def untouched(self) -> bool:
-        """Whether no tracked field was written yet."""
-        return not any(self.writes.values())
+        """Whether no tracked field was written yet and the record is the one it started with
+        (not qualified, not re-created): only then are deletes and qualification unambiguous."""
+        return not any(self.writes.values()) and not self.old_crm_ids
 
 
 def allowed_values(entity: str | None, initial: str | None, writes: list[Write]) -> set[str | None]:

@@ -11,6 +11,7 @@ the model. It prints one summary line per database and writes a JSON report; the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -31,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from crmsync.store.db import open_database
 from crmsync.store.tables import crm_links, sync_history, sync_outbox
 from soak.check import CheckResult, Mismatch, Observed, compare, observe
-from soak.model import Pair
+from soak.model import Pair, Write
 from soak.processes import Emulator, MarketingServer, SoakError, SyncProcesses, Workdir
 from soak.sides import DynamicsSide, MarketingSide
 from soak.workload import Workload, seed_pairs
@@ -220,8 +221,10 @@ def run_one(
             "initial_cycles": initial,
             "final_cycles": final,
             "check": check.as_dict(),
+            "model": [dataclasses.asdict(p) for p in pairs],
             "seconds": seconds,
             "summary": summary,
+            "workdir": str(base),
         }
         return Outcome(label, summary, check, report, pairs, seen)
     finally:
@@ -232,6 +235,39 @@ def run_one(
             server.stop()
         dynamics.close()
         emulator.stop()
+
+
+def _pair_from(data: dict[str, Any]) -> Pair:
+    writes = {c: [Write(**w) for w in ws] for c, ws in data.pop("writes").items()}
+    return Pair(**data, writes=writes)
+
+
+def recheck(report_path: Path, label: str, workdir: str) -> int:
+    """Check a finished run's final state again (its files kept with ``--workdir``).
+
+    The model comes from the report; the emulator is started again on the run's org file and
+    the marketing database is the one named in the run's ``crmsync.toml``.
+    """
+    report = json.loads(report_path.read_text(encoding="utf-8"))["results"][label]
+    pairs = [_pair_from(dict(p)) for p in report["model"]]
+    base = Path(report.get("workdir") or Path(workdir) / label)
+    config = (base / "crmsync.toml").read_text(encoding="utf-8")
+    url = config.split('url = "', 1)[1].split('"', 1)[0]
+    emulator = Emulator.start(base, 1, 0)
+    dynamics = DynamicsSide(emulator.details)
+    try:
+        work = Workdir.create(base / "recheck", url, emulator.details)
+        check = compare(pairs, observe(work, dynamics))
+    finally:
+        dynamics.close()
+        emulator.stop()
+    print(
+        f"soak {label} recheck: lost={check.count('lost')} duplicates={check.count('duplicate')} "
+        f"mismatches={len(check.mismatches)} checked_fields={check.checked_fields}"
+    )
+    for mismatch in check.mismatches[:10]:
+        print("  " + mismatch.explain())
+    return 1 if check.mismatches else 0
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -247,6 +283,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--out", default="soak/reports/latest.json", help="JSON report path")
     parser.add_argument("--workdir", default="", help="keep the run's files here")
+    parser.add_argument(
+        "--recheck", default="", metavar="LABEL", help="check the --out report's run again"
+    )
     return parser.parse_args(argv)
 
 
@@ -258,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the soak on each database; print the summaries; 1 when anything mismatched."""
     args = parse(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    if args.recheck:
+        return recheck(Path(args.out), args.recheck, args.workdir)
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     operations, kills = (300, 5) if args.quick else (args.operations, args.kills)
     leads = min(args.leads, 40) if args.quick else args.leads

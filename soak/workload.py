@@ -10,6 +10,7 @@ workload has seen it there.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -42,6 +43,7 @@ OPERATIONS: tuple[tuple[str, float], ...] = (
     ("crm_delete", 2),
     ("marketing_delete", 2),
     ("rejected_value", 1),
+    ("qualify", 1),
     ("sync_toggle", 0.4),
     ("fields_select", 0.4),
 )
@@ -119,7 +121,8 @@ class Workload:
         if pair.pending_create and pair.person_id is not None:
             key = "crmLeadId" if pair.entity == "lead" else "crmContactId"
             person = self.marketing.get(pair.person_id, [key])
-            if person and person.get(key):
+            # Until the new record is made, the field may still name the deleted one.
+            if person and person.get(key) and str(person[key]) == pair.expected_crm_id:
                 pair.crm_id = str(person[key])
                 pair.pending_create = False
 
@@ -185,7 +188,9 @@ class Workload:
 
     def _op_marketing_create(self) -> bool:
         email = self._email()
-        values = {c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED}
+        values: dict[str, str | None] = {
+            c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED
+        }
         record: dict[str, Any] = {"email": email, "lastName": f"Soak {self.tag}"}
         record.update({FIELD_OF[c]: v for c, v in values.items()})
         result = self.marketing.sync("createOnly", "email", [record])[0]
@@ -197,7 +202,9 @@ class Workload:
     def _op_crm_create(self) -> bool:
         entity = self.rng.choice(("lead", "contact"))
         email = self._email()
-        values = {c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED}
+        values: dict[str, str | None] = {
+            c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED
+        }
         body: dict[str, Any] = {"emailaddress1": email, "lastname": f"Soak {self.tag}", **values}
         crm_id = self.dynamics.create(str(self.rng.randrange(2)), ENTITY_SETS[entity], body)
         self.pairs.append(Pair(len(self.pairs), "crm", email, entity, crm_id, None, values))
@@ -218,10 +225,16 @@ class Workload:
         pair = self.rng.choice(chosen)
         assert pair.person_id is not None
         entity = self.rng.choice(("lead", "contact"))
-        self.work.cli("sync", "person", str(pair.person_id), "--as", entity)
+        shown = self.work.cli("sync", "person", str(pair.person_id), "--as", entity, "--json")
+        (asked,) = json.loads(shown.stdout)
+        if not asked["queued"]:
+            # The sync has not seen the Dynamics delete yet, so the person still has its
+            # record as far as crmsync knows: left alone, as the step promises (B31).
+            return True
         if pair.crm_id is not None:
             pair.old_crm_ids.append(pair.crm_id)
         pair.entity, pair.crm_id, pair.crm_deleted, pair.pending_create = entity, None, False, True
+        pair.expected_crm_id = str(asked["crm_id"])
         return True
 
     def _op_crm_delete(self) -> bool:
@@ -238,6 +251,37 @@ class Workload:
             return False
         self.marketing.delete(pair.person_id)
         pair.person_deleted = True
+        return True
+
+    def _op_qualify(self) -> bool:
+        """A salesperson qualifies a lead into a contact; the person continues as the contact
+        (B30). Only leads nobody edited yet, so the contact starts from the agreed values."""
+        chosen = [
+            p
+            for p in self.pairs
+            if p.entity == "lead"
+            and p.crm_id is not None
+            and p.person_id is not None
+            and not (p.crm_deleted or p.person_deleted or p.pending_create)
+            and p.poison is None
+            and p.untouched
+        ]
+        if not chosen:
+            return False
+        pair = self.rng.choice(chosen)
+        params = {"CreateAccount": False, "CreateContact": True, "CreateOpportunity": False}
+        answer = self.dynamics.call(
+            str(self.rng.randrange(2)),
+            "POST",
+            f"leads({pair.crm_id})/Microsoft.Dynamics.CRM.QualifyLead",
+            {**params, "Status": 3},
+        )
+        if answer.status_code != 200:
+            return False  # not an open lead: nothing happened
+        (contact,) = [c for c in answer.json()["value"] if "contactid" in c]
+        assert pair.crm_id is not None
+        pair.old_crm_ids.append(pair.crm_id)
+        pair.entity, pair.crm_id = "contact", str(contact["contactid"])
         return True
 
     def _op_rejected_value(self) -> bool:

@@ -83,6 +83,7 @@ def test_the_checker_reports_duplicates_and_invisible_rejections() -> None:
     no open error, are both reported."""
     made = Pair(1, "marketing", "new@soak.example", "lead", None, 8, dict(INITIAL))
     made.pending_create = True
+    made.expected_crm_id = "L2"
     seen = _seen(AGREED_PERSON, dict(INITIAL))
     seen.crm["lead"]["L2"] = {"emailaddress1": "new@soak.example", **INITIAL}
     seen.crm["lead"]["L3"] = {"emailaddress1": "new@soak.example", **INITIAL}
