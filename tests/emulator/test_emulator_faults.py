@@ -7,6 +7,8 @@ import dataclasses
 import time
 from typing import Any
 
+import httpx
+import pytest
 from control_plane_support import ORG, SLOW, WHOAMI, bearer, build_app, emulator, full_emulator
 
 from crmsync.emulator.config import FaultSettings, default_config
@@ -111,6 +113,27 @@ def test_drop_rate_closes_the_connection_without_a_complete_response() -> None:
     assert [m["type"] for m in sent] == ["http.response.start"]
     assert dict(sent[0]["headers"])[b"content-length"] != b"0"
     assert runtime.stats.faults_injected["dropped_connection"] == 1
+
+
+def test_a_lost_answer_applies_the_write_and_drops_the_response() -> None:
+    """Lost answers: the PATCH is carried out, but the client never gets the answer; reading
+    the record afterwards shows the write happened."""
+    with full_emulator() as (api, config, runtime):
+        headers = bearer(api.token(config))
+        made = api.post("/api/data/v9.2/leads", json={"lastname": "Lost"}, headers=headers)
+        assert made.status_code == 204
+        lead_id = made.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+        knobs = {"lost_answer_rate": 1.0, "methods": ["PATCH"]}
+        assert api.patch("/_emulator/faults", json=knobs, headers=admin(config)).is_success
+        # In process the transport refuses a response whose body never completes (over a
+        # socket the client sees the peer hang up); either way no answer arrives.
+        with pytest.raises((httpx.HTTPError, AssertionError)):
+            api.patch(
+                f"/api/data/v9.2/leads({lead_id})", json={"jobtitle": "Applied"}, headers=headers
+            )
+        assert runtime.stats.faults_injected["lost_answer"] == 1
+        read = api.get(f"/api/data/v9.2/leads({lead_id})?$select=jobtitle", headers=headers)
+        assert read.json()["jobtitle"] == "Applied"
 
 
 def test_faults_only_touch_the_web_api() -> None:

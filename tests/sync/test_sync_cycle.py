@@ -373,6 +373,33 @@ def test_expired_delta_token_reconciles_the_entity_losing_nothing(world: World) 
     assert world.cycle.run().api_calls == 6
 
 
+def test_a_full_read_does_not_bring_back_a_person_deleted_here(world: World) -> None:
+    """B27 with B17: a person deleted in the marketing database stays deleted when an expired
+    delta token makes the next cycle read every lead, as long as its lead did not change; once
+    the lead changes, a new person is created for it."""
+    (lead_id,) = world.alex.first_ids("leads", 1)
+    gone = person_by_crm_id(world.engine, "lead", lead_id)
+    PersonService(world.engine).delete([gone["id"]])
+    world.cycle.run()
+    world.org.admin("POST", "expire-delta-tokens")
+
+    report = world.cycle.run()
+
+    assert {e.entity: e.mode for e in report.entities}["lead"] == "reconcile"
+    with world.engine.connect() as conn:
+        people = conn.execute(select(func.count()).select_from(persons)).scalar_one()
+        linked = conn.execute(
+            select(crm_links.c.local_id).where(crm_links.c.crm_id == lead_id)
+        ).scalar_one()
+    assert linked == gone["id"]  # still the deleted person's link: nobody was made for it
+    assert world.alex.patch("leads", lead_id, {"jobtitle": "Changed later"}).is_success
+    world.cycle.run()
+    reborn = person_by_crm_id(world.engine, "lead", lead_id)
+    assert reborn["id"] != gone["id"] and reborn["title"] == "Changed later"
+    with world.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(persons)).scalar_one() == people + 1
+
+
 def test_duplicate_detection_rejects_one_record_and_the_rest_syncs(world: World) -> None:
     """B37 (duplicate detection): with duplicate detection asked for, a person given another
     lead's e-mail is refused by Dynamics with its code, alone; the other edit arrives."""

@@ -263,3 +263,31 @@ def test_a_lead_switched_to_no_then_qualified_gives_its_contact_a_new_person(
         lead_person = person_by_crm_id(migrated_engine, "lead", lead_id)
         assert (lead_person["id"], lead_person["crmType"]) == (person["id"], "Lead")
         client.close()
+
+
+@pytest.mark.e2e
+def test_a_marketing_edit_made_while_a_lead_is_qualified_reaches_the_contact(
+    migrated_engine: Engine,
+) -> None:
+    """B30 with B18: a marketer edits the person after the salesperson qualified its lead but
+    before the next cycle; the edit is not lost: the person and the new contact end with it."""
+    with running_org(default_config(), 3) as org:
+        client = engine_client(org.base)
+        cycle = SyncCycle(migrated_engine, client)
+        cycle.run()
+        lead_id = _open_lead(client, org)
+        person = person_by_crm_id(migrated_engine, "lead", lead_id)
+
+        (qualified,) = client.write_batch([WriteRequest.qualify_lead(lead_id)])
+        assert qualified.ok, qualified.message
+        contact_id = qualified.created[0].id
+        edit_person(migrated_engine, int(person["id"]), title="Edited during qualification")
+        cycle.run()
+        cycle.run()
+
+        continued = person_by_crm_id(migrated_engine, "contact", contact_id)
+        assert continued["id"] == person["id"]
+        assert continued["title"] == "Edited during qualification"
+        contact = client.get("contacts", contact_id, ["jobtitle"])
+        assert contact.values["jobtitle"] == "Edited during qualification"
+        client.close()

@@ -167,6 +167,20 @@ def test_a_record_changed_after_its_person_was_deleted_gets_a_new_person() -> No
     assert create.replaces_deleted
 
 
+def test_a_record_unchanged_since_its_person_was_deleted_gets_no_new_person() -> None:
+    """B27: a full read (an expired delta token) meets the very version last synced before the
+    person was deleted here: the record did not change, so no person is made; a later version
+    of the same record does make one."""
+    state = LinkState(None, BASELINE, etag='W/"7"')
+    unchanged = plan_page(LEAD_MAP, [_lead(etag='W/"7"')], {LEAD_ID: state})
+    assert unchanged.creates == ()
+    (skipped,) = unchanged.skipped
+    assert skipped.crm_id == LEAD_ID
+    changed = plan_page(LEAD_MAP, [_lead(etag='W/"8"', firstname="Eve")], {LEAD_ID: state})
+    (create,) = changed.creates
+    assert create.replaces_deleted
+
+
 @pytest.mark.parametrize(
     ("value", "selected", "syncs"),
     [

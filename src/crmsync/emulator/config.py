@@ -202,6 +202,8 @@ class FaultSettings:
     ``throttle_burst``: the next N requests are refused with 429 and ``Retry-After:
     throttle_retry_after_seconds`` (the counter goes down as they are served).
     ``drop_rate``: fraction (0..1) of requests whose connection is closed with no response.
+    ``lost_answer_rate``: fraction (0..1) of requests that are carried out (a write is applied)
+    but whose answer is lost: the connection is closed before the response body.
     ``methods`` / ``path_contains``: when set, the knobs apply only to requests with one of
     these HTTP methods / whose path contains this text (e.g. ``["POST"]`` and ``"$batch"``);
     other requests pass untouched.
@@ -214,6 +216,7 @@ class FaultSettings:
     throttle_burst: int = 0
     throttle_retry_after_seconds: int = 5
     drop_rate: float = 0.0
+    lost_answer_rate: float = 0.0
     methods: tuple[str, ...] = ()
     path_contains: str = ""
 
@@ -225,7 +228,7 @@ class FaultSettings:
 
     def validated(self) -> FaultSettings:
         """Return self, or raise :class:`EmulatorConfigError` naming the bad knob."""
-        for name in ("error_rate", "drop_rate"):
+        for name in ("error_rate", "drop_rate", "lost_answer_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise EmulatorConfigError(f"fault {name} must be between 0 and 1, got {value}")

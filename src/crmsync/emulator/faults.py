@@ -11,7 +11,10 @@
    ``CallerObjectId`` (Entra object id) / ``MSCRMCallerID`` (systemuserid) header from a user
    allowed to impersonate, the named user with the privileges both hold;
 4. injected 5xx (``error_rate`` / ``error_status``) and 429 bursts (``throttle_burst``);
-5. service protection per user (:mod:`.protection`, spec §8).
+5. service protection per user (:mod:`.protection`, spec §8);
+6. lost answers (``lost_answer_rate``): the request is carried out, a write applied, and
+   then the connection is closed before the response body, so the client cannot tell
+   whether it happened.
 
 :func:`control_routes` gives the identity-provider routes (:mod:`.auth`) plus the admin API
 under ``/_emulator/`` (``X-Emulator-Key: <admin_key>`` required except for ``health``):
@@ -96,6 +99,10 @@ async def _drop_connection(send: Send) -> None:
             "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
         }
     )
+
+
+async def _discard(message: Message) -> None:
+    """A ``send`` that throws the answer away (a lost answer: the work is done regardless)."""
 
 
 def _take_burst(runtime: EmulatorRuntime) -> bool:
@@ -201,6 +208,11 @@ class ControlPlane:
         outcome = self.protection.admit(caller_id)
         if isinstance(outcome, Throttle):
             await self._throttled(send, outcome)
+            return
+        if faults.lost_answer_rate > 0 and runtime.draw() < faults.lost_answer_rate:
+            self._count_fault("lost_answer")
+            await self._serve(scope, receive, _discard, user, outcome, caller_id)
+            await _drop_connection(send)
             return
         await self._serve(scope, receive, send, user, outcome, caller_id)
 

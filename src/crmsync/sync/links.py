@@ -246,7 +246,7 @@ def link_states(
         conn, local_kind, sorted({link.local_id for link in links.values()}), mapping.field_names
     )
     states = {
-        crm_id: LinkState(locals_.get(link.local_id), baselines.get(crm_id))
+        crm_id: LinkState(locals_.get(link.local_id), baselines.get(crm_id), etag=link.etag)
         for crm_id, link in links.items()
     }
     return states, links

@@ -83,7 +83,7 @@ class LocalRecord:
 @dataclass(frozen=True, slots=True)
 class LinkState:
     """What the store knows about one Dynamics id: its local record (``None`` once deleted
-    locally, B27) and the baseline of the last sync.
+    locally, B27), the baseline of the last sync and the ETag of the version last synced.
 
     ``filtered_out`` says whether the sync filter currently excludes the record (B20); when
     not given it is read from the baseline, which a plan wraps under :data:`FILTERED_OUT_KEY`
@@ -93,6 +93,12 @@ class LinkState:
     local: LocalRecord | None
     baseline: Mapping[str, object] | None
     filtered_out: bool | None = None
+    etag: str | None = None
+
+    def unchanged_since_local_delete(self, record: CrmRecord) -> bool:
+        """Whether ``record`` is the very version last synced before its local record was
+        deleted (B27): a full read that meets it again must not create a new person."""
+        return self.local is None and self.etag is not None and record.etag == self.etag
 
     @property
     def sync_filter_passes(self) -> bool:
@@ -301,6 +307,11 @@ def plan_page(
             continue
         record = item.record
         state = links.get(record.id)
+        if state is not None and state.unchanged_since_local_delete(record):
+            plan.skipped.append(
+                SkippedRecord(entity, record.id, "deleted locally; unchanged in Dynamics since")
+            )
+            continue
         linked = state is not None and state.local is not None
         origin = None if linked else _originating_lead(entity, record, leads)
         if not passes_sync_filter(record.values, filter_selected):

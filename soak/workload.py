@@ -1,0 +1,361 @@
+"""The random workload: operations on both sides, faults and kills, all drawn from one seed.
+
+Every operation goes through a public interface (:mod:`soak.sides`, the CLI) and, once it is
+committed, is recorded in the model (:mod:`soak.model`). Choices that would make the outcome
+depend on timing the soak cannot see are avoided rather than guessed: a record is deleted on
+a side only while none of its tracked fields was written, a rejected value goes to a record no
+one touches afterwards, and a record created on one side is edited on the other only once the
+workload has seen it there.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from soak.model import CRM, MARKETING, TRACKED, Pair, normal
+from soak.processes import SyncProcesses, Workdir
+from soak.sides import DynamicsSide, MarketingSide
+
+ENTITY_SETS = {"lead": "leads", "contact": "contacts"}
+FIELD_OF = dict(TRACKED)
+FAULT_KINDS = (
+    "throttle",
+    "server_error",
+    "latency",
+    "dropped_connection",
+    "lost_answer",
+    "expired_tokens",
+    "expired_delta_tokens",
+)
+# Relative weights; the CLI ones are rarer since each starts a process.
+OPERATIONS: tuple[tuple[str, float], ...] = (
+    ("marketing_update", 34),
+    ("crm_update", 34),
+    ("collision", 12),
+    ("marketing_create", 3),
+    ("crm_create", 3),
+    ("sync_person", 1),
+    ("crm_delete", 2),
+    ("marketing_delete", 2),
+    ("rejected_value", 1),
+    ("qualify", 1),
+    ("sync_toggle", 0.4),
+    ("fields_select", 0.4),
+)
+
+
+@dataclass
+class Stats:
+    """What the workload did, for the summary line and the report."""
+
+    operations: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    kills: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class Workload:
+    """Draws and performs operations; keeps the model's pairs up to date."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        pairs: list[Pair],
+        dynamics: DynamicsSide,
+        marketing: MarketingSide,
+        work: Workdir,
+        sync: SyncProcesses,
+    ) -> None:
+        self.rng = rng
+        self.pairs = pairs
+        self.dynamics = dynamics
+        self.marketing = marketing
+        self.work = work
+        self.sync = sync
+        self.seq = 0
+        self.stats = Stats()
+        self.sync_disabled_until: int | None = None
+        self.tag = rng.randrange(1_000_000)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _value(self, column: str) -> str | None:
+        n = self._next()
+        if self.rng.random() < 0.04:
+            return None  # a cleared field
+        if column == "telephone1":
+            return f"+1 555 {self.tag % 1000:03d} {n:07d}"
+        return f"{column[:5]}-{self.tag}-{n}"
+
+    def _email(self) -> str:
+        return f"soak-{self.tag}-{self._next()}@soak.example"
+
+    def _pick(
+        self, *, crm: bool = False, marketing: bool = False, fresh: bool = False
+    ) -> Pair | None:
+        chosen = [
+            p
+            for p in self.pairs
+            if p.poison is None
+            and (not crm or (p.crm_id is not None and not p.crm_deleted and p.entity is not None))
+            and (not marketing or (p.person_id is not None and not p.person_deleted))
+            and (not fresh or p.untouched)
+        ]
+        return self.rng.choice(chosen) if chosen else None
+
+    def _learn(self, pair: Pair) -> None:
+        """Find what the other side made of a record the workload created (public APIs only)."""
+        if pair.person_id is None and pair.crm_id is not None and not pair.person_deleted:
+            found = self.marketing.find_by_email(pair.email, ["id"])
+            if len(found) == 1:
+                pair.person_id = int(found[0]["id"])
+        if pair.pending_create and pair.person_id is not None:
+            key = "crmLeadId" if pair.entity == "lead" else "crmContactId"
+            person = self.marketing.get(pair.person_id, [key])
+            # Until the new record is made, the field may still name the deleted one.
+            if person and person.get(key) and str(person[key]) == pair.expected_crm_id:
+                pair.crm_id = str(person[key])
+                pair.pending_create = False
+
+    def _marketing_write(self, pair: Pair, column: str, value: str | None) -> None:
+        assert pair.person_id is not None
+        self.marketing.sync("updateOnly", "id", [{"id": pair.person_id, FIELD_OF[column]: value}])
+        pair.record(self._next(), MARKETING, column, value)
+
+    def _crm_write(self, pair: Pair, column: str, value: str | None) -> None:
+        assert pair.crm_id is not None and pair.entity is not None
+        who = str(self.rng.randrange(2))
+        self.dynamics.update(who, ENTITY_SETS[pair.entity], pair.crm_id, {column: value})
+        pair.record(self._next(), CRM, column, value)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def step(self, index: int) -> None:
+        """Perform one drawn operation (or note why it was skipped)."""
+        if self.sync_disabled_until is not None and index >= self.sync_disabled_until:
+            self.work.cli("sync", "enable")
+            self.sync_disabled_until = None
+        kinds, weights = zip(*OPERATIONS, strict=True)
+        kind = self.rng.choices(kinds, weights)[0]
+        done = getattr(self, f"_op_{kind}")()
+        if done:
+            self.stats.operations[kind] += 1
+        else:
+            self.stats.skipped[kind] += 1
+
+    def _op_marketing_update(self) -> bool:
+        pair = self._pick(marketing=True)
+        if pair is None:
+            return False
+        self._learn(pair)
+        column = self.rng.choice(TRACKED)[0]
+        self._marketing_write(pair, column, self._value(column))
+        return True
+
+    def _op_crm_update(self) -> bool:
+        pair = self._pick()
+        if pair is None:
+            return False
+        self._learn(pair)
+        if pair.crm_id is None or pair.crm_deleted or pair.entity is None:
+            return False
+        column = self.rng.choice(TRACKED)[0]
+        self._crm_write(pair, column, self._value(column))
+        return True
+
+    def _op_collision(self) -> bool:
+        pair = self._pick(crm=True, marketing=True)
+        if pair is None:
+            return False
+        column = self.rng.choice(TRACKED)[0]
+        first, second = self._value(column), self._value(column)
+        if self.rng.random() < 0.5:
+            self._marketing_write(pair, column, first)
+            self._crm_write(pair, column, second)
+        else:
+            self._crm_write(pair, column, first)
+            self._marketing_write(pair, column, second)
+        return True
+
+    def _op_marketing_create(self) -> bool:
+        email = self._email()
+        values: dict[str, str | None] = {
+            c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED
+        }
+        record: dict[str, Any] = {"email": email, "lastName": f"Soak {self.tag}"}
+        record.update({FIELD_OF[c]: v for c, v in values.items()})
+        result = self.marketing.sync("createOnly", "email", [record])[0]
+        self.pairs.append(
+            Pair(len(self.pairs), "marketing", email, None, None, int(result["id"]), values)
+        )
+        return True
+
+    def _op_crm_create(self) -> bool:
+        entity = self.rng.choice(("lead", "contact"))
+        email = self._email()
+        values: dict[str, str | None] = {
+            c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED
+        }
+        body: dict[str, Any] = {"emailaddress1": email, "lastname": f"Soak {self.tag}", **values}
+        crm_id = self.dynamics.create(str(self.rng.randrange(2)), ENTITY_SETS[entity], body)
+        self.pairs.append(Pair(len(self.pairs), "crm", email, entity, crm_id, None, values))
+        return True
+
+    def _op_sync_person(self) -> bool:
+        chosen = [
+            p
+            for p in self.pairs
+            if p.person_id is not None
+            and not p.person_deleted
+            and p.poison is None
+            and not p.pending_create
+            and (p.entity is None or p.crm_deleted)
+        ]
+        if not chosen:
+            return False
+        pair = self.rng.choice(chosen)
+        assert pair.person_id is not None
+        entity = self.rng.choice(("lead", "contact"))
+        shown = self.work.cli("sync", "person", str(pair.person_id), "--as", entity, "--json")
+        (asked,) = json.loads(shown.stdout)
+        if not asked["queued"]:
+            # The sync has not seen the Dynamics delete yet, so the person still has its
+            # record as far as crmsync knows: left alone, as the step promises (B31).
+            return True
+        if pair.crm_id is not None:
+            pair.old_crm_ids.append(pair.crm_id)
+        pair.entity, pair.crm_id, pair.crm_deleted, pair.pending_create = entity, None, False, True
+        pair.expected_crm_id = str(asked["crm_id"])
+        return True
+
+    def _op_crm_delete(self) -> bool:
+        pair = self._pick(crm=True, marketing=True, fresh=True)
+        if pair is None or pair.entity is None or pair.crm_id is None:
+            return False
+        self.dynamics.delete(ENTITY_SETS[pair.entity], pair.crm_id)
+        pair.crm_deleted = True
+        return True
+
+    def _op_marketing_delete(self) -> bool:
+        pair = self._pick(crm=True, marketing=True, fresh=True)
+        if pair is None or pair.person_id is None:
+            return False
+        self.marketing.delete(pair.person_id)
+        pair.person_deleted = True
+        return True
+
+    def _op_qualify(self) -> bool:
+        """A salesperson qualifies a lead into a contact; the person continues as the contact
+        (B30). Only leads nobody edited yet, so the contact starts from the agreed values."""
+        chosen = [
+            p
+            for p in self.pairs
+            if p.entity == "lead"
+            and p.crm_id is not None
+            and p.person_id is not None
+            and not (p.crm_deleted or p.person_deleted or p.pending_create)
+            and p.poison is None
+            and p.untouched
+        ]
+        if not chosen:
+            return False
+        pair = self.rng.choice(chosen)
+        params = {"CreateAccount": False, "CreateContact": True, "CreateOpportunity": False}
+        answer = self.dynamics.call(
+            str(self.rng.randrange(2)),
+            "POST",
+            f"leads({pair.crm_id})/Microsoft.Dynamics.CRM.QualifyLead",
+            {**params, "Status": 3},
+        )
+        if answer.status_code != 200:
+            return False  # not an open lead: nothing happened
+        (contact,) = [c for c in answer.json()["value"] if "contactid" in c]
+        assert pair.crm_id is not None
+        pair.old_crm_ids.append(pair.crm_id)
+        pair.entity, pair.crm_id = "contact", str(contact["contactid"])
+        return True
+
+    def _op_rejected_value(self) -> bool:
+        pair = self._pick(crm=True, marketing=True, fresh=True)
+        if pair is None or pair.person_id is None:
+            return False
+        value = f"rejected-{self._next()}-" + "x" * 110  # longer than Dynamics' 100 characters
+        self.marketing.sync("updateOnly", "id", [{"id": pair.person_id, "title": value}])
+        pair.poison = value
+        return True
+
+    def _op_sync_toggle(self) -> bool:
+        if self.sync_disabled_until is not None:
+            return False
+        self.work.cli("sync", "disable")
+        self.sync_disabled_until = self.seq + self.rng.randrange(5, 40)
+        return True
+
+    def _op_fields_select(self) -> bool:
+        entity = self.rng.choice(("lead", "contact"))
+        self.work.cli("fields", "select", entity)
+        return True
+
+    # -- faults and kills ------------------------------------------------------------------
+
+    def fault(self) -> str:
+        """Switch to a random fault for the next stretch of operations; return its kind."""
+        kind = self.rng.choice(FAULT_KINDS)
+        knobs: dict[str, Any] = {}
+        if kind == "throttle":
+            knobs = {"throttle_burst": self.rng.randrange(3, 30), "throttle_retry_after_seconds": 1}
+        elif kind == "server_error":
+            knobs = {"error_rate": 0.15, "error_status": self.rng.choice([500, 502, 503, 504])}
+        elif kind == "latency":
+            knobs = {"latency_ms": self.rng.randrange(5, 60)}
+        elif kind == "dropped_connection":
+            knobs = {"drop_rate": 0.08}
+        elif kind == "lost_answer":
+            # Only the sync's $batch writes: applied, then the answer is lost. The workload's
+            # own requests are single ones, so it always knows whether its write happened.
+            knobs = {"lost_answer_rate": 0.3, "path_contains": "$batch"}
+        self.dynamics.admin("PUT", "faults", knobs)
+        if kind == "expired_tokens":
+            self.dynamics.admin("POST", "expire-tokens")
+        elif kind == "expired_delta_tokens":
+            self.dynamics.admin("POST", "expire-delta-tokens")
+        self.stats.faults[kind] += 1
+        return kind
+
+    def kill(self) -> None:
+        """Stop one sync process with a random signal (mostly SIGKILL) and start another."""
+        roll = self.rng.random()
+        kind = "sigkill" if roll < 0.8 else ("sigterm" if roll < 0.9 else "sigint")
+        # Let the process get into its cycle first: a kill lands at a random point of it.
+        time.sleep(self.rng.random() * 0.5)
+        self.sync.kill_one(self.rng.randrange(self.sync.count), kind)
+        self.stats.kills[kind] += 1
+
+    def clear_faults(self) -> None:
+        """No more faults, and an empty service-protection window."""
+        self.dynamics.admin("PUT", "faults", {})
+        self.dynamics.admin("POST", "reset-limits")
+
+
+def seed_pairs(dynamics: DynamicsSide, links: dict[tuple[str, str], int]) -> list[Pair]:
+    """The pairs the initial sync made: each seeded lead and contact with its person."""
+    pairs: list[Pair] = []
+    columns = [c for c, _ in TRACKED] + ["emailaddress1"]
+    for entity, entity_set in ENTITY_SETS.items():
+        for crm_id, row in sorted(dynamics.read_all(entity_set, columns).items()):
+            person_id = links.get((entity, crm_id))
+            if person_id is None:
+                continue
+            initial = {c: normal(row.get(c)) for c, _ in TRACKED}
+            email = str(row.get("emailaddress1") or "")
+            pairs.append(Pair(len(pairs), "seed", email, entity, crm_id, person_id, initial))
+    return pairs
