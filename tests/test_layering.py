@@ -60,6 +60,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         *BASE,
     ),
     "crmsync.cli": ("crmsync",),  # the top: the commands may use every package
+    "crmsync.console": ("crmsync",),  # the console script, beside the commands
+    # `sync status` as text, free of the command-line framework so the console script is quick
+    "crmsync.status_text": ("crmsync.sync", "crmsync.store", *BASE),
     "crmsync.emulator": ("crmsync.emulator", *ERROR_CODE_TABLES),
 }
 

@@ -21,7 +21,7 @@ _PROBE = """
 import json, sys
 watched = json.loads(sys.argv[2])
 sys.argv = ["crmsync", *json.loads(sys.argv[1])]
-from crmsync.cli import main
+from crmsync.console import main
 try:
     main()
 except SystemExit:
@@ -66,15 +66,16 @@ def test_help_and_status_load_no_heavy_module(
 def test_sync_status_skips_the_parameter_machinery_and_the_postgresql_dialect(
     args: list[str], tmp_path: Path
 ) -> None:
-    """``sync status`` is answered before typer validates parameters (which loads pydantic)
-    and reads settings without loading the PostgreSQL dialect on a SQLite database."""
+    """``sync status`` is answered by the console script without the command-line framework
+    (typer, and the pydantic its parameter handling loads) and reads settings without loading
+    the PostgreSQL dialect on a SQLite database."""
     url = f"sqlite:///{tmp_path / 'lazy.db'}"
     from crmsync.store.db import upgrade_database
 
     upgrade_database(url)
     (tmp_path / "crmsync.toml").write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
     env = {"CRMSYNC_DATABASE_URL": url, "PATH": "/usr/bin:/bin", "COLUMNS": "100"}
-    watched = ("pydantic", "sqlalchemy.dialects.postgresql", *HEAVY)
+    watched = ("typer", "click", "pydantic", "sqlalchemy.dialects.postgresql", *HEAVY)
     assert _loaded(args, tmp_path, env, watched) == []
     done = subprocess.run(
         [str(Path(sys.executable).parent / "crmsync"), *args],

@@ -89,38 +89,7 @@ def _register() -> None:
     commands.register_for(app, sys.argv[1:])
 
 
-def _quick_status(argv: list[str]) -> bool | None:
-    """``crmsync [-c FILE] sync status [--json]`` exactly: whether ``--json`` was given; else
-    ``None``. That command is answered without typer's parameter handling (which loads
-    pydantic), so it stays quick; any other form (``--help`` too) goes through typer."""
-    rest = list(argv)
-    if len(rest) >= 2 and rest[0] in ("-c", "--config"):
-        rest = rest[2:]
-    elif rest and rest[0].startswith("--config="):
-        rest = rest[1:]
-    if rest == ["sync", "status"]:
-        return False
-    if rest == ["sync", "status", "--json"]:
-        return True
-    return None
-
-
-def _config_path(argv: list[str]) -> Path | None:
-    if len(argv) >= 2 and argv[0] in ("-c", "--config"):
-        return Path(argv[1])
-    if argv and argv[0].startswith("--config="):
-        return Path(argv[0].removeprefix("--config="))
-    return None
-
-
 def _run() -> object:
-    argv = sys.argv[1:]
-    as_json = _quick_status(argv)
-    if as_json is not None:
-        from crmsync.cli.sync import show_status
-
-        show_status(lambda: load_settings(_config_path(argv)), as_json=as_json)
-        return 0
     _register()
     # In non-standalone mode click returns (not raises) the code of a typer.Exit.
     return app(standalone_mode=False)

@@ -15,7 +15,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,9 +30,7 @@ from crmsync.cli.tables import print_records
 from crmsync.errors import CrmsyncError, SyncInterruptedError
 
 if TYPE_CHECKING:
-    from crmsync.settings import Settings
     from crmsync.sync.reports import CycleReport, Progress
-    from crmsync.sync.status import SyncStatus
 
 # Each command imports what it needs when it runs (``crmsync sync status`` stays quick): the
 # Dynamics client, the engine and the campaign runner load only for the commands using them.
@@ -239,93 +237,15 @@ def disable(ctx: typer.Context) -> None:
     _out.print("sync disabled; changes are kept and sent when it is enabled again")
 
 
-def _lease_line(snapshot: SyncStatus) -> str:
-    """Who runs a cycle now: the lease holder's host and process id, or nobody."""
-    if snapshot.lease_holder is None:
-        return "sync lease: free (no cycle running)"
-    who = (
-        f"{snapshot.lease_host} pid {snapshot.lease_pid}"
-        if snapshot.lease_host and snapshot.lease_pid
-        else snapshot.lease_holder
-    )
-    acquired, expires = snapshot.lease_acquired_at, snapshot.lease_expires_at
-    since = f" since {acquired:%H:%M:%S} UTC" if acquired else ""
-    until = f", until {expires:%H:%M:%S} UTC unless renewed" if expires else ""
-    return f"sync lease: held by {who}{since}{until}"
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1_000_000:.1f} MB"
-
-
 @app.command("status")
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show backlog per entity, the last cycle, last-hour throughput and API calls."""
-    show_status(lambda: settings_from(ctx), as_json=as_json)
-
-
-def show_status(settings: Callable[[], Settings], *, as_json: bool) -> None:
-    """What ``crmsync sync status`` prints, for the settings ``settings()`` returns (also run
-    directly by the console script, without typer's parameter handling, to answer quickly)."""
-    from crmsync.sync.status import read_status
+    from crmsync.status_text import show_status
 
     try:
-        with database(settings()) as engine:
-            snapshot = read_status(engine)
+        show_status(lambda: settings_from(ctx), as_json=as_json)
     except CrmsyncError as exc:
         raise fail(exc) from None
-    if as_json:
-        _out.print_json(json.dumps(snapshot.as_dict()))
-        return
-    _out.print(f"sync is {'enabled' if snapshot.enabled else 'disabled'}", highlight=False)
-    if snapshot.sync_user:
-        _out.print(f"sync user: {snapshot.sync_user}", highlight=False, soft_wrap=True)
-    _out.print(_lease_line(snapshot), highlight=False, soft_wrap=True)
-    done = [e for e, ok in snapshot.initial_sync_done.items() if ok]
-    _out.print(f"initial sync done for: {', '.join(sorted(done)) or 'none yet'}", highlight=False)
-    if snapshot.last_cycle_started is not None:
-        _out.print(
-            f"last cycle: {snapshot.last_cycle_started:%Y-%m-%d %H:%M:%S} UTC, "
-            f"{snapshot.last_cycle_outcome}, {snapshot.last_cycle_duration_seconds or 0:.2f} s, "
-            f"{snapshot.last_cycle_api_calls} requests",
-            highlight=False,
-        )
-    else:
-        _out.print("no cycle has run yet")
-    _out.print(
-        f"last hour: {snapshot.cycles_last_hour} cycles, {snapshot.records_synced_last_hour} "
-        f"records synced, {snapshot.api_calls_last_hour} Dynamics requests; "
-        f"{snapshot.open_errors} failing records",
-        highlight=False,
-    )
-    traffic = snapshot.traffic_last_hour
-    kinds = ", ".join(f"{kind} {count}" for kind, count in traffic.requests_by_kind.items())
-    _out.print(
-        f"Dynamics traffic last hour: {kinds or 'no requests'}; "
-        f"{traffic.throttled} throttled (429), {traffic.retries} retries, "
-        f"{traffic.transport_errors} transport errors; "
-        f"{_megabytes(traffic.bytes_sent)} sent, {_megabytes(traffic.bytes_received)} received",
-        highlight=False,
-    )
-    for wait in snapshot.writes_waiting:
-        _out.print(
-            f"writes to {wait.entity} wait since {wait.since:%Y-%m-%d %H:%M:%S} UTC: "
-            f"{wait.summary}; their changes stay queued. Fix: {wait.fix}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    table = Table(title="backlog (marketing → Dynamics)")
-    for column in ("entity", "creates", "updates", "deletes", "oldest pending"):
-        table.add_column(column)
-    for b in snapshot.backlog:
-        table.add_row(
-            b.entity,
-            str(b.pending_creates),
-            str(b.pending_updates),
-            str(b.pending_deletes),
-            f"{b.oldest_pending:%Y-%m-%d %H:%M:%S}" if b.oldest_pending else "",
-        )
-    _out.print(table)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
