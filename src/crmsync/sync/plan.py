@@ -472,7 +472,13 @@ def _plan_linked(
         )
         return
     baseline = state.agreed_baseline
-    _plan_merge(plan, mapping, record, crm_values, local, baseline, local.crm_type, None)
+    # A lead or contact linked before anything was agreed was asked for by Sync Person to
+    # Microsoft (B31, B33) and created by a push whose answer was never stored (a lost answer,
+    # a killed process): Dynamics holds what that create sent, so the person's values win.
+    origin = Side.MARKETING if baseline is None and plan.entity in CRM_TYPES else Side.CRM
+    _plan_merge(
+        plan, mapping, record, crm_values, local, baseline, local.crm_type, None, origin=origin
+    )
 
 
 def _plan_continuation(
@@ -501,6 +507,8 @@ def _plan_merge(
     baseline: Mapping[str, object] | None,
     crm_type: str | None,
     relinked_from: str | None,
+    *,
+    origin: Side = Side.CRM,
 ) -> None:
     marketing_values = _marketing_values(mapping, local)
     result = merge_record(
@@ -510,7 +518,7 @@ def _plan_merge(
         _policy(plan.entity, crm_type),
         mapping.field_names,
         one_way_fields=mapping.crm_only_fields,
-        origin=Side.CRM,
+        origin=origin,
         rules=mapping.field_rules,
     )
     # Fields sent to Dynamics are only agreed once it accepts them (B38); a field whose value

@@ -8,6 +8,11 @@ pushed, and a blank is not sent over a value of a never-blank field (B46). Per r
 
 * accepted → the baseline takes the sent values, the link the new ETag, and exactly the outbox
   entries that were read are removed (an edit queued meanwhile stays queued);
+* a create answered "already exists" (an earlier push created it, and its answer was lost or
+  its process killed before storing it) → the record holds what *that* create sent, not
+  necessarily today's values: no baseline is stored from this send; the record is re-read
+  and merged as a record the marketing side created (the person's values win), and what
+  differs is sent as an update;
 * precondition failed (Dynamics changed meanwhile) → the record is re-read, merged again with
   the collision rules, the merge applied locally, and what is left sent with the fresh ETag;
 * refused because the sync user lacks a table privilege (``PrivilegeDenied``) → a setup
@@ -422,6 +427,8 @@ class OutboxPusher:
         for send, result in zip(sends, results, strict=True):
             if result.ok:
                 accepted.append((send, result))
+                if result.status is WriteStatus.CREATED_ALREADY and remerge:
+                    conflicts.append(send)  # made by an earlier push: its values are unknown
             elif result.status is WriteStatus.PRECONDITION_FAILED and remerge:
                 conflicts.append(send)
             elif result.status is WriteStatus.PERMISSION_DENIED and is_privilege_refusal(
@@ -466,9 +473,10 @@ class OutboxPusher:
         person_rows: dict[str, list[dict[str, object]]] = {}
         now = utc_now_text()
         for send, result in accepted:
-            baseline = dict(send.baseline)
-            baseline.update(send.sent_fields)
-            by_entity.setdefault(send.entity, {})[send.crm_id] = baseline
+            if result.status is not WriteStatus.CREATED_ALREADY:
+                baseline = dict(send.baseline)
+                baseline.update(send.sent_fields)
+                by_entity.setdefault(send.entity, {})[send.crm_id] = baseline
             links.append(LinkRow(send.entity, send.crm_id, "person", send.person_id, result.etag))
             if send.creating:
                 counts.created += 1
