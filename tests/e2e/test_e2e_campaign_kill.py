@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import emulator_process
 from sqlalchemy import func, select
 
 from crmsync.dynamics.factory import build_client
@@ -43,7 +44,6 @@ from crmsync.sync.runner import set_enabled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 LATENCY_MS = 4000
 SHORT_SECONDS = 1.5  # the runner's claims and the push's sync lease
 
@@ -68,26 +68,8 @@ with build_client(settings) as client:
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", "5"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(tmp_path, "--seed", "5", https=False) as details:
+        yield details
 
 
 def _admin(org: dict[str, Any], method: str, path: str, body: Any = None) -> dict[str, Any]:

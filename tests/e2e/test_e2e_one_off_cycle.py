@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from emulator_process import CRMSYNC, emulator_process
 
 from crmsync.store.db import open_database
 from crmsync.store.key_values import get_setting
@@ -26,32 +26,13 @@ from crmsync.sync.stored_schemas import SETTING_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 ENTITIES = 6  # systemuser, team, account, lead, contact, opportunity
 
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    process = subprocess.Popen(
-        [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", "10"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(tmp_path, "--seed", "10", https=False) as details:
+        yield details
 
 
 def _env(tmp_path: Path, org: dict[str, Any]) -> dict[str, str]:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import CRMSYNC, emulator_process
 from sqlalchemy import select
 
 from crmsync.dynamics.factory import build_client
@@ -32,34 +32,16 @@ from crmsync.sync.quick_sync_jobs import load_jobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CRMSYNC = str(Path(sys.executable).parent / "crmsync")
 LEADS = 200
 PAGE = 10
 
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    stderr = (tmp_path / "emulator.err").open("w")
-    command = [CRMSYNC, "emulator", "--port", "0", "--json", "--seed", str(LEADS)]
-    process = subprocess.Popen(
-        [*command, "--db", str(tmp_path / "org.db")],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            pytest.fail("emulator exited: " + (tmp_path / "emulator.err").read_text())
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        stderr.close()
+    with emulator_process(
+        tmp_path, "--seed", str(LEADS), "--db", str(tmp_path / "org.db"), https=False
+    ) as details:
+        yield details
 
 
 def _configure(tmp_path: Path, org: dict[str, Any]) -> tuple[str, dict[str, str]]:
