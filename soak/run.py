@@ -211,6 +211,7 @@ def run_one(
             "seed": options.seed,
             "operations": dict(stats.operations),
             "skipped": dict(stats.skipped),
+            "refused_marketing_writes": dict(stats.refused),
             "faults": dict(stats.faults),
             "kills": dict(stats.kills),
             "sync_exit_codes": sync.exits,

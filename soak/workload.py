@@ -57,6 +57,7 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)  # marketing writes the API refused
 
 
 class Workload:
@@ -127,8 +128,18 @@ class Workload:
                 pair.pending_create = False
 
     def _marketing_write(self, pair: Pair, column: str, value: str | None) -> None:
+        """Update one field through the REST API; only a write the API says it saved is a
+        committed change the model must see kept (a refused one is counted with its reason)."""
         assert pair.person_id is not None
-        self.marketing.sync("updateOnly", "id", [{"id": pair.person_id, FIELD_OF[column]: value}])
+        result = self.marketing.sync(
+            "updateOnly", "id", [{"id": pair.person_id, FIELD_OF[column]: value}]
+        )[0]
+        if result.get("status") != "updated":
+            reasons = result.get("reasons") or [{}]
+            self.stats.refused[
+                f"{reasons[0].get('code', '?')} {reasons[0].get('message', '')}"
+            ] += 1
+            return
         pair.record(self._next(), MARKETING, column, value)
 
     def _crm_write(self, pair: Pair, column: str, value: str | None) -> None:
