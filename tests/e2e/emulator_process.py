@@ -49,3 +49,26 @@ def emulator_process(work: Path, *args: str, https: bool = True) -> Iterator[dic
         if process.stdout is not None:
             process.stdout.close()
         stderr.close()
+
+
+def configure_crmsync(
+    work: Path, org: dict[str, Any], *, dynamics: str = ""
+) -> tuple[str, dict[str, str]]:
+    """Write ``work/crmsync.toml`` for a migrated SQLite database in ``work`` and the emulated
+    ``org`` (``dynamics`` adds lines to its ``[dynamics]`` section; the lease is short so a
+    killed holder is soon replaced); return the database URL and the environment to run
+    ``crmsync`` with (the client secret given through it, as in production)."""
+    from crmsync.store.db import upgrade_database
+
+    url = f"sqlite:///{work / 'crmsync.db'}"
+    (work / "crmsync.toml").write_text(
+        f'[database]\nurl = "{url}"\n\n[dynamics]\nurl = "{org["base_url"]}"\n'
+        f'authority = "{org["base_url"]}"\ntenant = "{org["tenant"]}"\n'
+        f'auth_mode = "adfs"\nclient_id = "{org["client_id"]}"\n'
+        f"{dynamics}\n[sync]\nlease_seconds = 1.5\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "NO_COLOR": "1", "CRMSYNC_DYNAMICS_CLIENT_SECRET": org["client_secret"]}
+    env.pop("CRMSYNC_CONFIG", None)
+    upgrade_database(url)
+    return url, env

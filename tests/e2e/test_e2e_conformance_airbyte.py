@@ -11,12 +11,9 @@ tracking to synchronize data with external systems" (reads, delta tokens, delete
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
-import sys
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,31 +21,18 @@ from typing import Any
 import httpx
 import pytest
 from emulator_process import emulator_process
+from pinned_venv import pinned_python
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PACKAGE = "airbyte-source-microsoft-dataverse==1.0.2"
 ENTRY = Path(__file__).with_name("conformance_airbyte_entry.py")
-HOME = Path(sys.prefix) / "conformance" / "airbyte-source-microsoft-dataverse-1.0.2"
 LEADS = 20
 
 
 def connector_python() -> str:
-    """The Python of the connector's own environment, made (once, under a lock) if missing."""
-    HOME.parent.mkdir(parents=True, exist_ok=True)
-    python = HOME / "bin" / "python"
-    with (HOME.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (HOME / ".installed").exists():
-            venv.EnvBuilder(with_pip=True, clear=True).create(HOME)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", PACKAGE],
-                check=True,
-                timeout=900,
-                capture_output=True,
-            )
-            (HOME / ".installed").write_text(PACKAGE)
-    return str(python)
+    """The Python of the pinned client's own environment, made once if missing."""
+    return pinned_python(PACKAGE)
 
 
 @pytest.fixture

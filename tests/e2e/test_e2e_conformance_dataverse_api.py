@@ -15,41 +15,25 @@ the Web API", "Execute batch operations using the Web API".
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
-import sys
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from emulator_process import emulator_process
+from pinned_venv import pinned_python
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PACKAGE = "dataverse-api==1.4.3"
 FLOW = Path(__file__).with_name("conformance_dataverse_api_flow.py")
-HOME = Path(sys.prefix) / "conformance" / "dataverse-api-1.4.3"
 
 
 def client_python() -> str:
-    """The Python of the client's own environment, made (once, under a lock) if missing."""
-    HOME.parent.mkdir(parents=True, exist_ok=True)
-    python = HOME / "bin" / "python"
-    with (HOME.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (HOME / ".installed").exists():
-            venv.EnvBuilder(with_pip=True, clear=True).create(HOME)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", PACKAGE],
-                check=True,
-                timeout=600,
-                capture_output=True,
-            )
-            (HOME / ".installed").write_text(PACKAGE)
-    return str(python)
+    """The Python of the pinned client's own environment, made once if missing."""
+    return pinned_python(PACKAGE)
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_process import CRMSYNC, emulator_process
+from emulator_process import CRMSYNC, configure_crmsync, emulator_process
 from sqlalchemy import select
 
 from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.types import WriteRequest
 from crmsync.settings import DynamicsSettings, Secret
-from crmsync.store.db import open_database, upgrade_database
+from crmsync.store.db import open_database
 from crmsync.store.tables import crm_links, persons
 from crmsync.sync.quick_sync_jobs import load_jobs
 
@@ -45,18 +45,7 @@ def org(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _configure(tmp_path: Path, org: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    url = f"sqlite:///{tmp_path / 'crmsync.db'}"
-    (tmp_path / "crmsync.toml").write_text(
-        f'[database]\nurl = "{url}"\n\n[dynamics]\nurl = "{org["base_url"]}"\n'
-        f'authority = "{org["base_url"]}"\ntenant = "{org["tenant"]}"\n'
-        f'auth_mode = "adfs"\nclient_id = "{org["client_id"]}"\n'
-        "page_size = 500\n\n[sync]\nlease_seconds = 1.5\n",
-        encoding="utf-8",
-    )
-    env = {**os.environ, "NO_COLOR": "1", "CRMSYNC_DYNAMICS_CLIENT_SECRET": org["client_secret"]}
-    env.pop("CRMSYNC_CONFIG", None)
-    upgrade_database(url)
-    return url, env
+    return configure_crmsync(tmp_path, org, dynamics="page_size = 500\n")
 
 
 def _faults(org: dict[str, Any], **knobs: Any) -> None:
