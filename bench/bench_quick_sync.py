@@ -9,7 +9,8 @@ teams and accounts) are synced once, then ``websiteurl`` is selected onto the ma
 * ``cycle_alone_ms`` / ``cycle_beside_quick_sync_ms``: the median of cycles that each apply
   100 leads edited by a salesperson, first with nothing else running, then while a quick sync
   of another column runs in its own process (``crmsync fields quick-sync run``), and
-  ``cycle_slowdown_ratio`` between the two (the target is at most 1.10). ``serve`` and
+  ``cycle_slowdown_ratio`` between the two (the target is at most 1.10), with each cycle's
+  own CPU time (``cycle_alone_cpu_ms`` / ``cycle_beside_cpu_ms``). ``serve`` and
   ``sync run`` give a quick sync only the pauses between cycles, so there a cycle is not
   slowed at all; this measures the harder case of a second process.
 
