@@ -16,46 +16,21 @@ Quick mode uses 2,000 of each; the full run 100,000.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from bench.support import synced_org
 from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.factory import build_client
 from crmsync.dynamics.types import LookupValue, WriteRequest
-from crmsync.settings import DynamicsSettings, Secret
-from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import custom_object_rows
 from crmsync.sync.custom_entities import enable
 from crmsync.sync.custom_reader import CustomEntityReader
 from crmsync.sync.cycle import SyncCycle
 
 TARGET_RATE_RATIO = 1.0
-
-
-def _start_emulator(work: Path, leads: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    crmsync = str(Path(sys.executable).parent / "crmsync")
-    command = [crmsync, "emulator", "--port", "0", "--json", "--seed", str(leads)]
-    process = subprocess.Popen(
-        [*command, "--db", str(work / "org.db")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError("the emulator did not start")
-    return process, json.loads(line)
 
 
 def _label(text: str) -> dict[str, Any]:
@@ -132,41 +107,21 @@ def run(quick: bool) -> dict[str, object]:
 def measure(rows: int) -> dict[str, object]:
     """Seed ``rows`` leads (and contacts) and ``rows`` visits; time both initial loads."""
     figures: dict[str, object] = {"leads": rows, "custom_rows": rows}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        url = f"sqlite:///{work / 'bench.db'}"
-        upgrade_database(url)
-        engine = open_database(url)
-        process, org = _start_emulator(work, rows)
-        try:
-            settings = DynamicsSettings(
-                url=org["base_url"],
-                authority=org["base_url"],
-                auth_mode="adfs",
-                client_id=org["client_id"],
-                client_secret=Secret(org["client_secret"]),
-                batch_size=1000,
-            )
-            with build_client(settings) as client:
-                _create_visits(client, rows)
-                leads = SyncCycle(engine, client, entities=("lead",))
-                leads.mappings()
-                figures.update(_timed("lead", leads.run))
-                SyncCycle(engine, client, entities=("contact",)).run()  # persons to link to
-                enable(engine, client, "new_visit")
-                reader = CustomEntityReader(engine, client)
-                figures.update(_timed("custom", reader.run))
-                with engine.connect() as conn:
-                    linked = conn.execute(
-                        select(func.count()).where(custom_object_rows.c.person_id.is_not(None))
-                    ).scalar_one()
-                figures["custom_linked"] = int(linked)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            if process.stdout is not None:
-                process.stdout.close()
-            engine.dispose()
+    with synced_org(rows, batch_size=1000, initial_cycle=False) as setup:
+        engine, client = setup.engine, setup.client
+        _create_visits(client, rows)
+        leads = SyncCycle(engine, client, entities=("lead",))
+        leads.mappings()
+        figures.update(_timed("lead", leads.run))
+        SyncCycle(engine, client, entities=("contact",)).run()  # persons to link to
+        enable(engine, client, "new_visit")
+        reader = CustomEntityReader(engine, client)
+        figures.update(_timed("custom", reader.run))
+        with engine.connect() as conn:
+            linked = conn.execute(
+                select(func.count()).where(custom_object_rows.c.person_id.is_not(None))
+            ).scalar_one()
+        figures["custom_linked"] = int(linked)
     ratio = int(figures["custom_initial_records_per_s"]) / max(  # type: ignore[call-overload]
         1,
         int(figures["lead_initial_records_per_s"]),  # type: ignore[call-overload]

@@ -1,62 +1,16 @@
-"""Shared set-up of the campaign benchmarks: a fresh SQLite database, the emulator in its
-own process, the sync's Dynamics client, one initial cycle, and sync enabled."""
+"""Shared set-up of the campaign benchmarks: a synced org with the sync enabled
+(:func:`bench.support.synced_org`)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine
-
-from bench.bench_sync import _start_emulator
-from crmsync.dynamics.client import DynamicsClient
-from crmsync.dynamics.factory import build_client
-from crmsync.settings import DynamicsSettings, Secret
-from crmsync.store.db import open_database, upgrade_database
-from crmsync.sync.cycle import SyncCycle
-from crmsync.sync.runner import set_enabled
-
-
-@dataclass
-class Setup:
-    """What a campaign benchmark works with."""
-
-    url: str
-    engine: Engine
-    client: DynamicsClient
-    org: dict[str, Any]
-    work: Path
+from bench.support import Setup, synced_org
 
 
 @contextmanager
 def campaign_setup(seed_leads: int = 20, batch_size: int = 500) -> Iterator[Setup]:
-    """Everything started and synced once; all stopped on exit."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        url = f"sqlite:///{work / 'bench.db'}"
-        upgrade_database(url)
-        engine = open_database(url)
-        process, org = _start_emulator(work, seed_leads)
-        try:
-            settings = DynamicsSettings(
-                url=org["base_url"],
-                authority=org["base_url"],
-                auth_mode="adfs",
-                client_id=org["client_id"],
-                client_secret=Secret(org["client_secret"]),
-                batch_size=batch_size,
-            )
-            with build_client(settings) as client:
-                SyncCycle(engine, client).run()
-                set_enabled(engine, True)
-                yield Setup(url, engine, client, org, work)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            if process.stdout is not None:
-                process.stdout.close()
-            engine.dispose()
+    """Everything started and synced once, the sync enabled; all stopped on exit."""
+    with synced_org(seed_leads, batch_size=batch_size, enable_sync=True) as setup:
+        yield setup

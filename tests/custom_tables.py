@@ -13,13 +13,15 @@ def _label(text: str) -> dict[str, Any]:
     return {"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}]}
 
 
-def _table(schema: str, display: str, *extra: dict[str, Any]) -> dict[str, Any]:
+def _table(
+    schema: str, display: str, *extra: dict[str, Any], tracked: bool = True
+) -> dict[str, Any]:
     return {
         "SchemaName": schema,
         "DisplayName": _label(display),
         "DisplayCollectionName": _label(f"{display}s"),
         "OwnershipType": "UserOwned",
-        "ChangeTrackingEnabled": True,
+        "ChangeTrackingEnabled": tracked,
         "Attributes": [
             {
                 "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
@@ -47,9 +49,11 @@ def _lookup(schema: str, referenced: str, referencing: str, column: str) -> dict
     }
 
 
-def create_visit_tables(http: httpx.Client, root: str, visit: str = "new_Visit") -> None:
+def create_visit_tables(
+    http: httpx.Client, root: str, visit: str = "new_Visit", *, visit_tracked: bool = True
+) -> None:
     """Create new_project (→ contact) and ``visit`` (default new_visit; → new_project) at the
-    Web API ``root``."""
+    Web API ``root``; ``visit_tracked=False`` leaves change tracking off for ``visit``."""
     requests = [
         ("EntityDefinitions", _table("new_Project", "Project")),
         (
@@ -74,6 +78,7 @@ def create_visit_tables(http: httpx.Client, root: str, visit: str = "new_Visit")
                     "MaxValue": 1000,
                     "DisplayName": _label("Hours"),
                 },
+                tracked=visit_tracked,
             ),
         ),
         (

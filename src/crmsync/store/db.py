@@ -48,9 +48,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         cursor.close()
 
 
-def _json_dumps(value: object) -> str:
-    """Serialise a JSON column value; orjson is several times faster than the standard module
-    on the sync's hot path (baselines, activity attributes). Keys that are not strings are
+def json_text(value: object) -> str:
+    """Serialise a JSON column value (also for SQL that edits JSON in place); orjson is
+    several times faster than the standard module on the sync's hot path (baselines,
+    activity attributes). Keys that are not strings are
     written as strings, as the standard module does."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
@@ -102,7 +103,7 @@ def create_database_engine(url: str) -> Engine:
             engine = create_engine(
                 parsed,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                json_serializer=_json_dumps,
+                json_serializer=json_text,
                 json_deserializer=orjson.loads,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -110,7 +111,7 @@ def create_database_engine(url: str) -> Engine:
             engine = create_engine(
                 parsed,
                 pool_pre_ping=True,
-                json_serializer=_json_dumps,
+                json_serializer=json_text,
                 json_deserializer=orjson.loads,
             )
     except NoSuchModuleError as exc:

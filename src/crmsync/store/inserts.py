@@ -1,7 +1,8 @@
 """Many rows into one table in one ``executemany``: the store's bulk inserts.
 
 :func:`insert_many` writes rows; :func:`insert_returning_ids` writes new records and gives
-back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries.
+back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries, and
+:func:`one_of` binds such a list as one parameter.
 
 The initial sync inserts hundreds of thousands of persons, links, baselines and activities
 (B16); SQLAlchemy's per-row parameter handling and SQLite's per-column cost dominate there.
@@ -35,9 +36,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, func, insert, select, text
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Column,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 CHUNK = 2000
 """Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
@@ -47,6 +63,20 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     """``items`` in slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def one_of(
+    conn: Connection, column: ColumnElement[str], values: Sequence[str]
+) -> ColumnElement[bool]:
+    """``column`` is one of ``values`` (text), bound as one parameter instead of one per value:
+    a JSON array read with ``json_each`` on SQLite, an array with ``= ANY`` elsewhere. The
+    statement stays the same for any number of values, so it is compiled once and cached."""
+    if conn.dialect.name == "sqlite":
+        listed: Select[tuple[str]] = select(literal_column("value")).select_from(
+            func.json_each(bindparam("one_of_values", json.dumps(list(values)), type_=Text))
+        )
+        return column.in_(listed.scalar_subquery())
+    return column == any_(bindparam("one_of_values", list(values), type_=ARRAY(Text)))
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -226,9 +226,13 @@ custom_object_rows = Table(
     Column("crm_is_deleted", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the id the record's own lookup on its path holds (its parent row): when that row moves
+    # to another person or company, the records below it are re-linked in one update
+    Column("parent_crm_id", String(64), nullable=True),
     UniqueConstraint("entity", "crm_id", name="uq_custom_object_rows_entity_crm_id"),
     Index("ix_custom_object_rows_person_id", "person_id"),
     Index("ix_custom_object_rows_company_id", "company_id"),
+    Index("ix_custom_object_rows_entity_parent", "entity", "parent_crm_id"),
     sqlite_autoincrement=True,
 )
 

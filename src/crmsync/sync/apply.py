@@ -34,6 +34,7 @@ from crmsync.marketing.values import utc_now_text
 from crmsync.store import outbox
 from crmsync.store.inserts import chunks, insert_returning_ids
 from crmsync.store.tables import companies, now_utc, opportunity_roles
+from crmsync.store.updates import execute_many
 from crmsync.sync.failures import ErrorReport, record_errors, resolve_errors
 from crmsync.sync.foreign_keys import fill_person_fks, link_fk_columns
 from crmsync.sync.history import insert_history
@@ -302,7 +303,7 @@ def _update_rows(
         params["_local_id"] = local_id
         groups.setdefault(frozenset(params), []).append(params)
     for group in groups.values():
-        conn.execute(update(table).where(table.c.id == bindparam("_local_id")), group)
+        execute_many(conn, update(table).where(table.c.id == bindparam("_local_id")), group)
 
 
 def _apply_updates(

@@ -2,8 +2,10 @@
 
 Records go one way into ``custom_object_rows`` keyed by (entity, Dynamics id): the selected
 values as JSON (lookups as the referenced id), linked to their person or company through the
-entity's path (B45). A deleted record is flagged, never removed (B29); a full reconciliation
-flags the records Dynamics no longer has. The entity's change-tracking link is stored in the
+entity's path, with the id of their parent row (what the path's first lookup holds) kept beside
+them so a parent that moves re-links them (:mod:`crmsync.sync.custom_parents`, B45). A deleted
+record is flagged, never removed (B29); a full reconciliation flags the records Dynamics no
+longer has. The entity's change-tracking link is stored in the
 same transaction as the page, so a crash repeats at most one page (B16, B17).
 """
 
@@ -88,7 +90,8 @@ def apply_custom_page(
         changes = {i.record.id: i for i in items if isinstance(i, CrmChange)}
         deletes = [i.id for i in items if isinstance(i, CrmDelete) and i.id not in changes]
         existing = _existing(conn, entity.name, [*changes, *deletes])
-        targets = _targets(conn, entity, root_ids(entity, list(changes.values())), parents)
+        parent_of = root_ids(entity, list(changes.values()))
+        targets = _targets(conn, entity, parent_of, parents)
         stamp = now_utc()
         column = "company_id" if entity.link_kind == "company" else "person_id"
         inserts: list[dict[str, Any]] = []
@@ -97,7 +100,7 @@ def apply_custom_page(
             values = {f: json_value(change.record.values.get(f)) for f in entity.fields}
             local = targets.get(crm_id)
             before = existing.get(crm_id)
-            row = {"values": values, "link": local, "stamp": stamp}
+            row = {"values": values, "link": local, "parent": parent_of.get(crm_id), "stamp": stamp}
             if before is None:
                 inserts.append({**row, "crm_id": crm_id})
                 counts.created += 1
@@ -118,6 +121,7 @@ def apply_custom_page(
                         "entity": entity.name,
                         "crm_id": row["crm_id"],
                         column: row["link"],
+                        "parent_crm_id": row["parent"],
                         "values": row["values"],
                         "crm_is_deleted": False,
                         "created_at": stamp,
@@ -134,6 +138,7 @@ def apply_custom_page(
                     {
                         "values": bindparam("values"),
                         column: bindparam("link"),
+                        "parent_crm_id": bindparam("parent"),
                         "crm_is_deleted": False,
                         "updated_at": bindparam("stamp"),
                     }

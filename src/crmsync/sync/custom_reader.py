@@ -8,7 +8,9 @@ records Dynamics no longer has (B17, B29). Pages are stored by
 :func:`~crmsync.sync.custom_apply.apply_custom_page`, the link in the same transaction.
 
 For a two-level path the parents of a page's records are read from Dynamics (one request per
-hundred parents, remembered for the cycle) to find the person or company they belong to.
+hundred parents, remembered for the cycle) to find the person or company they belong to; after
+the entities, the changes of those parents are read and the records below a parent that moved
+are re-linked (:mod:`crmsync.sync.custom_parents`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from sqlalchemy import Engine, update
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.tracking import same_selection, selection_changed
 from crmsync.dynamics.types import ChangePage, CrmChange, CrmDelete, DeltaCursor
-from crmsync.errors import DeltaTokenExpiredError, RetryLaterError
+from crmsync.errors import ConfigurationError, DeltaTokenExpiredError, RetryLaterError
 from crmsync.store.tables import custom_entities, now_utc
 from crmsync.sync.cursors import read_cursor
 from crmsync.sync.custom_apply import apply_custom_page, json_value, root_ids
 from crmsync.sync.custom_entities import CustomEntity, cursor_key, stored_entities
+from crmsync.sync.custom_parents import ParentHop, follow_parent_moves, parent_hops
 from crmsync.sync.history import notify
 from crmsync.sync.reports import EntityReport, Progress
 
@@ -53,15 +56,40 @@ class CustomEntityReader:
         it and the others still run."""
         with self._engine.connect() as conn:
             enabled = stored_entities(conn, enabled_only=True)
-        reports = []
+        reports: dict[str, EntityReport] = {}
         for entity in enabled:
             report = EntityReport(entity.name)
             try:
                 self._read_entity(entity, report)
             except RetryLaterError as exc:
                 report.error = exc.message
-            reports.append(report)
-        return reports
+            reports[entity.name] = report
+        for hop, below in parent_hops(enabled).items():
+            self._follow(hop, below, [reports[e.name] for e in below])
+        return list(reports.values())
+
+    def _follow(
+        self, hop: ParentHop, entities: Sequence[CustomEntity], reports: Sequence[EntityReport]
+    ) -> None:
+        """Re-link the records of ``entities`` whose parent row moved (said on their reports)."""
+        try:
+            moved = follow_parent_moves(self._engine, self._client, hop, entities)
+        except (RetryLaterError, ConfigurationError) as exc:
+            reason = exc.message
+            if isinstance(exc, ConfigurationError):
+                reason = f"change tracking is off for {hop.table}"
+            for report in reports:
+                _add_note(
+                    report,
+                    f"records whose {hop.table} moved keep their old link until they change "
+                    f"({reason})",
+                )
+            return
+        for entity, report in zip(entities, reports, strict=True):
+            count = moved.get(entity.name, 0)
+            if count:
+                report.updated += count
+                _add_note(report, f"{count} re-linked: their {hop.table} moved")
 
     def _read_entity(self, entity: CustomEntity, report: EntityReport) -> None:
         client = self._client
@@ -181,3 +209,7 @@ class CustomEntityReader:
                 ),
                 dedupe_key=f"custom_entity_loaded:{entity.name}:{entity.created_at.isoformat()}",
             )
+
+
+def _add_note(report: EntityReport, note: str) -> None:
+    report.note = note if not report.note else f"{report.note}; {note}"

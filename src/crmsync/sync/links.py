@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
-from crmsync.store.inserts import chunks, insert_many
+from crmsync.store.db import json_text
+from crmsync.store.inserts import chunks, insert_many, one_of
 from crmsync.store.tables import (
     companies,
     crm_links,
@@ -25,6 +27,7 @@ from crmsync.store.tables import (
     sync_baselines,
     teams,
 )
+from crmsync.store.updates import execute_many
 from crmsync.sync.mapping import EntityMapping
 from crmsync.sync.plan import LinkState, LocalRecord
 
@@ -150,6 +153,76 @@ def linked_baselines(
             link = LinkRow(entity, crm_id, kind, int(local_id), etag)
             found[crm_id] = (link, None if values is None else dict(values))
     return found
+
+
+def links_with_baseline(
+    conn: Connection, entity: str, crm_ids: Sequence[str]
+) -> dict[str, tuple[LinkRow, bool]]:
+    """The links of ``entity`` records among ``crm_ids``, each with whether it has a baseline
+    (without reading the baselines themselves), by Dynamics id, in one query per chunk."""
+    joined = crm_links.outerjoin(
+        sync_baselines,
+        (sync_baselines.c.entity == crm_links.c.entity)
+        & (sync_baselines.c.crm_id == crm_links.c.crm_id),
+    )
+    found: dict[str, tuple[LinkRow, bool]] = {}
+    for part in chunks(list(crm_ids)):
+        rows = conn.execute(
+            select(
+                crm_links.c.crm_id,
+                crm_links.c.local_kind,
+                crm_links.c.local_id,
+                crm_links.c.etag,
+                sync_baselines.c.crm_id,
+            )
+            .select_from(joined)
+            .where(crm_links.c.entity == entity, one_of(conn, crm_links.c.crm_id, part))
+        ).all()
+        for crm_id, kind, local_id, etag, baseline in rows:
+            link = LinkRow(entity, crm_id, kind, int(local_id), etag)
+            found[crm_id] = (link, baseline is not None)
+    return found
+
+
+def patch_baselines(
+    conn: Connection, entity: str, patches: Mapping[str, Mapping[str, object]]
+) -> None:
+    """Set the given fields in the stored baselines of ``entity`` records (by Dynamics id),
+    keeping their other fields, in the database (one driver ``executemany`` per set of
+    fields): the baselines are neither read nor rewritten whole. A ``None`` is stored as
+    JSON null."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    sqlite = conn.dialect.name == "sqlite"
+    for crm_id, values in patches.items():
+        names = tuple(sorted(values))
+        if not names:
+            continue
+        if sqlite:
+            params = {f"v{n}": json_text(values[name]) for n, name in enumerate(names)}
+        else:
+            params = {"patch": json_text({name: values[name] for name in names})}
+        groups.setdefault(names, []).append({**params, "_crm_id": crm_id})
+    column = sync_baselines.c["values"]
+    stamp = now_utc()
+    for names, rows in groups.items():
+        if sqlite:
+            paths: list[ColumnElement[object]] = []
+            for n, name in enumerate(names):
+                paths += [literal(f'$."{name}"'), func.json(bindparam(f"v{n}"))]
+            patched: ColumnElement[object] | TextClause = func.json_set(column, *paths)
+        else:  # the fields as one object, merged over the stored one
+            patched = text(
+                'CAST(CAST(sync_baselines."values" AS jsonb) || CAST(:patch AS jsonb) AS json)'
+            )
+        statement = (
+            update(sync_baselines)
+            .where(
+                sync_baselines.c.entity == entity,
+                sync_baselines.c.crm_id == bindparam("_crm_id"),
+            )
+            .values({column.key: patched, "updated_at": stamp})
+        )
+        execute_many(conn, statement, rows)
 
 
 def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:

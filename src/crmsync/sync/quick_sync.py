@@ -4,7 +4,10 @@ When the admin selects columns of a table after its initial sync, a job is queue
 (:mod:`crmsync.sync.quick_sync_jobs`). :class:`QuickSync` works through it page by page with
 a keyset read (``$filter=<id> gt <position>``, ``$orderby=<id>``, ``$top``), selecting only
 the job's columns (each row comes with its ETag, the row version). Each page is written in
-one transaction with the job's new position, so a crash repeats at most one page.
+short transactions of :data:`WRITE_BATCH` records, each with the job's new position, so a
+crash repeats at most one of them and the regular sync beside it never waits long. A write
+is one set-based statement per table: the marketing rows get only the job's fields, the
+baselines get those fields set in place (neither read nor rewritten whole).
 
 Only the job's columns are written, nulls included (R28). The regular sync keeps running
 meanwhile and already reads the new columns for records that change; a backfill value never
@@ -34,7 +37,7 @@ from crmsync.errors import InputError, RecordError, ValidationFailedError
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import persons
 from crmsync.sync.apply import write_local_values
-from crmsync.sync.links import LOCAL_TABLES, linked_baselines, save_baselines
+from crmsync.sync.links import LOCAL_TABLES, links_with_baseline, patch_baselines
 from crmsync.sync.mapping import ColumnChoice, EntityMapping, mapping_for_selection
 from crmsync.sync.plan import CRM_TYPES, local_kind_for
 from crmsync.sync.quick_sync_jobs import (
@@ -51,6 +54,9 @@ from crmsync.sync.schema_drift import selections
 
 DEFAULT_PAGE_SIZE = 5000
 """Records per keyset page (Dataverse's largest page)."""
+WRITE_BATCH = 1000
+"""Records written per transaction: a page is written in a few short transactions, each with
+the job's position, so the write lock (SQLite) or the rows' locks are never held for long."""
 JOB_FAILURES = (InputError, RecordError)
 """Errors that fail one job for good (a column Dynamics no longer has, values that do not
 convert, a read Dynamics refuses as malformed); throttling and outages only postpone it."""
@@ -131,20 +137,24 @@ class QuickSync:
         return BackfillPage(job, tuple(records), len(records) < self._page_size)
 
     def write_page(self, page: BackfillPage) -> bool:
-        """Write ``page``'s values and the job's new position in one transaction; finish the
-        job after its last page. ``False`` when the job moved on meanwhile (nothing written)."""
+        """Write ``page``'s values in transactions of at most :data:`WRITE_BATCH` records, each
+        with the job's new position, and finish the job after its last page; so a writer
+        beside it (the regular cycle) waits for at most one short transaction. ``False`` when
+        the job moved on meanwhile (nothing more written)."""
         job = page.job
-        with self._engine.begin() as conn:
-            take_write_lock(conn)
-            if page.records:
-                position = page.records[-1].id
-                filled = self._fill(conn, job, page.records)
-                if not advance(conn, job, position, read=len(page.records), filled=filled):
-                    conn.rollback()
-                    return False
-                job = load_job(conn, job.id) or job
-            if page.last:
-                finish_job(conn, job)
+        records = page.records
+        for start in range(0, max(len(records), 1), WRITE_BATCH):
+            part = records[start : start + WRITE_BATCH]
+            with self._engine.begin() as conn:
+                take_write_lock(conn)
+                if part:
+                    filled = self._fill(conn, job, part)
+                    if not advance(conn, job, part[-1].id, read=len(part), filled=filled):
+                        conn.rollback()
+                        return False
+                    job = load_job(conn, job.id) or job
+                if page.last and start + WRITE_BATCH >= len(records):
+                    finish_job(conn, job)
         return True
 
     def step(self) -> QuickSyncJob | None:
@@ -238,37 +248,36 @@ class QuickSync:
         ids = [record.id for record in records]
         if conn.dialect.name == "postgresql":
             # lock the marketing rows as the regular sync does before reading links and
-            # baselines, so a live change it is applying right now is seen before deciding
+            # versions, so a live change it is applying right now is seen before deciding
             table = LOCAL_TABLES[kind]
-            before = linked_baselines(conn, job.entity, ids).values()
+            before = links_with_baseline(conn, job.entity, ids).values()
             local_ids = sorted({link.local_id for link, _ in before})
             if local_ids:
                 conn.execute(select(table.c.id).where(table.c.id.in_(local_ids)).with_for_update())
-        linked = linked_baselines(conn, job.entity, ids)
+        linked = links_with_baseline(conn, job.entity, ids)
         continued = _continued_as_contacts(
             conn, job.entity, sorted({link.local_id for link, _ in linked.values()})
         )
         values: dict[int, dict[str, object]] = {}
-        new_baselines: dict[str, dict[str, object]] = {}
+        patches: dict[str, dict[str, object]] = {}
         for record in records:
             found = linked.get(record.id)
             if found is None:
                 continue
-            link, baseline = found
+            link, has_baseline = found
             if link.local_kind != kind or link.local_id in continued:
                 continue
-            if baseline is None:  # never agreed with Dynamics (its create is still queued)
+            if not has_baseline:  # never agreed with Dynamics (its create is still queued)
                 continue
             synced, read = row_version(link.etag), row_version(record.etag)
             if synced is not None and read is not None and synced > read:
                 continue  # the regular sync applied a newer change of this record
             converted = mapping.to_marketing(record.values)
             values[link.local_id] = converted
-            baseline.update(converted)
-            new_baselines[record.id] = baseline
+            patches[record.id] = converted
         if values:
             write_local_values(conn, kind, values)
-            save_baselines(conn, job.entity, new_baselines)
+            patch_baselines(conn, job.entity, patches)
         return len(values)
 
 

@@ -27,10 +27,12 @@ EXAMPLES_PER_OPERATION = 25
 
 # A campaign definition is checked against the database (its fields, lists and step rules),
 # beyond what a JSON schema can say: a schema-valid one may be refused with 400 and a reason.
-# So is a field selection (the columns Dynamics has) and a connection (its URL must be a web
-# address, and it is saved only when it connects).
+# So is a field selection (the columns Dynamics has), a custom entity to enable (a table linked
+# to a person or company in Dynamics) and a connection (its URL must be a web address, and it
+# is saved only when it connects).
 CHECKED_BEYOND_SCHEMA = {
     ("POST", "/campaigns"),
+    ("POST", "/custom-entities"),
     ("PUT", "/fields/{entity}"),
     ("PUT", "/setup/connection"),
 }
@@ -90,6 +92,6 @@ def _fuzz_api(engine: Engine, org_base: str) -> None:
             dynamics_client=lambda: engine_client(org_base),
             client_for=_offline,
         )
-        assert len(operations) == 24
+        assert len(operations) == 25
         for operation in operations:
             _fuzz(operation, token)
