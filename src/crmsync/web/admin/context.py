@@ -23,7 +23,8 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, ConfigurationError, RoleRefusedError
 from crmsync.settings import DynamicsSettings
-from crmsync.sync.connection import connection_in_effect
+from crmsync.store.secret_box import SecretBox
+from crmsync.sync.connection import connection_in_effect, connection_shown
 from crmsync.web.admin.queries import unread_notifications
 from crmsync.web.admin.security import SignInLimiter
 from crmsync.web.admin.sessions import SESSION_COOKIE, CsrfTokens, Session, SessionStore
@@ -95,6 +96,8 @@ class AdminContext:
     csrf: CsrfTokens
     limiter: SignInLimiter
     templates: Jinja2Templates
+    # encrypts the client secret saved on the Setup page (crmsync.store.secret_box)
+    secrets: SecretBox
     # the [dynamics] settings of the file and environment; a connection saved on the Setup
     # page is laid over them (crmsync.sync.connection)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
@@ -105,11 +108,16 @@ class AdminContext:
 
     def connection(self) -> DynamicsSettings:
         """The Dynamics connection in effect: the file's, with a saved one over it."""
-        return connection_in_effect(self.engine, self.dynamics)
+        return connection_in_effect(self.engine, self.dynamics, self.secrets)
+
+    def connection_shown(self) -> tuple[DynamicsSettings, str | None]:
+        """The connection for the Setup page, and why its saved secret cannot be used (it is
+        then left blank), or ``None``."""
+        return connection_shown(self.engine, self.dynamics, self.secrets)
 
     def org_url(self) -> str:
         """The org's address, for "Open in Dynamics" links ("" when none is configured)."""
-        return self.connection().url.strip().rstrip("/")
+        return self.connection_shown()[0].url.strip().rstrip("/")
 
     def open_dynamics(self, settings: DynamicsSettings | None = None) -> DynamicsClient:
         """A client of ``settings`` or of the connection in effect (close it after use), or
