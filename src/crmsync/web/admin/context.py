@@ -1,7 +1,9 @@
 """What every admin page handler needs: the services, the signed-in user, forms checked for
 their CSRF token, and rendering with the shared frame (navigation, unread count).
 
-Navigation is one list, :data:`NAV`: a new area adds one entry here and one router.
+Navigation is one list, :data:`NAV`: a new area adds one entry here and one router. The
+everyday pages sit on the top line; the records read one way from Dynamics and the settings
+pages are grouped in two menus ("Records", "Admin") so that the line fits at 1280 px.
 """
 
 from __future__ import annotations
@@ -42,22 +44,63 @@ class NavEntry:
     path: str
     admin_only: bool = False
 
+    def is_current(self, path: str) -> bool:
+        """Whether the page at ``path`` belongs to this entry (its own page or one below)."""
+        if path == self.path:
+            return True
+        return self.path != f"{ADMIN}/" and path.startswith(self.path)
 
-NAV: tuple[NavEntry, ...] = (
+
+@dataclass(frozen=True, slots=True)
+class NavGroup:
+    """Navigation entries behind one disclosure button (a ``<details>`` menu)."""
+
+    label: str
+    entries: tuple[NavEntry, ...]
+
+    def is_current(self, path: str) -> bool:
+        """Whether the page at ``path`` is one of this group's."""
+        return any(entry.is_current(path) for entry in self.entries)
+
+
+NAV: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("Overview", f"{ADMIN}/"),
     NavEntry("Sync errors", f"{ADMIN}/errors"),
     NavEntry("People", f"{ADMIN}/people"),
-    NavEntry("Companies", f"{ADMIN}/companies"),
-    NavEntry("Opportunities", f"{ADMIN}/opportunities"),
-    NavEntry("Sales users", f"{ADMIN}/sales-users"),
+    NavGroup(
+        "Records",
+        (
+            NavEntry("Companies", f"{ADMIN}/companies"),
+            NavEntry("Opportunities", f"{ADMIN}/opportunities"),
+            NavEntry("Sales users", f"{ADMIN}/sales-users"),
+        ),
+    ),
     NavEntry("Campaigns", f"{ADMIN}/campaigns"),
-    NavEntry("Fields", f"{ADMIN}/fields"),
-    NavEntry("Custom entities", f"{ADMIN}/custom-entities"),
-    NavEntry("Setup", f"{ADMIN}/setup"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
-    NavEntry("Audit trail", f"{ADMIN}/audit"),
-    NavEntry("Users", f"{ADMIN}/users", admin_only=True),
+    NavGroup(
+        "Admin",
+        (
+            NavEntry("Fields", f"{ADMIN}/fields"),
+            NavEntry("Custom entities", f"{ADMIN}/custom-entities"),
+            NavEntry("Setup", f"{ADMIN}/setup"),
+            NavEntry("Audit trail", f"{ADMIN}/audit"),
+            NavEntry("Users", f"{ADMIN}/users", admin_only=True),
+        ),
+    ),
 )
+
+
+def navigation(can_change: bool) -> list[NavEntry | NavGroup]:
+    """The navigation a user of this role sees (viewers do not see admin-only pages)."""
+    shown: list[NavEntry | NavGroup] = []
+    for item in NAV:
+        if isinstance(item, NavGroup):
+            entries = tuple(e for e in item.entries if can_change or not e.admin_only)
+            if entries:
+                shown.append(NavGroup(item.label, entries))
+        elif can_change or not item.admin_only:
+            shown.append(item)
+    return shown
 
 
 class SignInRequired(AccessError):
@@ -181,11 +224,7 @@ class AdminContext:
         if session is not None:
             with self.engine.connect() as conn:
                 unread = unread_notifications(conn)
-        nav = [
-            entry
-            for entry in NAV
-            if session is not None and (not entry.admin_only or session.user.can_change)
-        ]
+        nav = navigation(session.user.can_change) if session is not None else []
         context = {
             "notice": self.csrf.read_notice(request.query_params.get("notice")),
             "request": request,
