@@ -3,7 +3,8 @@
 The database holds 1,000,000 persons (10,000 companies), 10,000,000 activities (one person
 has a long log of 20,000), 50,000 open sync errors, a day of cycles (one every 30 s), 5,000
 notifications, 5,000 audit entries and 200 campaigns, stored with bulk ``INSERT ... SELECT``
-over a generated series (quick mode: 20,000 persons, 200,000 activities, 5,000 errors).
+over a generated series (quick mode: 20,000 persons, 200,000 activities, 5,000 errors;
+``CRMSYNC_BENCH_ADMIN_SIZES`` sets other sizes).
 
 Each page is requested in-process through the real application (signed in as an admin):
 one warm-up, then the median of five requests is its server time (target < 300 ms). The
@@ -33,7 +34,7 @@ from typing import Any
 
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, func, select, text
 
 from crmsync.emulator.app import create_emulator_app
 from crmsync.emulator.config import DEFAULT_APP_CLIENT_ID, DEFAULT_APP_SECRET, default_config
@@ -42,6 +43,7 @@ from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.settings import load_settings
 from crmsync.store import tables
 from crmsync.store.db import open_database, upgrade_database
+from crmsync.web.admin.queries import error_kinds
 from crmsync.web.admin.users import AdminUserStore
 from crmsync.web.app import create_app
 
@@ -56,7 +58,8 @@ PAGES: dict[str, str] = {
     "overview": "/admin/",
     "errors": "/admin/errors",
     "errors_filtered": "/admin/errors?entity=lead&q=phone",
-    "errors_last_page": "/admin/errors?page=1000",
+    "errors_last_page": "/admin/errors?last=1",  # keyset: the oldest rows, by the index
+    "errors_page_1000_typed": "/admin/errors?page=1000",  # a typed number: counted off (OFFSET)
     "people": "/admin/people",
     "people_search_name": "/admin/people?q=smi",
     "people_search_no_match": "/admin/people?q=zzzz",
@@ -68,7 +71,7 @@ PAGES: dict[str, str] = {
     "notifications": "/admin/notifications",
     "audit": "/admin/audit",
 }
-PLANNED = ("overview", "errors", "person_long_log")
+PLANNED = ("overview", "errors", "errors_last_page", "person_long_log")
 
 
 # ---- seeding -------------------------------------------------------------------------------
@@ -348,6 +351,33 @@ def _plans(engine: Engine, log: StatementLog) -> list[dict[str, object]]:
     return plans
 
 
+def _median_ms(work: Any, rounds: int = 5) -> float:
+    work()  # warm-up
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 1)
+
+
+def measure_error_groups(engine: Engine) -> dict[str, float]:
+    """The errors page's groups, same run: the former query (grouped over the table, with the
+    largest message of each group) against :func:`error_kinds` (the partial index by code)."""
+    errors = tables.sync_errors
+    code = func.coalesce(errors.c.error_code, "")
+    former = (
+        select(code, func.count(), func.max(errors.c.message), func.max(errors.c.last_seen))
+        .where(errors.c.resolved_at.is_(None))
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    )
+    with engine.connect() as conn:
+        before = _median_ms(lambda: conn.execute(former).all())
+        now = _median_ms(lambda: error_kinds(conn))
+    return {"former_group_query_ms": before, "error_kinds_ms": now}
+
+
 def measure_pages(engine: Engine, url: str, org_base: str, rounds: int = 5) -> dict[str, object]:
     """Time each page (median of ``rounds`` after a warm-up) and explain the planned ones."""
     dynamics = {
@@ -392,6 +422,7 @@ def measure_pages(engine: Engine, url: str, org_base: str, rounds: int = 5) -> d
     return {
         "target_ms": TARGET_MS,
         "pages": pages,
+        "error_groups": measure_error_groups(engine),
         "all_met": all(isinstance(v, dict) and v.get("met") for v in pages.values()),
         "query_plans": plans,
         "full_scans": {
@@ -421,8 +452,18 @@ def _one_database(url: str, sizes: tuple[int, int, int], org_base: str) -> dict[
         engine.dispose()
 
 
+def _sizes(quick: bool) -> tuple[int, int, int]:
+    """(persons, activities, open errors): the full or quick sizes, or those given as
+    ``CRMSYNC_BENCH_ADMIN_SIZES="20000,200000,50000"`` (all the errors on a smaller base)."""
+    given = os.environ.get("CRMSYNC_BENCH_ADMIN_SIZES", "").strip()
+    if given:
+        persons, activities, errors = (int(part) for part in given.split(","))
+        return persons, activities, errors
+    return (20_000, 200_000, 5_000) if quick else (1_000_000, 10_000_000, 50_000)
+
+
 def run(quick: bool) -> dict[str, object]:
-    sizes = (20_000, 200_000, 5_000) if quick else (1_000_000, 10_000_000, 50_000)
+    sizes = _sizes(quick)
     figures: dict[str, object] = {}
     emulator = create_emulator_app(default_config())
     seed_dataset(emulator.state.storage, 20, 5)

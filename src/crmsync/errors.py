@@ -9,6 +9,7 @@ messages or reprs.
     CrmsyncError                      base of everything crmsync raises on purpose
     ├── FatalError                    stop: the operation cannot succeed until a human acts
     │   ├── ConfigurationError        bad or missing setting
+    │   │   └── SecretKeyError        the key of the secrets stored in the database is wrong
     │   ├── DatabaseNotMigratedError  schema missing or outdated ("run crmsync db upgrade")
     │   ├── AuthenticationError       credentials refused by Dynamics / the identity provider
     │   └── PermissionDeniedError     the sync user lacks a privilege
@@ -71,6 +72,11 @@ class FatalError(CrmsyncError):
 
 class ConfigurationError(FatalError):
     """A setting is missing or invalid."""
+
+
+class SecretKeyError(ConfigurationError):
+    """The key that encrypts secrets stored in the database is missing, unreadable or not the
+    one they were encrypted with."""
 
 
 class DatabaseNotMigratedError(FatalError):

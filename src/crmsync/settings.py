@@ -43,9 +43,12 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
-    """Where the marketing database lives (``[database]``)."""
+    """Where the marketing database lives (``[database]``), and the key that encrypts the
+    secrets it stores (:mod:`crmsync.store.secret_box`): given here, or kept in a key file."""
 
     url: str = "sqlite:///crmsync.db"
+    secret_key: Secret = Secret("")
+    secret_key_file: str = ""  # "": beside a SQLite file, else crmsync-secret.key here
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,7 @@ class Settings:
 
     def with_database(self, url: str) -> Settings:
         """Return a copy pointing at another database URL."""
-        return dataclasses.replace(self, database=DatabaseSettings(url=url))
+        return dataclasses.replace(self, database=dataclasses.replace(self.database, url=url))
 
 
 _SECTIONS: dict[str, type[Any]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,16 @@ def sign_in(page: Any, url: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{url}/admin/")
+
+
+def open_menu(page: Any, name: str = "Admin") -> Any:
+    """Open a menu of the main navigation ("Admin": Fields, Custom entities, Setup, Audit
+    trail, Users; "Records": Companies, Opportunities, Sales users) as a person would, with a
+    click on it; returns the navigation."""
+    navigation = page.get_by_role("navigation", name="Main")
+    menu = navigation.locator("details").filter(
+        has=page.locator("summary", has_text=re.compile(f"^{name}"))
+    )
+    if menu.get_attribute("open") is None:
+        menu.locator("summary").click()
+    return navigation

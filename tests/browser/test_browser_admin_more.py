@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import Site, screenshot, sign_in
+from browser_support import Site, open_menu, screenshot, sign_in
 from sqlalchemy import func, select
 
 from crmsync.store.tables import persons
@@ -69,7 +69,7 @@ def test_select_a_field_and_watch_its_quick_sync_finish(
     site: Site, page: Any, tmp_path: Path
 ) -> None:
     sign_in(page, site.url)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Fields").click()
+    open_menu(page).get_by_role("link", name="Fields").click()
     page.get_by_label("Dynamics table").select_option("lead")
     page.get_by_role("button", name="Show").click()
     page.get_by_label("Sync Website").check()
@@ -97,7 +97,7 @@ def test_select_a_field_and_watch_its_quick_sync_finish(
 
 def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -> None:
     sign_in(page, site.url)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Setup").click()
+    open_menu(page).get_by_role("link", name="Setup").click()
     assert (
         "Set (never shown)"
         in page.get_by_text("Client secret", exact=True).locator("..").inner_text()
@@ -112,7 +112,7 @@ def test_setup_validates_the_connection(site: Site, page: Any, tmp_path: Path) -
 
 def test_a_company_links_to_its_people(site: Site, page: Any, tmp_path: Path) -> None:
     sign_in(page, site.url)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Companies").click()
+    open_menu(page, "Records").get_by_role("link", name="Companies").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Companies"
     screenshot(page, tmp_path, "companies")
     page.get_by_role("row").nth(1).get_by_role("link").click()

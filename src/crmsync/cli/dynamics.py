@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crmsync.cli import settings_from
 from crmsync.dynamics.check import DEFAULT_TABLES
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError
 from crmsync.store.db import open_database
+from crmsync.sync.connection import connection_for, is_saved
 from crmsync.sync.validate import validate_setup
 
 app = typer.Typer(help="Dynamics 365 connection.", no_args_is_help=True)
@@ -37,17 +39,26 @@ def check(
     """
     settings = settings_from(ctx)
     try:
-        client = build_client(settings.dynamics)
-    except CrmsyncError as exc:
-        _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
-    try:
         engine = open_database(settings.database.url)
     except CrmsyncError as exc:
         engine = None
         _err.print(
-            f"the field selection is not checked: {exc.message}", highlight=False, soft_wrap=True
+            "the field selection and any connection saved on the Setup page are not used: "
+            f"{exc.message}",
+            highlight=False,
+            soft_wrap=True,
         )
+    try:
+        # the same connection as serve, sync and fields: the saved one over the file's
+        connection = settings.dynamics if engine is None else connection_for(engine, settings)
+        client = build_client(connection)
+    except CrmsyncError as exc:
+        if engine is not None:
+            engine.dispose()
+        _err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if engine is not None and is_saved(engine):
+        _err.print("using the connection saved on the Setup page", highlight=False)
     try:
         with client:
             report = validate_setup(client, engine, tuple(table or DEFAULT_TABLES))

@@ -26,7 +26,7 @@ from crmsync.dynamics.factory import build_client
 from crmsync.errors import CrmsyncError, InvalidValueError
 from crmsync.marketing.fields import add_local_field, load_catalog
 from crmsync.store.field_specs import DATA_TYPES, OBJECT_FIELDS
-from crmsync.sync.connection import connection_in_effect
+from crmsync.sync.connection import connection_for
 from crmsync.sync.policy import NEVER_BLANK, SyncRule
 from crmsync.sync.selection import ColumnInfo, columns_of, save_selection
 
@@ -126,7 +126,7 @@ def dynamics_columns(
     try:
         with (
             database(settings) as engine,
-            build_client(connection_in_effect(engine, settings.dynamics)) as client,
+            build_client(connection_for(engine, settings)) as client,
             engine.connect() as conn,
         ):
             columns = columns_of(conn, client, entity.strip().lower())
@@ -260,7 +260,7 @@ def select_columns(
         rules = _rules(rule)
         with (
             database(settings) as engine,
-            build_client(connection_in_effect(engine, settings.dynamics)) as client,
+            build_client(connection_for(engine, settings)) as client,
             engine.begin() as conn,
         ):
             saved = save_selection(

@@ -80,7 +80,7 @@ def _print_report(report: CycleReport) -> None:
 def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run one whole sync cycle now and print what it did."""
     from crmsync.dynamics.factory import build_client
-    from crmsync.sync.connection import connection_in_effect
+    from crmsync.sync.connection import connection_for
     from crmsync.sync.runner import SyncRunner
 
     settings = settings_from(ctx)
@@ -90,7 +90,7 @@ def once(ctx: typer.Context, as_json: JsonOption = False) -> None:
         with (
             first_ctrl_c_sets(interrupt),
             database(settings) as engine,
-            build_client(connection_in_effect(engine, settings.dynamics), sleep=pause) as client,
+            build_client(connection_for(engine, settings), sleep=pause) as client,
         ):
             if as_json:
                 report = SyncRunner(engine, client, settings.sync, interrupt=interrupt).once()
@@ -157,7 +157,7 @@ def run(
     """Cycle, pause (setting sync.pause_seconds), repeat while sync is enabled; Ctrl-C stops."""
     from crmsync.dynamics.factory import build_client
     from crmsync.sync.campaign_push import start_campaign_runner
-    from crmsync.sync.connection import connection_in_effect
+    from crmsync.sync.connection import connection_for
     from crmsync.sync.reports import push_summary
     from crmsync.sync.runner import SyncRunner
 
@@ -188,7 +188,7 @@ def run(
             first_ctrl_c_sets(interrupt, stop),  # stop: a pause between cycles ends at once
             database(settings) as engine,
             build_client(
-                connection_in_effect(engine, settings.dynamics),
+                connection_for(engine, settings),
                 sleep=interruptible_pause(interrupt),
             ) as client,
         ):

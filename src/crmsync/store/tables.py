@@ -396,6 +396,13 @@ sync_errors = Table(
         "id",
         sqlite_where=text("resolved_at IS NULL"),
     ),
+    # the errors page's groups: counts per code and each code's latest message (partial too)
+    Index(
+        "ix_sync_errors_open_code",
+        "error_code",
+        "last_seen",
+        sqlite_where=text("resolved_at IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

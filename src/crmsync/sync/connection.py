@@ -3,14 +3,19 @@ with what an admin saved on the Setup page (or through the admin API) laid over 
 
 The saved connection is one value of the store's key/value table (``dynamics_connection``):
 organization URL, tenant, authentication mode, client id and, when one was entered, the client
-secret. A saved value wins over the file; a secret left blank keeps the one in effect. The
-secret never leaves this module but inside :class:`~crmsync.settings.Secret`, and the audit
-trail only says that it changed.
+secret, encrypted (:mod:`crmsync.store.secret_box`). A saved value wins over the file; a secret
+left blank keeps the one in effect. The secret never leaves this module but inside
+:class:`~crmsync.settings.Secret`, and the audit trail only says that it changed. A secret
+saved in plain text by an older version is still read, and stored encrypted the first time it
+is read.
+
+:func:`connection_for` is the one resolution every command and the server use.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +23,18 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from crmsync.dynamics.factory import AUTH_MODES
-from crmsync.errors import InvalidValueError
-from crmsync.settings import DynamicsSettings, Secret
+from crmsync.errors import InvalidValueError, SecretKeyError
+from crmsync.settings import DynamicsSettings, Secret, Settings
 from crmsync.store.audit import record_audit
 from crmsync.store.key_values import get_setting, set_setting
+from crmsync.store.secret_box import SecretBox
+
+logger = logging.getLogger(__name__)
 
 CONNECTION_KEY = "dynamics_connection"
+# the names under which the saved secret is stored (names, not secrets):
+SEALED_SECRET = "client_secret_encrypted"  # noqa: S105  a Fernet token (store.secret_box)
+PLAIN_SECRET = "client_secret"  # noqa: S105  how older versions stored it; read, then sealed
 EDITABLE = ("url", "tenant", "auth_mode", "client_id")
 MAX_LENGTH = 2000
 
@@ -68,20 +79,73 @@ def _saved(conn: Connection) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def apply_saved(base: DynamicsSettings, saved: dict[str, Any]) -> DynamicsSettings:
-    """``base`` with a saved connection laid over it."""
+def _plain_secret(saved: dict[str, Any]) -> str:
+    """A secret an older version saved unencrypted ("" when there is none)."""
+    value = saved.get(PLAIN_SECRET)
+    return value if isinstance(value, str) else ""
+
+
+def _sealed_secret(saved: dict[str, Any]) -> str:
+    value = saved.get(SEALED_SECRET)
+    return value if isinstance(value, str) else ""
+
+
+def apply_saved(base: DynamicsSettings, saved: dict[str, Any], box: SecretBox) -> DynamicsSettings:
+    """``base`` with a saved connection laid over it; :class:`SecretKeyError` when its secret
+    cannot be decrypted."""
     changes: dict[str, Any] = {
         name: str(saved[name]) for name in EDITABLE if isinstance(saved.get(name), str)
     }
-    if isinstance(saved.get("client_secret"), str) and saved["client_secret"]:
-        changes["client_secret"] = Secret(saved["client_secret"])
+    if _sealed_secret(saved):
+        changes["client_secret"] = Secret(box.unseal(_sealed_secret(saved)))
+    elif _plain_secret(saved):
+        changes["client_secret"] = Secret(_plain_secret(saved))
     return dataclasses.replace(base, **changes)
 
 
-def connection_in_effect(engine: Engine, base: DynamicsSettings) -> DynamicsSettings:
-    """The connection to use now: ``base`` (file and environment) with the saved one over it."""
+def _seal_plain_secret(engine: Engine, box: SecretBox) -> None:
+    """Store a secret saved in plain text by an older version encrypted instead."""
+    with engine.begin() as conn:
+        saved = _saved(conn)
+        plain = _plain_secret(saved)
+        if not plain or _sealed_secret(saved):
+            return
+        rest = {name: value for name, value in saved.items() if name != PLAIN_SECRET}
+        set_setting(conn, CONNECTION_KEY, {**rest, SEALED_SECRET: box.seal(plain)})
+    logger.info("the saved Dynamics client secret is now stored encrypted")
+
+
+def connection_in_effect(
+    engine: Engine, base: DynamicsSettings, box: SecretBox
+) -> DynamicsSettings:
+    """The connection to use now: ``base`` (file and environment) with the saved one over it;
+    :class:`SecretKeyError` (saying what to do) when the saved secret cannot be decrypted."""
     with engine.connect() as conn:
-        return apply_saved(base, _saved(conn))
+        saved = _saved(conn)
+    if _plain_secret(saved) and not _sealed_secret(saved):
+        _seal_plain_secret(engine, box)
+    return apply_saved(base, saved, box)
+
+
+def connection_for(engine: Engine, settings: Settings) -> DynamicsSettings:
+    """The connection every command and the server use: the file's and environment's
+    ``[dynamics]`` with the one saved on the Setup page over it."""
+    return connection_in_effect(engine, settings.dynamics, SecretBox.of(settings.database))
+
+
+def connection_shown(
+    engine: Engine, base: DynamicsSettings, box: SecretBox
+) -> tuple[DynamicsSettings, str | None]:
+    """The connection in effect for the Setup page, and why its saved secret cannot be used
+    (with the secret then left blank, so that a new one can be entered), or ``None``."""
+    try:
+        return connection_in_effect(engine, base, box), None
+    except SecretKeyError as exc:
+        with engine.connect() as conn:
+            saved = _saved(conn)
+        unreadable = {name: value for name, value in saved.items() if name != SEALED_SECRET}
+        shown = apply_saved(base, unreadable, box)
+        return dataclasses.replace(shown, client_secret=Secret("")), exc.message
 
 
 def is_saved(engine: Engine) -> bool:
@@ -99,16 +163,24 @@ def candidate(current: DynamicsSettings, change: ConnectionChange) -> DynamicsSe
 
 
 def save_connection(
-    conn: Connection, current: DynamicsSettings, change: ConnectionChange, *, actor: str
+    conn: Connection,
+    current: DynamicsSettings,
+    change: ConnectionChange,
+    *,
+    actor: str,
+    box: SecretBox,
 ) -> list[str]:
-    """Store ``change`` in the caller's transaction and audit it; returns the names of the
-    settings it changed (``client_secret`` when a new secret was entered)."""
+    """Store ``change`` in the caller's transaction, its secret encrypted, and audit it;
+    returns the names of the settings it changed (``client_secret`` when a new secret was
+    entered)."""
     saved = _saved(conn)
     stored: dict[str, Any] = {name: getattr(change, name) for name in EDITABLE}
     if change.client_secret:
-        stored["client_secret"] = change.client_secret.reveal()
-    elif isinstance(saved.get("client_secret"), str):
-        stored["client_secret"] = saved["client_secret"]
+        stored[SEALED_SECRET] = box.seal(change.client_secret.reveal())
+    elif _sealed_secret(saved):
+        stored[SEALED_SECRET] = _sealed_secret(saved)
+    elif _plain_secret(saved):
+        stored[SEALED_SECRET] = box.seal(_plain_secret(saved))
     changed = [name for name in EDITABLE if getattr(current, name) != getattr(change, name)]
     if change.client_secret and change.client_secret.reveal() != current.client_secret.reveal():
         changed.append("client_secret")

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection
 
+from crmsync.errors import InvalidValueError
 from crmsync.store.inserts import chunks
-from crmsync.store.tables import now_utc, sync_errors
+from crmsync.store.tables import UtcDateTime, now_utc, sync_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +155,41 @@ def _open_errors_where(
     return conditions
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPosition:
+    """A row's place in the list of open errors (newest first: last seen, then id), where a
+    page ends or starts; its :meth:`token` goes in page links (keyset paging: a deep page is
+    read through the index from there, not counted off from the top)."""
+
+    last_seen: datetime
+    id: int
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ErrorPosition:
+        """The position of a row of :func:`open_errors`."""
+        return cls(row["last_seen"], int(row["id"]))
+
+    def token(self) -> str:
+        """``<microseconds since 1970>.<id>``: exact, and safe in a URL as it is."""
+        micros = (self.last_seen - _EPOCH) // timedelta(microseconds=1)
+        return f"{micros}.{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> ErrorPosition:
+        """The position in ``token``, or :class:`InvalidValueError`."""
+        micros, _, row_id = token.strip().partition(".")
+        if not (_whole(micros) and _whole(row_id)) or len(token) > 40:
+            raise InvalidValueError("That page link is not valid; start from the first page.")
+        return cls(_EPOCH + timedelta(microseconds=int(micros)), int(row_id))
+
+
+def _whole(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
 def open_errors(
     conn: Connection,
     *,
@@ -151,19 +198,33 @@ def open_errors(
     search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    after: ErrorPosition | None = None,
+    before: ErrorPosition | None = None,
+    oldest: bool = False,
 ) -> list[dict[str, Any]]:
     """Open sync errors, newest first: all, the one with ``error_id``, those of ``entity``,
-    and those whose message, error code or Dynamics id contains ``search`` (any case, B39);
-    ``limit`` and ``offset`` page them in the database."""
-    query = (
-        select(sync_errors)
-        .where(*_open_errors_where(error_id, entity, search))
-        .order_by(sync_errors.c.last_seen.desc(), sync_errors.c.id.desc())
-    )
+    and those whose message, error code or Dynamics id contains ``search`` (any case, B39).
+
+    ``limit`` pages them in the database: from the top, skipping ``offset``; or (keyset)
+    the ``limit`` rows just ``after`` or just ``before`` a position, or the ``oldest`` ones
+    (the last page), each still listed newest first."""
+    conditions = _open_errors_where(error_id, entity, search)
+    place = tuple_(sync_errors.c.last_seen, sync_errors.c.id)
+    newest_first = (sync_errors.c.last_seen.desc(), sync_errors.c.id.desc())
+    oldest_first = (sync_errors.c.last_seen.asc(), sync_errors.c.id.asc())
+    backwards = before is not None or oldest
+    if after is not None:
+        conditions.append(place < tuple_(literal(after.last_seen, UtcDateTime()), after.id))
+    if before is not None:
+        conditions.append(place > tuple_(literal(before.last_seen, UtcDateTime()), before.id))
+    query = select(sync_errors).where(*conditions)
+    query = query.order_by(*(oldest_first if backwards else newest_first))
     if limit is not None:
-        query = query.limit(max(0, limit)).offset(max(0, offset))
-    rows = conn.execute(query)
-    return [dict(row) for row in rows.mappings()]
+        query = query.limit(max(0, limit))
+        if after is None and not backwards:
+            query = query.offset(max(0, offset))
+    rows = [dict(row) for row in conn.execute(query).mappings()]
+    return rows[::-1] if backwards else rows
 
 
 def count_open_errors(

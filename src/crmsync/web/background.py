@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
-from crmsync.errors import CrmsyncError, FatalError
+from crmsync.errors import CrmsyncError, FatalError, SecretKeyError
 from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.settings import DynamicsSettings, Settings
 from crmsync.sync.campaign_push import campaign_runner, start_campaign_runner
-from crmsync.sync.connection import connection_in_effect
+from crmsync.sync.connection import connection_for
 from crmsync.sync.reports import CycleReport
 from crmsync.sync.runner import SyncRunner
 
@@ -60,8 +60,12 @@ class BackgroundWork:
     def start(self) -> None:
         """Start the campaign runner and the sync loop, which syncs while a Dynamics org is
         configured (in the file, or saved on the Setup page)."""
-        settings = connection_in_effect(self._engine, self._settings.dynamics)
-        if dynamics_configured(settings):
+        try:
+            settings: DynamicsSettings | None = connection_for(self._engine, self._settings)
+        except SecretKeyError as exc:  # the pages still serve, and say it on Setup
+            logger.error("the sync waits: %s", exc.message)
+            settings = None
+        if settings is not None and dynamics_configured(settings):
             client = self._connect(settings)
             self._campaigns = start_campaign_runner(self._engine, client, self._settings.sync)
         else:
@@ -88,7 +92,7 @@ class BackgroundWork:
 
     def _follow_connection(self) -> None:
         """Between cycles: switch to the connection in effect when an admin changed it."""
-        settings = connection_in_effect(self._engine, self._settings.dynamics)
+        settings = connection_for(self._engine, self._settings)
         if settings != self._connected and dynamics_configured(settings):
             logger.info("the Dynamics connection changed: the next cycle uses the new one")
             self._connect(settings)
@@ -96,6 +100,7 @@ class BackgroundWork:
     def _sync_loop(self) -> None:
         pause = self._settings.sync.pause_seconds
         last_idle = ""
+        last_fatal = ""  # said once, not at every pause while it lasts
         stopped_on: DynamicsSettings | None = None
 
         def on_cycle(report: CycleReport) -> None:
@@ -121,6 +126,7 @@ class BackgroundWork:
                     self._stop.wait(pause)  # no org yet, or stopped until the connection changes
                     continue
                 stopped_on = None
+                last_fatal = ""
                 runner.run(
                     self._stop,
                     on_cycle=on_cycle,
@@ -129,10 +135,12 @@ class BackgroundWork:
                 )
             except FatalError as exc:
                 # The runner has raised a critical notification; an admin must act.
-                logger.error(
-                    "background sync stopped: %s; it starts again when the connection changes",
-                    exc.message,
-                )
+                if exc.message != last_fatal:
+                    logger.error(
+                        "background sync stopped: %s; it starts again when the connection changes",
+                        exc.message,
+                    )
+                last_fatal = exc.message
                 stopped_on = self._connected
             except CrmsyncError as exc:
                 logger.warning("background sync: %s; trying again", exc.message)

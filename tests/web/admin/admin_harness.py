@@ -5,9 +5,11 @@ viewer, a controllable clock, and helpers that sign in and post forms as a brows
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -96,21 +98,26 @@ class AdminApp:
 
 def build_admin_app(engine: Engine) -> Iterator[AdminApp]:
     """The web app on ``engine`` with an admin and a viewer, and a Dynamics client secret
-    configured (which no page may ever show)."""
-    settings = load_settings(
-        environ={},
-        overrides={
-            "database": {"url": str(engine.url)},
-            "dynamics": {"client_secret": DYNAMICS_SECRET, "url": "https://org.example.com"},
-        },
-    )
-    assert isinstance(settings.dynamics.client_secret, Secret)
-    clock = Clock()
-    app = create_app(settings, engine=engine, clock=clock)
-    users: AdminUserStore = app.state.admin.users
-    users.create(ADMIN_EMAIL, ADMIN_PASSWORD, "admin", actor="test")
-    users.create(VIEWER_EMAIL, VIEWER_PASSWORD, "viewer", actor="test")
-    yield AdminApp(engine, settings, clock, app, users)
+    configured (which no page may ever show); the key of secrets saved in the database is kept
+    in a folder of its own, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="crmsync-keys-") as keys:
+        settings = load_settings(
+            environ={},
+            overrides={
+                "database": {
+                    "url": str(engine.url),
+                    "secret_key_file": str(Path(keys) / "secret.key"),
+                },
+                "dynamics": {"client_secret": DYNAMICS_SECRET, "url": "https://org.example.com"},
+            },
+        )
+        assert isinstance(settings.dynamics.client_secret, Secret)
+        clock = Clock()
+        app = create_app(settings, engine=engine, clock=clock)
+        users: AdminUserStore = app.state.admin.users
+        users.create(ADMIN_EMAIL, ADMIN_PASSWORD, "admin", actor="test")
+        users.create(VIEWER_EMAIL, VIEWER_PASSWORD, "viewer", actor="test")
+        yield AdminApp(engine, settings, clock, app, users)
 
 
 @dataclass

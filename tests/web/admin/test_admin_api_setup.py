@@ -137,6 +137,7 @@ def test_the_connection_is_answered_without_secrets(admin_sqlite: AdminApp) -> N
         "client_id": "",
         "client_secret_set": True,
         "saved_by_admin": False,
+        "secret_problem": None,
     }
     assert DYNAMICS_SECRET not in answer.text
 
@@ -170,7 +171,9 @@ def test_a_connection_change_is_validated_then_saved(synced_admin: SyncedAdmin) 
     assert saved.json()["saved"] is True
     assert saved.json()["failed"] == 0
     assert DEFAULT_APP_SECRET not in saved.text
-    effective = connection_in_effect(admin.engine, api.state.admin.dynamics)
+    effective = connection_in_effect(
+        admin.engine, api.state.admin.dynamics, api.state.admin.secrets
+    )
     assert effective.url == org.base and effective.client_id == DEFAULT_APP_CLIENT_ID
 
     checked = client.post(f"{BASE}/setup/validate", headers=_bearer(admin, VIEWER_EMAIL))

@@ -1,6 +1,7 @@
 """Changing the Dynamics connection on the Setup page: checked against the new org before it is
-saved, the secret write-only (never shown, never logged, blank keeps it), admins only, CSRF,
-audited; the background sync of ``crmsync serve`` uses the new connection from its next cycle."""
+saved, the secret write-only (never shown, never logged, blank keeps it; stored encrypted, and
+asked for again when its key is wrong), admins only, CSRF, audited; the background sync of
+``crmsync serve`` uses the new connection from its next cycle."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from admin_harness import (
     csrf_token,
     text_of,
 )
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sync_harness import Org, running_org
@@ -32,7 +34,7 @@ from crmsync.settings import Settings, load_settings
 from crmsync.store.db import open_database
 from crmsync.store.key_values import set_sync_enabled
 from crmsync.store.tables import audit_log, persons
-from crmsync.sync.connection import connection_in_effect
+from crmsync.sync.connection import connection_for, connection_in_effect
 from crmsync.web.admin.users import AdminUserStore
 from crmsync.web.app import create_app
 from crmsync.web.background import BackgroundWork
@@ -152,7 +154,7 @@ def test_a_connection_that_cannot_connect_is_not_saved(stale: StaleSetup) -> Non
     # The form keeps what was typed, but never the secret.
     assert f'value="{DEFAULT_APP_CLIENT_ID}"' in html
     assert "Client id not-the-app" in text_of(admin.page(browser, "/admin/setup"))
-    effective = connection_in_effect(admin.engine, admin.settings.dynamics)
+    effective = connection_for(admin.engine, admin.settings)
     assert effective.client_secret.reveal() == WRONG_SECRET
 
 
@@ -162,7 +164,7 @@ def test_a_blank_secret_keeps_the_one_in_use(stale: StaleSetup) -> None:
     assert _post(admin, browser, **_form(org)).status_code == 200
     again = _post(admin, browser, **_form(org, tenant="contoso.example", client_secret=""))
     assert again.status_code == 200, text_of(again.text)
-    effective = connection_in_effect(admin.engine, admin.settings.dynamics)
+    effective = connection_for(admin.engine, admin.settings)
     assert effective.client_secret.reveal() == DEFAULT_APP_SECRET
     assert effective.tenant == "contoso.example"
     with admin.engine.connect() as conn:
@@ -225,6 +227,33 @@ def test_the_saved_connection_lays_over_the_file(stale: StaleSetup) -> None:
     browser = admin.signed_in()
     assert _post(admin, browser, **_form(org, tenant="t1")).status_code == 200
     changed_file = dataclasses.replace(admin.settings.dynamics, page_size=123, tenant="file")
-    effective = connection_in_effect(admin.engine, changed_file)
+    effective = connection_in_effect(admin.engine, changed_file, admin.app.state.admin.secrets)
     assert effective.tenant == "t1"  # the saved value wins
     assert effective.page_size == 123  # settings not on the form still come from the file
+
+
+def test_a_wrong_key_is_said_on_the_pages_and_the_secret_entered_again(
+    stale: StaleSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin, org = stale.admin, stale.org
+    browser = admin.signed_in()
+    assert _post(admin, browser, **_form(org)).status_code == 200
+    key_file = admin.app.state.admin.secrets.key_file
+    key_file.write_text(Fernet.generate_key().decode())  # not the key it was saved with
+
+    with caplog.at_level(logging.DEBUG):
+        text = text_of(admin.page(browser, "/admin/setup"))
+        fields = browser.get("/admin/fields?entity=lead")
+    assert "The saved client secret cannot be used" in text
+    assert "cannot be decrypted with the key file" in text and "Put the original key back" in text
+    assert "Client secret Not set" in text
+    said = text_of(fields.text)  # the Fields page says why it cannot read Dynamics
+    assert "Dynamics could not be read" in said and "Put the original key back" in said
+    assert DEFAULT_APP_SECRET not in caplog.text and "Traceback" not in caplog.text
+
+    assert _post(admin, browser, **_form(org)).status_code == 200  # entered again
+    text = text_of(admin.page(browser, "/admin/setup"))
+    assert "cannot be used" not in text and "Client secret Set (never shown)" in text
+    assert connection_for(admin.engine, admin.settings).client_secret.reveal() == (
+        DEFAULT_APP_SECRET
+    )

@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from crmsync.errors import AccessError, InputError, RecordNotFoundError
+from crmsync.errors import AccessError, ConfigurationError, InputError, RecordNotFoundError
 from crmsync.settings import Settings
+from crmsync.store.secret_box import SecretBox
 from crmsync.web.admin import (
     health,
     pages_auth,
@@ -74,6 +75,8 @@ async def admin_error_page(request: Request, exc: Exception) -> Response:
         status, title, message = 404, "Not found", str(exc)
     elif isinstance(exc, InputError):
         status, title, message = 400, "There is a problem", str(exc)
+    elif isinstance(exc, ConfigurationError):  # says what to set; never holds a secret
+        status, title, message = 503, "crmsync is not set up for this", str(exc)
     elif isinstance(exc, RequestValidationError):
         status, title, message = 400, "There is a problem", "The request was not understood."
     elif isinstance(exc, StarletteHTTPException) and exc.status_code in (404, 405):
@@ -110,6 +113,7 @@ def mount_admin(
         csrf=CsrfTokens(settings.web.session_secret.reveal()),
         limiter=SignInLimiter(clock=clock),
         templates=make_templates(),
+        secrets=SecretBox.of(settings.database),
         dynamics=settings.dynamics,
     )
     app.state.admin = context

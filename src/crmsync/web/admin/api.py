@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from crmsync.errors import (
     AccessError,
+    ConfigurationError,
     CrmsyncError,
     InputError,
     RecordNotFoundError,
@@ -241,6 +242,8 @@ async def _crmsync_error(request: Request, exc: Exception) -> Response:
         return _error(404, "not_found", str(exc))
     if isinstance(exc, InputError):
         return _error(400, "invalid", str(exc))
+    if isinstance(exc, ConfigurationError):  # says what to set; never holds a secret
+        return _error(503, "not_configured", str(exc))
     logger.error("admin API: %s serving %s", type(exc).__name__, request.url.path)
     return _error(500, "internal", "Something went wrong; the server log has the details.")
 

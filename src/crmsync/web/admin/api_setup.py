@@ -89,6 +89,9 @@ class ConnectionOut(BaseModel):
     client_id: str
     client_secret_set: bool
     saved_by_admin: bool
+    secret_problem: str | None = Field(
+        None, description="Why the saved client secret cannot be decrypted, and what to do."
+    )
 
 
 class ConnectionIn(BaseModel):
@@ -225,7 +228,7 @@ def add_setup_routes(api: FastAPI) -> None:
     def get_connection(user: Caller, request: Request) -> dict[str, Any]:
         """The Dynamics connection in effect (never its secrets)."""
         ctx = AdminContext.of(request)
-        current = ctx.connection()
+        current, secret_problem = ctx.connection_shown()
         return {
             "url": current.url,
             "tenant": current.tenant,
@@ -234,6 +237,7 @@ def add_setup_routes(api: FastAPI) -> None:
             "client_id": current.client_id,
             "client_secret_set": bool(current.client_secret),
             "saved_by_admin": is_saved(ctx.engine),
+            "secret_problem": secret_problem,
         }
 
     @api.put(

@@ -1,7 +1,9 @@
 """What every admin page handler needs: the services, the signed-in user, forms checked for
 their CSRF token, and rendering with the shared frame (navigation, unread count).
 
-Navigation is one list, :data:`NAV`: a new area adds one entry here and one router.
+Navigation is one list, :data:`NAV`: a new area adds one entry here and one router. The
+everyday pages sit on the top line; the records read one way from Dynamics and the settings
+pages are grouped in two menus ("Records", "Admin") so that the line fits at 1280 px.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.errors import AccessError, ConfigurationError, RoleRefusedError
 from crmsync.settings import DynamicsSettings
-from crmsync.sync.connection import connection_in_effect
+from crmsync.store.secret_box import SecretBox
+from crmsync.sync.connection import connection_in_effect, connection_shown
 from crmsync.web.admin.queries import unread_notifications
 from crmsync.web.admin.security import SignInLimiter
 from crmsync.web.admin.sessions import SESSION_COOKIE, CsrfTokens, Session, SessionStore
@@ -41,22 +44,63 @@ class NavEntry:
     path: str
     admin_only: bool = False
 
+    def is_current(self, path: str) -> bool:
+        """Whether the page at ``path`` belongs to this entry (its own page or one below)."""
+        if path == self.path:
+            return True
+        return self.path != f"{ADMIN}/" and path.startswith(self.path)
 
-NAV: tuple[NavEntry, ...] = (
+
+@dataclass(frozen=True, slots=True)
+class NavGroup:
+    """Navigation entries behind one disclosure button (a ``<details>`` menu)."""
+
+    label: str
+    entries: tuple[NavEntry, ...]
+
+    def is_current(self, path: str) -> bool:
+        """Whether the page at ``path`` is one of this group's."""
+        return any(entry.is_current(path) for entry in self.entries)
+
+
+NAV: tuple[NavEntry | NavGroup, ...] = (
     NavEntry("Overview", f"{ADMIN}/"),
     NavEntry("Sync errors", f"{ADMIN}/errors"),
     NavEntry("People", f"{ADMIN}/people"),
-    NavEntry("Companies", f"{ADMIN}/companies"),
-    NavEntry("Opportunities", f"{ADMIN}/opportunities"),
-    NavEntry("Sales users", f"{ADMIN}/sales-users"),
+    NavGroup(
+        "Records",
+        (
+            NavEntry("Companies", f"{ADMIN}/companies"),
+            NavEntry("Opportunities", f"{ADMIN}/opportunities"),
+            NavEntry("Sales users", f"{ADMIN}/sales-users"),
+        ),
+    ),
     NavEntry("Campaigns", f"{ADMIN}/campaigns"),
-    NavEntry("Fields", f"{ADMIN}/fields"),
-    NavEntry("Custom entities", f"{ADMIN}/custom-entities"),
-    NavEntry("Setup", f"{ADMIN}/setup"),
     NavEntry("Notifications", f"{ADMIN}/notifications"),
-    NavEntry("Audit trail", f"{ADMIN}/audit"),
-    NavEntry("Users", f"{ADMIN}/users", admin_only=True),
+    NavGroup(
+        "Admin",
+        (
+            NavEntry("Fields", f"{ADMIN}/fields"),
+            NavEntry("Custom entities", f"{ADMIN}/custom-entities"),
+            NavEntry("Setup", f"{ADMIN}/setup"),
+            NavEntry("Audit trail", f"{ADMIN}/audit"),
+            NavEntry("Users", f"{ADMIN}/users", admin_only=True),
+        ),
+    ),
 )
+
+
+def navigation(can_change: bool) -> list[NavEntry | NavGroup]:
+    """The navigation a user of this role sees (viewers do not see admin-only pages)."""
+    shown: list[NavEntry | NavGroup] = []
+    for item in NAV:
+        if isinstance(item, NavGroup):
+            entries = tuple(e for e in item.entries if can_change or not e.admin_only)
+            if entries:
+                shown.append(NavGroup(item.label, entries))
+        elif can_change or not item.admin_only:
+            shown.append(item)
+    return shown
 
 
 class SignInRequired(AccessError):
@@ -95,6 +139,8 @@ class AdminContext:
     csrf: CsrfTokens
     limiter: SignInLimiter
     templates: Jinja2Templates
+    # encrypts the client secret saved on the Setup page (crmsync.store.secret_box)
+    secrets: SecretBox
     # the [dynamics] settings of the file and environment; a connection saved on the Setup
     # page is laid over them (crmsync.sync.connection)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
@@ -105,11 +151,16 @@ class AdminContext:
 
     def connection(self) -> DynamicsSettings:
         """The Dynamics connection in effect: the file's, with a saved one over it."""
-        return connection_in_effect(self.engine, self.dynamics)
+        return connection_in_effect(self.engine, self.dynamics, self.secrets)
+
+    def connection_shown(self) -> tuple[DynamicsSettings, str | None]:
+        """The connection for the Setup page, and why its saved secret cannot be used (it is
+        then left blank), or ``None``."""
+        return connection_shown(self.engine, self.dynamics, self.secrets)
 
     def org_url(self) -> str:
         """The org's address, for "Open in Dynamics" links ("" when none is configured)."""
-        return self.connection().url.strip().rstrip("/")
+        return self.connection_shown()[0].url.strip().rstrip("/")
 
     def open_dynamics(self, settings: DynamicsSettings | None = None) -> DynamicsClient:
         """A client of ``settings`` or of the connection in effect (close it after use), or
@@ -173,11 +224,7 @@ class AdminContext:
         if session is not None:
             with self.engine.connect() as conn:
                 unread = unread_notifications(conn)
-        nav = [
-            entry
-            for entry in NAV
-            if session is not None and (not entry.admin_only or session.user.can_change)
-        ]
+        nav = navigation(session.user.can_change) if session is not None else []
         context = {
             "notice": self.csrf.read_notice(request.query_params.get("notice")),
             "request": request,

@@ -22,6 +22,7 @@ from crmsync.sync.custom_entities import (
     switch,
 )
 from crmsync.web.admin.context import ADMIN, AdminContext
+from crmsync.web.admin.queries import person_labels
 
 router = APIRouter()
 PAGE = f"{ADMIN}/custom-entities"
@@ -94,7 +95,15 @@ async def custom_entity_page(request: Request, name: str) -> Response:
             raise RecordNotFoundError(f"No custom entity called {name!r}.")
         status = entity_status(conn, entity)
         records = recent_records(conn, entity, 50)
-    return ctx.render(request, "admin/custom_entity.html", session, status=status, records=records)
+        people = person_labels(conn, [r["person_id"] for r in records if r["person_id"]])
+    return ctx.render(
+        request,
+        "admin/custom_entity.html",
+        session,
+        status=status,
+        records=records,
+        people=people,
+    )
 
 
 @router.post("/custom-entities/{name}/enabled")

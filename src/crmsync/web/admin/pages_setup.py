@@ -90,7 +90,7 @@ class ConnectionOutcome:
 def change_connection(ctx: AdminContext, change: ConnectionChange, actor: str) -> ConnectionOutcome:
     """Validate ``change`` against the org it names, and save it when it connects; the
     running sync uses it from its next cycle."""
-    current = ctx.connection()
+    current, _ = ctx.connection_shown()  # an unreadable saved secret: a new one is needed
     lines = run_checklist(ctx, candidate(current, change))
     if not lines or not lines[0].ok:
         return ConnectionOutcome(
@@ -100,7 +100,7 @@ def change_connection(ctx: AdminContext, change: ConnectionChange, actor: str) -
             [],
         )
     with ctx.engine.begin() as conn:
-        changed = save_connection(conn, current, change, actor=actor)
+        changed = save_connection(conn, current, change, actor=actor, box=ctx.secrets)
     failed = sum(1 for line in lines if not line.ok)
     message = "Connection saved; the sync uses it from its next cycle."
     if failed:
@@ -113,7 +113,7 @@ def change_connection(ctx: AdminContext, change: ConnectionChange, actor: str) -
 def _page(
     request: Request, ctx: AdminContext, session: Session, *, status_code: int = 200, **values: Any
 ) -> Response:
-    current = ctx.connection()
+    current, secret_problem = ctx.connection_shown()
     defaults: dict[str, Any] = {
         "lines": None,
         "passed": 0,
@@ -132,6 +132,7 @@ def _page(
         status_code=status_code,
         connection=connection_rows(current),
         saved_here=is_saved(ctx.engine),
+        secret_problem=secret_problem,
         auth_modes=AUTH_MODES,
         **defaults,
     )

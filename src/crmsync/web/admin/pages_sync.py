@@ -13,7 +13,7 @@ from starlette.responses import Response
 from crmsync.errors import InvalidValueError
 from crmsync.store.audit import record_audit
 from crmsync.sync.admin_retry import retry_errors
-from crmsync.sync.failures import count_open_errors, open_errors
+from crmsync.sync.failures import ErrorPosition, count_open_errors, open_errors
 from crmsync.sync.runner import set_enabled
 from crmsync.sync.status import read_status
 from crmsync.web.admin.chart import build_chart, hourly_buckets
@@ -102,12 +102,23 @@ def error_rows(
     *,
     limit: int | None = None,
     offset: int = 0,
+    after: ErrorPosition | None = None,
+    before: ErrorPosition | None = None,
+    oldest: bool = False,
 ) -> list[dict[str, Any]]:
     """Open sync errors (B39) with the name and e-mail of each person concerned; ``limit``
-    and ``offset`` page them in the database."""
+    pages them in the database, from ``offset`` or (keyset) ``after``/``before`` a position
+    or the ``oldest`` (:func:`crmsync.sync.failures.open_errors`)."""
     with ctx.engine.connect() as conn:
         rows = open_errors(
-            conn, entity=entity or None, search=search or None, limit=limit, offset=offset
+            conn,
+            entity=entity or None,
+            search=search or None,
+            limit=limit,
+            offset=offset,
+            after=after,
+            before=before,
+            oldest=oldest,
         )
         people = person_labels(
             conn, [r["local_id"] for r in rows if r["local_kind"] == "person" and r["local_id"]]
@@ -130,19 +141,39 @@ def _page_number(raw: object) -> int:
     return number
 
 
+def _position(raw: str | None) -> ErrorPosition | None:
+    return ErrorPosition.parse(raw) if raw else None
+
+
 @router.get("/errors")
 async def errors_page(request: Request) -> Response:
-    """Open sync errors: filter by entity, search, page; retry one or all; CSV export."""
+    """Open sync errors: filter by entity, search, page; retry one or all; CSV export.
+
+    The page's links page by keyset: "Next" reads the rows after the last one shown, through
+    the index, "Previous" those before the first, "Last" the oldest; ``page`` only numbers
+    them. A typed ``page`` without a position is still counted off from the top."""
     ctx = AdminContext.of(request)
     session = ctx.signed_in(request)
-    entity = request.query_params.get("entity", "")
-    search = request.query_params.get("q", "")
-    page = _page_number(request.query_params.get("page"))
-    rows = error_rows(ctx, entity, search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    params = request.query_params
+    entity = params.get("entity", "")
+    search = params.get("q", "")
+    page = _page_number(params.get("page"))
+    after, before = _position(params.get("after")), _position(params.get("before"))
+    last = params.get("last") == "1"
     with ctx.engine.connect() as conn:
         total = count_open_errors(conn, entity=entity or None, search=search or None)
         entities = error_counts_by_entity(conn)
         kinds = error_kinds(conn)
+    pages = max(1, -(-total // PAGE_SIZE))
+    if last:  # the last page holds what is left after the full pages before it
+        page = pages
+        size = total - (pages - 1) * PAGE_SIZE or PAGE_SIZE
+        rows = error_rows(ctx, entity, search, limit=size, oldest=True)
+    elif after is not None or before is not None:
+        page = min(page, pages)
+        rows = error_rows(ctx, entity, search, limit=PAGE_SIZE, after=after, before=before)
+    else:
+        rows = error_rows(ctx, entity, search, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return ctx.render(
         request,
         "admin/errors.html",
@@ -150,7 +181,9 @@ async def errors_page(request: Request) -> Response:
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=pages,
+        first_token=ErrorPosition.of(rows[0]).token() if rows else "",
+        last_token=ErrorPosition.of(rows[-1]).token() if rows else "",
         entity=entity,
         search=search,
         entities=entities,

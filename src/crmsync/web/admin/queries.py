@@ -170,7 +170,8 @@ def error_counts_by_entity(conn: Connection) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class ErrorKind:
-    """Open errors sharing one Dynamics error code: how many, and one message as example."""
+    """Open errors sharing one Dynamics error code: how many, and the latest message as
+    example."""
 
     code: str
     count: int
@@ -179,17 +180,36 @@ class ErrorKind:
 
 
 def error_kinds(conn: Connection) -> list[ErrorKind]:
-    """Open sync errors grouped by error code, the largest group first (B39)."""
-    code = func.coalesce(sync_errors.c.error_code, "")
-    rows = conn.execute(
-        select(
-            code, func.count(), func.max(sync_errors.c.message), func.max(sync_errors.c.last_seen)
+    """Open sync errors grouped by error code, the largest group first (B39).
+
+    Both reads go through the partial index of open errors by code and last seen: the counts
+    (no table row is read), then, per code, the one newest row for its message."""
+    is_open = sync_errors.c.resolved_at.is_(None)
+    groups = conn.execute(
+        select(sync_errors.c.error_code, func.count(), func.max(sync_errors.c.last_seen))
+        .where(is_open)
+        .group_by(sync_errors.c.error_code)
+    ).all()
+    kinds = []
+    for code, count, seen in groups:
+        same_code = (
+            sync_errors.c.error_code.is_(None) if code is None else sync_errors.c.error_code == code
         )
-        .where(sync_errors.c.resolved_at.is_(None))
-        .group_by(code)
-        .order_by(func.count().desc(), code)
-    )
-    return [ErrorKind(str(c), int(n), str(m), seen) for c, n, m, seen in rows]
+        example = conn.execute(
+            select(sync_errors.c.message)
+            .where(is_open, same_code)
+            .order_by(sync_errors.c.last_seen.desc())
+            .limit(1)
+        ).scalar()
+        kinds.append(ErrorKind(code or "", int(count), str(example or ""), seen))
+    merged: dict[str, ErrorKind] = {}
+    for kind in kinds:  # no code and an empty code are one group, "no code"
+        known = merged.get(kind.code)
+        if known is not None:
+            newest = kind if kind.last_seen > known.last_seen else known
+            kind = ErrorKind(kind.code, known.count + kind.count, newest.example, newest.last_seen)
+        merged[kind.code] = kind
+    return sorted(merged.values(), key=lambda kind: (-kind.count, kind.code))
 
 
 _LISTED = tuple(
