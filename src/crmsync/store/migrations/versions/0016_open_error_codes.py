@@ -2,7 +2,7 @@
 first, so that the counts per code and each code's latest message are read from the index
 instead of the whole table.
 
-Revision ID: 0015_open_error_codes
+Revision ID: 0016_open_error_codes
 Revises: 0014_admin_indexes
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_open_error_codes"
-down_revision: str | None = "0014_admin_indexes"
+revision: str = "0016_open_error_codes"
+down_revision: str | None = "0015_custom_parent_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
