@@ -6,16 +6,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from bench.bench_sync import _start_emulator
+from bench.sync_limits import emulator
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
-from crmsync.settings import DynamicsSettings, Secret
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.runner import set_enabled
@@ -40,23 +39,12 @@ def campaign_setup(seed_leads: int = 20, batch_size: int = 500) -> Iterator[Setu
         url = f"sqlite:///{work / 'bench.db'}"
         upgrade_database(url)
         engine = open_database(url)
-        process, org = _start_emulator(work, seed_leads)
         try:
-            settings = DynamicsSettings(
-                url=org["base_url"],
-                authority=org["base_url"],
-                auth_mode="adfs",
-                client_id=org["client_id"],
-                client_secret=Secret(org["client_secret"]),
-                batch_size=batch_size,
-            )
-            with build_client(settings) as client:
-                SyncCycle(engine, client).run()
-                set_enabled(engine, True)
-                yield Setup(url, engine, client, org, work)
+            with emulator(work, seed_leads) as org:
+                settings = replace(org.settings(), batch_size=batch_size)
+                with build_client(settings) as client:
+                    SyncCycle(engine, client).run()
+                    set_enabled(engine, True)
+                    yield Setup(url, engine, client, org.org, work)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-            if process.stdout is not None:
-                process.stdout.close()
             engine.dispose()
