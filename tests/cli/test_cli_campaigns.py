@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from crmsync.cli import campaigns as campaigns_cli
+from crmsync.marketing.campaigns.schedules import CampaignSchedules, ScheduledRun
 from crmsync.marketing.persons import PersonService
 from crmsync.store.db import open_database, upgrade_database
 from crmsync.store.tables import audit_log
@@ -168,4 +170,42 @@ def test_update_edits_the_parts_in_the_file_and_is_audited(tmp_path: Path) -> No
         ("campaign_updated", ["smartList", "flow"]),
         ("campaign_run", None),
     ]
+    engine.dispose()
+
+
+def test_update_and_schedule_set_the_schedule_and_are_audited(tmp_path: Path) -> None:
+    """``campaigns schedule`` and a ``[schedule]`` table in an update file go through the same
+    checks; the update replaces the run not started yet, and both are audited."""
+    env = _env(tmp_path)
+    engine = open_database(env["CRMSYNC_DATABASE_URL"])
+    definition = tmp_path / "batch.toml"
+    definition.write_text(BATCH_TOML, encoding="utf-8")
+    assert runner.invoke(_root(), ["campaigns", "create", "-f", str(definition)], env=env)
+    scheduled = runner.invoke(
+        _root(), ["campaigns", "schedule", "1", "--at", "2026-12-20T08:00Z"], env=env
+    )
+    assert scheduled.exit_code == 0, scheduled.output
+    edit = tmp_path / "edit.toml"
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    edit.write_text(
+        f"[schedule]\nrunAt = {start:%Y-%m-%dT%H:%M:%SZ}\neveryDays = 7\n", encoding="utf-8"
+    )
+    updated = runner.invoke(_root(), ["campaigns", "update", "1", "-f", str(edit)], env=env)
+    assert updated.exit_code == 0, updated.output
+    assert "updated: schedule" in updated.output
+    assert CampaignSchedules(engine).pending(1) == [ScheduledRun(start, 7, None)]
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[schedule]\nrunAt = "soon"\n', encoding="utf-8")
+    refused = runner.invoke(_root(), ["campaigns", "update", "1", "-f", str(wrong)], env=env)
+    assert refused.exit_code == 1 and "must be a date-time" in refused.output
+    with engine.connect() as conn:
+        trail = conn.execute(
+            select(audit_log.c.action, audit_log.c.details).order_by(audit_log.c.id)
+        ).all()
+    assert [(a.action, a.details.get("changed")) for a in trail] == [
+        ("campaign_created", None),
+        ("campaign_scheduled", None),
+        ("campaign_updated", ["schedule"]),
+    ]
+    assert trail[1].details["runAt"] == "2026-12-20T08:00Z"
     engine.dispose()

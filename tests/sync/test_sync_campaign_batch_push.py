@@ -10,10 +10,12 @@ from sqlalchemy import Engine, func, select
 from sync_harness import Org
 
 from crmsync.dynamics.client import DynamicsClient
+from crmsync.errors import InvalidValueError
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
-from crmsync.store.tables import persons
+from crmsync.store.tables import persons, sync_outbox
 from crmsync.sync.campaign_push import ImmediatePush, campaign_runner
+from crmsync.sync.crm_create import request_crm_creates
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.runner import set_enabled
 
@@ -57,3 +59,35 @@ def test_batch_creates_go_in_few_batch_requests(
         ).scalar()
     assert linked == count
     assert {r["status"] for r in service.results(campaign.id, limit=1000)} == {"done"}
+
+
+def test_an_immediate_push_sends_only_the_persons_it_is_given(
+    migrated_engine: Engine, synced: tuple[Org, DynamicsClient, SyncCycle]
+) -> None:
+    """The campaign's push sends its own persons' creates; another person's queued create
+    stays in the outbox for the cycle, so a group of persons costs exactly its requests."""
+    org, client, _ = synced
+    set_enabled(migrated_engine, True)
+    people = PersonService(migrated_engine)
+    people.sync(
+        [{"email": "mine@push.example", "lastName": "Mine"}, {"email": "other@push.example"}],
+        action="createOnly",
+    )
+    with migrated_engine.begin() as conn:
+        ids = dict(
+            conn.execute(
+                select(persons.c.email, persons.c.id).where(persons.c.email.like("%@push.example"))
+            ).all()
+        )
+        asked = request_crm_creates(conn, list(ids.values()), "lead")
+    leads_before = org.app.state.storage.count("lead")
+
+    ImmediatePush(migrated_engine, client)([ids["mine@push.example"]])
+
+    assert org.app.state.storage.count("lead") == leads_before + 1
+    created = asked[ids["mine@push.example"]]
+    assert not isinstance(created, InvalidValueError)
+    assert org.app.state.storage.get("lead", created.crm_id) is not None
+    with migrated_engine.connect() as conn:
+        waiting = conn.execute(select(sync_outbox.c.person_id)).scalars().all()
+    assert set(waiting) == {ids["other@push.example"]}

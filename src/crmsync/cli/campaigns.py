@@ -22,6 +22,7 @@ from rich.table import Table
 
 from crmsync.cli import database, fail, settings_from
 from crmsync.errors import CrmsyncError, InvalidValueError
+from crmsync.marketing.campaigns.edits import edit_campaign
 from crmsync.marketing.campaigns.schedules import CampaignSchedules
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
@@ -87,12 +88,16 @@ def update(
     The file's name, description, qualification, triggers, smartList and flow replace the
     campaign's (with --replace, the file is the whole definition). The type stays, and an
     active campaign stays active: the edit applies to people entering its flow from now on.
+    A batch campaign's schedule (runAt, everyDays, until) replaces its runs not started yet;
+    an empty schedule drops them, and leaving it out keeps them.
     """
     try:
         with database(settings_from(ctx)) as engine:
-            service = CampaignService(engine)
-            record, changed = service.update(
-                service.find(campaign).id, _read_definition(file), replace=replace
+            record, changed = edit_campaign(
+                engine,
+                CampaignService(engine).find(campaign).id,
+                _read_definition(file),
+                replace=replace,
             )
             if changed:
                 with engine.begin() as conn:
@@ -238,6 +243,9 @@ def schedule(
             CampaignSchedules(engine).schedule(
                 record.id, run_at=run_at, every_days=every_days, until=last
             )
+            with engine.begin() as conn:
+                details = {"campaign": record.id, "runAt": at, "everyDays": every_days}
+                record_audit(conn, "cli", "campaign_scheduled", {**details, "until": until})
     except CrmsyncError as exc:
         raise fail(exc) from None
     repeat = f", then every {every_days} day(s)" if every_days else ""

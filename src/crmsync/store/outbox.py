@@ -68,14 +68,19 @@ def enqueue(
         conn.execute(insert(sync_outbox), rows)
 
 
-def read_outbox(conn: Connection, *, after_id: int = 0, limit: int = 5000) -> list[OutboxEntry]:
-    """Up to ``limit`` outbox entries with ids above ``after_id``, oldest first."""
-    rows = conn.execute(
-        select(sync_outbox)
-        .where(sync_outbox.c.id > after_id)
-        .order_by(sync_outbox.c.id)
-        .limit(limit)
-    ).mappings()
+def read_outbox(
+    conn: Connection,
+    *,
+    after_id: int = 0,
+    limit: int = 5000,
+    person_ids: Sequence[int] | None = None,
+) -> list[OutboxEntry]:
+    """Up to ``limit`` outbox entries with ids above ``after_id``, oldest first; with
+    ``person_ids`` (at most a few thousand), only those persons' entries."""
+    query = select(sync_outbox).where(sync_outbox.c.id > after_id)
+    if person_ids is not None:
+        query = query.where(sync_outbox.c.person_id.in_(list(person_ids)))
+    rows = conn.execute(query.order_by(sync_outbox.c.id).limit(limit)).mappings()
     return [
         OutboxEntry(
             int(row["id"]),

@@ -191,6 +191,13 @@ Index(
     persons.c.leadScore,
     persons.c.crmType,
 )
+# ... and for the next most common filters (migration 0015, which INCLUDEs the plain text
+# columns on PostgreSQL): state and lead status compared as smart lists compare text, and the
+# created date (the updated date has ix_persons_updated_at; company name, on PostgreSQL,
+# ix_persons_company_lower).
+Index("ix_persons_smartlist_state", folded(persons.c.state))
+Index("ix_persons_smartlist_lead_status", folded(persons.c.leadStatus))
+Index("ix_persons_smartlist_created_at", persons.c.createdAt)
 
 opportunities = Table(
     "opportunities",

@@ -1,8 +1,9 @@
 """Real time for Sync Person to Microsoft (B32, B48): push a queued create now.
 
 ``sync person`` alone queues the create and waits for the next cycle (up to the cycle pause).
-A campaign's step instead calls :class:`ImmediatePush`, which sends the outbox through the
-engine's own push path (:class:`~crmsync.sync.push.OutboxPusher`) **under the sync lease**,
+A campaign's step instead calls :class:`ImmediatePush`, which sends the persons' outbox
+entries through the engine's own push path (:class:`~crmsync.sync.push.OutboxPusher`)
+**under the sync lease**,
 so it never runs beside a cycle's push, and every create still carries the id stored first
 (B33). When a cycle holds the lease, it waits briefly for that cycle to send the person (or to
 finish and free the lease); when sync is disabled it sends nothing (B21): the create waits in
@@ -20,6 +21,7 @@ from crmsync.dynamics.client import DynamicsClient
 from crmsync.marketing.campaigns.pushes import PushFunction
 from crmsync.marketing.campaigns.runner import CampaignRunner
 from crmsync.settings import SyncSettings
+from crmsync.store.inserts import CHUNK
 from crmsync.store.key_values import get_sync_enabled
 from crmsync.store.tables import sync_outbox
 from crmsync.sync.campaign_first import SyncFirst
@@ -60,8 +62,10 @@ class ImmediatePush:
         return found is not None
 
     def __call__(self, person_ids: Sequence[int]) -> None:
-        """Push now; return when the persons' entries were sent (here or by a cycle), or
-        after ``wait_seconds`` (the next cycle then sends them)."""
+        """Push the persons' entries now (only theirs: a batch campaign's group of persons
+        then goes out in exactly the ``$batch`` requests it needs; other changes wait for
+        the cycle); return when they were sent (here or by a cycle), or after
+        ``wait_seconds`` (the next cycle then sends them)."""
         with self._engine.connect() as conn:
             if not get_sync_enabled(conn):
                 return
@@ -75,7 +79,7 @@ class ImmediatePush:
                         self._mappings.mappings(),
                         duplicate_detection=self._duplicate_detection,
                         renew=self._lease.renew,
-                    ).push()
+                    ).push(person_ids if len(person_ids) <= CHUNK else None)
                 finally:
                     self._lease.release()
                 return

@@ -222,8 +222,9 @@ class OutboxPusher:
     ) -> WriteRequest:
         return WriteRequest(kind, entity, crm_id, dict(values), etag, options=self._options)
 
-    def push(self) -> PushCounts:
-        """Send everything queued when the push started; return what happened.
+    def push(self, person_ids: Sequence[int] | None = None) -> PushCounts:
+        """Send everything queued when the push started (with ``person_ids``, at most a few
+        thousand, only those persons' entries); return what happened.
 
         Rounds overlap: while one round's ``$batch`` requests are with Dynamics, the next
         round is read, prepared and sent before the first round's answers are stored, so
@@ -249,7 +250,9 @@ class OutboxPusher:
                 entries: list[OutboxEntry] = []
                 if not exhausted:
                     with self._engine.connect() as conn:
-                        entries = read_outbox(conn, after_id=after, limit=chunk)
+                        entries = read_outbox(
+                            conn, after_id=after, limit=chunk, person_ids=person_ids
+                        )
                     exhausted = len(entries) < chunk
                     if entries:
                         after = entries[-1].id

@@ -6,10 +6,12 @@ per step; every change audited, viewers refused."""
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime, timedelta
 
 from admin_harness import ADMIN_EMAIL, VIEWER_EMAIL, AdminApp, csrf_token, text_of
 from sqlalchemy import select
 
+from crmsync.marketing.campaigns.schedules import CampaignSchedules, ScheduledRun
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.persons import PersonService
 from crmsync.store.tables import audit_log, campaign_events, persons
@@ -266,3 +268,52 @@ def test_campaigns_edited_through_the_admin_api(admin_app: AdminApp) -> None:
     assert api.get(url, headers=headers).json()["name"] == "Replaced"
     audited = [a for _, a in _actions(admin_app) if a == "campaign_updated"]
     assert audited == ["campaign_updated", "campaign_updated"]
+
+
+def test_a_batch_campaigns_schedule_edited_through_the_api_and_the_form(
+    admin_app: AdminApp,
+) -> None:
+    """PATCH sets a batch campaign's schedule (audited as a change of 'schedule'); the edit
+    form shows it, saving it unchanged changes nothing, and a new time on the form replaces
+    it; a schedule too far ahead is refused with its reason."""
+    api = admin_app.browser()
+    headers = _bearer(admin_app, ADMIN_EMAIL)
+    campaign_id = api.post("/api/admin/v1/campaigns", headers=headers, json=BATCH).json()["id"]
+    url = f"/api/admin/v1/campaigns/{campaign_id}"
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    patched = api.patch(
+        url, headers=headers, json={"schedule": {"runAt": soon.isoformat(), "everyDays": 7}}
+    )
+    assert patched.status_code == 200, patched.text
+    schedules = CampaignSchedules(admin_app.engine)
+    assert schedules.pending(campaign_id) == [ScheduledRun(soon, 7, None)]
+    far = api.patch(url, headers=headers, json={"schedule": {"runAt": "2099-01-01T00:00:00Z"}})
+    assert far.status_code == 400 and "two years" in far.json()["error"]["message"]
+
+    browser = admin_app.signed_in()
+    edit = f"/admin/campaigns/{campaign_id}/edit"
+    form = admin_app.page(browser, edit)
+    saved = html.unescape(form.split('name="definition"')[1].split(">", 1)[1])
+    saved = saved.split("</textarea>")[0]
+    shown_at = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f'"runAt": "{shown_at}"' in saved and '"everyDays": 7' in saved
+    same = admin_app.submit(browser, edit, edit, definition=saved)
+    assert same.status_code == 303
+    assert "Nothing changed." in text_of(admin_app.page(browser, same.headers["location"]))
+    later = soon + timedelta(days=1)
+    moved = admin_app.submit(
+        browser,
+        edit,
+        edit,
+        definition=saved.replace(shown_at, later.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    )
+    assert moved.status_code == 303
+    assert "Saved: schedule changed." in text_of(admin_app.page(browser, moved.headers["location"]))
+    assert schedules.pending(campaign_id) == [ScheduledRun(later, 7, None)]
+    with admin_app.engine.connect() as conn:
+        details = conn.execute(
+            select(audit_log.c.details)
+            .where(audit_log.c.action == "campaign_updated")
+            .order_by(audit_log.c.id)
+        ).scalars()
+        assert [d["changed"] for d in details] == [["schedule"], ["schedule"]]

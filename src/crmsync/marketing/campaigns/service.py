@@ -5,7 +5,7 @@ The CLI, the Marketo REST API and the admin pages are thin layers over this clas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -167,7 +167,12 @@ class CampaignService:
         return self.get(campaign_id)
 
     def update(
-        self, campaign_id: int, raw: Mapping[str, Any], *, replace: bool = False
+        self,
+        campaign_id: int,
+        raw: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        check: Callable[[CampaignDefinition], None] | None = None,
     ) -> tuple[CampaignRecord, list[str]]:
         """Edit a saved campaign; returns it as saved and the names of the parts that changed
         (for the audit trail). Raise :class:`InvalidValueError`.
@@ -179,6 +184,9 @@ class CampaignService:
         active campaign can be edited and stays active, as in Marketo: the edit applies to
         the people who enter the flow after it is saved, and a person already in the flow (in
         a Wait step) goes on from the next step by number in the saved flow.
+
+        ``check`` sees the new definition before anything is saved and may refuse it (the
+        schedule part of an edit, :func:`~crmsync.marketing.campaigns.edits.edit_campaign`).
         """
         current = self.get(campaign_id)
         before = current.definition.as_dict()
@@ -196,6 +204,8 @@ class CampaignService:
         merged["type"] = current.definition.kind
         merged["active"] = current.definition.active
         definition = parse_definition(merged)
+        if check is not None:
+            check(definition)
         after = definition.as_dict()
         changed = [key for key in after if after[key] != before.get(key)]
         if not changed:

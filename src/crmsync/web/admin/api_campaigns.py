@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path
 from pydantic import BaseModel, ConfigDict
 
+from crmsync.marketing.campaigns import edits
 from crmsync.marketing.campaigns.service import CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
 from crmsync.store.audit import record_audit
@@ -135,7 +136,7 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
     def _edit(
         campaign_id: int, body: dict[str, Any], user_email: str, *, replace: bool
     ) -> dict[str, Any]:
-        record, changed = service.update(campaign_id, body, replace=replace)
+        record, changed = edits.edit_campaign(ctx.engine, campaign_id, body, replace=replace)
         if changed:
             with ctx.engine.begin() as conn:
                 record_audit(
@@ -150,7 +151,8 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
     def replace_campaign(
         campaign_id: CampaignId, body: dict[str, Any], user: Changer
     ) -> dict[str, Any]:
-        """Replace a campaign's definition (its type and active state stay; audited)."""
+        """Replace a campaign's definition (its type and active state stay; a batch
+        campaign's pending runs stay unless ``schedule`` is given; audited)."""
         return _edit(campaign_id, body, user.email, replace=True)
 
     @api.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -158,7 +160,8 @@ def add_campaign_routes(api: FastAPI, ctx: AdminContext) -> None:
         campaign_id: CampaignId, body: dict[str, Any], user: Changer
     ) -> dict[str, Any]:
         """Change parts of a campaign's definition: name, description, qualification,
-        triggers, smart list, flow (audited). An active campaign stays active."""
+        triggers, smart list, flow, and a batch campaign's schedule (audited). An active
+        campaign stays active."""
         return _edit(campaign_id, body, user.email, replace=False)
 
     @api.put("/campaigns/{campaign_id}/active", response_model=CampaignActive)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import InvalidValueError
+from crmsync.marketing.campaigns import edits
 from crmsync.marketing.campaigns.definitions import TRIGGER_TYPES
 from crmsync.marketing.campaigns.service import CampaignRecord, CampaignService
 from crmsync.marketing.smartlists import SmartListQuery
@@ -121,7 +122,7 @@ async def edit_campaign_form(request: Request, campaign_id: str) -> Response:
     ctx = AdminContext.of(request)
     session = ctx.signed_in(request)
     record = _campaign(ctx, campaign_id)
-    shown = {k: v for k, v in record.definition.as_dict().items() if k not in {"active", "type"}}
+    shown = edits.editable(ctx.engine, record)
     return _edit_form(request, ctx, session, record, json.dumps(shown, indent=2))
 
 
@@ -134,8 +135,8 @@ async def edit_campaign(request: Request, campaign_id: str) -> Response:
     record = _campaign(ctx, campaign_id)
     text = str(form.get("definition") or "")
     try:
-        saved, changed = CampaignService(ctx.engine).update(
-            record.id, parse_definition_text(text), replace=True
+        saved, changed = edits.edit_campaign(
+            ctx.engine, record.id, parse_definition_text(text), replace=True
         )
     except InvalidValueError as exc:
         return _edit_form(request, ctx, session, record, text, status_code=400, error=str(exc))

@@ -21,6 +21,13 @@ from crmsync.marketing.campaigns.steps.marketing import (
     request_campaign,
     wait,
 )
+from crmsync.marketing.campaigns.steps.marketing_chunks import (
+    add_to_lists,
+    change_data_values,
+    delete_persons,
+    remove_from_lists,
+    request_campaigns,
+)
 
 __all__ = [
     "CHUNK_MARKETING_STEPS",
@@ -39,5 +46,12 @@ MARKETING_STEPS: dict[str, StepFunction] = {
     "wait": wait,
 }
 
-CHUNK_MARKETING_STEPS: dict[str, ChunkStepFunction] = {}
-"""Marketing steps with a chunk form (a batch campaign's many persons at once); none yet."""
+CHUNK_MARKETING_STEPS: dict[str, ChunkStepFunction] = {
+    "change_data_value": change_data_values,
+    "add_to_list": add_to_lists,
+    "remove_from_list": remove_from_lists,
+    "request_campaign": request_campaigns,
+    "delete_person": delete_persons,
+}
+"""Marketing steps with a chunk form (a batch campaign's many persons at once); Wait has
+none, so a flow with a Wait goes person by person."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
 
 from crmsync.marketing.activity_log import activity, write_activities
 from crmsync.marketing.activity_types import (
@@ -37,7 +38,8 @@ from crmsync.store.tables import (
 SOURCE = "Smart campaign"
 
 
-def _with_tokens(value: object, tokens: dict[str, str]) -> object:
+def with_tokens(value: object, tokens: dict[str, str]) -> object:
+    """``value`` with each ``{{my.token}}`` of a request replaced."""
     if not isinstance(value, str) or "{{" not in value:
         return value
     for name, replacement in tokens.items():
@@ -48,7 +50,7 @@ def _with_tokens(value: object, tokens: dict[str, str]) -> object:
 def change_data_value(ctx: StepContext) -> StepOutcome:
     """Set one field of the person (the value may use ``{{my.token}}`` request tokens)."""
     field_name = str(ctx.params["field"])
-    value = _with_tokens(ctx.params.get("value"), dict(ctx.tokens))
+    value = with_tokens(ctx.params.get("value"), dict(ctx.tokens))
     catalog = load_catalog(ctx.conn, "person")
     run = SyncLeads(
         catalog.require("id"), persons.c.id, SOURCE, utc_now_text(), campaign_id=ctx.campaign_id
@@ -62,8 +64,9 @@ def change_data_value(ctx: StepContext) -> StepOutcome:
     return StepOutcome("done", f"{field_name} = {value!r}")
 
 
-def _list_name(ctx: StepContext, list_id: int) -> str | None:
-    found = ctx.conn.execute(select(static_lists.c.name).where(static_lists.c.id == list_id))
+def list_name(conn: Connection, list_id: int) -> str | None:
+    """The static list's name; ``None`` when it does not exist."""
+    found = conn.execute(select(static_lists.c.name).where(static_lists.c.id == list_id))
     return found.scalar()
 
 
@@ -83,7 +86,7 @@ def _list_activity(ctx: StepContext, type_id: int, list_id: int, name: str) -> N
 def add_to_list(ctx: StepContext) -> StepOutcome:
     """Add the person to a static list (nothing when already a member)."""
     list_id = int(ctx.params["listId"])
-    name = _list_name(ctx, list_id)
+    name = list_name(ctx.conn, list_id)
     if name is None:
         return StepOutcome("failed", f"static list {list_id} does not exist")
     member = ctx.conn.execute(
@@ -105,7 +108,7 @@ def add_to_list(ctx: StepContext) -> StepOutcome:
 def remove_from_list(ctx: StepContext) -> StepOutcome:
     """Remove the person from a static list (nothing when not a member)."""
     list_id = int(ctx.params["listId"])
-    name = _list_name(ctx, list_id)
+    name = list_name(ctx.conn, list_id)
     if name is None:
         return StepOutcome("failed", f"static list {list_id} does not exist")
     gone = ctx.conn.execute(
@@ -123,27 +126,34 @@ def request_campaign(ctx: StepContext) -> StepOutcome:
     """Request another trigger campaign (one with a Campaign is Requested trigger whose source
     is 'campaign') for the person."""
     target = int(ctx.params["campaignId"])
-    found = ctx.conn.execute(
+    name, refusal = requestable_campaign(ctx.conn, target)
+    if refusal is not None:
+        return StepOutcome("failed", refusal)
+    enqueue_request(ctx.conn, target, [ctx.person_id], source="campaign", tokens=ctx.tokens)
+    ctx.activity(
+        REQUEST_CAMPAIGN, name, {"Source": f"Campaign {ctx.campaign_name}"}, primary_value_id=target
+    )
+    return StepOutcome("done", f"requested campaign {name}")
+
+
+def requestable_campaign(conn: Connection, target: int) -> tuple[str, str | None]:
+    """The campaign's name, and why it cannot be requested by a campaign (``None``: it can:
+    active, with a Campaign is Requested trigger whose source is 'campaign')."""
+    found = conn.execute(
         select(campaigns.c.name, campaigns.c.active, campaigns.c.triggers).where(
             campaigns.c.id == target
         )
     ).first()
     if found is None:
-        return StepOutcome("failed", f"campaign {target} does not exist")
+        return "", f"campaign {target} does not exist"
     name, active, triggers = found
     requestable = any(
         t.get("type") == "campaign_requested" and t.get("source") == "campaign"
         for t in triggers or []
     )
     if not active or not requestable:
-        return StepOutcome(
-            "failed", f"campaign {name} is not active with a 'Campaign is Requested' trigger"
-        )
-    enqueue_request(ctx.conn, target, [ctx.person_id], source="campaign", tokens=ctx.tokens)
-    ctx.activity(
-        REQUEST_CAMPAIGN, name, {"Source": f"Campaign {ctx.campaign_name}"}, primary_value_id=target
-    )
-    return StepOutcome("done", f"requested campaign {name}")
+        return name, f"campaign {name} is not active with a 'Campaign is Requested' trigger"
+    return name, None
 
 
 def delete_person(ctx: StepContext) -> StepOutcome:
