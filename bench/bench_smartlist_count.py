@@ -16,7 +16,7 @@ compared ignoring case, lead score, CRM type): SQLite answers it from the coveri
 (``SEARCH persons USING COVERING INDEX``), PostgreSQL with an index-only scan.
 
 A second smart list (``more_filters``: state is CA or NY, lead status is Nurture, created
-after June) counts the filters of migration ``0015_smartlist_filter_indexes``.
+after June) counts the filters of migration ``0017_smartlist_filter_indexes``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ MORE_FILTERS = SmartList.from_dict(
         ]
     }
 )
-"""The next most common filters (migration ``0015_smartlist_filter_indexes``)."""
+"""The next most common filters (migration ``0017_smartlist_filter_indexes``)."""
 
 
 def _fill(engine: Engine, count: int) -> None:

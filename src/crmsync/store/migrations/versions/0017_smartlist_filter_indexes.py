@@ -5,7 +5,7 @@ column, so an index-only scan can serve the count; on SQLite they are on the pla
 with ``COLLATE NOCASE``. Company name is already served on PostgreSQL by
 ``ix_persons_company_lower`` (0014); the updated date by ``ix_persons_updated_at``.
 
-Revision ID: 0015_smartlist_filter_indexes
+Revision ID: 0017_smartlist_filter_indexes
 Revises: 0014_admin_indexes
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015_smartlist_filter_indexes"
-down_revision: str | None = "0014_admin_indexes"
+revision: str = "0017_smartlist_filter_indexes"
+down_revision: str | None = "0016_open_error_codes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
