@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from crmsync.store.inserts import chunks
+from crmsync.store.id_match import id_conditions
 from crmsync.store.tables import now_utc, sync_outbox
 
 OPERATIONS = frozenset({"create", "update", "delete"})
@@ -96,5 +96,5 @@ def outbox_size(conn: Connection) -> int:
 
 def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
     """Remove exactly the outbox entries that were read and handled (a newer one stays)."""
-    for part in chunks(sorted(set(ids))):
-        conn.execute(delete(sync_outbox).where(sync_outbox.c.id.in_(part)))
+    for matching in id_conditions(conn, sync_outbox.c.id, sorted(set(ids))):
+        conn.execute(delete(sync_outbox).where(matching))
