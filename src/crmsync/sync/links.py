@@ -3,7 +3,8 @@ page is planned against (``crm_links``, ``sync_baselines``).
 
 Each function costs one statement (or one ``executemany``) per chunk of ids whatever the
 number of records, in the caller's transaction, so the cycle's cost grows with the changes,
-not with the database (DESIGN principle 3).
+not with the database (DESIGN principle 3). On PostgreSQL the push's reads and writes take
+their ids as one array parameter (:mod:`crmsync.store.id_match`), a single statement.
 """
 
 from __future__ import annotations
