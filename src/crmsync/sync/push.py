@@ -64,7 +64,7 @@ from crmsync.errors import (
 from crmsync.marketing import activity_log
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.locks import take_write_lock
-from crmsync.store.outbox import OutboxEntry, delete_outbox, read_outbox
+from crmsync.store.outbox import OutboxEntry, delete_outbox, queued_changes, read_outbox
 from crmsync.store.tables import persons
 from crmsync.sync.apply import apply_plan
 from crmsync.sync.convert import canonical_value
@@ -274,7 +274,7 @@ class OutboxPusher:
                 busy = {send.person_id for sends, _ in in_flight for send in sends}
                 ready = [e for e in [*held, *entries] if e.person_id not in busy]
                 held = [e for e in [*held, *entries] if e.person_id in busy]
-                sends = self._prepare(ready, counts) if ready else []
+                sends = self._prepare(ready, counts, after) if ready else []
                 if sends:
                     requests = [send.request for send in sends]
                     in_flight.append((sends, pool.submit(self._client.write_batch, requests)))
@@ -293,14 +293,17 @@ class OutboxPusher:
         counts.waiting_for = {entity: wait.summary for entity, wait in self._waits.items()}
         return counts
 
-    def _prepare(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> list[_Send]:
-        """The writes for ``entries``; entries with nothing to send are settled here."""
+    def _prepare(
+        self, entries: Sequence[OutboxEntry], counts: PushCounts, read_up_to: int
+    ) -> list[_Send]:
+        """The writes for ``entries``; entries with nothing to send are settled here.
+        ``read_up_to`` is the last outbox id the push has read."""
         by_person: dict[int, list[OutboxEntry]] = {}
         for entry in entries:
             by_person.setdefault(entry.person_id, []).append(entry)
         with self._engine.begin() as conn:
             person_ids = sorted(by_person)
-            wanted = self._fields_wanted(conn, by_person)
+            wanted = self._fields_wanted(conn, by_person, read_up_to)
             locals_ = self._read_locals(conn, wanted)
             links: dict[int, list[LinkRow]] = {}
             for link in links_of_local(conn, "person", person_ids):
@@ -376,21 +379,30 @@ class OutboxPusher:
         return sends
 
     def _fields_wanted(
-        self, conn: Connection, by_person: Mapping[int, Sequence[OutboxEntry]]
+        self, conn: Connection, by_person: Mapping[int, Sequence[OutboxEntry]], read_up_to: int
     ) -> dict[int, set[str] | None]:
         """Per person, the pushed fields its entries say changed; ``None`` (every pushed
         field) when an entry does not say (a create, a merge's or an admin's re-queue) or the
-        person has an open error (a refused change is retried with the next change, B38)."""
-        failing = failing_locals(conn, "to_crm", "person", sorted(by_person))
+        person has an open error (a refused change is retried with the next change, B38).
+        Entries queued for the person beyond what the push has read count too: its values
+        are read now, so its write carries every change made so far (B18), and those later
+        entries find nothing left to send, as when every field was compared."""
+        person_ids = sorted(by_person)
+        failing = failing_locals(conn, "to_crm", "person", person_ids)
+        later = queued_changes(conn, person_ids, after_id=read_up_to)
         pushed = set(self._all_fields)
         wanted: dict[int, set[str] | None] = {}
         for person_id, entries in by_person.items():
-            if person_id in failing or any(
-                e.operation != "update" or not e.changed_fields for e in entries
+            more = later.get(person_id, set())
+            if (
+                person_id in failing
+                or more is None
+                or any(e.operation != "update" or not e.changed_fields for e in entries)
             ):
                 wanted[person_id] = None
             else:
-                wanted[person_id] = {f for e in entries for f in e.changed_fields} & pushed
+                named = {f for e in entries for f in e.changed_fields} | more
+                wanted[person_id] = named & pushed
         return wanted
 
     def _read_locals(
