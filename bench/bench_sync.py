@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.sync_limits import emulator, postgres_url, sample, samples_wanted, spread, store
+from bench.org_harness import emulator, postgres_url, samples_wanted, spread, store
+from bench.sync_limits import sample
 
 
 def figure(

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_sync import figure, summarise
-from bench.sync_limits import emulator, sample, samples_wanted, store
+from bench.org_harness import emulator, samples_wanted, store
+from bench.sync_limits import sample
 
 
 def run(quick: bool) -> dict[str, object]:

@@ -66,7 +66,7 @@ class DynamicsSettings:
     api_version: str = "v9.2"
     ca_bundle: str = ""
     page_size: int = 5000
-    batch_size: int = 500
+    batch_size: int = 1000
     concurrency: int = 4
     timeout_seconds: float = 60.0
 

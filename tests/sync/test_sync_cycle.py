@@ -312,6 +312,34 @@ def test_rejected_records_fail_alone_and_are_retried_when_the_person_changes(wor
     assert {e["local_id"] for e in open_errors(world.engine)} == {p["id"] for p in people[:2]}
 
 
+def test_a_refused_change_is_retried_when_another_field_of_the_person_changes(
+    world: World,
+) -> None:
+    """B38: a later edit's outbox entry names only its own field, yet the refused phone goes
+    again with it: the error stays open with a second attempt and a second sync-error
+    activity; once the phone is fixed, both values arrive and the error closes."""
+    crm_id = world.alex.first_ids("leads", 1)[0]
+    person = person_by_crm_id(world.engine, "lead", crm_id)
+    edit_person(world.engine, person["id"], phone="call me maybe")
+    assert world.cycle.run().push.failed == 1
+
+    edit_person(world.engine, person["id"], title="Edited after the refusal")
+    report = world.cycle.run()
+
+    assert report.push.failed == 1
+    errors = open_errors(world.engine)
+    assert [(e["local_id"], e["attempts"]) for e in errors] == [(person["id"], 2)]
+    logged = [a for a in activities_of(world.engine, person["id"]) if a["type_id"] == SYNC_ERROR]
+    assert len(logged) == 2
+    assert outbox_count(world.engine) == 0
+
+    edit_person(world.engine, person["id"], phone="+1 555 0199")
+    world.cycle.run()
+    sent = world.alex.get("leads", crm_id, "telephone1,jobtitle")
+    assert (sent["telephone1"], sent["jobtitle"]) == ("+1 555 0199", "Edited after the refusal")
+    assert open_errors(world.engine) == []
+
+
 def test_throttling_and_server_errors_delay_but_lose_nothing(world: World) -> None:
     """B38: a 429 storm and 5xx answers during a cycle are retried with backoff; every change
     on both sides arrives and no record is marked failing."""

@@ -26,7 +26,7 @@ from crmsync.store import outbox
 from crmsync.store.tables import persons, sync_baselines
 from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.cycle import SyncCycle
-from crmsync.sync.push import OutboxPusher
+from crmsync.sync.push import OutboxPusher, round_size
 from crmsync.sync.runner import SyncRunner, set_enabled
 
 pytestmark = pytest.mark.e2e
@@ -183,12 +183,12 @@ def test_a_person_edited_again_while_its_write_is_in_flight_waits_for_it(
     previous one was answered, from the baseline and ETag that one left: both edits reach
     Dynamics with no precondition failure and nothing stays queued."""
     org, _, _ = synced
-    client = engine_client(org.base, batch_size=1)  # type: ignore[attr-defined]
+    client = engine_client(org.base, batch_size=2)  # type: ignore[attr-defined]
     cycle = SyncCycle(migrated_engine, client)
     leads = org.alex().first_ids("leads", 5)  # type: ignore[attr-defined]
     people = [person_by_crm_id(migrated_engine, "lead", lead)["id"] for lead in leads]
-    round_size = client.batch_size * client.budget.limit
-    assert round_size == 4  # the first four entries make the first round
+    # the first four entries make the first round
+    assert round_size(client.batch_size, client.budget.limit) == 4
     for n, person_id in enumerate(people[:4]):
         edit_person(migrated_engine, person_id, title=f"First edit {n}")
     edit_person(migrated_engine, people[0], city="Second edit")  # in the second round

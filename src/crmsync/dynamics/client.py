@@ -77,7 +77,7 @@ class DynamicsClient:
         *,
         api_version: str = "v9.2",
         page_size: int = MAX_PAGE_SIZE,
-        batch_size: int = 500,
+        batch_size: int = MAX_BATCH_SIZE,
         concurrency: int = 4,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,

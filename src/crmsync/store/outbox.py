@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from crmsync.store.inserts import chunks
+from crmsync.store.id_match import id_conditions
 from crmsync.store.tables import now_utc, sync_outbox
 
 OPERATIONS = frozenset({"create", "update", "delete"})
@@ -94,6 +94,29 @@ def read_outbox(
     ]
 
 
+def queued_changes(
+    conn: Connection, person_ids: Sequence[int], *, after_id: int
+) -> dict[int, set[str] | None]:
+    """Per person among ``person_ids`` with entries above ``after_id`` (queued after what
+    the push has read so far), the fields those entries name; ``None`` when one of them is
+    not an update or names none (every field may have changed)."""
+    found: dict[int, set[str] | None] = {}
+    for matching in id_conditions(conn, sync_outbox.c.person_id, list(person_ids)):
+        rows = conn.execute(
+            select(
+                sync_outbox.c.person_id, sync_outbox.c.operation, sync_outbox.c.changed_fields
+            ).where(sync_outbox.c.id > after_id, matching)
+        )
+        for person_id, operation, fields in rows:
+            key = int(person_id)
+            known = found.get(key, set())
+            if known is None or operation != "update" or not fields:
+                found[key] = None
+            else:
+                found[key] = known | set(fields)
+    return found
+
+
 def outbox_size(conn: Connection) -> int:
     """How many outbox entries wait to be sent (the push's progress total, B40)."""
     return int(conn.execute(select(func.count()).select_from(sync_outbox)).scalar_one())
@@ -101,5 +124,5 @@ def outbox_size(conn: Connection) -> int:
 
 def delete_outbox(conn: Connection, ids: Sequence[int]) -> None:
     """Remove exactly the outbox entries that were read and handled (a newer one stays)."""
-    for part in chunks(sorted(set(ids))):
-        conn.execute(delete(sync_outbox).where(sync_outbox.c.id.in_(part)))
+    for matching in id_conditions(conn, sync_outbox.c.id, sorted(set(ids))):
+        conn.execute(delete(sync_outbox).where(matching))

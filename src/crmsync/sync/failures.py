@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from crmsync.errors import InvalidValueError
+from crmsync.store.id_match import id_conditions
 from crmsync.store.inserts import chunks
 from crmsync.store.tables import UtcDateTime, now_utc, sync_errors
 
@@ -106,14 +107,39 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
         conn.execute(insert(sync_errors), inserts)
 
 
-def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
-    """Close the open errors of records that now synced (nothing to do when none is open)."""
-    if (
-        not crm_ids
-        or not conn.execute(
+def failing_locals(
+    conn: Connection, direction: str, local_kind: str, local_ids: Sequence[int]
+) -> set[int]:
+    """The records among ``local_ids`` with an open error in ``direction`` (the push compares
+    every field of a failing person, so a refused change is retried with its next change)."""
+    found: set[int] = set()
+    if not local_ids or not _any_open(conn):
+        return found
+    for matching in id_conditions(conn, sync_errors.c.local_id, list(local_ids)):
+        rows = conn.execute(
+            select(sync_errors.c.local_id).where(
+                sync_errors.c.resolved_at.is_(None),
+                sync_errors.c.direction == direction,
+                sync_errors.c.local_kind == local_kind,
+                matching,
+            )
+        )
+        found.update(int(local_id) for (local_id,) in rows)
+    return found
+
+
+def _any_open(conn: Connection) -> bool:
+    return (
+        conn.execute(
             select(sync_errors.c.id).where(sync_errors.c.resolved_at.is_(None)).limit(1)
         ).first()
-    ):
+        is not None
+    )
+
+
+def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
+    """Close the open errors of records that now synced (nothing to do when none is open)."""
+    if not crm_ids or not _any_open(conn):
         return
     stamp = now_utc()
     for part in chunks(sorted(set(crm_ids))):

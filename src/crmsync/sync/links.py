@@ -3,7 +3,8 @@ page is planned against (``crm_links``, ``sync_baselines``).
 
 Each function costs one statement (or one ``executemany``) per chunk of ids whatever the
 number of records, in the caller's transaction, so the cycle's cost grows with the changes,
-not with the database (DESIGN principle 3).
+not with the database (DESIGN principle 3). On PostgreSQL the push's reads and writes take
+their ids as one array parameter (:mod:`crmsync.store.id_match`), a single statement.
 """
 
 from __future__ import annotations
@@ -11,11 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, bindparam, delete, func, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from crmsync.store.db import json_text
+from crmsync.store.id_match import id_conditions
 from crmsync.store.inserts import chunks, insert_many, one_of
 from crmsync.store.tables import (
     companies,
@@ -72,14 +86,14 @@ def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[st
 def links_of_local(conn: Connection, local_kind: str, local_ids: Sequence[int]) -> list[LinkRow]:
     """Every link of the given local records (a person may have a lead and a contact)."""
     found: list[LinkRow] = []
-    for part in chunks(list(local_ids)):
+    for matching in id_conditions(conn, crm_links.c.local_id, list(local_ids)):
         rows = conn.execute(
             select(
                 crm_links.c.entity,
                 crm_links.c.crm_id,
                 crm_links.c.local_id,
                 crm_links.c.etag,
-            ).where(crm_links.c.local_kind == local_kind, crm_links.c.local_id.in_(part))
+            ).where(crm_links.c.local_kind == local_kind, matching)
         )
         for entity, crm_id, local_id, etag in rows:
             found.append(LinkRow(entity, crm_id, local_kind, int(local_id), etag))
@@ -91,10 +105,10 @@ def load_baselines(
 ) -> dict[str, dict[str, object]]:
     """The baselines of ``entity`` records among ``crm_ids``, by Dynamics id."""
     found: dict[str, dict[str, object]] = {}
-    for part in chunks(list(crm_ids)):
+    for matching in id_conditions(conn, sync_baselines.c.crm_id, list(crm_ids)):
         rows = conn.execute(
             select(sync_baselines.c.crm_id, sync_baselines.c["values"]).where(
-                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+                sync_baselines.c.entity == entity, matching
             )
         )
         for crm_id, values in rows:
@@ -109,12 +123,8 @@ def save_baselines(
     if not baselines:
         return
     ids = list(baselines)
-    for part in chunks(ids):
-        conn.execute(
-            delete(sync_baselines).where(
-                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
-            )
-        )
+    for matching in id_conditions(conn, sync_baselines.c.crm_id, ids):
+        conn.execute(delete(sync_baselines).where(sync_baselines.c.entity == entity, matching))
     stamp = now_utc()
     insert_many(
         conn,
@@ -249,10 +259,15 @@ def insert_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
 
 
 def update_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
-    """Point existing links at (possibly new) local records and store their ETags."""
+    """Point existing links at (possibly new) local records and store their ETags (on
+    PostgreSQL one ``UPDATE ... FROM unnest(...)`` for all of them, else one
+    ``executemany``)."""
     if not rows:
         return
     stamp = now_utc()
+    if conn.dialect.name == "postgresql":
+        _update_links_from_arrays(conn, rows, stamp)
+        return
     conn.execute(
         update(crm_links)
         .where(
@@ -267,11 +282,39 @@ def update_links(conn: Connection, rows: Sequence[LinkRow]) -> None:
     )
 
 
+def _update_links_from_arrays(conn: Connection, rows: Sequence[LinkRow], stamp: object) -> None:
+    """:func:`update_links` on PostgreSQL: the rows as four arrays, one statement. A link
+    given twice takes its last row, as the ``executemany`` would leave it."""
+    last = {(row.entity, row.crm_id): row for row in rows}
+    given = (
+        func.unnest(
+            bindparam("entities", [k[0] for k in last], ARRAY(String)),
+            bindparam("crm_ids", [k[1] for k in last], ARRAY(String)),
+            bindparam("local_ids", [r.local_id for r in last.values()], ARRAY(BigInteger)),
+            bindparam("etags", [r.etag for r in last.values()], ARRAY(String)),
+        )
+        .table_valued("entity", "crm_id", "local_id", "etag")
+        .render_derived(name="given")
+    )
+    conn.execute(
+        update(crm_links)
+        .where(crm_links.c.entity == given.c.entity, crm_links.c.crm_id == given.c.crm_id)
+        .values(local_id=given.c.local_id, etag=given.c.etag, updated_at=stamp)
+    )
+
+
 def local_values(
-    conn: Connection, kind: str, ids: Sequence[int], fields: Sequence[str]
+    conn: Connection,
+    kind: str,
+    ids: Sequence[int],
+    fields: Sequence[str],
+    *,
+    lock: bool = True,
 ) -> dict[int, LocalRecord]:
     """The local records ``ids`` of ``kind`` with the mapped ``fields`` (custom ones from the
-    ``custom`` JSON column) and, for persons, the CRM type."""
+    ``custom`` JSON column) and, for persons, the CRM type. Persons are locked for the
+    caller's transaction on PostgreSQL (a merge applies to them) unless ``lock`` is false
+    (a reader that writes nothing back to them from these values, such as the push)."""
     table = LOCAL_TABLES[kind]
     columns = [table.c.id]
     standard = [name for name in fields if name in table.c]
@@ -284,9 +327,9 @@ def local_values(
     if is_person and "crmType" not in standard:
         columns.append(table.c.crmType)
     found: dict[int, LocalRecord] = {}
-    for part in chunks(list(ids)):
-        query = select(*columns).where(table.c.id.in_(part))
-        if is_person and conn.dialect.name == "postgresql":
+    for matching in id_conditions(conn, table.c.id, list(ids)):
+        query = select(*columns).where(matching)
+        if lock and is_person and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         for row in conn.execute(query).mappings():
             values: dict[str, object] = {name: row[table.c[name]] for name in standard}

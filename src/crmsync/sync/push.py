@@ -2,9 +2,12 @@
 B33, B37, B38).
 
 For each queued person the fields whose marketing value differs from the baseline are sent as
-one update, conditional on the ETag the baseline was agreed against (``If-Match``). Only fields
-marketing may write are sent: a field whose sync rule is Dynamics → marketing only is never
-pushed, and a blank is not sent over a value of a never-blank field (B46). Per result:
+one update, conditional on the ETag the baseline was agreed against (``If-Match``). An entry
+that names the fields its change touched (a REST API write) has only those read and compared;
+an entry that does not (a create, a merge's or an admin's re-queue), or a person with an open
+error, has every pushed field compared. Only fields marketing may write are sent: a field
+whose sync rule is Dynamics → marketing only is never pushed, and a blank is not sent over a
+value of a never-blank field (B46). Per result:
 
 * accepted → the baseline takes the sent values, the link the new ETag, and exactly the outbox
   entries that were read are removed (an edit queued meanwhile stays queued);
@@ -61,11 +64,11 @@ from crmsync.errors import (
 from crmsync.marketing import activity_log
 from crmsync.marketing.values import utc_now_text
 from crmsync.store.locks import take_write_lock
-from crmsync.store.outbox import OutboxEntry, delete_outbox, read_outbox
+from crmsync.store.outbox import OutboxEntry, delete_outbox, queued_changes, read_outbox
 from crmsync.store.tables import persons
 from crmsync.sync.apply import apply_plan
 from crmsync.sync.convert import canonical_value
-from crmsync.sync.failures import ErrorReport, record_errors, resolve_errors
+from crmsync.sync.failures import ErrorReport, failing_locals, record_errors, resolve_errors
 from crmsync.sync.links import (
     LinkRow,
     link_states,
@@ -88,12 +91,19 @@ from crmsync.sync.write_waits import (
 )
 
 MAX_PUSH_CHUNK = 5000
-"""At most this many outbox entries per round; a round is as many ``$batch`` requests as the
-client runs at once."""
+"""At most this many outbox entries per round."""
 
 ROUNDS_IN_FLIGHT = 2
 """Rounds sent and not yet stored at once: the next round goes out before the previous
-round's answers are stored, so Dynamics is never left idle while the engine writes."""
+round's answers are stored, so Dynamics is never left idle while the engine writes. A round
+is full ``$batch`` requests for its share of the client's concurrency (:func:`round_size`)."""
+
+
+def round_size(batch_size: int, concurrency: int) -> int:
+    """Outbox entries per round: full ``$batch`` requests, as many as one round's share of
+    ``concurrency`` (the rounds in flight together stay within it), at least one."""
+    return min(MAX_PUSH_CHUNK, batch_size * max(1, concurrency // ROUNDS_IN_FLIGHT))
+
 
 DUPLICATE_DETECTION_HEADER = "MSCRM.SuppressDuplicateDetection"
 
@@ -159,10 +169,13 @@ def _pushed_fields(mapping: EntityMapping) -> list[FieldMapping]:
     return [m for m in mapping.fields if m.two_way or m.attribute == OWNER]
 
 
-def _marketing_values(mapping: EntityMapping, local: LocalRecord) -> dict[str, object]:
+def _marketing_values(pushed: Sequence[FieldMapping], local: LocalRecord) -> dict[str, object]:
+    """The pushed fields that were read for ``local``, normalised for comparing."""
+    values = local.values
     return {
-        m.field: normalize_value(canonical_value(m.converter, local.values.get(m.field)))
-        for m in _pushed_fields(mapping)
+        m.field: normalize_value(canonical_value(m.converter, values[m.field]))
+        for m in pushed
+        if m.field in values
     }
 
 
@@ -211,6 +224,11 @@ class OutboxPusher:
             {DUPLICATE_DETECTION_HEADER: False} if duplicate_detection else {}
         )
         self._waits: dict[str, WriteWait] = {}  # entities whose writes wait (no privilege)
+        self._pushed = {e: tuple(_pushed_fields(m)) for e, m in self._mappings.items()}
+        self._two_way = {
+            e: tuple(f for f in m.fields if f.two_way) for e, m in self._mappings.items()
+        }
+        self._all_fields = sorted({f.field for fields in self._pushed.values() for f in fields})
 
     def _write(
         self,
@@ -239,7 +257,7 @@ class OutboxPusher:
         self._waits = check_waits(self._engine, self._client)
         after = 0
         handled = 0
-        chunk = min(MAX_PUSH_CHUNK, self._client.batch_size * self._client.budget.limit)
+        chunk = round_size(self._client.batch_size, self._client.budget.limit)
         held: list[OutboxEntry] = []  # entries of persons whose writes were in flight
         exhausted = False
         in_flight: deque[tuple[list[_Send], Future[list[WriteResult]]]] = deque()
@@ -259,7 +277,7 @@ class OutboxPusher:
                 busy = {send.person_id for sends, _ in in_flight for send in sends}
                 ready = [e for e in [*held, *entries] if e.person_id not in busy]
                 held = [e for e in [*held, *entries] if e.person_id in busy]
-                sends = self._prepare(ready, counts) if ready else []
+                sends = self._prepare(ready, counts, after) if ready else []
                 if sends:
                     requests = [send.request for send in sends]
                     in_flight.append((sends, pool.submit(self._client.write_batch, requests)))
@@ -278,15 +296,18 @@ class OutboxPusher:
         counts.waiting_for = {entity: wait.summary for entity, wait in self._waits.items()}
         return counts
 
-    def _prepare(self, entries: Sequence[OutboxEntry], counts: PushCounts) -> list[_Send]:
-        """The writes for ``entries``; entries with nothing to send are settled here."""
+    def _prepare(
+        self, entries: Sequence[OutboxEntry], counts: PushCounts, read_up_to: int
+    ) -> list[_Send]:
+        """The writes for ``entries``; entries with nothing to send are settled here.
+        ``read_up_to`` is the last outbox id the push has read."""
         by_person: dict[int, list[OutboxEntry]] = {}
         for entry in entries:
             by_person.setdefault(entry.person_id, []).append(entry)
-        fields = sorted({f.field for m in self._mappings.values() for f in _pushed_fields(m)})
         with self._engine.begin() as conn:
             person_ids = sorted(by_person)
-            locals_ = local_values(conn, "person", person_ids, [*fields, "crmIsDeleted"])
+            wanted = self._fields_wanted(conn, by_person, read_up_to)
+            locals_ = self._read_locals(conn, wanted)
             links: dict[int, list[LinkRow]] = {}
             for link in links_of_local(conn, "person", person_ids):
                 if link.entity in self._mappings:
@@ -321,13 +342,20 @@ class OutboxPusher:
                 ids = [link.crm_id for link in chosen.values() if link.entity == entity]
                 for crm_id, values in load_baselines(conn, entity, ids).items():
                     baselines[(entity, crm_id)] = values
+            # a record with no baseline yet is created with every field
+            unread = {
+                person_id: None
+                for person_id, link in chosen.items()
+                if wanted[person_id] is not None and (link.entity, link.crm_id) not in baselines
+            }
+            locals_.update(self._read_locals(conn, unread))
         sends: list[_Send] = []
         done: list[int] = []
         failures: list[_Failure] = []
         for person_id, link in chosen.items():
             entry_ids = tuple(e.id for e in by_person[person_id])
             mapping = self._mappings[link.entity]
-            marketing = _marketing_values(mapping, locals_[person_id])
+            marketing = _marketing_values(self._pushed[link.entity], locals_[person_id])
             baseline = baselines.get((link.entity, link.crm_id))
             try:
                 send, rejected = self._build(
@@ -353,6 +381,48 @@ class OutboxPusher:
             counts.failed += len(failures)
         return sends
 
+    def _fields_wanted(
+        self, conn: Connection, by_person: Mapping[int, Sequence[OutboxEntry]], read_up_to: int
+    ) -> dict[int, set[str] | None]:
+        """Per person, the pushed fields its entries say changed; ``None`` (every pushed
+        field) when an entry does not say (a create, a merge's or an admin's re-queue) or the
+        person has an open error (a refused change is retried with the next change, B38).
+        Entries queued for the person beyond what the push has read count too: its values
+        are read now, so its write carries every change made so far (B18), and those later
+        entries find nothing left to send, as when every field was compared."""
+        person_ids = sorted(by_person)
+        failing = failing_locals(conn, "to_crm", "person", person_ids)
+        later = queued_changes(conn, person_ids, after_id=read_up_to)
+        pushed = set(self._all_fields)
+        wanted: dict[int, set[str] | None] = {}
+        for person_id, entries in by_person.items():
+            more = later.get(person_id, set())
+            if (
+                person_id in failing
+                or more is None
+                or any(e.operation != "update" or not e.changed_fields for e in entries)
+            ):
+                wanted[person_id] = None
+            else:
+                named = {f for e in entries for f in e.changed_fields} | more
+                wanted[person_id] = named & pushed
+        return wanted
+
+    def _read_locals(
+        self, conn: Connection, wanted: Mapping[int, set[str] | None]
+    ) -> dict[int, LocalRecord]:
+        """The persons in ``wanted`` with the fields wanted: every pushed field for those
+        wanting all, the union of the named ones for the others (two reads at most)."""
+        every = sorted(p for p, fields in wanted.items() if fields is None)
+        named = sorted(p for p, fields in wanted.items() if fields is not None)
+        union = sorted({f for fields in wanted.values() if fields is not None for f in fields})
+        found: dict[int, LocalRecord] = {}
+        for ids, fields in ((every, self._all_fields), (named, union)):
+            if ids:
+                columns = [*fields, "crmIsDeleted"]
+                found.update(local_values(conn, "person", ids, columns, lock=False))
+        return found
+
     def _build(
         self,
         person_id: int,
@@ -364,10 +434,10 @@ class OutboxPusher:
     ) -> tuple[_Send | None, CrmWrites | None]:
         """The write for one person, and the fields left out because Dynamics would refuse
         them. A create is all or nothing (raises :class:`ValidationFailedError`)."""
-        two_way = [m for m in mapping.fields if m.two_way]
+        two_way = self._two_way[link.entity]
         if baseline is None:
             values = {
-                m.field: marketing[m.field] for m in two_way if marketing[m.field] is not None
+                m.field: marketing[m.field] for m in two_way if marketing.get(m.field) is not None
             }
             crm_values = mapping.to_crm(values)
             owner = _owner_of_new_record(mapping, marketing)
@@ -380,7 +450,8 @@ class OutboxPusher:
         writes = {
             m.field: marketing[m.field]
             for m in two_way
-            if m.field in baseline
+            if m.field in marketing
+            and m.field in baseline
             and not same_value(marketing[m.field], normalize_value(baseline[m.field]))
             and not (m.rule.never_blank and marketing[m.field] is None)
         }
