@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
-from bench.sync_limits import Emulator, emulator
+from bench.org_harness import Emulator, emulator
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.store.db import open_database, upgrade_database
