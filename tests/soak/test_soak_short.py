@@ -1,5 +1,5 @@
 """The short soak inside ``make test``: a seeded workload of about a hundred operations with
-faults and three kills of ``crmsync sync run`` on SQLite, checked
+faults and three kills of ``crmsync sync run`` (two racing processes on PostgreSQL), checked
 against the model; then an inconsistency planted in what was read must be caught.
 
 Real processes on 127.0.0.1: the emulator, ``crmsync serve --no-sync`` and the sync.
@@ -22,16 +22,16 @@ SEED = int(os.environ.get("CRMSYNC_SOAK_SEED", "20261207"))
 
 
 def test_a_short_soak_loses_nothing_and_its_checker_catches_a_planted_change(
-    sqlite_database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
     """Both sides converge to what the rules allow after faults and kills; then one person's
     value changed behind the sync's back is reported as a mismatch.
 
-    SQLite only inside the suite: on PostgreSQL this run lost one edit twice under the suite's
-    load and never alone (docs/reliability.md, "What it does not guarantee"); until that is
-    explained it runs on PostgreSQL through ``make soak``."""
-    database_url = sqlite_database_url
-    label = "sqlite"
+    The default seed qualifies a lead and then edits its person's job title: under load the
+    edit used to be pushed to the qualified lead before the contact was read, and the
+    contact's older copy then overwrote it on both sides (tests/sync/test_sync_qualify_push.py
+    holds the deterministic version)."""
+    label = "postgresql" if database_url.startswith("postgresql") else "sqlite"
     options = Options(seed=SEED, operations=100, kills=3, leads=12, fault_every=15)
 
     outcome = run_one(options, label, database_url, tmp_path)

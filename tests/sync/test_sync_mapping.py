@@ -131,7 +131,8 @@ def test_columns_the_sync_user_cannot_read_are_never_mapped() -> None:
     assert "phone" not in mapping.field_names
     assert mapping.unreadable == ("telephone1",)
     selected = mapping_for_selection(LEAD, ["telephone1", "entityimage", "firstname"])
-    assert selected.attributes == ("firstname",)
+    assert selected.field_attributes == ("firstname",)
+    assert selected.attributes == ("firstname", "statecode")  # a lead's state: engine column
     assert selected.unreadable == ("telephone1", "entityimage")
 
 
@@ -261,7 +262,8 @@ def test_derived_names_never_take_a_standard_field() -> None:
 def test_selected_columns_deleted_in_dynamics_are_reported_not_fatal() -> None:
     """B14: a selected column missing from metadata is listed; the rest keeps syncing."""
     mapping = mapping_for_selection(LEAD, ["firstname", "new_gone", "FirstName", "lastname"])
-    assert mapping.attributes == ("firstname", "lastname")
+    assert mapping.field_attributes == ("firstname", "lastname")
+    assert mapping.attributes == ("firstname", "lastname", "statecode")  # engine column
     assert mapping.missing == ("new_gone",)
 
 

@@ -4,6 +4,14 @@ Pure decision functions: whether one record's current values let it sync (R62–
 table for qualifying a lead under the filter, and the baseline wrapper that records that a
 linked lead was switched Yes→No — the person stays as it was (stale, never deleted), nothing
 is pushed for it, and a contact later qualified from it gets a new person.
+
+A **qualified lead** is read-only in Dynamics, and the contact made from it holds a copy of
+its values at that moment; the person continues as that contact, merged against the lead's
+baseline (B30). So nothing is written to a lead once it is known to be qualified: its
+baseline is marked (:data:`QUALIFIED_KEY`) and keeps the values of the qualification, and the
+person's changes are sent to the contact once it is read. A write to the lead in between
+would make the lead's baseline newer than the contact's copy, and the continuation would then
+take the contact's older value for a Dynamics change and overwrite the person's edit.
 """
 
 from __future__ import annotations
@@ -21,6 +29,28 @@ FILTERED_OUT_KEY = "@syncFilterNo"
 
 No marketing field can take this name (REST names are letters and digits), so a baseline
 wrapped under it offers no field to compare, push or merge until it is unwrapped (R64)."""
+
+
+LEAD_STATE_ATTRIBUTE = "statecode"
+"""A lead's state: 0 open, 1 qualified, 2 disqualified (read with every lead, B30)."""
+
+QUALIFIED_STATE = 1
+
+QUALIFIED_KEY = "@qualified"
+"""Baseline key of a linked lead Dynamics has qualified: nothing is pushed to it any more.
+
+Like :data:`FILTERED_OUT_KEY`, no marketing field can take this name, so the key is never
+compared, merged or pushed as a field."""
+
+
+def is_qualified_lead(values: Mapping[str, CrmValue]) -> bool:
+    """Whether a lead's Dynamics values say it was qualified (B30)."""
+    return values.get(LEAD_STATE_ATTRIBUTE) == QUALIFIED_STATE
+
+
+def known_qualified(baseline: Mapping[str, object] | None) -> bool:
+    """Whether a lead's stored baseline records that it was qualified when last read."""
+    return baseline is not None and baseline.get(QUALIFIED_KEY) is True
 
 
 class FilterAction(Enum):

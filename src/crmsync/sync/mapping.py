@@ -20,7 +20,8 @@ marketing field or another mapped field is prefixed with ``crm`` (``company`` â†
 
 **Engine columns** (:data:`ENGINE_ATTRIBUTES`) are read with every record whatever the admin
 selected, because the engine itself decides with them: a contact's ``originatingleadid`` says
-whether a qualified lead's person continues (B30), an opportunity's ``customerid`` gives its
+whether a qualified lead's person continues (B30), a lead's ``statecode`` whether it was
+qualified (then nothing is written to it, B30), an opportunity's ``customerid`` gives its
 company and opportunity role (B6). They are part of :attr:`EntityMapping.attributes` (what to
 ``$select``) but are never written; ``originatingleadid`` is never a marketing field at all,
 even when selected.
@@ -185,6 +186,7 @@ DEFAULT_MAPPING: Mapping[str, tuple[tuple[str, str, str], ...]] = MappingProxyTy
 
 ENGINE_ATTRIBUTES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
+        "lead": ("statecode",),
         "contact": ("originatingleadid",),
         "opportunity": ("customerid",),
     }

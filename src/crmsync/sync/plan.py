@@ -36,6 +36,7 @@ from crmsync.dynamics.types import CrmChange, CrmDelete, CrmRecord, CrmValue, Lo
 from crmsync.errors import ValidationFailedError
 from crmsync.sync.convert import canonical_value
 from crmsync.sync.filtering import FILTERED_OUT_KEY as FILTERED_OUT_KEY
+from crmsync.sync.filtering import QUALIFIED_KEY, is_qualified_lead
 from crmsync.sync.filtering import SYNC_FILTER_ATTRIBUTE as SYNC_FILTER_ATTRIBUTE
 from crmsync.sync.filtering import FilterAction as FilterAction
 from crmsync.sync.filtering import QualifyOutcome as QualifyOutcome
@@ -476,8 +477,20 @@ def _plan_linked(
     # Microsoft (B31, B33) and created by a push whose answer was never stored (a lost answer,
     # a killed process): Dynamics holds what that create sent, so the person's values win.
     origin = Side.MARKETING if baseline is None and plan.entity in CRM_TYPES else Side.CRM
+    # B30: a qualified lead is read-only and its contact holds the values of the moment it
+    # was qualified; the person's changes wait for that contact (see crmsync.sync.filtering).
+    qualified = plan.entity == "lead" and is_qualified_lead(record.values)
     _plan_merge(
-        plan, mapping, record, crm_values, local, baseline, local.crm_type, None, origin=origin
+        plan,
+        mapping,
+        record,
+        crm_values,
+        local,
+        baseline,
+        local.crm_type,
+        None,
+        origin=origin,
+        hold_writes=qualified,
     )
 
 
@@ -509,7 +522,11 @@ def _plan_merge(
     relinked_from: str | None,
     *,
     origin: Side = Side.CRM,
+    hold_writes: bool = False,
 ) -> None:
+    """Merge one linked record and plan its update. With ``hold_writes`` (a qualified lead)
+    nothing is written to Dynamics: the fields the merge would send stay out of the baseline,
+    which is marked :data:`QUALIFIED_KEY`, so the contact's merge finds them changed here."""
     marketing_values = _marketing_values(mapping, local)
     result = merge_record(
         baseline,
@@ -528,7 +545,10 @@ def _plan_merge(
     _keep_pending(unsent_baseline, result.crm_writes, old, crm_values, marketing_values)
     new_baseline = result.new_baseline
     crm_writes: dict[str, CrmValue] = {}
-    if result.crm_writes:
+    if hold_writes:
+        unsent_baseline[QUALIFIED_KEY] = True
+        new_baseline = unsent_baseline
+    elif result.crm_writes:
         converted = mapping.convert_writes(result.crm_writes)
         crm_writes = converted.values
         if converted.rejected:

@@ -69,6 +69,7 @@ from crmsync.store.tables import persons
 from crmsync.sync.apply import apply_plan
 from crmsync.sync.convert import canonical_value
 from crmsync.sync.failures import ErrorReport, failing_locals, record_errors, resolve_errors
+from crmsync.sync.filtering import known_qualified
 from crmsync.sync.links import (
     LinkRow,
     link_states,
@@ -144,6 +145,7 @@ class PushCounts:
 DROPPED_DELETED_HERE = "person deleted here"
 DROPPED_MARKETING_ONLY = "marketing-only: no Dynamics lead or contact"
 DROPPED_GONE = "record deleted in Dynamics"
+DROPPED_QUALIFIED = "lead qualified in Dynamics: read-only there"
 
 
 _Failure = tuple[int, LinkRow, str | None, str, str]
@@ -357,6 +359,12 @@ class OutboxPusher:
             mapping = self._mappings[link.entity]
             marketing = _marketing_values(self._pushed[link.entity], locals_[person_id])
             baseline = baselines.get((link.entity, link.crm_id))
+            if known_qualified(baseline):
+                # B30: the lead is read-only now; the contact's merge finds these changes
+                # (the lead's baseline kept the values the contact was made from).
+                done += list(entry_ids)
+                counts.drop(DROPPED_QUALIFIED, len(entry_ids))
+                continue
             try:
                 send, rejected = self._build(
                     person_id, link, mapping, marketing, baseline, entry_ids
