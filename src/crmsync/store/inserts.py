@@ -198,8 +198,8 @@ def insert_returning_ids(
     if not rows:
         return []
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for row in rows:  # rows built alike have their keys in one order: no sorting needed
+        groups.setdefault(tuple(row), []).append(row)
     ordered = [row for group in groups.values() for row in group]
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         # ids from the table's own sequence, then the rows copied in with them

@@ -117,7 +117,12 @@ def save_baselines(
         conn,
         sync_baselines,
         [
-            {"entity": entity, "crm_id": crm_id, "values": dict(values), "updated_at": stamp}
+            {
+                "entity": entity,
+                "crm_id": crm_id,
+                "values": values if values.__class__ is dict else dict(values),
+                "updated_at": stamp,
+            }
             for crm_id, values in baselines.items()
         ],
     )
