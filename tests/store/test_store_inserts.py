@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from crmsync.store.inserts import COPY_MIN_ROWS, insert_many, insert_returning_ids
+from crmsync.store.inserts import COPY_MIN_ROWS, among, insert_many, insert_returning_ids
 from crmsync.store.tables import delta_cursors, persons, sync_baselines
 
 STAMP = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -218,3 +218,29 @@ def test_a_shared_time_stamp_is_stored_as_a_plain_insert_stores_it(
         read_back = conn.execute(select(sync_baselines.c.updated_at).distinct()).scalars().all()
     assert stored["lead"] == stored["contact"]
     assert read_back == [whole]
+
+
+def test_among_finds_what_an_in_list_finds(migrated_engine: Engine) -> None:
+    """One bound list selects the same rows as SQLAlchemy's ``IN``, by text and by id, with
+    quotes and commas in the values, and nothing for an empty list."""
+    tricky = ["plain", "it's", 'say "hi"', "a,b", "[1]", "ünï"]
+    rows = [
+        {"entity": "lead", "crm_id": crm_id, "values": {}, "updated_at": STAMP}
+        for crm_id in [*tricky, "other"]
+    ]
+    with migrated_engine.begin() as conn:
+        insert_many(conn, sync_baselines, rows)
+        ids = insert_returning_ids(conn, persons, [_person(n) for n in range(4)])
+
+        def crm_ids(values: list[str]) -> set[str]:
+            query = select(sync_baselines.c.crm_id).where(
+                among(conn, sync_baselines.c.crm_id, values)
+            )
+            return set(conn.execute(query).scalars())
+
+        assert crm_ids(tricky) == set(tricky)
+        assert crm_ids(["other", "missing"]) == {"other"}
+        assert crm_ids([]) == set()
+        wanted = [ids[0], ids[2], 10**12]
+        found = conn.execute(select(persons.c.id).where(among(conn, persons.c.id, wanted)))
+        assert set(found.scalars()) == {ids[0], ids[2]}

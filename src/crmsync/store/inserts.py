@@ -1,7 +1,10 @@
 """Many rows into one table in one ``executemany``: the store's bulk inserts.
 
 :func:`insert_many` writes rows; :func:`insert_returning_ids` writes new records and gives
-back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries.
+back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries, and
+:func:`among` writes such a query's condition with the whole list bound as one parameter (a
+JSON array read by SQLite's ``json_each``, an array on PostgreSQL) instead of one placeholder
+per id, which SQLAlchemy would expand into the statement again on every execution.
 
 The initial sync inserts hundreds of thousands of persons, links, baselines and activities
 (B16); SQLAlchemy's per-row parameter handling and SQLite's per-column cost dominate there.
@@ -39,9 +42,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, func, insert, select, text
+import orjson
+from sqlalchemy import (
+    JSON,
+    Column,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 
 CHUNK = 2000
 """Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
@@ -51,6 +69,21 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     """``items`` in slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def among(
+    conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)`` with ``values`` (text or whole numbers) bound as one parameter:
+    on SQLite a JSON array read through ``json_each``, on PostgreSQL ``= ANY`` of an array,
+    elsewhere SQLAlchemy's own expanding ``IN``. Either way the index on ``column`` serves it."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        listed = bindparam(None, orjson.dumps(list(values)).decode(), type_=String())
+        return column.in_(select(literal_column("value")).select_from(func.json_each(listed)))
+    if name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

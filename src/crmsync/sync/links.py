@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
-from crmsync.store.inserts import chunks, insert_many
+from crmsync.store.inserts import among, chunks, insert_many
 from crmsync.store.tables import (
     companies,
     crm_links,
@@ -59,7 +59,7 @@ def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[st
                 crm_links.c.local_kind,
                 crm_links.c.local_id,
                 crm_links.c.etag,
-            ).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+            ).where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
         )
         for crm_id, kind, local_id, etag in rows:
             found[crm_id] = LinkRow(entity, crm_id, kind, int(local_id), etag)
@@ -91,7 +91,7 @@ def load_baselines(
     for part in chunks(list(crm_ids)):
         rows = conn.execute(
             select(sync_baselines.c.crm_id, sync_baselines.c["values"]).where(
-                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+                sync_baselines.c.entity == entity, among(conn, sync_baselines.c.crm_id, part)
             )
         )
         for crm_id, values in rows:
@@ -109,7 +109,7 @@ def save_baselines(
     for part in chunks(ids):
         conn.execute(
             delete(sync_baselines).where(
-                sync_baselines.c.entity == entity, sync_baselines.c.crm_id.in_(part)
+                sync_baselines.c.entity == entity, among(conn, sync_baselines.c.crm_id, part)
             )
         )
     stamp = now_utc()
@@ -149,7 +149,7 @@ def linked_baselines(
                 sync_baselines.c["values"],
             )
             .select_from(joined)
-            .where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+            .where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
         )
         for crm_id, kind, local_id, etag, values in rows:
             link = LinkRow(entity, crm_id, kind, int(local_id), etag)
@@ -217,7 +217,7 @@ def local_values(
         columns.append(table.c.crmType)
     found: dict[int, LocalRecord] = {}
     for part in chunks(list(ids)):
-        query = select(*columns).where(table.c.id.in_(part))
+        query = select(*columns).where(among(conn, table.c.id, part))
         if is_person and conn.dialect.name == "postgresql":
             query = query.with_for_update()
         for row in conn.execute(query).mappings():
