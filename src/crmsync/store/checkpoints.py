@@ -74,7 +74,11 @@ class PagedCheckpoints:
         try:
             yield
         finally:
-            driver.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            try:
+                driver.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            except sqlite3.Error:
+                # a connection that cannot take a pragma is broken: the pool discards it
+                conn.invalidate()
 
     def page_done(self) -> None:
         """Start a checkpoint in the background unless the last one is still running."""
