@@ -52,6 +52,23 @@ def test_a_flow_step_activity_reads_back_with_its_campaign(migrated_engine: Engi
     assert {"name": "Message", "value": "duplicate"} in attributes
 
 
+def test_attributes_of_every_kind_read_back(migrated_engine: Engine) -> None:
+    """Text with quotes and accents, numbers (one past 64 bits) and booleans are
+    written as JSON and read back as they were given."""
+    given = {
+        "Quote": 'say "hi", it\'s Zoë',
+        "Count": 3,
+        "Share": 0.25,
+        "Huge": 2**70,
+        "Flag": True,
+    }
+    with migrated_engine.begin() as conn:
+        activity_log.write_activities(conn, [activity_log.activity(8, 100_002, "Kinds", given)])
+    service = ActivityService(migrated_engine)
+    items = service.list(service.paging_token(YESTERDAY), [100_002]).items
+    assert items[0]["attributes"] == [{"name": k, "value": v} for k, v in given.items()]
+
+
 def test_an_unknown_activity_type_is_refused() -> None:
     """Below the custom range, only the types crmsync defines can be written."""
     with pytest.raises(InvalidValueError):

@@ -193,3 +193,28 @@ def test_a_failing_page_writes_nothing(migrated_engine: Engine) -> None:
         insert_many(conn, sync_baselines, [*rows, {**rows[0]}])
     with migrated_engine.connect() as conn:
         assert conn.execute(select(sync_baselines)).all() == []
+
+
+def test_a_shared_time_stamp_is_stored_as_a_plain_insert_stores_it(
+    migrated_engine: Engine,
+) -> None:
+    """A page's one time stamp (whole seconds, so no microseconds to print) is stored in the
+    very form a plain insert gives it, so the two kinds of row sort and compare alike."""
+    whole = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    rows = [
+        {"entity": "lead", "crm_id": f"id-{n}", "values": {"n": n}, "updated_at": whole}
+        for n in range(COPY_MIN_ROWS)
+    ]
+    plain = {"entity": "contact", "crm_id": "plain", "values": {}, "updated_at": whole}
+    with migrated_engine.begin() as conn:
+        insert_many(conn, sync_baselines, rows)
+        conn.execute(insert(sync_baselines), plain)
+        stored = {
+            str(entity): str(text)
+            for entity, text in conn.exec_driver_sql(
+                "SELECT entity, CAST(updated_at AS TEXT) FROM sync_baselines"
+            )
+        }
+        read_back = conn.execute(select(sync_baselines.c.updated_at).distinct()).scalars().all()
+    assert stored["lead"] == stored["contact"]
+    assert read_back == [whole]

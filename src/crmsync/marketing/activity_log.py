@@ -18,7 +18,7 @@ and no other lock is awaited while holding it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -223,6 +223,22 @@ def _insert_statement(conn: Connection) -> str:
     return f"INSERT INTO {quote(activities.name)} ({columns}) VALUES ({marks})"  # noqa: S608
 
 
+def _attributes_serialiser(conn: Connection) -> Callable[[object], str]:
+    """The engine's JSON serialiser (orjson), as for every other JSON column; a value it cannot
+    write (an integer past 64 bits) goes through the standard module instead."""
+    fast: Callable[[object], str] | None = getattr(conn.dialect, "_json_serializer", None)
+    if fast is None:
+        return json.dumps
+
+    def dumps(value: object) -> str:
+        try:
+            return fast(value)
+        except TypeError:
+            return json.dumps(value)
+
+    return dumps
+
+
 def write_activities(conn: Connection, entries: Sequence[ActivityEntry]) -> None:
     """Insert ``entries`` in the caller's transaction: the one way activities are written.
 
@@ -233,6 +249,7 @@ def write_activities(conn: Connection, entries: Sequence[ActivityEntry]) -> None
     """
     if not entries:
         return
+    dumps = _attributes_serialiser(conn)
     params = [
         (
             entry.person_id,
@@ -241,7 +258,7 @@ def write_activities(conn: Connection, entries: Sequence[ActivityEntry]) -> None
             entry.primary_value_id,
             entry.primary_value,
             entry.field_name,
-            json.dumps(entry.attributes or {}),
+            dumps(entry.attributes or {}),
             entry.campaign_id,
         )
         for entry in entries

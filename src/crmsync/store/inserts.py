@@ -1,8 +1,8 @@
 """Many rows into one table in one ``executemany``: the store's bulk inserts.
 
 :func:`insert_many` writes rows; :func:`insert_returning_ids` writes new records and gives
-back their ids in row order; :func:`chunks` cuts id lists for ``IN (...)`` queries, and
-:func:`one_of` binds such a list as one parameter.
+back their ids in row order; :func:`chunks` cuts id lists into slices (matching a column
+against an id list is :mod:`crmsync.store.id_match`).
 
 The initial sync inserts hundreds of thousands of persons, links, baselines and activities
 (B16); SQLAlchemy's per-row parameter handling and SQLite's per-column cost dominate there.
@@ -14,7 +14,10 @@ On SQLite :func:`insert_many` therefore talks to the driver itself:
 * a column that is empty in every row, with no default in the schema, is left out of the
   statement: SQLite stores NULL for it all the same, and binding an empty value still costs
   nearly as much as binding a real one (a person has over sixty columns, most of them empty);
-* a value shared by every row (one time stamp for a page, a default) is processed once.
+* a value shared by every row (one time stamp for a page, a default) is processed once;
+* each column's bind processor is the dialect's own (a UTC date-time becomes SQLite's text
+  here, once, not in the driver's adapter for every row), and the column list of a table and
+  set of keys is worked out once per process.
 
 On PostgreSQL, from :data:`COPY_MIN_ROWS` rows (an initial sync's pages), the same columns go
 in through ``COPY ... FROM STDIN`` (psycopg's copy): a page of persons as one stream instead
@@ -30,30 +33,16 @@ Other backends, and tables with defaults computed in Python, go through SQLAlche
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    JSON,
-    Column,
-    Table,
-    Text,
-    any_,
-    bindparam,
-    func,
-    insert,
-    literal_column,
-    select,
-    text,
-)
+from sqlalchemy import JSON, Column, Table, func, insert, select, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Select
 
 CHUNK = 2000
 """Ids per ``IN (...)`` list: well inside every backend's bind-parameter limit."""
@@ -63,20 +52,6 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     """``items`` in slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def one_of(
-    conn: Connection, column: ColumnElement[str], values: Sequence[str]
-) -> ColumnElement[bool]:
-    """``column`` is one of ``values`` (text), bound as one parameter instead of one per value:
-    a JSON array read with ``json_each`` on SQLite, an array with ``= ANY`` elsewhere. The
-    statement stays the same for any number of values, so it is compiled once and cached."""
-    if conn.dialect.name == "sqlite":
-        listed: Select[tuple[str]] = select(literal_column("value")).select_from(
-            func.json_each(bindparam("one_of_values", json.dumps(list(values)), type_=Text))
-        )
-        return column.in_(listed.scalar_subquery())
-    return column == any_(bindparam("one_of_values", list(values), type_=ARRAY(Text)))
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -124,19 +99,15 @@ def _bound_columns(
 ) -> tuple[list[str], list[list[Any]]]:
     """The SQL names of the columns worth sending and, per column, every row's value as the
     driver takes it."""
-    dialect = conn.dialect
-    # the rows' keys and every column with a default in Python, in the table's order
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
     names: list[str] = []
     columns: list[list[Any]] = []
-    for name in compiled.positiontup or compiled.params:
+    for key, sql_name, default, process, server_default in _statement_columns(
+        table, tuple(rows[0]), conn.dialect
+    ):
         try:
-            column = list(map(operator.itemgetter(name), rows))
+            column = list(map(operator.itemgetter(key), rows))
         except KeyError:
-            default = table.c[name].default
-            value = default.arg if default is not None else None  # type: ignore[attr-defined]
-            column = [row.get(name, value) for row in rows]
-        process = _processor(table.c[name], dialect)
+            column = [row.get(key, default) for row in rows]
         if process is not None:
             first = column[0]
             if all(map(operator.is_, column, repeat(first))):
@@ -144,21 +115,52 @@ def _bound_columns(
                 column = [process(first)] * len(column)
             else:
                 column = list(map(process, column))
-        if table.c[name].server_default is None and column.count(None) == len(column):
+        if not server_default and column.count(None) == len(column):
             continue
-        names.append(table.c[name].name)  # a column's key may differ from its SQL name
+        names.append(sql_name)
         columns.append(column)
     return names, columns
+
+
+_StatementColumn = tuple[str, str, Any, Callable[[Any], Any] | None, bool]
+
+
+@functools.lru_cache(maxsize=256)
+def _statement_columns(
+    table: Table, keys: tuple[str, ...], dialect: Dialect
+) -> tuple[_StatementColumn, ...]:
+    """What an insert of rows with ``keys`` into ``table`` sends, worked out once per table
+    and set of keys: per column (the rows' keys and every column with a default in Python,
+    in the table's order) its key, SQL name, default, bind processor and whether the server
+    has a default for it."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    found: list[_StatementColumn] = []
+    for key in compiled.positiontup or compiled.params:
+        column = table.c[key]
+        default = column.default
+        value = default.arg if default is not None else None  # type: ignore[attr-defined]
+        # a column's key may differ from its SQL name
+        found.append(
+            (
+                key,
+                column.name,
+                value,
+                _processor(column, dialect),
+                column.server_default is not None,
+            )
+        )
+    return tuple(found)
 
 
 def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """What turns a column's Python value into the driver's; on PostgreSQL a JSON value
     becomes its text (``COPY`` has no JSON adapter), ``None`` staying SQL NULL as in an
-    ``INSERT``."""
+    ``INSERT``. The type's dialect form gives the processor a plain ``INSERT`` uses (SQLite's
+    date-time text, for one)."""
     if dialect.name == "postgresql" and isinstance(column.type, JSON):
         dumps: Callable[[Any], str] = getattr(dialect, "_json_serializer", None) or json.dumps
         return lambda value: None if value is None else dumps(value)
-    return column.type.bind_processor(dialect)
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _copy(conn: Connection, sql: str, columns: list[list[Any]]) -> None:
@@ -197,8 +199,8 @@ def insert_returning_ids(
     if not rows:
         return []
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for row in rows:  # rows built alike have their keys in one order: no sorting needed
+        groups.setdefault(tuple(row), []).append(row)
     ordered = [row for group in groups.values() for row in group]
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         # ids from the table's own sequence, then the rows copied in with them

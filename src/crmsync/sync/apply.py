@@ -32,6 +32,7 @@ from crmsync.marketing.person_company import company_change_activities
 from crmsync.marketing.persons import normalise_email
 from crmsync.marketing.values import utc_now_text
 from crmsync.store import outbox
+from crmsync.store.id_match import among
 from crmsync.store.inserts import chunks, insert_returning_ids
 from crmsync.store.tables import companies, now_utc, opportunity_roles
 from crmsync.store.updates import execute_many
@@ -232,7 +233,8 @@ def _apply_creates(
     if key is not None:
         wanted = [str(c.values.get(key)) for c in plan.creates if c.values.get(key)]
         for part in chunks(wanted):
-            rows = conn.execute(select(table.c.id, table.c[key]).where(table.c[key].in_(part)))
+            query = select(table.c.id, table.c[key]).where(among(conn, table.c[key], part))
+            rows = conn.execute(query)
             existing.update({str(external): int(local_id) for local_id, external in rows})
     new_rows: list[dict[str, Any]] = []
     new_creates: list[PlannedCreate] = []

@@ -70,7 +70,9 @@ def format_datetime(value: datetime) -> str:
     Whole seconds render as ``YYYY-MM-DDTHH:MM:SSZ`` (Dataverse's own precision); sub-second
     values keep their microseconds so that nothing is lost.
     """
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # a read's values are UTC already: no conversion to make
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def parse_datetime(text: str) -> datetime:

@@ -51,6 +51,7 @@ from crmsync.errors import (
     SyncInterruptedError,
     UnknownFieldError,
 )
+from crmsync.store.checkpoints import PagedCheckpoints
 from crmsync.store.outbox import outbox_size
 from crmsync.store.tables import now_utc
 from crmsync.sync.collection import PageCollector
@@ -372,7 +373,11 @@ class SyncCycle:
         # Closed on the way out, however the loop ends (an interruption, an error), so the
         # page being fetched ahead finishes before this returns rather than after the client
         # has been closed.
-        with closing_iterable(pages) as pages, PageCollector() as collector:
+        with (
+            closing_iterable(pages) as pages,
+            PageCollector() as collector,
+            PagedCheckpoints(self._engine, enabled=resumable or reconcile) as checkpoints,
+        ):
             for page in pages:
                 if seen is not None:
                     seen.update(item_id(item) for item in page.items)
@@ -385,7 +390,9 @@ class SyncCycle:
                     cursor=DeltaCursor(mapping.entity, link) if link else None,
                     next_page=page.next_link if resumable else None,
                     missing_from=seen if page.last else None,
+                    checkpoints=checkpoints,
                 )
+                checkpoints.page_done()
                 report.pages += 1
                 report.records += len(page.items)
                 report.add(counts)

@@ -29,8 +29,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from crmsync.store.db import json_text
-from crmsync.store.id_match import id_conditions
-from crmsync.store.inserts import chunks, insert_many, one_of
+from crmsync.store.id_match import among, id_conditions
+from crmsync.store.inserts import chunks, insert_many
 from crmsync.store.tables import (
     companies,
     crm_links,
@@ -76,7 +76,7 @@ def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[st
                 crm_links.c.local_kind,
                 crm_links.c.local_id,
                 crm_links.c.etag,
-            ).where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+            ).where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
         )
         for crm_id, kind, local_id, etag in rows:
             found[crm_id] = LinkRow(entity, crm_id, kind, int(local_id), etag)
@@ -130,7 +130,12 @@ def save_baselines(
         conn,
         sync_baselines,
         [
-            {"entity": entity, "crm_id": crm_id, "values": dict(values), "updated_at": stamp}
+            {
+                "entity": entity,
+                "crm_id": crm_id,
+                "values": values if values.__class__ is dict else dict(values),
+                "updated_at": stamp,
+            }
             for crm_id, values in baselines.items()
         ],
     )
@@ -157,7 +162,7 @@ def linked_baselines(
                 sync_baselines.c["values"],
             )
             .select_from(joined)
-            .where(crm_links.c.entity == entity, crm_links.c.crm_id.in_(part))
+            .where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
         )
         for crm_id, kind, local_id, etag, values in rows:
             link = LinkRow(entity, crm_id, kind, int(local_id), etag)
@@ -186,7 +191,7 @@ def links_with_baseline(
                 sync_baselines.c.crm_id,
             )
             .select_from(joined)
-            .where(crm_links.c.entity == entity, one_of(conn, crm_links.c.crm_id, part))
+            .where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
         ).all()
         for crm_id, kind, local_id, etag, baseline in rows:
             link = LinkRow(entity, crm_id, kind, int(local_id), etag)

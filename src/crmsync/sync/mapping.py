@@ -29,6 +29,7 @@ even when selected.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -277,6 +278,10 @@ class EntityMapping:
         init=False, repr=False, compare=False
     )
     _columns: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _picked: tuple[tuple[str, ...], Callable[[Mapping[str, CrmValue]], tuple[Any, ...]]] = field(
+        init=False, repr=False, compare=False
+    )
+    _primary_field: str | None = field(init=False, repr=False, compare=False)
     _text_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _converted: tuple[tuple[str, Callable[[CrmValue], object]], ...] = field(
         init=False, repr=False, compare=False
@@ -299,6 +304,13 @@ class EntityMapping:
         readers = tuple((m.field, m.attribute, _reader_of(m.converter)) for m in self.fields)
         object.__setattr__(self, "_readers", readers)
         object.__setattr__(self, "_columns", tuple((m.field, m.attribute) for m in self.fields))
+        # The record id is not among a read's values; every other column is picked in one call.
+        primary = next((m.field for m in self.fields if m.attribute == self.primary_id), None)
+        object.__setattr__(self, "_primary_field", primary)
+        others = [(m.field, m.attribute) for m in self.fields if m.field != primary]
+        object.__setattr__(
+            self, "_picked", (tuple(n for n, _ in others), _picker([a for _, a in others]))
+        )
         text = tuple(m.field for m in self.fields if _reads_text(m.converter))
         object.__setattr__(self, "_text_fields", text)
         converted = tuple((name, read) for name, _, read in readers if name not in text)
@@ -356,15 +368,22 @@ class EntityMapping:
         the primary key column (e.g. ``leadid`` → ``crmLeadId``), which a read returns as the
         record's id rather than as a value.
         """
-        if record_id is not None and self.primary_id and self.primary_id not in values:
-            values = {**values, self.primary_id: record_id}
-        get = values.get
-        result: dict[str, Any] = {name: get(attribute) for name, attribute in self._columns}
+        primary = self._primary_field
+        names, pick = self._picked
+        result: dict[str, Any] = dict.fromkeys(self._field_names)  # mapping order
+        try:
+            result.update(zip(names, pick(values), strict=True))
+        except KeyError:  # a column left out of the row reads as empty
+            get = values.get
+            result.update((name, get(attribute)) for name, attribute in self._columns)
+        if primary is not None:
+            result[primary] = values.get(self.primary_id, record_id)
+        get = result.get
         text = self._text_fields
         if text and not _TEXT_CLASSES.issuperset(map(type, map(result.__getitem__, text))):
             # A text column holds something else: convert field by field, in mapping order,
             # so the error names the same field it always does.
-            return {name: read(get(attribute)) for name, attribute, read in self._readers}
+            return {name: read(get(name)) for name, _, read in self._readers}
         for name, read in self._converted:
             result[name] = read(result[name])
         return result
@@ -410,6 +429,17 @@ class EntityMapping:
 
 _TEXT_CLASSES = frozenset({str, type(None)})
 """The classes a text column's value passes through as is (text or empty)."""
+
+
+def _picker(keys: list[str]) -> Callable[[Mapping[str, CrmValue]], tuple[Any, ...]]:
+    """A function returning the values of ``keys`` in a row as a tuple, in one C call (raises
+    ``KeyError`` when one is missing)."""
+    if len(keys) > 1:
+        return operator.itemgetter(*keys)
+    if keys:
+        only = keys[0]
+        return lambda row: (row[only],)
+    return lambda row: ()
 
 
 def _reads_text(converter: ValueConverter) -> bool:

@@ -12,10 +12,12 @@ flags linked records Dynamics no longer has as deleted (B17, B26, B29).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 
 from sqlalchemy import Engine, select
 
 from crmsync.dynamics.types import CrmChange, CrmDelete, DeltaCursor
+from crmsync.store.checkpoints import PagedCheckpoints
 from crmsync.store.locks import take_write_lock
 from crmsync.store.tables import crm_links, sync_baselines
 from crmsync.sync.apply import ApplyCounts, apply_plan
@@ -40,6 +42,7 @@ def apply_page(
     cursor: DeltaCursor | None = None,
     next_page: str | None = None,
     missing_from: set[str] | None = None,
+    checkpoints: PagedCheckpoints | None = None,
 ) -> ApplyCounts:
     """Plan and apply one page, and store ``cursor`` with it, in one transaction.
 
@@ -48,10 +51,16 @@ def apply_page(
 
     With ``missing_from`` (the ids a full reconciliation saw), linked records not among
     them are flagged deleted in the same transaction (B17, B26, B29).
+
+    With ``checkpoints`` (a long read), SQLite's commit leaves its log to them.
     """
     entity = mapping.entity
     kind = local_kind_for(entity)
-    with engine.begin() as conn:
+    with (
+        engine.connect() as conn,
+        checkpoints.deferred(conn) if checkpoints is not None else nullcontext(),
+        conn.begin(),
+    ):
         take_write_lock(conn)
         if missing_from is not None:
             # Only records Dynamics had can be gone: a link with no baseline is a record the
