@@ -23,15 +23,18 @@ Three more parts of the rules:
   has that side as its collision winner whatever the record is; under ``never-blank`` a blank
   never overwrites a value, so where the rules above would allow a blank the model allows
   instead any non-blank value the field held (which one the engine keeps depends on when the
-  cycles ran), and a blank only when no value was ever there. This holds only for writes
-  made once both sides had the record (``linked_at``): a blank written before a record
-  exists on the other side is simply that record's first value, and a person that comes back
-  after its deletion is made from the Dynamics values as they are.
+  cycles ran). A blank stays allowed only where no side may hold a value at the last merge:
+  each side's latest value is a blank (its own last write, or the blank its record was
+  created with when the other side had the record first, ``linked_at``). A person that comes
+  back after its deletion is made from the Dynamics values as they are, and from then on a
+  Dynamics blank meets the value it came back with. A marketing blank is refilled only when
+  the Dynamics record next changes, which a deleted record never does.
 * **A column deleted in Dynamics** (B14): from then on the field is marketing-only. Its
   marketing value is the last marketing write after the delete; with none, the value the
-  person held at the delete: its last marketing value, a Dynamics value written after it
-  (merged before the delete), or the collision winner. A Dynamics value that was never read
-  before the column went is gone with the column, and that is not a lost change.
+  person held at the delete: what the rules make of its own writes and of the Dynamics writes
+  read by then (read in order, so a first part of them: possibly a collision winner whose
+  later Dynamics write was never read). A Dynamics value that was never read before the
+  column went is gone with the column, and that is not a lost change.
 * **Campaigns** (B31, B32): a person created for the soak's trigger campaign gets exactly one
   Dynamics lead from its *Sync Person to Microsoft* step, one activity with the campaign's id,
   and the value its *Change Data Value* step set, on both sides.
@@ -144,16 +147,30 @@ def allowed_values(
     linked_at: int | None = 0,
 ) -> set[str | None]:
     """The final values the rules allow for one field after ``writes`` (in order), under the
-    field's own sync ``rule`` (None: the table's rule); ``linked_at`` as in :class:`Pair`."""
+    field's own sync ``rule`` (None: the table's rule); ``linked_at`` as in :class:`Pair`.
+
+    Under ``never-blank`` a merge keeps a value whenever one side holds one, so the field may
+    end blank only when both sides may hold a blank at the last merge: each side's latest
+    value is a blank (its own last write, or the blank its record was created with when the
+    other side had the record first) and no cycle ran between those blanks.
+    """
     allowed = _two_way(entity, initial, writes, rule)
     if rule != "never-blank" or None not in allowed:
         return allowed
     held = {v for v in (initial, *(w.value for w in writes)) if v is not None}
     kept = (allowed - {None}) | held if held else allowed
-    last = writes[-1] if writes else None
-    if last is not None and last.value is None and (linked_at is None or last.seq <= linked_at):
-        return kept | {None}  # the blank may have been the record's first value
+    if _latest(MARKETING, initial, writes, linked_at) is None and (
+        _latest(CRM, initial, writes, linked_at) is None
+    ):
+        return kept | {None}
     return kept
+
+
+def _latest(side: str, initial: str | None, writes: list[Write], linked_at: int | None) -> Any:
+    """A side's latest value from the writes alone: its own last write, or a write made on the
+    other side before ``linked_at`` (its record was made from that value), else ``initial``."""
+    made = [w for w in writes if w.side == side or linked_at is None or w.seq <= linked_at]
+    return made[-1].value if made else initial
 
 
 def _two_way(
@@ -185,11 +202,16 @@ def dropped_values(
     after = [w for w in writes if w.seq > dropped_at and w.side == MARKETING]
     if after:
         return {after[-1].value}
+    # The person holds what the cycles before the delete made of its own writes and of the
+    # Dynamics writes read by then (read in order: a first part of them); a Dynamics value
+    # never read before the column went is gone with it.
     before = [w for w in writes if w.seq < dropped_at]
-    marketing = [w for w in before if w.side == MARKETING]
-    own = marketing[-1] if marketing else None
-    merged = {w.value for w in before if w.side == CRM and (own is None or w.seq > own.seq)}
-    return allowed_values(entity, initial, before) | {own.value if own else initial} | merged
+    crm = [w for w in before if w.side == CRM]
+    held: set[str | None] = set()
+    for read in range(len(crm) + 1):
+        seen = [w for w in before if w.side == MARKETING or w in crm[:read]]
+        held |= allowed_values(entity, initial, seen)
+    return held
 
 
 def superseded(initial: str | None, writes: list[Write]) -> set[str | None]:
@@ -209,20 +231,30 @@ class Expectation:
     crm_is_deleted: bool
 
 
+def _person_values(pair: Pair, column: str, rule: str | None) -> set[str | None]:
+    """The allowed values of one tracked field of ``pair`` under its field ``rule``."""
+    initial, writes = pair.initial.get(column), pair.writes.get(column, [])
+    if not pair.person_deleted:
+        allowed = allowed_values(pair.entity, initial, writes, rule, pair.linked_at)
+        mine = [w for w in writes if w.side == MARKETING]
+        if rule == "never-blank" and pair.crm_deleted and mine and mine[-1].value is None:
+            # a marketing blank is refilled only when the Dynamics record next changes; a
+            # deleted record never does
+            allowed.add(None)
+        return allowed
+    # A person that comes back after its deletion is made from the Dynamics values as they
+    # are; from then on it is a person like any other, so a later Dynamics blank of a
+    # never-blank field meets the value it came back with and the cycles keep that value.
+    # When it came back (a cycle after a Dynamics change) is not known.
+    allowed = allowed_values(pair.entity, initial, writes)
+    if rule == "never-blank":
+        allowed |= allowed_values(pair.entity, initial, writes, rule, pair.linked_at)
+    return allowed
+
+
 def expect(pair: Pair) -> Expectation:
     """The expectation for ``pair`` from its writes and what happened to it."""
-    # A person that comes back after its deletion is made from the Dynamics values as they
-    # are (only Dynamics wrote since): no marketing value for never-blank to keep.
-    values = {
-        column: allowed_values(
-            pair.entity,
-            pair.initial.get(column),
-            pair.writes.get(column, []),
-            None if pair.person_deleted else RULES.get(column),
-            pair.linked_at,
-        )
-        for column, _ in TRACKED
-    }
+    values = {column: _person_values(pair, column, RULES.get(column)) for column, _ in TRACKED}
     column = DROPPED[0]
     if pair.dropped_at is None:
         values[column] = allowed_values(

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections import Counter
 
 from soak.check import Facts, Observed, compare
-from soak.model import CRM, DROPPED, MARKETING, Pair, Write, allowed_values, dropped_values
+from soak.model import (
+    CRM,
+    DROPPED,
+    MARKETING,
+    Pair,
+    Write,
+    allowed_values,
+    dropped_values,
+    expect,
+)
 
 INITIAL = {"firstname": "Ada", "jobtitle": "Clerk", "telephone1": "+1 555 0000"}
 
@@ -118,8 +127,41 @@ def test_a_per_field_rule_decides_a_collision_whatever_the_record_is() -> None:
     assert allowed_values("lead", None, _writes((CRM, None)), "never-blank") == {None}
     # a blank written before the other side had the record is that record's first value
     early = _writes((MARKETING, None), (MARKETING, "m2"), (MARKETING, None))
-    assert allowed_values("lead", "a", early, "never-blank", linked_at=1) == {"a", "m2"}
     assert allowed_values("lead", "a", early, "never-blank", linked_at=None) == {"a", "m2", None}
+    # made blank at linking, m2 never merged before the last blank: both sides blank
+    assert allowed_values("lead", "a", early, "never-blank", linked_at=1) == {"a", "m2", None}
+    assert None not in allowed_values("lead", "a", early[1:], "never-blank", linked_at=1)
+    # a blank over a value the other side still holds is never the outcome ...
+    assert allowed_values("lead", "a", _writes((CRM, None)), "never-blank") == {"a"}
+    assert None not in allowed_values(
+        "lead", "a", _writes((CRM, None), (MARKETING, "m1"), (CRM, None)), "never-blank"
+    )
+    # ... but when both sides' last writes are blanks no side holds a value to keep
+    both = _writes((MARKETING, "m1"), (CRM, None), (MARKETING, None))
+    assert allowed_values("lead", "a", both, "never-blank") == {"a", "m1", None}
+
+
+def test_never_blank_after_a_delete_on_either_side() -> None:
+    """B46 with B26/B27: a person deleted on the marketing side comes back with the Dynamics
+    values; a Dynamics blank after that meets the value it came back with and keeps it. A
+    marketing blank is refilled only by a change in Dynamics, which a deleted record never
+    makes."""
+    column = "address1_line1"
+    pair = _pair(person_deleted=True, crm_writes_after_person_delete=True)
+    pair.initial[column] = "1 Main St"
+    pair.record(2, CRM, column, None)
+    assert expect(pair).values[column] == {None, "1 Main St"}
+    pair.record(4, CRM, column, "2 High St")
+    assert expect(pair).values[column] == {"2 High St"}
+    pair.record(5, CRM, "jobtitle", None)
+    assert expect(pair).values["jobtitle"] == {None}  # no never-blank rule on this field
+
+    gone = _pair()
+    gone.initial[column] = "1 Main St"
+    gone.record(2, MARKETING, column, None)
+    assert expect(gone).values[column] == {"1 Main St"}
+    gone.crm_deleted = True
+    assert expect(gone).values[column] == {None, "1 Main St"}
 
 
 def test_the_checker_reports_a_field_whose_rule_was_not_followed() -> None:
@@ -150,6 +192,11 @@ def test_a_deleted_column_keeps_its_marketing_values_and_stops_syncing() -> None
     column, name = DROPPED
     writes = _writes((MARKETING, "m0"), (MARKETING, "m1"), (CRM, "d1"))
     assert dropped_values("lead", None, writes, 4) == {"m1", "d1"}
+    # a contact's collision won by Dynamics, then a Dynamics write never read before the
+    # delete: the person may keep the collision's winner, never the older marketing value
+    race = _writes((MARKETING, "m1"), (CRM, "d1"), (MARKETING, "m2"), (CRM, "d2"))
+    assert dropped_values("contact", None, race, 5) == {"m2", "d1", "d2"}
+    assert dropped_values("lead", None, race, 5) == {"m2", "d2"}
     after = [*writes, Write(5, MARKETING, "m2")]
     assert dropped_values("contact", None, after, 4) == {"m2"}
 
