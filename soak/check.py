@@ -2,8 +2,10 @@
 
 :func:`observe` reads the final state: every lead and contact through the Web API, every person
 with its Dynamics link and its *Microsoft Sync Error* activities from the marketing database,
-and the open failures from ``crmsync sync errors --json``. :func:`compare` then holds every
-pair against :func:`soak.model.expect` and lists each difference as a :class:`Mismatch`.
+and the open failures from ``crmsync sync errors --json``; also the state of the column deleted
+in Dynamics (its selection status and critical notices) and what the trigger campaign did (its
+*Sync Lead to Microsoft* activities). :func:`compare` then holds every pair against
+:func:`soak.model.expect` and lists each difference as a :class:`Mismatch`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,42 @@ from typing import Any
 from sqlalchemy import select
 
 from crmsync.store.db import open_database
-from crmsync.store.tables import activities, crm_links, persons
-from soak.model import TRACKED, Pair, expect, normal, superseded
+from crmsync.store.tables import (
+    activities,
+    campaigns,
+    crm_links,
+    field_selection,
+    notifications,
+    persons,
+)
+from soak.model import (
+    CAMPAIGN_FIELD,
+    CAMPAIGN_NAME,
+    DROPPED,
+    TRACKED,
+    Pair,
+    expect,
+    normal,
+    superseded,
+)
 from soak.processes import Workdir
 from soak.sides import DynamicsSide
 
 SYNC_ERROR_ACTIVITY = 500  # "Microsoft Sync Error" in the activity log
-COLUMNS = [c for c, _ in TRACKED] + ["emailaddress1"]
-FIELDS = [name for _, name in TRACKED]
+SYNC_TO_MICROSOFT_ACTIVITY = 300  # "Sync Lead to Microsoft"
+COLUMNS = [c for c, _ in TRACKED] + ["emailaddress1", CAMPAIGN_FIELD[0]]
+FIELDS = [name for _, name in TRACKED] + [CAMPAIGN_FIELD[1]]
+ENTITIES = ("lead", "contact")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the workload did beyond the pairs: whether the custom column was deleted in
+    Dynamics, and the tables whose selection was saved afterwards (a save reads the schema
+    again and drops the column at once, so no notice about it need be raised)."""
+
+    column_dropped: bool = False
+    saved_after_drop: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -35,6 +65,9 @@ class Observed:
     links: dict[int, list[tuple[str, str]]]  # person id -> [(entity, crm id)]
     error_activities: set[int]
     open_errors: list[dict[str, Any]]
+    dropped_status: dict[str, str | None] = field(default_factory=dict)  # table -> status
+    dropped_notices: set[str] = field(default_factory=set)  # tables with a critical notice
+    campaign_syncs: Counter[int] = field(default_factory=Counter)  # person -> activities
 
     def crm_record(self, entity: str, crm_id: str) -> dict[str, Any] | None:
         """The Dynamics record, or None when it does not exist."""
@@ -89,27 +122,30 @@ class CheckResult:
         }
 
 
-def observe(work: Workdir, dynamics: DynamicsSide) -> Observed:
-    """Read both sides at quiescence."""
+def observe(work: Workdir, dynamics: DynamicsSide, column_dropped: bool = False) -> Observed:
+    """Read both sides at quiescence (the custom column too while Dynamics still has it)."""
+    columns = COLUMNS if column_dropped else [*COLUMNS, DROPPED[0]]
     crm = {
-        entity: dynamics.read_all(entity_set, COLUMNS)
+        entity: dynamics.read_all(entity_set, columns)
         for entity, entity_set in (("lead", "leads"), ("contact", "contacts"))
     }
     engine = open_database(work.database_url)
     try:
         with engine.connect() as conn:
-            people = {
-                int(row.id): dict(row._mapping)
-                for row in conn.execute(
-                    select(
-                        persons.c.id,
-                        *(
-                            persons.c[name].label(name)
-                            for name in ("email", "crmIsDeleted", "crmType", *FIELDS)
-                        ),
-                    )
+            people = {}
+            for row in conn.execute(
+                select(
+                    persons.c.id,
+                    persons.c.custom,
+                    *(
+                        persons.c[name].label(name)
+                        for name in ("email", "crmIsDeleted", "crmType", *FIELDS)
+                    ),
                 )
-            }
+            ):
+                person = dict(row._mapping)
+                person[DROPPED[1]] = (person.pop("custom") or {}).get(DROPPED[1])
+                people[int(row.id)] = person
             links: dict[int, list[tuple[str, str]]] = {}
             for entity, crm_id, local_id in conn.execute(
                 select(crm_links.c.entity, crm_links.c.crm_id, crm_links.c.local_id).where(
@@ -126,10 +162,47 @@ def observe(work: Workdir, dynamics: DynamicsSide) -> Observed:
                     .distinct()
                 )
             }
+            status, notices, syncs = _dropped_and_campaign(conn)
     finally:
         engine.dispose()
     open_errors = json.loads(work.cli("sync", "errors", "--json").stdout or "[]")
-    return Observed(crm, people, links, error_activities, open_errors)
+    return Observed(crm, people, links, error_activities, open_errors, status, notices, syncs)
+
+
+def _dropped_and_campaign(
+    conn: Any,
+) -> tuple[dict[str, str | None], set[str], Counter[int]]:
+    status: dict[str, str | None] = dict.fromkeys(ENTITIES)
+    for entity, found in conn.execute(
+        select(field_selection.c.entity, field_selection.c.status).where(
+            field_selection.c.attribute == DROPPED[0]
+        )
+    ):
+        status[str(entity)] = str(found)
+    notices = {
+        entity
+        for entity in ENTITIES
+        for (key,) in conn.execute(
+            select(notifications.c.dedupe_key).where(
+                notifications.c.severity == "critical",
+                notifications.c.kind == "field_missing",
+            )
+        )
+        if key and f":{entity}:" in key and DROPPED[0] in key
+    }
+    campaign_id = conn.execute(
+        select(campaigns.c.id).where(campaigns.c.name == CAMPAIGN_NAME)
+    ).scalar_one_or_none()
+    syncs: Counter[int] = Counter()
+    if campaign_id is not None:
+        for (person_id,) in conn.execute(
+            select(activities.c.person_id).where(
+                activities.c.type_id == SYNC_TO_MICROSOFT_ACTIVITY,
+                activities.c.campaign_id == campaign_id,
+            )
+        ):
+            syncs[int(person_id)] += 1
+    return status, notices, syncs
 
 
 def _field_checks(
@@ -140,7 +213,10 @@ def _field_checks(
     result: CheckResult,
     crm_id: str | None,
 ) -> None:
-    for column, name in TRACKED:
+    fields = [*TRACKED]
+    if side == "marketing" or pair.dropped_at is None:
+        fields.append(DROPPED)  # Dynamics has no value of a deleted column to check
+    for column, name in fields:
         found = normal(values.get(column if side == "dynamics" else name))
         result.checked_fields += 1
         if found in allowed[column]:
@@ -161,13 +237,76 @@ def _field_checks(
         )
 
 
-def compare(pairs: list[Pair], seen: Observed) -> CheckResult:
-    """Hold every pair against the model; also look for duplicate Dynamics records."""
+def compare(pairs: list[Pair], seen: Observed, facts: Facts | None = None) -> CheckResult:
+    """Hold every pair against the model; also look for duplicate Dynamics records and check
+    the column deleted in Dynamics."""
     result = CheckResult()
     for pair in pairs:
         _check_pair(pair, seen, result)
     _check_duplicates(pairs, seen, result)
+    if facts is not None and facts.column_dropped:
+        _check_dropped(seen, facts, result)
     return result
+
+
+def _check_dropped(seen: Observed, facts: Facts, result: CheckResult) -> None:
+    """B14: a column deleted in Dynamics is marked missing (or, once the selection was saved,
+    no longer selected) and a critical notice named it."""
+    for entity in ENTITIES:
+        status = seen.dropped_status.get(entity)
+        if status not in ("missing", None):
+            result.mismatches.append(
+                Mismatch("mismatch", -1, f"{entity}.{DROPPED[0]} deleted in Dynamics is {status!r}")
+            )
+        if entity not in seen.dropped_notices and entity not in facts.saved_after_drop:
+            result.mismatches.append(
+                Mismatch("invisible", -1, f"no critical notice for {entity}.{DROPPED[0]} deleted")
+            )
+
+
+def _check_campaign(
+    pair: Pair,
+    seen: Observed,
+    result: CheckResult,
+    person: dict[str, Any] | None,
+    crm: dict[str, Any] | None,
+    crm_id: str | None,
+) -> None:
+    """A person the trigger campaign synced: one activity with the campaign's id, and the
+    Change Data Value step's value on both sides (B31, B32)."""
+    if pair.person_id is None or person is None:
+        return
+    count = seen.campaign_syncs.get(pair.person_id, 0)
+    if count != 1:
+        kind = "duplicate" if count > 1 else "missing"
+        result.mismatches.append(
+            Mismatch(
+                kind,
+                pair.key,
+                f"{count} Sync Lead to Microsoft activities of the campaign",
+                pair.person_id,
+                crm_id,
+            )
+        )
+    column, name = CAMPAIGN_FIELD
+    for side, values, key in (("marketing", person, name), ("dynamics", crm, column)):
+        if values is None:
+            continue
+        result.checked_fields += 1
+        found = normal(values.get(key))
+        if found != pair.campaign_value:
+            result.mismatches.append(
+                Mismatch(
+                    "mismatch",
+                    pair.key,
+                    f"{side} side: the campaign's Change Data Value",
+                    pair.person_id,
+                    crm_id,
+                    column,
+                    found,
+                    (pair.campaign_value,),
+                )
+            )
 
 
 def _linked_crm_id(pair: Pair, seen: Observed) -> str | None:
@@ -176,7 +315,7 @@ def _linked_crm_id(pair: Pair, seen: Observed) -> str | None:
     found = [
         c
         for e, c in seen.links.get(pair.person_id, [])
-        if e == pair.entity and c == pair.expected_crm_id
+        if e == pair.entity and pair.expected_crm_id in (None, c)
     ]
     return found[-1] if found else None
 
@@ -235,6 +374,8 @@ def _check_pair(pair: Pair, seen: Observed, result: CheckResult) -> None:
         _field_checks(pair, "dynamics", crm, want.crm_values, result, crm_id)
     if pair.poison is not None:
         _check_rejected(pair, seen, result, crm_id)
+    elif pair.campaign_value is not None and pair.untouched_record:
+        _check_campaign(pair, seen, result, person, crm, crm_id)
 
 
 def _check_rejected(pair: Pair, seen: Observed, result: CheckResult, crm_id: str | None) -> None:

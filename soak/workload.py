@@ -6,6 +6,12 @@ depend on timing the soak cannot see are avoided rather than guessed: a record i
 a side only while none of its tracked fields was written, a rejected value goes to a record no
 one touches afterwards, and a record created on one side is edited on the other only once the
 workload has seen it there.
+
+:func:`prepare` sets up, before the initial sync, the parts of the product the workload drives
+beyond plain edits: per-field sync rules (B46) on three of the tracked columns, a custom column
+on leads and contacts that :meth:`Workload.drop_column` deletes in Dynamics part-way through
+the run (B14), and a trigger campaign whose flow is *Sync Person to Microsoft* and *Change Data
+Value* for persons the marketers create with its last name (B31, B32).
 """
 
 from __future__ import annotations
@@ -17,12 +23,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from soak.model import CRM, MARKETING, TRACKED, Pair, normal
-from soak.processes import SyncProcesses, Workdir
+from soak.model import (
+    CAMPAIGN_FIELD,
+    CAMPAIGN_LAST_NAME,
+    CAMPAIGN_NAME,
+    CRM,
+    DROPPED,
+    MARKETING,
+    RULES,
+    TRACKED,
+    Pair,
+    normal,
+)
+from soak.processes import SoakError, SyncProcesses, Workdir
 from soak.sides import DynamicsSide, MarketingSide
 
 ENTITY_SETS = {"lead": "leads", "contact": "contacts"}
-FIELD_OF = dict(TRACKED)
+FIELD_OF = dict([*TRACKED, DROPPED])
+CAMPAIGN_VALUE = "+1 555 0100 200"  # what the campaign's Change Data Value step sets
 FAULT_KINDS = (
     "throttle",
     "server_error",
@@ -40,6 +58,7 @@ OPERATIONS: tuple[tuple[str, float], ...] = (
     ("marketing_create", 3),
     ("crm_create", 3),
     ("sync_person", 1),
+    ("campaign_create", 2),
     ("crm_delete", 2),
     ("marketing_delete", 2),
     ("rejected_value", 1),
@@ -58,6 +77,8 @@ class Stats:
     kills: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)  # marketing writes the API refused
+    column_dropped_at: int | None = None  # the sequence number of the column's deletion
+    saved_after_drop: set[str] = field(default_factory=set)  # selections saved after it
 
 
 class Workload:
@@ -91,11 +112,25 @@ class Workload:
 
     def _value(self, column: str) -> str | None:
         n = self._next()
-        if self.rng.random() < 0.04:
+        blank = 0.25 if RULES.get(column) == "never-blank" else 0.04
+        if self.rng.random() < blank:
             return None  # a cleared field
         if column == "telephone1":
             return f"+1 555 {self.tag % 1000:03d} {n:07d}"
         return f"{column[:5]}-{self.tag}-{n}"
+
+    def _column(self, *, crm: bool) -> str:
+        """A tracked column to write; the custom one too while Dynamics has it (marketing
+        may still write its field after the delete)."""
+        columns = [c for c, _ in TRACKED]
+        if not crm or self.stats.column_dropped_at is None:
+            columns.append(DROPPED[0])
+        return self.rng.choice(columns)
+
+    def _new_pair(self, pair: Pair) -> Pair:
+        pair.dropped_at = self.stats.column_dropped_at
+        self.pairs.append(pair)
+        return pair
 
     def _email(self) -> str:
         return f"soak-{self.tag}-{self._next()}@soak.example"
@@ -119,13 +154,22 @@ class Workload:
             found = self.marketing.find_by_email(pair.email, ["id"])
             if len(found) == 1:
                 pair.person_id = int(found[0]["id"])
-        if pair.pending_create and pair.person_id is not None:
+                pair.linked_at = self.seq
+        if pair.pending_create and pair.person_id is not None and pair.entity is not None:
             key = "crmLeadId" if pair.entity == "lead" else "crmContactId"
             person = self.marketing.get(pair.person_id, [key])
-            # Until the new record is made, the field may still name the deleted one.
-            if person and person.get(key) and str(person[key]) == pair.expected_crm_id:
-                pair.crm_id = str(person[key])
-                pair.pending_create = False
+            # Until the new record is made, the field may still name the deleted one. A campaign's
+            # step chooses the id itself, so any id it stored is the new record's, once
+            # Dynamics has it (the id is stored before the create is sent).
+            if person and person.get(key) and pair.expected_crm_id in (None, str(person[key])):
+                crm_id = str(person[key])
+                entity_set = ENTITY_SETS[pair.entity]
+                there = self.dynamics.call(
+                    "admin", "GET", f"{entity_set}({crm_id})?$select=fullname"
+                )
+                if there.status_code == 200:
+                    pair.crm_id, pair.pending_create = crm_id, False
+                    pair.linked_at = self.seq
 
     def _marketing_write(self, pair: Pair, column: str, value: str | None) -> None:
         """Update one field through the REST API; only a write the API says it saved is a
@@ -168,7 +212,7 @@ class Workload:
         if pair is None:
             return False
         self._learn(pair)
-        column = self.rng.choice(TRACKED)[0]
+        column = self._column(crm=False)
         self._marketing_write(pair, column, self._value(column))
         return True
 
@@ -179,7 +223,7 @@ class Workload:
         self._learn(pair)
         if pair.crm_id is None or pair.crm_deleted or pair.entity is None:
             return False
-        column = self.rng.choice(TRACKED)[0]
+        column = self._column(crm=True)
         self._crm_write(pair, column, self._value(column))
         return True
 
@@ -187,7 +231,7 @@ class Workload:
         pair = self._pick(crm=True, marketing=True)
         if pair is None:
             return False
-        column = self.rng.choice(TRACKED)[0]
+        column = self._column(crm=True)
         first, second = self._value(column), self._value(column)
         if self.rng.random() < 0.5:
             self._marketing_write(pair, column, first)
@@ -205,9 +249,26 @@ class Workload:
         record: dict[str, Any] = {"email": email, "lastName": f"Soak {self.tag}"}
         record.update({FIELD_OF[c]: v for c, v in values.items()})
         result = self.marketing.sync("createOnly", "email", [record])[0]
-        self.pairs.append(
+        made = self._new_pair(
             Pair(len(self.pairs), "marketing", email, None, None, int(result["id"]), values)
         )
+        made.linked_at = None
+        return True
+
+    def _op_campaign_create(self) -> bool:
+        """A form fill: a marketer creates a person the trigger campaign picks up, which makes
+        a Dynamics lead for it and sets a value (B31, B32)."""
+        email = self._email()
+        values: dict[str, str | None] = {
+            c: self._value(c) or f"{c[:5]}-{self.tag}" for c, _ in TRACKED
+        }
+        record: dict[str, Any] = {"email": email, "lastName": CAMPAIGN_LAST_NAME}
+        record.update({FIELD_OF[c]: v for c, v in values.items()})
+        result = self.marketing.sync("createOnly", "email", [record])[0]
+        pair = self._new_pair(
+            Pair(len(self.pairs), "campaign", email, "lead", None, int(result["id"]), values)
+        )
+        pair.pending_create, pair.campaign_value, pair.linked_at = True, CAMPAIGN_VALUE, None
         return True
 
     def _op_crm_create(self) -> bool:
@@ -218,7 +279,8 @@ class Workload:
         }
         body: dict[str, Any] = {"emailaddress1": email, "lastname": f"Soak {self.tag}", **values}
         crm_id = self.dynamics.create(str(self.rng.randrange(2)), ENTITY_SETS[entity], body)
-        self.pairs.append(Pair(len(self.pairs), "crm", email, entity, crm_id, None, values))
+        made = self._new_pair(Pair(len(self.pairs), "crm", email, entity, crm_id, None, values))
+        made.linked_at = None
         return True
 
     def _op_sync_person(self) -> bool:
@@ -245,6 +307,7 @@ class Workload:
         if pair.crm_id is not None:
             pair.old_crm_ids.append(pair.crm_id)
         pair.entity, pair.crm_id, pair.crm_deleted, pair.pending_create = entity, None, False, True
+        pair.linked_at = None
         pair.expected_crm_id = str(asked["crm_id"])
         return True
 
@@ -314,7 +377,22 @@ class Workload:
     def _op_fields_select(self) -> bool:
         entity = self.rng.choice(("lead", "contact"))
         self.work.cli("fields", "select", entity)
+        if self.stats.column_dropped_at is not None:
+            self.stats.saved_after_drop.add(entity)
         return True
+
+    def drop_column(self) -> None:
+        """An administrator deletes the custom column in Dynamics from both tables (B14)."""
+        for entity in ENTITY_SETS:
+            path = (
+                f"EntityDefinitions(LogicalName='{entity}')/Attributes(LogicalName='{DROPPED[0]}')"
+            )
+            answer = self.dynamics.call("admin", "DELETE", path)
+            if answer.status_code != 204:
+                raise SoakError(f"delete of {entity}.{DROPPED[0]}: {answer.status_code}")
+        self.stats.column_dropped_at = self._next()
+        for pair in self.pairs:
+            pair.dropped_at = self.stats.column_dropped_at
 
     # -- faults and kills ------------------------------------------------------------------
 
@@ -357,16 +435,53 @@ class Workload:
         self.dynamics.admin("POST", "reset-limits")
 
 
+def prepare(work: Workdir, dynamics: DynamicsSide) -> None:
+    """Before the initial sync: the custom column on both tables, the field selections with
+    the per-field rules, and the active trigger campaign."""
+    column, _ = DROPPED
+    for entity in ENTITY_SETS:
+        body = {
+            "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+            "SchemaName": column,
+            "MaxLength": 100,
+            "DisplayName": {"LocalizedLabels": [{"Label": "Soak note", "LanguageCode": 1033}]},
+        }
+        answer = dynamics.call(
+            "admin", "POST", f"EntityDefinitions(LogicalName='{entity}')/Attributes", body
+        )
+        if answer.status_code != 204:
+            raise SoakError(f"new column {entity}.{column}: {answer.status_code} {answer.text}")
+        rules = [f"--rule={c}={r}" for c, r in RULES.items()]
+        work.cli("fields", "select", entity, "--add", column, *rules)
+    definition = {
+        "name": CAMPAIGN_NAME,
+        "type": "trigger",
+        "qualification": "once",
+        "active": True,
+        "triggers": [{"type": "person_created", "source": "Web service API"}],
+        "smartList": {
+            "filters": [{"field": "lastName", "operator": "is", "values": [CAMPAIGN_LAST_NAME]}]
+        },
+        "flow": [
+            {"type": "sync_person_to_microsoft", "syncAs": "lead"},
+            {"type": "change_data_value", "field": CAMPAIGN_FIELD[1], "value": CAMPAIGN_VALUE},
+        ],
+    }
+    path = work.path / "campaign.json"
+    path.write_text(json.dumps(definition), encoding="utf-8")
+    work.cli("campaigns", "create", "--file", str(path))
+
+
 def seed_pairs(dynamics: DynamicsSide, links: dict[tuple[str, str], int]) -> list[Pair]:
     """The pairs the initial sync made: each seeded lead and contact with its person."""
     pairs: list[Pair] = []
-    columns = [c for c, _ in TRACKED] + ["emailaddress1"]
+    columns = [c for c, _ in TRACKED] + ["emailaddress1", DROPPED[0]]
     for entity, entity_set in ENTITY_SETS.items():
         for crm_id, row in sorted(dynamics.read_all(entity_set, columns).items()):
             person_id = links.get((entity, crm_id))
             if person_id is None:
                 continue
-            initial = {c: normal(row.get(c)) for c, _ in TRACKED}
+            initial = {c: normal(row.get(c)) for c in [*(c for c, _ in TRACKED), DROPPED[0]]}
             email = str(row.get("emailaddress1") or "")
             pairs.append(Pair(len(pairs), "seed", email, entity, crm_id, person_id, initial))
     return pairs

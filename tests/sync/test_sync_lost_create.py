@@ -101,3 +101,29 @@ def test_an_edit_after_a_lost_create_survives_a_push_before_any_read(
     assert restarted.run().status == "ok"
 
     _both_sides_have_the_new_phone(org, engine, lead_id)
+
+
+def test_a_field_blank_when_the_lead_was_created_syncs_once_set(
+    org_and_engine: tuple[Org, Engine, DynamicsClient],
+) -> None:
+    """Found by the soak: a person synced to Dynamics with no mobile phone, then given one (a
+    campaign's Change Data Value step). The create's baseline must hold the blank too, or the
+    push skips the new value and the next read of the lead overwrites it with Dynamics' blank."""
+    org, engine, client = org_and_engine
+    (outcome,) = PersonService(engine).sync(
+        [{"email": "kim.blank@example.com", "lastName": "Blank", "phone": OLD_PHONE}]
+    )
+    assert outcome.id is not None
+    person_id = int(outcome.id)
+    with engine.begin() as conn:
+        lead_id = request_crm_create(conn, person_id, "lead").crm_id
+    cycle = SyncCycle(engine, client)
+    assert cycle.run().status == "ok"
+    assert org.alex().get("leads", lead_id, "mobilephone")["mobilephone"] is None
+
+    edit_person(engine, person_id, mobilePhone=NEW_PHONE)
+    assert cycle.run().status == "ok"
+    assert cycle.run().status == "ok"
+
+    assert org.alex().get("leads", lead_id, "mobilephone")["mobilephone"] == NEW_PHONE
+    assert person_by_crm_id(engine, "lead", lead_id)["mobilePhone"] == NEW_PHONE

@@ -452,7 +452,13 @@ class OutboxPusher:
             if owner is not None:
                 crm_values[OWNER] = owner
             request = self._write(WriteKind.CREATE, link.entity, link.crm_id, crm_values, None)
-            send = _Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
+            # The new record's baseline holds the blanks too (not sent, so blank in Dynamics):
+            # a value set later is then a marketing change that is pushed, not a field with
+            # no baseline that the next read of the record fills from Dynamics.
+            blanks: dict[str, object] = {m.field: None for m in two_way}
+            send = _Send(
+                person_id, link.entity, link.crm_id, request, values, blanks, entry_ids, True
+            )
             return send, None
         # B46: a field whose rule is never-blank does not send a blank over a value
         writes = {
