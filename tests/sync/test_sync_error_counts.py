@@ -4,12 +4,15 @@ PostgreSQL; the migration that adds them counts the errors already open."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
+import pytest
 from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, delete, insert
+from sqlalchemy import Engine, create_engine, insert
 from sync_harness import open_error_counts_afresh as counted_afresh
 from sync_harness import stored_error_counts as stored_counts
 
@@ -172,6 +175,38 @@ def test_the_migration_counts_the_errors_already_open(unmigrated_database_url: s
                     }
                 )
             )
-            conn.execute(delete(sync_errors))
     finally:
         engine.dispose()
+
+
+def test_a_recoded_error_closed_meanwhile_leaves_the_counts_right(
+    migrated_engine: Engine,
+) -> None:
+    """Two writers at once: one closes an error while the other refreshes it with a new code
+    (the refresh waits on the closing transaction's row lock). The counts still equal a fresh
+    count. Only PostgreSQL runs the two at once; SQLite lets one writer in at a time."""
+    if migrated_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers")
+    with migrated_engine.begin() as conn:
+        record_errors(conn, [_report("lead", "a", "0x1")])
+    closing = migrated_engine.connect()
+    closing.begin()
+    resolve_errors(closing, "lead", ["a"], "to_crm")  # holds the row until it commits
+    failed: list[BaseException] = []
+
+    def refresh() -> None:
+        try:
+            with migrated_engine.begin() as conn:
+                record_errors(conn, [_report("lead", "a", "0x2")])
+        except BaseException as exc:  # reported by the test below
+            failed.append(exc)
+
+    writer = threading.Thread(target=refresh)
+    writer.start()
+    time.sleep(0.5)  # the refresh has read the error as open and waits on its row
+    closing.commit()
+    closing.close()
+    writer.join(timeout=30)
+    assert not writer.is_alive() and not failed
+    with migrated_engine.connect() as conn:
+        assert stored_counts(conn) == counted_afresh(conn)

@@ -61,7 +61,7 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
     stamp = now_utc()
     crm_ids = sorted({r.crm_id for r in reports if r.crm_id})
     open_rows: dict[tuple[str, str | None, str], tuple[int, int]] = {}
-    codes: dict[int, str | None] = {}  # each refreshed error's code, as it stands
+    codes: dict[int, str | None] = {}  # each open error's code before this refresh
     for part in chunks(crm_ids):
         rows = conn.execute(
             select(
@@ -79,12 +79,11 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
     updates: list[dict[str, object]] = []
     inserts: list[dict[str, object]] = []
     counts: Counter[CountKey] = Counter()
+    recoded: dict[int, tuple[str, str, str | None]] = {}  # refreshed: the code it ends with
     for r in reports:
         existing = open_rows.get((r.entity, r.crm_id, r.direction))
         if existing is not None:
-            counts[count_key(r.entity, r.direction, codes[existing[0]])] -= 1
-            counts[count_key(r.entity, r.direction, r.code)] += 1
-            codes[existing[0]] = r.code
+            recoded[existing[0]] = (r.entity, r.direction, r.code)
             updates.append(
                 {
                     "_id": existing[0],
@@ -121,7 +120,35 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
         )
     if inserts:
         conn.execute(insert(sync_errors), inserts)
+    counts.update(_recounted(conn, codes, recoded))
     shift_error_counts(conn, counts)
+
+
+def _recounted(
+    conn: Connection,
+    codes_before: dict[int, str | None],
+    codes_after: dict[int, tuple[str, str, str | None]],
+) -> Counter[CountKey]:
+    """How the counts change for refreshed errors whose code changed: each moves from its
+    old code's group to its new one, if it is still open (an error closed meanwhile by
+    another transaction left the counts already)."""
+    moved = {
+        error_id: (entity, direction, code)
+        for error_id, (entity, direction, code) in codes_after.items()
+        if (code or "") != (codes_before[error_id] or "")
+    }
+    changes: Counter[CountKey] = Counter()
+    for part in chunks(sorted(moved)):
+        still_open = conn.execute(
+            select(sync_errors.c.id).where(
+                sync_errors.c.id.in_(part), sync_errors.c.resolved_at.is_(None)
+            )
+        )
+        for (error_id,) in still_open:
+            entity, direction, code = moved[int(error_id)]
+            changes[count_key(entity, direction, codes_before[int(error_id)])] -= 1
+            changes[count_key(entity, direction, code)] += 1
+    return changes
 
 
 def failing_locals(
