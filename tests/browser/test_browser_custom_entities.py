@@ -5,6 +5,7 @@ records; disabling it keeps its records."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sync_harness import engine_client
 
 from crmsync.store.tables import custom_object_rows, persons
+from crmsync.sync.custom_entities import enable
 from custom_tables import create_row, create_visit_tables
 
 pytestmark = pytest.mark.browser
@@ -97,3 +99,43 @@ def test_a_custom_entity_is_enabled_loaded_and_shown(site: Site, page: Any, tmp_
     page.goto(f"{site.url}/admin/custom-entities")
     listed = page.get_by_role("row").filter(has_text="new_visit").first
     assert "Disabled" in listed.inner_text() and "Visit" in listed.inner_text()
+
+
+def test_the_records_table_fits_1280_px_with_times_as_on_other_pages(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
+    """The records of an entity with many fields: no sideways scrolling at 1280 px (a long
+    value wraps; the fields past the first few open below each record), and its Dynamics times
+    read as on the other pages (``2026-05-03 12:04:05 UTC``), not as ISO text."""
+    visit = _visit_in_org(site)
+    with engine_client(site.org.base) as client:
+        enable(site.engine, client, "new_visit", actor="test")
+        long_note = "Tour-of-the-north-site-" * 8  # 184 characters without a space
+        answer = client.http.patch(
+            f"{client.service_root}/new_visits({visit})", json={"new_note": long_note}
+        )
+        assert answer.status_code == 204, answer.text
+    site.cycle.run()
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/admin/custom-entities/new_visit")
+    records = page.get_by_role("table").last
+    overflow = records.evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+    assert overflow == 0 and _page_overflow(page) == 0
+    row = records.get_by_role("row").filter(has_text=visit)
+    assert long_note in row.inner_text().replace("\n", "")
+    more = records.locator("details").first
+    assert more.locator("summary").inner_text() == "4 more fields"
+    assert not more.get_by_text("createdon").is_visible()
+    more.locator("summary").click()
+    opened = " ".join(more.inner_text().split())
+    created = re.search(r"createdon (\S+ \S+ \S+)", opened)
+    assert created and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", created.group(1)), opened
+    assert "+00:00" not in opened, opened
+    assert _page_overflow(page) == 0
+    screenshot(page, tmp_path, "custom-entity-records-1280")
+
+
+def _page_overflow(page: Any) -> int:
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
@@ -34,6 +35,7 @@ from crmsync.store.tables import (
     crm_links,
     field_selection,
     persons,
+    sync_error_counts,
     sync_errors,
     sync_outbox,
 )
@@ -203,6 +205,26 @@ def open_errors(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(sync_errors).where(sync_errors.c.resolved_at.is_(None)))
         return [dict(row) for row in rows.mappings()]
+
+
+def open_error_counts_afresh(conn: Connection) -> Counter[tuple[str, str, str]]:
+    """Open errors per (entity, direction, code; "" for none), counted from ``sync_errors``."""
+    code = func.coalesce(sync_errors.c.error_code, "")
+    rows = conn.execute(
+        select(sync_errors.c.entity, sync_errors.c.direction, code, func.count())
+        .where(sync_errors.c.resolved_at.is_(None))
+        .group_by(sync_errors.c.entity, sync_errors.c.direction, code)
+    )
+    return Counter({(e, d, c): int(n) for e, d, c, n in rows})
+
+
+def stored_error_counts(conn: Connection) -> Counter[tuple[str, str, str]]:
+    """Every row of the counts of open errors (a group left at zero included)."""
+    table = sync_error_counts
+    rows = conn.execute(
+        select(table.c.entity, table.c.direction, table.c.error_code, table.c.open_count)
+    )
+    return Counter({(e, d, c): int(n) for e, d, c, n in rows})
 
 
 def edit_person(engine: Engine, person_id: int, **values: object) -> None:

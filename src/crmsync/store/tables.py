@@ -413,6 +413,18 @@ sync_errors = Table(
     sqlite_autoincrement=True,
 )
 
+# How many open errors there are per entity, direction and Dynamics code ("" for none), kept
+# in the transaction that opens or closes them (``sync/error_counts.py``): the errors page and
+# the overview read their counts here rather than counting ``sync_errors``.
+sync_error_counts = Table(
+    "sync_error_counts",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("direction", String(16), primary_key=True),
+    Column("error_code", String(64), primary_key=True),
+    Column("open_count", Integer, nullable=False),
+)
+
 sync_history = Table(
     "sync_history",
     metadata,

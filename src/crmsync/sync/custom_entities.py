@@ -55,7 +55,8 @@ _READABLE_TYPES = frozenset(
         AttributeType.OWNER,
     }
 )
-_DEFAULT_SYSTEM_FIELDS = ("statecode", "createdon", "modifiedon")
+DEFAULT_SYSTEM_FIELDS = ("statecode", "createdon", "modifiedon")
+"""The Dynamics system columns read with an entity's own columns when none are chosen."""
 _REST_TYPES = {
     AttributeType.STRING: "string",
     AttributeType.MEMO: "text",
@@ -275,7 +276,7 @@ def _fields(schema: EntitySchema, path: LinkPath, asked: Sequence[str] | None) -
             and a.valid_for_read
             and a.type in _READABLE_TYPES
         ]
-        names += [n for n in _DEFAULT_SYSTEM_FIELDS if n in attributes]
+        names += [n for n in DEFAULT_SYSTEM_FIELDS if n in attributes]
     return tuple(dict.fromkeys([own, *sorted(names)]))
 
 

@@ -8,6 +8,7 @@ and closed once it syncs. An admin retry of a record that failed on its way in i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,12 @@ from crmsync.errors import InvalidValueError
 from crmsync.store.id_match import id_conditions
 from crmsync.store.inserts import chunks
 from crmsync.store.tables import UtcDateTime, now_utc, sync_errors
+from crmsync.sync.error_counts import (
+    CountKey,
+    count_key,
+    open_error_total,
+    shift_error_counts,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +54,14 @@ class ErrorReport:
 
 
 def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
-    """Open (or refresh, counting attempts) one sync error per failing record."""
+    """Open (or refresh, counting attempts) one sync error per failing record; the counts
+    of open errors change with them."""
     if not reports:
         return
     stamp = now_utc()
     crm_ids = sorted({r.crm_id for r in reports if r.crm_id})
     open_rows: dict[tuple[str, str | None, str], tuple[int, int]] = {}
+    codes: dict[int, str | None] = {}  # each open error's code before this refresh
     for part in chunks(crm_ids):
         rows = conn.execute(
             select(
@@ -61,15 +70,20 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
                 sync_errors.c.crm_id,
                 sync_errors.c.direction,
                 sync_errors.c.attempts,
+                sync_errors.c.error_code,
             ).where(sync_errors.c.resolved_at.is_(None), sync_errors.c.crm_id.in_(part))
         )
-        for error_id, entity, crm_id, direction, attempts in rows:
+        for error_id, entity, crm_id, direction, attempts, code in rows:
             open_rows[(entity, crm_id, direction)] = (int(error_id), int(attempts))
+            codes[int(error_id)] = code
     updates: list[dict[str, object]] = []
     inserts: list[dict[str, object]] = []
+    counts: Counter[CountKey] = Counter()
+    recoded: dict[int, tuple[str, str, str | None]] = {}  # refreshed: the code it ends with
     for r in reports:
         existing = open_rows.get((r.entity, r.crm_id, r.direction))
         if existing is not None:
+            recoded[existing[0]] = (r.entity, r.direction, r.code)
             updates.append(
                 {
                     "_id": existing[0],
@@ -98,6 +112,7 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
                 "resolved_at": None,
             }
         )
+        counts[count_key(r.entity, r.direction, r.code)] += 1
     if updates:
         conn.execute(
             update(sync_errors).where(sync_errors.c.id == bindparam("_id")),
@@ -105,6 +120,35 @@ def record_errors(conn: Connection, reports: Sequence[ErrorReport]) -> None:
         )
     if inserts:
         conn.execute(insert(sync_errors), inserts)
+    counts.update(_recounted(conn, codes, recoded))
+    shift_error_counts(conn, counts)
+
+
+def _recounted(
+    conn: Connection,
+    codes_before: dict[int, str | None],
+    codes_after: dict[int, tuple[str, str, str | None]],
+) -> Counter[CountKey]:
+    """How the counts change for refreshed errors whose code changed: each moves from its
+    old code's group to its new one, if it is still open (an error closed meanwhile by
+    another transaction left the counts already)."""
+    moved = {
+        error_id: (entity, direction, code)
+        for error_id, (entity, direction, code) in codes_after.items()
+        if (code or "") != (codes_before[error_id] or "")
+    }
+    changes: Counter[CountKey] = Counter()
+    for part in chunks(sorted(moved)):
+        still_open = conn.execute(
+            select(sync_errors.c.id).where(
+                sync_errors.c.id.in_(part), sync_errors.c.resolved_at.is_(None)
+            )
+        )
+        for (error_id,) in still_open:
+            entity, direction, code = moved[int(error_id)]
+            changes[count_key(entity, direction, codes_before[int(error_id)])] -= 1
+            changes[count_key(entity, direction, code)] += 1
+    return changes
 
 
 def failing_locals(
@@ -138,12 +182,14 @@ def _any_open(conn: Connection) -> bool:
 
 
 def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direction: str) -> None:
-    """Close the open errors of records that now synced (nothing to do when none is open)."""
+    """Close the open errors of records that now synced (nothing to do when none is open);
+    the counts of open errors change with them."""
     if not crm_ids or not _any_open(conn):
         return
     stamp = now_utc()
+    counts: Counter[CountKey] = Counter()
     for part in chunks(sorted(set(crm_ids))):
-        conn.execute(
+        closed = conn.execute(
             update(sync_errors)
             .where(
                 sync_errors.c.resolved_at.is_(None),
@@ -152,7 +198,11 @@ def resolve_errors(conn: Connection, entity: str, crm_ids: Sequence[str], direct
                 sync_errors.c.crm_id.in_(part),
             )
             .values(resolved_at=stamp)
+            .returning(sync_errors.c.error_code)
         )
+        for (code,) in closed:
+            counts[count_key(entity, direction, code)] -= 1
+    shift_error_counts(conn, counts)
 
 
 def _open_errors_where(
@@ -256,6 +306,9 @@ def open_errors(
 def count_open_errors(
     conn: Connection, *, entity: str | None = None, search: str | None = None
 ) -> int:
-    """How many open sync errors :func:`open_errors` lists with the same filter."""
+    """How many open sync errors :func:`open_errors` lists with the same filter (read from
+    the counts of open errors unless a search narrows them)."""
+    if not search:
+        return open_error_total(conn, entity.strip().lower() if entity is not None else None)
     query = select(func.count()).select_from(sync_errors)
     return int(conn.execute(query.where(*_open_errors_where(None, entity, search))).scalar_one())

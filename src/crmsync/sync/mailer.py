@@ -24,7 +24,8 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
 from crmsync.settings import SmtpSettings
-from crmsync.store.tables import notifications, now_utc, sync_errors
+from crmsync.store.tables import notifications, now_utc
+from crmsync.sync.error_counts import open_error_groups
 from crmsync.sync.history import notify
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,10 @@ def raise_failure_digest(conn: Connection, *, now: datetime | None = None) -> bo
         select(func.count()).select_from(notifications).where(notifications.c.dedupe_key == key)
     ).scalar_one():
         return False  # already raised today: the errors are not counted again
-    kinds = (sync_errors.c.entity, sync_errors.c.direction, sync_errors.c.error_code)
-    rows = conn.execute(
-        select(*kinds, func.count())
-        .where(sync_errors.c.resolved_at.is_(None))
-        .group_by(*kinds)
-        .order_by(func.count().desc(), sync_errors.c.entity)
-    ).all()
+    groups = open_error_groups(conn)
+    rows = sorted(
+        ((*key, count) for key, count in groups.items()), key=lambda row: (-row[3], row[:3])
+    )
     if not rows:
         return False
     total = sum(int(count) for *_, count in rows)

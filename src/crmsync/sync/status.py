@@ -18,11 +18,11 @@ from crmsync.store.tables import (
     delta_cursors,
     now_utc,
     persons,
-    sync_errors,
     sync_history,
     sync_outbox,
 )
 from crmsync.sync.cursors import DELTA_PHASE
+from crmsync.sync.error_counts import open_error_total
 from crmsync.sync.lease import SyncLease
 from crmsync.sync.sync_user import sync_user_name
 from crmsync.sync.write_waits import read_waits
@@ -185,9 +185,7 @@ def read_status(engine: Engine, *, now: datetime | None = None) -> SyncStatus:
                 sync_history.c.started_at >= moment - timedelta(hours=1),
             )
         ).all()
-        errors = conn.execute(
-            select(func.count()).select_from(sync_errors).where(sync_errors.c.resolved_at.is_(None))
-        ).scalar_one()
+        errors = open_error_total(conn)
         waits = read_waits(conn)
     counts: dict[str, dict[str, int]] = {}
     oldest: dict[str, datetime] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -118,11 +118,19 @@ def _when(value: object) -> str:
 
 
 def _stamp(value: object) -> str:
-    """A wire-format UTC time (``2026-05-03T12:04:05Z``) as people read it."""
+    """A time stored as ISO text with its offset (``2026-05-03T12:04:05Z``,
+    ``2026-05-03T14:04:05.250+02:00``) as people read it, in UTC as :func:`_when` writes it;
+    other text (a date alone, a time without offset, anything else) as it is."""
     text = "" if value is None else str(value)
-    if len(text) == 20 and text[10] == "T" and text.endswith("Z"):
-        return f"{text[:10]} {text[11:19]} UTC"
-    return text
+    if len(text) < 20 or text[10:11] != "T":
+        return text
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    return _when(moment.astimezone(UTC))
 
 
 def _number(value: object) -> str:

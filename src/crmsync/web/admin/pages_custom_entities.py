@@ -6,12 +6,16 @@ path; the detail page shows an entity's path, fields and latest records. Thin pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crmsync.errors import CrmsyncError, InputError, RecordNotFoundError
 from crmsync.sync.custom_entities import (
+    DEFAULT_SYSTEM_FIELDS,
+    CustomEntity,
     CustomEntityChoice,
     discover,
     enable,
@@ -84,6 +88,32 @@ async def enable_entity(request: Request) -> Response:
     )
 
 
+SHOWN_FIELDS = 3
+"""How many fields of a record the records table shows in columns (the rest open below)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordColumns:
+    """How the records table lays out an entity's fields: a few in columns (its own columns
+    first; the lookup to its parent and the system columns after them), the rest in a row
+    that opens below each record, and which of them hold times (shown as the other pages
+    show times)."""
+
+    shown: tuple[str, ...]
+    more: tuple[str, ...]
+    times: frozenset[str]
+
+    @classmethod
+    def of(cls, entity: CustomEntity) -> RecordColumns:
+        """The layout of ``entity``'s records."""
+        later = {entity.path.hops[0].attribute, *DEFAULT_SYSTEM_FIELDS}
+        ordered = sorted(entity.fields, key=lambda name: name in later)  # stable: kept order
+        times = frozenset(
+            str(info["name"]) for info in entity.field_info if info.get("dataType") == "datetime"
+        )
+        return cls(tuple(ordered[:SHOWN_FIELDS]), tuple(ordered[SHOWN_FIELDS:]), times)
+
+
 @router.get("/custom-entities/{name}")
 async def custom_entity_page(request: Request, name: str) -> Response:
     """One custom entity: its path, fields, reading and latest records."""
@@ -103,6 +133,7 @@ async def custom_entity_page(request: Request, name: str) -> Response:
         status=status,
         records=records,
         people=people,
+        columns=RecordColumns.of(entity),
     )
 
 

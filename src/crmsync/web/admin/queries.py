@@ -6,6 +6,7 @@ an index: a page costs the same with ten persons or a million.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from crmsync.store.tables import (
     sync_errors,
     sync_history,
 )
+from crmsync.sync.error_counts import open_error_groups
 
 PAGE_SIZE = 50
 API_LIMIT_PER_5_MINUTES = 6000  # Dataverse service protection: requests per user per 5 minutes
@@ -158,14 +160,11 @@ def person_labels(conn: Connection, person_ids: Sequence[int]) -> dict[int, dict
 
 
 def error_counts_by_entity(conn: Connection) -> dict[str, int]:
-    """Open sync errors per entity (for the filter)."""
-    rows = conn.execute(
-        select(sync_errors.c.entity, func.count())
-        .where(sync_errors.c.resolved_at.is_(None))
-        .group_by(sync_errors.c.entity)
-        .order_by(sync_errors.c.entity)
-    )
-    return {str(entity): int(count) for entity, count in rows}
+    """Open sync errors per entity (for the filter), from the counts of open errors."""
+    totals: Counter[str] = Counter()
+    for (entity, _, _), count in open_error_groups(conn).items():
+        totals[entity] += count
+    return dict(sorted(totals.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,34 +181,33 @@ class ErrorKind:
 def error_kinds(conn: Connection) -> list[ErrorKind]:
     """Open sync errors grouped by error code, the largest group first (B39).
 
-    Both reads go through the partial index of open errors by code and last seen: the counts
-    (no table row is read), then, per code, the one newest row for its message."""
+    The counts come from the counts of open errors (a few rows); per code, the one newest
+    open error, for its message, is read through the partial index of open errors by code
+    and last seen. No code and an empty code are one group, "no code"."""
+    per_code: Counter[str] = Counter()
+    for (_, _, code), count in open_error_groups(conn).items():
+        per_code[code] += count
     is_open = sync_errors.c.resolved_at.is_(None)
-    groups = conn.execute(
-        select(sync_errors.c.error_code, func.count(), func.max(sync_errors.c.last_seen))
-        .where(is_open)
-        .group_by(sync_errors.c.error_code)
-    ).all()
     kinds = []
-    for code, count, seen in groups:
-        same_code = (
-            sync_errors.c.error_code.is_(None) if code is None else sync_errors.c.error_code == code
-        )
-        example = conn.execute(
-            select(sync_errors.c.message)
-            .where(is_open, same_code)
-            .order_by(sync_errors.c.last_seen.desc())
-            .limit(1)
-        ).scalar()
-        kinds.append(ErrorKind(code or "", int(count), str(example or ""), seen))
-    merged: dict[str, ErrorKind] = {}
-    for kind in kinds:  # no code and an empty code are one group, "no code"
-        known = merged.get(kind.code)
-        if known is not None:
-            newest = kind if kind.last_seen > known.last_seen else known
-            kind = ErrorKind(kind.code, known.count + kind.count, newest.example, newest.last_seen)
-        merged[kind.code] = kind
-    return sorted(merged.values(), key=lambda kind: (-kind.count, kind.code))
+    for code, count in per_code.items():
+        spellings = [sync_errors.c.error_code == code]
+        if not code:
+            spellings.append(sync_errors.c.error_code.is_(None))
+        newest = [
+            conn.execute(
+                select(sync_errors.c.message, sync_errors.c.last_seen)
+                .where(is_open, spelling)
+                .order_by(sync_errors.c.last_seen.desc())
+                .limit(1)
+            ).first()
+            for spelling in spellings
+        ]
+        found = [row for row in newest if row is not None]
+        if not found:  # the counts are ahead of the rows this connection sees
+            continue
+        message, seen = max(found, key=lambda row: row[1])
+        kinds.append(ErrorKind(code, count, str(message or ""), seen))
+    return sorted(kinds, key=lambda kind: (-kind.count, kind.code))
 
 
 _LISTED = tuple(
