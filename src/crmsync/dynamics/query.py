@@ -172,8 +172,29 @@ def _convert_plain(name: str, value: Any, schema: EntitySchema | None) -> CrmVal
     return str(value)
 
 
-def _date_value(value: Any) -> CrmValue:
-    """A DateTime column's value: ISO text (date-only included) → aware datetime."""
+def is_utc_text(text: str) -> bool:
+    """Whether ``text`` is a real instant in Dataverse's own UTC form, ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Such text is also exactly how the marketing side writes that instant, so it can be kept as
+    it is; anything else (fractions of a second, offsets, plain dates, impossible dates) is
+    not, and goes through a datetime.
+    """
+    # The separators at 4, 7, 10, 13, 16 and 19 in one slice; an hour of 24 is never kept.
+    if len(text) != 20 or text[4::3] != "--T::Z" or text[11:13] > "23":
+        return False
+    try:
+        _from_iso(text)
+    except ValueError:
+        return False
+    return True
+
+
+_from_iso = datetime.fromisoformat
+
+
+def date_value(value: Any) -> CrmValue:
+    """A DateTime column's value: ISO text (date-only included) → aware datetime; text that
+    does not parse stays text."""
     if not isinstance(value, str):
         return _convert_plain("", value, None)
     try:
@@ -189,6 +210,7 @@ class _RowPlan:
     copy: tuple[str, ...]  # value as is (typed by the schema), under its own name
     pick_copy: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # their values, in that order
     dates: tuple[tuple[str, str], ...]  # DateTime columns
+    wire: tuple[tuple[str, str], ...]  # DateTime columns kept as text in Dataverse's UTC form
     guess: tuple[tuple[str, str], ...]  # unknown columns: converted by the value's shape
     lookups: tuple[tuple[str, str, str, str], ...]  # (key, name, annotation key, default)
 
@@ -208,17 +230,29 @@ class RowConverter:
 
     Columns are classified once per distinct set of keys (rows of one page share it), using the
     schema when it is known, so the per-row work is a few dictionary operations.
+
+    DateTime columns named in ``wire_dates`` keep their JSON text when it is Dataverse's own
+    UTC form (:func:`is_utc_text`), which the caller stores as it is, with no datetime in
+    between (:attr:`crmsync.sync.mapping.EntityMapping.wire_dates`); any other value of theirs
+    converts as usual.
     """
 
-    def __init__(self, info: EntitySetInfo, schema: EntitySchema | None = None) -> None:
+    def __init__(
+        self,
+        info: EntitySetInfo,
+        schema: EntitySchema | None = None,
+        wire_dates: frozenset[str] = frozenset(),
+    ) -> None:
         self.info = info
         self.schema = schema
+        self.wire_dates = wire_dates
         self._plans: dict[tuple[str, ...], _RowPlan] = {}
 
     def _plan(self, keys: tuple[str, ...]) -> _RowPlan:
         copy: list[str] = []
         dates: list[tuple[str, str]] = []
         guess: list[tuple[str, str]] = []
+        wire: list[tuple[str, str]] = []
         lookups: list[tuple[str, str, str, str]] = []
         attributes = self.schema.attributes if self.schema is not None else {}
         for key in keys:
@@ -234,10 +268,12 @@ class RowConverter:
             if attribute is None:
                 guess.append((key, key))
             elif attribute.type is AttributeType.DATETIME:
-                dates.append((key, key))
+                (wire if key in self.wire_dates else dates).append((key, key))
             else:
                 copy.append(key)
-        plan = _RowPlan(tuple(copy), _picker(copy), tuple(dates), tuple(guess), tuple(lookups))
+        plan = _RowPlan(
+            tuple(copy), _picker(copy), tuple(dates), tuple(wire), tuple(guess), tuple(lookups)
+        )
         self._plans[keys] = plan
         return plan
 
@@ -247,7 +283,10 @@ class RowConverter:
         plan = self._plans.get(keys) or self._plan(keys)
         values: dict[str, CrmValue] = dict(zip(plan.copy, plan.pick_copy(row), strict=True))
         for key, name in plan.dates:
-            values[name] = _date_value(row[key])
+            values[name] = date_value(row[key])
+        for key, name in plan.wire:
+            raw = row[key]
+            values[name] = raw if raw.__class__ is str and is_utc_text(raw) else date_value(raw)
         for key, name in plan.guess:
             raw = row[key]
             kind = raw.__class__
@@ -271,6 +310,8 @@ class RowConverter:
                 values[name] = LookupValue(id=str(raw).lower(), entity=entity)
         record_id = row.get(self.info.primary_id)
         modified = values.get("modifiedon")
+        if modified.__class__ is str:  # kept as text (``wire_dates``) or not a date-time
+            modified = date_value(modified)
         etag = row.get("@odata.etag")
         return CrmRecord(
             entity=self.info.logical_name,

@@ -106,15 +106,19 @@ class ChangeTracking:
         link = self.first_page_link(entity, attributes)
         return self._read(entity, link, _Start.FRESH, page_size)
 
-    def initial_pages(self, entity: str, link: str, *, resumed: bool) -> Iterator[ChangePage]:
+    def initial_pages(
+        self, entity: str, link: str, *, resumed: bool, wire_dates: frozenset[str] = frozenset()
+    ) -> Iterator[ChangePage]:
         """Every page of an initial read of ``entity`` from ``link`` on.
 
         ``link`` is the first page's (:meth:`first_page_link`) or, with ``resumed``, a stored
         next link. A resumed link Dynamics refuses raises :class:`DeltaTokenExpiredError`; a
         fresh read refused with 400 raises :class:`ConfigurationError` (change tracking is not
-        enabled for the table).
+        enabled for the table). DateTime columns in ``wire_dates`` keep their JSON text
+        (:class:`~crmsync.dynamics.query.RowConverter`).
         """
-        return self._read(entity, link, _Start.PAGE_LINK if resumed else _Start.FRESH, None)
+        start = _Start.PAGE_LINK if resumed else _Start.FRESH
+        return self._read(entity, link, start, None, wire_dates)
 
     def read_changes(
         self, cursor: DeltaCursor, page_size: int | None = None
@@ -123,13 +127,19 @@ class ChangeTracking:
         return self._read(cursor.entity, cursor.delta_link, _Start.DELTA_LINK, page_size)
 
     def _read(
-        self, entity: str, link: str, start: _Start, page_size: int | None
+        self,
+        entity: str,
+        link: str,
+        start: _Start,
+        page_size: int | None,
+        wire_dates: frozenset[str] = frozenset(),
     ) -> Iterator[ChangePage]:
         # Everything that can fail before the first request (addressing, page size) fails
         # here, when the read is asked for, not when its first page is.
         info = self._directory.entity(entity)
         prefer = page_preference(page_size or self._page_size, first=TRACK_CHANGES)
-        converter = RowConverter(info, self._directory.cached_schema(info.logical_name))
+        schema = self._directory.cached_schema(info.logical_name)
+        converter = RowConverter(info, schema, wire_dates)
         pages = self._transport.pages(
             link,
             functools.partial(parse_change_page, info, converter=converter),

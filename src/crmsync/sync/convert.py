@@ -31,6 +31,7 @@ from crmsync.dataverse_codes import (
     PICKLIST_OUT_OF_RANGE,
     STRING_TOO_LONG,
 )
+from crmsync.dynamics.query import is_utc_text
 from crmsync.dynamics.types import AttributeSchema, AttributeType, CrmValue, LookupValue
 from crmsync.errors import ValidationFailedError
 
@@ -201,6 +202,8 @@ def _real_out(attr: AttributeSchema, value: object) -> object:
 def _datetime_out(attr: AttributeSchema, value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return format_datetime(value)
+    if isinstance(value, str) and is_utc_text(value):  # Dataverse's UTC text: already ours
+        return value
     raise _wrong_type(attr, value)
 
 
@@ -460,6 +463,12 @@ class ColumnConverter:
         return _to_crm_with(self._in, self.attribute, value)
 
     @property
+    def reads_wire_dates(self) -> bool:
+        """Whether :meth:`reader` takes a date-time in Dataverse's UTC text form as it is
+        (see :func:`~crmsync.dynamics.query.is_utc_text`): plain date-time columns."""
+        return self._out is _datetime_out
+
+    @property
     def reads_text(self) -> bool:
         """Whether a Dynamics value reads as itself when it is text or ``None`` (and any
         other value is refused): string and memo columns."""
@@ -467,7 +476,8 @@ class ColumnConverter:
 
     def reader(self) -> Callable[[CrmValue], object]:
         """:meth:`to_marketing` as one plain function, for converting whole pages: text (most
-        columns) passes through after a class check, without any further call."""
+        columns) passes through after a class check, without any further call, and so does a
+        date-time still in Dataverse's UTC text (a read's ``wire_dates``)."""
         out, attribute = self._out, self.attribute
         if out is _text_out:
 
@@ -504,6 +514,15 @@ class ColumnConverter:
                 return None if value is None else out(attribute, value)
 
             return read_option
+        if out is _datetime_out:
+
+            def read_datetime(value: CrmValue) -> object:
+                # Dataverse's UTC text is already the marketing form: no datetime round trip.
+                if value.__class__ is str and is_utc_text(value):
+                    return value
+                return None if value is None else out(attribute, value)
+
+            return read_datetime
 
         def read(value: CrmValue) -> object:
             return None if value is None else out(attribute, value)

@@ -343,7 +343,9 @@ class SyncCycle:
             )
         elif resume_link is not None:
             try:
-                pages = self._client.tracking.initial_pages(entity, resume_link, resumed=True)
+                pages = self._client.tracking.initial_pages(
+                    entity, resume_link, resumed=True, wire_dates=mapping.wire_dates
+                )
                 self._read(pages, mapping, mappings, report, reconcile=False, resumable=True)
                 report.note = "initial read resumed where it stopped"
                 return
@@ -355,7 +357,9 @@ class SyncCycle:
             # read from the start announces one (B16 progress).
             total = self._client.tracking.record_total(entity)
             self._progress(Progress(entity, report.mode, report.records, 0, False, total))
-        pages = self._client.tracking.initial_pages(entity, first, resumed=False)
+        pages = self._client.tracking.initial_pages(
+            entity, first, resumed=False, wire_dates=mapping.wire_dates
+        )
         self._read(pages, mapping, mappings, report, reconcile=False, resumable=True, total=total)
 
     def _read(

@@ -335,6 +335,17 @@ class EntityMapping:
         return mapped + tuple(a for a in self.engine_attributes if a not in mapped)
 
     @property
+    def wire_dates(self) -> frozenset[str]:
+        """The date-time columns whose Dataverse UTC text a read may hand over as it is (a
+        read's ``wire_dates``): :meth:`to_marketing` stores such text unchanged, with no
+        datetime round trip."""
+        return frozenset(
+            m.attribute
+            for m in self.fields
+            if isinstance(m.converter, ColumnConverter) and m.converter.reads_wire_dates
+        )
+
+    @property
     def field_attributes(self) -> tuple[str, ...]:
         """Every mapped Dynamics column, in mapping order (the admin's selection, B9)."""
         return tuple(mapped.attribute for mapped in self.fields)
