@@ -101,6 +101,14 @@ def run(
             help="How much to lower this process's CPU priority (0 keeps it).",
         ),
     ] = 10,
+    cycle_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--cycle-wait",
+            min=0,
+            help="Longest pause in a row while a sync cycle runs, in seconds; 0 never pauses.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fill the fields waiting for a quick sync now, page by page, until every job is done.
@@ -110,6 +118,7 @@ def run(
     """
     from crmsync.dynamics.factory import build_client
     from crmsync.store.tables import now_utc
+    from crmsync.sync.cycle_yield import MAX_WAIT_SECONDS
     from crmsync.sync.quick_sync import QuickSync
     from crmsync.sync.quick_sync_jobs import load_job
 
@@ -118,7 +127,8 @@ def run(
     finished: dict[int, dict[str, Any]] = {}
     try:
         with database(settings) as engine, build_client(settings.dynamics) as client:
-            quick = QuickSync(engine, client, page_size=page_size)
+            waits = MAX_WAIT_SECONDS if cycle_wait is None else cycle_wait
+            quick = QuickSync(engine, client, page_size=page_size, cycle_wait_seconds=waits)
             while (job := quick.step()) is not None:
                 finished[job.id] = job.as_dict(now_utc())
                 if not as_json and not job.active:
