@@ -52,14 +52,20 @@ _ROUNDS = itertools.count()
 
 
 def _edit(http: httpx.Client, org: dict[str, Any], ids: list[str]) -> None:
-    """Give each lead of ``ids`` a job title it has not had yet (each cycle has real work)."""
+    """Give each lead of ``ids`` a job title it has not had yet (each cycle has real work).
+    Edits Dynamics throttles (429) wait as long as it says and are sent again (not timed)."""
     round_ = next(_ROUNDS)
     for crm_id in ids:
-        http.patch(
-            f"{org['base_url']}/api/data/v9.2/leads({crm_id})",
-            json={"jobtitle": f"Bench title {round_}"},
-            headers={"If-Match": "*"},
-        ).raise_for_status()
+        while True:
+            response = http.patch(
+                f"{org['base_url']}/api/data/v9.2/leads({crm_id})",
+                json={"jobtitle": f"Bench title {round_}"},
+                headers={"If-Match": "*"},
+            )
+            if response.status_code != 429:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
+        response.raise_for_status()
 
 
 def _timed_cycles(
