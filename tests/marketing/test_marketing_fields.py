@@ -107,10 +107,13 @@ def test_add_local_field_and_refusals(migrated_engine: Engine) -> None:
         ):
             with pytest.raises(InvalidValueError):
                 add_local_field(conn, "person", name, "X", kind, 10 if name == "ok" else None)
-        with pytest.raises(InvalidValueError):
-            add_local_field(conn, "opportunity", "whatever", "X", "string")
+        with pytest.raises(InvalidValueError):  # its table has no custom values
+            add_local_field(conn, "opportunityRole", "whatever", "X", "string")
         company_field = add_local_field(conn, "company", "tier", "Tier", "integer")
+        deal_field = add_local_field(conn, "opportunity", "dealNote", "Deal note", "string")
+        opportunity_catalog = load_catalog(conn, "opportunity")
     assert company_field.length is None
+    assert opportunity_catalog.require("dealNote") == deal_field
 
 
 @pytest.mark.parametrize(

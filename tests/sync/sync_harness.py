@@ -107,7 +107,12 @@ class Salesperson:
         return document
 
     def first_ids(self, entity_set: str, count: int) -> list[str]:
-        key = {"leads": "leadid", "contacts": "contactid", "accounts": "accountid"}[entity_set]
+        key = {
+            "leads": "leadid",
+            "contacts": "contactid",
+            "accounts": "accountid",
+            "opportunities": "opportunityid",
+        }[entity_set]
         response = self.http.get(
             f"{self.base}/api/data/v9.2/{entity_set}?$select={key}&$top={count}"
         )

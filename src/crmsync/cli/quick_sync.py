@@ -3,12 +3,15 @@
 ``status`` shows each job: table, fields, state, records done of the total, rate, start and
 estimated time left (``--json`` for scripts). ``run`` fills the waiting fields now, page by
 page, until every job is done; the background sync does the same between its cycles. A run
-stopped at any point (Ctrl-C, a crash) continues from its last committed page.
+stopped at any point (Ctrl-C, a crash) continues from its last committed page. ``run`` steps
+aside for the regular sync: it lowers its own CPU priority and pauses while a sync cycle runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -89,19 +92,43 @@ def run(
     page_size: Annotated[
         int, typer.Option("--page-size", min=1, max=5000, help="Records per page read.")
     ] = 5000,
+    nice: Annotated[
+        int,
+        typer.Option(
+            "--nice",
+            min=0,
+            max=19,
+            help="How much to lower this process's CPU priority (0 keeps it).",
+        ),
+    ] = 10,
+    cycle_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--cycle-wait",
+            min=0,
+            help="Longest pause in a row while a sync cycle runs, in seconds; 0 never pauses.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fill the fields waiting for a quick sync now, page by page, until every job is done."""
+    """Fill the fields waiting for a quick sync now, page by page, until every job is done.
+
+    It gives way to the regular sync: it runs at a lower CPU priority and pauses while a sync
+    cycle runs (for a bounded time, so it always moves on).
+    """
     from crmsync.dynamics.factory import build_client
     from crmsync.store.tables import now_utc
+    from crmsync.sync.cycle_yield import MAX_WAIT_SECONDS
     from crmsync.sync.quick_sync import QuickSync
     from crmsync.sync.quick_sync_jobs import load_job
 
     settings = settings_from(ctx)
+    _lower_priority(nice)
     finished: dict[int, dict[str, Any]] = {}
     try:
         with database(settings) as engine, build_client(settings.dynamics) as client:
-            quick = QuickSync(engine, client, page_size=page_size)
+            waits = MAX_WAIT_SECONDS if cycle_wait is None else cycle_wait
+            quick = QuickSync(engine, client, page_size=page_size, cycle_wait_seconds=waits)
             while (job := quick.step()) is not None:
                 finished[job.id] = job.as_dict(now_utc())
                 if not as_json and not job.active:
@@ -124,3 +151,10 @@ def run(
         _out.print("no field is waiting for a quick sync")
     if any(job["state"] == "failed" for job in finished.values()):
         raise typer.Exit(1)
+
+
+def _lower_priority(step: int) -> None:
+    """Lower this process's CPU priority by ``step`` where the system allows it."""
+    if step > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):  # not permitted here: the usual priority then
+            os.nice(step)

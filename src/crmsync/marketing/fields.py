@@ -35,7 +35,7 @@ from crmsync.store.field_specs import (
 from crmsync.store.tables import field_definitions
 
 # Objects whose table has a ``custom`` JSON column and so can carry custom fields.
-CUSTOMISABLE_OBJECTS: frozenset[str] = frozenset({"person", "company"})
+CUSTOMISABLE_OBJECTS: frozenset[str] = frozenset({"person", "company", "opportunity"})
 _STRING_TYPES = frozenset({"string", "email", "phone", "url", "reference"})
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _SPACE = re.compile(r"\s")

@@ -204,6 +204,7 @@ opportunities = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     *_field_columns(OPPORTUNITY_FIELDS, frozenset()),
+    Column("custom", JSON, nullable=True),
     Column("company_id", Id, ForeignKey("companies.id", ondelete="SET NULL"), nullable=True),
     UniqueConstraint("marketoGUID", name="uq_opportunities_marketo_guid"),
     UniqueConstraint("externalOpportunityId", name="uq_opportunities_external_opportunity_id"),

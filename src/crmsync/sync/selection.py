@@ -53,7 +53,12 @@ from crmsync.sync.policy import DEFAULT_FIELD_RULE, FieldRule, SyncRule
 from crmsync.sync.quick_sync_jobs import busy_columns, queue_job
 from crmsync.sync.schema_drift import DROPPED_STATUSES
 
-CATALOG_OBJECT = {"lead": "person", "contact": "person", "account": "company"}
+CATALOG_OBJECT = {
+    "lead": "person",
+    "contact": "person",
+    "account": "company",
+    "opportunity": "opportunity",
+}
 """The marketing object whose field catalog holds each table's fields (others: none yet)."""
 
 
@@ -365,7 +370,7 @@ def _existing_field(
     if catalog is None:
         raise InvalidValueError(
             f"{entity} columns cannot be mapped onto existing marketing fields; only lead, "
-            "contact and account columns can (select the column without =FIELD)",
+            "contact, account and opportunity columns can (select the column without =FIELD)",
             entity=entity,
         )
     return check_existing_field(entity, attr, catalog.get(wanted), wanted)
