@@ -1,7 +1,7 @@
 """Opportunities keep the values of custom fields, as companies and persons do: a ``custom``
 JSON column, filled from the custom columns of Dynamics opportunities an admin selects (B11).
 
-Revision ID: 0018_opportunity_custom_fields
+Revision ID: 0019_opportunity_custom_fields
 Revises: 0017_smartlist_filter_indexes
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_opportunity_custom_fields"
-down_revision: str | None = "0017_smartlist_filter_indexes"
+revision: str = "0019_opportunity_custom_fields"
+down_revision: str | None = "0018_error_counts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
