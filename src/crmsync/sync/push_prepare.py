@@ -224,7 +224,7 @@ class RoundPreparer:
             if owner is not None:
                 crm_values[OWNER] = owner
             request = self._ctx.write(WriteKind.CREATE, link.entity, link.crm_id, crm_values, None)
-            send = Send(person_id, link.entity, link.crm_id, request, values, {}, entry_ids, True)
+            send = Send(person_id, link.entity, link.crm_id, request, values, entry_ids, True)
             return send, None
         # B46: a field whose rule is never-blank does not send a blank over a value
         writes = {
@@ -251,7 +251,6 @@ class RoundPreparer:
             link.crm_id,
             request,
             sent,
-            dict(baseline),
             entry_ids,
             False,
             partial=rejected is not None,

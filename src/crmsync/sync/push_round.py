@@ -78,8 +78,9 @@ class Send:
     entity: str
     crm_id: str
     request: WriteRequest
+    # what is stored over the baseline once Dynamics accepts: an update patches only these
+    # fields of the stored baseline (the one it was prepared from), a create stores them whole
     sent_fields: dict[str, object]
-    baseline: dict[str, object]
     entry_ids: tuple[int, ...]
     creating: bool
     partial: bool = False  # some fields were left out as Dynamics would refuse them

@@ -18,7 +18,13 @@ from crmsync.store.outbox import delete_outbox
 from crmsync.store.tables import persons
 from crmsync.sync.apply import apply_plan
 from crmsync.sync.failures import resolve_errors
-from crmsync.sync.links import LinkRow, link_states, save_baselines, update_links
+from crmsync.sync.links import (
+    LinkRow,
+    link_states,
+    patch_baselines,
+    save_baselines,
+    update_links,
+)
 from crmsync.sync.plan import CRM_TYPES, plan_page
 from crmsync.sync.push_round import (
     DROPPED_GONE,
@@ -107,14 +113,17 @@ class RoundSettler:
         if not accepted:
             return
         by_entity: dict[str, dict[str, dict[str, object]]] = {}
+        # an update's baseline is the stored one (read when the round was prepared, or stored
+        # by the re-merge that prepared it) with the sent fields: only those are patched
+        patches: dict[str, dict[str, Mapping[str, object]]] = {}
         links: list[LinkRow] = []
         person_rows: dict[str, list[dict[str, object]]] = {}
         now = utc_now_text()
         for send, result in accepted:
-            if result.status is not WriteStatus.CREATED_ALREADY:
-                baseline = dict(send.baseline)
-                baseline.update(send.sent_fields)
-                by_entity.setdefault(send.entity, {})[send.crm_id] = baseline
+            if send.creating and result.status is not WriteStatus.CREATED_ALREADY:
+                by_entity.setdefault(send.entity, {})[send.crm_id] = dict(send.sent_fields)
+            elif not send.creating:
+                patches.setdefault(send.entity, {})[send.crm_id] = send.sent_fields
             links.append(LinkRow(send.entity, send.crm_id, "person", send.person_id, result.etag))
             if send.creating:
                 counts.created += 1
@@ -133,9 +142,11 @@ class RoundSettler:
         complete = {(s.entity, s.crm_id) for s, _ in accepted if not s.partial}
         for entity, baselines in by_entity.items():
             save_baselines(conn, entity, baselines)
-            resolve_errors(
-                conn, entity, [c for c in baselines if (entity, c) in complete], "to_crm"
-            )
+        for entity, patched in patches.items():
+            patch_baselines(conn, entity, patched)
+        for entity in {*by_entity, *patches}:
+            stored = [*by_entity.get(entity, {}), *patches.get(entity, {})]
+            resolve_errors(conn, entity, [c for c in stored if (entity, c) in complete], "to_crm")
         update_links(conn, links)
         for rows in person_rows.values():
             conn.execute(update(persons).where(persons.c.id == bindparam("_person_id")), rows)
@@ -198,7 +209,6 @@ class RoundSettler:
                         WriteKind.UPDATE, send.entity, send.crm_id, crm_writes, record.etag
                     ),
                     sent,
-                    dict(update_.baseline_if_rejected),
                     send.entry_ids,
                     False,
                 )
