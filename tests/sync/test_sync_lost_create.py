@@ -19,6 +19,7 @@ from crmsync.marketing.persons import PersonService
 from crmsync.sync.crm_create import request_crm_create
 from crmsync.sync.cycle import SyncCycle
 from crmsync.sync.push import OutboxPusher
+from crmsync.sync.push_settle import RoundSettler
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ def _create_lost_locally(
     with engine.begin() as conn:
         lead_id = request_crm_create(conn, person_id, "lead").crm_id
     with monkeypatch.context() as patched:
-        patched.setattr(OutboxPusher, "_settle", _killed_before_storing)
+        patched.setattr(RoundSettler, "settle", _killed_before_storing)
         with pytest.raises(Killed):
             SyncCycle(engine, client).run()
     assert org.alex().get("leads", lead_id, "telephone1")["telephone1"] == OLD_PHONE
