@@ -10,15 +10,16 @@ Quick mode seeds 2,000 leads and pushes 500 updates.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from bench.bench_sync import figure, summarise
-from bench.org_harness import Emulator, emulator, postgres_url, samples_wanted, store
+from bench.org_harness import (
+    Emulator,
+    samples_by_store,
+)
 from bench.push_limits import push_and_raw
 from crmsync.dynamics.factory import build_client
 from crmsync.marketing.persons import PersonService
@@ -30,15 +31,7 @@ from crmsync.sync.cycle import SyncCycle
 def run(quick: bool) -> dict[str, object]:
     """Push ``pushes`` updates per sample and store; the push ÷ raw ``$batch`` figures."""
     leads, pushes = (2_000, 500) if quick else (25_000, 10_000)
-    kinds = ["sqlite"] + (["postgresql"] if postgres_url() else [])
-    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        with emulator(work, leads) as org:
-            for number in range(samples_wanted()):
-                for kind in kinds:
-                    with store(kind, work, number) as url:
-                        samples[kind].append(push_sample(org, url, pushes))
+    samples = samples_by_store(leads, lambda org, url: push_sample(org, url, pushes))
     figures = [
         figure(
             f"push ÷ raw $batch, push module ({'SQLite' if kind == 'sqlite' else 'PostgreSQL'})",

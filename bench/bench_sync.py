@@ -19,11 +19,12 @@ Quick mode seeds 2,000 leads and pushes 500 updates.
 from __future__ import annotations
 
 import resource
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench.org_harness import emulator, postgres_url, samples_wanted, spread, store
+from bench.org_harness import (
+    samples_by_store,
+    spread,
+)
 from bench.sync_limits import sample
 
 
@@ -48,15 +49,9 @@ def run(quick: bool) -> dict[str, object]:
 
 def measure(leads: int, pushes: int) -> dict[str, object]:
     """Seed ``leads`` and take :func:`~bench.sync_limits.samples_wanted` samples per store."""
-    kinds = ["sqlite"] + (["postgresql"] if postgres_url() else [])
-    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        with emulator(work, leads) as org:
-            for number in range(samples_wanted()):
-                for kind in kinds:
-                    with store(kind, work, number) as url:
-                        samples[kind].append(sample(org, url, pushes=pushes, scenarios=True))
+    samples = samples_by_store(
+        leads, lambda org, url: sample(org, url, pushes=pushes, scenarios=True)
+    )
     lite = samples["sqlite"]
     figures = [
         figure(

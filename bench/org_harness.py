@@ -14,8 +14,9 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,21 @@ class Clock:
         self.wall = time.perf_counter() - self._wall
         self.cpu = time.process_time() - self._cpu
         self.emulator_cpu = self._org.cpu_seconds() - self._emu
+
+
+def samples_by_store(
+    leads: int, take: Callable[[Emulator, str], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Seed an emulated org with ``leads`` leads once, then, for each of
+    :func:`samples_wanted` samples, call ``take(org, url)`` on a new SQLite database and, when
+    :func:`postgres_url` is set, a new PostgreSQL one; the samples by store kind."""
+    kinds = ["sqlite"] + (["postgresql"] if postgres_url() else [])
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with emulator(work, leads) as org:
+            for number in range(samples_wanted()):
+                for kind in kinds:
+                    with store(kind, work, number) as url:
+                        samples[kind].append(take(org, url))
+    return samples

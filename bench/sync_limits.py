@@ -29,11 +29,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from bench.org_harness import Clock, Emulator
 from bench.push_limits import push_and_raw
+from bench.support import salesperson
 from crmsync.dynamics.client import DynamicsClient
 from crmsync.dynamics.factory import build_client
 from crmsync.marketing.persons import PersonService
@@ -72,17 +72,7 @@ def raw_paging(client: DynamicsClient, cycle: SyncCycle, org: Emulator) -> dict[
 
 
 def _salesperson_edits(org: dict[str, Any], ids: list[str], tag: str) -> None:
-    token = httpx.post(
-        f"{org['base_url']}/adfs/oauth2/token",
-        data={
-            "grant_type": "password",
-            "client_id": org["public_client_id"],
-            "username": org["users"][0]["upn"],
-            "password": org["users"][0]["password"],
-            "resource": f"{org['base_url']}/",
-        },
-    ).json()["access_token"]
-    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
+    with salesperson(org) as http:
         for n, crm_id in enumerate(ids):
             http.patch(
                 f"{org['base_url']}/api/data/v9.2/leads({crm_id})",
