@@ -9,8 +9,9 @@ their ids as one array parameter (:mod:`crmsync.store.id_match`), a single state
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,10 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql.selectable import FromClause
 
 from crmsync.store.db import json_text
-from crmsync.store.id_match import among, id_conditions
-from crmsync.store.inserts import chunks, insert_many
+from crmsync.store.id_match import id_conditions
+from crmsync.store.inserts import insert_many
 from crmsync.store.tables import (
     companies,
     crm_links,
@@ -68,19 +70,37 @@ class LinkRow:
 
 def load_links(conn: Connection, entity: str, crm_ids: Sequence[str]) -> dict[str, LinkRow]:
     """The links of ``entity`` records among ``crm_ids``, by Dynamics id."""
-    found: dict[str, LinkRow] = {}
-    for part in chunks(list(crm_ids)):
-        rows = conn.execute(
-            select(
-                crm_links.c.crm_id,
-                crm_links.c.local_kind,
-                crm_links.c.local_id,
-                crm_links.c.etag,
-            ).where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
+    return {link.crm_id: link for link, _ in _links_joined(conn, entity, crm_ids, None)}
+
+
+def _links_joined(
+    conn: Connection,
+    entity: str,
+    crm_ids: Sequence[str],
+    baseline: ColumnElement[Any] | None,
+) -> Iterator[tuple[LinkRow, Any]]:
+    """The links of ``entity`` records among ``crm_ids``, each with ``baseline`` (a column of
+    its baseline row, outer-joined; ``None`` for no join) read beside it."""
+    columns: list[ColumnElement[Any]] = [
+        crm_links.c.crm_id,
+        crm_links.c.local_kind,
+        crm_links.c.local_id,
+        crm_links.c.etag,
+    ]
+    source: FromClause = crm_links
+    if baseline is not None:
+        columns.append(baseline)
+        source = crm_links.outerjoin(
+            sync_baselines,
+            (sync_baselines.c.entity == crm_links.c.entity)
+            & (sync_baselines.c.crm_id == crm_links.c.crm_id),
         )
-        for crm_id, kind, local_id, etag in rows:
-            found[crm_id] = LinkRow(entity, crm_id, kind, int(local_id), etag)
-    return found
+    for matching in id_conditions(conn, crm_links.c.crm_id, list(crm_ids)):
+        query = select(*columns).select_from(source).where(crm_links.c.entity == entity, matching)
+        for row in conn.execute(query).all():
+            crm_id, kind, local_id, etag = row[:4]
+            extra = row[4] if baseline is not None else None
+            yield LinkRow(entity, crm_id, kind, int(local_id), etag), extra
 
 
 def links_of_local(conn: Connection, local_kind: str, local_ids: Sequence[int]) -> list[LinkRow]:
@@ -145,58 +165,22 @@ def linked_baselines(
     conn: Connection, entity: str, crm_ids: Sequence[str]
 ) -> dict[str, tuple[LinkRow, dict[str, object] | None]]:
     """The links of ``entity`` records among ``crm_ids`` with each one's baseline (``None``
-    when it has none), by Dynamics id, in one query per chunk."""
-    joined = crm_links.outerjoin(
-        sync_baselines,
-        (sync_baselines.c.entity == crm_links.c.entity)
-        & (sync_baselines.c.crm_id == crm_links.c.crm_id),
-    )
-    found: dict[str, tuple[LinkRow, dict[str, object] | None]] = {}
-    for part in chunks(list(crm_ids)):
-        rows = conn.execute(
-            select(
-                crm_links.c.crm_id,
-                crm_links.c.local_kind,
-                crm_links.c.local_id,
-                crm_links.c.etag,
-                sync_baselines.c["values"],
-            )
-            .select_from(joined)
-            .where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
-        )
-        for crm_id, kind, local_id, etag, values in rows:
-            link = LinkRow(entity, crm_id, kind, int(local_id), etag)
-            found[crm_id] = (link, None if values is None else dict(values))
-    return found
+    when it has none), by Dynamics id."""
+    return {
+        link.crm_id: (link, None if values is None else dict(values))
+        for link, values in _links_joined(conn, entity, crm_ids, sync_baselines.c["values"])
+    }
 
 
 def links_with_baseline(
     conn: Connection, entity: str, crm_ids: Sequence[str]
 ) -> dict[str, tuple[LinkRow, bool]]:
     """The links of ``entity`` records among ``crm_ids``, each with whether it has a baseline
-    (without reading the baselines themselves), by Dynamics id, in one query per chunk."""
-    joined = crm_links.outerjoin(
-        sync_baselines,
-        (sync_baselines.c.entity == crm_links.c.entity)
-        & (sync_baselines.c.crm_id == crm_links.c.crm_id),
-    )
-    found: dict[str, tuple[LinkRow, bool]] = {}
-    for part in chunks(list(crm_ids)):
-        rows = conn.execute(
-            select(
-                crm_links.c.crm_id,
-                crm_links.c.local_kind,
-                crm_links.c.local_id,
-                crm_links.c.etag,
-                sync_baselines.c.crm_id,
-            )
-            .select_from(joined)
-            .where(crm_links.c.entity == entity, among(conn, crm_links.c.crm_id, part))
-        ).all()
-        for crm_id, kind, local_id, etag, baseline in rows:
-            link = LinkRow(entity, crm_id, kind, int(local_id), etag)
-            found[crm_id] = (link, baseline is not None)
-    return found
+    (without reading the baselines themselves), by Dynamics id."""
+    return {
+        link.crm_id: (link, stored is not None)
+        for link, stored in _links_joined(conn, entity, crm_ids, sync_baselines.c.crm_id)
+    }
 
 
 def patch_baselines(
